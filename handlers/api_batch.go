@@ -1,0 +1,194 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// Limits of POST /v1/jobs:batch (schemas/batch.schema.json says the same).
+const (
+	maxBatchJobs = 100
+	// batchParallelism bounds how many items of one batch are submitted at once.
+	batchParallelism = 8
+)
+
+// batchItem is the result of one item of a batch: accepted (JobID...) or refused (Error).
+type batchItem struct {
+	Index     int             `json:"index"`
+	JobID     string          `json:"job_id,omitempty"`
+	Status    messages.Status `json:"status,omitempty"`
+	StatusURL string          `json:"status_url,omitempty"`
+	// Replayed is true when the item's idempotency key returned an existing job.
+	Replayed bool     `json:"idempotent_replayed,omitempty"`
+	Error    *Problem `json:"error,omitempty"`
+}
+
+type batchResults struct {
+	Results []batchItem `json:"results"`
+}
+
+// postBatch is POST /v1/jobs:batch. Items are validated and submitted independently: invalid
+// items do not stop valid ones. An Idempotency-Key header gives item i the key "KEY/i" unless the
+// item carries its own idempotency_key, so that retrying a whole batch is safe.
+func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
+	buf := a.readJSONBody(w, r)
+	if buf == nil {
+		return
+	}
+	defer releaseBody(buf)
+	body := buf.Bytes()
+	doc, ok := decodeDoc(w, r, body)
+	if !ok {
+		return
+	}
+	items, problems := checkBatchEnvelope(doc)
+	if len(problems) > 0 {
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
+			`the batch is not valid; send {"jobs": [...]} with 1 to `+strconv.Itoa(maxBatchJobs)+" jobs", problems...))
+		return
+	}
+	var env struct {
+		Jobs []json.RawMessage `json:"jobs"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || len(env.Jobs) != len(items) {
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the batch is not valid JSON"))
+		return
+	}
+
+	headerKey := r.Header.Get(HeaderIdempotencyKey)
+	results := make([]batchItem, len(items))
+	jobs := make([]messages.Job, len(items))
+	valid := 0
+	for i, item := range items {
+		results[i].Index = i
+		key := ""
+		if headerKey != "" {
+			key = headerKey + "/" + strconv.Itoa(i)
+		}
+		obj, _ := item.(map[string]any)
+		if _, own := obj["idempotency_key"]; own {
+			key = ""
+		}
+		prefix := "jobs[" + strconv.Itoa(i) + "]"
+		if p := checkJob(nil, prefix, item, key); len(p) > 0 {
+			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid", p)
+			continue
+		}
+		if err := json.Unmarshal(env.Jobs[i], &jobs[i]); err != nil {
+			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error(), nil)
+			continue
+		}
+		if key != "" {
+			jobs[i].IdempotencyKey = key
+		}
+		valid++
+	}
+	if valid == 0 {
+		var all []FieldProblem
+		for _, res := range results {
+			all = append(all, res.Error.Errors...)
+		}
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
+			"no job of the batch is valid; fix every problem listed in errors", all...))
+		return
+	}
+
+	ctx := r.Context()
+	opt := pipeline.SubmitOptions{
+		Tenant:      TenantFromContext(ctx),
+		Traceparent: traceparent(r.Header.Get(HeaderTraceparent)),
+	}
+	sem := make(chan struct{}, batchParallelism)
+	var wg sync.WaitGroup
+	for i := range results {
+		if results[i].Error != nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			rec, created, err := a.cfg.Jobs.Submit(ctx, jobs[i], opt)
+			if err != nil {
+				results[i].Error = a.itemFailure(r, i, err)
+				return
+			}
+			results[i].JobID = rec.JobID
+			results[i].Status = rec.Status
+			results[i].StatusURL = messages.JobPath(rec.JobID)
+			results[i].Replayed = !created
+		})
+	}
+	wg.Wait()
+
+	// When nothing was accepted because the queue is down, say so with the whole answer.
+	accepted, unavailable := 0, 0
+	for _, res := range results {
+		switch {
+		case res.Error == nil:
+			accepted++
+		case res.Error.Status == http.StatusServiceUnavailable:
+			unavailable++
+		}
+	}
+	if accepted == 0 && unavailable > 0 {
+		a.failed(w, r, pipeline.ErrUnavailable, "")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, marshalJSON(batchResults{Results: results}))
+}
+
+// itemFailure turns a Submit error into an item's problem, logging what the caller cannot see.
+func (a *api) itemFailure(r *http.Request, i int, err error) *Problem {
+	log := a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i)
+	if errors.Is(err, pipeline.ErrUnavailable) || r.Context().Err() != nil {
+		log.Msg("batch item not queued: dependency unavailable")
+		p := itemProblem(http.StatusServiceUnavailable, SlugUnavailable,
+			"the queue or job store cannot be reached and this job was not recorded; send it again later", nil)
+		return p
+	}
+	log.Msg("batch item failed")
+	return itemProblem(http.StatusInternalServerError, SlugInternal,
+		"the server failed to record this job; send it again later", nil)
+}
+
+func itemProblem(status int, slug, detail string, errs []FieldProblem) *Problem {
+	p := newProblem(status, slug, detail, errs...)
+	return &p
+}
+
+// checkBatchEnvelope checks the shape around the jobs and returns them.
+func checkBatchEnvelope(doc any) ([]any, []FieldProblem) {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, []FieldProblem{{Field: "", Message: `must be an object {"jobs": [...]}`}}
+	}
+	var problems []FieldProblem
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if k != "jobs" {
+			problems = append(problems, FieldProblem{Field: k, Message: `is not allowed; the batch has only "jobs"`})
+		}
+	}
+	raw, ok := obj["jobs"]
+	if !ok {
+		return nil, append(problems, FieldProblem{Field: "jobs", Message: "is required"})
+	}
+	items, ok := raw.([]any)
+	switch {
+	case !ok:
+		problems = append(problems, FieldProblem{Field: "jobs", Message: "must be an array of jobs"})
+	case len(items) == 0:
+		problems = append(problems, FieldProblem{Field: "jobs", Message: "must hold at least 1 job"})
+	case len(items) > maxBatchJobs:
+		problems = append(problems, FieldProblem{Field: "jobs",
+			Message: "must hold at most " + strconv.Itoa(maxBatchJobs) + " jobs; split the batch"})
+	}
+	return items, problems
+}
