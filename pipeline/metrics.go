@@ -1,0 +1,155 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// Metrics holds the pipeline's Prometheus collectors, every name prefixed infleet_. A nil
+// *Metrics records nothing. Safe for concurrent use.
+type Metrics struct {
+	accepted      *prometheus.CounterVec
+	finished      *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	deadLetters   *prometheus.CounterVec
+	stage         *prometheus.HistogramVec
+	endToEnd      *prometheus.HistogramVec
+	modelLatency  *prometheus.HistogramVec
+	modelTokens   *prometheus.CounterVec
+	inFlight      prometheus.Gauge
+	queueDepth    *prometheus.GaugeVec
+	HTTPRequests  *prometheus.CounterVec
+	HTTPDurations *prometheus.HistogramVec
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	lat := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m := &Metrics{
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_jobs_accepted_total", Help: "Jobs accepted and queued, by task and priority.",
+		}, []string{"task", "priority"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_jobs_finished_total", Help: "Jobs that reached a terminal status, by status and task.",
+		}, []string{"status", "task"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_job_retries_total", Help: "Job attempts that failed and were queued again, by task.",
+		}, []string{"task"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_dead_letters_total", Help: "Messages sent to the dead-letter place, by reason code.",
+		}, []string{"reason"}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "infleet_stage_duration_seconds", Help: "Time spent in each pipeline stage.", Buckets: lat,
+		}, []string{"stage"}),
+		endToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "infleet_job_duration_seconds", Help: "Time from acceptance to terminal status, by task and status.", Buckets: lat,
+		}, []string{"task", "status"}),
+		modelLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "infleet_model_call_duration_seconds", Help: "Model call latency, by model and outcome (ok or error).", Buckets: lat,
+		}, []string{"model", "outcome"}),
+		modelTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_tokens_total", Help: "Tokens consumed, by model and direction (input or output).",
+		}, []string{"model", "direction"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "infleet_jobs_in_flight", Help: "Jobs being processed by this process.",
+		}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "infleet_queue_depth", Help: "Messages waiting in each priority's queue (where the transport can tell).",
+		}, []string{"priority"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_http_requests_total", Help: "HTTP requests, by route and status code.",
+		}, []string{"route", "code"}),
+		HTTPDurations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "infleet_http_request_duration_seconds", Help: "HTTP request latency, by route.", Buckets: lat,
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.stage, m.endToEnd,
+		m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth, m.HTTPRequests, m.HTTPDurations)
+	return m
+}
+
+func (m *Metrics) jobAccepted(task string, p messages.Priority) {
+	if m != nil {
+		m.accepted.WithLabelValues(task, string(p)).Inc()
+	}
+}
+
+func (m *Metrics) jobFinished(rec messages.JobRecord) {
+	if m == nil {
+		return
+	}
+	m.finished.WithLabelValues(string(rec.Status), rec.Task).Inc()
+	if !rec.CreatedAt.IsZero() {
+		m.endToEnd.WithLabelValues(rec.Task, string(rec.Status)).Observe(time.Since(rec.CreatedAt).Seconds())
+	}
+}
+
+func (m *Metrics) jobRetried(task string) {
+	if m != nil {
+		m.retries.WithLabelValues(task).Inc()
+	}
+}
+
+func (m *Metrics) deadLettered(reason string) {
+	if m != nil {
+		m.deadLetters.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) stageDone(stage string, start time.Time) {
+	if m != nil {
+		m.stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	}
+}
+
+func (m *Metrics) modelCall(model string, d time.Duration, u messages.Usage, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.modelLatency.WithLabelValues(model, outcome).Observe(d.Seconds())
+	if err == nil {
+		m.modelTokens.WithLabelValues(model, "input").Add(float64(u.InputTokens))
+		m.modelTokens.WithLabelValues(model, "output").Add(float64(u.OutputTokens))
+	}
+}
+
+func (m *Metrics) inFlightAdd(n float64) {
+	if m != nil {
+		m.inFlight.Add(n)
+	}
+}
+
+// DepthReporter is an optional ability of a transport: the number of messages waiting on a topic.
+type DepthReporter interface {
+	QueueDepth(ctx context.Context, topic string) (int64, error)
+}
+
+// WatchQueueDepth samples each priority's queue depth from r every interval into
+// infleet_queue_depth until ctx ends.
+func (m *Metrics) WatchQueueDepth(ctx context.Context, r DepthReporter, topics Topics, every time.Duration) {
+	if m == nil || r == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, p := range messages.Priorities {
+			if n, err := r.QueueDepth(ctx, topics.For(p)); err == nil {
+				m.queueDepth.WithLabelValues(string(p)).Set(float64(n))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// SchedulerTopic is the one topic a Scheduler serves: the merged stream of every priority.
+const SchedulerTopic = "infleet.jobs"
+
+// Scheduler defaults.
+const (
+	DefaultConcurrency = 64
+	DefaultWeightHigh  = 6
+	DefaultWeightNorm  = 3
+	DefaultWeightLow   = 1
+)
+
+// SchedulerConfig wires a Scheduler. Subscriber and Topics are required.
+type SchedulerConfig struct {
+	// Subscriber is the transport's subscriber; the Scheduler subscribes to each priority topic.
+	Subscriber message.Subscriber
+	Topics     Topics
+	// Concurrency caps messages handed out and not yet acked or nacked (default 64).
+	Concurrency int
+	// Weights share the hand-outs among priorities that have work waiting (default 6/3/1).
+	// With Strict, a lower priority gets a message only when every higher one has none ready.
+	WeightHigh, WeightNormal, WeightLow int
+	Strict                              bool
+}
+
+// Scheduler merges the per-priority subscriptions of a transport into one stream of messages
+// for a Watermill router, choosing among priorities by weight (smooth weighted round-robin over
+// the priorities that have a message ready) or strictly, and holding at most Concurrency
+// messages in flight. It is a message.Subscriber serving SchedulerTopic. A flood of low
+// messages never starves high ones; under weights, low ones still progress.
+type Scheduler struct {
+	cfg     SchedulerConfig
+	weights [3]int
+
+	mu       sync.Mutex
+	draining chan struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewScheduler checks cfg and returns a Scheduler.
+func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
+	if cfg.Subscriber == nil {
+		return nil, errors.New("scheduler: no subscriber (set transport.kind)")
+	}
+	if err := cfg.Topics.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	w := [3]int{cfg.WeightHigh, cfg.WeightNormal, cfg.WeightLow}
+	if w == [3]int{} {
+		w = [3]int{DefaultWeightHigh, DefaultWeightNorm, DefaultWeightLow}
+	}
+	for i, v := range w {
+		if v < 0 {
+			return nil, fmt.Errorf("scheduler: weight of %s is %d (weights must be 0 or more)", messages.Priorities[i], v)
+		}
+	}
+	return &Scheduler{cfg: cfg, weights: w, draining: make(chan struct{})}, nil
+}
+
+// Subscribe starts the merged stream. It may be called once, with SchedulerTopic.
+func (s *Scheduler) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if topic != SchedulerTopic {
+		return nil, fmt.Errorf("scheduler serves topic %q only, not %q", SchedulerTopic, topic)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("scheduler is closed")
+	}
+	var ins [3]<-chan *message.Message
+	for i, p := range messages.Priorities {
+		ch, err := s.cfg.Subscriber.Subscribe(ctx, s.cfg.Topics.For(p))
+		if err != nil {
+			return nil, fmt.Errorf("subscribe %s: %w", s.cfg.Topics.For(p), err)
+		}
+		ins[i] = ch
+	}
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		s.loop(ctx, ins, out)
+	}()
+	return out, nil
+}
+
+// loop hands messages from ins to out by priority until ctx ends or the scheduler drains.
+func (s *Scheduler) loop(ctx context.Context, ins [3]<-chan *message.Message, out chan<- *message.Message) {
+	slots := make(chan struct{}, s.cfg.Concurrency)
+	var credit [3]int
+	total := s.weights[0] + s.weights[1] + s.weights[2]
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-s.draining:
+			return
+		}
+		msg, ok := s.next(ctx, ins, &credit, total)
+		if !ok {
+			return
+		}
+		go func() {
+			select {
+			case <-msg.Acked():
+			case <-msg.Nacked():
+			case <-ctx.Done():
+			}
+			<-slots
+		}()
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			msg.Nack()
+			return
+		case <-s.draining:
+			// Never handed out: give it back to the transport for redelivery.
+			msg.Nack()
+			return
+		}
+	}
+}
+
+// next receives the next message, preferring priorities by policy among those with one ready,
+// and waits for any when none is ready. ok is false when the scheduler stops.
+func (s *Scheduler) next(ctx context.Context, ins [3]<-chan *message.Message, credit *[3]int, total int) (*message.Message, bool) {
+	order := s.preference(credit)
+	for _, i := range order {
+		if ins[i] == nil {
+			continue
+		}
+		select {
+		case msg, open := <-ins[i]:
+			if !open {
+				ins[i] = nil
+				continue
+			}
+			s.charge(credit, i, total)
+			return msg, true
+		default:
+		}
+	}
+	for {
+		if ins[0] == nil && ins[1] == nil && ins[2] == nil {
+			return nil, false
+		}
+		var msg *message.Message
+		var open bool
+		var i int
+		select {
+		case msg, open = <-ins[0]:
+			i = 0
+		case msg, open = <-ins[1]:
+			i = 1
+		case msg, open = <-ins[2]:
+			i = 2
+		case <-ctx.Done():
+			return nil, false
+		case <-s.draining:
+			return nil, false
+		}
+		if !open {
+			ins[i] = nil
+			continue
+		}
+		s.charge(credit, i, total)
+		return msg, true
+	}
+}
+
+// preference orders the priorities to try: strictly highest first, or by weighted credit.
+func (s *Scheduler) preference(credit *[3]int) [3]int {
+	if s.cfg.Strict {
+		return [3]int{0, 1, 2}
+	}
+	order := [3]int{0, 1, 2}
+	score := func(i int) int { return credit[i] + s.weights[i] }
+	// Three elements: a fixed insertion sort, descending by score, ties to the higher priority.
+	for a := 1; a < 3; a++ {
+		for b := a; b > 0 && score(order[b]) > score(order[b-1]); b-- {
+			order[b], order[b-1] = order[b-1], order[b]
+		}
+	}
+	return order
+}
+
+// charge updates the smooth weighted round-robin credits after priority i was served. Credits
+// are clamped so that a priority idle for long cannot bank an unbounded burst.
+func (s *Scheduler) charge(credit *[3]int, i, total int) {
+	if s.cfg.Strict || total == 0 {
+		return
+	}
+	for j := range credit {
+		credit[j] = min(credit[j]+s.weights[j], total)
+	}
+	credit[i] -= total
+	credit[i] = max(credit[i], -total)
+}
+
+// Drain stops handing out messages; those already handed out run on. It is the first stage of
+// shutdown; the messages left on the transport are delivered again later.
+func (s *Scheduler) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.draining:
+	default:
+		close(s.draining)
+	}
+}
+
+// Close drains, waits for the merge loop to stop and closes the transport subscriber.
+func (s *Scheduler) Close() error {
+	s.Drain()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.cfg.Subscriber.Close()
+	s.wg.Wait()
+	return err
+}

@@ -1,0 +1,152 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+var testTopics = pipeline.Topics{High: "t.high", Normal: "t.normal", Low: "t.low", Dead: "t.dead"}
+
+// schedule publishes counts[p] messages per priority, runs them through a Scheduler with one
+// slot, acking each, and returns the priorities in the order they were handed out.
+func schedule(t *testing.T, cfg pipeline.SchedulerConfig, counts map[messages.Priority]int) []messages.Priority {
+	t.Helper()
+	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	total := 0
+	for p, n := range counts {
+		for i := range n {
+			msg := message.NewMessage(fmt.Sprintf("%s-%d", p, i), nil)
+			msg.Metadata.Set(messages.MetaPriority, string(p))
+			if err := pubsub.Publish(testTopics.For(p), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		total += n
+	}
+	cfg.Subscriber = pubsub
+	cfg.Topics = testTopics
+	cfg.Concurrency = 1
+	s, err := pipeline.NewScheduler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	out, err := s.Subscribe(ctx, pipeline.SchedulerTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []messages.Priority
+	for len(order) < total {
+		select {
+		case msg := <-out:
+			order = append(order, messages.Priority(msg.Metadata.Get(messages.MetaPriority)))
+			msg.Ack()
+		case <-ctx.Done():
+			t.Fatalf("got %d of %d messages before the deadline", len(order), total)
+		}
+	}
+	return order
+}
+
+func count(order []messages.Priority, p messages.Priority) int {
+	n := 0
+	for _, q := range order {
+		if q == p {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSchedulerWeightedSharesByWeight(t *testing.T) {
+	t.Parallel()
+	order := schedule(t, pipeline.SchedulerConfig{WeightHigh: 6, WeightNormal: 3, WeightLow: 1},
+		map[messages.Priority]int{messages.PriorityHigh: 200, messages.PriorityNormal: 200, messages.PriorityLow: 200})
+	first := order[:100]
+	high, normal, low := count(first, messages.PriorityHigh), count(first, messages.PriorityNormal), count(first, messages.PriorityLow)
+	// 6:3:1 of 100 is 60/30/10; allow slack for the first picks racing the subscriptions.
+	if high < 50 || normal < 20 || low < 5 || low > 20 {
+		t.Fatalf("first 100 hand-outs: high %d, normal %d, low %d; want about 60/30/10", high, normal, low)
+	}
+}
+
+func TestSchedulerWeightedLowProgressesUnderHighFlood(t *testing.T) {
+	t.Parallel()
+	order := schedule(t, pipeline.SchedulerConfig{},
+		map[messages.Priority]int{messages.PriorityHigh: 300, messages.PriorityLow: 50})
+	if low := count(order[:150], messages.PriorityLow); low < 5 {
+		t.Fatalf("low got %d of the first 150 hand-outs under a high flood; want progress", low)
+	}
+}
+
+func TestSchedulerStrictServesHigherFirst(t *testing.T) {
+	t.Parallel()
+	order := schedule(t, pipeline.SchedulerConfig{Strict: true},
+		map[messages.Priority]int{messages.PriorityHigh: 100, messages.PriorityLow: 100})
+	// The first hand-out may race the subscriptions; after it, high must come first.
+	if low := count(order[:100], messages.PriorityLow); low > 2 {
+		t.Fatalf("strict: %d low messages among the first 100 while high ones were waiting", low)
+	}
+}
+
+func TestSchedulerHighNotStarvedByLowFlood(t *testing.T) {
+	t.Parallel()
+	order := schedule(t, pipeline.SchedulerConfig{},
+		map[messages.Priority]int{messages.PriorityLow: 500, messages.PriorityHigh: 20})
+	last := 0
+	for i, p := range order {
+		if p == messages.PriorityHigh {
+			last = i
+		}
+	}
+	if last > 60 {
+		t.Fatalf("the last high message was handed out at position %d behind a low flood; want within the first 60", last)
+	}
+}
+
+func TestSchedulerBoundsInFlight(t *testing.T) {
+	t.Parallel()
+	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	for i := range 20 {
+		if err := pubsub.Publish(testTopics.Normal, message.NewMessage(fmt.Sprint(i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := pipeline.NewScheduler(pipeline.SchedulerConfig{Subscriber: pubsub, Topics: testTopics, Concurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	out, err := s.Subscribe(ctx, pipeline.SchedulerTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*message.Message
+	for range 3 {
+		held = append(held, <-out)
+	}
+	select {
+	case msg := <-out:
+		t.Fatalf("a fourth message %s was handed out with 3 in flight and concurrency 3", msg.UUID)
+	case <-time.After(100 * time.Millisecond):
+	}
+	held[0].Ack()
+	select {
+	case <-out:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message handed out after an ack freed a slot")
+	}
+}

@@ -1,0 +1,293 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// ErrUnavailable wraps failures to reach the queue, the job store or the result store. Intake
+// answers it with 503 and leaves nothing half-written.
+var ErrUnavailable = errors.New("dependency unavailable (check that the queue and job store are running; see /readyz)")
+
+// SubmitOptions carries what intake knows about a job beyond its body.
+type SubmitOptions struct {
+	// Tenant owns the job; empty on an open API.
+	Tenant string
+	// Traceparent is the W3C trace context of the request, carried to the worker.
+	Traceparent string
+}
+
+// defaultPollInterval is how often Watch re-reads a job whose changes it cannot hear about
+// (an ingress process that shares no Hub with the workers).
+const defaultPollInterval = 250 * time.Millisecond
+
+// ServiceConfig wires a Service. Store, Results, Publisher and Topics are required.
+type ServiceConfig struct {
+	Store     JobStore
+	Results   BlobStore
+	Publisher message.Publisher
+	Topics    Topics
+	// Hub announces job changes within this process; nil makes Watch poll the store.
+	Hub *Hub
+	// Notifier receives job.cancelled events; nil sends none.
+	Notifier Notifier
+	// Ready lists named dependencies checked by Ready, in order.
+	Ready []NamedChecker
+	// PollInterval is how often Watch re-reads the job (default 250ms; with a Hub, a safety net).
+	PollInterval time.Duration
+	Metrics      *Metrics
+	Logger       zerolog.Logger
+}
+
+// NamedChecker is a dependency Ready checks, with the name its failure is reported under.
+type NamedChecker struct {
+	Name    string
+	Checker Checker
+}
+
+// Service is the intake and query side of the pipeline: it records and queues jobs and answers
+// questions about them. It is safe for concurrent use.
+type Service struct {
+	cfg ServiceConfig
+}
+
+// NewService checks cfg and returns a Service.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("service: no job store configured (set store.kind)"))
+	}
+	if cfg.Results == nil {
+		errs = append(errs, errors.New("service: no result store configured (set results.kind)"))
+	}
+	if cfg.Publisher == nil {
+		errs = append(errs, errors.New("service: no queue publisher configured (set transport.kind)"))
+	}
+	if err := cfg.Topics.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg.PollInterval = cmpDuration(cfg.PollInterval, defaultPollInterval)
+	return &Service{cfg: cfg}, nil
+}
+
+// NewJobID returns a new job id: a UUIDv7, so ids sort by creation time.
+func NewJobID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Submit records job as QUEUED and publishes it on its priority's topic. A job whose
+// IdempotencyKey the tenant used before returns the first job with created false and publishes
+// nothing. When the publish fails the record is removed again and the error wraps
+// ErrUnavailable, so a refused job leaves nothing behind.
+func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOptions) (messages.JobRecord, bool, error) {
+	if job.JobID == "" {
+		job.JobID = NewJobID()
+	}
+	job.Priority = job.Priority.OrNormal()
+	spec, err := json.Marshal(job)
+	if err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("encode job %s: %w", job.JobID, err)
+	}
+	now := time.Now().UTC()
+	rec := messages.JobRecord{
+		JobID:          job.JobID,
+		Status:         messages.StatusQueued,
+		Task:           job.Task,
+		Priority:       job.Priority,
+		Model:          job.Model,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+		Tenant:         opt.Tenant,
+		IdempotencyKey: job.IdempotencyKey,
+		Spec:           spec,
+	}
+	stored, created, err := s.cfg.Store.Create(ctx, rec)
+	if err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("record job %s: %w: %w", job.JobID, ErrUnavailable, err)
+	}
+	if !created {
+		return stored, false, nil
+	}
+	msg := NewJobMessage(job.JobID, spec, job.Priority, opt.Tenant, opt.Traceparent)
+	if err := s.cfg.Publisher.Publish(s.cfg.Topics.For(job.Priority), msg); err != nil {
+		// Undo the record with a context of its own: the request's may be what failed.
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if derr := s.cfg.Store.Delete(undoCtx, job.JobID); derr != nil {
+			s.cfg.Logger.Error().Err(derr).Str("job_id", job.JobID).Msg("could not remove the record of a job that was not queued")
+		}
+		return messages.JobRecord{}, false, fmt.Errorf("queue job %s: %w: %w", job.JobID, ErrUnavailable, err)
+	}
+	s.cfg.Metrics.jobAccepted(stored.Task, stored.Priority)
+	s.cfg.Hub.Notify(stored.JobID)
+	return stored, true, nil
+}
+
+// NewJobMessage builds the transport message for a job body with its metadata.
+func NewJobMessage(jobID string, body []byte, p messages.Priority, tenant, traceparent string) *message.Message {
+	msg := message.NewMessage(jobID, body)
+	msg.Metadata.Set(messages.MetaJobID, jobID)
+	msg.Metadata.Set(messages.MetaPriority, string(p.OrNormal()))
+	if tenant != "" {
+		msg.Metadata.Set(messages.MetaTenant, tenant)
+	}
+	if traceparent != "" {
+		msg.Metadata.Set(messages.MetaTraceparent, traceparent)
+	}
+	return msg
+}
+
+// Get returns the job with that id. A job of another tenant is ErrNotFound, so ids cannot be
+// probed; an empty tenant sees every job.
+func (s *Service) Get(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
+	rec, err := s.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
+	if tenant != "" && rec.Tenant != tenant {
+		return messages.JobRecord{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// Cancel moves a live job to CANCELLED and announces it. A job that already ended returns its
+// record and ErrConflict. A queued job's message is still delivered later; the worker sees the
+// status and drops it. A running job is stopped when it runs in this process.
+func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
+	if _, err := s.Get(ctx, id, tenant); err != nil {
+		return messages.JobRecord{}, err
+	}
+	rec, err := s.cfg.Store.Transition(ctx, id, Transition{
+		From: []messages.Status{messages.StatusQueued, messages.StatusProcessing},
+		To:   messages.StatusCancelled,
+	})
+	if err != nil {
+		return rec, err
+	}
+	s.cfg.Hub.CancelRun(id)
+	s.cfg.Hub.Notify(id)
+	s.cfg.Metrics.jobFinished(rec)
+	if s.cfg.Notifier != nil {
+		n := Notification{Event: messages.EventFor(rec, rec.UpdatedAt), CallbackURL: callbackURL(rec.Spec)}
+		if err := s.cfg.Notifier.Notify(ctx, n); err != nil {
+			s.cfg.Logger.Warn().Err(err).Str("job_id", id).Msg("job.cancelled event not delivered")
+		}
+	}
+	return rec, nil
+}
+
+// List returns a page of jobs, newest first.
+func (s *Service) List(ctx context.Context, q ListQuery) ([]messages.JobRecord, string, error) {
+	return s.cfg.Store.List(ctx, q)
+}
+
+// Result opens the stored result of a completed job; ErrNotFound until the job is COMPLETED.
+func (s *Service) Result(ctx context.Context, id, tenant string) (io.ReadCloser, error) {
+	rec, err := s.Get(ctx, id, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status != messages.StatusCompleted {
+		return nil, ErrNotFound
+	}
+	return s.cfg.Results.Get(ctx, ResultKey(id))
+}
+
+// ResultKey is the result store key of a job's result.
+func ResultKey(jobID string) string { return jobID + ".json" }
+
+// Watch sends the job's record now and again at each change, and closes the channel after a
+// terminal status or when ctx ends. A slow reader misses intermediate changes, never the last.
+func (s *Service) Watch(ctx context.Context, id, tenant string) (<-chan messages.JobRecord, error) {
+	rec, err := s.Get(ctx, id, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan messages.JobRecord, 1)
+	signal, stop := s.cfg.Hub.Subscribe(id)
+	go func() {
+		defer close(out)
+		defer stop()
+		last := rec
+		out <- rec
+		if rec.Status.Terminal() {
+			return
+		}
+		ticker := time.NewTicker(s.cfg.PollInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-signal:
+			case <-ticker.C:
+			}
+			cur, err := s.cfg.Store.Get(ctx, id)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.cfg.Logger.Warn().Err(err).Str("job_id", id).Msg("watch: read job")
+				}
+				continue
+			}
+			if cur.Status == last.Status && cur.UpdatedAt.Equal(last.UpdatedAt) {
+				continue
+			}
+			last = cur
+			select {
+			case out <- cur:
+			case <-ctx.Done():
+				return
+			}
+			if cur.Status.Terminal() {
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Ready checks every configured dependency and returns the first failure, naming it.
+func (s *Service) Ready(ctx context.Context) error {
+	for _, c := range s.cfg.Ready {
+		if err := c.Checker.Check(ctx); err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// callbackURL reads callback_url from a job body without decoding the rest.
+func callbackURL(spec []byte) string {
+	if len(spec) == 0 {
+		return ""
+	}
+	var v struct {
+		CallbackURL string `json:"callback_url"`
+	}
+	_ = json.Unmarshal(spec, &v)
+	return v.CallbackURL
+}
+
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

@@ -1,0 +1,547 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// Worker defaults.
+const (
+	DefaultMaxAttempts = 5
+	DefaultJobTimeout  = 10 * time.Minute
+	// finalWriteTimeout bounds the store writes that hand a job back at shutdown.
+	finalWriteTimeout = 10 * time.Second
+)
+
+// InputFetcher reads a job input given by reference (s3_uri). It is optional: without one, such
+// jobs fail with a message saying how to enable it.
+type InputFetcher interface {
+	Fetch(ctx context.Context, uri string) (string, error)
+}
+
+// WorkerConfig wires a Worker. Store, Results, Router, DeadLetters and Topics are required.
+type WorkerConfig struct {
+	Store   JobStore
+	Results BlobStore
+	Router  *Router
+	// DeadLetters publishes to Topics.Dead.
+	DeadLetters message.Publisher
+	Topics      Topics
+	// InputGuard and OutputGuard check text before and after the model; nil passes it through.
+	InputGuard, OutputGuard Guard
+	// Inputs fetches s3_uri inputs; nil refuses them.
+	Inputs InputFetcher
+	// Notifier receives terminal lifecycle events; nil sends none.
+	Notifier Notifier
+	// Hub announces changes to watchers and lets Cancel stop running jobs; may be nil.
+	Hub *Hub
+	// Decoder turns a delivery into jobs; nil means DecodeJob (job messages only).
+	Decoder Decoder
+	// MaxAttempts is how many attempts a job gets before it fails (default 5).
+	MaxAttempts int
+	// Backoff spaces the attempts (default 1s doubling to 1m, full jitter).
+	Backoff Backoff
+	// JobTimeout bounds one attempt (default 10m).
+	JobTimeout time.Duration
+	Metrics    *Metrics
+	Logger     zerolog.Logger
+}
+
+// Delivery is a message as a transport handed it over.
+type Delivery struct {
+	// MessageID is the transport's message id.
+	MessageID string
+	Payload   []byte
+	Metadata  map[string]string
+}
+
+// Outcome is what the transport should do with a delivery: acknowledge it (the job completed,
+// failed for good, or was dropped deliberately) or deliver it again after Delay.
+type Outcome struct {
+	Retry bool
+	Delay time.Duration
+	// Reason says why a retry was asked for, for logs.
+	Reason string
+}
+
+// Decoder turns a delivery into the jobs it carries (a job message is one job; an S3 event may
+// be several). An error means the delivery can never become a job: it is dead-lettered.
+type Decoder func(d Delivery) ([]messages.Job, error)
+
+// Worker runs job messages through the stages decode, admit, guard-in, route, invoke,
+// guard-out, store and notify. Process is safe for concurrent use.
+type Worker struct {
+	cfg WorkerConfig
+
+	hardStop       context.Context
+	cancelHardStop context.CancelFunc
+	inFlight       sync.WaitGroup
+}
+
+// NewWorker checks cfg, applies defaults and returns a Worker.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("worker: no job store configured (set store.kind)"))
+	}
+	if cfg.Results == nil {
+		errs = append(errs, errors.New("worker: no result store configured (set results.kind)"))
+	}
+	if cfg.Router == nil {
+		errs = append(errs, errors.New("worker: no models configured (set models and routes)"))
+	}
+	if cfg.DeadLetters == nil {
+		errs = append(errs, errors.New("worker: no dead-letter publisher configured (set transport.kind)"))
+	}
+	if err := cfg.Topics.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	cfg.JobTimeout = cmpDuration(cfg.JobTimeout, DefaultJobTimeout)
+	if cfg.Decoder == nil {
+		cfg.Decoder = DecodeJob
+	}
+	w := &Worker{cfg: cfg}
+	w.hardStop, w.cancelHardStop = context.WithCancel(context.Background())
+	return w, nil
+}
+
+// CancelInFlight is the second, less graceful stage of shutdown: every running attempt is
+// stopped and handed back to its queue without spending an attempt. Processing after it
+// hands every delivery back at once.
+func (w *Worker) CancelInFlight() { w.cancelHardStop() }
+
+// Wait blocks until no delivery is being processed or ctx ends, and reports whether it drained.
+func (w *Worker) Wait(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() { w.inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Process runs one delivery to an outcome. It never returns Retry for a delivery that can never
+// succeed: such deliveries are dead-lettered and acknowledged.
+func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
+	w.inFlight.Add(1)
+	defer w.inFlight.Done()
+	w.cfg.Metrics.inFlightAdd(1)
+	defer w.cfg.Metrics.inFlightAdd(-1)
+
+	start := time.Now()
+	jobs, err := w.cfg.Decoder(d)
+	w.cfg.Metrics.stageDone("decode", start)
+	if err != nil {
+		return w.deadLetter(ctx, d, messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}, 0)
+	}
+	ctx = ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
+	out := Outcome{}
+	for i := range jobs {
+		o := w.processJob(ctx, d, &jobs[i])
+		if o.Retry && (!out.Retry || o.Delay < out.Delay) {
+			out = o
+		}
+	}
+	return out
+}
+
+// processJob runs one decoded job.
+func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
+	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
+	if w.hardStop.Err() != nil {
+		return Outcome{Retry: true, Reason: "shutting down"}
+	}
+
+	start := time.Now()
+	rec, run, err := w.admit(ctx, job, d)
+	w.cfg.Metrics.stageDone("admit", start)
+	if err != nil {
+		log.Warn().Err(err).Msg("admit: job store unreachable; the message will be delivered again")
+		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+	}
+	if !run {
+		return Outcome{}
+	}
+	w.cfg.Hub.Notify(rec.JobID)
+	if rec.Attempts > w.cfg.MaxAttempts {
+		jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
+			Message: fmt.Sprintf("the job was delivered %d times without finishing (workers.max_attempts is %d)", rec.Attempts, w.cfg.MaxAttempts)}
+		return w.fail(ctx, d, rec, jerr, nil, true)
+	}
+
+	jobCtx, cancelJob := context.WithCancelCause(ctx)
+	defer cancelJob(nil)
+	stopWatch := context.AfterFunc(w.hardStop, func() { cancelJob(errShutdown) })
+	defer stopWatch()
+	unregister := w.cfg.Hub.Running(rec.JobID, cancelJob)
+	defer unregister()
+	attemptCtx, cancelAttempt := context.WithTimeout(jobCtx, w.cfg.JobTimeout)
+	defer cancelAttempt()
+
+	res, report, err := w.run(attemptCtx, job, rec)
+	if err == nil {
+		return w.complete(ctx, d, rec, res, report)
+	}
+
+	switch cause := context.Cause(jobCtx); {
+	case ctx.Err() != nil || errors.Is(cause, errShutdown):
+		return w.handBack(rec, "shutting down")
+	case errors.Is(cause, ErrCancelledByUser):
+		log.Info().Msg("job cancelled while running")
+		return Outcome{}
+	}
+	if errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil {
+		err = fmt.Errorf("attempt timed out after %s (raise workers.job_timeout for longer jobs): %w", w.cfg.JobTimeout, err)
+	}
+	jerr, retryable, after := classify(err)
+	var blocked *BlockedError
+	if errors.As(err, &blocked) {
+		return w.fail(ctx, d, rec, jerr, blocked.Report, false)
+	}
+	if retryable && rec.Attempts < w.cfg.MaxAttempts {
+		return w.retry(ctx, rec, jerr, after)
+	}
+	if retryable {
+		jerr.Message = fmt.Sprintf("%s (gave up after %d attempts)", jerr.Message, rec.Attempts)
+	}
+	return w.fail(ctx, d, rec, jerr, report, true)
+}
+
+var errShutdown = errors.New("worker shutting down")
+
+// admit makes sure the job has a record and claims it for this attempt. run is false when the
+// delivery must be dropped: the job already ended (a duplicate) or was cancelled.
+func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, bool, error) {
+	start := Transition{
+		From:          []messages.Status{messages.StatusQueued, messages.StatusProcessing},
+		To:            messages.StatusProcessing,
+		AttemptsDelta: 1,
+	}
+	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
+	if errors.Is(err, ErrNotFound) {
+		// A producer dropped the message straight on the queue: create its record.
+		created, err := w.createRecord(ctx, job, d)
+		if err != nil {
+			return messages.JobRecord{}, false, err
+		}
+		if created.JobID != job.JobID {
+			w.cfg.Logger.Info().Str("job_id", job.JobID).Str("existing_job_id", created.JobID).
+				Msg("message repeats an idempotency key already used; dropped")
+			return messages.JobRecord{}, false, nil
+		}
+		rec, err = w.cfg.Store.Transition(ctx, job.JobID, start)
+	}
+	if errors.Is(err, ErrConflict) {
+		if job.ReplayName != "" && job.ReplayName != rec.ReplayName && rec.Status.Terminal() {
+			rec, err = w.cfg.Store.Transition(ctx, job.JobID, Transition{
+				From:          []messages.Status{rec.Status},
+				To:            messages.StatusProcessing,
+				ResetAttempts: true,
+				AttemptsDelta: 1,
+				ReplayName:    job.ReplayName,
+			})
+			if errors.Is(err, ErrConflict) {
+				return rec, false, nil
+			}
+			return rec, err == nil, err
+		}
+		return rec, false, nil
+	}
+	if err != nil {
+		return messages.JobRecord{}, false, err
+	}
+	return rec, true, nil
+}
+
+func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, error) {
+	job.Priority = job.Priority.OrNormal()
+	spec, err := json.Marshal(job)
+	if err != nil {
+		return messages.JobRecord{}, fmt.Errorf("encode job %s: %w", job.JobID, err)
+	}
+	now := time.Now().UTC()
+	rec, created, err := w.cfg.Store.Create(ctx, messages.JobRecord{
+		JobID:          job.JobID,
+		Status:         messages.StatusQueued,
+		Task:           job.Task,
+		Priority:       job.Priority,
+		Model:          job.Model,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+		Tenant:         d.Metadata[messages.MetaTenant],
+		IdempotencyKey: job.IdempotencyKey,
+		Spec:           spec,
+	})
+	if err == nil && created {
+		w.cfg.Metrics.jobAccepted(rec.Task, rec.Priority)
+	}
+	return rec, err
+}
+
+// runResult is what the model stages produced.
+type runResult struct {
+	model string
+	resp  ModelResponse
+}
+
+// run executes the stages from guard-in to store. On error the returned report holds what the
+// guards did so far.
+func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
+	var report *messages.GuardrailReport
+
+	// guard-in
+	start := time.Now()
+	chat, err := w.inputMessages(ctx, job)
+	if err != nil {
+		return runResult{}, nil, err
+	}
+	if w.cfg.InputGuard != nil {
+		texts := make([]string, len(chat))
+		for i, m := range chat {
+			texts[i] = m.Content
+		}
+		out, err := w.cfg.InputGuard.Check(ctx, GuardInput, texts)
+		if err != nil {
+			return runResult{}, nil, fmt.Errorf("input guardrail: %w", err)
+		}
+		report = mergeReport(report, GuardInput, out)
+		if out.Blocked {
+			return runResult{}, report, &BlockedError{Reason: out.Reason, Report: report}
+		}
+		for i := range chat {
+			chat[i].Content = out.Texts[i]
+		}
+	}
+	w.cfg.Metrics.stageDone("guard_in", start)
+
+	// route
+	model, err := w.cfg.Router.Pick(job)
+	if err != nil {
+		return runResult{}, report, err
+	}
+
+	// invoke
+	start = time.Now()
+	req := ModelRequest{ModelID: model.ModelID, Task: job.Task, Messages: chat}
+	if job.Params != nil {
+		req.Params = *job.Params
+	}
+	resp, err := model.Client.Invoke(ctx, req)
+	w.cfg.Metrics.modelCall(model.Name, time.Since(start), resp.Usage, err)
+	w.cfg.Metrics.stageDone("invoke", start)
+	if err != nil {
+		return runResult{}, report, fmt.Errorf("model %s: %w", model.Name, err)
+	}
+
+	// guard-out
+	if w.cfg.OutputGuard != nil {
+		start = time.Now()
+		out, err := w.cfg.OutputGuard.Check(ctx, GuardOutput, []string{resp.Text})
+		if err != nil {
+			return runResult{}, report, fmt.Errorf("output guardrail: %w", err)
+		}
+		report = mergeReport(report, GuardOutput, out)
+		if out.Blocked {
+			return runResult{}, report, &BlockedError{Reason: out.Reason, Report: report}
+		}
+		resp.Text = out.Texts[0]
+		w.cfg.Metrics.stageDone("guard_out", start)
+	}
+
+	// store
+	start = time.Now()
+	body, err := json.Marshal(messages.Result{
+		JobID:     rec.JobID,
+		Output:    messages.Output{Text: resp.Text},
+		Model:     model.Name,
+		Usage:     resp.Usage,
+		Guardrail: report,
+	})
+	if err != nil {
+		return runResult{}, report, fmt.Errorf("encode result: %w", err)
+	}
+	if err := w.cfg.Results.Put(ctx, ResultKey(rec.JobID), body); err != nil {
+		return runResult{}, report, fmt.Errorf("store result: %w", err)
+	}
+	w.cfg.Metrics.stageDone("store", start)
+	return runResult{model: model.Name, resp: resp}, report, nil
+}
+
+// inputMessages turns a job's input into the conversation sent to the model.
+func (w *Worker) inputMessages(ctx context.Context, job *messages.Job) ([]messages.ChatMessage, error) {
+	switch {
+	case len(job.Input.Messages) > 0:
+		return append([]messages.ChatMessage(nil), job.Input.Messages...), nil
+	case job.Input.S3URI != "":
+		if w.cfg.Inputs == nil {
+			return nil, Permanent(messages.ErrCodeInvalidJob,
+				fmt.Errorf("input.s3_uri needs an object store to read from (configure results.kind: s3) or give input.text"))
+		}
+		text, err := w.cfg.Inputs.Fetch(ctx, job.Input.S3URI)
+		if err != nil {
+			return nil, fmt.Errorf("read input %s: %w", job.Input.S3URI, err)
+		}
+		return []messages.ChatMessage{{Role: "user", Content: text}}, nil
+	}
+	return []messages.ChatMessage{{Role: "user", Content: job.Input.Text}}, nil
+}
+
+func mergeReport(r *messages.GuardrailReport, stage GuardStage, out GuardOutcome) *messages.GuardrailReport {
+	if r == nil {
+		r = &messages.GuardrailReport{Action: messages.GuardActionNone}
+	}
+	if stage == GuardInput {
+		r.Input = append(r.Input, out.Assessments...)
+	} else {
+		r.Output = append(r.Output, out.Assessments...)
+	}
+	for _, a := range out.Assessments {
+		switch {
+		case a.Action == messages.GuardActionBlocked:
+			r.Action = messages.GuardActionBlocked
+		case a.Action == messages.GuardActionAnonymized && r.Action == messages.GuardActionNone:
+			r.Action = messages.GuardActionAnonymized
+		}
+	}
+	return r
+}
+
+// complete records a finished job and announces it.
+func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
+	start := time.Now()
+	usage := res.resp.Usage
+	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+		From:      []messages.Status{messages.StatusProcessing},
+		To:        messages.StatusCompleted,
+		Model:     res.model,
+		Usage:     &usage,
+		Guardrail: report,
+		ResultURL: messages.ResultPath(rec.JobID),
+	})
+	w.cfg.Metrics.stageDone("record", start)
+	if errors.Is(err, ErrConflict) {
+		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
+		return Outcome{}
+	}
+	if err != nil {
+		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record completion failed; the job will run again")
+		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+	}
+	w.finished(ctx, done)
+	return Outcome{}
+}
+
+// retry hands a failed attempt back to the queue with a backoff delay.
+func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration) Outcome {
+	delay := max(after, w.cfg.Backoff.Delay(rec.Attempts))
+	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+		From:  []messages.Status{messages.StatusProcessing},
+		To:    messages.StatusQueued,
+		Error: &jerr,
+	})
+	if err != nil && !errors.Is(err, ErrConflict) {
+		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record retry failed")
+	}
+	w.cfg.Hub.Notify(rec.JobID)
+	w.cfg.Metrics.jobRetried(rec.Task)
+	w.cfg.Logger.Info().Str("job_id", rec.JobID).Int("attempt", rec.Attempts).Str("error_code", jerr.Code).
+		Dur("delay", delay).Msg("attempt failed; retrying")
+	return Outcome{Retry: true, Delay: delay, Reason: jerr.Code}
+}
+
+// handBack returns a job cut off by shutdown to the queue without spending its attempt.
+func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
+	ctx, cancel := context.WithTimeout(context.Background(), finalWriteTimeout)
+	defer cancel()
+	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+		From:          []messages.Status{messages.StatusProcessing},
+		To:            messages.StatusQueued,
+		AttemptsDelta: -1,
+	})
+	if err != nil && !errors.Is(err, ErrConflict) {
+		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("hand back at shutdown: record failed; the attempt stays spent")
+	}
+	w.cfg.Hub.Notify(rec.JobID)
+	return Outcome{Retry: true, Reason: reason}
+}
+
+// fail ends a job FAILED, keeping its message in the dead-letter place when deadLetter is set.
+func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, jerr messages.JobError, report *messages.GuardrailReport, deadLetter bool) Outcome {
+	if deadLetter {
+		if o := w.deadLetter(ctx, d, jerr, rec.Attempts); o.Retry {
+			return o
+		}
+	}
+	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+		From:      []messages.Status{messages.StatusProcessing},
+		To:        messages.StatusFailed,
+		Error:     &jerr,
+		Guardrail: report,
+	})
+	if errors.Is(err, ErrConflict) {
+		return Outcome{}
+	}
+	if err != nil {
+		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record failure failed; the job will be delivered again")
+		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+	}
+	w.cfg.Logger.Info().Str("job_id", rec.JobID).Str("error_code", jerr.Code).Int("attempts", rec.Attempts).Msg("job failed")
+	w.finished(ctx, done)
+	return Outcome{}
+}
+
+// deadLetter keeps the delivery in the dead-letter topic with the reason in its metadata.
+func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int) Outcome {
+	id := d.MessageID
+	if id == "" {
+		id = NewJobID()
+	}
+	msg := message.NewMessage(id, d.Payload)
+	for k, v := range d.Metadata {
+		if k != messages.MetaNackDelay {
+			msg.Metadata.Set(k, v)
+		}
+	}
+	msg.Metadata.Set(messages.MetaDeadReason, jerr.Code+": "+jerr.Message)
+	msg.Metadata.Set(messages.MetaAttempts, fmt.Sprint(attempts))
+	if err := w.cfg.DeadLetters.Publish(w.cfg.Topics.Dead, msg); err != nil {
+		w.cfg.Logger.Error().Err(err).Str("message_id", id).Msg("dead-letter publish failed; the message will be delivered again")
+		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "dead-letter topic unreachable"}
+	}
+	w.cfg.Metrics.deadLettered(jerr.Code)
+	w.cfg.Logger.Warn().Str("message_id", id).Str("job_id", d.Metadata[messages.MetaJobID]).
+		Str("error_code", jerr.Code).Msg("message dead-lettered")
+	return Outcome{}
+}
+
+// finished announces a terminal record: watchers, metrics and the notifier.
+func (w *Worker) finished(ctx context.Context, rec messages.JobRecord) {
+	w.cfg.Hub.Notify(rec.JobID)
+	w.cfg.Metrics.jobFinished(rec)
+	if w.cfg.Notifier == nil {
+		return
+	}
+	start := time.Now()
+	n := Notification{Event: messages.EventFor(rec, rec.UpdatedAt), CallbackURL: callbackURL(rec.Spec)}
+	if err := w.cfg.Notifier.Notify(ctx, n); err != nil {
+		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
+	}
+	w.cfg.Metrics.stageDone("notify", start)
+}
