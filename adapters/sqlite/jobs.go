@@ -1,0 +1,267 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+const (
+	// defaultListLimit is the page size of a List with no Limit.
+	defaultListLimit = 50
+	// maxListLimit caps the page size of a List.
+	maxListLimit = 1000
+)
+
+// columns are the jobs columns in the order of insertArgs and scanRecord.
+const columns = "job_id, tenant, idempotency_key, status, task, priority, model, attempts, created_at, updated_at, " +
+	"usage, guardrail, error, result_url, replay_name, spec"
+
+// Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
+// the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
+// and returned in UTC; a zero CreatedAt means now and a zero UpdatedAt means CreatedAt.
+// It is atomic and idempotent: racing creates of one id or key store one job.
+func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
+	if rec.JobID == "" {
+		return messages.JobRecord{}, false, errors.New("sqlite store: create a job without a job id (set JobRecord.JobID)")
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = time.Now()
+	}
+	if rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = rec.CreatedAt
+	}
+	rec.CreatedAt, rec.UpdatedAt = ms(rec.CreatedAt), ms(rec.UpdatedAt)
+	if len(rec.Spec) == 0 {
+		rec.Spec = nil
+	}
+	args, err := insertArgs(rec)
+	if err != nil {
+		return messages.JobRecord{}, false, err
+	}
+	r := &request{ctx: ctx, op: opCreate, id: rec.JobID, rec: rec, args: args}
+	if err := s.submit(r); err != nil {
+		return messages.JobRecord{}, false, err
+	}
+	return r.out, r.created, nil
+}
+
+// Get returns the job with that id, or an error wrapping pipeline.ErrNotFound. It reads from
+// the read pool and sees every write that has returned.
+func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) {
+	rec, err := scanRecord(s.get.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+	}
+	return rec, err
+}
+
+// Transition applies t to job id atomically with pipeline.Transition.Apply; see
+// pipeline.JobStore. On ErrConflict the returned record is the job's current state.
+func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
+	r := &request{ctx: ctx, op: opTransition, id: id, tr: t}
+	err := s.submit(r)
+	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
+		return messages.JobRecord{}, err
+	}
+	return r.out, err
+}
+
+// Delete removes job id; deleting a missing job is not an error. Its idempotency key becomes
+// free again.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	return s.submit(&request{ctx: ctx, op: opDelete, id: id})
+}
+
+// List returns the jobs matching q, newest first by created_at then job_id, and the cursor of
+// the next page ("" after the last). A Limit of 0 means 50; Limits above 1000 are cut to
+// 1000. Pages are keyset pages: jobs created while paging never shift or repeat a page.
+func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobRecord, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+
+	var (
+		where []string
+		args  []any
+	)
+	if q.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(q.Status))
+	}
+	if q.Task != "" {
+		where, args = append(where, "task = ?"), append(args, q.Task)
+	}
+	if q.Tenant != "" {
+		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
+	}
+	if q.Cursor != "" {
+		createdAt, jobID, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where, args = append(where, "(created_at, job_id) < (?, ?)"), append(args, createdAt, jobID)
+	}
+	query := "SELECT " + columns + " FROM jobs"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+	args = append(args, limit+1)
+
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite store: list jobs: %w", err)
+	}
+	defer rows.Close()
+	recs := make([]messages.JobRecord, 0, min(limit+1, 64))
+	for rows.Next() {
+		rec, err := scanRecord(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		recs = append(recs, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite store: list jobs: %w", err)
+	}
+	if len(recs) <= limit {
+		return recs, "", nil
+	}
+	recs = recs[:limit]
+	last := recs[limit-1]
+	return recs, encodeCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+}
+
+// encodeCursor returns the opaque cursor of the page after the job (createdAt, jobID).
+func encodeCursor(createdAt int64, jobID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt, 10) + ":" + jobID))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	bad := fmt.Errorf("invalid list cursor %q (pass back the cursor a previous page returned, or none for the first page)", c)
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", bad
+	}
+	msPart, jobID, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return 0, "", bad
+	}
+	createdAt, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil {
+		return 0, "", bad
+	}
+	return createdAt, jobID, nil
+}
+
+// ms returns t at millisecond precision in UTC, as the store keeps times.
+func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+// insertArgs returns rec as the arguments of the insert statement, in columns order.
+func insertArgs(rec messages.JobRecord) ([]any, error) {
+	usage, guardrail, jobErr, err := encodeJSONColumns(rec)
+	if err != nil {
+		return nil, err
+	}
+	var spec any
+	if len(rec.Spec) > 0 {
+		spec = []byte(rec.Spec)
+	}
+	return []any{
+		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
+		rec.Attempts, rec.CreatedAt.UnixMilli(), rec.UpdatedAt.UnixMilli(), usage, guardrail, jobErr,
+		rec.ResultURL, rec.ReplayName, spec,
+	}, nil
+}
+
+// encodeJSONColumns returns rec's usage, guardrail and error as JSON text, or nil (NULL) when
+// unset.
+func encodeJSONColumns(rec messages.JobRecord) (usage, guardrail, jobErr any, err error) {
+	enc := func(name string, v any) (any, error) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: encode %s of job %s: %w", name, rec.JobID, err)
+		}
+		return string(b), nil
+	}
+	if rec.Usage != nil {
+		if usage, err = enc("usage", rec.Usage); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if rec.Guardrail != nil {
+		if guardrail, err = enc("guardrail", rec.Guardrail); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if rec.Error != nil {
+		if jobErr, err = enc("error", rec.Error); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return usage, guardrail, jobErr, nil
+}
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanRecord reads one row of columns. A missing row is sql.ErrNoRows, unwrapped.
+func scanRecord(row scanner) (messages.JobRecord, error) {
+	var (
+		rec                      messages.JobRecord
+		status, priority         string
+		createdAt, updatedAt     int64
+		usage, guardrail, jobErr []byte
+		spec                     []byte
+	)
+	err := row.Scan(&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
+		&rec.Attempts, &createdAt, &updatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rec, err
+	}
+	if err != nil {
+		return rec, fmt.Errorf("sqlite store: read job: %w", err)
+	}
+	rec.Status, rec.Priority = messages.Status(status), messages.Priority(priority)
+	rec.CreatedAt, rec.UpdatedAt = time.UnixMilli(createdAt).UTC(), time.UnixMilli(updatedAt).UTC()
+	if len(spec) > 0 {
+		rec.Spec = spec
+	}
+	dec := func(name string, b []byte, v any) error {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("sqlite store: job %s has a corrupt %s column (fix or delete the row): %w", rec.JobID, name, err)
+		}
+		return nil
+	}
+	if usage != nil {
+		rec.Usage = new(messages.Usage)
+		if err := dec("usage", usage, rec.Usage); err != nil {
+			return rec, err
+		}
+	}
+	if guardrail != nil {
+		rec.Guardrail = new(messages.GuardrailReport)
+		if err := dec("guardrail", guardrail, rec.Guardrail); err != nil {
+			return rec, err
+		}
+	}
+	if jobErr != nil {
+		rec.Error = new(messages.JobError)
+		if err := dec("error", jobErr, rec.Error); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}

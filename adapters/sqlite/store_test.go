@@ -1,0 +1,285 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/adapters/sqlite"
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
+)
+
+// setup opens a store on a new file under t.TempDir and closes it when t ends.
+func setup(t testing.TB) (*sqlite.Store, sqlite.Config) {
+	t.Helper()
+	cfg := sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db")}
+	s, err := sqlite.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, cfg
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) pipeline.JobStore {
+		s, _ := setup(t)
+		return s
+	})
+}
+
+func TestConformanceWithoutGroupCommit(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) pipeline.JobStore {
+		s, err := sqlite.OpenWithoutGroupCommit(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db")})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func job(id string, created time.Time) messages.JobRecord {
+	return messages.JobRecord{
+		JobID: id, Status: messages.StatusQueued, Task: "summarize", Priority: messages.PriorityNormal,
+		CreatedAt: created, UpdatedAt: created, Tenant: "acme", IdempotencyKey: "key-" + id,
+		Spec: []byte(`{"task":"summarize","input":{"text":"x"}}`),
+	}
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cfg := sqlite.Config{Path: filepath.Join(t.TempDir(), "nested", "dir", "jobs.db"), Synchronous: "full"}
+	s, err := sqlite.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	base := time.Now()
+	var want []messages.JobRecord
+	for i := range 30 {
+		rec, _, err := s.Create(ctx, job(fmt.Sprintf("job-%02d", i), base.Add(time.Duration(i)*time.Millisecond)))
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if i%2 == 0 {
+			rec, err = s.Transition(ctx, rec.JobID, pipeline.Transition{
+				To: messages.StatusCompleted, Usage: &messages.Usage{InputTokens: i, OutputTokens: 1},
+			})
+			if err != nil {
+				t.Fatalf("Transition: %v", err)
+			}
+		}
+		want = append(want, rec)
+	}
+	if err := s.Delete(ctx, "job-29"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	want = want[:29]
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s, err = sqlite.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	recs, next, err := s.List(ctx, pipeline.ListQuery{Limit: 100})
+	if err != nil || next != "" {
+		t.Fatalf("List after reopen: cursor %q err %v", next, err)
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("after reopen: %d jobs, want %d", len(recs), len(want))
+	}
+	for i, rec := range recs {
+		w := want[len(want)-1-i]
+		if rec.JobID != w.JobID || rec.Status != w.Status || !rec.UpdatedAt.Equal(w.UpdatedAt) ||
+			(w.Usage != nil) != (rec.Usage != nil) || string(rec.Spec) != string(w.Spec) {
+			t.Fatalf("after reopen: job %d is %+v, want %+v", i, rec, w)
+		}
+	}
+	// The idempotency index survived too.
+	again := job("job-x", base)
+	again.IdempotencyKey = "key-job-03"
+	stored, created, err := s.Create(ctx, again)
+	if err != nil || created || stored.JobID != "job-03" {
+		t.Fatalf("Create with a key used before reopen: got %s created %v err %v, want job-03, false, nil", stored.JobID, created, err)
+	}
+}
+
+func TestOpenValidates(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cfg  sqlite.Config
+		want []string
+	}{
+		{sqlite.Config{}, []string{"path is required"}},
+		{sqlite.Config{Path: "a?b", Synchronous: "OFF", BusyTimeout: -time.Second}, []string{"'?'", "OFF", "negative"}},
+	} {
+		_, err := sqlite.Open(t.Context(), tc.cfg)
+		if err == nil {
+			t.Fatalf("Open(%+v): no error", tc.cfg)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Open(%+v): error %q does not mention %q", tc.cfg, err, w)
+			}
+		}
+	}
+}
+
+func TestOpenRejectsNewerSchema(t *testing.T) {
+	t.Parallel()
+	s, cfg := setup(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Pretend a later release migrated the file.
+	db, err := sql.Open("sqlite", cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), "PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open of a file at schema 99: err = %v, want one about a newer schema", err)
+	}
+}
+
+func TestOpenRejectsNonDatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "not.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("this is not a database ", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path}); err == nil {
+		_ = s.Close()
+		t.Fatal("Open of a text file: no error")
+	}
+}
+
+func TestCheckAndClose(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	if err := s.Check(t.Context()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Check(t.Context()); !errors.Is(err, sqlite.ErrClosed) {
+		t.Fatalf("Check after Close: %v, want ErrClosed", err)
+	}
+	if _, _, err := s.Create(t.Context(), job("job-1", time.Now())); !errors.Is(err, sqlite.ErrClosed) {
+		t.Fatalf("Create after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestCloseWhileWriting closes the store under concurrent writers: every call either
+// succeeds (and its job is on disk) or fails with ErrClosed; none hangs.
+func TestCloseWhileWriting(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cfg := sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db")}
+	s, err := sqlite.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created []string
+		errs    []error
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("job-%d-%d", g, i)
+				_, _, err := s.Create(ctx, job(id, time.Now()))
+				mu.Lock()
+				if err == nil {
+					created = append(created, id)
+				} else if !errors.Is(err, sqlite.ErrClosed) {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(created) > 100 })
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("writes during Close: %v", errors.Join(errs...))
+	}
+	s, err = sqlite.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range created {
+		if _, err := s.Get(ctx, id); err != nil {
+			t.Fatalf("job %s acknowledged before Close is gone after reopen: %v", id, err)
+		}
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, _, err := s.Create(ctx, job("job-1", time.Now())); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+func TestInvalidCursor(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	for _, c := range []string{"!!!", "bm9jb2xvbg", "eDpqb2I"} { // bad base64, "nocolon", "x:job"
+		if _, _, err := s.List(t.Context(), pipeline.ListQuery{Cursor: c}); err == nil || !strings.Contains(err.Error(), "cursor") {
+			t.Errorf("List with cursor %q: err = %v, want an invalid cursor error", c, err)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// writeStmts are the statements the writer runs, prepared once on the write connection.
+type writeStmts struct {
+	begin, commit, rollback        *sql.Stmt
+	savepoint, release, rollbackTo *sql.Stmt
+	insert, update, delete         *sql.Stmt
+	selectByID, selectByKey        *sql.Stmt
+}
+
+func (w *writeStmts) all() []**sql.Stmt {
+	return []**sql.Stmt{
+		&w.begin, &w.commit, &w.rollback, &w.savepoint, &w.release, &w.rollbackTo,
+		&w.insert, &w.update, &w.delete, &w.selectByID, &w.selectByKey,
+	}
+}
+
+func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
+	queries := []string{
+		"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK",
+		"SAVEPOINT req", "RELEASE req", "ROLLBACK TO req",
+		"INSERT INTO jobs (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		"UPDATE jobs SET status = ?, model = ?, attempts = ?, updated_at = ?, usage = ?, guardrail = ?, error = ?, result_url = ?, replay_name = ? WHERE job_id = ?",
+		"DELETE FROM jobs WHERE job_id = ?",
+		"SELECT " + columns + " FROM jobs WHERE job_id = ?",
+		"SELECT " + columns + " FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key <> ''",
+	}
+	for i, p := range w.all() {
+		st, err := conn.PrepareContext(ctx, queries[i])
+		if err != nil {
+			return fmt.Errorf("sqlite store: prepare %q: %w", queries[i], err)
+		}
+		*p = st
+	}
+	return nil
+}
+
+func (w *writeStmts) close() error {
+	var errs []error
+	for _, p := range w.all() {
+		if *p != nil {
+			errs = append(errs, (*p).Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type opKind uint8
+
+const (
+	opCreate opKind = iota
+	opTransition
+	opDelete
+)
+
+// request is one write handed to the writer. The writer sets the answer fields, then closes
+// done; the caller reads them only after done is closed.
+type request struct {
+	ctx  context.Context
+	op   opKind
+	id   string
+	rec  messages.JobRecord
+	args []any // insert arguments of rec, encoded by the caller to keep the writer's work short
+	tr   pipeline.Transition
+
+	out     messages.JobRecord
+	created bool
+	err     error
+	done    chan struct{}
+}
+
+// submit hands r to the writer and waits for its answer, for ctx, or for Close. A call cut off
+// by ctx after the writer took it may still be applied.
+func (s *Store) submit(r *request) error {
+	r.done = make(chan struct{})
+	select {
+	case s.reqs <- r:
+	case <-r.ctx.Done():
+		return context.Cause(r.ctx)
+	case <-s.closing:
+		return ErrClosed
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-r.ctx.Done():
+		return fmt.Errorf("sqlite store: gave up waiting for the write of job %s, which may still be applied: %w", r.id, context.Cause(r.ctx))
+	case <-s.done:
+		select {
+		case <-r.done:
+			return r.err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// writeLoop is the writer goroutine: it owns wconn and the write statements until it returns.
+func (s *Store) writeLoop() {
+	defer close(s.done)
+	batch := make([]*request, 0, s.batchLimit)
+	for {
+		select {
+		case r := <-s.reqs:
+			batch = s.fill(append(batch[:0], r))
+			s.runBatch(batch)
+		case <-s.closing:
+			// Finish what callers handed over before Close.
+			for {
+				select {
+				case r := <-s.reqs:
+					batch = s.fill(append(batch[:0], r))
+					s.runBatch(batch)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// fill adds to batch every request already waiting, up to the batch limit.
+func (s *Store) fill(batch []*request) []*request {
+	for len(batch) < s.batchLimit {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// runBatch runs batch in one transaction and answers every request. Statements run under a
+// background context: cancelling one caller must not interrupt the transaction the others share.
+func (s *Store) runBatch(batch []*request) {
+	ctx := context.Background()
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	if _, err := s.w.begin.ExecContext(ctx); err != nil {
+		err = fmt.Errorf("sqlite store: begin write transaction (another process may hold the database; raise busy_timeout or stop it): %w", err)
+		s.log.Error().Err(err).Int("batch_size", len(batch)).Msg("write batch failed")
+		for _, r := range batch {
+			r.err = err
+		}
+		return
+	}
+	var aborted error
+	for _, r := range batch {
+		switch {
+		case aborted != nil:
+			r.err = aborted
+		case r.ctx.Err() != nil:
+			r.err = context.Cause(r.ctx)
+		default:
+			aborted = s.runRequest(ctx, r)
+		}
+	}
+	if aborted == nil {
+		_, aborted = s.w.commit.ExecContext(ctx)
+		if aborted != nil {
+			aborted = fmt.Errorf("sqlite store: commit: %w", aborted)
+		}
+	}
+	if aborted != nil {
+		_, _ = s.w.rollback.ExecContext(ctx)
+		s.log.Error().Err(aborted).Int("batch_size", len(batch)).Msg("write batch rolled back")
+		for _, r := range batch {
+			r.out, r.created, r.err = messages.JobRecord{}, false, aborted
+		}
+	}
+}
+
+// runRequest runs r in its own savepoint, undoing it when it fails. It returns an error only
+// when the whole transaction can no longer be trusted.
+func (s *Store) runRequest(ctx context.Context, r *request) error {
+	if _, err := s.w.savepoint.ExecContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: open savepoint: %w", err)
+	}
+	switch r.op {
+	case opCreate:
+		r.out, r.created, r.err = s.create(ctx, r.rec, r.args)
+	case opTransition:
+		r.out, r.err = s.transition(ctx, r.id, r.tr)
+	case opDelete:
+		if _, err := s.w.delete.ExecContext(ctx, r.id); err != nil {
+			r.err = fmt.Errorf("sqlite store: delete job %s: %w", r.id, err)
+		}
+	}
+	if r.err != nil && !errors.Is(r.err, pipeline.ErrConflict) && !errors.Is(r.err, pipeline.ErrNotFound) {
+		// A failed statement may have rolled back the whole transaction; then the savepoint
+		// is gone and the batch must fail as one.
+		if _, err := s.w.rollbackTo.ExecContext(ctx); err != nil {
+			return fmt.Errorf("sqlite store: transaction lost after %w", r.err)
+		}
+	}
+	if _, err := s.w.release.ExecContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: release savepoint: %w", err)
+	}
+	return nil
+}
+
+// create inserts rec unless its id or (tenant, key) is taken, and returns the stored record.
+func (s *Store) create(ctx context.Context, rec messages.JobRecord, args []any) (messages.JobRecord, bool, error) {
+	res, err := s.w.insert.ExecContext(ctx, args...)
+	if err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("sqlite store: insert job %s: %w", rec.JobID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("sqlite store: insert job %s: %w", rec.JobID, err)
+	} else if n == 1 {
+		return rec, true, nil
+	}
+	existing, err := scanRecord(s.w.selectByID.QueryRowContext(ctx, rec.JobID))
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return existing, false, err
+	}
+	if rec.IdempotencyKey != "" {
+		existing, err = scanRecord(s.w.selectByKey.QueryRowContext(ctx, rec.Tenant, rec.IdempotencyKey))
+		if err == nil || !errors.Is(err, sql.ErrNoRows) {
+			return existing, false, err
+		}
+	}
+	return messages.JobRecord{}, false, fmt.Errorf("sqlite store: insert of job %s was refused but no job holds its id or idempotency key", rec.JobID)
+}
+
+// transition reads job id, checks tr.From, applies tr and writes the result.
+func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transition) (messages.JobRecord, error) {
+	cur, err := scanRecord(s.w.selectByID.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+	}
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
+	if !tr.Allows(cur.Status) {
+		return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, tr.From, pipeline.ErrConflict)
+	}
+	next := tr.Apply(cur)
+	next.UpdatedAt = ms(next.UpdatedAt)
+	usage, guardrail, jobErr, err := encodeJSONColumns(next)
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
+	if _, err := s.w.update.ExecContext(ctx, string(next.Status), next.Model, next.Attempts, next.UpdatedAt.UnixMilli(),
+		usage, guardrail, jobErr, next.ResultURL, next.ReplayName, id); err != nil {
+		return messages.JobRecord{}, fmt.Errorf("sqlite store: update job %s: %w", id, err)
+	}
+	return next, nil
+}

@@ -1,0 +1,685 @@
+// Package storetest is the conformance suite for pipeline.JobStore. Every store (SQLite,
+// DynamoDB, Postgres...) runs the same suite so that the pipeline can rely on one behaviour:
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) pipeline.JobStore { return openStore(t) })
+//	}
+//
+// The suite checks what pipeline.JobStore promises and the few things every store must agree
+// on beyond it: times are kept at millisecond precision and returned in UTC; List pages newest
+// first by created_at, then job_id, and the pages cover every job exactly once.
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// Run runs the conformance suite. newStore must return a new, empty store for each call and
+// arrange its cleanup with t.Cleanup; subtests call it in parallel.
+func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s pipeline.JobStore)
+	}{
+		{"CreateGetRoundTrip", testCreateGetRoundTrip},
+		{"CreateMinimalRecord", testCreateMinimalRecord},
+		{"CreateExistingJobID", testCreateExistingJobID},
+		{"CreateIdempotencyKey", testCreateIdempotencyKey},
+		{"CreateRacingSameKey", testCreateRacingSameKey},
+		{"TransitionFrom", testTransitionFrom},
+		{"TransitionEmptyFrom", testTransitionEmptyFrom},
+		{"TransitionFields", testTransitionFields},
+		{"TransitionAttempts", testTransitionAttempts},
+		{"TransitionError", testTransitionError},
+		{"TransitionRacing", testTransitionRacing},
+		{"NotFound", testNotFound},
+		{"ListEmpty", testListEmpty},
+		{"ListOrderAndPages", testListOrderAndPages},
+		{"ListFilters", testListFilters},
+		{"ListDefaultLimit", testListDefaultLimit},
+		{"Delete", testDelete},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+// base is a time with nanoseconds and a zone, so that stores must truncate and convert.
+var base = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.FixedZone("CET", 3600))
+
+// fullRecord returns a record with every field set.
+func fullRecord(id string) messages.JobRecord {
+	temp := 0.2
+	spec, _ := json.Marshal(messages.Job{
+		JobID: id, Task: "summarize", Input: messages.Input{Text: "some text"},
+		Params: &messages.Params{MaxTokens: 64, Temperature: &temp}, Priority: messages.PriorityHigh,
+		Metadata: json.RawMessage(`{"a":[1,2]}`), IdempotencyKey: "key-" + id,
+	})
+	return messages.JobRecord{
+		JobID:     id,
+		Status:    messages.StatusQueued,
+		Task:      "summarize",
+		Priority:  messages.PriorityHigh,
+		Model:     "fast",
+		Attempts:  2,
+		CreatedAt: base,
+		UpdatedAt: base.Add(1500 * time.Microsecond),
+		Usage:     &messages.Usage{InputTokens: 11, OutputTokens: 22},
+		Guardrail: &messages.GuardrailReport{
+			Action: messages.GuardActionAnonymized,
+			Input:  []messages.Assessment{{Policy: "pii", Type: "EMAIL", Matches: 2, Action: messages.GuardActionAnonymized}},
+			Output: []messages.Assessment{{Policy: "words", Type: "CUSTOM", Matches: 1, Action: messages.GuardActionNone}},
+		},
+		Error:          &messages.JobError{Code: messages.ErrCodeModelError, Message: "upstream said 500"},
+		ResultURL:      "/v1/jobs/" + id + "/result",
+		ReplayName:     "replay-1",
+		Tenant:         "acme",
+		IdempotencyKey: "key-" + id,
+		Spec:           spec,
+	}
+}
+
+// queued returns a fresh QUEUED record with the fields intake sets.
+func queued(id string, created time.Time) messages.JobRecord {
+	return messages.JobRecord{
+		JobID:     id,
+		Status:    messages.StatusQueued,
+		Task:      "summarize",
+		Priority:  messages.PriorityNormal,
+		CreatedAt: created,
+		UpdatedAt: created,
+		Tenant:    "acme",
+		Spec:      json.RawMessage(`{"job_id":"` + id + `","task":"summarize","input":{"text":"x"}}`),
+	}
+}
+
+// normalized returns rec as a store returns it: times at millisecond precision in UTC.
+func normalized(rec messages.JobRecord) messages.JobRecord {
+	rec.CreatedAt = ms(rec.CreatedAt)
+	rec.UpdatedAt = ms(rec.UpdatedAt)
+	return rec
+}
+
+func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+// requireRecord fails t unless got equals want field by field; Spec compares as JSON and
+// times must be equal instants in UTC.
+func requireRecord(t *testing.T, want, got messages.JobRecord) {
+	t.Helper()
+	if diff := recordDiff(want, got); diff != "" {
+		t.Fatalf("record %s differs:\n%s", want.JobID, diff)
+	}
+}
+
+func recordDiff(want, got messages.JobRecord) string {
+	var b strings.Builder
+	for _, tm := range []struct {
+		name      string
+		want, got time.Time
+	}{{"CreatedAt", want.CreatedAt, got.CreatedAt}, {"UpdatedAt", want.UpdatedAt, got.UpdatedAt}} {
+		if !tm.want.Equal(tm.got) {
+			fmt.Fprintf(&b, "  %s: want %s, got %s\n", tm.name, tm.want.Format(time.RFC3339Nano), tm.got.Format(time.RFC3339Nano))
+		}
+		if tm.got.Location() != time.UTC {
+			fmt.Fprintf(&b, "  %s: location %s, want UTC\n", tm.name, tm.got.Location())
+		}
+	}
+	if !jsonEqual(want.Spec, got.Spec) {
+		fmt.Fprintf(&b, "  Spec: want %s, got %s\n", want.Spec, got.Spec)
+	}
+	w, g := want, got
+	w.CreatedAt, w.UpdatedAt, w.Spec = time.Time{}, time.Time{}, nil
+	g.CreatedAt, g.UpdatedAt, g.Spec = time.Time{}, time.Time{}, nil
+	if !reflect.DeepEqual(w, g) {
+		wj, _ := json.Marshal(struct {
+			messages.JobRecord
+			Tenant, IdempotencyKey string
+		}{w, w.Tenant, w.IdempotencyKey})
+		gj, _ := json.Marshal(struct {
+			messages.JobRecord
+			Tenant, IdempotencyKey string
+		}{g, g.Tenant, g.IdempotencyKey})
+		fmt.Fprintf(&b, "  want %s\n  got  %s\n", wj, gj)
+	}
+	return b.String()
+}
+
+// jsonEqual reports whether a and b hold the same JSON value; two empty values are equal.
+func jsonEqual(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var av, bv any
+	if json.Unmarshal(a, &av) != nil || json.Unmarshal(b, &bv) != nil {
+		return string(a) == string(b)
+	}
+	return reflect.DeepEqual(av, bv)
+}
+
+func mustCreate(t *testing.T, s pipeline.JobStore, rec messages.JobRecord) messages.JobRecord {
+	t.Helper()
+	stored, created, err := s.Create(t.Context(), rec)
+	if err != nil {
+		t.Fatalf("Create %s: %v", rec.JobID, err)
+	}
+	if !created {
+		t.Fatalf("Create %s: created = false, want true", rec.JobID)
+	}
+	return stored
+}
+
+func mustGet(t *testing.T, s pipeline.JobStore, id string) messages.JobRecord {
+	t.Helper()
+	rec, err := s.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get %s: %v", id, err)
+	}
+	return rec
+}
+
+func mustTransition(t *testing.T, s pipeline.JobStore, id string, tr pipeline.Transition) messages.JobRecord {
+	t.Helper()
+	rec, err := s.Transition(t.Context(), id, tr)
+	if err != nil {
+		t.Fatalf("Transition %s to %s: %v", id, tr.To, err)
+	}
+	return rec
+}
+
+func testCreateGetRoundTrip(t *testing.T, s pipeline.JobStore) {
+	rec := fullRecord("job-full")
+	stored := mustCreate(t, s, rec)
+	want := normalized(rec)
+	requireRecord(t, want, stored)
+	requireRecord(t, want, mustGet(t, s, rec.JobID))
+}
+
+func testCreateMinimalRecord(t *testing.T, s pipeline.JobStore) {
+	rec := messages.JobRecord{
+		JobID: "job-min", Status: messages.StatusQueued, Task: "t", Priority: messages.PriorityLow,
+		CreatedAt: base, UpdatedAt: base,
+	}
+	want := normalized(rec)
+	requireRecord(t, want, mustCreate(t, s, rec))
+	got := mustGet(t, s, rec.JobID)
+	requireRecord(t, want, got)
+	if got.Usage != nil || got.Guardrail != nil || got.Error != nil || len(got.Spec) != 0 {
+		t.Fatalf("unset fields came back set: %+v", got)
+	}
+}
+
+func testCreateExistingJobID(t *testing.T, s pipeline.JobStore) {
+	first := mustCreate(t, s, queued("job-1", base))
+	again := fullRecord("job-1")
+	again.Status = messages.StatusCompleted
+	again.Task = "other"
+	stored, created, err := s.Create(t.Context(), again)
+	if err != nil {
+		t.Fatalf("Create again: %v", err)
+	}
+	if created {
+		t.Fatalf("Create with an existing job id: created = true, want false")
+	}
+	requireRecord(t, first, stored)
+	requireRecord(t, first, mustGet(t, s, "job-1"))
+}
+
+func testCreateIdempotencyKey(t *testing.T, s pipeline.JobStore) {
+	ctx := t.Context()
+	a := queued("job-a", base)
+	a.IdempotencyKey = "k1"
+	first := mustCreate(t, s, a)
+
+	b := queued("job-b", base.Add(time.Second))
+	b.IdempotencyKey = "k1"
+	stored, created, err := s.Create(ctx, b)
+	if err != nil {
+		t.Fatalf("Create with a used key: %v", err)
+	}
+	if created {
+		t.Fatalf("Create with a used key: created = true, want false")
+	}
+	requireRecord(t, first, stored)
+	if _, err := s.Get(ctx, "job-b"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("Get of the job that lost on its key: err = %v, want ErrNotFound", err)
+	}
+
+	c := queued("job-c", base)
+	c.Tenant = "globex"
+	c.IdempotencyKey = "k1"
+	requireRecord(t, normalized(c), mustCreate(t, s, c))
+
+	// An empty key is not a key: two jobs without one are both created.
+	for _, id := range []string{"job-d", "job-e"} {
+		mustCreate(t, s, queued(id, base))
+	}
+}
+
+func testCreateRacingSameKey(t *testing.T, s pipeline.JobStore) {
+	const n = 20
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		winners int
+		ids     = map[string]bool{}
+		errs    []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			rec := queued(fmt.Sprintf("job-race-%02d", i), base)
+			rec.IdempotencyKey = "same"
+			stored, created, err := s.Create(t.Context(), rec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			if created {
+				winners++
+			}
+			ids[stored.JobID] = true
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("racing creates failed: %v", errors.Join(errs...))
+	}
+	if winners != 1 || len(ids) != 1 {
+		t.Fatalf("%d racing creates with one key: %d created, %d distinct jobs returned; want 1 and 1", n, winners, len(ids))
+	}
+}
+
+func testTransitionFrom(t *testing.T, s pipeline.JobStore) {
+	cur := mustCreate(t, s, queued("job-1", base))
+	got, err := s.Transition(t.Context(), "job-1", pipeline.Transition{
+		From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
+	})
+	if !errors.Is(err, pipeline.ErrConflict) {
+		t.Fatalf("Transition from a status the job is not in: err = %v, want ErrConflict", err)
+	}
+	requireRecord(t, cur, got)
+	requireRecord(t, cur, mustGet(t, s, "job-1"))
+
+	at := base.Add(time.Minute)
+	got = mustTransition(t, s, "job-1", pipeline.Transition{
+		From: []messages.Status{messages.StatusFailed, messages.StatusQueued}, To: messages.StatusProcessing,
+		AttemptsDelta: 1, At: at,
+	})
+	want := cur
+	want.Status, want.Attempts, want.UpdatedAt = messages.StatusProcessing, 1, ms(at)
+	requireRecord(t, want, got)
+	requireRecord(t, want, mustGet(t, s, "job-1"))
+}
+
+func testTransitionEmptyFrom(t *testing.T, s pipeline.JobStore) {
+	mustCreate(t, s, queued("job-1", base))
+	mustTransition(t, s, "job-1", pipeline.Transition{To: messages.StatusProcessing})
+	mustTransition(t, s, "job-1", pipeline.Transition{To: messages.StatusProcessing})
+	failed := mustTransition(t, s, "job-1", pipeline.Transition{
+		To: messages.StatusFailed, Error: &messages.JobError{Code: messages.ErrCodeInternal, Message: "boom"},
+	})
+	for _, to := range []messages.Status{messages.StatusQueued, messages.StatusCancelled, messages.StatusCompleted} {
+		got, err := s.Transition(t.Context(), "job-1", pipeline.Transition{To: to})
+		if !errors.Is(err, pipeline.ErrConflict) {
+			t.Fatalf("Transition with empty From out of FAILED to %s: err = %v, want ErrConflict", to, err)
+		}
+		requireRecord(t, failed, got)
+	}
+	// A terminal job leaves its status only when From names it (a replay).
+	got := mustTransition(t, s, "job-1", pipeline.Transition{
+		From: []messages.Status{messages.StatusFailed}, To: messages.StatusQueued, ResetAttempts: true,
+	})
+	if got.Status != messages.StatusQueued || got.Error != nil {
+		t.Fatalf("replayed job: status %s error %+v, want QUEUED and no error", got.Status, got.Error)
+	}
+}
+
+func testTransitionFields(t *testing.T, s pipeline.JobStore) {
+	cur := mustCreate(t, s, queued("job-1", base))
+	steps := []pipeline.Transition{
+		{To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast", At: base.Add(time.Second)},
+		{
+			To: messages.StatusCompleted, Model: "main", ResultURL: "/v1/jobs/job-1/result", ReplayName: "r1",
+			Usage: &messages.Usage{InputTokens: 3, OutputTokens: 4},
+			Guardrail: &messages.GuardrailReport{
+				Action: messages.GuardActionAnonymized,
+				Output: []messages.Assessment{{Policy: "pii", Type: "PHONE", Matches: 1, Action: messages.GuardActionAnonymized}},
+			},
+			At: base.Add(2*time.Second + 999999*time.Nanosecond),
+		},
+		// Unset fields keep their stored values.
+		{From: []messages.Status{messages.StatusCompleted}, To: messages.StatusCompleted, At: base.Add(3 * time.Second)},
+	}
+	for i, tr := range steps {
+		want := normalized(tr.Apply(cur))
+		got := mustTransition(t, s, "job-1", tr)
+		if diff := recordDiff(want, got); diff != "" {
+			t.Fatalf("step %d (to %s): returned record differs:\n%s", i, tr.To, diff)
+		}
+		requireRecord(t, want, mustGet(t, s, "job-1"))
+		cur = got
+	}
+
+	// A zero At means now.
+	before := time.Now().Add(-time.Second)
+	got := mustTransition(t, s, "job-1", pipeline.Transition{From: []messages.Status{messages.StatusCompleted}, To: messages.StatusCompleted})
+	if got.UpdatedAt.Before(before) || got.UpdatedAt.After(time.Now().Add(time.Second)) {
+		t.Fatalf("Transition with zero At: updated_at %s, want about now", got.UpdatedAt)
+	}
+	if !got.CreatedAt.Equal(ms(base)) {
+		t.Fatalf("Transition changed created_at to %s", got.CreatedAt)
+	}
+}
+
+func testTransitionAttempts(t *testing.T, s pipeline.JobStore) {
+	mustCreate(t, s, queued("job-1", base))
+	steps := []struct {
+		tr   pipeline.Transition
+		want int
+	}{
+		{pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1}, 1},
+		{pipeline.Transition{To: messages.StatusQueued}, 1},
+		{pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1}, 2},
+		{pipeline.Transition{To: messages.StatusQueued, AttemptsDelta: -1}, 1},
+		{pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: -5}, 0},
+		{pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 3}, 3},
+		{pipeline.Transition{To: messages.StatusQueued, ResetAttempts: true}, 0},
+		{pipeline.Transition{To: messages.StatusProcessing, ResetAttempts: true, AttemptsDelta: 1}, 1},
+	}
+	for i, st := range steps {
+		got := mustTransition(t, s, "job-1", st.tr)
+		if got.Attempts != st.want {
+			t.Fatalf("step %d: attempts %d, want %d", i, got.Attempts, st.want)
+		}
+		if g := mustGet(t, s, "job-1").Attempts; g != st.want {
+			t.Fatalf("step %d: stored attempts %d, want %d", i, g, st.want)
+		}
+	}
+}
+
+func testTransitionError(t *testing.T, s pipeline.JobStore) {
+	e1 := &messages.JobError{Code: messages.ErrCodeModelError, Message: "first"}
+	e2 := &messages.JobError{Code: messages.ErrCodeModelError, Message: "second"}
+	mustCreate(t, s, queued("job-1", base))
+	steps := []struct {
+		tr   pipeline.Transition
+		want *messages.JobError
+	}{
+		{pipeline.Transition{To: messages.StatusProcessing, Error: e1}, e1},
+		{pipeline.Transition{To: messages.StatusProcessing}, e1},
+		{pipeline.Transition{To: messages.StatusQueued}, nil},
+		{pipeline.Transition{To: messages.StatusProcessing, Error: e2}, e2},
+		{pipeline.Transition{To: messages.StatusQueued, Error: e1}, e1},
+		{pipeline.Transition{To: messages.StatusProcessing}, e1},
+		{pipeline.Transition{To: messages.StatusCompleted}, nil},
+	}
+	for i, st := range steps {
+		got := mustTransition(t, s, "job-1", st.tr)
+		stored := mustGet(t, s, "job-1")
+		if !reflect.DeepEqual(got.Error, st.want) || !reflect.DeepEqual(stored.Error, st.want) {
+			t.Fatalf("step %d (to %s): error returned %+v, stored %+v, want %+v", i, st.tr.To, got.Error, stored.Error, st.want)
+		}
+	}
+
+	// A failure without an error keeps the one already stored.
+	mustCreate(t, s, queued("job-2", base))
+	mustTransition(t, s, "job-2", pipeline.Transition{To: messages.StatusProcessing, Error: e1})
+	if got := mustTransition(t, s, "job-2", pipeline.Transition{To: messages.StatusFailed}); !reflect.DeepEqual(got.Error, e1) {
+		t.Fatalf("FAILED without an error: error %+v, want %+v", got.Error, e1)
+	}
+}
+
+func testTransitionRacing(t *testing.T, s pipeline.JobStore) {
+	mustCreate(t, s, queued("job-1", base))
+	const n = 20
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		winners   int
+		conflicts int
+		errs      []error
+	)
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			got, err := s.Transition(t.Context(), "job-1", pipeline.Transition{
+				From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				winners++
+			case errors.Is(err, pipeline.ErrConflict):
+				conflicts++
+				if got.Status != messages.StatusProcessing {
+					errs = append(errs, fmt.Errorf("conflict returned status %s, want PROCESSING", got.Status))
+				}
+			default:
+				errs = append(errs, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("racing transitions: %v", errors.Join(errs...))
+	}
+	if winners != 1 || conflicts != n-1 {
+		t.Fatalf("%d racing transitions QUEUED→PROCESSING: %d won, %d conflicted; want 1 and %d", n, winners, conflicts, n-1)
+	}
+	if got := mustGet(t, s, "job-1"); got.Attempts != 1 || got.Status != messages.StatusProcessing {
+		t.Fatalf("after the race: status %s attempts %d, want PROCESSING and 1", got.Status, got.Attempts)
+	}
+}
+
+func testNotFound(t *testing.T, s pipeline.JobStore) {
+	ctx := t.Context()
+	mustCreate(t, s, queued("job-1", base))
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("Get missing: err = %v, want ErrNotFound", err)
+	}
+	for _, tr := range []pipeline.Transition{
+		{To: messages.StatusProcessing},
+		{From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing},
+	} {
+		if _, err := s.Transition(ctx, "missing", tr); !errors.Is(err, pipeline.ErrNotFound) {
+			t.Fatalf("Transition missing (from %v): err = %v, want ErrNotFound", tr.From, err)
+		}
+	}
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("Get missing after a Transition of it: err = %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, "missing"); err != nil {
+		t.Fatalf("Delete missing: %v, want nil", err)
+	}
+}
+
+// listAll pages through q, failing on a page over the limit, and returns every job seen.
+func listAll(t *testing.T, s pipeline.JobStore, q pipeline.ListQuery) []messages.JobRecord {
+	t.Helper()
+	var all []messages.JobRecord
+	for page := 0; ; page++ {
+		if page > 1000 {
+			t.Fatalf("List %+v: no end after 1000 pages", q)
+		}
+		recs, next, err := s.List(t.Context(), q)
+		if err != nil {
+			t.Fatalf("List %+v: %v", q, err)
+		}
+		if limit := cmpOr(q.Limit, 50); len(recs) > limit {
+			t.Fatalf("List %+v: %d jobs on a page, limit %d", q, len(recs), limit)
+		}
+		all = append(all, recs...)
+		if next == "" {
+			return all
+		}
+		if len(recs) == 0 {
+			t.Fatalf("List %+v: empty page with a next cursor %q", q, next)
+		}
+		q.Cursor = next
+	}
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// newestFirst sorts recs as List must return them.
+func newestFirst(recs []messages.JobRecord) {
+	slices.SortFunc(recs, func(a, b messages.JobRecord) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.JobID, a.JobID)
+	})
+}
+
+func requireList(t *testing.T, what string, want, got []messages.JobRecord) {
+	t.Helper()
+	ids := func(recs []messages.JobRecord) []string {
+		out := make([]string, len(recs))
+		for i, r := range recs {
+			out[i] = r.JobID
+		}
+		return out
+	}
+	if !slices.Equal(ids(want), ids(got)) {
+		t.Fatalf("%s:\n  want %v\n  got  %v", what, ids(want), ids(got))
+	}
+	for i := range want {
+		if diff := recordDiff(want[i], got[i]); diff != "" {
+			t.Fatalf("%s: job %s differs:\n%s", what, want[i].JobID, diff)
+		}
+	}
+}
+
+func testListEmpty(t *testing.T, s pipeline.JobStore) {
+	recs, next, err := s.List(t.Context(), pipeline.ListQuery{})
+	if err != nil || len(recs) != 0 || next != "" {
+		t.Fatalf("List of an empty store: %d jobs, cursor %q, err %v; want none", len(recs), next, err)
+	}
+}
+
+func testListOrderAndPages(t *testing.T, s pipeline.JobStore) {
+	// 23 jobs, five to a millisecond, created out of order and with ids that do not sort
+	// by creation time.
+	const n = 23
+	var want []messages.JobRecord
+	for _, i := range []int{7, 0, 22, 3, 15, 9, 1, 18, 11, 4, 20, 13, 6, 2, 17, 10, 21, 5, 14, 8, 19, 12, 16} {
+		rec := queued(fmt.Sprintf("job-%02d", (i*7)%n), base.Add(time.Duration(i/5)*time.Millisecond))
+		want = append(want, mustCreate(t, s, rec))
+	}
+	newestFirst(want)
+	for _, limit := range []int{1, 4, 5, 23, 100} {
+		got := listAll(t, s, pipeline.ListQuery{Limit: limit})
+		requireList(t, fmt.Sprintf("all jobs in pages of %d", limit), want, got)
+	}
+}
+
+func testListFilters(t *testing.T, s pipeline.JobStore) {
+	var all []messages.JobRecord
+	statuses := []messages.Status{messages.StatusQueued, messages.StatusProcessing, messages.StatusCompleted}
+	for i := range 18 {
+		rec := queued(fmt.Sprintf("job-%02d", i), base.Add(time.Duration(i%4)*time.Second))
+		rec.Task = []string{"summarize", "classify"}[i%2]
+		rec.Tenant = []string{"acme", "globex", "initech"}[i%3]
+		mustCreate(t, s, rec)
+		if st := statuses[i%3]; st != messages.StatusQueued {
+			rec = mustTransition(t, s, rec.JobID, pipeline.Transition{
+				From: []messages.Status{messages.StatusQueued}, To: st, At: base.Add(time.Hour),
+			})
+		} else {
+			rec = normalized(rec)
+		}
+		all = append(all, rec)
+	}
+	newestFirst(all)
+	for _, q := range []pipeline.ListQuery{
+		{},
+		{Status: messages.StatusProcessing},
+		{Task: "classify"},
+		{Tenant: "globex"},
+		{Tenant: "acme", Task: "classify"},
+		{Status: messages.StatusCompleted, Task: "summarize", Tenant: "initech"},
+		{Status: messages.StatusFailed},
+		{Tenant: "nobody"},
+		{Status: messages.StatusQueued, Limit: 2},
+		{Task: "summarize", Limit: 1},
+	} {
+		var want []messages.JobRecord
+		for _, r := range all {
+			if (q.Status == "" || r.Status == q.Status) && (q.Task == "" || r.Task == q.Task) && (q.Tenant == "" || r.Tenant == q.Tenant) {
+				want = append(want, r)
+			}
+		}
+		requireList(t, fmt.Sprintf("List %+v", q), want, listAll(t, s, q))
+	}
+}
+
+func testListDefaultLimit(t *testing.T, s pipeline.JobStore) {
+	const n = 55
+	for i := range n {
+		mustCreate(t, s, queued(fmt.Sprintf("job-%02d", i), base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	recs, next, err := s.List(t.Context(), pipeline.ListQuery{})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(recs) != 50 || next == "" {
+		t.Fatalf("List with Limit 0 over %d jobs: %d jobs, cursor %q; want 50 and a cursor", n, len(recs), next)
+	}
+	if recs[0].JobID != "job-54" || recs[49].JobID != "job-05" {
+		t.Fatalf("first page runs %s..%s, want job-54..job-05", recs[0].JobID, recs[49].JobID)
+	}
+	rest := listAll(t, s, pipeline.ListQuery{Cursor: next})
+	if len(rest) != n-50 {
+		t.Fatalf("second page: %d jobs, want %d", len(rest), n-50)
+	}
+}
+
+func testDelete(t *testing.T, s pipeline.JobStore) {
+	ctx := t.Context()
+	rec := queued("job-1", base)
+	rec.IdempotencyKey = "k1"
+	mustCreate(t, s, rec)
+	keep := mustCreate(t, s, queued("job-2", base))
+	if err := s.Delete(ctx, "job-1"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Get(ctx, "job-1"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("Get after Delete: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Transition(ctx, "job-1", pipeline.Transition{To: messages.StatusProcessing}); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("Transition after Delete: err = %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, "job-1"); err != nil {
+		t.Fatalf("Delete twice: %v", err)
+	}
+	requireList(t, "List after Delete", []messages.JobRecord{keep}, listAll(t, s, pipeline.ListQuery{}))
+
+	// Intake deletes a record it could not queue; a retry with the same key creates the job anew.
+	retry := queued("job-3", base)
+	retry.IdempotencyKey = "k1"
+	requireRecord(t, normalized(retry), mustCreate(t, s, retry))
+}
