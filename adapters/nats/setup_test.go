@@ -1,0 +1,111 @@
+package nats_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	natsgo "github.com/nats-io/nats.go"
+
+	infnats "github.com/infleet/infleet/adapters/nats"
+)
+
+// testBundle is an embedded server on a temporary store and one connection to it.
+type testBundle struct {
+	srv      *infnats.Server
+	nc       *natsgo.Conn
+	storeDir string
+}
+
+// setup starts an embedded server in t.TempDir() and connects to it; both stop at cleanup.
+func setup(t testing.TB) *testBundle {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := infnats.StartServer(infnats.ServerConfig{StoreDir: dir})
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return &testBundle{srv: srv, nc: connect(t, srv), storeDir: dir}
+}
+
+// connect opens a connection closed at cleanup (before the server stops).
+func connect(t testing.TB, srv *infnats.Server) *natsgo.Conn {
+	t.Helper()
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func newPublisher(t testing.TB, nc *natsgo.Conn) *infnats.Publisher {
+	t.Helper()
+	pub, err := infnats.NewPublisher(infnats.PublisherConfig{Conn: nc})
+	if err != nil {
+		t.Fatalf("new publisher: %v", err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	return pub
+}
+
+func newSubscriber(t testing.TB, cfg infnats.SubscriberConfig) *infnats.Subscriber {
+	t.Helper()
+	sub, err := infnats.NewSubscriber(cfg)
+	if err != nil {
+		t.Fatalf("new subscriber: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return sub
+}
+
+func subscribe(t testing.TB, sub *infnats.Subscriber, topic string) <-chan *message.Message {
+	t.Helper()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", topic, err)
+	}
+	return ch
+}
+
+// publishN publishes n messages with payload "x" on topic and returns them.
+func publishN(t testing.TB, pub *infnats.Publisher, topic string, n int) []*message.Message {
+	t.Helper()
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = message.NewMessage(newID(), []byte("x"))
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return msgs
+}
+
+// receive waits up to timeout for one message.
+func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			t.Fatal("messages channel closed")
+		}
+		return m
+	case <-time.After(timeout):
+		t.Fatalf("no message within %s", timeout)
+	}
+	return nil
+}
+
+// noMessage fails if a message arrives within d.
+func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if ok {
+			t.Fatalf("unexpected message %s (delivery %s)", m.UUID, m.Metadata.Get(infnats.MetaDeliveryCount))
+		}
+	case <-time.After(d):
+	}
+}
