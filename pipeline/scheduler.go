@@ -104,8 +104,8 @@ func (s *Scheduler) Subscribe(ctx context.Context, topic string) (<-chan *messag
 // loop hands messages from ins to out by priority until ctx ends or the scheduler drains.
 func (s *Scheduler) loop(ctx context.Context, ins [3]<-chan *message.Message, out chan<- *message.Message) {
 	slots := make(chan struct{}, s.cfg.Concurrency)
-	var credit [3]int
-	total := s.weights[0] + s.weights[1] + s.weights[2]
+	m := merger{s: s, ins: ins}
+	defer m.giveBack()
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -114,7 +114,7 @@ func (s *Scheduler) loop(ctx context.Context, ins [3]<-chan *message.Message, ou
 		case <-s.draining:
 			return
 		}
-		msg, ok := s.next(ctx, ins, &credit, total)
+		msg, ok := m.next(ctx)
 		if !ok {
 			return
 		}
@@ -139,50 +139,92 @@ func (s *Scheduler) loop(ctx context.Context, ins [3]<-chan *message.Message, ou
 	}
 }
 
-// next receives the next message, preferring priorities by policy among those with one ready,
-// and waits for any when none is ready. ok is false when the scheduler stops.
-func (s *Scheduler) next(ctx context.Context, ins [3]<-chan *message.Message, credit *[3]int, total int) (*message.Message, bool) {
-	order := s.preference(credit)
-	for _, i := range order {
-		if ins[i] == nil {
+// merger holds at most one received, not yet handed out message per priority, so that the
+// choice among priorities sees every one that has work ready.
+type merger struct {
+	s       *Scheduler
+	ins     [3]<-chan *message.Message
+	pending [3]*message.Message
+	credit  [3]int
+}
+
+// fill takes a message from each priority that has none pending, without waiting.
+func (m *merger) fill() {
+	for i, in := range m.ins {
+		if m.pending[i] != nil || in == nil {
 			continue
 		}
 		select {
-		case msg, open := <-ins[i]:
+		case msg, open := <-in:
 			if !open {
-				ins[i] = nil
+				m.ins[i] = nil
 				continue
 			}
-			s.charge(credit, i, total)
-			return msg, true
+			m.pending[i] = msg
 		default:
 		}
 	}
-	for {
-		if ins[0] == nil && ins[1] == nil && ins[2] == nil {
-			return nil, false
+}
+
+func (m *merger) empty() bool {
+	return m.pending[0] == nil && m.pending[1] == nil && m.pending[2] == nil
+}
+
+// wait blocks until some priority has a message; false when the inputs end or the scheduler
+// stops.
+func (m *merger) wait(ctx context.Context) bool {
+	for m.empty() {
+		if m.ins[0] == nil && m.ins[1] == nil && m.ins[2] == nil {
+			return false
 		}
 		var msg *message.Message
 		var open bool
 		var i int
 		select {
-		case msg, open = <-ins[0]:
+		case msg, open = <-m.ins[0]:
 			i = 0
-		case msg, open = <-ins[1]:
+		case msg, open = <-m.ins[1]:
 			i = 1
-		case msg, open = <-ins[2]:
+		case msg, open = <-m.ins[2]:
 			i = 2
 		case <-ctx.Done():
-			return nil, false
-		case <-s.draining:
-			return nil, false
+			return false
+		case <-m.s.draining:
+			return false
 		}
 		if !open {
-			ins[i] = nil
+			m.ins[i] = nil
 			continue
 		}
-		s.charge(credit, i, total)
-		return msg, true
+		m.pending[i] = msg
+	}
+	return true
+}
+
+// next returns the message of the priority the policy prefers among those with one pending.
+func (m *merger) next(ctx context.Context) (*message.Message, bool) {
+	m.fill()
+	if !m.wait(ctx) {
+		return nil, false
+	}
+	m.fill()
+	for _, i := range m.s.preference(&m.credit) {
+		if msg := m.pending[i]; msg != nil {
+			m.pending[i] = nil
+			m.s.charge(&m.credit, i)
+			return msg, true
+		}
+	}
+	return nil, false
+}
+
+// giveBack nacks the pending messages so the transport delivers them again.
+func (m *merger) giveBack() {
+	for i, msg := range m.pending {
+		if msg != nil {
+			msg.Nack()
+			m.pending[i] = nil
+		}
 	}
 }
 
@@ -204,7 +246,8 @@ func (s *Scheduler) preference(credit *[3]int) [3]int {
 
 // charge updates the smooth weighted round-robin credits after priority i was served. Credits
 // are clamped so that a priority idle for long cannot bank an unbounded burst.
-func (s *Scheduler) charge(credit *[3]int, i, total int) {
+func (s *Scheduler) charge(credit *[3]int, i int) {
+	total := s.weights[0] + s.weights[1] + s.weights[2]
 	if s.cfg.Strict || total == 0 {
 		return
 	}

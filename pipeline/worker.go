@@ -237,9 +237,9 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
 	if errors.Is(err, ErrNotFound) {
 		// A producer dropped the message straight on the queue: create its record.
-		created, err := w.createRecord(ctx, job, d)
-		if err != nil {
-			return messages.JobRecord{}, false, err
+		created, cerr := w.createRecord(ctx, job, d)
+		if cerr != nil {
+			return messages.JobRecord{}, false, cerr
 		}
 		if created.JobID != job.JobID {
 			w.cfg.Logger.Info().Str("job_id", job.JobID).Str("existing_job_id", created.JobID).

@@ -1,0 +1,51 @@
+# infleet's build, test and benchmark entry points. `make test` needs nothing installed beyond Go:
+# the embedded default's peers (NATS JetStream, SQLite) run in-process.
+GO       ?= go
+BIN      := bin/infleet
+FUZZTIME ?= 5s
+BENCHTIME ?= 1s
+
+# Fuzz targets run briefly by `make test`: package:target.
+FUZZ_TARGETS := \
+	./pipeline:FuzzDecodeJob \
+	./config:FuzzLoad \
+	./schemas:FuzzValidateJob \
+	./handlers:FuzzPostJob
+
+.PHONY: build run test unit fuzz vet lint bench bench-go bench-load clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/infleet
+
+run: build
+	./$(BIN) serve
+
+test: vet unit fuzz
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+lint: vet
+
+bench: bench-go bench-load
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+bench-load: build
+	$(GO) run ./bench/load -bin $(BIN)
+
+clean:
+	rm -rf bin data
