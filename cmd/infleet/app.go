@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/adapters/file"
+	natsadapter "github.com/infleet/infleet/adapters/nats"
+	"github.com/infleet/infleet/adapters/sim"
+	"github.com/infleet/infleet/adapters/sqlite"
+	"github.com/infleet/infleet/adapters/webhook"
+	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// app holds the concrete parts one process runs, built from the config. close releases them
+// in the reverse order of their creation.
+type app struct {
+	cfg     config.Config
+	log     zerolog.Logger
+	reg     *prometheus.Registry
+	metrics *pipeline.Metrics
+	hub     *pipeline.Hub
+	topics  pipeline.Topics
+
+	publisher  message.Publisher
+	subscriber message.Subscriber
+	depth      pipeline.DepthReporter
+	store      pipeline.JobStore
+	results    pipeline.BlobStore
+	notifier   pipeline.Notifier
+	ready      []pipeline.NamedChecker
+
+	closers []func() error
+}
+
+// newApp builds the transport, stores and notifier the config names. Errors say which setting
+// to fix.
+func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = pipeline.NewMetrics(a.reg)
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data_dir %s (set --data-dir or data_dir to a writable directory): %w", cfg.DataDir, err)
+	}
+	if err := a.openTransport(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openResults(); err != nil {
+		return nil, err
+	}
+	n, err := webhook.New(webhook.Config{
+		URL:          cfg.Notify.Webhook.URL,
+		Secret:       cfg.Notify.Webhook.Secret,
+		AllowPrivate: cfg.Notify.Webhook.AllowPrivate,
+		MaxAttempts:  cfg.Notify.Webhook.MaxAttempts,
+		Logger:       log.With().Str("component", "webhook").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notify.webhook: %w", err)
+	}
+	a.notifier = n
+	return a, nil
+}
+
+func (a *app) onClose(f func() error) { a.closers = append(a.closers, f) }
+
+// close releases everything in reverse order and returns every error.
+func (a *app) close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+func (a *app) openTransport(ctx context.Context) error {
+	switch a.cfg.Transport.Kind {
+	case "embedded":
+		return a.openEmbedded(ctx)
+	default:
+		return fmt.Errorf("transport.kind %q is not available in this build (use embedded)", a.cfg.Transport.Kind)
+	}
+}
+
+// openEmbedded starts the in-process NATS JetStream server with one stream per priority and
+// one for dead letters.
+func (a *app) openEmbedded(ctx context.Context) error {
+	prefix := strings.ToLower(a.cfg.Transport.Embedded.StreamPrefix)
+	a.topics = pipeline.Topics{High: prefix + ".high", Normal: prefix + ".normal", Low: prefix + ".low", Dead: prefix + ".dead"}
+	log := a.log.With().Str("component", "nats").Logger()
+	srv, err := natsadapter.StartServer(natsadapter.ServerConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Logger: log})
+	if err != nil {
+		return fmt.Errorf("start the embedded queue under %s: %w", a.cfg.DataDir, err)
+	}
+	a.onClose(func() error { srv.Shutdown(); return nil })
+	nc, err := srv.Connect()
+	if err != nil {
+		return fmt.Errorf("connect to the embedded queue: %w", err)
+	}
+	a.onClose(func() error { nc.Close(); return nil })
+	if err := natsadapter.EnsureStreams(ctx, nc, a.topics.High, a.topics.Normal, a.topics.Low, a.topics.Dead); err != nil {
+		return fmt.Errorf("create the embedded queue's streams: %w", err)
+	}
+	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: nc, Logger: log})
+	if err != nil {
+		return err
+	}
+	a.onClose(pub.Close)
+	sub, err := natsadapter.NewSubscriber(natsadapter.SubscriberConfig{
+		Conn:        nc,
+		MaxInFlight: a.cfg.Workers.Concurrency,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	a.publisher, a.subscriber = pub, sub
+	if d, ok := any(sub).(pipeline.DepthReporter); ok {
+		a.depth = d
+	}
+	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: checkFunc(func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("not connected to the embedded queue")
+		}
+		return nil
+	})})
+	return nil
+}
+
+func (a *app) openStore(ctx context.Context) error {
+	switch a.cfg.Store.Kind {
+	case "sqlite":
+		path := a.cfg.Store.SQLite.Path
+		if path == "" {
+			path = filepath.Join(a.cfg.DataDir, "infleet.db")
+		}
+		s, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: a.log})
+		if err != nil {
+			return fmt.Errorf("open the SQLite job store %s: %w", path, err)
+		}
+		a.onClose(s.Close)
+		a.store = s
+		a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
+		return nil
+	default:
+		return fmt.Errorf("store.kind %q is not available in this build (use sqlite)", a.cfg.Store.Kind)
+	}
+}
+
+func (a *app) openResults() error {
+	switch a.cfg.Results.Kind {
+	case "file":
+		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results")})
+		if err != nil {
+			return fmt.Errorf("open the result directory under %s: %w", a.cfg.DataDir, err)
+		}
+		a.onClose(s.Close)
+		a.results = s
+		a.ready = append(a.ready, pipeline.NamedChecker{Name: "results", Checker: s})
+		return nil
+	default:
+		return fmt.Errorf("results.kind %q is not available in this build (use file)", a.cfg.Results.Kind)
+	}
+}
+
+// router builds the model router from the models and routes settings.
+func (a *app) router() (*pipeline.Router, error) {
+	var models []pipeline.Model
+	var errs []error
+	for i, m := range a.cfg.Models {
+		switch m.Provider {
+		case "sim":
+			models = append(models, pipeline.Model{Name: m.Name, ModelID: m.Name, Client: sim.New(sim.Config{Latency: m.Latency})})
+		default:
+			errs = append(errs, fmt.Errorf("models[%d] (%s): provider %q is not available in this build (use sim)", i, m.Name, m.Provider))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return pipeline.NewRouter(models, a.cfg.Routes)
+}
+
+// service builds the intake side.
+func (a *app) service() (*pipeline.Service, error) {
+	return pipeline.NewService(pipeline.ServiceConfig{
+		Store:     a.store,
+		Results:   a.results,
+		Publisher: a.publisher,
+		Topics:    a.topics,
+		Hub:       a.hub,
+		Notifier:  a.notifier,
+		Ready:     a.ready,
+		Metrics:   a.metrics,
+		Logger:    a.log.With().Str("component", "intake").Logger(),
+	})
+}
+
+// worker builds the processing side.
+func (a *app) worker() (*pipeline.Worker, error) {
+	r, err := a.router()
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.NewWorker(pipeline.WorkerConfig{
+		Store:       a.store,
+		Results:     a.results,
+		Router:      r,
+		DeadLetters: a.publisher,
+		Topics:      a.topics,
+		Notifier:    a.notifier,
+		Hub:         a.hub,
+		MaxAttempts: a.cfg.Workers.MaxAttempts,
+		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
+		JobTimeout:  a.cfg.Workers.JobTimeout,
+		Metrics:     a.metrics,
+		Logger:      a.log.With().Str("component", "worker").Logger(),
+	})
+}
+
+// scheduler merges the priority subscriptions for the router.
+func (a *app) scheduler() (*pipeline.Scheduler, error) {
+	w := a.cfg.Workers.PriorityWeights
+	return pipeline.NewScheduler(pipeline.SchedulerConfig{
+		Subscriber:   a.subscriber,
+		Topics:       a.topics,
+		Concurrency:  a.cfg.Workers.Concurrency,
+		WeightHigh:   w.High,
+		WeightNormal: w.Normal,
+		WeightLow:    w.Low,
+		Strict:       w.Strict || a.cfg.Workers.Strict,
+	})
+}
+
+// checkFunc adapts a function to pipeline.Checker.
+type checkFunc func(ctx context.Context) error
+
+func (f checkFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// shutdownBound is how long the last steps of shutdown (HTTP, hand-back writes) may take.
+const shutdownBound = 10 * time.Second

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/handlers"
+	"github.com/infleet/infleet/pipeline"
+)
+
+func init() {
+	register("serve", "run the HTTP ingress and the workers in one process (the embedded default with no config)", runServe)
+}
+
+// processFlags are the flags every long-running command shares.
+type processFlags struct {
+	config  *string
+	addr    *string
+	dataDir *string
+}
+
+func addProcessFlags(fs *flag.FlagSet) processFlags {
+	return processFlags{
+		config:  fs.String("config", os.Getenv("INFLEET_CONFIG"), "YAML config file (env INFLEET_CONFIG); none runs the embedded default"),
+		addr:    fs.String("addr", "", "listen address (default :8080, or addr in the config)"),
+		dataDir: fs.String("data-dir", "", "directory for the embedded queue, SQLite store and result files (default ./data)"),
+	}
+}
+
+// load reads the config; the flags given on the command line win over the file and the
+// environment, so they are applied as environment overrides before the defaults that derive
+// from them (the SQLite path from data_dir).
+func (p processFlags) load(fs *flag.FlagSet) (config.Config, error) {
+	environ := os.Environ()
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "addr":
+			environ = append(environ, "INFLEET_ADDR="+*p.addr)
+		case "data-dir":
+			environ = append(environ, "INFLEET_DATA_DIR="+*p.dataDir)
+		}
+	})
+	return config.Load(*p.config, environ)
+}
+
+// configError prints a config problem list and returns exitUsage.
+func configError(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "infleet %s: the configuration has problems; fix them and start again:\n%v\n", cmd, err)
+	return exitUsage
+}
+
+// newLogger returns the process logger: JSON lines, or pretty when stderr is a terminal
+// (log.format overrides), at log.level.
+func newLogger(cfg config.Config, stderr io.Writer) zerolog.Logger {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	var w io.Writer = stderr
+	format := cfg.Log.Format
+	if format == "" || format == "auto" {
+		format = "json"
+		if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "pretty"
+		}
+	}
+	if format == "pretty" {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000"}
+	}
+	level, err := zerolog.ParseLevel(strings.ToLower(cfg.Log.Level))
+	if err != nil || cfg.Log.Level == "" {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "[flags]",
+		"Runs the HTTP ingress and the workers in one process. With no config it runs the embedded\n"+
+			"default: an in-process NATS JetStream queue, a SQLite job store and result files under\n"+
+			"--data-dir, and the simulated model.", stderr)
+	pf := addProcessFlags(fs)
+	if rc := parseFlags(fs, args); rc >= 0 {
+		return rc
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "serve", "unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := pf.load(fs)
+	if err != nil {
+		return configError(stderr, "serve", err)
+	}
+	log := newLogger(cfg, stderr)
+	if !cfg.Auth.Enabled() {
+		log.Warn().Str("addr", cfg.Addr).Msg("auth is not configured: the API is open to anyone who can reach it")
+	} else {
+		log.Error().Msg("auth is configured but not available in this build; refusing to start with an open API")
+		return configError(stderr, "serve", errors.New("auth: API keys are not supported by this build yet (remove the auth section)"))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("serve stopped")
+		return 1
+	}
+	return 0
+}
+
+// serve runs ingress and workers until ctx ends, then shuts down in two stages: stop taking
+// requests and messages and let running jobs finish within workers.shutdown_timeout, then
+// cancel what still runs and hand it back to the queue without spending an attempt.
+func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := a.close(); err != nil {
+			log.Warn().Err(err).Msg("close")
+		}
+	}()
+	svc, err := a.service()
+	if err != nil {
+		return err
+	}
+	worker, err := a.worker()
+	if err != nil {
+		return err
+	}
+	sched, err := a.scheduler()
+	if err != nil {
+		return err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: shutdownBound}, handlers.WatermillLogger(log.With().Str("component", "router").Logger()))
+	if err != nil {
+		return err
+	}
+	router.AddMiddleware(handlers.Recoverer)
+	router.AddConsumerHandler("jobs", pipeline.SchedulerTopic, sched, handlers.JobHandler(worker))
+
+	api, err := handlers.NewAPI(handlers.APIConfig{
+		Jobs:         svc,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		MaxWait:      cfg.HTTP.MaxWait,
+		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+		Logger:       log.With().Str("component", "http").Logger(),
+		Observe:      observeHTTP(a.metrics),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set --addr or addr to a free address): %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- router.Run(runCtx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+	go a.metrics.WatchQueueDepth(runCtx, a.depth, a.topics, 5*time.Second)
+	select {
+	case <-router.Running():
+	case err := <-routerDone:
+		return fmt.Errorf("start workers: %w", err)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("transport", cfg.Transport.Kind).Str("store", cfg.Store.Kind).
+		Str("results", cfg.Results.Kind).Int("concurrency", cfg.Workers.Concurrency).Msg("infleet is serving")
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		return fmt.Errorf("http server: %w", err)
+	case err := <-routerDone:
+		return fmt.Errorf("workers stopped: %w", err)
+	}
+	log.Info().Dur("shutdown_timeout", cfg.Workers.ShutdownTimeout).Msg("shutting down: no new requests or jobs; running jobs may finish")
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), shutdownBound)
+	defer cancelHTTP()
+	if err := srv.Shutdown(httpCtx); err != nil {
+		_ = srv.Close()
+	}
+	sched.Drain()
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.Workers.ShutdownTimeout)
+	defer cancelDrain()
+	if !worker.Wait(drainCtx) {
+		log.Warn().Msg("running jobs did not finish in time; handing them back to the queue")
+		worker.CancelInFlight()
+		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
+		defer cancelWait()
+		worker.Wait(waitCtx)
+	}
+	if err := router.Close(); err != nil {
+		log.Warn().Err(err).Msg("router close")
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// observeHTTP records request metrics.
+func observeHTTP(m *pipeline.Metrics) func(route string, status int, d time.Duration) {
+	return func(route string, status int, d time.Duration) {
+		m.HTTPRequests.WithLabelValues(route, fmt.Sprint(status)).Inc()
+		m.HTTPDurations.WithLabelValues(route).Observe(d.Seconds())
+	}
+}
