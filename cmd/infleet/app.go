@@ -46,11 +46,11 @@ type app struct {
 
 // newApp builds the transport, stores and notifier the config names. Errors say which setting
 // to fix.
-func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
+func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
 	defer func() {
 		if err != nil {
-			a.close()
+			_ = a.close()
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -107,6 +107,11 @@ func (a *app) openTransport(ctx context.Context) error {
 func (a *app) openEmbedded(ctx context.Context) error {
 	prefix := strings.ToLower(a.cfg.Transport.Embedded.StreamPrefix)
 	a.topics = pipeline.Topics{High: prefix + ".high", Normal: prefix + ".normal", Low: prefix + ".low", Dead: prefix + ".dead"}
+	unlock, err := lockDataDir(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.onClose(unlock)
 	log := a.log.With().Str("component", "nats").Logger()
 	srv, err := natsadapter.StartServer(natsadapter.ServerConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Logger: log})
 	if err != nil {

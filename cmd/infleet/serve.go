@@ -25,8 +25,30 @@ import (
 )
 
 func init() {
-	register("serve", "run the HTTP ingress and the workers in one process (the embedded default with no config)", runServe)
+	register("serve", "run the HTTP ingress and the workers in one process (the embedded default with no config)",
+		func(args []string, stdout, stderr io.Writer) int {
+			return runProcess("serve", roles{ingress: true, workers: true}, args, stderr,
+				"Runs the HTTP ingress and the workers in one process. With no config it runs the embedded\n"+
+					"default: an in-process NATS JetStream queue, a SQLite job store and result files under\n"+
+					"--data-dir, and the simulated model.")
+		})
+	register("ingress", "run the HTTP API only: accept and queue jobs, answer queries",
+		func(args []string, stdout, stderr io.Writer) int {
+			return runProcess("ingress", roles{ingress: true}, args, stderr,
+				"Runs the HTTP API without workers: jobs are accepted and queued for `infleet worker`\n"+
+					"processes. On the embedded transport one process owns --data-dir at a time.")
+		})
+	register("worker", "run workers only; serves /healthz, /readyz and /metrics on --addr",
+		func(args []string, stdout, stderr io.Writer) int {
+			return runProcess("worker", roles{workers: true}, args, stderr,
+				"Runs workers that consume the queues, without the jobs API; /healthz, /readyz and\n"+
+					"/metrics are served on --addr. On the embedded transport one process owns --data-dir\n"+
+					"at a time.")
+		})
 }
+
+// roles says which halves of infleet a process runs.
+type roles struct{ ingress, workers bool }
 
 // processFlags are the flags every long-running command shares.
 type processFlags struct {
@@ -87,42 +109,45 @@ func newLogger(cfg config.Config, stderr io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
-func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", "[flags]",
-		"Runs the HTTP ingress and the workers in one process. With no config it runs the embedded\n"+
-			"default: an in-process NATS JetStream queue, a SQLite job store and result files under\n"+
-			"--data-dir, and the simulated model.", stderr)
+func runProcess(name string, r roles, args []string, stderr io.Writer, about string) int {
+	fs := newFlagSet(name, "[flags]", about, stderr)
 	pf := addProcessFlags(fs)
 	if rc := parseFlags(fs, args); rc >= 0 {
 		return rc
 	}
 	if fs.NArg() > 0 {
-		return usageError(stderr, "serve", "unexpected argument %q", fs.Arg(0))
+		return usageError(stderr, name, "unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := pf.load(fs)
 	if err != nil {
-		return configError(stderr, "serve", err)
+		return configError(stderr, name, err)
 	}
 	log := newLogger(cfg, stderr)
-	if !cfg.Auth.Enabled() {
-		log.Warn().Str("addr", cfg.Addr).Msg("auth is not configured: the API is open to anyone who can reach it")
+	if r.ingress {
+		if !cfg.Auth.Enabled() {
+			log.Warn().Str("addr", cfg.Addr).Msg("auth is not configured: the API is open to anyone who can reach it")
+		} else {
+			return configError(stderr, name, errors.New("auth: API keys are not supported by this build yet (remove the auth section)"))
+		}
+	}
+	if stopProfile, err := startCPUProfile(os.Getenv("INFLEET_CPUPROFILE")); err != nil {
+		log.Warn().Err(err).Msg("cpu profile not started")
 	} else {
-		log.Error().Msg("auth is configured but not available in this build; refusing to start with an open API")
-		return configError(stderr, "serve", errors.New("auth: API keys are not supported by this build yet (remove the auth section)"))
+		defer stopProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
-		log.Error().Err(err).Msg("serve stopped")
+	if err := serve(ctx, cfg, log, r); err != nil {
+		log.Error().Err(err).Msg(name + " stopped")
 		return 1
 	}
 	return 0
 }
 
-// serve runs ingress and workers until ctx ends, then shuts down in two stages: stop taking
-// requests and messages and let running jobs finish within workers.shutdown_timeout, then
-// cancel what still runs and hand it back to the queue without spending an attempt.
-func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+// serve runs the roles r until ctx ends, then shuts down in two stages: stop taking requests
+// and messages and let running jobs finish within workers.shutdown_timeout, then cancel what
+// still runs and hand it back to the queue without spending an attempt.
+func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) error {
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -136,59 +161,56 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	worker, err := a.worker()
-	if err != nil {
-		return err
+	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+	handler := handlers.NewOpsAPI(svc.Ready, metrics, log.With().Str("component", "http").Logger())
+	if r.ingress {
+		handler, err = handlers.NewAPI(handlers.APIConfig{
+			Jobs:         svc,
+			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+			MaxWait:      cfg.HTTP.MaxWait,
+			Metrics:      metrics,
+			Logger:       log.With().Str("component", "http").Logger(),
+			Observe:      observeHTTP(a.metrics),
+		})
+		if err != nil {
+			return err
+		}
 	}
-	sched, err := a.scheduler()
-	if err != nil {
-		return err
-	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: shutdownBound}, handlers.WatermillLogger(log.With().Str("component", "router").Logger()))
-	if err != nil {
-		return err
-	}
-	router.AddMiddleware(handlers.Recoverer)
-	router.AddConsumerHandler("jobs", pipeline.SchedulerTopic, sched, handlers.JobHandler(worker))
-
-	api, err := handlers.NewAPI(handlers.APIConfig{
-		Jobs:         svc,
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		MaxWait:      cfg.HTTP.MaxWait,
-		Metrics:      promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
-		Logger:       log.With().Str("component", "http").Logger(),
-		Observe:      observeHTTP(a.metrics),
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set --addr or addr to a free address): %w", cfg.Addr, err)
-	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
-	routerDone := make(chan error, 1)
-	go func() { routerDone <- router.Run(runCtx) }()
+	var w *workers
+	if r.workers {
+		if w, err = startWorkers(runCtx, a); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if w != nil {
+			w.stop(log, 0)
+		}
+		return fmt.Errorf("listen on %s (set --addr or addr to a free address): %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	go a.metrics.WatchQueueDepth(runCtx, a.depth, a.topics, 5*time.Second)
-	select {
-	case <-router.Running():
-	case err := <-routerDone:
-		return fmt.Errorf("start workers: %w", err)
-	}
-	log.Info().Str("addr", ln.Addr().String()).Str("transport", cfg.Transport.Kind).Str("store", cfg.Store.Kind).
-		Str("results", cfg.Results.Kind).Int("concurrency", cfg.Workers.Concurrency).Msg("infleet is serving")
+	log.Info().Str("addr", ln.Addr().String()).Bool("ingress", r.ingress).Bool("workers", r.workers).
+		Str("transport", cfg.Transport.Kind).Str("store", cfg.Store.Kind).Str("results", cfg.Results.Kind).
+		Int("concurrency", cfg.Workers.Concurrency).Msg("infleet is serving")
 
+	var routerDone <-chan error
+	if w != nil {
+		routerDone = w.done
+	}
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-httpDone:
-		return fmt.Errorf("http server: %w", err)
+		runErr = fmt.Errorf("http server: %w", err)
 	case err := <-routerDone:
-		return fmt.Errorf("workers stopped: %w", err)
+		runErr = fmt.Errorf("workers stopped: %w", err)
 	}
 	log.Info().Dur("shutdown_timeout", cfg.Workers.ShutdownTimeout).Msg("shutting down: no new requests or jobs; running jobs may finish")
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), shutdownBound)
@@ -196,21 +218,63 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err := srv.Shutdown(httpCtx); err != nil {
 		_ = srv.Close()
 	}
-	sched.Drain()
-	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.Workers.ShutdownTimeout)
-	defer cancelDrain()
-	if !worker.Wait(drainCtx) {
-		log.Warn().Msg("running jobs did not finish in time; handing them back to the queue")
-		worker.CancelInFlight()
-		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
-		defer cancelWait()
-		worker.Wait(waitCtx)
-	}
-	if err := router.Close(); err != nil {
-		log.Warn().Err(err).Msg("router close")
+	if w != nil {
+		w.stop(log, cfg.Workers.ShutdownTimeout)
 	}
 	log.Info().Msg("stopped")
-	return nil
+	return runErr
+}
+
+// workers is a running Watermill router feeding the pipeline worker from the scheduler.
+type workers struct {
+	worker *pipeline.Worker
+	sched  *pipeline.Scheduler
+	router *message.Router
+	done   chan error
+}
+
+func startWorkers(ctx context.Context, a *app) (*workers, error) {
+	worker, err := a.worker()
+	if err != nil {
+		return nil, err
+	}
+	sched, err := a.scheduler()
+	if err != nil {
+		return nil, err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: shutdownBound},
+		handlers.WatermillLogger(a.log.With().Str("component", "router").Logger()))
+	if err != nil {
+		return nil, err
+	}
+	router.AddMiddleware(handlers.Recoverer)
+	router.AddConsumerHandler("jobs", pipeline.SchedulerTopic, sched, handlers.JobHandler(worker))
+	w := &workers{worker: worker, sched: sched, router: router, done: make(chan error, 1)}
+	go func() { w.done <- router.Run(ctx) }()
+	select {
+	case <-router.Running():
+		return w, nil
+	case err := <-w.done:
+		return nil, fmt.Errorf("start workers: %w", err)
+	}
+}
+
+// stop drains the workers: no new messages, running jobs get drain to finish, then they are
+// cancelled and handed back to the queue.
+func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
+	w.sched.Drain()
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
+	defer cancelDrain()
+	if !w.worker.Wait(drainCtx) {
+		log.Warn().Msg("running jobs did not finish in time; handing them back to the queue")
+		w.worker.CancelInFlight()
+		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
+		defer cancelWait()
+		w.worker.Wait(waitCtx)
+	}
+	if err := w.router.Close(); err != nil {
+		log.Warn().Err(err).Msg("router close")
+	}
 }
 
 // observeHTTP records request metrics.
