@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -44,8 +43,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer releaseBody(buf)
-	body := buf.Bytes()
-	doc, ok := decodeDoc(w, r, body)
+	doc, ok := decodeDoc(w, r, buf.Bytes())
 	if !ok {
 		return
 	}
@@ -53,13 +51,6 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	if len(problems) > 0 {
 		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
 			`the batch is not valid; send {"jobs": [...]} with 1 to `+strconv.Itoa(maxBatchJobs)+" jobs", problems...))
-		return
-	}
-	var env struct {
-		Jobs []json.RawMessage `json:"jobs"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil || len(env.Jobs) != len(items) {
-		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the batch is not valid JSON"))
 		return
 	}
 
@@ -82,7 +73,8 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid", p)
 			continue
 		}
-		if err := json.Unmarshal(env.Jobs[i], &jobs[i]); err != nil {
+		var err error
+		if jobs[i], err = jobFromDoc(item); err != nil {
 			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error(), nil)
 			continue
 		}

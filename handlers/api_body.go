@@ -141,7 +141,8 @@ func decodeDoc(w http.ResponseWriter, r *http.Request, body []byte) (any, bool) 
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &syn):
-		detail += ": " + syn.Error() + " at " + position(body, syn.Offset)
+		// Offset counts the bytes read, the offending one included.
+		detail += ": " + syn.Error() + " at " + position(body, syn.Offset-1)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		detail += ": it ends early, at " + position(body, int64(len(body)))
 	default:
@@ -151,13 +152,14 @@ func decodeDoc(w http.ResponseWriter, r *http.Request, body []byte) (any, bool) 
 	return nil, false
 }
 
-// position describes a byte offset of body as line, column and offset, for error messages.
+// position describes a byte offset of body as line and column (from 1) and the offset, for
+// error messages.
 func position(body []byte, off int64) string {
 	off = min(max(off, 0), int64(len(body)))
 	line := 1 + bytes.Count(body[:off], newline)
 	col := off - int64(bytes.LastIndexByte(body[:off], '\n'))
 	return "line " + strconv.Itoa(line) + ", column " + strconv.FormatInt(col, 10) +
-		" (byte " + strconv.FormatInt(off, 10) + ")"
+		" (byte offset " + strconv.FormatInt(off, 10) + ")"
 }
 
 // fieldProblems converts schema errors, putting prefix (a field path such as "jobs[3]", or "")

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,9 +54,9 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 			"the job is not valid; fix every problem listed in errors", problems...))
 		return
 	}
-	var job messages.Job
-	if err := json.Unmarshal(body, &job); err != nil {
-		// The schema admitted something the wire type cannot hold (a huge number, say).
+	job, err := jobFromDoc(doc)
+	if err != nil {
+		// The schema admitted something the wire type cannot hold.
 		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error()))
 		return
 	}

@@ -1,0 +1,164 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// jobFromDoc builds the Job of a job document that schemas.ValidateJob accepted, without parsing
+// the body a second time (POST /v1/jobs is a hot path). It gives the same Job as json.Unmarshal
+// of the body (metadata up to JSON formatting): TestJobFromDocMatchesUnmarshal and FuzzPostJob
+// hold it to that. An error means the document is not schema-valid after all.
+func jobFromDoc(doc any) (messages.Job, error) {
+	var job messages.Job
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return job, errors.New("the job must be a JSON object")
+	}
+	var err error
+	for k, v := range obj {
+		switch k {
+		case "job_id":
+			job.JobID, err = str(k, v)
+		case "task":
+			job.Task, err = str(k, v)
+		case "model":
+			job.Model, err = str(k, v)
+		case "priority":
+			var p string
+			p, err = str(k, v)
+			job.Priority = messages.Priority(p)
+		case "callback_url":
+			job.CallbackURL, err = str(k, v)
+		case "idempotency_key":
+			job.IdempotencyKey, err = str(k, v)
+		case "replay_name":
+			job.ReplayName, err = str(k, v)
+		case "input":
+			job.Input, err = inputFromDoc(v)
+		case "params":
+			job.Params, err = paramsFromDoc(v)
+		case "metadata":
+			if v != nil {
+				job.Metadata, err = json.Marshal(v)
+			}
+		default:
+			err = fmt.Errorf("%s: unknown field", k)
+		}
+		if err != nil {
+			return messages.Job{}, err
+		}
+	}
+	return job, nil
+}
+
+func str(field string, v any) (string, error) {
+	switch s := v.(type) {
+	case string:
+		return s, nil
+	case nil:
+		return "", nil
+	}
+	return "", fmt.Errorf("%s: must be a string", field)
+}
+
+func inputFromDoc(v any) (messages.Input, error) {
+	var in messages.Input
+	if v == nil {
+		return in, nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return in, errors.New("input: must be an object")
+	}
+	var err error
+	for k, v := range obj {
+		switch k {
+		case "text":
+			in.Text, err = str("input.text", v)
+		case "s3_uri":
+			in.S3URI, err = str("input.s3_uri", v)
+		case "messages":
+			if v == nil {
+				continue
+			}
+			list, ok := v.([]any)
+			if !ok {
+				return in, errors.New("input.messages: must be an array")
+			}
+			in.Messages = make([]messages.ChatMessage, len(list))
+			for i, item := range list {
+				m, ok := item.(map[string]any)
+				if !ok {
+					return in, errors.New("input.messages: items must be objects")
+				}
+				if in.Messages[i].Role, err = str("input.messages.role", m["role"]); err != nil {
+					return in, err
+				}
+				if in.Messages[i].Content, err = str("input.messages.content", m["content"]); err != nil {
+					return in, err
+				}
+			}
+		default:
+			err = fmt.Errorf("input.%s: unknown field", k)
+		}
+		if err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+func paramsFromDoc(v any) (*messages.Params, error) {
+	if v == nil {
+		return nil, nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("params: must be an object")
+	}
+	p := &messages.Params{}
+	for k, v := range obj {
+		if v == nil {
+			continue
+		}
+		switch k {
+		case "max_tokens":
+			n, ok := v.(json.Number)
+			i, err := n.Int64()
+			if !ok || err != nil || int64(int(i)) != i {
+				return nil, errors.New("params.max_tokens: must be a whole number")
+			}
+			p.MaxTokens = int(i)
+		case "temperature", "top_p":
+			n, ok := v.(json.Number)
+			f, err := n.Float64()
+			if !ok || err != nil {
+				return nil, fmt.Errorf("params.%s: must be a number", k)
+			}
+			if k == "temperature" {
+				p.Temperature = &f
+			} else {
+				p.TopP = &f
+			}
+		case "stop":
+			list, ok := v.([]any)
+			if !ok {
+				return nil, errors.New("params.stop: must be an array of strings")
+			}
+			p.Stop = make([]string, len(list))
+			for i, s := range list {
+				var err error
+				if p.Stop[i], err = str("params.stop", s); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			return nil, fmt.Errorf("params.%s: unknown field", k)
+		}
+	}
+	return p, nil
+}
