@@ -1,0 +1,547 @@
+// Package config is infleet's configuration: plain structs mirroring the YAML file, the defaults
+// as named constants, and Load, which reads the file, applies INFLEET_* environment overrides,
+// validates the result against schemas/config.schema.json and the semantic rules, and fills in
+// defaults.
+//
+// A Config is a value: after Load returns it nothing changes it, and it is safe to read from many
+// goroutines. The YAML keys, the JSON Schema and the README's settings table agree; the tests
+// check it.
+package config
+
+import (
+	"cmp"
+	"math"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Transport kinds (transport.kind).
+const (
+	TransportEmbedded = "embedded"
+	TransportSQS      = "sqs"
+	TransportKafka    = "kafka"
+)
+
+// Job store kinds (store.kind).
+const (
+	StoreSQLite   = "sqlite"
+	StoreDynamoDB = "dynamodb"
+	StorePostgres = "postgres"
+)
+
+// Result store kinds (results.kind).
+const (
+	ResultsFile = "file"
+	ResultsS3   = "s3"
+)
+
+// Model providers (models[].provider).
+const (
+	ProviderSim     = "sim"
+	ProviderBedrock = "bedrock"
+	ProviderOpenAI  = "openai"
+)
+
+// DefaultRoute is the routes key whose model runs every task without a route of its own.
+const DefaultRoute = "default"
+
+// Defaults, applied by ApplyDefaults (and so by Load) to every setting left unset.
+const (
+	DefaultAddr                 = ":8080"
+	DefaultDataDir              = "./data"
+	DefaultTransportKind        = TransportEmbedded
+	DefaultStoreKind            = StoreSQLite
+	DefaultResultsKind          = ResultsFile
+	DefaultSQLiteFile           = "infleet.db" // under data_dir
+	DefaultStreamPrefix         = "INFLEET"
+	DefaultEmbeddedMaxAge       = 7 * 24 * time.Hour
+	DefaultSQSQueueHigh         = "infleet-high"
+	DefaultSQSQueueNormal       = "infleet-normal"
+	DefaultSQSQueueLow          = "infleet-low"
+	DefaultSQSDeadLetterQueue   = "infleet-dead"
+	DefaultSQSVisibilityTimeout = 60 * time.Second
+	DefaultKafkaTopicHigh       = "infleet.high"
+	DefaultKafkaTopicNormal     = "infleet.normal"
+	DefaultKafkaTopicLow        = "infleet.low"
+	DefaultKafkaDeadLetterTopic = "infleet.dead"
+	DefaultKafkaGroup           = "infleet-workers"
+	DefaultWebhookMaxAttempts   = 5
+	DefaultEventBridgeSource    = "infleet"
+	DefaultConcurrency          = 64
+	DefaultMaxAttempts          = 5
+	DefaultWeightHigh           = 6
+	DefaultWeightNormal         = 3
+	DefaultWeightLow            = 1
+	DefaultRetryBackoffInitial  = time.Second
+	DefaultRetryBackoffMax      = time.Minute
+	DefaultShutdownTimeout      = 30 * time.Second
+	DefaultJobTimeout           = 10 * time.Minute
+	DefaultModelName            = "fast"
+	DefaultModelProvider        = ProviderSim
+	DefaultModelLatency         = 20 * time.Millisecond
+	DefaultModelTimeout         = 60 * time.Second
+	DefaultMaxBodyBytes         = 1 << 20
+	DefaultMaxWait              = 60 * time.Second
+	DefaultLogLevel             = "info"
+	DefaultLogFormat            = "auto"
+	DefaultTriggerPriority      = "normal"
+	DefaultPIIAction            = "ANONYMIZE"
+)
+
+// Config is the whole configuration. The zero value plus ApplyDefaults is the embedded default:
+// embedded NATS JetStream, SQLite, result files under DataDir and one sim model.
+type Config struct {
+	// Addr is the HTTP listen address. Default ":8080".
+	Addr string `yaml:"addr,omitempty"`
+	// DataDir holds the embedded transport, the SQLite store and result files. Default "./data".
+	DataDir   string    `yaml:"data_dir,omitempty"`
+	Transport Transport `yaml:"transport,omitempty"`
+	Store     Store     `yaml:"store,omitempty"`
+	Results   Results   `yaml:"results,omitempty"`
+	Notify    Notify    `yaml:"notify,omitempty"`
+	Workers   Workers   `yaml:"workers,omitempty"`
+	// Models names every model jobs can use. Default: one sim model named "fast" with 20ms latency.
+	Models []Model `yaml:"models,omitempty"`
+	// Routes maps a task to a model name; the "default" route catches every other task. Default
+	// {default: the first model}.
+	Routes     map[string]string `yaml:"routes,omitempty"`
+	Guardrails Guardrails        `yaml:"guardrails,omitempty"`
+	Triggers   Triggers          `yaml:"triggers,omitempty"`
+	Auth       Auth              `yaml:"auth,omitempty"`
+	HTTP       HTTP              `yaml:"http,omitempty"`
+	Log        Log               `yaml:"log,omitempty"`
+
+	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
+	// none (emulators). Not a YAML key. Use AWSEndpoint(c, section) to pick.
+	AWSEndpoint string `yaml:"-"`
+}
+
+// Transport chooses and configures the queues jobs travel on.
+type Transport struct {
+	// Kind is embedded, sqs or kafka. Default embedded.
+	Kind     string   `yaml:"kind,omitempty"`
+	Embedded Embedded `yaml:"embedded,omitempty"`
+	SQS      SQS      `yaml:"sqs,omitempty"`
+	Kafka    Kafka    `yaml:"kafka,omitempty"`
+}
+
+// Embedded configures the in-process NATS JetStream transport, stored under DataDir.
+type Embedded struct {
+	// StreamPrefix prefixes the JetStream stream names. Default "INFLEET".
+	StreamPrefix string `yaml:"stream_prefix,omitempty"`
+	// MaxAge is how long job messages stay in the stream (the replay archive). Default 168h.
+	MaxAge time.Duration `yaml:"max_age,omitempty"`
+}
+
+// PriorityNames names one queue or topic per priority.
+type PriorityNames struct {
+	High   string `yaml:"high,omitempty"`
+	Normal string `yaml:"normal,omitempty"`
+	Low    string `yaml:"low,omitempty"`
+}
+
+// SQS configures Amazon SQS: one queue per priority, dead letters by the queues' redrive policy.
+type SQS struct {
+	// Queues are names or URLs. Default infleet-high, infleet-normal, infleet-low.
+	Queues PriorityNames `yaml:"queues,omitempty"`
+	// DeadLetterQueue is where the redrive policy sends jobs; read by `infleet dlq`. Default
+	// "infleet-dead".
+	DeadLetterQueue string `yaml:"dead_letter_queue,omitempty"`
+	// VisibilityTimeout of received messages, extended while a job runs. Default 60s.
+	VisibilityTimeout time.Duration `yaml:"visibility_timeout,omitempty"`
+	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+}
+
+// Kafka configures Apache Kafka: one topic per priority and a dead-letter topic.
+type Kafka struct {
+	// Brokers are host:port seed brokers. Required when transport.kind is kafka.
+	Brokers []string `yaml:"brokers,omitempty"`
+	// Topics default to infleet.high, infleet.normal, infleet.low.
+	Topics PriorityNames `yaml:"topics,omitempty"`
+	// DeadLetterTopic receives jobs that ran out of attempts. Default "infleet.dead".
+	DeadLetterTopic string `yaml:"dead_letter_topic,omitempty"`
+	// Group is the consumer group of the workers. Default "infleet-workers".
+	Group string `yaml:"group,omitempty"`
+}
+
+// Store chooses and configures the job store.
+type Store struct {
+	// Kind is sqlite, dynamodb or postgres. Default sqlite.
+	Kind     string   `yaml:"kind,omitempty"`
+	SQLite   SQLite   `yaml:"sqlite,omitempty"`
+	DynamoDB DynamoDB `yaml:"dynamodb,omitempty"`
+	Postgres Postgres `yaml:"postgres,omitempty"`
+}
+
+// SQLite configures the SQLite job store.
+type SQLite struct {
+	// Path of the database file. Default {data_dir}/infleet.db.
+	Path string `yaml:"path,omitempty"`
+}
+
+// DynamoDB configures the DynamoDB job store.
+type DynamoDB struct {
+	// Table name. Required when store.kind is dynamodb.
+	Table string `yaml:"table,omitempty"`
+	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+}
+
+// Postgres configures the PostgreSQL job store.
+type Postgres struct {
+	// DSN is the connection string. Required when store.kind is postgres. A secret: never log it.
+	DSN string `yaml:"dsn,omitempty"`
+}
+
+// Results chooses and configures where results are stored.
+type Results struct {
+	// Kind is file ({data_dir}/results/{job_id}.json) or s3. Default file.
+	Kind string `yaml:"kind,omitempty"`
+	S3   S3     `yaml:"s3,omitempty"`
+}
+
+// S3 configures the S3 result store: objects {prefix}{job_id}.json.
+type S3 struct {
+	// Bucket name. Required when results.kind is s3.
+	Bucket string `yaml:"bucket,omitempty"`
+	// Prefix of the object keys, e.g. "results/". Default "".
+	Prefix string `yaml:"prefix,omitempty"`
+	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client (path-style). Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+}
+
+// Notify configures the sinks of lifecycle events. A sink is on when its address is set (a job's
+// callback_url turns the webhook on for that job).
+type Notify struct {
+	Webhook     Webhook     `yaml:"webhook,omitempty"`
+	SNS         SNS         `yaml:"sns,omitempty"`
+	EventBridge EventBridge `yaml:"eventbridge,omitempty"`
+}
+
+// Webhook configures signed webhook delivery.
+type Webhook struct {
+	// URL receives every job's events; a job's callback_url wins. Default "" (only callback_url).
+	URL string `yaml:"url,omitempty"`
+	// Secret signs the Infleet-Signature header. A secret: never log it. Default "".
+	Secret string `yaml:"secret,omitempty"`
+	// AllowPrivate lets webhooks reach loopback, private and link-local addresses. Default false.
+	AllowPrivate bool `yaml:"allow_private,omitempty"`
+	// MaxAttempts per event delivery, with backoff. Default 5.
+	MaxAttempts int `yaml:"max_attempts,omitempty"`
+}
+
+// SNS configures publishing events to an SNS topic.
+type SNS struct {
+	// TopicARN turns the sink on. Default "" (off).
+	TopicARN string `yaml:"topic_arn,omitempty"`
+	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+}
+
+// EventBridge configures putting events on an EventBridge bus (detail-type = event type).
+type EventBridge struct {
+	// Bus name or ARN turns the sink on. Default "" (off).
+	Bus string `yaml:"bus,omitempty"`
+	// Source of the events. Default "infleet".
+	Source string `yaml:"source,omitempty"`
+	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+}
+
+// Workers configures job processing.
+type Workers struct {
+	// Concurrency is how many jobs one process runs at once. Default 64.
+	Concurrency int `yaml:"concurrency,omitempty"`
+	// MaxAttempts before a job fails and is dead-lettered. Default 5.
+	MaxAttempts int `yaml:"max_attempts,omitempty"`
+	// PriorityWeights share the workers among the priority queues. Default 6/3/1.
+	PriorityWeights PriorityWeights `yaml:"priority_weights,omitempty"`
+	// Strict serves higher priorities first whenever they have work, instead of by weight; the
+	// same as priority_weights.strict (either turns it on; Load sets both). Default false.
+	Strict bool `yaml:"strict,omitempty"`
+	// RetryBackoff is the delay between attempts, doubling from Initial up to Max.
+	RetryBackoff RetryBackoff `yaml:"retry_backoff,omitempty"`
+	// ShutdownTimeout bounds how long in-flight jobs may finish on shutdown before they are
+	// cancelled and handed back. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout,omitempty"`
+	// JobTimeout bounds one attempt of a job. Default 10m.
+	JobTimeout time.Duration `yaml:"job_timeout,omitempty"`
+}
+
+// PriorityWeights are relative shares of the workers per priority.
+type PriorityWeights struct {
+	// High weight. Default 6.
+	High int `yaml:"high,omitempty"`
+	// Normal weight. Default 3.
+	Normal int `yaml:"normal,omitempty"`
+	// Low weight. Default 1.
+	Low int `yaml:"low,omitempty"`
+	// Strict is workers.strict, spelled as the contract's "priority_weights: ... or strict: true".
+	Strict bool `yaml:"strict,omitempty"`
+}
+
+// RetryBackoff is an exponential backoff between attempts.
+type RetryBackoff struct {
+	// Initial delay. Default 1s.
+	Initial time.Duration `yaml:"initial,omitempty"`
+	// Max delay. Default 1m.
+	Max time.Duration `yaml:"max,omitempty"`
+}
+
+// Model says how to reach one model.
+type Model struct {
+	// Name that routes, fallbacks and jobs use. Required, unique.
+	Name string `yaml:"name,omitempty"`
+	// Provider is sim, bedrock or openai (any OpenAI-compatible chat-completions server).
+	// Required.
+	Provider string `yaml:"provider,omitempty"`
+	// Latency of a sim model's answers. Default 0 (20ms for the default model).
+	Latency time.Duration `yaml:"latency,omitempty"`
+	// BaseURL of an openai server, e.g. http://127.0.0.1:9000/v1. Required for openai.
+	BaseURL string `yaml:"base_url,omitempty"`
+	// ModelID is the provider's model id. Required for openai and bedrock.
+	ModelID string `yaml:"model_id,omitempty"`
+	// Region of a bedrock model. Default: the AWS SDK's chain.
+	Region string `yaml:"region,omitempty"`
+	// Endpoint of a bedrock model, overriding INFLEET_AWS_ENDPOINT. Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// Timeout of one call. Default 60s.
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// Fallbacks are model names tried in order when retries are spent or the circuit is open.
+	Fallbacks []string `yaml:"fallbacks,omitempty"`
+	// APIKeyEnv names the environment variable holding an openai server's API key. Default
+	// none (no Authorization header).
+	APIKeyEnv string `yaml:"api_key_env,omitempty"`
+	// MaxConcurrency bounds calls in flight to this model per process. Default 0 (only
+	// workers.concurrency bounds them).
+	MaxConcurrency int `yaml:"max_concurrency,omitempty"`
+}
+
+// Guardrails are content policies applied to job input (before the model) and output.
+type Guardrails struct {
+	Input  GuardrailPolicies `yaml:"input,omitempty"`
+	Output GuardrailPolicies `yaml:"output,omitempty"`
+}
+
+// Enabled reports whether any policy is configured.
+func (g Guardrails) Enabled() bool { return g.Input.Enabled() || g.Output.Enabled() }
+
+// GuardrailPolicies are the policies of one side (input or output).
+type GuardrailPolicies struct {
+	// PII detects entities and anonymizes or blocks them. Default none.
+	PII *PIIPolicy `yaml:"pii,omitempty"`
+	// DeniedTopics block content about these topics. Default none.
+	DeniedTopics []DeniedTopic `yaml:"denied_topics,omitempty"`
+	// Words block content containing any of these words. Default none.
+	Words []string `yaml:"words,omitempty"`
+}
+
+// Enabled reports whether any policy of this side is configured.
+func (p GuardrailPolicies) Enabled() bool {
+	return p.PII != nil || len(p.DeniedTopics) > 0 || len(p.Words) > 0
+}
+
+// PIIPolicy detects personal data.
+type PIIPolicy struct {
+	// Entities are entity types such as EMAIL, PHONE, CREDIT_CARD, US_SSN. Required.
+	Entities []string `yaml:"entities,omitempty"`
+	// Action is ANONYMIZE, BLOCK or NONE (detect and report only). Default ANONYMIZE.
+	Action string `yaml:"action,omitempty"`
+}
+
+// DeniedTopic is a topic jobs may not be about.
+type DeniedTopic struct {
+	Name       string   `yaml:"name,omitempty"`
+	Definition string   `yaml:"definition,omitempty"`
+	Examples   []string `yaml:"examples,omitempty"`
+}
+
+// Triggers turn outside events into jobs.
+type Triggers struct {
+	// S3 rules turn created objects into jobs (S3 notification or EventBridge event); the first
+	// matching rule wins.
+	S3 []S3Trigger `yaml:"s3,omitempty"`
+}
+
+// S3Trigger maps objects of a bucket (and optional key prefix and suffix) to a job.
+type S3Trigger struct {
+	Bucket string `yaml:"bucket,omitempty"`
+	Prefix string `yaml:"prefix,omitempty"`
+	Suffix string `yaml:"suffix,omitempty"`
+	Task   string `yaml:"task,omitempty"`
+	// Model of the jobs. Default: the task's route.
+	Model string `yaml:"model,omitempty"`
+	// Priority of the jobs. Default normal.
+	Priority string `yaml:"priority,omitempty"`
+}
+
+// Auth turns on authentication. With no API keys the API is open.
+type Auth struct {
+	APIKeys []APIKey `yaml:"api_keys,omitempty"`
+}
+
+// Enabled reports whether requests must authenticate.
+func (a Auth) Enabled() bool { return len(a.APIKeys) > 0 }
+
+// APIKey is one client credential (x-api-key) and what it may do.
+type APIKey struct {
+	// Key is the secret the client sends. Never log it.
+	Key string `yaml:"key,omitempty"`
+	// Tenant owns the jobs created with this key; other tenants cannot see them.
+	Tenant string `yaml:"tenant,omitempty"`
+	// Rate is requests per second. Default 0 (unlimited).
+	Rate float64 `yaml:"rate,omitempty"`
+	// Burst of requests above Rate. Default max(1, Rate rounded up) when Rate is set.
+	Burst int `yaml:"burst,omitempty"`
+	// Quota is the total number of jobs the key may create. Default 0 (unlimited).
+	Quota int64 `yaml:"quota,omitempty"`
+	// Tasks the key may submit; "*" allows any. Default (empty) any.
+	Tasks []string `yaml:"tasks,omitempty"`
+	// Models the key may ask for by name; "*" allows any. Default (empty) any.
+	Models []string `yaml:"models,omitempty"`
+}
+
+// HTTP configures the HTTP API.
+type HTTP struct {
+	// MaxBodyBytes is the largest accepted request body (413 above). Default 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
+	// MaxWait caps Prefer: wait=N. Default 60s.
+	MaxWait time.Duration `yaml:"max_wait,omitempty"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is trace, debug, info, warn or error. Default info.
+	Level string `yaml:"level,omitempty"`
+	// Format is json, pretty (for people) or auto (pretty on a terminal, else json). Default auto.
+	Format string `yaml:"format,omitempty"`
+}
+
+// Default returns the embedded default configuration: the zero Config with defaults applied.
+func Default() Config {
+	var c Config
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills every unset setting with its default. It is idempotent. Model slices and
+// the routes map are replaced, never modified in place.
+func (c *Config) ApplyDefaults() {
+	c.Addr = cmp.Or(c.Addr, DefaultAddr)
+	c.DataDir = cmp.Or(c.DataDir, DefaultDataDir)
+
+	t := &c.Transport
+	t.Kind = cmp.Or(t.Kind, DefaultTransportKind)
+	t.Embedded.StreamPrefix = cmp.Or(t.Embedded.StreamPrefix, DefaultStreamPrefix)
+	t.Embedded.MaxAge = cmp.Or(t.Embedded.MaxAge, DefaultEmbeddedMaxAge)
+	t.SQS.Queues.High = cmp.Or(t.SQS.Queues.High, DefaultSQSQueueHigh)
+	t.SQS.Queues.Normal = cmp.Or(t.SQS.Queues.Normal, DefaultSQSQueueNormal)
+	t.SQS.Queues.Low = cmp.Or(t.SQS.Queues.Low, DefaultSQSQueueLow)
+	t.SQS.DeadLetterQueue = cmp.Or(t.SQS.DeadLetterQueue, DefaultSQSDeadLetterQueue)
+	t.SQS.VisibilityTimeout = cmp.Or(t.SQS.VisibilityTimeout, DefaultSQSVisibilityTimeout)
+	t.Kafka.Topics.High = cmp.Or(t.Kafka.Topics.High, DefaultKafkaTopicHigh)
+	t.Kafka.Topics.Normal = cmp.Or(t.Kafka.Topics.Normal, DefaultKafkaTopicNormal)
+	t.Kafka.Topics.Low = cmp.Or(t.Kafka.Topics.Low, DefaultKafkaTopicLow)
+	t.Kafka.DeadLetterTopic = cmp.Or(t.Kafka.DeadLetterTopic, DefaultKafkaDeadLetterTopic)
+	t.Kafka.Group = cmp.Or(t.Kafka.Group, DefaultKafkaGroup)
+
+	c.Store.Kind = cmp.Or(c.Store.Kind, DefaultStoreKind)
+	c.Store.SQLite.Path = cmp.Or(c.Store.SQLite.Path, filepath.Join(c.DataDir, DefaultSQLiteFile))
+	c.Results.Kind = cmp.Or(c.Results.Kind, DefaultResultsKind)
+
+	c.Notify.Webhook.MaxAttempts = cmp.Or(c.Notify.Webhook.MaxAttempts, DefaultWebhookMaxAttempts)
+	c.Notify.EventBridge.Source = cmp.Or(c.Notify.EventBridge.Source, DefaultEventBridgeSource)
+
+	w := &c.Workers
+	w.Concurrency = cmp.Or(w.Concurrency, DefaultConcurrency)
+	w.MaxAttempts = cmp.Or(w.MaxAttempts, DefaultMaxAttempts)
+	w.PriorityWeights.High = cmp.Or(w.PriorityWeights.High, DefaultWeightHigh)
+	w.PriorityWeights.Normal = cmp.Or(w.PriorityWeights.Normal, DefaultWeightNormal)
+	w.PriorityWeights.Low = cmp.Or(w.PriorityWeights.Low, DefaultWeightLow)
+	w.Strict = w.Strict || w.PriorityWeights.Strict
+	w.PriorityWeights.Strict = w.Strict
+	w.RetryBackoff.Initial = cmp.Or(w.RetryBackoff.Initial, DefaultRetryBackoffInitial)
+	w.RetryBackoff.Max = cmp.Or(w.RetryBackoff.Max, DefaultRetryBackoffMax)
+	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, DefaultShutdownTimeout)
+	w.JobTimeout = cmp.Or(w.JobTimeout, DefaultJobTimeout)
+
+	if len(c.Models) == 0 {
+		c.Models = []Model{{Name: DefaultModelName, Provider: DefaultModelProvider, Latency: DefaultModelLatency}}
+	} else {
+		c.Models = append([]Model(nil), c.Models...)
+	}
+	for i := range c.Models {
+		m := &c.Models[i]
+		if m.Provider != ProviderSim {
+			m.Timeout = cmp.Or(m.Timeout, DefaultModelTimeout)
+		}
+	}
+	if len(c.Routes) == 0 {
+		c.Routes = map[string]string{DefaultRoute: c.Models[0].Name}
+	}
+	if len(c.Triggers.S3) > 0 {
+		c.Triggers.S3 = append([]S3Trigger(nil), c.Triggers.S3...)
+		for i := range c.Triggers.S3 {
+			c.Triggers.S3[i].Priority = cmp.Or(c.Triggers.S3[i].Priority, DefaultTriggerPriority)
+		}
+	}
+	if len(c.Auth.APIKeys) > 0 {
+		c.Auth.APIKeys = append([]APIKey(nil), c.Auth.APIKeys...)
+		for i := range c.Auth.APIKeys {
+			k := &c.Auth.APIKeys[i]
+			if k.Rate > 0 && k.Burst == 0 {
+				k.Burst = max(1, int(math.Ceil(k.Rate)))
+			}
+		}
+	}
+	for _, side := range []*GuardrailPolicies{&c.Guardrails.Input, &c.Guardrails.Output} {
+		if side.PII != nil {
+			pii := *side.PII
+			pii.Action = cmp.Or(pii.Action, DefaultPIIAction)
+			side.PII = &pii
+		}
+	}
+
+	c.HTTP.MaxBodyBytes = cmp.Or(c.HTTP.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.HTTP.MaxWait = cmp.Or(c.HTTP.MaxWait, DefaultMaxWait)
+	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
+	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
+}
+
+// Model returns the model named name and whether it is configured.
+func (c Config) Model(name string) (Model, bool) {
+	for _, m := range c.Models {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Model{}, false
+}
+
+// AWSEndpoint returns the endpoint an AWS client of section should use: the section's own
+// endpoint key when set, else c.AWSEndpoint (INFLEET_AWS_ENDPOINT), else "" (the SDK's default).
+// section is "transport.sqs", "store.dynamodb", "results.s3", "notify.sns",
+// "notify.eventbridge" or "models.NAME" (a bedrock model); any other section gets c.AWSEndpoint.
+func AWSEndpoint(c Config, section string) string {
+	var own string
+	switch section {
+	case "transport.sqs":
+		own = c.Transport.SQS.Endpoint
+	case "store.dynamodb":
+		own = c.Store.DynamoDB.Endpoint
+	case "results.s3":
+		own = c.Results.S3.Endpoint
+	case "notify.sns":
+		own = c.Notify.SNS.Endpoint
+	case "notify.eventbridge":
+		own = c.Notify.EventBridge.Endpoint
+	default:
+		if name, ok := strings.CutPrefix(section, "models."); ok {
+			m, _ := c.Model(name)
+			own = m.Endpoint
+		}
+	}
+	return cmp.Or(own, c.AWSEndpoint)
+}
