@@ -30,7 +30,7 @@ func (e *ValidationError) Error() string {
 	if e.Source != "" {
 		sb.WriteString(" in " + e.Source)
 	}
-	sb.WriteString(" (fix these and start again):")
+	sb.WriteString(":")
 	for _, p := range e.Problems {
 		sb.WriteString("\n  " + p.String())
 	}
