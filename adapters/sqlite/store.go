@@ -14,6 +14,9 @@
 // operating-system crash; with FULL it survives power loss too, at the cost of an fsync per
 // commit (one per group, not per write).
 //
+// WAL checkpoints (copying the log into the database file, with its fsyncs) run on a
+// connection of their own every 250ms, so they stall neither the writer nor readers.
+//
 // Several processes may open the same file (they wait up to BusyTimeout for each other's
 // write lock), but group commit batches only within a process: run one infleet process per
 // file for throughput.
@@ -33,6 +36,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -115,10 +119,16 @@ type Store struct {
 	rdb *sql.DB   // the read-only pool
 	get *sql.Stmt // Get, prepared on the read pool
 
+	cdb   *sql.DB     // the checkpointer's database, holding one connection: cconn
+	cconn *sql.Conn   // owned by the checkpointer goroutine after Open
+	dirty atomic.Bool // set after each commit, cleared by the checkpointer
+
 	batchLimit int
 	reqs       chan *request
 	closing    chan struct{} // closed by Close: stop taking requests
 	done       chan struct{} // closed by the writer when it has stopped
+
+	checkpointDone chan struct{} // closed by the checkpointer when it has stopped
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,12 +162,15 @@ func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
 		reqs:       make(chan *request, queueDepth),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
+
+		checkpointDone: make(chan struct{}),
 	}
 	if err := s.openDatabases(ctx, cfg); err != nil {
 		s.closeDatabases()
 		return nil, err
 	}
 	go s.writeLoop()
+	go s.checkpointLoop(s.cconn)
 	return s, nil
 }
 
@@ -181,6 +194,15 @@ func (s *Store) openDatabases(ctx context.Context, cfg Config) error {
 	}
 	if err := s.w.prepare(ctx, s.wconn); err != nil {
 		return err
+	}
+
+	s.cdb, err = sql.Open("sqlite", dsn(cfg, false))
+	if err != nil {
+		return fmt.Errorf("sqlite store: open %s for checkpoints: %w", cfg.Path, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
+	if s.cconn, err = s.cdb.Conn(ctx); err != nil {
+		return fmt.Errorf("sqlite store: open %s for checkpoints: %w", cfg.Path, err)
 	}
 
 	readers := max(4, runtime.GOMAXPROCS(0))
@@ -211,6 +233,7 @@ func dsn(cfg Config, readOnly bool) string {
 		v.Add("_pragma", "query_only(1)")
 	} else {
 		v.Add("_pragma", "journal_mode(WAL)")
+		v.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	}
 	return cfg.Path + "?" + v.Encode()
 }
@@ -282,6 +305,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.done
+		<-s.checkpointDone
 		s.closeErr = s.closeDatabases()
 		s.log.Info().Str("path", s.path).Err(s.closeErr).Msg("sqlite job store closed")
 	})
@@ -302,6 +326,12 @@ func (s *Store) closeDatabases() error {
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
+	}
+	if s.cconn != nil {
+		errs = append(errs, s.cconn.Close())
+	}
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite store: close %s: %w", s.path, err)

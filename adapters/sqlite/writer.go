@@ -176,7 +176,9 @@ func (s *Store) runBatch(batch []*request) {
 			aborted = fmt.Errorf("sqlite store: commit: %w", aborted)
 		}
 	}
-	if aborted != nil {
+	if aborted == nil {
+		s.dirty.Store(true)
+	} else {
 		_, _ = s.w.rollback.ExecContext(ctx)
 		s.log.Error().Err(aborted).Int("batch_size", len(batch)).Msg("write batch rolled back")
 		for _, r := range batch {

@@ -1,0 +1,95 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/adapters/sqlite"
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// benchJobLifecycle runs, per op, the three writes of one job's life: Create, QUEUED →
+// PROCESSING and PROCESSING → COMPLETED, from many goroutines at once (b.SetParallelism
+// goroutines per CPU, as a worker pool runs many jobs per core). It reports jobs/s.
+func benchJobLifecycle(b *testing.B, open func(context.Context, sqlite.Config) (*sqlite.Store, error)) {
+	for _, sync := range []string{sqlite.SynchronousNormal, sqlite.SynchronousFull} {
+		b.Run("sync="+sync, func(b *testing.B) {
+			benchJobLifecycleSync(b, open, sync)
+		})
+	}
+}
+
+func benchJobLifecycleSync(b *testing.B, open func(context.Context, sqlite.Config) (*sqlite.Store, error), sync string) {
+	s, err := open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "jobs.db"), Synchronous: sync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	var seq atomic.Int64
+	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := fmt.Sprintf("job-%09d", seq.Add(1))
+			rec := job(id, time.Now())
+			if _, _, err := s.Create(ctx, rec); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.Transition(ctx, id, pipeline.Transition{
+				From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast",
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.Transition(ctx, id, pipeline.Transition{
+				From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
+				Usage: usage, ResultURL: messages.ResultPath(id),
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkCreateTransitionParallel is the store as infleet runs it, with group commit, at
+// both synchronous settings.
+func BenchmarkCreateTransitionParallel(b *testing.B) {
+	benchJobLifecycle(b, sqlite.Open)
+}
+
+// BenchmarkCreateTransitionParallelNoGroupCommit is the same work on the same kind of file
+// with every write in its own transaction, to show what group commit buys.
+func BenchmarkCreateTransitionParallelNoGroupCommit(b *testing.B) {
+	benchJobLifecycle(b, sqlite.OpenWithoutGroupCommit)
+}
+
+// BenchmarkGet reads one job from many goroutines.
+func BenchmarkGet(b *testing.B) {
+	s, _ := setup(b)
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, job("job-1", time.Now())); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Get(ctx, "job-1"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
