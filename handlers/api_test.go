@@ -197,6 +197,8 @@ func TestErrorStatuses(t *testing.T) {
 		{name: "cancel missing job", method: "DELETE", path: "/v1/jobs/nope", status: 404, slug: SlugNotFound},
 		{name: "list with bad status and limit", method: "GET", path: "/v1/jobs?status=DONE&limit=501", status: 400,
 			slug: SlugInvalidQuery, fields: []string{"status", "limit"}},
+		{name: "list with a bad cursor", method: "GET", path: "/v1/jobs?cursor=garbage", status: 400, slug: SlugInvalidQuery,
+			fields: []string{"cursor"}},
 		{name: "list with zero limit", method: "GET", path: "/v1/jobs?limit=0", status: 400, slug: SlugInvalidQuery, fields: []string{"limit"}},
 		{name: "unknown route", method: "GET", path: "/v2/things", status: 404, slug: SlugNotFound},
 		{name: "wrong method on jobs", method: "PUT", path: "/v1/jobs", status: 405, slug: SlugMethodNotAllowed, detail: "GET, HEAD, POST"},
