@@ -308,6 +308,9 @@ func (sub *subscription) run() {
 // acquire waits for at least one free slot and takes every free slot; it returns how many it
 // took, 0 when the subscription stops.
 func (sub *subscription) acquire() int {
+	if sub.stop.Err() != nil {
+		return 0
+	}
 	select {
 	case sub.slots <- struct{}{}:
 	case <-sub.stop.Done():
