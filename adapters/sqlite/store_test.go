@@ -283,3 +283,51 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestFailingRequestSparesItsBatch makes one job's row unreadable and writes it together with
+// other jobs: only the broken job's writes fail.
+func TestFailingRequestSparesItsBatch(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, cfg := setup(t)
+	if _, _, err := s.Create(ctx, job("job-bad", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", cfg.Path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "UPDATE jobs SET usage = '{not json' WHERE job_id = 'job-bad'"); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() {
+			if i%4 == 0 {
+				_, errs[i] = s.Transition(ctx, "job-bad", pipeline.Transition{To: messages.StatusProcessing})
+				return
+			}
+			_, _, errs[i] = s.Create(ctx, job(fmt.Sprintf("job-%02d", i), time.Now()))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case i%4 == 0 && (err == nil || !strings.Contains(err.Error(), "corrupt usage")):
+			t.Errorf("Transition of the corrupt job: err = %v, want a corrupt usage error", err)
+		case i%4 != 0 && err != nil:
+			t.Errorf("Create job-%02d beside a failing request: %v", i, err)
+		}
+	}
+	recs, _, err := s.List(ctx, pipeline.ListQuery{Limit: 100})
+	if err == nil || !strings.Contains(err.Error(), "corrupt usage") {
+		// The corrupt row is listed too; List reports it rather than skipping it.
+		t.Fatalf("List over a corrupt row: %d jobs, err %v; want a corrupt usage error", len(recs), err)
+	}
+	if _, err := s.Get(ctx, "job-01"); err != nil {
+		t.Fatalf("Get job-01: %v", err)
+	}
+}
