@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// harness holds what every scenario shares. Scenarios run one at a time.
+type harness struct {
+	opts     options
+	bin      string // absolute path of the infleet binary
+	http     *http.Client
+	body     []byte
+	tmp      string
+	machine  machine
+	split    bool                // the binary has `ingress` and `worker`
+	profiles map[string][]string // scenario -> CPU profile paths of its children
+
+	out   io.Writer
+	mu    sync.Mutex // serialises progress lines
+	start time.Time
+}
+
+func newHarness(opts options, stderr io.Writer) (*harness, error) {
+	bin, err := filepath.Abs(opts.bin)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
+		return nil, fmt.Errorf("no infleet binary at %s (run `make build`, or pass -bin PATH)", bin)
+	}
+	if opts.profileDir != "" {
+		if opts.profileDir, err = filepath.Abs(opts.profileDir); err == nil {
+			err = os.MkdirAll(opts.profileDir, 0o755)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("profile directory: %w", err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "infleet-bench-*")
+	if err != nil {
+		return nil, fmt.Errorf("create a temporary directory: %w", err)
+	}
+	h := &harness{
+		opts:     opts,
+		bin:      bin,
+		http:     newHTTPClient(),
+		body:     jobBody(),
+		tmp:      tmp,
+		machine:  describeMachine(bin),
+		split:    hasCommands(bin, "ingress", "worker"),
+		profiles: map[string][]string{},
+		out:      stderr,
+		start:    time.Now(),
+	}
+	if !h.split {
+		h.progress("note: %s has no `ingress`/`worker` commands; backlog scenarios fall back to `serve`", bin)
+	}
+	h.progress("working directory %s", tmp)
+	return h, nil
+}
+
+// close removes the temporary directory unless -keep was given.
+func (h *harness) close() {
+	h.http.CloseIdleConnections()
+	if h.opts.keep {
+		h.progress("kept data directories, configs and child logs in %s", h.tmp)
+		return
+	}
+	if err := os.RemoveAll(h.tmp); err != nil {
+		h.progress("could not remove %s: %v", h.tmp, err)
+	}
+}
+
+// progress prints one line on stderr, stamped with the time since the run began.
+func (h *harness) progress(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintf(h.out, "[%6.1fs] %s\n", time.Since(h.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// every calls fn every interval until the returned stop is called; stop waits for fn.
+func (h *harness) every(interval time.Duration, fn func()) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-exited
+	}
+}
+
+// dir returns a fresh data directory for one run of a scenario.
+func (h *harness) dir(name string) string {
+	return filepath.Join(h.tmp, name, "data")
+}
+
+// stopChild stops p and reports a bad exit on stderr: the figures already measured stand.
+func (h *harness) stopChild(p *proc) {
+	if err := p.stop(); err != nil {
+		h.progress("warning: %v", err)
+		return
+	}
+	h.progress("stopped infleet %s (pid %d)", p.role, p.pid())
+}
+
+func (h *harness) runScenario(ctx context.Context, name string) ([]row, error) {
+	switch name {
+	case "throughput":
+		return h.throughput(ctx)
+	case "concurrency":
+		return h.concurrency(ctx)
+	case "ingress":
+		return h.ingress(ctx)
+	case "memory":
+		return h.memory(ctx)
+	case "burndown":
+		return h.burndown(ctx)
+	}
+	return nil, fmt.Errorf("unknown scenario %q", name)
+}
+
+// profileTop prints the top of each CPU profile a scenario's children wrote, or says how to
+// get one.
+func (h *harness) profileTop(name string) {
+	if h.opts.profileDir == "" {
+		h.progress("%s missed a target: rerun with -profile DIR -scenario %s for a CPU profile of infleet", name, name)
+		return
+	}
+	for _, path := range h.profiles[name] {
+		if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+			h.progress("no CPU profile at %s (is INFLEET_CPUPROFILE supported by this binary?)", path)
+			continue
+		}
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", h.bin, path).CombinedOutput()
+		if err != nil {
+			h.progress("go tool pprof %s: %v\n%s", path, err, out)
+			continue
+		}
+		h.progress("CPU profile %s:\n%s", path, strings.TrimRight(string(out), "\n"))
+	}
+}
+
+// jobTimeout bounds waiting for n jobs to finish: generous, so that only a stall trips it.
+func jobTimeout(n int) time.Duration {
+	return 2*time.Minute + time.Duration(n)*10*time.Millisecond
+}

@@ -1,0 +1,248 @@
+// Command load is infleet's load harness. It starts the infleet binary as a child process on a
+// fresh temporary data directory with a generated config, drives it over HTTP from this
+// process, and prints a markdown table of results (with the setup of every figure) that the
+// README can paste. Run `go run ./bench/load -help` for the scenarios and flags.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Exit statuses: a missed target is not a failure; a run that could not measure is.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// scenarioNames lists every scenario in the order "all" runs them.
+var scenarioNames = []string{"throughput", "concurrency", "ingress", "memory", "burndown"}
+
+const usageText = `Usage: go run ./bench/load [flags]
+
+Starts bin/infleet as a child process (fresh temporary data directory, generated config,
+embedded NATS JetStream, SQLite store and result files, the sim model), drives it over HTTP
+from this process and prints a markdown results table on stdout (progress goes to stderr).
+Every figure carries its setup; machine facts (CPUs, Go versions) head the table.
+
+Scenarios (-scenario, comma-separated; default all):
+  throughput   0 ms model, -throughput-jobs jobs POSTed by -clients keep-alive goroutines;
+               jobs/s from the first POST to the last job COMPLETED (seen by polling /metrics'
+               infleet_jobs_finished_total every 50 ms, then a sample checked by GET).
+               Target >= 3,000 jobs/s on 2 cores.
+  concurrency  100 ms model, -concurrency workers, -concurrency-jobs jobs enqueued first by
+               'infleet ingress', then burnt down by 'infleet worker' on the same data dir;
+               completed jobs/s over the window from the first completion seen to the last,
+               as a share of the limit workers/0.1 s. Target >= 90%.
+  ingress      accepted POST /v1/jobs per second, infleet (0 ms model, workers running in the
+               same process) against a bare net/http handler in this process that decodes the
+               same body into messages.Job and answers 202; -rounds alternating A/B rounds of
+               -round-time each, median ratio reported (target >= 0.5). Then p50/p99 accept
+               latency at half infleet's measured rate with an open-loop schedule, measured
+               from each request's scheduled time (target p99 <= 10 ms).
+  memory       VmRSS and VmHWM (/proc/PID/status) of 'infleet ingress' holding -memory-jobs
+               queued jobs that no worker runs. Target <= 150 MiB.
+  burndown     the peers' workload: -burndown-jobs jobs enqueued first, -concurrency workers,
+               ~200-byte results, with a 0 ms model and with a 100 ms model; shown next to
+               figures quoted for asynq + Redis and River + PostgreSQL (not measured here).
+
+-quick shrinks every job count and duration for a smoke run (about a minute).
+A missed target prints MISSED; the exit status is 1 only when a scenario could not run.
+With -profile DIR each child writes a CPU profile there (INFLEET_CPUPROFILE) and, for a
+scenario that missed a target, the top of 'go tool pprof -top' is printed on stderr.
+If bin/infleet has no ingress/worker commands, the backlog scenarios fall back to 'serve'
+and say so in their setup.
+
+Flags:
+`
+
+// options are the harness's settings, from flags.
+type options struct {
+	bin             string
+	scenarios       []string
+	quick           bool
+	clients         int
+	concurrency     int
+	throughputJobs  int
+	concurrencyJobs int
+	burndownJobs    int
+	memoryJobs      int
+	rounds          int
+	roundTime       time.Duration
+	latencyTime     time.Duration
+	profileDir      string
+	keep            bool
+	timeout         time.Duration
+	childLogLevel   string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, rc := parseOptions(args, stderr)
+	if rc >= 0 {
+		return rc
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one ends the harness at once; children die with it
+		// (they are started with a parent-death signal where the OS has one).
+		<-ctx.Done()
+		stop()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+	defer killAll()
+
+	h, err := newHarness(opts, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "load: %v\n", err)
+		return exitFailed
+	}
+	defer h.close()
+
+	rep := newReport(h.machine)
+	failed := false
+	for _, name := range opts.scenarios {
+		if ctx.Err() != nil {
+			rep.add(row{Scenario: name, Measure: "not run", Result: "ERROR: " + stopReason(ctx), Verdict: verdictError})
+			failed = true
+			continue
+		}
+		h.progress("== %s", name)
+		start := time.Now()
+		rows, err := h.runScenario(ctx, name)
+		rep.add(rows...)
+		if err != nil {
+			failed = true
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%s)", err, stopReason(ctx))
+			}
+			h.progress("%s failed: %v", name, err)
+			rep.add(row{Scenario: name, Measure: "run", Result: "ERROR: " + oneLine(err.Error()), Verdict: verdictError})
+		}
+		h.progress("%s took %s", name, time.Since(start).Round(time.Millisecond))
+		if slices.ContainsFunc(rows, func(r row) bool { return r.Verdict == verdictMissed }) {
+			h.profileTop(name)
+		}
+	}
+	rep.write(stdout)
+	if failed {
+		fmt.Fprintln(stderr, "load: at least one scenario could not run (see ERROR rows above)")
+		return exitFailed
+	}
+	return exitOK
+}
+
+func stopReason(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "the -timeout for the whole run passed"
+	}
+	return "interrupted"
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, int) {
+	var o options
+	var scen string
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.bin, "bin", "bin/infleet", "the infleet binary to start (build it with `make build`)")
+	fs.StringVar(&scen, "scenario", "all", "scenarios to run, comma-separated: all or "+strings.Join(scenarioNames, ","))
+	fs.BoolVar(&o.quick, "quick", false, "small job counts and short rounds, for a smoke run")
+	fs.IntVar(&o.clients, "clients", 64, "client goroutines (keep-alive connections) for closed-loop submission")
+	fs.IntVar(&o.concurrency, "concurrency", 256, "workers.concurrency of the infleet child")
+	fs.IntVar(&o.throughputJobs, "throughput-jobs", 0, "jobs in the throughput scenario (default 20000; 2000 with -quick)")
+	fs.IntVar(&o.concurrencyJobs, "concurrency-jobs", 0, "jobs in the concurrency scenario (default 10000; 1500 with -quick)")
+	fs.IntVar(&o.burndownJobs, "burndown-jobs", 0, "jobs in each burndown run (default 20000; 2000 with -quick)")
+	fs.IntVar(&o.memoryJobs, "memory-jobs", 0, "queued jobs in the memory scenario (default 100000; 5000 with -quick)")
+	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")
+	fs.DurationVar(&o.roundTime, "round-time", 0, "length of each ingress round, per side (default 5s; 1s with -quick)")
+	fs.DurationVar(&o.latencyTime, "latency-time", 0, "length of the open-loop latency phase (default 10s; 2s with -quick)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the children (INFLEET_CPUPROFILE); default none")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories, configs and child logs")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	fs.StringVar(&o.childLogLevel, "child-log-level", "warn", "log.level of the children (their logs go to files in the temporary directory)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, exitOK
+		}
+		return o, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "load: unexpected argument %q (see -help)\n", fs.Arg(0))
+		return o, exitUsage
+	}
+	q := func(full, quick int) int {
+		if o.quick {
+			return quick
+		}
+		return full
+	}
+	qd := func(full, quick time.Duration) time.Duration {
+		if o.quick {
+			return quick
+		}
+		return full
+	}
+	o.throughputJobs = cmp.Or(o.throughputJobs, q(20000, 2000))
+	o.concurrencyJobs = cmp.Or(o.concurrencyJobs, q(10000, 1500))
+	o.burndownJobs = cmp.Or(o.burndownJobs, q(20000, 2000))
+	o.memoryJobs = cmp.Or(o.memoryJobs, q(100000, 5000))
+	o.roundTime = cmp.Or(o.roundTime, qd(5*time.Second, time.Second))
+	o.latencyTime = cmp.Or(o.latencyTime, qd(10*time.Second, 2*time.Second))
+
+	var problems []string
+	for _, s := range strings.Split(scen, ",") {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "all":
+			o.scenarios = append(o.scenarios, scenarioNames...)
+		case slices.Contains(scenarioNames, s):
+			o.scenarios = append(o.scenarios, s)
+		default:
+			problems = append(problems, fmt.Sprintf("unknown scenario %q (want all or one of %s)", s, strings.Join(scenarioNames, ", ")))
+		}
+	}
+	o.scenarios = slices.Compact(o.scenarios)
+	for name, v := range map[string]int{"clients": o.clients, "concurrency": o.concurrency, "rounds": o.rounds,
+		"throughput-jobs": o.throughputJobs, "concurrency-jobs": o.concurrencyJobs,
+		"burndown-jobs": o.burndownJobs, "memory-jobs": o.memoryJobs} {
+		if v < 1 {
+			problems = append(problems, fmt.Sprintf("-%s must be at least 1", name))
+		}
+	}
+	if o.roundTime <= 0 || o.latencyTime <= 0 || o.timeout <= 0 {
+		problems = append(problems, "-round-time, -latency-time and -timeout must be positive")
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "load: "+p)
+		}
+		return o, exitUsage
+	}
+	return o, -1
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " | ")
+	return strings.ReplaceAll(s, "|", "\\|")
+}

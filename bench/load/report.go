@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"debug/buildinfo"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Verdicts of a row.
+const (
+	verdictMet    = "met"
+	verdictMissed = "MISSED"
+	verdictQuoted = "quoted, not measured in this run"
+	verdictError  = "ERROR"
+)
+
+// row is one line of the results table.
+type row struct {
+	Scenario string
+	Measure  string
+	Result   string
+	Target   string
+	Verdict  string
+	Setup    string
+}
+
+// judge returns verdictMet or verdictMissed.
+func judge(ok bool) string {
+	if ok {
+		return verdictMet
+	}
+	return verdictMissed
+}
+
+// machine describes where the run happened.
+type machine struct {
+	cpus       int
+	gomaxprocs int
+	cpuModel   string
+	memTotal   string
+	osArch     string
+	harnessGo  string
+	infleetGo  string
+	date       string
+}
+
+func describeMachine(bin string) machine {
+	m := machine{
+		cpus:       runtime.NumCPU(),
+		gomaxprocs: runtime.GOMAXPROCS(0),
+		cpuModel:   procField("/proc/cpuinfo", "model name"),
+		memTotal:   procField("/proc/meminfo", "MemTotal"),
+		osArch:     runtime.GOOS + "/" + runtime.GOARCH,
+		harnessGo:  runtime.Version(),
+		infleetGo:  "unknown",
+		date:       time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+	}
+	if bi, err := buildinfo.ReadFile(bin); err == nil {
+		m.infleetGo = bi.GoVersion
+	}
+	if kb, err := strconv.ParseInt(strings.TrimSuffix(m.memTotal, " kB"), 10, 64); err == nil {
+		m.memTotal = fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
+	}
+	return m
+}
+
+// procField returns the value of the first "key: value" line of a /proc file, or "unknown".
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// report collects rows and writes them as markdown.
+type report struct {
+	m    machine
+	rows []row
+}
+
+func newReport(m machine) *report { return &report{m: m} }
+
+func (r *report) add(rows ...row) { r.rows = append(r.rows, rows...) }
+
+func (r *report) write(w io.Writer) {
+	m := r.m
+	fmt.Fprintf(w, "\n### infleet load results (bench/load)\n\n")
+	fmt.Fprintf(w, "Machine: nproc %d (GOMAXPROCS %d), %s, %s, %s; infleet built with %s, harness %s; %s.\n",
+		m.cpus, m.gomaxprocs, m.cpuModel, m.memTotal, m.osArch, m.infleetGo, m.harnessGo, m.date)
+	fmt.Fprintf(w, "infleet runs as a child process on the embedded default (NATS JetStream, SQLite, result files,\n"+
+		"sim model); the harness's HTTP clients run on the same machine and share its CPUs.\n\n")
+	fmt.Fprintln(w, "| Scenario | Measure | Result | Target | | Setup |")
+	fmt.Fprintln(w, "|---|---|---:|---|---|---|")
+	for _, x := range r.rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Measure, x.Result, x.Target, x.Verdict, x.Setup)
+	}
+	fmt.Fprintln(w)
+}
+
+// thousands formats n rounded to an integer with comma separators.
+func thousands(f float64) string {
+	n := int64(math.Round(f))
+	s := strconv.FormatInt(max(n, -n), 10)
+	var b strings.Builder
+	if n < 0 {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// mib formats bytes as MiB with one decimal.
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// ms formats d in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

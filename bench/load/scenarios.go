@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Targets from the issue.
+const (
+	targetThroughput   = 3000.0 // jobs/s on 2 cores
+	targetLimitShare   = 0.90   // of workers/latency
+	targetIngressRatio = 0.5    // infleet accepts/s over the bare handler's
+	targetAcceptP99    = 10 * time.Millisecond
+	targetMemory       = 150 << 20 // bytes
+)
+
+// Peer figures measured on the project's machines, quoted (not measured by this harness).
+const (
+	quotedAsynq0ms    = "11,600 jobs/s"
+	quotedAsynq100ms  = "97% of limit"
+	quotedRiver0ms    = "2,500 jobs/s"
+	verifySampleCount = 50
+)
+
+func (h *harness) cfg(latency time.Duration, concurrency int) childConfig {
+	return childConfig{latency: latency, concurrency: concurrency, logLevel: h.opts.childLogLevel}
+}
+
+// coresNote says when the machine is not the 2-core machine a target is set for.
+func (h *harness) coresNote() string {
+	if h.machine.cpus == 2 {
+		return ""
+	}
+	return fmt.Sprintf("; the target is for 2 cores, this machine has %d", h.machine.cpus)
+}
+
+// throughput: 0 ms model, N jobs POSTed by C clients; first POST to last COMPLETED.
+func (h *harness) throughput(ctx context.Context) ([]row, error) {
+	n, c, w := h.opts.throughputJobs, h.opts.clients, h.opts.concurrency
+	p, err := h.startChild(ctx, "throughput", "serve", h.dir("throughput"), h.cfg(0, w))
+	if err != nil {
+		return nil, err
+	}
+	defer h.stopChild(p)
+	sub, err := h.submitN(ctx, p.base, n, c)
+	if err != nil {
+		return nil, err
+	}
+	fin, err := h.waitFinished(ctx, p, n, jobTimeout(n))
+	if err != nil {
+		return nil, err
+	}
+	if err := h.verifyByGET(ctx, p.base, sample(sub.ids, verifySampleCount)); err != nil {
+		return nil, err
+	}
+	rate := float64(n) / fin.last.Sub(sub.first).Seconds()
+	accept := float64(n) / sub.last.Sub(sub.first).Seconds()
+	setup := fmt.Sprintf("%s jobs, %d keep-alive clients, 0 ms model, %d workers, `infleet serve`; end seen by polling /metrics, %d jobs checked by GET%s",
+		thousands(float64(n)), c, w, min(n, verifySampleCount), h.coresNote())
+	h.progress("throughput: %.0f jobs/s end to end, %.0f accepted/s", rate, accept)
+	return []row{
+		{Scenario: "throughput", Measure: "jobs/s, first POST to last COMPLETED", Result: thousands(rate) + " jobs/s",
+			Target: ">= 3,000 jobs/s", Verdict: judge(rate >= targetThroughput), Setup: setup},
+		{Scenario: "throughput", Measure: "accepted jobs/s while submitting (workers running)", Result: thousands(accept) + " jobs/s",
+			Setup: setup},
+	}, nil
+}
+
+// backlog is the outcome of a burn-down run.
+type backlog struct {
+	n         int
+	fin       finish
+	started   time.Time // the burning process's start
+	method    string
+	resultLen int64 // bytes of one result file
+	outputLen int   // bytes of its output text
+}
+
+// burnBacklog enqueues n jobs and measures how fast a process with `workers` workers and a
+// model of `latency` completes them. With the ingress/worker split it enqueues everything
+// through `infleet ingress`, stops it, and starts `infleet worker` on the same data dir (the
+// workers see the whole backlog at once); without it, `infleet serve` runs jobs while they are
+// still being submitted.
+func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency time.Duration, workers int) (backlog, error) {
+	b := backlog{n: n}
+	dir := h.dir(name)
+	var ids []string
+	var p *proc
+	var subDone chan error // the submission running beside `serve`, without the split
+	if h.split {
+		b.method = "backlog enqueued by `infleet ingress` (then stopped), burnt down by `infleet worker` on the same data dir"
+		ing, err := h.startChild(ctx, name, "ingress", dir, h.cfg(latency, workers))
+		if err != nil {
+			return b, err
+		}
+		sub, err := h.submitN(ctx, ing.base, n, h.opts.clients)
+		if err != nil {
+			h.stopChild(ing)
+			return b, err
+		}
+		ids = sub.ids
+		if err := ing.stop(); err != nil {
+			return b, fmt.Errorf("stop the ingress before the burn-down: %w", err)
+		}
+		if p, err = h.startChild(ctx, name, "worker", dir, h.cfg(latency, workers)); err != nil {
+			return b, err
+		}
+	} else {
+		b.method = "no ingress/worker split in this binary: `infleet serve` runs jobs while they are submitted"
+		var err error
+		if p, err = h.startChild(ctx, name, "serve", dir, h.cfg(latency, workers)); err != nil {
+			return b, err
+		}
+		subDone = make(chan error, 1)
+		go func() {
+			sub, err := h.submitN(ctx, p.base, n, h.opts.clients)
+			ids = sub.ids
+			subDone <- err
+		}()
+	}
+	defer h.stopChild(p)
+	b.started = p.started
+	fin, err := h.waitFinished(ctx, p, n, jobTimeout(n)+time.Duration(float64(n)/float64(workers)*float64(latency)))
+	if subDone != nil {
+		if err != nil {
+			h.stopChild(p) // the submitters fail fast against a stopped process
+		}
+		if serr := <-subDone; err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return b, err
+	}
+	b.fin = fin
+	if len(ids) == 0 || ids[0] == "" {
+		return b, errors.New("no job ids recorded")
+	}
+	for i, id := range sample(ids, verifySampleCount) {
+		size, outLen, err := readResult(dir, id)
+		if err != nil {
+			return b, err
+		}
+		if i == 0 {
+			b.resultLen, b.outputLen = size, outLen
+		}
+	}
+	return b, nil
+}
+
+// readResult checks the result file of a completed job and returns its size and the length of
+// its output text.
+func readResult(dataDir, id string) (int64, int, error) {
+	path := filepath.Join(dataDir, "results", id+".json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("result of job %s (the job is counted as COMPLETED): %w", id, err)
+	}
+	var res struct {
+		JobID  string `json:"job_id"`
+		Output struct {
+			Text string `json:"text"`
+		} `json:"output"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil || res.JobID != id || res.Output.Text == "" {
+		return 0, 0, fmt.Errorf("result file %s is not the result of job %s: %s", path, id, snippet(raw))
+	}
+	return int64(len(raw)), len(res.Output.Text), nil
+}
+
+// concurrency: 100 ms model, C workers, share of the limit C/0.1 s.
+func (h *harness) concurrency(ctx context.Context) ([]row, error) {
+	const latency = 100 * time.Millisecond
+	n, w := h.opts.concurrencyJobs, h.opts.concurrency
+	b, err := h.burnBacklog(ctx, "concurrency", n, latency, w)
+	if err != nil {
+		return nil, err
+	}
+	limit := float64(w) / latency.Seconds()
+	rate := b.fin.steadyRate(n)
+	share := rate / limit
+	whole := float64(n) / b.fin.last.Sub(b.started).Seconds()
+	setup := fmt.Sprintf("%s jobs, %d workers, 100 ms model; %s; window from the first completion seen to the last (/metrics polled every 50 ms)",
+		thousands(float64(n)), w, b.method)
+	h.progress("concurrency: %.0f jobs/s = %.1f%% of %.0f/s", rate, share*100, limit)
+	return []row{
+		{Scenario: "concurrency", Measure: fmt.Sprintf("completed jobs/s, share of the %s/s limit", thousands(limit)),
+			Result: fmt.Sprintf("%s jobs/s = %.1f%%", thousands(rate), share*100), Target: ">= 90%",
+			Verdict: judge(share >= targetLimitShare), Setup: setup},
+		{Scenario: "concurrency", Measure: "jobs/s from the process start (start-up included)",
+			Result: fmt.Sprintf("%s jobs/s = %.1f%%", thousands(whole), whole/limit*100), Setup: setup},
+	}, nil
+}
+
+// ingress: infleet against a bare handler, alternating rounds; then latency at half rate.
+func (h *harness) ingress(ctx context.Context) ([]row, error) {
+	c, w := h.opts.clients, h.opts.concurrency
+	p, err := h.startChild(ctx, "ingress", "serve", h.dir("ingress"), h.cfg(0, w))
+	if err != nil {
+		return nil, err
+	}
+	defer h.stopChild(p)
+	bare, err := startBare()
+	if err != nil {
+		return nil, err
+	}
+	defer bare.close()
+
+	type side struct {
+		name  string
+		base  string
+		rates []float64
+	}
+	sides := []*side{{name: "infleet", base: p.base}, {name: "bare", base: bare.base}}
+	warm := min(h.opts.roundTime, time.Second)
+	for _, s := range sides {
+		if _, err := h.closedLoop(ctx, s.base, c, warm); err != nil {
+			return nil, fmt.Errorf("warm-up of %s: %w", s.name, err)
+		}
+	}
+	var ratios []float64
+	for r := range h.opts.rounds {
+		order := []*side{sides[0], sides[1]}
+		if r%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, s := range order {
+			got, err := h.closedLoop(ctx, s.base, c, h.opts.roundTime)
+			if err != nil {
+				return nil, fmt.Errorf("round %d, %s: %w", r+1, s.name, err)
+			}
+			s.rates = append(s.rates, float64(got)/h.opts.roundTime.Seconds())
+		}
+		ratios = append(ratios, sides[0].rates[r]/sides[1].rates[r])
+		h.progress("  round %d: infleet %.0f/s, bare %.0f/s, ratio %.3f", r+1, sides[0].rates[r], sides[1].rates[r], ratios[r])
+	}
+	ratio := median(ratios)
+	maxRate := median(sides[0].rates)
+	setupAB := fmt.Sprintf("%d alternating A/B rounds of %s per side, %d keep-alive clients; infleet `serve` with a 0 ms model and %d workers running the accepted jobs; bare = net/http handler in the harness decoding into messages.Job",
+		h.opts.rounds, h.opts.roundTime, c, w)
+	rows := []row{
+		{Scenario: "ingress", Measure: "infleet accepted POST /v1/jobs per s (median of rounds)", Result: thousands(maxRate) + " /s", Setup: setupAB},
+		{Scenario: "ingress", Measure: "bare handler accepted per s (median of rounds)", Result: thousands(median(sides[1].rates)) + " /s", Setup: setupAB},
+		{Scenario: "ingress", Measure: "ratio infleet / bare (median of per-round ratios)", Result: fmt.Sprintf("%.3f", ratio),
+			Target: ">= 0.5", Verdict: judge(ratio >= targetIngressRatio), Setup: setupAB},
+	}
+
+	// Let the workers catch up with the rounds' backlog, so the latency phase sees the steady
+	// state of its own load: jobs accepted at half rate and run by the same process.
+	if cnt, err := h.scrape(ctx, p.base); err == nil {
+		h.progress("  waiting for the rounds' %.0f jobs to finish before the latency phase", cnt.accepted)
+		if _, err := h.waitFinished(ctx, p, int(cnt.accepted), jobTimeout(int(cnt.accepted))); err != nil {
+			return rows, fmt.Errorf("drain the rounds' jobs: %w", err)
+		}
+	} else {
+		return rows, err
+	}
+	rate := maxRate / 2
+	pool := max(4*c, 256)
+	res, err := h.openLoop(ctx, p.base, rate, h.opts.latencyTime, pool)
+	if err != nil {
+		return rows, err
+	}
+	if len(res.latencies) == 0 {
+		return rows, errors.New("the latency phase sent no request")
+	}
+	p50, p99, pmax := percentile(res.latencies, 0.50), percentile(res.latencies, 0.99), res.latencies[len(res.latencies)-1]
+	achieved := float64(res.sent) / res.elapsed.Seconds()
+	setupLat := fmt.Sprintf("open loop at %s/s (half the median rate above; achieved %s/s) for %s, %s requests, latency from each request's scheduled time; %d workers running the jobs in the same process",
+		thousands(rate), thousands(achieved), h.opts.latencyTime, thousands(float64(len(res.latencies))), w)
+	if res.behind > 0 {
+		setupLat += fmt.Sprintf("; %d requests left over 1 ms late (client pool busy)", res.behind)
+	}
+	h.progress("ingress: ratio %.3f; p50 %s p99 %s max %s at %.0f/s", ratio, ms(p50), ms(p99), ms(pmax), rate)
+	rows = append(rows,
+		row{Scenario: "ingress", Measure: "accept latency p50", Result: ms(p50), Setup: setupLat},
+		row{Scenario: "ingress", Measure: "accept latency p99", Result: ms(p99), Target: "<= 10 ms",
+			Verdict: judge(p99 <= targetAcceptP99), Setup: setupLat},
+		row{Scenario: "ingress", Measure: "accept latency max", Result: ms(pmax), Setup: setupLat},
+	)
+	return rows, nil
+}
+
+// memory: RSS of a process holding N queued jobs that do not run.
+func (h *harness) memory(ctx context.Context) ([]row, error) {
+	n := h.opts.memoryJobs
+	role, how := "ingress", "`infleet ingress` (no workers)"
+	cfg := h.cfg(0, h.opts.concurrency)
+	if !h.split {
+		role, how = "serve", "`infleet serve` with a 1 h model and 1 worker (no ingress/worker split in this binary)"
+		cfg = h.cfg(time.Hour, 1)
+	}
+	dir := h.dir("memory")
+	p, err := h.startChild(ctx, "memory", role, dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer h.stopChild(p)
+	idle, err := readMem(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.submitN(ctx, p.base, n, h.opts.clients); err != nil {
+		return nil, err
+	}
+	cnt, err := h.scrape(ctx, p.base)
+	if err != nil {
+		return nil, err
+	}
+	if cnt.accepted < float64(n) || cnt.completed > 0 {
+		return nil, fmt.Errorf("after submitting %d jobs /metrics says %.0f accepted and %.0f completed (want %d and 0)", n, cnt.accepted, cnt.completed, n)
+	}
+	m, err := readMem(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	setup := fmt.Sprintf("%s jobs queued (POSTed by %d clients) and not running, %s; read right after the last 202",
+		thousands(float64(n)), h.opts.clients, how)
+	h.progress("memory: VmRSS %s, VmHWM %s (idle %s)", mib(m.rss), mib(m.hwm), mib(idle.rss))
+	return []row{
+		{Scenario: "memory", Measure: "VmRSS with the jobs queued", Result: mib(m.rss), Target: "<= 150 MiB",
+			Verdict: judge(m.rss <= targetMemory), Setup: setup},
+		{Scenario: "memory", Measure: "VmHWM (peak RSS) of the process", Result: mib(m.hwm), Target: "<= 150 MiB",
+			Verdict: judge(m.hwm <= targetMemory), Setup: setup},
+		{Scenario: "memory", Measure: "VmRSS idle, before the jobs", Result: mib(idle.rss), Setup: "same process, just ready"},
+		{Scenario: "memory", Measure: "data directory on disk", Result: mib(dirSize(dir)), Setup: setup},
+	}, nil
+}
+
+// burndown: the peers' workload, 0 ms and 100 ms models, beside quoted peer figures.
+func (h *harness) burndown(ctx context.Context) ([]row, error) {
+	n, w := h.opts.burndownJobs, h.opts.concurrency
+	var rows []row
+	for _, latency := range []time.Duration{0, 100 * time.Millisecond} {
+		name := fmt.Sprintf("burndown-%dms", latency.Milliseconds())
+		b, err := h.burnBacklog(ctx, name, n, latency, w)
+		if err != nil {
+			return rows, fmt.Errorf("%s model: %w", latency, err)
+		}
+		rate := b.fin.steadyRate(n)
+		whole := float64(n) / b.fin.last.Sub(b.started).Seconds()
+		setup := fmt.Sprintf("%s jobs, %d workers, %d ms model, result file %d B (output text %d B); %s; window from the first completion seen to the last",
+			thousands(float64(n)), w, latency.Milliseconds(), b.resultLen, b.outputLen, b.method)
+		if latency == 0 {
+			h.progress("burndown 0 ms: %.0f jobs/s", rate)
+			rows = append(rows,
+				row{Scenario: "burndown", Measure: "0 ms model: jobs/s (infleet)", Result: thousands(rate) + " jobs/s", Setup: setup},
+				row{Scenario: "burndown", Measure: "0 ms model: jobs/s from the worker's start (infleet)", Result: thousands(whole) + " jobs/s", Setup: setup},
+				row{Scenario: "burndown", Measure: "0 ms model: asynq + Redis", Result: quotedAsynq0ms, Verdict: verdictQuoted,
+					Setup: "same workload, measured on the project's machines"},
+				row{Scenario: "burndown", Measure: "0 ms model: River + PostgreSQL", Result: quotedRiver0ms, Verdict: verdictQuoted,
+					Setup: "same workload, measured on the project's machines"},
+			)
+			continue
+		}
+		limit := float64(w) / latency.Seconds()
+		h.progress("burndown 100 ms: %.0f jobs/s = %.1f%%", rate, rate/limit*100)
+		rows = append(rows,
+			row{Scenario: "burndown", Measure: fmt.Sprintf("100 ms model: share of the %s/s limit (infleet)", thousands(limit)),
+				Result: fmt.Sprintf("%.1f%% (%s jobs/s)", rate/limit*100, thousands(rate)), Setup: setup},
+			row{Scenario: "burndown", Measure: "100 ms model: asynq + Redis", Result: quotedAsynq100ms, Verdict: verdictQuoted,
+				Setup: "same workload, measured on the project's machines"},
+		)
+	}
+	return rows, nil
+}
+
+// median returns the median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
