@@ -162,7 +162,8 @@ func (h *harness) closedLoop(ctx context.Context, base string, clients int, d ti
 
 // openLoopResult is what an open-loop run measured.
 type openLoopResult struct {
-	latencies []time.Duration // from each request's scheduled time to its 202
+	latencies []time.Duration // from each request's scheduled time to its 202, sorted
+	service   []time.Duration // from each request's actual send to its 202, sorted
 	sent      int
 	elapsed   time.Duration
 	behind    int // requests that left later than 1 ms after their scheduled time
@@ -176,12 +177,14 @@ func (h *harness) openLoop(ctx context.Context, base string, rate float64, d tim
 	defer cancel(nil)
 	due := make(chan time.Time, pool)
 	lats := make([][]time.Duration, pool)
+	svc := make([][]time.Duration, pool)
 	var behind atomic.Int64
 	var wg sync.WaitGroup
 	for w := range pool {
 		wg.Go(func() {
 			for at := range due {
-				if time.Since(at) > time.Millisecond {
+				sent := time.Now()
+				if sent.Sub(at) > time.Millisecond {
 					behind.Add(1)
 				}
 				if _, err := postJob(ctx, h.http, base, h.body); err != nil {
@@ -189,6 +192,7 @@ func (h *harness) openLoop(ctx context.Context, base string, rate float64, d tim
 					continue // drain
 				}
 				lats[w] = append(lats[w], time.Since(at))
+				svc[w] = append(svc[w], time.Since(sent))
 			}
 		})
 	}
@@ -210,10 +214,12 @@ func (h *harness) openLoop(ctx context.Context, base string, rate float64, d tim
 	close(due)
 	wg.Wait()
 	res := openLoopResult{sent: sent, elapsed: time.Since(start), behind: int(behind.Load())}
-	for _, l := range lats {
-		res.latencies = append(res.latencies, l...)
+	for w := range pool {
+		res.latencies = append(res.latencies, lats[w]...)
+		res.service = append(res.service, svc[w]...)
 	}
 	slices.Sort(res.latencies)
+	slices.Sort(res.service)
 	if err := context.Cause(ctx); err != nil {
 		return res, fmt.Errorf("open-loop run: %w", err)
 	}

@@ -212,16 +212,19 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	var problems []string
 	for _, s := range strings.Split(scen, ",") {
 		s = strings.TrimSpace(s)
-		switch {
-		case s == "all":
-			o.scenarios = append(o.scenarios, scenarioNames...)
-		case slices.Contains(scenarioNames, s):
-			o.scenarios = append(o.scenarios, s)
-		default:
+		names := []string{s}
+		if s == "all" {
+			names = scenarioNames
+		} else if !slices.Contains(scenarioNames, s) {
 			problems = append(problems, fmt.Sprintf("unknown scenario %q (want all or one of %s)", s, strings.Join(scenarioNames, ", ")))
+			continue
+		}
+		for _, n := range names {
+			if !slices.Contains(o.scenarios, n) {
+				o.scenarios = append(o.scenarios, n)
+			}
 		}
 	}
-	o.scenarios = slices.Compact(o.scenarios)
 	for name, v := range map[string]int{"clients": o.clients, "concurrency": o.concurrency, "rounds": o.rounds,
 		"throughput-jobs": o.throughputJobs, "concurrency-jobs": o.concurrencyJobs,
 		"burndown-jobs": o.burndownJobs, "memory-jobs": o.memoryJobs} {

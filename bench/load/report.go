@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,7 @@ func newReport(m machine) *report { return &report{m: m} }
 
 func (r *report) add(rows ...row) { r.rows = append(r.rows, rows...) }
 
+// write prints the table; each distinct setup is printed once, as a numbered note below it.
 func (r *report) write(w io.Writer) {
 	m := r.m
 	fmt.Fprintf(w, "\n### infleet load results (bench/load)\n\n")
@@ -107,8 +109,22 @@ func (r *report) write(w io.Writer) {
 		"sim model); the harness's HTTP clients run on the same machine and share its CPUs.\n\n")
 	fmt.Fprintln(w, "| Scenario | Measure | Result | Target | | Setup |")
 	fmt.Fprintln(w, "|---|---|---:|---|---|---|")
+	var notes []string
 	for _, x := range r.rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Measure, x.Result, x.Target, x.Verdict, x.Setup)
+		ref := ""
+		if x.Setup != "" {
+			i := slices.Index(notes, x.Setup)
+			if i < 0 {
+				notes = append(notes, x.Setup)
+				i = len(notes) - 1
+			}
+			ref = fmt.Sprintf("[%d]", i+1)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Measure, x.Result, x.Target, x.Verdict, ref)
+	}
+	fmt.Fprintln(w)
+	for i, n := range notes {
+		fmt.Fprintf(w, "%d. %s\n", i+1, n)
 	}
 	fmt.Fprintln(w)
 }

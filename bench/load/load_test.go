@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/config"
+)
+
+func TestParseCounts(t *testing.T) {
+	t.Parallel()
+	text := `# HELP infleet_jobs_finished_total Jobs that reached a terminal status, by status and task.
+# TYPE infleet_jobs_finished_total counter
+infleet_jobs_finished_total{status="COMPLETED",task="summarize"} 1500
+infleet_jobs_finished_total{status="COMPLETED",task="classify"} 25
+infleet_jobs_finished_total{status="FAILED",task="summarize"} 2
+infleet_jobs_accepted_total{priority="normal",task="summarize"} 1e+06
+infleet_jobs_accepted_total{priority="high",task="summarize"} 3
+infleet_jobs_in_flight 7
+go_goroutines 42
+`
+	c, err := parseCounts(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := counts{accepted: 1000003, completed: 1525, failed: 2}
+	if c != want {
+		t.Fatalf("parseCounts = %+v, want %+v", c, want)
+	}
+	if c.finished() != 1527 {
+		t.Fatalf("finished = %v, want 1527", c.finished())
+	}
+	for _, bad := range []string{
+		`infleet_jobs_accepted_total{task="x"} many`,
+		`infleet_jobs_accepted_total{task=x} 1`,
+		`infleet_jobs_accepted_total{task="x"`,
+		`infleet_jobs_accepted_total`,
+	} {
+		if _, err := parseCounts(strings.NewReader(bad + "\n")); err == nil {
+			t.Errorf("parseCounts(%q) = nil error, want one", bad)
+		}
+	}
+}
+
+func TestPercentileMedianSample(t *testing.T) {
+	t.Parallel()
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0.001, time.Millisecond}} {
+		if got := percentile(d, tc.p); got != tc.want {
+			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Error("percentile of nothing is not 0")
+	}
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median(3,1,2) = %v", got)
+	}
+	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
+		t.Errorf("median(4,1,2,3) = %v", got)
+	}
+	ids := []string{"a", "b", "c", "d", "e", "f", "g"}
+	if got := strings.Join(sample(ids, 3), ""); got != "adg" {
+		t.Errorf("sample = %q, want adg", got)
+	}
+	if got := len(sample(ids, 50)); got != len(ids) {
+		t.Errorf("sample of a short list has %d ids", got)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567", -2560: "-2,560"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+	if got := oneLine("a\nb|c"); got != `a \| b\|c` {
+		t.Errorf("oneLine = %q", got)
+	}
+}
+
+func TestReportNumbersSetups(t *testing.T) {
+	t.Parallel()
+	r := newReport(machine{cpus: 2, gomaxprocs: 2})
+	r.add(row{Scenario: "s", Measure: "a", Result: "1", Setup: "setup one"},
+		row{Scenario: "s", Measure: "b", Result: "2", Target: ">= 3", Verdict: judge(false), Setup: "setup one"},
+		row{Scenario: "t", Measure: "c", Result: "3", Setup: "setup two"})
+	var b bytes.Buffer
+	r.write(&b)
+	out := b.String()
+	for _, want := range []string{"| s | a | 1 |  |  | [1] |", "| s | b | 2 | >= 3 | MISSED | [1] |", "| t | c | 3 |  |  | [2] |",
+		"1. setup one\n2. setup two\n", "nproc 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The generated child config must pass infleet's own loader and mean what the harness says.
+func TestChildConfigLoads(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	c := childConfig{latency: 100 * time.Millisecond, concurrency: 256, logLevel: "warn"}
+	if err := os.WriteFile(path, []byte(c.yaml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatalf("config.Load of the generated config: %v\n%s", err, c.yaml())
+	}
+	if cfg.Workers.Concurrency != 256 || len(cfg.Models) != 1 || cfg.Models[0].Latency != 100*time.Millisecond ||
+		cfg.Routes["default"] != cfg.Models[0].Name || cfg.Workers.JobTimeout < time.Hour {
+		t.Fatalf("generated config loads as %+v", cfg)
+	}
+}
+
+func TestBareHandler(t *testing.T) {
+	t.Parallel()
+	b, err := startBare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.close)
+	hc := newHTTPClient()
+	id, err := postJob(context.Background(), hc, b.base, jobBody())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(id) != 36 {
+		t.Fatalf("job id %q is not a UUID", id)
+	}
+	if _, err := postJob(context.Background(), hc, b.base, []byte(`{"task":`)); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("a broken body gave %v, want a 400 error", err)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	t.Parallel()
+	var errOut bytes.Buffer
+	o, rc := parseOptions([]string{"-quick", "-scenario", "memory,burndown,memory"}, &errOut)
+	if rc != -1 {
+		t.Fatalf("rc = %d: %s", rc, errOut.String())
+	}
+	if strings.Join(o.scenarios, ",") != "memory,burndown" || o.memoryJobs != 5000 || o.roundTime != time.Second {
+		t.Fatalf("options = %+v", o)
+	}
+	if _, rc := parseOptions([]string{"-scenario", "nope"}, &errOut); rc != exitUsage {
+		t.Fatalf("unknown scenario: rc = %d", rc)
+	}
+	if _, rc := parseOptions([]string{"-help"}, &errOut); rc != exitOK || !strings.Contains(errOut.String(), "burndown") {
+		t.Fatalf("-help: rc = %d, output %q", rc, errOut.String())
+	}
+}
+
+// TestSmoke builds infleet and runs two scenarios at a tiny scale against it: the harness's
+// child handling, polling and verification work end to end.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs infleet")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "infleet")
+	build := exec.Command("go", "build", "-o", bin, "github.com/infleet/infleet/cmd/infleet")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build infleet: %v\n%s", err, out)
+	}
+	var stdout, stderr bytes.Buffer
+	rc := run([]string{"-bin", bin, "-scenario", "throughput,memory", "-throughput-jobs", "300", "-memory-jobs", "300",
+		"-clients", "8", "-concurrency", "16", "-timeout", "2m"}, &stdout, &stderr)
+	if rc != exitOK {
+		t.Fatalf("run = %d\nstdout:\n%s\nstderr:\n%s", rc, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"| throughput | jobs/s, first POST to last COMPLETED |", "| memory | VmRSS with the jobs queued |"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("results lack %q:\n%s", want, stdout.String())
+		}
+	}
+}
