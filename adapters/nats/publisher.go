@@ -73,7 +73,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 // of them. Several messages are sent asynchronously and their acknowledgements awaited
 // together, which is much faster than one at a time. On error some messages may be stored:
 // publish them all again, duplicates are dropped by id. A topic without a stream gets one
-// (see EnsureStreams). Metadata keys become headers; keys starting with "Nats-" are not sent.
+// (see EnsureStreams). Metadata keys become headers, so they must be valid header names (no
+// white space or ':'); keys starting with "Nats-" are not sent.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()

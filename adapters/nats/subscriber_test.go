@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	natsgo "github.com/nats-io/nats.go"
 
 	infnats "github.com/infleet/infleet/adapters/nats"
 	"github.com/infleet/infleet/messages"
@@ -142,10 +143,11 @@ func TestSubscriberKeepsHeldMessageAlivePastAckWait(t *testing.T) {
 	topic := "infleet.inprogress"
 	publishN(t, newPublisher(t, b.nc), topic, 1)
 	cfg := infnats.SubscriberConfig{Conn: b.nc, AckWait: time.Second}
-	holder := newSubscriber(t, cfg)
+	// MaxInFlight 1: while the holder holds the message it pulls nothing, so a redelivery
+	// could only go to the other member of the group.
+	holder := newSubscriber(t, infnats.SubscriberConfig{Conn: b.nc, AckWait: time.Second, MaxInFlight: 1})
 	held := receive(t, subscribe(t, holder, topic), 5*time.Second)
 
-	// A second member of the group would get the message if JetStream redelivered it.
 	other := newSubscriber(t, cfg)
 	noMessage(t, subscribe(t, other, topic), 3500*time.Millisecond)
 	held.Ack()
@@ -371,5 +373,62 @@ func TestPublisherCreatesMissingStreamAndRefusesAfterClose(t *testing.T) {
 	_ = pub.Close()
 	if err := pub.Publish("infleet.fresh", message.NewMessage(newID(), nil)); err == nil {
 		t.Fatal("Publish after Close succeeded")
+	}
+}
+
+func TestCloseDrainTimeoutLetsHeldMessagesFinish(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	topic := "infleet.drain"
+	publishN(t, newPublisher(t, b.nc), topic, 1)
+	sub := newSubscriber(t, infnats.SubscriberConfig{Conn: b.nc, DrainTimeout: time.Minute})
+	held := receive(t, subscribe(t, sub, topic), 5*time.Second)
+
+	closed := make(chan error, 1)
+	go func() { closed <- sub.Close() }()
+	waitUntil(t, 5*time.Second, func() bool {
+		_, err := sub.Subscribe(context.Background(), topic)
+		return err != nil // Close has begun
+	})
+	if err := held.Context().Err(); err != nil {
+		t.Fatalf("held message's context ended during the drain: %v", err)
+	}
+	held.Ack()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after the last held message was acked")
+	}
+}
+
+func TestServerListensWhenAsked(t *testing.T) {
+	t.Parallel()
+	srv, err := infnats.StartServer(infnats.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := natsgo.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatalf("connect over TCP to %s: %v", srv.ClientURL(), err)
+	}
+	defer nc.Close()
+	if err := infnats.EnsureStreams(context.Background(), nc, "infleet.tcp"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil polls cond until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
