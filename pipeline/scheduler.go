@@ -46,6 +46,7 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	draining chan struct{}
+	closing  chan struct{}
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -70,7 +71,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 			return nil, fmt.Errorf("scheduler: weight of %s is %d (weights must be 0 or more)", messages.Priorities[i], v)
 		}
 	}
-	return &Scheduler{cfg: cfg, weights: w, draining: make(chan struct{})}, nil
+	return &Scheduler{cfg: cfg, weights: w, draining: make(chan struct{}), closing: make(chan struct{})}, nil
 }
 
 // Subscribe starts the merged stream. It may be called once, with SchedulerTopic.
@@ -97,6 +98,12 @@ func (s *Scheduler) Subscribe(ctx context.Context, topic string) (<-chan *messag
 		defer s.wg.Done()
 		defer close(out)
 		s.loop(ctx, ins, out)
+		// A drained scheduler keeps its stream open until Close: a router whose stream ends
+		// closes itself, and with it the transport, under jobs still running.
+		select {
+		case <-s.closing:
+		case <-ctx.Done():
+		}
 	}()
 	return out, nil
 }
@@ -279,6 +286,7 @@ func (s *Scheduler) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.closing)
 	s.mu.Unlock()
 	err := s.cfg.Subscriber.Close()
 	s.wg.Wait()

@@ -162,3 +162,33 @@ func TestSchedulerBoundsInFlight(t *testing.T) {
 		t.Fatal("no message handed out after an ack freed a slot")
 	}
 }
+
+func TestSchedulerDrainKeepsStreamOpenUntilClose(t *testing.T) {
+	t.Parallel()
+	sub := &readySubscriber{topics: map[string][]*message.Message{testTopics.Normal: {message.NewMessage("a", nil), message.NewMessage("b", nil)}}}
+	s, err := pipeline.NewScheduler(pipeline.SchedulerConfig{Subscriber: sub, Topics: testTopics, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Subscribe(context.Background(), pipeline.SchedulerTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := <-out
+	s.Drain()
+	first.Ack()
+	select {
+	case msg, open := <-out:
+		if open {
+			t.Fatalf("message %s handed out after Drain", msg.UUID)
+		}
+		t.Fatal("stream closed by Drain; a router would close the transport under running jobs")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, open := <-out; open {
+		t.Fatal("stream still open after Close")
+	}
+}

@@ -122,9 +122,20 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect to the embedded queue: %w", err)
 	}
-	a.onClose(func() error { nc.Close(); return nil })
+	a.onClose(func() error {
+		// Acks and naks are fire-and-forget: flush them before the connection goes, or the
+		// messages they settle wait out the ack wait before redelivery.
+		err := nc.FlushTimeout(shutdownBound)
+		nc.Close()
+		return err
+	})
 	if err := natsadapter.EnsureStreams(ctx, nc, a.topics.High, a.topics.Normal, a.topics.Low, a.topics.Dead); err != nil {
 		return fmt.Errorf("create the embedded queue's streams: %w", err)
+	}
+	// This process holds the data-dir lock, so messages left unacked belong to one that died:
+	// have them delivered now rather than after the ack wait.
+	if err := natsadapter.ResetConsumers(ctx, nc, natsadapter.DefaultGroup, a.topics.High, a.topics.Normal, a.topics.Low); err != nil {
+		return err
 	}
 	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: nc, Logger: log})
 	if err != nil {

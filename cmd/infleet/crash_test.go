@@ -1,0 +1,295 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+)
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// binary builds the infleet binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "infleet-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "infleet")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// child is an `infleet serve` process on a data dir that outlives it.
+type child struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	api  *apiHarness
+	logs *strings.Builder
+}
+
+func startChild(t *testing.T, bin, dataDir, addr, cfgPath string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
+	logs := &strings.Builder{}
+	cmd.Stderr = &lockedWriter{w: logs}
+	cmd.Env = append(os.Environ(), "INFLEET_LOG_FORMAT=json")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{t: t, cmd: cmd, api: &apiHarness{base: "http://" + addr, t: t}, logs: logs}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c.api.eventually(20*time.Second, func() bool {
+		resp, err := http.Get(c.api.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// statuses lists every job and counts them by status.
+func (h *apiHarness) statuses() map[string]messages.JobRecord {
+	h.t.Helper()
+	jobs := map[string]messages.JobRecord{}
+	cursor := ""
+	for {
+		code, _, data := h.do(http.MethodGet, "/v1/jobs?limit=500&cursor="+cursor, "", nil)
+		if code != http.StatusOK {
+			h.t.Fatalf("list: %d %s", code, data)
+		}
+		var page struct {
+			Jobs       []messages.JobRecord `json:"jobs"`
+			NextCursor string               `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(data, &page); err != nil {
+			h.t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			jobs[j.JobID] = j
+		}
+		if page.NextCursor == "" {
+			return jobs
+		}
+		cursor = page.NextCursor
+	}
+}
+
+func countStatus(jobs map[string]messages.JobRecord, s messages.Status) int {
+	n := 0
+	for _, j := range jobs {
+		if j.Status == s {
+			n++
+		}
+	}
+	return n
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "infleet.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCrashRecovery SIGKILLs a serve process with jobs queued and running, restarts it on the
+// same data dir, and checks that every accepted job completes with exactly one result.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := binary(t)
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, `
+models: [{name: fast, provider: sim, latency: 40ms}]
+routes: {default: fast}
+workers: {concurrency: 16, max_attempts: 5}
+log: {level: warn}
+`)
+	c := startChild(t, bin, dataDir, addr, cfg)
+	const n = 400
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"crash test job %d"}}`, i)))
+	}
+	c.api.eventually(30*time.Second, func() bool {
+		return countStatus(c.api.statuses(), messages.StatusCompleted) >= 50
+	})
+	before := c.api.statuses()
+	if countStatus(before, messages.StatusCompleted) == n {
+		t.Fatal("every job finished before the crash; the test needs slower jobs")
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Wait()
+
+	c2 := startChild(t, bin, dataDir, addr, cfg)
+	var after map[string]messages.JobRecord
+	c2.api.eventually(60*time.Second, func() bool {
+		after = c2.api.statuses()
+		return countStatus(after, messages.StatusCompleted) == n
+	})
+	for _, id := range ids {
+		rec, ok := after[id]
+		if !ok || rec.Status != messages.StatusCompleted {
+			t.Fatalf("job %s: %+v", id, rec)
+		}
+		data, err := os.ReadFile(filepath.Join(dataDir, "results", id+".json"))
+		if err != nil {
+			t.Fatalf("result of %s: %v", id, err)
+		}
+		var res messages.Result
+		if err := json.Unmarshal(data, &res); err != nil || res.JobID != id || res.Output.Text == "" {
+			t.Fatalf("result of %s: %s", id, data)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dataDir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != n {
+		t.Fatalf("%d entries in the results directory for %d jobs", len(entries), n)
+	}
+}
+
+// TestSIGTERMDrains stops a serve process with jobs running and queued: running jobs finish
+// within the shutdown bound, queued ones stay queued without spending an attempt, and a
+// restart completes them all.
+func TestSIGTERMDrains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := binary(t)
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, `
+models: [{name: fast, provider: sim, latency: 1s}]
+routes: {default: fast}
+workers: {concurrency: 4, shutdown_timeout: 20s}
+log: {level: warn}
+`)
+	c := startChild(t, bin, dataDir, addr, cfg)
+	const n = 12
+	for i := range n {
+		c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"drain job %d"}}`, i))
+	}
+	var running map[string]messages.JobRecord
+	c.api.eventually(10*time.Second, func() bool {
+		running = c.api.statuses()
+		return countStatus(running, messages.StatusProcessing) == 4
+	})
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM\n%s", err, c.logs.String())
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("serve did not exit within the shutdown bound")
+	}
+
+	c2 := startChild(t, bin, dataDir, addr, cfg)
+	mid := c2.api.statuses()
+	for id, rec := range running {
+		if rec.Status == messages.StatusProcessing && mid[id].Status != messages.StatusCompleted {
+			t.Errorf("job %s was running at SIGTERM but is %s after it; want COMPLETED", id, mid[id].Status)
+		}
+	}
+	var after map[string]messages.JobRecord
+	c2.api.eventually(30*time.Second, func() bool {
+		after = c2.api.statuses()
+		return countStatus(after, messages.StatusCompleted) == n
+	})
+	for id, rec := range after {
+		if rec.Attempts != 1 {
+			t.Errorf("job %s took %d attempts; a drain must not spend one", id, rec.Attempts)
+		}
+	}
+}
+
+// TestSIGTERMHandsBackUnfinishedJobs gives running jobs less time than they need: they are
+// cancelled and handed back without spending an attempt, and complete after a restart.
+func TestSIGTERMHandsBackUnfinishedJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := binary(t)
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	slow := writeConfig(t, `
+models: [{name: m, provider: sim, latency: 1m}]
+routes: {default: m}
+workers: {concurrency: 2, shutdown_timeout: 200ms}
+log: {level: warn}
+`)
+	c := startChild(t, bin, dataDir, addr, slow)
+	a := c.api.submit(`{"task":"summarize","input":{"text":"one"}}`)
+	b := c.api.submit(`{"task":"summarize","input":{"text":"two"}}`)
+	c.api.waitStatus(a, messages.StatusProcessing)
+	c.api.waitStatus(b, messages.StatusProcessing)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, c.logs.String())
+	}
+	fast := writeConfig(t, `
+models: [{name: m, provider: sim, latency: 1ms}]
+routes: {default: m}
+log: {level: warn}
+`)
+	c2 := startChild(t, bin, dataDir, addr, fast)
+	for _, id := range []string{a, b} {
+		rec := c2.api.waitStatus(id, messages.StatusCompleted)
+		if rec.Attempts != 1 {
+			t.Errorf("job %s: %d attempts after a hand-back; want 1", id, rec.Attempts)
+		}
+	}
+}
