@@ -48,6 +48,7 @@ func classify(err error) (jobErr messages.JobError, retryable bool, after time.D
 	var perm *PermanentError
 	var blocked *BlockedError
 	var ra *RetryAfterError
+	var me *ModelError
 	switch {
 	case errors.As(err, &blocked):
 		return messages.JobError{Code: messages.ErrCodeGuardrailBlocked, Message: blocked.Error()}, false, 0
@@ -55,6 +56,61 @@ func classify(err error) (jobErr messages.JobError, retryable bool, after time.D
 		return messages.JobError{Code: perm.Code, Message: perm.Error()}, false, 0
 	case errors.As(err, &ra):
 		return messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, true, ra.After
+	case errors.As(err, &me):
+		return messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, me.Kind.Retryable(), me.RetryAfter
 	}
 	return messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, true, 0
 }
+
+// ModelErrorKind classifies a failed model call, provider-neutrally. Provider adapters map
+// their errors to it at the border; the resilience layer decides retries, circuit breaking and
+// fallbacks from it alone.
+type ModelErrorKind string
+
+// Model error kinds.
+const (
+	// ModelThrottled: 429, ThrottlingException, rate or quota limits. Retryable; honours RetryAfter.
+	ModelThrottled ModelErrorKind = "throttled"
+	// ModelUnavailable: 5xx, ServiceUnavailable, connection refused or reset. Retryable.
+	ModelUnavailable ModelErrorKind = "unavailable"
+	// ModelTimeout: the call or the model timed out (ModelTimeoutException). Retryable.
+	ModelTimeout ModelErrorKind = "timeout"
+	// ModelNotReady: ModelNotReadyException, a model still loading. Retryable.
+	ModelNotReady ModelErrorKind = "not_ready"
+	// ModelContextOverflow: the input is longer than the model's context window. Not retryable
+	// on the same model; a routing matter (fall back to a larger-context model).
+	ModelContextOverflow ModelErrorKind = "context_overflow"
+	// ModelInvalidRequest: validation errors (400). Not retryable.
+	ModelInvalidRequest ModelErrorKind = "invalid_request"
+	// ModelAccessDenied: bad credentials or no access to the model (401/403). Not retryable.
+	ModelAccessDenied ModelErrorKind = "access_denied"
+	// ModelNotFound: no such model or endpoint (404). Not retryable.
+	ModelNotFound ModelErrorKind = "not_found"
+)
+
+// Retryable reports whether calling the same model again may succeed.
+func (k ModelErrorKind) Retryable() bool {
+	switch k {
+	case ModelThrottled, ModelUnavailable, ModelTimeout, ModelNotReady:
+		return true
+	}
+	return false
+}
+
+// ModelError is a failed model call as a provider adapter reports it.
+type ModelError struct {
+	Kind ModelErrorKind
+	// Status is the provider's HTTP status, when there was one.
+	Status int
+	// RetryAfter is the wait the provider asked for (Retry-After, x-amz-retry-after); 0 if none.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *ModelError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("model call failed (%s, status %d): %v", e.Kind, e.Status, e.Err)
+	}
+	return fmt.Sprintf("model call failed (%s): %v", e.Kind, e.Err)
+}
+func (e *ModelError) Unwrap() error { return e.Err }
