@@ -152,6 +152,9 @@ type ModelResponse struct {
 	Text       string
 	Usage      messages.Usage
 	StopReason string
+	// Model names the configured model that answered when it is not the one called (a
+	// fallback answered); empty means the model called.
+	Model string
 }
 
 // ModelClient calls one model. Implementations are safe for concurrent use and honour ctx's

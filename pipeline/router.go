@@ -17,6 +17,14 @@ type Model struct {
 	Client  ModelClient
 }
 
+// ModelPicker chooses the model for a job. Implementations are safe for concurrent use; a
+// reloadable one may change its answer between calls.
+type ModelPicker interface {
+	// Pick returns the model to call for job; an error is a PermanentError when no model can
+	// serve it.
+	Pick(job *messages.Job) (Model, error)
+}
+
 // RouteDefault is the route key used for tasks with no route of their own.
 const RouteDefault = "default"
 

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,7 +33,7 @@ type InputFetcher interface {
 type WorkerConfig struct {
 	Store   JobStore
 	Results BlobStore
-	Router  *Router
+	Router  ModelPicker
 	// DeadLetters publishes to Topics.Dead.
 	DeadLetters message.Publisher
 	Topics      Topics
@@ -349,6 +350,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 	if err != nil {
 		return runResult{}, report, fmt.Errorf("model %s: %w", model.Name, err)
 	}
+	answeredBy := cmp.Or(resp.Model, model.Name)
 
 	// guard-out
 	if w.cfg.OutputGuard != nil {
@@ -370,7 +372,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 	body, err := json.Marshal(messages.Result{
 		JobID:     rec.JobID,
 		Output:    messages.Output{Text: resp.Text},
-		Model:     model.Name,
+		Model:     answeredBy,
 		Usage:     resp.Usage,
 		Guardrail: report,
 	})
@@ -381,7 +383,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		return runResult{}, report, fmt.Errorf("store result: %w", err)
 	}
 	w.cfg.Metrics.stageDone("store", start)
-	return runResult{model: model.Name, resp: resp}, report, nil
+	return runResult{model: answeredBy, resp: resp}, report, nil
 }
 
 // inputMessages turns a job's input into the conversation sent to the model.

@@ -41,7 +41,8 @@ type Config struct {
 	Seed int64
 }
 
-// Error is the failure a Client injects. Callers test for it with errors.As.
+// Error is the failure a Client injects, wrapped in a *pipeline.ModelError whose kind says
+// whether a retry may help. Callers test for either with errors.As.
 type Error struct {
 	// Retryable is true when calling again may succeed (as with a throttled or briefly
 	// unavailable model).
@@ -98,7 +99,7 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 		}
 	}
 	if c.failRate > 0 && unit(mix(c.seed, n, 1)) < c.failRate {
-		return pipeline.ModelResponse{}, &Error{Retryable: true, Call: n}
+		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelUnavailable, Err: &Error{Retryable: true, Call: n}}
 	}
 	return answer(req), nil
 }
