@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,4 +91,30 @@ func BenchmarkRawConsumeAck(b *testing.B) {
 	<-done
 	b.StopTimer()
 	cc.Stop()
+}
+
+// BenchmarkPublish stores small messages one Publish call each, and 100 per call (sent
+// asynchronously, acknowledgements awaited together).
+func BenchmarkPublish(b *testing.B) {
+	for _, per := range []int{1, 100} {
+		b.Run("per_call="+strconv.Itoa(per), func(b *testing.B) {
+			bundle := setup(b)
+			pub := newPublisher(b, bundle.nc)
+			topic := "bench.publish"
+			if err := infnats.EnsureStreams(context.Background(), bundle.nc, topic); err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]*message.Message, 0, per)
+			b.ResetTimer()
+			for i := range b.N {
+				batch = append(batch, message.NewMessage(newID(), []byte("0123456789abcdef")))
+				if len(batch) == per || i == b.N-1 {
+					if err := pub.Publish(topic, batch...); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+		})
+	}
 }
