@@ -444,3 +444,34 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// traceModel records the traceparent of the context each call receives.
+type traceModel struct{ seen atomic.Value }
+
+func (m *traceModel) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
+	m.seen.Store(pipeline.TraceparentFromContext(ctx))
+	return pipeline.ModelResponse{Text: "ok"}, nil
+}
+
+func TestWorkerCarriesTraceparentToModelCall(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	model := &traceModel{}
+	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "m", Client: model}}, map[string]string{pipeline.RouteDefault: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Store: b.store, Results: b.results, Router: router, DeadLetters: b.pubsub, Topics: testTopics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	d := jobDelivery(t, textJob("tp"))
+	d.Metadata[messages.MetaTraceparent] = tp
+	if out := w.Process(context.Background(), d); out.Retry {
+		t.Fatalf("%+v", out)
+	}
+	if got, _ := model.seen.Load().(string); got != tp {
+		t.Fatalf("model call saw traceparent %q, want %q", got, tp)
+	}
+}
