@@ -87,6 +87,10 @@ const (
 	DefaultLogFormat            = "auto"
 	DefaultTriggerPriority      = "normal"
 	DefaultPIIAction            = "ANONYMIZE"
+	DefaultJWTTenantClaim       = "tenant"
+	DefaultJWTTaskScopePrefix   = "task:"
+	DefaultJWTOperatorScope     = "operator"
+	DefaultJWTLeeway            = 30 * time.Second
 )
 
 // Config is the whole configuration. The zero value plus ApplyDefaults is the embedded default:
@@ -228,6 +232,8 @@ type Webhook struct {
 	Secret string `yaml:"secret,omitempty"`
 	// AllowPrivate lets webhooks reach loopback, private and link-local addresses. Default false.
 	AllowPrivate bool `yaml:"allow_private,omitempty"`
+	// AllowHTTP accepts http:// callback URLs at submit. Default false (https only).
+	AllowHTTP bool `yaml:"allow_http,omitempty"`
 	// MaxAttempts per event delivery, with backoff. Default 5.
 	MaxAttempts int `yaml:"max_attempts,omitempty"`
 }
@@ -377,26 +383,72 @@ type S3Trigger struct {
 	Priority string `yaml:"priority,omitempty"`
 }
 
-// Auth turns on authentication. With no API keys the API is open.
+// Auth turns on authentication. With no API keys and no JWT issuer the API is open.
 type Auth struct {
 	APIKeys []APIKey `yaml:"api_keys,omitempty"`
+	JWT     JWT      `yaml:"jwt,omitempty"`
 }
 
 // Enabled reports whether requests must authenticate.
-func (a Auth) Enabled() bool { return len(a.APIKeys) > 0 }
+func (a Auth) Enabled() bool { return len(a.APIKeys) > 0 || a.JWT.JWKSURL != "" }
+
+// Quota periods (auth.api_keys[].quota_period, auth.jwt.quota_period).
+const (
+	QuotaDay   = "day"
+	QuotaMonth = "month"
+)
+
+// Roles of a credential (auth.api_keys[].role).
+const (
+	RoleClient   = "client"
+	RoleOperator = "operator"
+)
+
+// JWT accepts bearer tokens signed by an OIDC provider (Cognito or any other).
+type JWT struct {
+	// Issuer is the required iss claim. Required with JWKSURL.
+	Issuer string `yaml:"issuer,omitempty"`
+	// Audience is the required aud claim (or client_id, as Cognito access tokens carry). Default
+	// none (not checked).
+	Audience string `yaml:"audience,omitempty"`
+	// JWKSURL serves the signing keys; setting it turns JWT authentication on.
+	JWKSURL string `yaml:"jwks_url,omitempty"`
+	// TenantClaim names the claim holding the tenant. Default "tenant".
+	TenantClaim string `yaml:"tenant_claim,omitempty"`
+	// TaskScopePrefix prefixes the scopes that allow a task ("task:summarize", "task:*").
+	// Default "task:".
+	TaskScopePrefix string `yaml:"task_scope_prefix,omitempty"`
+	// OperatorScope is the scope that grants the operator role. Default "operator".
+	OperatorScope string `yaml:"operator_scope,omitempty"`
+	// Leeway is the clock skew allowed on exp and nbf. Default 30s.
+	Leeway time.Duration `yaml:"leeway,omitempty"`
+	// Rate, Burst, Quota and QuotaPeriod limit each tenant's token holders together, as for
+	// an API key. Default unlimited.
+	Rate        float64 `yaml:"rate,omitempty"`
+	Burst       int     `yaml:"burst,omitempty"`
+	Quota       int64   `yaml:"quota,omitempty"`
+	QuotaPeriod string  `yaml:"quota_period,omitempty"`
+}
 
 // APIKey is one client credential (x-api-key) and what it may do.
 type APIKey struct {
-	// Key is the secret the client sends. Never log it.
+	// Key is the secret the client sends, in plain text (development). Never log it.
 	Key string `yaml:"key,omitempty"`
+	// KeySHA256 is the lowercase hex SHA-256 of the secret (production); give it or Key.
+	KeySHA256 string `yaml:"key_sha256,omitempty"`
+	// Role is client (its tenant's jobs only) or operator (every job, operator routes).
+	// Default client.
+	Role string `yaml:"role,omitempty"`
 	// Tenant owns the jobs created with this key; other tenants cannot see them.
 	Tenant string `yaml:"tenant,omitempty"`
 	// Rate is requests per second. Default 0 (unlimited).
 	Rate float64 `yaml:"rate,omitempty"`
 	// Burst of requests above Rate. Default max(1, Rate rounded up) when Rate is set.
 	Burst int `yaml:"burst,omitempty"`
-	// Quota is the total number of jobs the key may create. Default 0 (unlimited).
+	// Quota is the number of jobs the key may create per QuotaPeriod. Default 0 (unlimited).
 	Quota int64 `yaml:"quota,omitempty"`
+	// QuotaPeriod is day or month (UTC calendar periods). Default month.
+	QuotaPeriod string `yaml:"quota_period,omitempty"`
 	// Tasks the key may submit; "*" allows any. Default (empty) any.
 	Tasks []string `yaml:"tasks,omitempty"`
 	// Models the key may ask for by name; "*" allows any. Default (empty) any.
@@ -409,6 +461,11 @@ type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
 	// MaxWait caps Prefer: wait=N. Default 60s.
 	MaxWait time.Duration `yaml:"max_wait,omitempty"`
+	// CORSOrigins are the browser origins allowed to call the API ("*" for any). Default none.
+	CORSOrigins []string `yaml:"cors_origins,omitempty"`
+	// TLSCertFile and TLSKeyFile (PEM) make the API serve HTTPS. Default none (plain HTTP).
+	TLSCertFile string `yaml:"tls_cert_file,omitempty"`
+	TLSKeyFile  string `yaml:"tls_key_file,omitempty"`
 }
 
 // Log configures logging.
@@ -494,6 +551,18 @@ func (c *Config) ApplyDefaults() {
 			if k.Rate > 0 && k.Burst == 0 {
 				k.Burst = max(1, int(math.Ceil(k.Rate)))
 			}
+			k.Role = cmp.Or(k.Role, RoleClient)
+			k.QuotaPeriod = cmp.Or(k.QuotaPeriod, QuotaMonth)
+		}
+	}
+	if j := &c.Auth.JWT; j.JWKSURL != "" {
+		j.TenantClaim = cmp.Or(j.TenantClaim, DefaultJWTTenantClaim)
+		j.TaskScopePrefix = cmp.Or(j.TaskScopePrefix, DefaultJWTTaskScopePrefix)
+		j.OperatorScope = cmp.Or(j.OperatorScope, DefaultJWTOperatorScope)
+		j.Leeway = cmp.Or(j.Leeway, DefaultJWTLeeway)
+		j.QuotaPeriod = cmp.Or(j.QuotaPeriod, QuotaMonth)
+		if j.Rate > 0 && j.Burst == 0 {
+			j.Burst = max(1, int(math.Ceil(j.Rate)))
 		}
 	}
 	for _, side := range []*GuardrailPolicies{&c.Guardrails.Input, &c.Guardrails.Output} {

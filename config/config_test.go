@@ -174,7 +174,7 @@ func TestLoadFullConfig(t *testing.T) {
 		{"guardrails", c.Guardrails.Input, GuardrailPolicies{PII: &PIIPolicy{Entities: []string{"EMAIL"}, Action: "ANONYMIZE"}, Words: []string{"badword"}}},
 		{"guardrails on", c.Guardrails.Enabled(), true},
 		{"triggers", c.Triggers.S3, []S3Trigger{{Bucket: "inbox", Prefix: "docs/", Task: "summarize", Priority: "normal"}}},
-		{"api key", c.Auth.APIKeys, []APIKey{{Key: "k_live_123", Tenant: "acme", Rate: 2.5, Burst: 3, Tasks: []string{"*"}, Models: []string{"main"}}}},
+		{"api key", c.Auth.APIKeys, []APIKey{{Key: "k_live_123", Tenant: "acme", Role: RoleClient, QuotaPeriod: QuotaMonth, Rate: 2.5, Burst: 3, Tasks: []string{"*"}, Models: []string{"main"}}}},
 		{"http", c.HTTP, HTTP{MaxBodyBytes: 2048, MaxWait: 10 * time.Second}},
 		{"log", c.Log, Log{Level: "debug", Format: "json"}},
 		{"aws endpoint kept", c.AWSEndpoint, "http://aws.local:4566"},

@@ -53,15 +53,24 @@ func (c *Config) semantic() *ValidationError {
 	keys := map[string]int{}
 	for i, k := range c.Auth.APIKeys {
 		field := "auth.api_keys[" + strconv.Itoa(i) + "]"
-		if j, dup := keys[k.Key]; dup {
-			p.add(field+".key", "is the same as auth.api_keys[%d].key; give every client its own key", j)
+		if k.Key != "" {
+			if j, dup := keys[k.Key]; dup {
+				p.add(field+".key", "is the same as auth.api_keys[%d].key; give every client its own key", j)
+			}
+			keys[k.Key] = i
 		}
-		keys[k.Key] = i
 		for j, m := range k.Models {
 			if _, ok := c.Model(m); m != "*" && !ok {
 				p.add(field+".models["+strconv.Itoa(j)+"]", "names model %s, which is not configured; use \"*\" or %s", m, c.modelHint())
 			}
 		}
+	}
+
+	if j := c.Auth.JWT; j.JWKSURL != "" && j.Issuer == "" {
+		p.add("auth.jwt.issuer", "is required with auth.jwt.jwks_url; set it to the iss claim of the tokens")
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		p.add("http.tls_cert_file", "and http.tls_key_file go together; set both or neither")
 	}
 
 	if len(p) == 0 {
