@@ -97,11 +97,14 @@ type Job struct {
 type Usage struct {
 	InputTokens  int `json:"input_tokens"`
 	OutputTokens int `json:"output_tokens"`
+	// CostUSD is the estimated price of the tokens in US dollars, from the configured price
+	// table; 0 when the model has no price.
+	CostUSD float64 `json:"cost_usd,omitempty"`
 }
 
 // Add returns the sum of u and o.
 func (u Usage) Add(o Usage) Usage {
-	return Usage{InputTokens: u.InputTokens + o.InputTokens, OutputTokens: u.OutputTokens + o.OutputTokens}
+	return Usage{InputTokens: u.InputTokens + o.InputTokens, OutputTokens: u.OutputTokens + o.OutputTokens, CostUSD: u.CostUSD + o.CostUSD}
 }
 
 // JobError says why a job failed: a stable machine-readable code and a message for people.
@@ -180,6 +183,13 @@ type Result struct {
 	Model     string           `json:"model"`
 	Usage     Usage            `json:"usage"`
 	Guardrail *GuardrailReport `json:"guardrail,omitempty"`
+	// Degraded is true when no model could answer and Output is the configured degradation
+	// message.
+	Degraded bool `json:"degraded,omitempty"`
+	// Fallbacks lists the models tried, in order, before the one that answered.
+	Fallbacks []string `json:"fallbacks,omitempty"`
+	// Prompt is the prompt template that built the request, as name@version.
+	Prompt string `json:"prompt,omitempty"`
 }
 
 // Event types, one per terminal status (job.status for non-terminal changes when enabled).

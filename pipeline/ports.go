@@ -155,6 +155,12 @@ type ModelResponse struct {
 	// Model names the configured model that answered when it is not the one called (a
 	// fallback answered); empty means the model called.
 	Model string
+	// Degraded is true when no model could answer and Text is a configured degradation message.
+	Degraded bool
+	// Fallbacks lists the models tried, in order, before the one that answered.
+	Fallbacks []string
+	// Prompt is the prompt template that built the request, as name@version; empty for none.
+	Prompt string
 }
 
 // ModelClient calls one model. Implementations are safe for concurrent use and honour ctx's
