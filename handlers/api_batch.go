@@ -139,6 +139,10 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 
 // itemFailure turns a Submit error into an item's problem, logging what the caller cannot see.
 func (a *api) itemFailure(r *http.Request, i int, err error) *Problem {
+	if p, ok := problemOf(err); ok {
+		p.Instance = ""
+		return &p
+	}
 	log := a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i)
 	if errors.Is(err, pipeline.ErrUnavailable) || r.Context().Err() != nil {
 		log.Msg("batch item not queued: dependency unavailable")

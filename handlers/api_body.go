@@ -188,6 +188,10 @@ func joinField(prefix, field string) string {
 // detail, ErrUnavailable and timeouts as 503, a caller that went away with 499 (for the logs
 // only), anything else as a 500 that shows nothing of the error (it is logged).
 func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	if p, ok := problemOf(err); ok {
+		writeProblem(w, r, p)
+		return
+	}
 	switch {
 	case errors.Is(err, pipeline.ErrNotFound):
 		writeProblem(w, r, newProblem(http.StatusNotFound, SlugNotFound, notFound))

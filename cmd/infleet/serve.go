@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -126,8 +125,6 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 	if r.ingress {
 		if !cfg.Auth.Enabled() {
 			log.Warn().Str("addr", cfg.Addr).Msg("auth is not configured: the API is open to anyone who can reach it")
-		} else {
-			return configError(stderr, name, errors.New("auth: API keys are not supported by this build yet (remove the auth section)"))
 		}
 	}
 	if stopProfile, err := startCPUProfile(os.Getenv("INFLEET_CPUPROFILE")); err != nil {
@@ -163,9 +160,15 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	}
 	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
 	handler := handlers.NewOpsAPI(svc.Ready, metrics, log.With().Str("component", "http").Logger())
+	sec, err := wireAuth(ctx, cfg, log, r.ingress) // wire_auth.go: auth, limits, callback checks, CORS, TLS
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sec.close() }()
 	if r.ingress {
 		handler, err = handlers.NewAPI(handlers.APIConfig{
-			Jobs:         svc,
+			Middleware:   sec.middleware,
+			Jobs:         sec.jobs(svc),
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 			MaxWait:      cfg.HTTP.MaxWait,
 			Metrics:      metrics,
@@ -175,6 +178,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 		if err != nil {
 			return err
 		}
+		handler = sec.handler(handler)
 	}
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
@@ -194,7 +198,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve(ln) }()
+	go func() { httpDone <- srv.Serve(sec.listener(ln)) }()
 	go a.metrics.WatchQueueDepth(runCtx, a.depth, a.topics, 5*time.Second)
 	log.Info().Str("addr", ln.Addr().String()).Bool("ingress", r.ingress).Bool("workers", r.workers).
 		Str("transport", cfg.Transport.Kind).Str("store", cfg.Store.Kind).Str("results", cfg.Results.Kind).
