@@ -241,6 +241,7 @@ type counts struct {
 	completed float64
 	failed    float64
 	cancelled float64
+	inFlight  float64 // the infleet_jobs_in_flight gauge
 }
 
 func (c counts) finished() float64 { return c.completed + c.failed + c.cancelled }
@@ -278,6 +279,8 @@ func parseCounts(r io.Reader) (counts, error) {
 			return c, err
 		}
 		switch name {
+		case "infleet_jobs_in_flight":
+			c.inFlight += value
 		case "infleet_jobs_accepted_total":
 			c.accepted += value
 		case "infleet_jobs_finished_total":
@@ -338,6 +341,52 @@ type finish struct {
 	firstCount float64   // jobs finished at that poll
 	last       time.Time // first poll that saw every job finished
 	final      counts
+	samples    []point // every poll, in order
+}
+
+// point is one poll of the finished count.
+type point struct {
+	at       time.Time
+	finished float64
+	inFlight float64
+}
+
+// meanInFlight averages the in-flight gauge over the polls from the first completion to the
+// last: how many of the workers were busy, on average.
+func (f finish) meanInFlight() float64 {
+	var sum float64
+	var n int
+	for _, p := range f.samples {
+		if !p.at.Before(f.first) && p.at.Before(f.last) {
+			sum += p.inFlight
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// curve renders the completions of each `step` from the first completion on, e.g.
+// "1180 1250 1302 ..." per 500 ms: a stall or a slow start shows at a glance.
+func (f finish) curve(step time.Duration) string {
+	if f.first.IsZero() || len(f.samples) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	next, prev := f.first.Add(step), f.firstCount
+	for i, p := range f.samples {
+		if p.at.Before(next) && i < len(f.samples)-1 {
+			continue
+		}
+		fmt.Fprintf(&b, "%.0f ", p.finished-prev)
+		prev = p.finished
+		for !next.After(p.at) {
+			next = next.Add(step)
+		}
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // steadyRate is the completion rate between the first poll that saw a completion and the
@@ -374,6 +423,7 @@ func (h *harness) waitFinished(ctx context.Context, p *proc, total int, timeout 
 			return f, fmt.Errorf("%.0f jobs FAILED and %.0f CANCELLED (the scenario's jobs should all complete); the log of infleet %s ends:\n%s",
 				c.failed, c.cancelled, p.role, p.logTail())
 		}
+		f.samples = append(f.samples, point{now, c.finished(), c.inFlight})
 		if f.first.IsZero() && c.finished() > 0 {
 			f.first, f.firstCount = now, c.finished()
 		}

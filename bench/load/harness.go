@@ -153,12 +153,16 @@ func (h *harness) profileTop(name string) {
 			h.progress("no CPU profile at %s (is INFLEET_CPUPROFILE supported by this binary?)", path)
 			continue
 		}
-		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", h.bin, path).CombinedOutput()
-		if err != nil {
-			h.progress("go tool pprof %s: %v\n%s", path, err, out)
-			continue
+		// Flat time alone mostly says "syscall"; the cumulative view says whose.
+		for _, view := range [][]string{{"-top", "-nodecount=15"}, {"-top", "-cum", "-nodecount=40"}} {
+			args := append([]string{"tool", "pprof"}, view...)
+			out, err := exec.Command("go", append(args, h.bin, path)...).CombinedOutput()
+			if err != nil {
+				h.progress("go tool pprof %s: %v\n%s", path, err, out)
+				break
+			}
+			h.progress("CPU profile %s (go tool pprof %s):\n%s", path, strings.Join(view, " "), strings.TrimRight(string(out), "\n"))
 		}
-		h.progress("CPU profile %s:\n%s", path, strings.TrimRight(string(out), "\n"))
 	}
 }
 

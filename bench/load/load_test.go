@@ -29,7 +29,7 @@ go_goroutines 42
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := counts{accepted: 1000003, completed: 1525, failed: 2}
+	want := counts{accepted: 1000003, completed: 1525, failed: 2, inFlight: 7}
 	if c != want {
 		t.Fatalf("parseCounts = %+v, want %+v", c, want)
 	}

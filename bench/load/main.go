@@ -50,7 +50,8 @@ Scenarios (-scenario, comma-separated; default all):
                same body into messages.Job and answers 202; -rounds alternating A/B rounds of
                -round-time each, median ratio reported (target >= 0.5). Then p50/p99 accept
                latency at half infleet's measured rate with an open-loop schedule, measured
-               from each request's scheduled time (target p99 <= 10 ms).
+               from each request's scheduled time (target p99 <= 10 ms); -latency-rate
+               sets another rate.
   memory       VmRSS and VmHWM (/proc/PID/status) of 'infleet ingress' holding -memory-jobs
                queued jobs that no worker runs. Target <= 150 MiB.
   burndown     the peers' workload: -burndown-jobs jobs enqueued first, -concurrency workers,
@@ -81,6 +82,7 @@ type options struct {
 	rounds          int
 	roundTime       time.Duration
 	latencyTime     time.Duration
+	latencyRate     float64
 	profileDir      string
 	keep            bool
 	timeout         time.Duration
@@ -176,6 +178,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")
 	fs.DurationVar(&o.roundTime, "round-time", 0, "length of each ingress round, per side (default 5s; 1s with -quick)")
 	fs.DurationVar(&o.latencyTime, "latency-time", 0, "length of the open-loop latency phase (default 10s; 2s with -quick)")
+	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "requests/s of the open-loop latency phase (default half the measured infleet rate)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the children (INFLEET_CPUPROFILE); default none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories, configs and child logs")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
@@ -231,6 +234,9 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 		if v < 1 {
 			problems = append(problems, fmt.Sprintf("-%s must be at least 1", name))
 		}
+	}
+	if o.latencyRate < 0 {
+		problems = append(problems, "-latency-rate must not be negative")
 	}
 	if o.roundTime <= 0 || o.latencyTime <= 0 || o.timeout <= 0 {
 		problems = append(problems, "-round-time, -latency-time and -timeout must be positive")

@@ -50,6 +50,7 @@ type machine struct {
 	harnessGo  string
 	infleetGo  string
 	date       string
+	loadAvg    string // /proc/loadavg's 1, 5 and 15 minute averages at the start
 }
 
 func describeMachine(bin string) machine {
@@ -62,6 +63,11 @@ func describeMachine(bin string) machine {
 		harnessGo:  runtime.Version(),
 		infleetGo:  "unknown",
 		date:       time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.loadAvg = strings.Join(f[:3], " ")
+		}
 	}
 	if bi, err := buildinfo.ReadFile(bin); err == nil {
 		m.infleetGo = bi.GoVersion
@@ -103,8 +109,12 @@ func (r *report) add(rows ...row) { r.rows = append(r.rows, rows...) }
 func (r *report) write(w io.Writer) {
 	m := r.m
 	fmt.Fprintf(w, "\n### infleet load results (bench/load)\n\n")
-	fmt.Fprintf(w, "Machine: nproc %d (GOMAXPROCS %d), %s, %s, %s; infleet built with %s, harness %s; %s.\n",
+	fmt.Fprintf(w, "Machine: nproc %d (GOMAXPROCS %d), %s, %s, %s; infleet built with %s, harness %s; %s",
 		m.cpus, m.gomaxprocs, m.cpuModel, m.memTotal, m.osArch, m.infleetGo, m.harnessGo, m.date)
+	if m.loadAvg != "" {
+		fmt.Fprintf(w, "; load average before the run %s", m.loadAvg)
+	}
+	fmt.Fprintln(w, ".")
 	fmt.Fprintf(w, "infleet runs as a child process on the embedded default (NATS JetStream, SQLite, result files,\n"+
 		"sim model); the harness's HTTP clients run on the same machine and share its CPUs.\n\n")
 	fmt.Fprintln(w, "| Scenario | Measure | Result | Target | | Setup |")

@@ -140,6 +140,8 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 		return b, err
 	}
 	b.fin = fin
+	h.progress("  completions per 500 ms after the first (%.0f at %s after start): %s; mean jobs in flight %.0f of %d",
+		fin.firstCount, fin.first.Sub(p.started).Round(time.Millisecond), fin.curve(500*time.Millisecond), fin.meanInFlight(), workers)
 	if len(ids) == 0 || ids[0] == "" {
 		return b, errors.New("no job ids recorded")
 	}
@@ -262,7 +264,10 @@ func (h *harness) ingress(ctx context.Context) ([]row, error) {
 	} else {
 		return rows, err
 	}
-	rate := maxRate / 2
+	rate, rateHow := maxRate/2, "half the median infleet rate above"
+	if h.opts.latencyRate > 0 {
+		rate, rateHow = h.opts.latencyRate, "set by -latency-rate"
+	}
 	pool := max(4*c, 256)
 	res, err := h.openLoop(ctx, p.base, rate, h.opts.latencyTime, pool)
 	if err != nil {
@@ -273,8 +278,8 @@ func (h *harness) ingress(ctx context.Context) ([]row, error) {
 	}
 	p50, p99, pmax := percentile(res.latencies, 0.50), percentile(res.latencies, 0.99), res.latencies[len(res.latencies)-1]
 	achieved := float64(res.sent) / res.elapsed.Seconds()
-	setupLat := fmt.Sprintf("open loop at %s/s (half the median infleet rate above; achieved %s/s) for %s, %s requests from a pool of %d goroutines; latency from each request's scheduled time (so harness or server stalls count); %d workers running the jobs in the same process",
-		thousands(rate), thousands(achieved), h.opts.latencyTime, thousands(float64(len(res.latencies))), pool, w)
+	setupLat := fmt.Sprintf("open loop at %s/s (%s; achieved %s/s) for %s, %s requests from a pool of %d goroutines; latency from each request's scheduled time (so harness or server stalls count); %d workers running the jobs in the same process",
+		thousands(rate), rateHow, thousands(achieved), h.opts.latencyTime, thousands(float64(len(res.latencies))), pool, w)
 	if res.behind > 0 {
 		setupLat += fmt.Sprintf("; %s requests (%.1f%%) were sent over 1 ms after their scheduled time", thousands(float64(res.behind)), 100*float64(res.behind)/float64(res.sent))
 	}
