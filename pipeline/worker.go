@@ -375,6 +375,9 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		Model:     answeredBy,
 		Usage:     resp.Usage,
 		Guardrail: report,
+		Degraded:  resp.Degraded,
+		Fallbacks: resp.Fallbacks,
+		Prompt:    resp.Prompt,
 	})
 	if err != nil {
 		return runResult{}, report, fmt.Errorf("encode result: %w", err)
