@@ -521,7 +521,9 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) }
+func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Stats())
+}
 
 func (s *Server) deleteStats(w http.ResponseWriter, _ *http.Request) {
 	s.ResetStats()
