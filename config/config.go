@@ -110,7 +110,17 @@ type Config struct {
 	// Routes maps a task to a model name; the "default" route catches every other task. Default
 	// {default: the first model}.
 	Routes     map[string]string `yaml:"routes,omitempty"`
-	Guardrails Guardrails        `yaml:"guardrails,omitempty"`
+	// Resilience shapes retries, circuit breakers, the response cache and degradation of
+	// every model call.
+	Resilience Resilience `yaml:"resilience,omitempty"`
+	// Routing adds content rules, weighted splits and adaptive choices to Routes, and says how
+	// often the config file is checked for changes.
+	Routing Routing `yaml:"routing,omitempty"`
+	// Budgets cap a model's estimated daily spend; over the cap its jobs are downgraded.
+	Budgets []Budget `yaml:"budgets,omitempty"`
+	// Prompts are versioned prompt templates per task.
+	Prompts    []Prompt   `yaml:"prompts,omitempty"`
+	Guardrails Guardrails `yaml:"guardrails,omitempty"`
 	Triggers   Triggers          `yaml:"triggers,omitempty"`
 	Auth       Auth              `yaml:"auth,omitempty"`
 	HTTP       HTTP              `yaml:"http,omitempty"`
@@ -313,6 +323,9 @@ type Model struct {
 	Region string `yaml:"region,omitempty"`
 	// Endpoint of a bedrock model, overriding INFLEET_AWS_ENDPOINT. Default none.
 	Endpoint string `yaml:"endpoint,omitempty"`
+	// API of a bedrock model: converse (any model) or invoke_model (the Anthropic messages
+	// body). Default converse.
+	API string `yaml:"api,omitempty"`
 	// Timeout of one call. Default 60s.
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// Fallbacks are model names tried in order when retries are spent or the circuit is open.
@@ -323,6 +336,152 @@ type Model struct {
 	// MaxConcurrency bounds calls in flight to this model per process. Default 0 (only
 	// workers.concurrency bounds them).
 	MaxConcurrency int `yaml:"max_concurrency,omitempty"`
+	// RPM bounds requests per minute to this model per process. Default 0 (no bound).
+	RPM int `yaml:"rpm,omitempty"`
+	// TPM bounds tokens per minute (estimated before the call, actual after) per process.
+	// Default 0 (no bound).
+	TPM int `yaml:"tpm,omitempty"`
+	// Price of the model, for cost figures and budgets. Default none (cost 0).
+	Price Price `yaml:"price,omitempty"`
+}
+
+// Price is a model's price in US dollars per million tokens.
+type Price struct {
+	Input  float64 `yaml:"input,omitempty"`
+	Output float64 `yaml:"output,omitempty"`
+}
+
+// Resilience shapes every model call: retries with exponential backoff and full jitter, a
+// retry budget, a circuit breaker per model, the response cache and the degradation message.
+// Zero values take the defaults of package pipeline/models.
+type Resilience struct {
+	// MaxAttempts per model, the first included. Default 4.
+	MaxAttempts int `yaml:"max_attempts,omitempty"`
+	// Backoff between attempts (full jitter): doubling from Initial (default 100ms) up to Max
+	// (default 5s).
+	Backoff RetryBackoff `yaml:"backoff,omitempty"`
+	// Deadline bounds all attempts on one model, waits included. Default 60s.
+	Deadline time.Duration `yaml:"deadline,omitempty"`
+	// MaxRetryAfter is the longest Retry-After honoured; longer moves to the fallback. Default 30s.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after,omitempty"`
+	// RetryBudget keeps retries a bounded share of calls per model.
+	RetryBudget RetryBudget `yaml:"retry_budget,omitempty"`
+	// Breaker is the circuit breaker of each model.
+	Breaker Breaker `yaml:"breaker,omitempty"`
+	// Cache is the exact-match response cache. Default off.
+	Cache Cache `yaml:"cache,omitempty"`
+	// DegradedMessage is the answer of a job no model could answer (the result says degraded).
+	// Default "" (the job fails or retries instead).
+	DegradedMessage string `yaml:"degraded_message,omitempty"`
+}
+
+// RetryBudget is a token bucket of retries per model.
+type RetryBudget struct {
+	// Ratio of calls that may be retried. Default 0.2.
+	Ratio float64 `yaml:"ratio,omitempty"`
+	// Reserve is the retries allowed beyond the ratio. Default 10.
+	Reserve int `yaml:"reserve,omitempty"`
+}
+
+// Breaker is a circuit breaker: it opens after Failures consecutive failures, or when Ratio
+// of at least MinCalls calls in a Window failed; after OpenFor one probe decides.
+type Breaker struct {
+	// Failures in a row that open the circuit. Default 5.
+	Failures int `yaml:"failures,omitempty"`
+	// Ratio of failed calls in a window that opens the circuit. Default 0.5.
+	Ratio float64 `yaml:"ratio,omitempty"`
+	// MinCalls in a window before Ratio applies. Default 20.
+	MinCalls int `yaml:"min_calls,omitempty"`
+	// Window over which Ratio is counted. Default 10s.
+	Window time.Duration `yaml:"window,omitempty"`
+	// OpenFor is how long the circuit stays open before a probe. Default 5s.
+	OpenFor time.Duration `yaml:"open_for,omitempty"`
+}
+
+// Cache is the exact-match response cache (model, prompt and parameters).
+type Cache struct {
+	// TTL of an entry; 0 turns the cache off. Default 0.
+	TTL time.Duration `yaml:"ttl,omitempty"`
+	// MaxEntries bounds the cache. Default 10000.
+	MaxEntries int `yaml:"max_entries,omitempty"`
+}
+
+// Routing adds to Routes. Rules are tried first, then the task's split, its adaptive choice,
+// then Routes.
+type Routing struct {
+	// Rules send jobs matching their content to a model; the first match wins.
+	Rules []RouteRule `yaml:"rules,omitempty"`
+	// Splits share a task's jobs among models by weight, sticky by job key.
+	Splits []RouteSplit `yaml:"splits,omitempty"`
+	// Adaptive picks among models by live p95 latency and error rate.
+	Adaptive []RouteAdaptive `yaml:"adaptive,omitempty"`
+	// ReloadInterval is how often the config file is checked for changes to models, routes,
+	// routing, resilience, budgets and prompts. Default 5s; a negative value turns reload off.
+	ReloadInterval time.Duration `yaml:"reload_interval,omitempty"`
+}
+
+// RouteRule is a content rule; every condition set must hold.
+type RouteRule struct {
+	// Name of the rule, for logs. Default rules[i].
+	Name string `yaml:"name,omitempty"`
+	// Task the rule applies to. Default every task.
+	Task string `yaml:"task,omitempty"`
+	// MinChars and MaxChars bound the input's length in characters.
+	MinChars int `yaml:"min_chars,omitempty"`
+	MaxChars int `yaml:"max_chars,omitempty"`
+	// Language of the input by script: latin, zh, ja, ko, cyrillic, arabic, greek, hebrew,
+	// devanagari, thai.
+	Language string `yaml:"language,omitempty"`
+	// Keywords: any of them in the input, case-insensitively.
+	Keywords []string `yaml:"keywords,omitempty"`
+	// Regex matching the input (RE2).
+	Regex string `yaml:"regex,omitempty"`
+	// Metadata keys the job's metadata must hold with these values.
+	Metadata map[string]string `yaml:"metadata,omitempty"`
+	// Model the matching jobs go to. Required.
+	Model string `yaml:"model,omitempty"`
+}
+
+// RouteSplit shares a task's jobs among weighted models (A/B, canary).
+type RouteSplit struct {
+	// Task of the split; "default" for tasks with no route and no split of their own.
+	Task     string         `yaml:"task,omitempty"`
+	Variants []RouteVariant `yaml:"variants,omitempty"`
+}
+
+// RouteVariant is one arm of a split.
+type RouteVariant struct {
+	Model  string `yaml:"model,omitempty"`
+	Weight int    `yaml:"weight,omitempty"`
+}
+
+// RouteAdaptive picks the healthy model with the lowest live p95 latency for a task.
+type RouteAdaptive struct {
+	Task   string   `yaml:"task,omitempty"`
+	Models []string `yaml:"models,omitempty"`
+	// MaxErrorRate above which a model is avoided. Default 0.2.
+	MaxErrorRate float64 `yaml:"max_error_rate,omitempty"`
+}
+
+// Budget caps a model's estimated spend per UTC day (per process).
+type Budget struct {
+	Model string `yaml:"model,omitempty"`
+	// DailyUSD is the cap in US dollars.
+	DailyUSD float64 `yaml:"daily_usd,omitempty"`
+	// DowngradeTo is the model jobs go to while the cap is reached.
+	DowngradeTo string `yaml:"downgrade_to,omitempty"`
+}
+
+// Prompt is one version of a task's prompt template (Go text/template with .Input, .Task and
+// .Metadata). A job picks a version with metadata prompt_version; default the highest.
+type Prompt struct {
+	Task string `yaml:"task,omitempty"`
+	// Version is MAJOR.MINOR.PATCH.
+	Version string `yaml:"version,omitempty"`
+	// System becomes the system prompt.
+	System string `yaml:"system,omitempty"`
+	// Template replaces the input text.
+	Template string `yaml:"template,omitempty"`
 }
 
 // Guardrails are content policies applied to job input (before the model) and output.
