@@ -16,7 +16,6 @@ import (
 
 	"github.com/infleet/infleet/adapters/file"
 	natsadapter "github.com/infleet/infleet/adapters/nats"
-	"github.com/infleet/infleet/adapters/sim"
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/adapters/webhook"
 	"github.com/infleet/infleet/config"
@@ -204,12 +203,12 @@ func (a *app) router() (*pipeline.Router, error) {
 	var models []pipeline.Model
 	var errs []error
 	for i, m := range a.cfg.Models {
-		switch m.Provider {
-		case "sim":
-			models = append(models, pipeline.Model{Name: m.Name, ModelID: m.Name, Client: sim.New(sim.Config{Latency: m.Latency})})
-		default:
-			errs = append(errs, fmt.Errorf("models[%d] (%s): provider %q is not available in this build (use sim)", i, m.Name, m.Provider))
+		model, err := newModel(context.Background(), a.cfg, m)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("models[%d] (%s): %w", i, m.Name, err))
+			continue
 		}
+		models = append(models, model)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
