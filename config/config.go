@@ -416,7 +416,8 @@ type Routing struct {
 	// Adaptive picks among models by live p95 latency and error rate.
 	Adaptive []RouteAdaptive `yaml:"adaptive,omitempty"`
 	// ReloadInterval is how often the config file is checked for changes to models, routes,
-	// routing, resilience, budgets and prompts. Default 5s; a negative value turns reload off.
+	// routing, resilience, budgets and prompts (when the process was started with one).
+	// Default 5s.
 	ReloadInterval time.Duration `yaml:"reload_interval,omitempty"`
 }
 
