@@ -213,3 +213,20 @@ type GuardOutcome struct {
 type Guard interface {
 	Check(ctx context.Context, stage GuardStage, texts []string) (GuardOutcome, error)
 }
+
+// GuardContext is what a guard may know of the job beyond the texts it checks.
+type GuardContext struct {
+	// JobID is for the guard's logs.
+	JobID string
+	// Question is the job's last user message as the model received it (after the input guard).
+	Question string
+	// Context is the job's reference text (job.context) as the model received it, for
+	// contextual grounding of the output.
+	Context string
+}
+
+// ContextGuard is an optional ability of a Guard: a check that also sees the job's context.
+// The worker calls CheckWithContext instead of Check when its guard has it.
+type ContextGuard interface {
+	CheckWithContext(ctx context.Context, stage GuardStage, texts []string, jc GuardContext) (GuardOutcome, error)
+}
