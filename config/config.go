@@ -109,7 +109,7 @@ type Config struct {
 	Models []Model `yaml:"models,omitempty"`
 	// Routes maps a task to a model name; the "default" route catches every other task. Default
 	// {default: the first model}.
-	Routes     map[string]string `yaml:"routes,omitempty"`
+	Routes map[string]string `yaml:"routes,omitempty"`
 	// Resilience shapes retries, circuit breakers, the response cache and degradation of
 	// every model call.
 	Resilience Resilience `yaml:"resilience,omitempty"`
@@ -121,10 +121,10 @@ type Config struct {
 	// Prompts are versioned prompt templates per task.
 	Prompts    []Prompt   `yaml:"prompts,omitempty"`
 	Guardrails Guardrails `yaml:"guardrails,omitempty"`
-	Triggers   Triggers          `yaml:"triggers,omitempty"`
-	Auth       Auth              `yaml:"auth,omitempty"`
-	HTTP       HTTP              `yaml:"http,omitempty"`
-	Log        Log               `yaml:"log,omitempty"`
+	Triggers   Triggers   `yaml:"triggers,omitempty"`
+	Auth       Auth       `yaml:"auth,omitempty"`
+	HTTP       HTTP       `yaml:"http,omitempty"`
+	Log        Log        `yaml:"log,omitempty"`
 
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
 	// none (emulators). Not a YAML key. Use AWSEndpoint(c, section) to pick.
