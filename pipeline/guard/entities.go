@@ -1,0 +1,730 @@
+package guard
+
+import (
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Entity types the sensitive-information policy detects, named like Amazon Bedrock's PII types.
+const (
+	EntityEmail        = "EMAIL"
+	EntityPhone        = "PHONE"
+	EntityCreditCard   = "CREDIT_CARD"
+	EntityUSSSN        = "US_SSN"
+	EntityIPAddress    = "IP_ADDRESS"
+	EntityAWSAccessKey = "AWS_ACCESS_KEY"
+	EntityAWSSecretKey = "AWS_SECRET_KEY"
+	EntityIBAN         = "IBAN"
+	EntityURL          = "URL"
+)
+
+// Entities lists every built-in entity type.
+var Entities = []string{EntityEmail, EntityPhone, EntityCreditCard, EntityUSSSN, EntityIPAddress,
+	EntityAWSAccessKey, EntityAWSSecretKey, EntityIBAN, EntityURL}
+
+// entity indexes the built-in types in a detector's switch set.
+type entity uint8
+
+const (
+	entEmail entity = iota
+	entPhone
+	entCreditCard
+	entSSN
+	entIP
+	entAccessKey
+	entSecretKey
+	entIBAN
+	entURL
+	numEntities
+)
+
+func entityIndex(name string) (entity, bool) {
+	i := slices.Index(Entities, name)
+	return entity(i), i >= 0
+}
+
+// Match is one detected entity: its type and the byte range [Start, End) of the text.
+type Match struct {
+	Type       string
+	Start, End int
+}
+
+// CustomPattern is a named regular expression detected beside the built-in entity types.
+type CustomPattern struct {
+	Name string
+	Re   *regexp.Regexp
+}
+
+// Detector finds sensitive entities in text. Its zero value detects nothing; it is immutable
+// after NewDetector and safe for concurrent use.
+type Detector struct {
+	on     [numEntities]bool
+	custom []CustomPattern
+	tokens bool // any entity found from token starts
+}
+
+// NewDetector returns a detector of the named built-in types (see Entities) and the custom
+// patterns. It reports the first unknown type name.
+func NewDetector(types []string, custom []CustomPattern) (*Detector, error) {
+	d := &Detector{custom: custom}
+	for _, t := range types {
+		i, ok := entityIndex(t)
+		if !ok {
+			return nil, &UnknownEntityError{Name: t}
+		}
+		d.on[i] = true
+	}
+	d.tokens = d.on[entPhone] || d.on[entCreditCard] || d.on[entSSN] || d.on[entIP] ||
+		d.on[entAccessKey] || d.on[entSecretKey] || d.on[entIBAN]
+	return d, nil
+}
+
+// UnknownEntityError names an entity type that is neither built in nor a custom pattern.
+type UnknownEntityError struct{ Name string }
+
+func (e *UnknownEntityError) Error() string {
+	return "unknown entity type " + e.Name + " (use one of " + strings.Join(Entities, ", ") +
+		" or add a custom pattern with that name)"
+}
+
+// Detect appends the entities found in s to dst and returns it: matches are sorted by Start
+// and never overlap (an earlier, then longer, match wins).
+func (d *Detector) Detect(s string, dst []Match) []Match {
+	base := len(dst)
+	if d.on[entEmail] {
+		dst = scanEmails(s, dst)
+	}
+	if d.on[entURL] {
+		dst = scanURLs(s, dst)
+	}
+	if d.tokens {
+		dst = d.scanTokens(s, dst)
+	}
+	for _, c := range d.custom {
+		for _, loc := range c.Re.FindAllStringIndex(s, -1) {
+			if loc[1] > loc[0] {
+				dst = append(dst, Match{Type: c.Name, Start: loc[0], End: loc[1]})
+			}
+		}
+	}
+	found := dst[base:]
+	if len(found) < 2 {
+		return dst
+	}
+	slices.SortFunc(found, func(a, b Match) int {
+		if a.Start != b.Start {
+			return a.Start - b.Start
+		}
+		return b.End - a.End
+	})
+	keep, end := 0, -1
+	for _, m := range found {
+		if m.Start >= end {
+			found[keep] = m
+			keep++
+			end = m.End
+		}
+	}
+	return dst[:base+keep]
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isAlnum(c byte) bool { return isDigit(c) || isUpper(c) || isLower(c) }
+func isHex(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+func isB64(c byte) bool { return isAlnum(c) || c == '/' || c == '+' }
+
+// scanTokens tries the token-shaped detectors at every token start: a byte whose predecessor
+// is not a letter or digit.
+func (d *Detector) scanTokens(s string, dst []Match) []Match {
+	for i := 0; i < len(s); i++ {
+		if i > 0 && isAlnum(s[i-1]) {
+			continue
+		}
+		end, typ := d.at(s, i)
+		if end > i {
+			dst = append(dst, Match{Type: typ, Start: i, End: end})
+			i = end - 1
+		}
+	}
+	return dst
+}
+
+// at returns the end of the longest entity starting at token start i, or -1.
+func (d *Detector) at(s string, i int) (int, string) {
+	best, typ := -1, ""
+	try := func(end int, t string) {
+		if end > best {
+			best, typ = end, t
+		}
+	}
+	c := s[i]
+	// A number glued to a longer code on its left ("12345-678-90-1234") is not an entity.
+	gluedLeft := i >= 2 && (s[i-1] == '-' || s[i-1] == '.') && isAlnum(s[i-2])
+	switch {
+	case isDigit(c):
+		if !gluedLeft {
+			if d.on[entCreditCard] {
+				try(creditCardAt(s, i), EntityCreditCard)
+			}
+			if d.on[entSSN] {
+				try(ssnAt(s, i), EntityUSSSN)
+			}
+			if d.on[entPhone] {
+				try(nanpAt(s, i), EntityPhone)
+			}
+			if d.on[entIP] {
+				try(ipv4At(s, i), EntityIPAddress)
+			}
+		}
+	case c == '+' || c == '(':
+		if d.on[entPhone] {
+			try(nanpAt(s, i), EntityPhone)
+			if c == '+' {
+				try(intlPhoneAt(s, i), EntityPhone)
+			}
+		}
+	case isUpper(c):
+		if d.on[entAccessKey] && c == 'A' {
+			try(accessKeyAt(s, i), EntityAWSAccessKey)
+		}
+		if d.on[entIBAN] {
+			try(ibanAt(s, i), EntityIBAN)
+		}
+	}
+	if d.on[entIP] && (isHex(c) || c == ':') && !gluedLeft {
+		try(ipv6At(s, i), EntityIPAddress)
+	}
+	if d.on[entSecretKey] && isB64(c) {
+		try(secretKeyAt(s, i), EntityAWSSecretKey)
+	}
+	return best, typ
+}
+
+// endOK reports whether an entity may end at e: the next byte does not continue a word or a
+// number ("123-45-6789-0" is not an SSN).
+func endOK(s string, e int) bool {
+	if e >= len(s) {
+		return true
+	}
+	c := s[e]
+	if isAlnum(c) {
+		return false
+	}
+	if (c == '-' || c == '.' || c == '/') && e+1 < len(s) && isDigit(s[e+1]) {
+		return false
+	}
+	return true
+}
+
+// digitsAt returns the end of the run of digits starting at i.
+func digitsAt(s string, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}
+
+// creditCardAt matches 13 to 19 digits, bare or grouped by one kind of separator (space or
+// dash) in the groupings issuers print, with a known issuer prefix and a valid Luhn digit.
+func creditCardAt(s string, i int) int {
+	var digits [19]byte
+	var groups [6]int
+	n, ng, j := 0, 0, i
+	var sep byte
+	for {
+		e := digitsAt(s, j)
+		g := e - j
+		if g == 0 || ng == len(groups) || n+g > len(digits) {
+			return -1
+		}
+		copy(digits[n:], s[j:e])
+		n += g
+		groups[ng] = g
+		ng++
+		j = e
+		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && isDigit(s[j+1]) && (sep == 0 || s[j] == sep) && n < 19 {
+			sep = s[j]
+			j++
+			continue
+		}
+		break
+	}
+	if n < 13 || !endOK(s, j) {
+		return -1
+	}
+	if ng > 1 && !cardGrouping(groups[:ng]) {
+		return -1
+	}
+	if !issuerOK(digits[:n]) || !luhn(digits[:n]) {
+		return -1
+	}
+	return j
+}
+
+// cardGrouping accepts 4-4-4-4(-1..3), 4-4-4-1..3 and the 4-6-5 / 4-6-4 of Amex and Diners.
+func cardGrouping(g []int) bool {
+	if len(g) == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4) {
+		return true
+	}
+	for k, n := range g {
+		last := k == len(g)-1
+		if n != 4 && !(last && n >= 1 && n <= 3) {
+			return false
+		}
+	}
+	return len(g) >= 4
+}
+
+// issuerOK checks the issuer prefix against the lengths that issuer uses.
+func issuerOK(d []byte) bool {
+	n := len(d)
+	p2 := int(d[0]-'0')*10 + int(d[1]-'0')
+	p4 := p2*100 + int(d[2]-'0')*10 + int(d[3]-'0')
+	switch {
+	case d[0] == '4':
+		return n == 13 || n == 16 || n == 19
+	case p2 == 34 || p2 == 37:
+		return n == 15
+	case p2 >= 51 && p2 <= 55, p4 >= 2221 && p4 <= 2720:
+		return n == 16
+	case d[0] == '6':
+		return n >= 16
+	case p2 == 36 || p2 == 38 || p2 == 39 || p2 == 30:
+		return n >= 14
+	case p4 >= 3528 && p4 <= 3589:
+		return n >= 16
+	}
+	return false
+}
+
+func luhn(d []byte) bool {
+	sum := 0
+	double := false
+	for k := len(d) - 1; k >= 0; k-- {
+		v := int(d[k] - '0')
+		if double {
+			v *= 2
+			if v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// ssnAt matches AAA-GG-SSSS (dashes or spaces) with the SSA's validity rules: area not 000,
+// 666 or 900-999, group not 00, serial not 0000, and not a number published in advertising.
+func ssnAt(s string, i int) int {
+	if i+11 > len(s) {
+		return -1
+	}
+	t := s[i : i+11]
+	sep := t[3]
+	if (sep != '-' && sep != ' ') || t[6] != sep {
+		return -1
+	}
+	for _, k := range [...]int{0, 1, 2, 4, 5, 7, 8, 9, 10} {
+		if !isDigit(t[k]) {
+			return -1
+		}
+	}
+	area, group, serial := t[0:3], t[4:6], t[7:11]
+	if area == "000" || area == "666" || area[0] == '9' || group == "00" || serial == "0000" {
+		return -1
+	}
+	if area+group+serial == "078051120" || area+group+serial == "219099999" {
+		return -1
+	}
+	if !endOK(s, i+11) {
+		return -1
+	}
+	return i + 11
+}
+
+// nanpAt matches North American numbers with separators: (NXX) NXX-XXXX, NXX-NXX-XXXX,
+// NXX.NXX.XXXX, NXX NXX XXXX, optionally after +1 or 1. Ten bare digits are not matched:
+// they are more often order numbers than phone numbers.
+func nanpAt(s string, i int) int {
+	j := i
+	if strings.HasPrefix(s[j:], "+1") {
+		j += 2
+		if j < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') {
+			j++
+		}
+	} else if j+1 < len(s) && s[j] == '1' && (s[j+1] == ' ' || s[j+1] == '-' || s[j+1] == '.') {
+		j += 2
+	}
+	paren := j < len(s) && s[j] == '('
+	if paren {
+		j++
+	}
+	if !nxx(s, j) {
+		return -1
+	}
+	j += 3
+	var sep byte
+	if paren {
+		if j >= len(s) || s[j] != ')' {
+			return -1
+		}
+		j++
+		if j < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') {
+			j++
+		}
+	} else {
+		if j >= len(s) || (s[j] != '-' && s[j] != '.' && s[j] != ' ') {
+			return -1
+		}
+		sep = s[j]
+		j++
+	}
+	if !nxx(s, j) {
+		return -1
+	}
+	j += 3
+	if j >= len(s) || (sep != 0 && s[j] != sep) || (sep == 0 && s[j] != '-' && s[j] != '.' && s[j] != ' ') {
+		return -1
+	}
+	j++
+	if digitsAt(s, j) != j+4 || !endOK(s, j+4) {
+		return -1
+	}
+	return j + 4
+}
+
+// nxx reports whether s[j:j+3] is three digits, the first 2-9.
+func nxx(s string, j int) bool {
+	return j+3 <= len(s) && s[j] >= '2' && s[j] <= '9' && isDigit(s[j+1]) && isDigit(s[j+2])
+}
+
+// intlPhoneAt matches +CC followed by digit groups separated by single spaces, dashes or dots,
+// 8 to 15 digits in all (E.164).
+func intlPhoneAt(s string, i int) int {
+	j := i + 1
+	if j >= len(s) || s[j] < '1' || s[j] > '9' {
+		return -1
+	}
+	n := 0
+	for {
+		e := digitsAt(s, j)
+		n += e - j
+		j = e
+		if n > 15 {
+			return -1
+		}
+		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') && isDigit(s[j+1]) {
+			j++
+			continue
+		}
+		break
+	}
+	if n < 8 || !endOK(s, j) {
+		return -1
+	}
+	return j
+}
+
+// ipv4At matches a dotted quad of 0-255 without leading zeros.
+func ipv4At(s string, i int) int {
+	j := i
+	for part := range 4 {
+		e := digitsAt(s, j)
+		n := e - j
+		if n == 0 || n > 3 || (n > 1 && s[j] == '0') {
+			return -1
+		}
+		v := 0
+		for _, c := range []byte(s[j:e]) {
+			v = v*10 + int(c-'0')
+		}
+		if v > 255 {
+			return -1
+		}
+		j = e
+		if part < 3 {
+			if j >= len(s) || s[j] != '.' {
+				return -1
+			}
+			j++
+		}
+	}
+	if !endOK(s, j) {
+		return -1
+	}
+	return j
+}
+
+// ipv6At matches an IPv6 address (with :: compression or an embedded IPv4 tail).
+func ipv6At(s string, i int) int {
+	j, colons := i, 0
+	for j < len(s) && j-i < 45 && (isHex(s[j]) || s[j] == ':' || s[j] == '.') {
+		if s[j] == ':' {
+			colons++
+		}
+		j++
+	}
+	if colons < 2 {
+		return -1
+	}
+	for j > i && (s[j-1] == '.' || (s[j-1] == ':' && !(j-2 >= i && s[j-2] == ':'))) {
+		j--
+	}
+	if j < len(s) && isAlnum(s[j]) {
+		return -1
+	}
+	a, err := netip.ParseAddr(s[i:j])
+	if err != nil || !a.Is6() {
+		return -1
+	}
+	return j
+}
+
+// awsKeyPrefixes are the four-letter prefixes of AWS access key ids (AKIA long-term, ASIA
+// temporary, and the unique-id prefixes of other principals).
+var awsKeyPrefixes = []string{"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA", "APKA", "ASCA"}
+
+// accessKeyAt matches an AWS access key id: a known prefix and 16 upper-case letters or digits.
+func accessKeyAt(s string, i int) int {
+	if i+20 > len(s) || !slices.Contains(awsKeyPrefixes, s[i:i+4]) {
+		return -1
+	}
+	for k := i + 4; k < i+20; k++ {
+		if !isUpper(s[k]) && !isDigit(s[k]) {
+			return -1
+		}
+	}
+	if i+20 < len(s) && isAlnum(s[i+20]) {
+		return -1
+	}
+	return i + 20
+}
+
+// secretKeyAt matches an AWS secret access key: exactly 40 base64 characters on their own,
+// with upper and lower case, a digit or symbol, and the spread of characters of a random key
+// (which words, paths and hex digests lack).
+func secretKeyAt(s string, i int) int {
+	if i > 0 && isB64(s[i-1]) || i+40 > len(s) {
+		return -1
+	}
+	if i+40 < len(s) && (isB64(s[i+40]) || s[i+40] == '=') {
+		return -1
+	}
+	var seen [128]bool
+	distinct := 0
+	upper, lower, other := false, false, false
+	for k := i; k < i+40; k++ {
+		c := s[k]
+		if !isB64(c) {
+			return -1
+		}
+		switch {
+		case isUpper(c):
+			upper = true
+		case isLower(c):
+			lower = true
+		default:
+			other = true
+		}
+		if !seen[c] {
+			seen[c] = true
+			distinct++
+		}
+	}
+	if !upper || !lower || !other || distinct < 22 {
+		return -1
+	}
+	return i + 40
+}
+
+// ibanLengths is the IBAN length of each country of the IBAN registry.
+var ibanLengths = map[string]int{
+	"AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+	"BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+	"ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+	"HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+	"LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+	"MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+	"RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
+	"TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+// ibanAt matches an IBAN, compact or printed in groups of four, of its country's length and
+// with valid check digits (ISO 7064 mod 97-10).
+func ibanAt(s string, i int) int {
+	if i+4 > len(s) || !isUpper(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) {
+		return -1
+	}
+	want, ok := ibanLengths[s[i:i+2]]
+	if !ok {
+		return -1
+	}
+	var buf [34]byte
+	n, j := 0, i
+	for n < want {
+		if j >= len(s) {
+			return -1
+		}
+		c := s[j]
+		if c == ' ' && n > 0 && n%4 == 0 && j+1 < len(s) && isAlnum(s[j+1]) {
+			j++
+			continue
+		}
+		if !isUpper(c) && !isDigit(c) {
+			return -1
+		}
+		buf[n] = c
+		n++
+		j++
+	}
+	if j < len(s) && isAlnum(s[j]) {
+		return -1
+	}
+	// Move the first four characters to the end and reduce mod 97, letters as 10..35.
+	rem := 0
+	for k := range want {
+		c := buf[(k+4)%want]
+		if isDigit(c) {
+			rem = (rem*10 + int(c-'0')) % 97
+		} else {
+			rem = (rem*100 + int(c-'A'+10)) % 97
+		}
+	}
+	if rem != 1 {
+		return -1
+	}
+	return j
+}
+
+func isLocal(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+}
+
+// scanEmails finds local@domain.tld from every '@'.
+func scanEmails(s string, dst []Match) []Match {
+	from := 0
+	for {
+		k := strings.IndexByte(s[from:], '@')
+		if k < 0 {
+			return dst
+		}
+		at := from + k
+		from = at + 1
+		start := at
+		for start > 0 && isLocal(s[start-1]) {
+			start--
+		}
+		for start < at && s[start] == '.' {
+			start++
+		}
+		if start == at {
+			continue
+		}
+		end := at + 1
+		for end < len(s) && (isAlnum(s[end]) || s[end] == '.' || s[end] == '-') {
+			end++
+		}
+		for end > at+1 && (s[end-1] == '.' || s[end-1] == '-') {
+			end--
+		}
+		if !domainOK(s[at+1 : end]) {
+			continue
+		}
+		dst = append(dst, Match{Type: EntityEmail, Start: start, End: end})
+		from = end
+	}
+}
+
+// domainOK accepts host names with at least two labels and an alphabetic top-level label.
+func domainOK(d string) bool {
+	dot := strings.LastIndexByte(d, '.')
+	if dot <= 0 || len(d)-dot-1 < 2 || strings.Contains(d, "..") || d[0] == '.' || d[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(d[dot+1:]) {
+		if !isUpper(c) && !isLower(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isURLByte(c byte) bool {
+	return c > ' ' && c != '"' && c != '<' && c != '>' && c != '`' && c != '\\' && c != '{' && c != '}' && c != '|' && c != '^' && c < 0x7f
+}
+
+// scanURLs finds scheme://host... and www.host... URLs, leaving trailing punctuation outside.
+func scanURLs(s string, dst []Match) []Match {
+	from := 0
+	for from < len(s) {
+		k := strings.Index(s[from:], "://")
+		w := strings.Index(s[from:], "www.")
+		if k < 0 && w < 0 {
+			break
+		}
+		var start, hostAt int
+		if k >= 0 && (w < 0 || k < w) {
+			colon := from + k
+			start = colon
+			for start > 0 && (isAlnum(s[start-1]) || s[start-1] == '+' || s[start-1] == '.' || s[start-1] == '-') {
+				start--
+			}
+			for start < colon && !isUpper(s[start]) && !isLower(s[start]) {
+				start++
+			}
+			hostAt = colon + 3
+			from = hostAt
+			if start == colon {
+				continue
+			}
+		} else {
+			start = from + w
+			hostAt = start + 4
+			from = hostAt
+			if start > 0 && (isAlnum(s[start-1]) || s[start-1] == '.' || s[start-1] == '/') {
+				continue
+			}
+		}
+		end := hostAt
+		for end < len(s) && isURLByte(s[end]) {
+			end++
+		}
+		end = trimURL(s, hostAt, end)
+		if end == hostAt || !isAlnum(s[hostAt]) && s[hostAt] != '[' {
+			continue
+		}
+		dst = append(dst, Match{Type: EntityURL, Start: start, End: end})
+		from = end
+	}
+	return dst
+}
+
+// trimURL drops trailing sentence punctuation and a closing bracket without its opener.
+func trimURL(s string, from, end int) int {
+	for end > from {
+		c := s[end-1]
+		switch c {
+		case '.', ',', ';', ':', '!', '?', '\'', '*':
+			end--
+			continue
+		case ')', ']':
+			open := byte('(')
+			if c == ']' {
+				open = '['
+			}
+			if strings.Count(s[from:end], string(open)) < strings.Count(s[from:end], string(c)) {
+				end--
+				continue
+			}
+		}
+		break
+	}
+	return end
+}
