@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/models"
+)
+
+// reloadSource is where the process's config came from, for reloads: the --config path (or
+// "" with INFLEET_CONFIG in environ) and the environment with the flag overrides.
+var reloadSource struct {
+	path    string
+	environ []string
+}
+
+// setReloadSource records where the config was loaded from.
+func setReloadSource(path string, environ []string) {
+	reloadSource.path, reloadSource.environ = path, environ
+}
+
+// picker builds the resilient model fleet and its router from the config and, when the config
+// came from a file, reloads models, routes, routing, resilience, budgets and prompts from it
+// while the process runs.
+func (a *app) picker() (pipeline.ModelPicker, error) {
+	specs, err := modelSpecs(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	fleet, err := models.NewFleet(models.FleetConfig{
+		Models:     specs,
+		Policy:     policyOf(a.cfg),
+		Registerer: a.reg,
+		Logger:     a.log.With().Str("component", "models").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	routing, err := models.CompileRouting(routingOf(a.cfg), fleet.Has)
+	if err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	p := models.NewPicker(fleet, routing)
+
+	path := reloadSource.path
+	if path == "" {
+		path = lookup(reloadSource.environ, config.EnvConfig)
+	}
+	if path != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			models.WatchFile(ctx, fleet, models.WatchConfig{
+				Path:     path,
+				Interval: a.cfg.Routing.ReloadInterval,
+				Apply:    func() error { return reloadModels(path, reloadSource.environ, fleet, p) },
+				Logger:   a.log.With().Str("component", "reload").Logger(),
+			})
+		}()
+		a.onClose(func() error { cancel(); <-done; return nil })
+	}
+	return p, nil
+}
+
+// reloadModels loads and validates the config file and applies its model settings; on any
+// error nothing changes.
+func reloadModels(path string, environ []string, fleet *models.Fleet, p *models.Picker) error {
+	cfg, err := config.Load(path, environ)
+	if err != nil {
+		return err
+	}
+	specs, err := modelSpecs(cfg)
+	if err != nil {
+		return err
+	}
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	routing, err := models.CompileRouting(routingOf(cfg), func(n string) bool { return names[n] })
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	if err := fleet.Update(specs, policyOf(cfg)); err != nil {
+		return err
+	}
+	p.Set(routing)
+	return nil
+}
+
+// modelSpecs builds every configured model's provider client (wire_models.go) with its
+// resilience settings.
+func modelSpecs(cfg config.Config) ([]models.ModelSpec, error) {
+	var specs []models.ModelSpec
+	var errs []error
+	for i, m := range cfg.Models {
+		model, err := newModel(context.Background(), cfg, m)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("models[%d] (%s): %w", i, m.Name, err))
+			continue
+		}
+		specs = append(specs, models.ModelSpec{
+			Name:      model.Name,
+			ModelID:   model.ModelID,
+			Client:    model.Client,
+			Fallbacks: m.Fallbacks,
+			Timeout:   m.Timeout,
+			Limits:    models.Limits{MaxConcurrency: m.MaxConcurrency, RPM: m.RPM, TPM: m.TPM},
+			Price:     models.Price{InputPerMTok: m.Price.Input, OutputPerMTok: m.Price.Output},
+		})
+	}
+	return specs, errors.Join(errs...)
+}
+
+// policyOf maps the resilience settings.
+func policyOf(cfg config.Config) models.Policy {
+	r := cfg.Resilience
+	return models.Policy{
+		MaxAttempts:   r.MaxAttempts,
+		BackoffBase:   r.Backoff.Initial,
+		BackoffMax:    r.Backoff.Max,
+		Deadline:      r.Deadline,
+		MaxRetryAfter: r.MaxRetryAfter,
+		BudgetRatio:   r.RetryBudget.Ratio,
+		BudgetReserve: r.RetryBudget.Reserve,
+		Breaker: models.BreakerConfig{
+			Failures: r.Breaker.Failures,
+			Ratio:    r.Breaker.Ratio,
+			MinCalls: r.Breaker.MinCalls,
+			Window:   r.Breaker.Window,
+			OpenFor:  r.Breaker.OpenFor,
+		},
+		CacheTTL:        r.Cache.TTL,
+		CacheEntries:    r.Cache.MaxEntries,
+		DegradedMessage: r.DegradedMessage,
+	}
+}
+
+// routingOf maps routes, routing, budgets and prompts.
+func routingOf(cfg config.Config) models.RoutingSpec {
+	spec := models.RoutingSpec{Routes: cfg.Routes}
+	for _, r := range cfg.Routing.Rules {
+		spec.Rules = append(spec.Rules, models.Rule{
+			Name: r.Name, Task: r.Task, MinChars: r.MinChars, MaxChars: r.MaxChars, Language: r.Language,
+			Keywords: r.Keywords, Regex: r.Regex, Metadata: r.Metadata, Model: r.Model,
+		})
+	}
+	for _, s := range cfg.Routing.Splits {
+		split := models.Split{Task: s.Task}
+		for _, v := range s.Variants {
+			split.Variants = append(split.Variants, models.Variant{Model: v.Model, Weight: v.Weight})
+		}
+		spec.Splits = append(spec.Splits, split)
+	}
+	for _, ad := range cfg.Routing.Adaptive {
+		spec.Adaptive = append(spec.Adaptive, models.Adaptive{Task: ad.Task, Models: ad.Models, MaxErrorRate: ad.MaxErrorRate})
+	}
+	for _, b := range cfg.Budgets {
+		spec.Budgets = append(spec.Budgets, models.Budget{Model: b.Model, DailyUSD: b.DailyUSD, DowngradeTo: b.DowngradeTo})
+	}
+	for _, pr := range cfg.Prompts {
+		spec.Prompts = append(spec.Prompts, models.Prompt{Task: pr.Task, Version: pr.Version, System: pr.System, Template: pr.Template})
+	}
+	return spec
+}
+
+// lookup returns the value of name in environ (os.Environ() form), or "".
+func lookup(environ []string, name string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(environ[i], "="); ok && k == name {
+			return v
+		}
+	}
+	if environ == nil {
+		return os.Getenv(name)
+	}
+	return ""
+}

@@ -1,0 +1,47 @@
+package models
+
+import "sync"
+
+// Retry budget defaults.
+const (
+	DefaultBudgetRatio   = 0.2
+	DefaultBudgetReserve = 10
+)
+
+// RetryBudget is a token bucket that keeps retries a bounded share of calls: every first
+// attempt deposits Ratio tokens, every retry withdraws one, and the bucket holds at most
+// Reserve tokens. During an outage the retries stop once the bucket is empty, so a failing model sees at most
+// (1+Ratio) times the calls it would without retries, plus the reserve. Safe for concurrent use.
+type RetryBudget struct {
+	ratio   float64
+	reserve float64
+
+	mu     sync.Mutex
+	tokens float64
+}
+
+// NewRetryBudget returns a full budget. ratio <= 0 means DefaultBudgetRatio; reserve <= 0
+// means DefaultBudgetReserve. A ratio above 1 is allowed (several retries per call).
+func NewRetryBudget(ratio float64, reserve int) *RetryBudget {
+	b := &RetryBudget{ratio: cmpPos(ratio, DefaultBudgetRatio), reserve: float64(cmpPos(reserve, DefaultBudgetReserve))}
+	b.tokens = b.reserve
+	return b
+}
+
+// Deposit records a first attempt.
+func (b *RetryBudget) Deposit() {
+	b.mu.Lock()
+	b.tokens = min(b.tokens+b.ratio, b.reserve)
+	b.mu.Unlock()
+}
+
+// Withdraw takes one retry from the budget and reports whether there was one.
+func (b *RetryBudget) Withdraw() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,57 @@
+package models
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// fleetMetrics are the collectors of the model layer, every name prefixed infleet_model_ or
+// infleet_routing_. Safe for concurrent use.
+type fleetMetrics struct {
+	circuit         *prometheus.GaugeVec
+	attempts        *prometheus.CounterVec
+	retries         *prometheus.CounterVec
+	budgetExhausted *prometheus.CounterVec
+	fallbacks       *prometheus.CounterVec
+	degraded        *prometheus.CounterVec
+	cache           *prometheus.CounterVec
+	cost            *prometheus.CounterVec
+	routes          *prometheus.CounterVec
+	reloads         *prometheus.CounterVec
+}
+
+func newFleetMetrics(reg prometheus.Registerer) *fleetMetrics {
+	m := &fleetMetrics{
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "infleet_model_circuit_state", Help: "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
+		}, []string{"model"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_attempts_total", Help: "Model call attempts, by model and outcome (ok, an error kind, circuit_open, limited).",
+		}, []string{"model", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_retries_total", Help: "Model call retries, by model and the error kind retried.",
+		}, []string{"model", "kind"}),
+		budgetExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_retry_budget_exhausted_total", Help: "Retries refused because the model's retry budget was spent.",
+		}, []string{"model"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_fallbacks_total", Help: "Calls moved from a model to its fallback.",
+		}, []string{"from", "to"}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_degraded_total", Help: "Calls answered with the degradation message, by the model called.",
+		}, []string{"model"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_cache_total", Help: "Response cache lookups, by result (hit or miss).",
+		}, []string{"result"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_model_cost_usd_total", Help: "Estimated model spend in US dollars, by model (price table in config).",
+		}, []string{"model"}),
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_routing_decisions_total", Help: "Routing decisions, by the rule kind that decided and the model chosen.",
+		}, []string{"rule", "model"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_config_reloads_total", Help: "Reloads of models, routing, prompts and budgets, by result (ok or rejected).",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.circuit, m.attempts, m.retries, m.budgetExhausted, m.fallbacks, m.degraded, m.cache, m.cost, m.routes, m.reloads)
+	}
+	return m
+}
