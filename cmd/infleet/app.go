@@ -233,7 +233,7 @@ func (a *app) service() (*pipeline.Service, error) {
 
 // worker builds the processing side.
 func (a *app) worker() (*pipeline.Worker, error) {
-	r, err := a.router()
+	r, err := a.picker()
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,7 @@ func (p processFlags) load(fs *flag.FlagSet) (config.Config, error) {
 			environ = append(environ, "INFLEET_DATA_DIR="+*p.dataDir)
 		}
 	})
+	setReloadSource(*p.config, environ)
 	return config.Load(*p.config, environ)
 }
 
