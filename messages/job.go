@@ -91,6 +91,9 @@ type Job struct {
 	// ReplayName is set on messages re-published by a replay; a worker re-runs such a job even
 	// when it already ended.
 	ReplayName string `json:"replay_name,omitempty"`
+	// Context is reference text the model answers from: it is checked by the input guardrails,
+	// sent as the system prompt, and the answer's contextual grounding is scored against it.
+	Context string `json:"context,omitempty"`
 }
 
 // Usage counts the tokens a model call consumed.

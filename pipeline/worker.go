@@ -313,12 +313,16 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 	if err != nil {
 		return runResult{}, nil, err
 	}
+	jc := GuardContext{JobID: job.JobID, Context: job.Context}
 	if w.cfg.InputGuard != nil {
-		texts := make([]string, len(chat))
+		texts := make([]string, len(chat), len(chat)+1)
 		for i, m := range chat {
 			texts[i] = m.Content
 		}
-		out, err := w.cfg.InputGuard.Check(ctx, GuardInput, texts)
+		if jc.Context != "" {
+			texts = append(texts, jc.Context)
+		}
+		out, err := checkGuard(ctx, w.cfg.InputGuard, GuardInput, texts, jc)
 		if err != nil {
 			return runResult{}, nil, fmt.Errorf("input guardrail: %w", err)
 		}
@@ -329,7 +333,11 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		for i := range chat {
 			chat[i].Content = out.Texts[i]
 		}
+		if jc.Context != "" {
+			jc.Context = out.Texts[len(chat)]
+		}
 	}
+	jc.Question = lastUserMessage(chat)
 	w.cfg.Metrics.stageDone("guard_in", start)
 
 	// route
@@ -340,7 +348,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 
 	// invoke
 	start = time.Now()
-	req := ModelRequest{ModelID: model.ModelID, Task: job.Task, Messages: chat}
+	req := ModelRequest{ModelID: model.ModelID, Task: job.Task, Messages: chat, System: jc.Context}
 	if job.Params != nil {
 		req.Params = *job.Params
 	}
@@ -355,7 +363,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 	// guard-out
 	if w.cfg.OutputGuard != nil {
 		start = time.Now()
-		out, err := w.cfg.OutputGuard.Check(ctx, GuardOutput, []string{resp.Text})
+		out, err := checkGuard(ctx, w.cfg.OutputGuard, GuardOutput, []string{resp.Text}, jc)
 		if err != nil {
 			return runResult{}, report, fmt.Errorf("output guardrail: %w", err)
 		}
@@ -406,6 +414,24 @@ func (w *Worker) inputMessages(ctx context.Context, job *messages.Job) ([]messag
 		return []messages.ChatMessage{{Role: "user", Content: text}}, nil
 	}
 	return []messages.ChatMessage{{Role: "user", Content: job.Input.Text}}, nil
+}
+
+// checkGuard runs g, through CheckWithContext when g is a ContextGuard.
+func checkGuard(ctx context.Context, g Guard, stage GuardStage, texts []string, jc GuardContext) (GuardOutcome, error) {
+	if cg, ok := g.(ContextGuard); ok {
+		return cg.CheckWithContext(ctx, stage, texts, jc)
+	}
+	return g.Check(ctx, stage, texts)
+}
+
+// lastUserMessage is the question a conversation ends on, for contextual grounding.
+func lastUserMessage(chat []messages.ChatMessage) string {
+	for i := len(chat) - 1; i >= 0; i-- {
+		if chat[i].Role == "user" {
+			return chat[i].Content
+		}
+	}
+	return ""
 }
 
 func mergeReport(r *messages.GuardrailReport, stage GuardStage, out GuardOutcome) *messages.GuardrailReport {

@@ -59,6 +59,10 @@ func jobSurelyValid(doc any) bool {
 			if s, ok := v.(string); !ok || len(s) > 256 {
 				return false
 			}
+		case "context":
+			if s, ok := v.(string); !ok || len(s) > 200000 {
+				return false
+			}
 		default:
 			return false
 		}
