@@ -502,11 +502,19 @@ type GuardrailPolicies struct {
 	DeniedTopics []DeniedTopic `yaml:"denied_topics,omitempty"`
 	// Words block content containing any of these words. Default none.
 	Words []string `yaml:"words,omitempty"`
+	// WordFilter sets how words (and the managed profanity list) are acted on. Default: block.
+	WordFilter *WordFilter `yaml:"word_filter,omitempty"`
+	// PromptAttack detects instruction-override and role-play jailbreaks (input). Default off.
+	PromptAttack *PromptAttack `yaml:"prompt_attack,omitempty"`
+	// Grounding scores the answer against the job's context and question (output). Default off.
+	Grounding *Grounding `yaml:"grounding,omitempty"`
 }
 
 // Enabled reports whether any policy of this side is configured.
 func (p GuardrailPolicies) Enabled() bool {
-	return p.PII != nil || len(p.DeniedTopics) > 0 || len(p.Words) > 0
+	return p.PII != nil || len(p.DeniedTopics) > 0 || len(p.Words) > 0 ||
+		(p.WordFilter != nil && p.WordFilter.Profanity) || (p.PromptAttack != nil && p.PromptAttack.Enabled) ||
+		(p.Grounding != nil && (p.Grounding.GroundingThreshold > 0 || p.Grounding.RelevanceThreshold > 0))
 }
 
 // PIIPolicy detects personal data.
@@ -515,6 +523,29 @@ type PIIPolicy struct {
 	Entities []string `yaml:"entities,omitempty"`
 	// Action is ANONYMIZE, BLOCK or NONE (detect and report only). Default ANONYMIZE.
 	Action string `yaml:"action,omitempty"`
+	// EntityActions override Action for single entity types. Default none.
+	EntityActions []EntityAction `yaml:"entity_actions,omitempty"`
+	// Custom are named regular expressions detected like entities. Default none.
+	Custom []CustomPattern `yaml:"custom,omitempty"`
+	// AnonymizeWith is placeholder ({EMAIL}) or token ({EMAIL_1}, stable within a job). Default
+	// placeholder.
+	AnonymizeWith string `yaml:"anonymize_with,omitempty"`
+	// Message is the job's error message when this policy blocks. Default names the types.
+	Message string `yaml:"message,omitempty"`
+}
+
+// EntityAction is the action for one entity type.
+type EntityAction struct {
+	Type   string `yaml:"type,omitempty"`
+	Action string `yaml:"action,omitempty"`
+}
+
+// CustomPattern is a named regular expression (RE2 syntax) treated as an entity type.
+type CustomPattern struct {
+	Name    string `yaml:"name,omitempty"`
+	Pattern string `yaml:"pattern,omitempty"`
+	// Action overrides the policy's action for this pattern. Default the policy's.
+	Action string `yaml:"action,omitempty"`
 }
 
 // DeniedTopic is a topic jobs may not be about.
@@ -522,6 +553,46 @@ type DeniedTopic struct {
 	Name       string   `yaml:"name,omitempty"`
 	Definition string   `yaml:"definition,omitempty"`
 	Examples   []string `yaml:"examples,omitempty"`
+	// Phrases name the topic on their own. Default none.
+	Phrases []string `yaml:"phrases,omitempty"`
+	// MinKeywords is how many distinct keywords of the topic a text must hold when no phrase
+	// matches. Default 2.
+	MinKeywords int `yaml:"min_keywords,omitempty"`
+	// Message is the job's error message when this topic blocks. Default names the topic.
+	Message string `yaml:"message,omitempty"`
+}
+
+// WordFilter configures the word policy.
+type WordFilter struct {
+	// Profanity adds the managed profanity list. Default false.
+	Profanity bool `yaml:"profanity,omitempty"`
+	// Action is BLOCK or MASK. Default BLOCK.
+	Action string `yaml:"action,omitempty"`
+	// Mask replaces each filtered word under MASK. Default "***".
+	Mask string `yaml:"mask,omitempty"`
+	// Message is the job's error message when a word blocks. Default generic.
+	Message string `yaml:"message,omitempty"`
+}
+
+// PromptAttack configures prompt-attack detection.
+type PromptAttack struct {
+	Enabled bool `yaml:"enabled,omitempty"`
+	// Message is the job's error message when an attack blocks. Default generic.
+	Message string `yaml:"message,omitempty"`
+}
+
+// Grounding configures contextual grounding of answers to jobs that give a context.
+type Grounding struct {
+	// GroundingThreshold is the least share of the answer's content words found in the
+	// context, 0 to 0.99; 0 turns the check off. Default 0.
+	GroundingThreshold float64 `yaml:"grounding_threshold,omitempty"`
+	// RelevanceThreshold is the least share of the question's content words the answer takes
+	// up, 0 to 0.99; 0 turns the check off. Default 0.
+	RelevanceThreshold float64 `yaml:"relevance_threshold,omitempty"`
+	// Action is BLOCK or NONE (report only). Default BLOCK.
+	Action string `yaml:"action,omitempty"`
+	// Message is the job's error message when grounding blocks. Default gives the score.
+	Message string `yaml:"message,omitempty"`
 }
 
 // Triggers turn outside events into jobs.
