@@ -179,8 +179,9 @@ func New(cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Close releases every hanging call (they end without an answer) and makes later hangs end at
-// once. It is idempotent; the Server keeps serving otherwise.
+// Close releases every hanging or waiting call with a 503 ServiceUnavailable answer and makes
+// later hangs end the same way at once, so that an http.Server in front can shut down. It is
+// idempotent; the Server keeps serving otherwise.
 func (s *Server) Close() { s.once.Do(func() { close(s.done) }) }
 
 // SetFaults replaces the faults of model id, or the default faults when id is "".
@@ -384,11 +385,14 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// hang blocks until the client gives up or the server closes.
-func (s *Server) hang(ctx context.Context) {
+// hang blocks until the client gives up or the server closes; it reports whether the
+// server's Close ended it.
+func (s *Server) hang(ctx context.Context) (closed bool) {
 	select {
 	case <-ctx.Done():
+		return false
 	case <-s.done:
+		return true
 	}
 }
 

@@ -177,7 +177,10 @@ func TestCloseReleasesHangs(t *testing.T) {
 	}
 	s.Close()
 	select {
-	case <-done:
+	case code := <-done:
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("released call answered %d, want 503", code)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not release the hanging call")
 	}

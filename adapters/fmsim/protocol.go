@@ -92,7 +92,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, 
 	case OutcomeOK:
 	case OutcomeHang:
 		s.record(api, model, OutcomeHang, r)
-		s.hang(r.Context())
+		if s.hang(r.Context()) {
+			// Released by Close: answer as a server going away would, never with an empty 200.
+			fail(decision{outcome: OutcomeOutage})
+		}
 		return
 	default:
 		s.record(api, model, d.outcome, r)
@@ -101,6 +104,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, 
 	}
 	if !s.wait(r.Context(), d.delay) {
 		s.record(api, model, OutcomeCancelled, r)
+		if r.Context().Err() == nil {
+			fail(decision{outcome: OutcomeOutage})
+		}
 		return
 	}
 	s.record(api, model, OutcomeOK, r)
