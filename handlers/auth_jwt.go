@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -13,6 +15,19 @@ import (
 
 // maxBearerLen bounds a bearer token; real ones are a few kilobytes.
 const maxBearerLen = 16 << 10
+
+// Verified tokens are remembered (by their SHA-256) for at most jwtCacheTTL and never past
+// their exp, so that a client sending the same token again skips the signature check; the
+// cache is emptied when it reaches jwtCacheMax entries.
+const (
+	jwtCacheTTL = time.Minute
+	jwtCacheMax = 10000
+)
+
+type cachedPrincipal struct {
+	p     Principal
+	until time.Time
+}
 
 // jwtMethods are the signature algorithms accepted (never "none", never HMAC: the keys come
 // from a JWKS of public keys).
@@ -48,6 +63,10 @@ type JWTConfig struct {
 type JWTVerifier struct {
 	cfg    JWTConfig
 	parser *jwt.Parser
+	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[[sha256.Size]byte]cachedPrincipal
 }
 
 var _ Verifier = (*JWTVerifier)(nil)
@@ -74,10 +93,13 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 	}
+	now := time.Now
 	if cfg.Now != nil {
+		now = cfg.Now
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
-	return &JWTVerifier{cfg: cfg, parser: jwt.NewParser(opts...)}, nil
+	return &JWTVerifier{cfg: cfg, parser: jwt.NewParser(opts...), now: now,
+		cache: map[[sha256.Size]byte]cachedPrincipal{}}, nil
 }
 
 // ParseBearer returns the token of an Authorization header value "Bearer TOKEN" (the scheme
@@ -106,22 +128,50 @@ func (v *JWTVerifier) Verify(r *http.Request) (Principal, error) {
 	return v.VerifyToken(token)
 }
 
-// VerifyToken checks one token and returns its principal.
+// VerifyToken checks one token and returns its principal. A token verified in the last minute
+// and not yet expired is answered from a cache.
 func (v *JWTVerifier) VerifyToken(token string) (Principal, error) {
+	sum := sha256.Sum256([]byte(token))
+	now := v.now()
+	v.mu.Lock()
+	c, ok := v.cache[sum]
+	v.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.p, nil
+	}
+	p, exp, err := v.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	until := now.Add(jwtCacheTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	v.mu.Lock()
+	if len(v.cache) >= jwtCacheMax {
+		clear(v.cache)
+	}
+	v.cache[sum] = cachedPrincipal{p: p, until: until}
+	v.mu.Unlock()
+	return p, nil
+}
+
+// verify checks the token's signature and claims.
+func (v *JWTVerifier) verify(token string) (Principal, time.Time, error) {
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(token, claims, v.cfg.Keyfunc); err != nil {
-		return Principal{}, fmt.Errorf("bearer token: %w", err)
+		return Principal{}, time.Time{}, fmt.Errorf("bearer token: %w", err)
 	}
 	if aud := v.cfg.Audience; aud != "" {
 		auds, _ := claims.GetAudience()
 		clientID, _ := claims["client_id"].(string)
 		if !slices.Contains(auds, aud) && clientID != aud {
-			return Principal{}, errors.New("bearer token: it is not for this audience")
+			return Principal{}, time.Time{}, errors.New("bearer token: it is not for this audience")
 		}
 	}
 	tenant, _ := claims[v.cfg.TenantClaim].(string)
 	if tenant == "" {
-		return Principal{}, fmt.Errorf("bearer token: it has no %q claim naming the tenant", v.cfg.TenantClaim)
+		return Principal{}, time.Time{}, fmt.Errorf("bearer token: it has no %q claim naming the tenant", v.cfg.TenantClaim)
 	}
 	sub, _ := claims.GetSubject()
 	p := Principal{ID: "jwt:" + sub, Tenant: tenant, Models: []string{"*"}, Limit: v.cfg.Limit}
@@ -137,7 +187,11 @@ func (v *JWTVerifier) VerifyToken(token string) (Principal, error) {
 	if p.Operator {
 		p.Tasks = append(p.Tasks, "*")
 	}
-	return p, nil
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return Principal{}, time.Time{}, errors.New("bearer token: it has no exp claim")
+	}
+	return p, exp.Add(v.cfg.Leeway), nil
 }
 
 // scopes reads the "scope" claim (space-separated, OAuth 2) or the "scp" claim (a list or a
