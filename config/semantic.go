@@ -53,6 +53,9 @@ func (c *Config) semantic() *ValidationError {
 	keys := map[string]int{}
 	for i, k := range c.Auth.APIKeys {
 		field := "auth.api_keys[" + strconv.Itoa(i) + "]"
+		if (k.Key == "") == (k.KeySHA256 == "") {
+			p.add(field+".key", "give exactly one of key (plain text, for development) and key_sha256 (its SHA-256 in hex)")
+		}
 		if k.Key != "" {
 			if j, dup := keys[k.Key]; dup {
 				p.add(field+".key", "is the same as auth.api_keys[%d].key; give every client its own key", j)
