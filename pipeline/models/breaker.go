@@ -46,8 +46,8 @@ type BreakerConfig struct {
 }
 
 // Breaker is a circuit breaker for one model endpoint, shared by every job of the process. It
-// is safe for concurrent use. Only failures that say the endpoint is unwell count (throttling,
-// 5xx, timeouts, not ready); a caller's invalid request does not.
+// is safe for concurrent use. The Fleet reports only failures that say the endpoint is unwell
+// (5xx, timeouts, hangs, not ready); throttling and a caller's invalid request do not count.
 type Breaker struct {
 	cfg      BreakerConfig
 	now      func() time.Time

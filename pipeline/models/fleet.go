@@ -432,7 +432,10 @@ func (f *Fleet) attempt(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	if err != nil && timedOut {
 		err = &pipeline.ModelError{Kind: pipeline.ModelTimeout, Err: fmt.Errorf("no answer within %s (raise the model's timeout): %w", cmpPos(ep.spec.Timeout, DefaultModelTimeout), err)}
 	}
-	healthy := err == nil || !kindOf(err).Retryable() || (ctx.Err() != nil && !timedOut)
+	// Throttling is back-pressure from a live endpoint, left to the retry budget and limits;
+	// the breaker counts only failures that say the endpoint is unwell.
+	healthy := err == nil || !kindOf(err).Retryable() || kindOf(err) == pipeline.ModelThrottled ||
+		(ctx.Err() != nil && !timedOut)
 	ep.health.breaker.Done(healthy)
 	if err != nil {
 		kind := kindOf(err)

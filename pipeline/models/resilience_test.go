@@ -1,0 +1,421 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/models"
+)
+
+func TestEveryRetryableClassIsRetriedUpToTheAttemptCap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		faults  fmsim.Faults
+		outcome string
+		kind    pipeline.ModelErrorKind
+	}{
+		{"throttled", fmsim.Faults{ThrottleRate: 1, RetryAfter: time.Millisecond}, fmsim.OutcomeThrottled, pipeline.ModelThrottled},
+		{"5xx", fmsim.Faults{ErrorRate: 1}, fmsim.OutcomeError, pipeline.ModelUnavailable},
+		{"not ready", fmsim.Faults{NotReadyRate: 1}, fmsim.OutcomeNotReady, pipeline.ModelNotReady},
+		{"model timeout", fmsim.Faults{TimeoutRate: 1}, fmsim.OutcomeModelTimeout, pipeline.ModelTimeout},
+		{"hang", fmsim.Faults{HangRate: 1}, fmsim.OutcomeHang, pipeline.ModelTimeout},
+		{"outage", fmsim.Faults{Down: true}, fmsim.OutcomeOutage, pipeline.ModelUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, map[string]fmsim.Faults{"m": tc.faults}, fastPolicy(), models.ModelSpec{Name: "m", Timeout: 100 * time.Millisecond})
+			_, err := b.fleet.Client("m").Invoke(t.Context(), request("hello there"))
+			var me *pipeline.ModelError
+			if !errors.As(err, &me) || me.Kind != tc.kind {
+				t.Fatalf("err = %v, want a %s model error", err, tc.kind)
+			}
+			if !strings.Contains(err.Error(), "gave up after 4 attempts") {
+				t.Errorf("err = %v, want it to say it gave up after 4 attempts", err)
+			}
+			waitFor(t, "fmsim to count the calls", func() bool { return b.calls("m")[tc.outcome] == 4 })
+		})
+	}
+}
+
+func TestNonRetryableClassesAreNotRetried(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		faults  fmsim.Faults
+		outcome string
+		kind    pipeline.ModelErrorKind
+	}{
+		{"access denied", fmsim.Faults{Deny: true}, fmsim.OutcomeDenied, pipeline.ModelAccessDenied},
+		{"context overflow", fmsim.Faults{ContextWindow: 3}, fmsim.OutcomeContextOverflow, pipeline.ModelContextOverflow},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, map[string]fmsim.Faults{"m": tc.faults}, fastPolicy(), models.ModelSpec{Name: "m"})
+			_, err := b.fleet.Client("m").Invoke(t.Context(), request("one two three four five six"))
+			var me *pipeline.ModelError
+			if !errors.As(err, &me) || me.Kind != tc.kind {
+				t.Fatalf("err = %v, want a %s model error", err, tc.kind)
+			}
+			if got := b.calls("m")[tc.outcome]; got != 1 {
+				t.Errorf("fmsim saw %d calls, want 1 (no retry)", got)
+			}
+		})
+	}
+}
+
+func TestIntermittentFailuresAreRetriedToSuccess(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]fmsim.Faults{"m": {ThrottleRate: 0.3, ErrorRate: 0.2, RetryAfter: time.Millisecond}}, func() models.Policy {
+		p := fastPolicy()
+		p.MaxAttempts = 10
+		p.BudgetRatio = 3
+		return p
+	}(), models.ModelSpec{Name: "m"})
+	for i := range 30 {
+		resp, err := b.fleet.Client("m").Invoke(t.Context(), request("call "+string(rune('a'+i))))
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if resp.Text == "" || resp.Model != "" {
+			t.Fatalf("call %d: response %+v, want text from m itself", i, resp)
+		}
+	}
+	c := b.calls("m")
+	if c[fmsim.OutcomeThrottled] == 0 || c[fmsim.OutcomeError] == 0 || c[fmsim.OutcomeOK] != 30 {
+		t.Errorf("fmsim outcomes %v: want throttles and errors retried into 30 successes", c)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	b := setup(t, map[string]fmsim.Faults{"m": {ThrottleRate: 1, RetryAfter: 300 * time.Millisecond}}, p, models.ModelSpec{Name: "m"})
+	start := time.Now()
+	_, err := b.fleet.Client("m").Invoke(t.Context(), request("x"))
+	if err == nil {
+		t.Fatal("want an error: every call is throttled")
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("two attempts took %s; the second must wait out Retry-After (300ms)", took)
+	}
+}
+
+func TestARetryAfterLongerThanTheCapMovesToTheFallbackAtOnce(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxRetryAfter = 50 * time.Millisecond
+	b := setup(t, map[string]fmsim.Faults{"m": {ThrottleRate: 1, RetryAfter: time.Minute}}, p,
+		models.ModelSpec{Name: "m", Fallbacks: []string{"backup"}}, models.ModelSpec{Name: "backup"})
+	resp, err := b.fleet.Client("m").Invoke(t.Context(), request("x"))
+	if err != nil || resp.Model != "backup" {
+		t.Fatalf("resp %+v, err %v: want backup to answer", resp, err)
+	}
+	if got := b.total("m"); got != 1 {
+		t.Errorf("m called %d times, want 1", got)
+	}
+}
+
+func TestRetryBudgetCapsRetries(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 10
+	p.BudgetRatio = 0.001
+	p.BudgetReserve = 2
+	b := setup(t, map[string]fmsim.Faults{"m": {ErrorRate: 1}}, p, models.ModelSpec{Name: "m"})
+	_, err := b.fleet.Client("m").Invoke(t.Context(), request("x"))
+	if err == nil || !strings.Contains(err.Error(), "retry budget") {
+		t.Fatalf("err = %v, want the retry budget spent", err)
+	}
+	if got := b.total("m"); got != 3 {
+		t.Errorf("first call made %d attempts, want 3 (one plus the reserve of 2)", got)
+	}
+	if _, err := b.fleet.Client("m").Invoke(t.Context(), request("x")); err == nil {
+		t.Fatal("want an error")
+	}
+	if got := b.total("m"); got != 4 {
+		t.Errorf("after the second call %d attempts, want 4: an empty budget allows no retry", got)
+	}
+}
+
+func TestBreakerOpensProbesAndCloses(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 1
+	p.Breaker = models.BreakerConfig{Failures: 3, OpenFor: 100 * time.Millisecond}
+	b := setup(t, map[string]fmsim.Faults{"m": {Down: true}}, p, models.ModelSpec{Name: "m"})
+	c := b.fleet.Client("m")
+	state := func() int { s, _ := b.fleet.Snapshot("m"); return s.Circuit }
+	for range 3 {
+		if _, err := c.Invoke(t.Context(), request("x")); err == nil {
+			t.Fatal("want an error while m is down")
+		}
+	}
+	if state() != models.StateOpen {
+		t.Fatalf("circuit %d after 3 failures, want open", state())
+	}
+	_, err := c.Invoke(t.Context(), request("x"))
+	if !errors.Is(err, models.ErrCircuitOpen) {
+		t.Fatalf("err = %v, want ErrCircuitOpen", err)
+	}
+	if got := b.total("m"); got != 3 {
+		t.Errorf("m called %d times, want 3: an open circuit does not call", got)
+	}
+
+	// A failed probe opens it again.
+	waitFor(t, "half-open", func() bool { return state() == models.StateHalfOpen })
+	if _, err := c.Invoke(t.Context(), request("x")); err == nil || errors.Is(err, models.ErrCircuitOpen) {
+		t.Fatalf("probe err = %v, want the model's own failure", err)
+	}
+	if state() != models.StateOpen {
+		t.Fatalf("circuit %d after a failed probe, want open", state())
+	}
+
+	// A successful probe closes it.
+	b.sim.SetFaults("m", fmsim.Faults{})
+	waitFor(t, "half-open again", func() bool { return state() == models.StateHalfOpen })
+	if _, err := c.Invoke(t.Context(), request("x")); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if state() != models.StateClosed {
+		t.Fatalf("circuit %d after a good probe, want closed", state())
+	}
+}
+
+func TestBreakerOpensOnFailureRatio(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 1
+	p.Breaker = models.BreakerConfig{Failures: 100, Ratio: 0.5, MinCalls: 10, Window: time.Minute, OpenFor: time.Minute}
+	b := setup(t, map[string]fmsim.Faults{"m": {ErrorRate: 0.6}}, p, models.ModelSpec{Name: "m"})
+	for i := 0; i < 40; i++ {
+		_, err := b.fleet.Client("m").Invoke(t.Context(), request("x"))
+		if errors.Is(err, models.ErrCircuitOpen) {
+			return
+		}
+	}
+	t.Fatal("circuit never opened at a 60% failure ratio")
+}
+
+func TestFallbackChainOrderAndDegradation(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	p.DegradedMessage = "busy, try later"
+	b := setup(t, map[string]fmsim.Faults{"a": {Down: true}, "b": {ErrorRate: 1}, "c": {}}, p,
+		models.ModelSpec{Name: "a", Fallbacks: []string{"b"}},
+		models.ModelSpec{Name: "b", Fallbacks: []string{"c"}},
+		models.ModelSpec{Name: "c"})
+	resp, err := b.fleet.Client("a").Invoke(t.Context(), request("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Model != "c" || strings.Join(resp.Fallbacks, ",") != "a,b" || resp.Degraded {
+		t.Fatalf("resp model %q fallbacks %v degraded %v, want c after a,b", resp.Model, resp.Fallbacks, resp.Degraded)
+	}
+	if b.total("a") != 2 || b.total("b") != 2 || b.total("c") != 1 {
+		t.Errorf("calls a=%d b=%d c=%d, want 2, 2, 1", b.total("a"), b.total("b"), b.total("c"))
+	}
+
+	b.sim.SetFaults("c", fmsim.Faults{Down: true})
+	resp, err = b.fleet.Client("a").Invoke(t.Context(), request("y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Degraded || resp.Text != "busy, try later" || resp.StopReason != models.StopDegraded || strings.Join(resp.Fallbacks, ",") != "a,b,c" {
+		t.Fatalf("resp %+v, want the degradation message after a,b,c", resp)
+	}
+}
+
+func TestContextOverflowFallsBackToALargerModel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]fmsim.Faults{"small": {ContextWindow: 300}, "large": {ContextWindow: 100000}}, fastPolicy(),
+		models.ModelSpec{Name: "small", Fallbacks: []string{"large"}}, models.ModelSpec{Name: "large"})
+	long := strings.Repeat("word ", 1000)
+	resp, err := b.fleet.Client("small").Invoke(t.Context(), request(long))
+	if err != nil || resp.Model != "large" {
+		t.Fatalf("resp %+v, err %v: want large to answer", resp.Model, err)
+	}
+	if got := b.calls("small")[fmsim.OutcomeContextOverflow]; got != 1 {
+		t.Errorf("small overflowed %d times, want 1 (no retry)", got)
+	}
+	resp, err = b.fleet.Client("small").Invoke(t.Context(), request("short"))
+	if err != nil || resp.Model != "" {
+		t.Fatalf("short input: resp %+v, err %v, want small to answer", resp.Model, err)
+	}
+}
+
+func TestInvalidRequestsDoNotFallBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, fastPolicy(), models.ModelSpec{Name: "m", Fallbacks: []string{"n"}}, models.ModelSpec{Name: "n"})
+	req := request("x")
+	req.Messages[0].Role = "nobody"
+	_, err := b.fleet.Client("m").Invoke(t.Context(), req)
+	var me *pipeline.ModelError
+	if err != nil && errors.As(err, &me) && me.Kind == pipeline.ModelInvalidRequest && b.total("n") != 0 {
+		t.Errorf("an invalid request went on to the fallback")
+	}
+}
+
+func TestCacheHitsAndOptOut(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.CacheTTL = time.Minute
+	b := setup(t, nil, p, models.ModelSpec{Name: "m"})
+	first, err := b.fleet.Client("m").Invoke(t.Context(), request("same question"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.fleet.Client("m").Invoke(t.Context(), request("same question"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Text != second.Text || b.total("m") != 1 {
+		t.Fatalf("calls %d, texts %q %q: want one call and the same answer", b.total("m"), first.Text, second.Text)
+	}
+	temp := 0.5
+	other := request("same question")
+	other.Params.Temperature = &temp
+	if _, err := b.fleet.Client("m").Invoke(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.fleet.ClientWith("m", models.CallOptions{NoCache: true}).Invoke(t.Context(), request("same question")); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.total("m"); got != 3 {
+		t.Errorf("calls %d, want 3: other parameters and an opt-out miss the cache", got)
+	}
+}
+
+func TestMaxConcurrencyBoundsCallsInFlight(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]fmsim.Faults{"m": {Latency: fmsim.Latency{P50: 20 * time.Millisecond}}}, fastPolicy(),
+		models.ModelSpec{Name: "m", Limits: models.Limits{MaxConcurrency: 2}})
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			if _, err := b.fleet.Client("m").Invoke(t.Context(), request("q"+string(rune('a'+i)))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := b.peak["m"].Load(); got != 2 {
+		t.Errorf("peak calls in flight %d, want 2", got)
+	}
+}
+
+func TestRPMAndTPMLimits(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 1
+	p.Deadline = 200 * time.Millisecond
+	b := setup(t, nil, p,
+		models.ModelSpec{Name: "rpm", Limits: models.Limits{RPM: 60}},
+		models.ModelSpec{Name: "tpm", Limits: models.Limits{TPM: 600}})
+	if _, err := b.fleet.Client("rpm").Invoke(t.Context(), request("x")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.fleet.Client("rpm").Invoke(t.Context(), request("x"))
+	if err == nil || !strings.Contains(err.Error(), "rpm") {
+		t.Fatalf("second call within the second: err = %v, want the rpm limit", err)
+	}
+	req := request("x")
+	req.Params.MaxTokens = 8 // a call estimates ~9 tokens; the bucket holds 10
+	if _, err := b.fleet.Client("tpm").Invoke(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.fleet.Client("tpm").Invoke(t.Context(), req)
+	if err == nil || !strings.Contains(err.Error(), "tpm") {
+		t.Fatalf("second call: err = %v, want the tpm limit", err)
+	}
+	if b.total("rpm") != 1 || b.total("tpm") != 1 {
+		t.Errorf("calls rpm=%d tpm=%d, want 1 each: limited calls never reach the model", b.total("rpm"), b.total("tpm"))
+	}
+}
+
+func TestPerModelTimeout(t *testing.T) {
+	t.Parallel()
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	b := setup(t, map[string]fmsim.Faults{"slow": {Latency: fmsim.Latency{P50: 5 * time.Second}}}, p,
+		models.ModelSpec{Name: "slow", Timeout: 50 * time.Millisecond, Fallbacks: []string{"fast"}},
+		models.ModelSpec{Name: "fast"})
+	resp, err := b.fleet.Client("slow").Invoke(t.Context(), request("x"))
+	if err != nil || resp.Model != "fast" {
+		t.Fatalf("resp %+v, err %v: want fast after slow timed out twice", resp.Model, err)
+	}
+}
+
+func TestCallerCancellationStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]fmsim.Faults{"m": {HangRate: 1}}, fastPolicy(),
+		models.ModelSpec{Name: "m", Timeout: time.Minute, Fallbacks: []string{"n"}}, models.ModelSpec{Name: "n"})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := b.fleet.Client("m").Invoke(ctx, request("x"))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if b.total("n") != 0 {
+		t.Error("a cancelled call went on to the fallback")
+	}
+}
+
+// TestFiveHundredJobsSurviveThrottlingErrorsAndHangs: 30% throttling, 5% 5xx and 1% hangs on
+// the primary; every call completes, none degraded.
+func TestFiveHundredJobsSurviveThrottlingErrorsAndHangs(t *testing.T) {
+	t.Parallel()
+	faults := fmsim.Faults{ThrottleRate: 0.30, ErrorRate: 0.05, HangRate: 0.01, RetryAfter: 2 * time.Millisecond,
+		Latency: fmsim.Latency{Dist: fmsim.DistLognormal, P50: time.Millisecond, P99: 5 * time.Millisecond}}
+	p := models.Policy{
+		MaxAttempts: 6, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Deadline: 5 * time.Second,
+		BudgetRatio: 1, DegradedMessage: "degraded",
+	}
+	b := setup(t, map[string]fmsim.Faults{"primary": faults, "backup": faults}, p,
+		models.ModelSpec{Name: "primary", Timeout: 100 * time.Millisecond, Fallbacks: []string{"backup"}},
+		models.ModelSpec{Name: "backup", Timeout: 100 * time.Millisecond})
+	jobs := make(chan int)
+	var mu sync.Mutex
+	failed, degraded := 0, 0
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for i := range jobs {
+				resp, err := b.fleet.Client("primary").Invoke(t.Context(), request("job number "+itoa(i)))
+				mu.Lock()
+				if err != nil {
+					failed++
+				} else if resp.Degraded {
+					degraded++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range 500 {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if failed != 0 || degraded != 0 {
+		t.Fatalf("%d calls failed and %d degraded of 500", failed, degraded)
+	}
+	st := b.sim.Stats()
+	t.Logf("fmsim calls %d for 500 jobs (%.2f per job), outcomes %v", st.Calls, float64(st.Calls)/500, st.ByOutcome)
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i < 10 {
+		return digits[i : i+1]
+	}
+	return itoa(i/10) + digits[i%10:i%10+1]
+}
