@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -126,7 +127,12 @@ func Authenticate(cfg AuthConfig) func(http.Handler) http.Handler {
 				}
 				log.Info().Str("request_id", RequestIDFromContext(r.Context())).Str("reason", err.Error()).
 					Msg("request not authenticated")
-				w.Header().Set("WWW-Authenticate", wwwAuthenticate)
+				challenge := wwwAuthenticate
+				if !errors.Is(err, ErrNoCredentials) && hasBearer(r) {
+					// RFC 6750 section 3.1: say the token itself is the problem.
+					challenge = `Bearer realm="infleet", error="invalid_token"`
+				}
+				w.Header().Set("WWW-Authenticate", challenge)
 				writeProblem(w, r, newProblem(http.StatusUnauthorized, SlugUnauthorized, detail))
 				return
 			}
@@ -143,6 +149,12 @@ func Authenticate(cfg AuthConfig) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ContextWithTenant(ctx, tenant)))
 		})
 	}
+}
+
+// hasBearer reports whether r carries an Authorization header of the Bearer scheme.
+func hasBearer(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return strings.EqualFold(scheme, "Bearer")
 }
 
 func verify(vs []Verifier, r *http.Request) (Principal, error) {

@@ -400,8 +400,9 @@ func TestAuthJWT(t *testing.T) {
 		"no exp":        b.jwks.token(t, "k1", jwt.MapClaims{"tenant": "acme", "exp": nil}),
 	} {
 		resp := b.do(t, http.MethodGet, "/v1/jobs", "", bearer(tok))
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s token: status %d, want 401", name, resp.StatusCode)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s token: status %d, WWW-Authenticate %q; want 401 with invalid_token", name, resp.StatusCode,
+				resp.Header.Get("WWW-Authenticate"))
 		}
 	}
 	// Within the leeway an expired token still passes.
