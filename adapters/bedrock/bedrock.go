@@ -165,20 +165,27 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 	return resp, nil
 }
 
-// split separates the system prompt from the conversation.
+// split separates the system prompt from the conversation. Roles other than assistant and
+// system count as user, and consecutive turns of one role are joined, since Bedrock wants
+// the roles to alternate.
 func split(req pipeline.ModelRequest) (system []string, turns []messages.ChatMessage) {
 	if req.System != "" {
 		system = append(system, req.System)
 	}
 	for _, m := range req.Messages {
+		role := "user"
 		switch m.Role {
 		case "system":
 			system = append(system, m.Content)
+			continue
 		case "assistant":
-			turns = append(turns, m)
-		default:
-			turns = append(turns, messages.ChatMessage{Role: "user", Content: m.Content})
+			role = "assistant"
 		}
+		if n := len(turns); n > 0 && turns[n-1].Role == role {
+			turns[n-1].Content += "\n\n" + m.Content
+			continue
+		}
+		turns = append(turns, messages.ChatMessage{Role: role, Content: m.Content})
 	}
 	return system, turns
 }

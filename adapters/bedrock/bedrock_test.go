@@ -267,3 +267,24 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestConversationIsNormalized(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fmsim.Config{})
+	req := pipeline.ModelRequest{Messages: []messages.ChatMessage{
+		{Role: "system", Content: "Be brief."},
+		{Role: "user", Content: "first"},
+		{Role: "user", Content: "second"},
+		{Role: "assistant", Content: "noted"},
+		{Role: "user", Content: "the last word"},
+	}}
+	for _, api := range []string{bedrock.APIConverse, bedrock.APIInvokeModel} {
+		resp, err := b.client(t, claude, api).Invoke(t.Context(), req)
+		if err != nil {
+			t.Fatalf("%s: %v (turns of one role must be joined)", api, err)
+		}
+		if !strings.HasSuffix(resp.Text, "the last word") {
+			t.Errorf("%s: text %q, want the last message echoed", api, resp.Text)
+		}
+	}
+}

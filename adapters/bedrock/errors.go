@@ -36,6 +36,12 @@ func (c *Client) mapError(ctx context.Context, err error) error {
 		out.RetryAfter = RetryAfter(re.Response.Header, time.Now())
 	}
 	var api smithy.APIError
+	var params smithy.InvalidParamsError
+	var ser *smithy.SerializationError
+	if errors.As(err, &params) || errors.As(err, &ser) {
+		out.Kind = pipeline.ModelInvalidRequest
+		return out
+	}
 	if !errors.As(err, &api) {
 		switch {
 		case out.Status >= 500:

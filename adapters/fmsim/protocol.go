@@ -187,6 +187,9 @@ func (s *Server) converse(w http.ResponseWriter, r *http.Request) {
 			return p, fmt.Errorf("messages: must not be empty")
 		}
 		for i, m := range req.Messages {
+			if (i == 0 && m.Role != "user") || (i > 0 && m.Role == req.Messages[i-1].Role) {
+				return p, fmt.Errorf("a conversation must start with a user message and alternate between user and assistant roles")
+			}
 			var parts []string
 			for _, c := range m.Content {
 				if c.Text == nil || *c.Text == "" {

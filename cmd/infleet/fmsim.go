@@ -117,7 +117,7 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Float64("throttle_rate", f.ThrottleRate).Float64("error_rate", f.ErrorRate).
-		Float64("hang_rate", f.HangRate).Dur("latency", f.Latency.P50).Msg("fmsim serving")
+		Float64("hang_rate", f.HangRate).Dur("latency_ms", f.Latency.P50).Msg("fmsim serving")
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
