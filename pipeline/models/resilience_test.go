@@ -255,12 +255,13 @@ func TestContextOverflowFallsBackToALargerModel(t *testing.T) {
 func TestInvalidRequestsDoNotFallBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil, fastPolicy(), models.ModelSpec{Name: "m", Fallbacks: []string{"n"}}, models.ModelSpec{Name: "n"})
-	req := request("x")
-	req.Messages[0].Role = "nobody"
-	_, err := b.fleet.Client("m").Invoke(t.Context(), req)
+	_, err := b.fleet.Client("m").Invoke(t.Context(), pipeline.ModelRequest{Task: "summarize"}) // no messages: a 400
 	var me *pipeline.ModelError
-	if err != nil && errors.As(err, &me) && me.Kind == pipeline.ModelInvalidRequest && b.total("n") != 0 {
-		t.Errorf("an invalid request went on to the fallback")
+	if !errors.As(err, &me) || me.Kind != pipeline.ModelInvalidRequest {
+		t.Fatalf("err = %v, want an invalid_request model error", err)
+	}
+	if b.total("m") != 1 || b.total("n") != 0 {
+		t.Errorf("calls m=%d n=%d, want 1 and 0: an invalid request is neither retried nor passed on", b.total("m"), b.total("n"))
 	}
 }
 
