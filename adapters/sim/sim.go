@@ -5,6 +5,7 @@ package sim
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,17 @@ const (
 	StopMaxTokens = "max_tokens"
 )
 
+// Latency distributions (Config.Dist).
+const (
+	DistFixed     = "fixed"
+	DistUniform   = "uniform"
+	DistNormal    = "normal"
+	DistLognormal = "lognormal"
+)
+
+// z99 is the standard normal's 99th percentile.
+const z99 = 2.3263478740408408
+
 // Labels are the classes a "classify" task can be answered with.
 var Labels = []string{"positive", "negative", "neutral", "question", "other"}
 
@@ -30,9 +42,15 @@ const summaryWords = 12
 type Config struct {
 	// Latency is how long each call takes. Default 0: calls return without waiting.
 	Latency time.Duration
-	// Jitter spreads Latency uniformly over [Latency-Jitter, Latency+Jitter], floored at 0.
-	// Default 0.
+	// Jitter spreads Latency uniformly over [Latency-Jitter, Latency+Jitter], floored at 0,
+	// when Dist is fixed. Default 0.
 	Jitter time.Duration
+	// Dist draws each call's latency from a distribution whose median is Latency and whose
+	// 99th percentile is P99: DistUniform, DistNormal or DistLognormal. Default DistFixed
+	// (Latency, spread by Jitter).
+	Dist string
+	// P99 is the 99th percentile latency of Dist. Default Latency (no spread).
+	P99 time.Duration
 	// FailRate is the share of calls, from 0 to 1, that fail with a retryable *Error after
 	// their latency. Default 0. Values outside [0, 1] are clamped.
 	FailRate float64
@@ -65,6 +83,8 @@ func (e *Error) Error() string {
 type Client struct {
 	latency  time.Duration
 	jitter   time.Duration
+	dist     string
+	p99      time.Duration
 	failRate float64
 	seed     uint64
 	calls    atomic.Uint64
@@ -77,6 +97,8 @@ func New(cfg Config) *Client {
 	return &Client{
 		latency:  max(cfg.Latency, 0),
 		jitter:   max(cfg.Jitter, 0),
+		dist:     cfg.Dist,
+		p99:      max(cfg.P99, cfg.Latency, 0),
 		failRate: min(max(cfg.FailRate, 0), 1),
 		seed:     uint64(cfg.Seed),
 	}
@@ -93,7 +115,7 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 		return pipeline.ModelResponse{}, err
 	}
 	n := c.calls.Add(1)
-	if c.latency > 0 || c.jitter > 0 {
+	if c.latency > 0 || c.jitter > 0 || c.p99 > 0 {
 		if err := sleep(ctx, c.delay(n)); err != nil {
 			return pipeline.ModelResponse{}, err
 		}
@@ -106,6 +128,19 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 
 // delay returns the latency of call n.
 func (c *Client) delay(n uint64) time.Duration {
+	p50, p99 := float64(c.latency), float64(c.p99)
+	switch c.dist {
+	case DistUniform:
+		width := (p99 - p50) / 0.49
+		return time.Duration(max(p50-width/2+width*unit(mix(c.seed, n, 2)), 0))
+	case DistNormal:
+		return time.Duration(max(p50+(p99-p50)/z99*gauss(c.seed, n), 0))
+	case DistLognormal:
+		if p50 <= 0 {
+			return 0
+		}
+		return time.Duration(p50 * math.Exp(math.Log(p99/p50)/z99*gauss(c.seed, n)))
+	}
 	if c.jitter == 0 {
 		return c.latency
 	}
@@ -238,6 +273,13 @@ func mix(seed, n, stream uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
 	return z ^ (z >> 31)
+}
+
+// gauss is a standard normal draw for call n (Box-Muller).
+func gauss(seed, n uint64) float64 {
+	u1 := 1 - unit(mix(seed, n, 2)) // (0, 1]
+	u2 := unit(mix(seed, n, 3))
+	return math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
 }
 
 // unit maps x to [0, 1).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -168,7 +169,7 @@ func TestDeterministic(t *testing.T) {
 		if err1 != nil || err2 != nil {
 			t.Fatal(err1, err2)
 		}
-		if r1 != r2 {
+		if !reflect.DeepEqual(r1, r2) {
 			t.Errorf("task %s: same request gave %+v and %+v", task, r1, r2)
 		}
 	}
