@@ -313,8 +313,16 @@ type Model struct {
 	// Provider is sim, bedrock or openai (any OpenAI-compatible chat-completions server).
 	// Required.
 	Provider string `yaml:"provider,omitempty"`
-	// Latency of a sim model's answers. Default 0 (20ms for the default model).
+	// Latency of a sim model's answers (the median when LatencyDist is set). Default 0 (20ms
+	// for the default model).
 	Latency time.Duration `yaml:"latency,omitempty"`
+	// LatencyDist of a sim model: fixed, uniform, normal or lognormal. Default fixed.
+	LatencyDist string `yaml:"latency_dist,omitempty"`
+	// LatencyP99 is the 99th percentile latency of a sim model's LatencyDist. Default Latency.
+	LatencyP99 time.Duration `yaml:"latency_p99,omitempty"`
+	// FailRate is the share of a sim model's calls, 0 to 1, that fail with a retryable error.
+	// Default 0.
+	FailRate float64 `yaml:"fail_rate,omitempty"`
 	// BaseURL of an openai server, e.g. http://127.0.0.1:9000/v1. Required for openai.
 	BaseURL string `yaml:"base_url,omitempty"`
 	// ModelID is the provider's model id. Required for openai and bedrock.

@@ -21,7 +21,7 @@ func newModel(ctx context.Context, cfg config.Config, m config.Model) (pipeline.
 	model := pipeline.Model{Name: m.Name, ModelID: cmp.Or(m.ModelID, m.Name)}
 	switch m.Provider {
 	case config.ProviderSim:
-		model.Client = sim.New(sim.Config{Latency: m.Latency})
+		model.Client = sim.New(sim.Config{Latency: m.Latency, Dist: m.LatencyDist, P99: m.LatencyP99, FailRate: m.FailRate})
 	case config.ProviderOpenAI:
 		var key string
 		if m.APIKeyEnv != "" {
