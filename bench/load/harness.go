@@ -65,6 +65,9 @@ func newHarness(opts options, stderr io.Writer) (*harness, error) {
 		h.progress("note: %s has no `ingress`/`worker` commands; backlog scenarios fall back to `serve`", bin)
 	}
 	h.progress("working directory %s", tmp)
+	if h.machine.busy > 0.15 {
+		h.progress("warning: the CPUs were %.0f%% busy with other work before the run; every figure will be lower than on an idle machine", h.machine.busy*100)
+	}
 	return h, nil
 }
 
@@ -77,6 +80,28 @@ func (h *harness) close() {
 	}
 	if err := os.RemoveAll(h.tmp); err != nil {
 		h.progress("could not remove %s: %v", h.tmp, err)
+	}
+}
+
+// settle flushes dirty pages left by earlier scenarios (their data directories, other work on
+// the machine) so that their write-back does not stall the next measurement.
+func (h *harness) settle() {
+	start := time.Now()
+	syncDisks()
+	if d := time.Since(start); d > 100*time.Millisecond {
+		h.progress("  flushing earlier writes to disk took %s", d.Round(time.Millisecond))
+	}
+}
+
+// cleanScenario removes a finished scenario's data directories unless -keep was given.
+func (h *harness) cleanScenario(name string) {
+	if h.opts.keep {
+		return
+	}
+	for _, dir := range []string{filepath.Join(h.tmp, name), filepath.Join(h.tmp, name+"-0ms"), filepath.Join(h.tmp, name+"-100ms")} {
+		if err := os.RemoveAll(dir); err != nil {
+			h.progress("could not remove %s: %v", dir, err)
+		}
 	}
 }
 

@@ -126,8 +126,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		h.progress("== %s", name)
+		h.settle()
 		start := time.Now()
 		rows, err := h.runScenario(ctx, name)
+		h.cleanScenario(name)
 		rep.add(rows...)
 		if err != nil {
 			failed = true

@@ -51,6 +51,7 @@ type machine struct {
 	infleetGo  string
 	date       string
 	loadAvg    string // /proc/loadavg's 1, 5 and 15 minute averages at the start
+	busy       float64 // share of all CPUs busy over one second before the run, -1 unknown
 }
 
 func describeMachine(bin string) machine {
@@ -69,6 +70,7 @@ func describeMachine(bin string) machine {
 			m.loadAvg = strings.Join(f[:3], " ")
 		}
 	}
+	m.busy = cpuBusy(time.Second)
 	if bi, err := buildinfo.ReadFile(bin); err == nil {
 		m.infleetGo = bi.GoVersion
 	}
@@ -95,6 +97,40 @@ func procField(path, key string) string {
 	return "unknown"
 }
 
+// cpuBusy measures the share of all CPUs that were not idle over d, from /proc/stat; -1 when
+// it cannot tell. Other work on the machine lowers every figure of the run.
+func cpuBusy(d time.Duration) float64 {
+	read := func() (idle, total float64, ok bool) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, false
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] != "cpu" {
+			return 0, 0, false
+		}
+		for i, v := range f[1:] {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, 0, false
+			}
+			total += n
+			if i == 3 || i == 4 { // idle, iowait
+				idle += n
+			}
+		}
+		return idle, total, true
+	}
+	i0, t0, ok0 := read()
+	time.Sleep(d)
+	i1, t1, ok1 := read()
+	if !ok0 || !ok1 || t1 <= t0 {
+		return -1
+	}
+	return 1 - (i1-i0)/(t1-t0)
+}
+
 // report collects rows and writes them as markdown.
 type report struct {
 	m    machine
@@ -113,6 +149,9 @@ func (r *report) write(w io.Writer) {
 		m.cpus, m.gomaxprocs, m.cpuModel, m.memTotal, m.osArch, m.infleetGo, m.harnessGo, m.date)
 	if m.loadAvg != "" {
 		fmt.Fprintf(w, "; load average before the run %s", m.loadAvg)
+	}
+	if m.busy >= 0 {
+		fmt.Fprintf(w, ", CPUs %.0f%% busy with other work in the second before it", m.busy*100)
 	}
 	fmt.Fprintln(w, ".")
 	fmt.Fprintf(w, "infleet runs as a child process on the embedded default (NATS JetStream, SQLite, result files,\n"+

@@ -95,7 +95,7 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 	var p *proc
 	var subDone chan error // the submission running beside `serve`, without the split
 	if h.split {
-		b.method = "backlog enqueued by `infleet ingress` (then stopped), burnt down by `infleet worker` on the same data dir"
+		b.method = "backlog enqueued by `infleet ingress` (then stopped; disks synced), burnt down by `infleet worker` on the same data dir"
 		ing, err := h.startChild(ctx, name, "ingress", dir, h.cfg(latency, workers))
 		if err != nil {
 			return b, err
@@ -109,6 +109,7 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 		if err := ing.stop(); err != nil {
 			return b, fmt.Errorf("stop the ingress before the burn-down: %w", err)
 		}
+		h.settle() // the ingress's write-back is not the burn-down's cost
 		if p, err = h.startChild(ctx, name, "worker", dir, h.cfg(latency, workers)); err != nil {
 			return b, err
 		}
@@ -347,6 +348,10 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 	var rows []row
 	for _, latency := range []time.Duration{0, 100 * time.Millisecond} {
 		name := fmt.Sprintf("burndown-%dms", latency.Milliseconds())
+		if latency > 0 {
+			h.cleanScenario("burndown")
+			h.settle()
+		}
 		b, err := h.burnBacklog(ctx, name, n, latency, w)
 		if err != nil {
 			return rows, fmt.Errorf("%s model: %w", latency, err)

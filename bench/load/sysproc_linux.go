@@ -9,3 +9,6 @@ import (
 func setParentDeath(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// syncDisks asks the kernel to write back every dirty page.
+func syncDisks() { syscall.Sync() }
