@@ -50,7 +50,7 @@ type machine struct {
 	harnessGo  string
 	infleetGo  string
 	date       string
-	loadAvg    string // /proc/loadavg's 1, 5 and 15 minute averages at the start
+	loadAvg    string  // /proc/loadavg's 1, 5 and 15 minute averages at the start
 	busy       float64 // share of all CPUs busy over one second before the run, -1 unknown
 }
 
