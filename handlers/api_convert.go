@@ -37,6 +37,8 @@ func jobFromDoc(doc any) (messages.Job, error) {
 			job.IdempotencyKey, err = str(k, v)
 		case "replay_name":
 			job.ReplayName, err = str(k, v)
+		case "context":
+			job.Context, err = str(k, v)
 		case "input":
 			job.Input, err = inputFromDoc(v)
 		case "params":
