@@ -245,3 +245,36 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	s := New(Config{Faults: Faults{ThrottleRate: 0.5}})
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	const workers, calls = 8, 50
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range calls {
+				resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json",
+					strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if i%10 == 0 {
+					s.SetFaults("", Faults{ThrottleRate: float64(w%2) / 2})
+					_ = s.Stats()
+				}
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	if st := s.Stats(); st.Calls != workers*calls || st.ByOutcome[OutcomeOK]+st.ByOutcome[OutcomeThrottled] != workers*calls {
+		t.Errorf("stats = %+v, want %d calls, each ok or throttled", st, workers*calls)
+	}
+}
