@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,29 @@ func TestNewModelErrors(t *testing.T) {
 	} {
 		if _, err := newModel(t.Context(), cfg, m); err == nil {
 			t.Errorf("newModel(%+v) succeeded, want an error", m)
+		}
+	}
+}
+
+func TestFmsimFaultsFile(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/faults.json"
+	if err := os.WriteFile(path, []byte(`{"default":{"retry_after":"250ms"},"models":{"primary":{"down":true},"busy":{"throttle_rate":1,"retry_after":"3s"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := startFmsim(t, "--faults-file", path)
+	for model, want := range map[string]int{"primary": 503, "busy": 429, "other": 200} {
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s answered %d, want %d", model, resp.StatusCode, want)
+		}
+		if model == "busy" && resp.Header.Get("Retry-After") != "3" {
+			t.Errorf("busy Retry-After = %q, want 3", resp.Header.Get("Retry-After"))
 		}
 	}
 }
