@@ -73,6 +73,9 @@ type APIConfig struct {
 	// middleware, outermost first: authentication goes here, and sets the tenant with
 	// ContextWithTenant.
 	Middleware []func(http.Handler) http.Handler
+	// Operations, when set, serves the operator routes (/v1/dead-letters...), each behind
+	// RequireOperator.
+	Operations Operations
 }
 
 // api holds the configured routes' shared state. Its methods are safe for concurrent use.
@@ -110,6 +113,9 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.HandleFunc("GET /metrics", a.metrics)
 	a.mux.HandleFunc("GET /openapi.json", a.openAPI)
+	if cfg.Operations != nil {
+		a.addOperationRoutes(cfg.Operations)
+	}
 
 	var h http.Handler = a.mux
 	for i := len(cfg.Middleware) - 1; i >= 0; i-- {

@@ -16,6 +16,7 @@ type Metrics struct {
 	finished      *prometheus.CounterVec
 	retries       *prometheus.CounterVec
 	deadLetters   *prometheus.CounterVec
+	redrives      prometheus.Counter
 	stage         *prometheus.HistogramVec
 	endToEnd      *prometheus.HistogramVec
 	modelLatency  *prometheus.HistogramVec
@@ -42,6 +43,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_dead_letters_total", Help: "Messages sent to the dead-letter place, by reason code.",
 		}, []string{"reason"}),
+		redrives: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "infleet_redrives_total", Help: "Dead letters sent back to their queue.",
+		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "infleet_stage_duration_seconds", Help: "Time spent in each pipeline stage.", Buckets: lat,
 		}, []string{"stage"}),
@@ -67,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "infleet_http_request_duration_seconds", Help: "HTTP request latency, by route.", Buckets: lat,
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.stage, m.endToEnd,
+	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.redrives, m.stage, m.endToEnd,
 		m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth, m.HTTPRequests, m.HTTPDurations)
 	return m
 }
@@ -97,6 +101,12 @@ func (m *Metrics) jobRetried(task string) {
 func (m *Metrics) deadLettered(reason string) {
 	if m != nil {
 		m.deadLetters.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) redriven(n int) {
+	if m != nil {
+		m.redrives.Add(float64(n))
 	}
 }
 

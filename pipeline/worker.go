@@ -150,7 +150,7 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	jobs, err := w.cfg.Decoder(d)
 	w.cfg.Metrics.stageDone("decode", start)
 	if err != nil {
-		return w.deadLetter(ctx, d, messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}, 0)
+		return w.deadLetter(ctx, d, messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}, 0, "", "")
 	}
 	ctx = ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
 	out := Outcome{}
@@ -516,7 +516,7 @@ func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
 // fail ends a job FAILED, keeping its message in the dead-letter place when deadLetter is set.
 func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, jerr messages.JobError, report *messages.GuardrailReport, deadLetter bool) Outcome {
 	if deadLetter {
-		if o := w.deadLetter(ctx, d, jerr, rec.Attempts); o.Retry {
+		if o := w.deadLetter(ctx, d, jerr, rec.Attempts, rec.JobID, rec.Task); o.Retry {
 			return o
 		}
 	}
@@ -539,7 +539,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 }
 
 // deadLetter keeps the delivery in the dead-letter topic with the reason in its metadata.
-func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int) Outcome {
+func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int, jobID, task string) Outcome {
 	id := d.MessageID
 	if id == "" {
 		id = NewJobID()
@@ -552,6 +552,14 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	}
 	msg.Metadata.Set(messages.MetaDeadReason, jerr.Code+": "+jerr.Message)
 	msg.Metadata.Set(messages.MetaAttempts, fmt.Sprint(attempts))
+	msg.Metadata.Set(MetaDeadCode, jerr.Code)
+	msg.Metadata.Set(MetaDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
+	if jobID != "" {
+		msg.Metadata.Set(messages.MetaJobID, jobID)
+	}
+	if task != "" {
+		msg.Metadata.Set(MetaTask, task)
+	}
 	if err := w.cfg.DeadLetters.Publish(w.cfg.Topics.Dead, msg); err != nil {
 		w.cfg.Logger.Error().Err(err).Str("message_id", id).Msg("dead-letter publish failed; the message will be delivered again")
 		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "dead-letter topic unreachable"}

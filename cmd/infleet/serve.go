@@ -175,6 +175,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 			Metrics:      metrics,
 			Logger:       log.With().Str("component", "http").Logger(),
 			Observe:      observeHTTP(a.metrics),
+			Operations:   a.operations(),
 		})
 		if err != nil {
 			return err
