@@ -272,7 +272,7 @@ func statusError(resp *http.Response, data []byte) error {
 // contextOverflow reports whether a lower-cased error message says the input is longer than
 // the model's context (OpenAI, vLLM, llama.cpp and Ollama phrasings).
 func contextOverflow(msg string) bool {
-	for _, s := range []string{"maximum context length", "context length", "context window", "context_length", "exceeds the context", "too many tokens", "input is too long"} {
+	for _, s := range []string{"maximum context length", "context length", "context window", "context size", "context_length", "exceeds the context", "too many tokens", "input is too long"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

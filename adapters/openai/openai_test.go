@@ -210,6 +210,30 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// TestOverflowPhrasings checks the context-length messages of servers that send no code.
+func TestOverflowPhrasings(t *testing.T) {
+	t.Parallel()
+	for _, msg := range []string{
+		"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.", // vLLM
+		"the request exceeds the available context size, try increasing it",                      // llama.cpp
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":{"message":"` + msg + `","type":"BadRequestError","code":400}}`))
+		}))
+		c, err := openai.New(openai.Config{BaseURL: srv.URL + "/v1", ModelID: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Invoke(t.Context(), request("hi"))
+		srv.Close()
+		var me *pipeline.ModelError
+		if !errors.As(err, &me) || me.Kind != pipeline.ModelContextOverflow {
+			t.Errorf("%q: %v, want context_overflow", msg, err)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []openai.Config{{}, {BaseURL: "ftp://x", ModelID: "m"}, {BaseURL: "http://x/v1"}} {
