@@ -215,7 +215,7 @@ func TestOverflowPhrasings(t *testing.T) {
 	t.Parallel()
 	for _, msg := range []string{
 		"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.", // vLLM
-		"the request exceeds the available context size, try increasing it",                      // llama.cpp
+		"the request exceeds the available context size, try increasing it",                       // llama.cpp
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusBadRequest)
