@@ -237,7 +237,13 @@ func (a *app) worker() (*pipeline.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	guardIn, guardOut, err := guards(a.cfg.Guardrails, a.reg, a.log)
+	if err != nil {
+		return nil, err
+	}
 	return pipeline.NewWorker(pipeline.WorkerConfig{
+		InputGuard:  guardIn,
+		OutputGuard: guardOut,
 		Store:       a.store,
 		Results:     a.results,
 		Router:      r,
