@@ -184,8 +184,10 @@ func (d *Detector) at(s string, i int) (int, string) {
 		}
 	case c == '+' || c == '(':
 		if d.on[entPhone] {
-			try(nanpAt(s, i), EntityPhone)
-			if c == '+' {
+			// A North American number is definite; only other numbers are read as international.
+			if end := nanpAt(s, i); end > 0 {
+				try(end, EntityPhone)
+			} else if c == '+' {
 				try(intlPhoneAt(s, i), EntityPhone)
 			}
 		}
@@ -232,39 +234,43 @@ func digitsAt(s string, i int) int {
 
 // creditCardAt matches 13 to 19 digits, bare or grouped by one kind of separator (space or
 // dash) in the groupings issuers print, with a known issuer prefix and a valid Luhn digit.
+// When more digit groups follow ("4111 1111 1111 1111 2024"), the longest valid prefix wins.
 func creditCardAt(s string, i int) int {
 	var digits [19]byte
-	var groups [6]int
+	var groups, ends [6]int
 	n, ng, j := 0, 0, i
 	var sep byte
-	for {
+	for ng < len(groups) {
 		e := digitsAt(s, j)
 		g := e - j
-		if g == 0 || ng == len(groups) || n+g > len(digits) {
-			return -1
+		if n+g > len(digits) {
+			break
 		}
 		copy(digits[n:], s[j:e])
 		n += g
-		groups[ng] = g
+		groups[ng], ends[ng] = g, e
 		ng++
 		j = e
-		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && isDigit(s[j+1]) && (sep == 0 || s[j] == sep) && n < 19 {
+		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && isDigit(s[j+1]) && (sep == 0 || s[j] == sep) {
 			sep = s[j]
 			j++
 			continue
 		}
 		break
 	}
-	if n < 13 || !endOK(s, j) {
-		return -1
+	for k := ng; k >= 1; k-- {
+		n = 0
+		for _, g := range groups[:k] {
+			n += g
+		}
+		if n < 13 || !endOK(s, ends[k-1]) || (k > 1 && !cardGrouping(groups[:k])) {
+			continue
+		}
+		if issuerOK(digits[:n]) && luhn(digits[:n]) {
+			return ends[k-1]
+		}
 	}
-	if ng > 1 && !cardGrouping(groups[:ng]) {
-		return -1
-	}
-	if !issuerOK(digits[:n]) || !luhn(digits[:n]) {
-		return -1
-	}
-	return j
+	return -1
 }
 
 // cardGrouping accepts 4-4-4-4(-1..3), 4-4-4-1..3 and the 4-6-5 / 4-6-4 of Amex and Diners.
@@ -406,19 +412,23 @@ func nxx(s string, j int) bool {
 }
 
 // intlPhoneAt matches +CC followed by digit groups separated by single spaces, dashes or dots,
-// 8 to 15 digits in all (E.164).
+// 8 to 15 digits in all (E.164). When more groups follow, the longest prefix of groups that
+// fits wins.
 func intlPhoneAt(s string, i int) int {
 	j := i + 1
 	if j >= len(s) || s[j] < '1' || s[j] > '9' {
 		return -1
 	}
-	n := 0
+	best, n := -1, 0
 	for {
 		e := digitsAt(s, j)
 		n += e - j
 		j = e
 		if n > 15 {
-			return -1
+			break
+		}
+		if n >= 8 && endOK(s, j) {
+			best = j
 		}
 		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') && isDigit(s[j+1]) {
 			j++
@@ -426,10 +436,7 @@ func intlPhoneAt(s string, i int) int {
 		}
 		break
 	}
-	if n < 8 || !endOK(s, j) {
-		return -1
-	}
-	return j
+	return best
 }
 
 // ipv4At matches a dotted quad of 0-255 without leading zeros.
