@@ -3,11 +3,13 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -20,6 +22,10 @@ type Operations interface {
 	DeadLetter(ctx context.Context, jobID, tenant string) (pipeline.DeadLetter, error)
 	// Redrive sends the matching dead letters back to their queues; idempotent.
 	Redrive(ctx context.Context, f pipeline.DeadLetterFilter) (pipeline.RedriveResult, error)
+	// Replay re-publishes the archived jobs req selects (or counts them, on a dry run).
+	Replay(ctx context.Context, req pipeline.ReplayRequest) (pipeline.ReplayStatus, error)
+	// ReplayStatus returns a replay's progress, or pipeline.ErrNotFound.
+	ReplayStatus(name string) (pipeline.ReplayStatus, error)
 }
 
 // deadLetterView is a dead letter as the API shows it: the kept message's body as JSON when
@@ -45,6 +51,52 @@ func viewOf(dl pipeline.DeadLetter, withBody bool) deadLetterView {
 // addOperationRoutes registers the operator routes, each behind RequireOperator.
 func (a *api) addOperationRoutes(ops Operations) {
 	op := func(f http.HandlerFunc) http.Handler { return RequireOperator(f) }
+	a.mux.Handle("POST /v1/replays", op(func(w http.ResponseWriter, r *http.Request) {
+		body := a.readJSONBody(w, r)
+		if body == nil {
+			return
+		}
+		defer releaseBody(body)
+		var b replayBody
+		dec := json.NewDecoder(body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&b); err != nil {
+			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the body must be a replay request (see GET /openapi.json): "+err.Error()))
+			return
+		}
+		req, problems := b.request(time.Now().UTC())
+		if len(problems) > 0 {
+			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "fix the problems listed in errors", problems...))
+			return
+		}
+		req.Tenant = TenantFromContext(r.Context())
+		st, err := ops.Replay(r.Context(), req)
+		if err != nil {
+			var perm *pipeline.PermanentError
+			if errors.As(err, &perm) {
+				writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, perm.Error()))
+				return
+			}
+			a.failed(w, r, err, "")
+			return
+		}
+		a.log.Info().Str("audit", "replay").Str("request_id", RequestIDFromContext(r.Context())).
+			Str("replay_name", st.Name).Int("matched", st.Matched).Bool("dry_run", st.DryRun).Msg("operator action")
+		if st.DryRun {
+			writeJSON(w, http.StatusOK, marshalJSON(st))
+			return
+		}
+		w.Header().Set("Location", "/v1/replays/"+st.Name)
+		writeJSON(w, http.StatusAccepted, marshalJSON(st))
+	}))
+	a.mux.Handle("GET /v1/replays/{name}", op(func(w http.ResponseWriter, r *http.Request) {
+		st, err := ops.ReplayStatus(r.PathValue("name"))
+		if err != nil {
+			a.failed(w, r, err, "no replay "+strconv.Quote(r.PathValue("name"))+" started by this process")
+			return
+		}
+		writeJSON(w, http.StatusOK, marshalJSON(st))
+	}))
 	a.mux.Handle("GET /v1/dead-letters", op(func(w http.ResponseWriter, r *http.Request) {
 		f, problems := deadLetterQuery(r)
 		if len(problems) > 0 {
@@ -115,6 +167,60 @@ func (a *api) addOperationRoutes(ops Operations) {
 			Int("matched", res.Matched).Int("redriven", res.Redriven).Msg("operator action")
 		writeJSON(w, http.StatusOK, marshalJSON(res))
 	}))
+}
+
+// replayBody is the body of POST /v1/replays: the filters of `infleet replay`.
+type replayBody struct {
+	Since    string   `json:"since"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Task     string   `json:"task"`
+	Status   string   `json:"status"`
+	JobIDs   []string `json:"job_ids"`
+	DryRun   bool     `json:"dry_run"`
+	Rate     float64  `json:"rate"`
+	Priority string   `json:"priority"`
+	Name     string   `json:"name"`
+}
+
+func (b replayBody) request(now time.Time) (pipeline.ReplayRequest, []FieldProblem) {
+	req := pipeline.ReplayRequest{Task: b.Task, Status: messages.Status(b.Status), JobIDs: b.JobIDs, DryRun: b.DryRun,
+		Rate: b.Rate, Priority: messages.Priority(b.Priority), Name: b.Name}
+	var problems []FieldProblem
+	bad := func(field, msg string) { problems = append(problems, FieldProblem{Field: field, Message: msg}) }
+	switch {
+	case b.Since != "" && (b.From != "" || b.To != ""):
+		bad("since", "give since, or from and to, not both")
+	case b.Since != "":
+		d, err := time.ParseDuration(b.Since)
+		if err != nil || d <= 0 {
+			bad("since", "must be a positive duration such as 2h")
+		}
+		req.From = now.Add(-d)
+	case b.From != "":
+		t, err := time.Parse(time.RFC3339, b.From)
+		if err != nil {
+			bad("from", "must be an RFC 3339 time such as 2026-11-23T09:00:00Z")
+		}
+		req.From = t
+		if b.To != "" {
+			if req.To, err = time.Parse(time.RFC3339, b.To); err != nil {
+				bad("to", "must be an RFC 3339 time such as 2026-11-23T10:00:00Z")
+			}
+		}
+	default:
+		bad("since", "say which time range to replay: since (2h), or from and to")
+	}
+	if b.Status != "" && !req.Status.Valid() {
+		bad("status", "must be one of QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED")
+	}
+	if b.Priority != "" && !req.Priority.Valid() {
+		bad("priority", "must be one of high, normal, low")
+	}
+	if b.Rate < 0 {
+		bad("rate", "must be a positive number of jobs per second")
+	}
+	return req, problems
 }
 
 // deadLetterQuery reads ?task=&reason=&since=&job_id=&limit= into a filter.

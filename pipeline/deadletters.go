@@ -112,7 +112,9 @@ type RedriveResult struct {
 
 // OperatorConfig wires an Operator. All fields but Logger and Metrics are required.
 type OperatorConfig struct {
-	Store     JobStore
+	Store JobStore
+	// Results holds the archive that replays read; nil refuses replays.
+	Results   BlobStore
 	Box       DeadLetterBox
 	Publisher message.Publisher
 	Topics    Topics
@@ -124,7 +126,8 @@ type OperatorConfig struct {
 // Operator serves operators: it lists dead letters and sends them back to their queues. Safe
 // for concurrent use.
 type Operator struct {
-	cfg OperatorConfig
+	cfg     OperatorConfig
+	replays replays
 }
 
 // ErrNoDeadLetterBox says the transport cannot list its dead letters.

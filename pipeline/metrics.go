@@ -17,6 +17,7 @@ type Metrics struct {
 	retries       *prometheus.CounterVec
 	deadLetters   *prometheus.CounterVec
 	redrives      prometheus.Counter
+	replays       prometheus.Counter
 	stage         *prometheus.HistogramVec
 	endToEnd      *prometheus.HistogramVec
 	modelLatency  *prometheus.HistogramVec
@@ -46,6 +47,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		redrives: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "infleet_redrives_total", Help: "Dead letters sent back to their queue.",
 		}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "infleet_replayed_jobs_total", Help: "Archived jobs re-published by replays.",
+		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "infleet_stage_duration_seconds", Help: "Time spent in each pipeline stage.", Buckets: lat,
 		}, []string{"stage"}),
@@ -71,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "infleet_http_request_duration_seconds", Help: "HTTP request latency, by route.", Buckets: lat,
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.redrives, m.stage, m.endToEnd,
+	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.redrives, m.replays, m.stage, m.endToEnd,
 		m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth, m.HTTPRequests, m.HTTPDurations)
 	return m
 }
@@ -107,6 +111,12 @@ func (m *Metrics) deadLettered(reason string) {
 func (m *Metrics) redriven(n int) {
 	if m != nil {
 		m.redrives.Add(float64(n))
+	}
+}
+
+func (m *Metrics) replayed(n int) {
+	if m != nil {
+		m.replays.Add(float64(n))
 	}
 }
 

@@ -39,6 +39,8 @@ type WorkerConfig struct {
 	Topics      Topics
 	// InputGuard and OutputGuard check text before and after the model; nil passes it through.
 	InputGuard, OutputGuard Guard
+	// Archive keeps every accepted job message for replay; nil keeps none.
+	Archive *Archive
 	// Inputs fetches s3_uri inputs; nil refuses them.
 	Inputs InputFetcher
 	// Notifier receives terminal lifecycle events; nil sends none.
@@ -181,6 +183,9 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 		return Outcome{}
 	}
 	w.cfg.Hub.Notify(rec.JobID)
+	if rec.Attempts == 1 && job.ReplayName == "" {
+		w.archive(d, job, rec)
+	}
 	if rec.Attempts > w.cfg.MaxAttempts {
 		jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
 			Message: fmt.Sprintf("the job was delivered %d times without finishing (workers.max_attempts is %d)", rec.Attempts, w.cfg.MaxAttempts)}
@@ -294,6 +299,26 @@ func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery
 		w.cfg.Metrics.jobAccepted(rec.Task, rec.Priority)
 	}
 	return rec, err
+}
+
+// archive keeps the job's message for replay.
+func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) {
+	if w.cfg.Archive == nil {
+		return
+	}
+	body := rec.Spec
+	if len(body) == 0 {
+		body, _ = json.Marshal(job)
+	}
+	md := make(map[string]string, len(d.Metadata))
+	for k, v := range d.Metadata {
+		switch k {
+		case messages.MetaJobID, messages.MetaPriority, messages.MetaTenant, messages.MetaTraceparent:
+			md[k] = v
+		}
+	}
+	w.cfg.Archive.Add(ArchiveEntry{AcceptedAt: rec.CreatedAt, JobID: rec.JobID, Task: rec.Task,
+		Priority: rec.Priority, Tenant: rec.Tenant, Body: body, Metadata: md})
 }
 
 // runResult is what the model stages produced.

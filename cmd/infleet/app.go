@@ -246,6 +246,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 		OutputGuard: guardOut,
 		Store:       a.store,
 		Results:     a.results,
+		Archive:     a.archive(),
 		Router:      r,
 		DeadLetters: a.publisher,
 		Topics:      a.topics,

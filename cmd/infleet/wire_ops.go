@@ -14,6 +14,7 @@ func (a *app) operations() handlers.Operations {
 	}
 	op, err := pipeline.NewOperator(pipeline.OperatorConfig{
 		Store:     a.store,
+		Results:   a.results,
 		Box:       box,
 		Publisher: a.publisher,
 		Topics:    a.topics,
@@ -26,4 +27,16 @@ func (a *app) operations() handlers.Operations {
 		return nil
 	}
 	return op
+}
+
+// archive starts the archive of accepted job messages in the result store; it is flushed when
+// the app closes.
+func (a *app) archive() *pipeline.Archive {
+	ar, err := pipeline.NewArchive(pipeline.ArchiveConfig{Store: a.results, Logger: a.log.With().Str("component", "archive").Logger()})
+	if err != nil {
+		a.log.Warn().Err(err).Msg("job messages are not archived; replay will find nothing")
+		return nil
+	}
+	a.onClose(ar.Close)
+	return ar
 }
