@@ -10,7 +10,10 @@ FUZZ_TARGETS := \
 	./pipeline:FuzzDecodeJob \
 	./config:FuzzLoad \
 	./schemas:FuzzValidateJob \
-	./handlers:FuzzPostJob
+	./handlers:FuzzPostJob \
+	./handlers:FuzzParseAPIKey \
+	./handlers:FuzzBearer \
+	./pipeline/guard:FuzzDetect
 
 .PHONY: build run test unit fuzz vet lint bench bench-go bench-load clean
 
