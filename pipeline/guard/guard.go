@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -282,7 +283,19 @@ type checkState struct {
 	counters map[string]int
 	matches  []Match
 	ws       []word
+	stems    []string
 	edits    []edit
+}
+
+// statePool recycles the scratch buffers of checks: a job's check allocates little beyond
+// its result.
+var statePool = sync.Pool{New: func() any { return new(checkState) }}
+
+// release resets st and returns it to the pool.
+func (st *checkState) release() {
+	st.g, st.blocked, st.tokens, st.counters = nil, "", nil, nil
+	st.findings, st.matches, st.ws, st.stems, st.edits = st.findings[:0], st.matches[:0], st.ws[:0], st.stems[:0], st.edits[:0]
+	statePool.Put(st)
 }
 
 // edit replaces text[start:end] with repl.
@@ -314,7 +327,9 @@ func (st *checkState) block(msg string) {
 // question and its context (for contextual grounding on output). It never returns an error:
 // the built-in policies need no remote service.
 func (g *Guard) CheckWithContext(ctx context.Context, stage pipeline.GuardStage, texts []string, jc pipeline.GuardContext) (pipeline.GuardOutcome, error) {
-	st := &checkState{g: g}
+	st := statePool.Get().(*checkState)
+	defer st.release()
+	st.g = g
 	out := make([]string, len(texts))
 	for i, t := range texts {
 		out[i] = st.checkText(t)
@@ -440,8 +455,18 @@ func (st *checkState) wordPolicies() {
 			}
 		}
 	}
+	if len(g.topics) > 0 {
+		st.stems = st.stems[:0]
+		for _, w := range ws {
+			s := ""
+			if contentWord(w.w) {
+				s = stem(w.w)
+			}
+			st.stems = append(st.stems, s)
+		}
+	}
 	for k, tm := range g.topics {
-		if n := tm.count(ws); n > 0 {
+		if n := tm.count(ws, st.stems); n > 0 {
 			st.find(PolicyTopic, tm.name, messages.GuardActionBlocked, n)
 			st.block(cmpOr(g.cfg.DeniedTopics[k].Message, "the job is about a denied topic ("+tm.name+"); it cannot be processed"))
 		}
@@ -456,13 +481,15 @@ func (st *checkState) wordPolicies() {
 
 // ground scores answer against the job's context and question.
 func (st *checkState) ground(gr *GroundingConfig, answer string, jc pipeline.GuardContext) {
-	a := stems(words(answer, nil))
+	st.ws = words(answer, st.ws[:0])
+	a := stems(st.ws)
 	action := messages.GuardActionBlocked
 	if strings.ToUpper(gr.Action) == ActionNone {
 		action = messages.GuardActionNone
 	}
 	if gr.GroundingThreshold > 0 {
-		if score := overlap(a, stems(words(jc.Context, nil))); score < gr.GroundingThreshold {
+		st.ws = words(jc.Context, st.ws[:0])
+		if score := overlap(a, stems(st.ws)); score < gr.GroundingThreshold {
 			st.find(PolicyGrounding, TypeGrounding, action, 1)
 			if action == messages.GuardActionBlocked {
 				st.block(cmpOr(gr.Message, fmt.Sprintf("the answer is not grounded in the given context (score %.2f, threshold %.2f)", score, gr.GroundingThreshold)))
@@ -470,7 +497,8 @@ func (st *checkState) ground(gr *GroundingConfig, answer string, jc pipeline.Gua
 		}
 	}
 	if gr.RelevanceThreshold > 0 && jc.Question != "" {
-		if score := overlap(stems(words(jc.Question, nil)), a); score < gr.RelevanceThreshold {
+		st.ws = words(jc.Question, st.ws[:0])
+		if score := overlap(stems(st.ws), a); score < gr.RelevanceThreshold {
 			st.find(PolicyGrounding, TypeRelevance, action, 1)
 			if action == messages.GuardActionBlocked {
 				st.block(cmpOr(gr.Message, fmt.Sprintf("the answer is not relevant to the question (score %.2f, threshold %.2f)", score, gr.RelevanceThreshold)))

@@ -146,20 +146,20 @@ func newTopicMatcher(t Topic) *topicMatcher {
 }
 
 // count returns the phrase hits in ws, or the keyword hits when they reach the minimum.
-func (m *topicMatcher) count(ws []word) int {
+// stems holds the stem of each content word of ws ("" for the others).
+func (m *topicMatcher) count(ws []word, stems []string) int {
 	n := 0
 	m.phrases.find(ws, func(int, int) { n++ })
 	if n > 0 {
 		return n
 	}
-	seen := map[string]struct{}{}
-	for _, w := range ws {
-		if !contentWord(w.w) {
+	var seen []string
+	for _, s := range stems {
+		if s == "" {
 			continue
 		}
-		s := stem(w.w)
-		if _, ok := m.keywords[s]; ok {
-			seen[s] = struct{}{}
+		if _, ok := m.keywords[s]; ok && !contains(seen, s) {
+			seen = append(seen, s)
 		}
 	}
 	if len(seen) >= m.minKeywords {

@@ -186,7 +186,7 @@ func BenchmarkDetect(b *testing.B) {
 func allPolicies(b *testing.B) *Guard {
 	g, err := New(Config{
 		PII: &PIIConfig{Entities: Entities, AnonymizeWith: AnonymizeToken,
-			Custom: []CustomRegex{{Name: "EMPLOYEE_ID", Pattern: `\bEMP-\d{6}\b`}}},
+			Custom: []CustomRegex{{Name: "EMPLOYEE_ID", Pattern: `EMP-\d{6}`}}},
 		Words: &WordsConfig{Words: []string{"project falcon", "zorp"}, Profanity: true, Action: ActionMask},
 		DeniedTopics: []Topic{
 			{Name: "medical-diagnosis", Definition: "Diagnosing illnesses or prescribing treatment.", Examples: []string{"What illness do I have?"}},

@@ -15,6 +15,9 @@ type word struct {
 // words splits s into words (runs of letters, digits and inner apostrophes), lower-cased.
 // Words of ASCII lower-case text share s's memory.
 func words(s string, dst []word) []word {
+	if cap(dst) == 0 {
+		dst = make([]word, 0, len(s)/6+4)
+	}
 	i := 0
 	for i < len(s) {
 		// Skip to the next word character.
