@@ -497,10 +497,27 @@ type Prompt struct {
 type Guardrails struct {
 	Input  GuardrailPolicies `yaml:"input,omitempty"`
 	Output GuardrailPolicies `yaml:"output,omitempty"`
+	// Bedrock applies an Amazon Bedrock guardrail to input and output, after the built-in
+	// policies (or instead of them when none are set). Default none.
+	Bedrock *BedrockGuardrail `yaml:"bedrock,omitempty"`
 }
 
 // Enabled reports whether any policy is configured.
-func (g Guardrails) Enabled() bool { return g.Input.Enabled() || g.Output.Enabled() }
+func (g Guardrails) Enabled() bool {
+	return g.Input.Enabled() || g.Output.Enabled() || (g.Bedrock != nil && g.Bedrock.GuardrailID != "")
+}
+
+// BedrockGuardrail names a guardrail of Amazon Bedrock, applied with ApplyGuardrail.
+type BedrockGuardrail struct {
+	// GuardrailID is the guardrail's identifier or ARN. Required.
+	GuardrailID string `yaml:"guardrail_id,omitempty"`
+	// GuardrailVersion is a version number or DRAFT. Default DRAFT.
+	GuardrailVersion string `yaml:"guardrail_version,omitempty"`
+	// Region of Bedrock. Default AWS_REGION.
+	Region string `yaml:"region,omitempty"`
+	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
+	Endpoint string `yaml:"endpoint,omitempty"`
+}
 
 // GuardrailPolicies are the policies of one side (input or output).
 type GuardrailPolicies struct {
