@@ -237,7 +237,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	guardIn, guardOut, err := guards(a.cfg.Guardrails, a.reg, a.log)
+	guardIn, guardOut, err := guards(context.Background(), a.cfg, a.reg, a.log)
 	if err != nil {
 		return nil, err
 	}

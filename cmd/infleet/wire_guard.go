@@ -1,37 +1,62 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/infleet/infleet/adapters/bedrockguard"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/guard"
 )
 
-// guards builds the input and output guards of the guardrails section; a side with no policy
-// is nil (the worker passes its text through). The interventions counter is registered on reg.
-func guards(g config.Guardrails, reg prometheus.Registerer, log zerolog.Logger) (in, out pipeline.Guard, err error) {
+// guards builds the input and output guards of the guardrails section: the built-in policies
+// of each side, then the Bedrock guardrail when one is named. A side with nothing configured is
+// nil (the worker passes its text through). The interventions counter is registered on reg.
+func guards(ctx context.Context, cfg config.Config, reg prometheus.Registerer, log zerolog.Logger) (in, out pipeline.Guard, err error) {
+	g := cfg.Guardrails
 	if !g.Enabled() {
 		return nil, nil, nil
 	}
 	metrics := guard.NewMetrics(reg)
 	log = log.With().Str("component", "guardrail").Logger()
-	if g.Input.Enabled() {
-		gi, err := guard.New(guardConfig(g.Input, metrics, log))
+	var remote pipeline.Guard
+	if b := g.Bedrock; b != nil && b.GuardrailID != "" {
+		bg, err := bedrockguard.New(ctx, bedrockguard.Config{GuardrailID: b.GuardrailID, GuardrailVersion: b.GuardrailVersion,
+			Region: b.Region, Endpoint: cmp.Or(b.Endpoint, cfg.AWSEndpoint)})
 		if err != nil {
-			return nil, nil, fmt.Errorf("guardrails.input: %w", err)
+			return nil, nil, fmt.Errorf("guardrails.bedrock: %w", err)
 		}
-		in = gi
+		remote = guard.Observed(bg, metrics, log)
 	}
-	if g.Output.Enabled() {
-		gout, err := guard.New(guardConfig(g.Output, metrics, log))
-		if err != nil {
-			return nil, nil, fmt.Errorf("guardrails.output: %w", err)
+	side := func(name string, p config.GuardrailPolicies) (pipeline.Guard, error) {
+		var local pipeline.Guard
+		if p.Enabled() {
+			gl, err := guard.New(guardConfig(p, metrics, log))
+			if err != nil {
+				return nil, fmt.Errorf("guardrails.%s: %w", name, err)
+			}
+			local = gl
 		}
-		out = gout
+		switch {
+		case local != nil && remote != nil:
+			return guard.Chain(local, remote), nil
+		case local != nil:
+			return local, nil
+		case remote != nil:
+			return remote, nil
+		}
+		return nil, nil
+	}
+	if in, err = side("input", g.Input); err != nil {
+		return nil, nil, err
+	}
+	if out, err = side("output", g.Output); err != nil {
+		return nil, nil, err
 	}
 	return in, out, nil
 }

@@ -278,3 +278,22 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestChain(t *testing.T) {
+	t.Parallel()
+	pii := newGuard(t, guard.Config{PII: &guard.PIIConfig{Entities: []string{guard.EntityEmail}}})
+	words := newGuard(t, guard.Config{Words: &guard.WordsConfig{Words: []string{"email"}}})
+	c := guard.Chain(pii, nil, words)
+	// The second guard sees the first one's output: {EMAIL} is a word "email" to it.
+	out, err := c.Check(context.Background(), pipeline.GuardInput, []string{"write a@b.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Blocked || len(out.Assessments) != 2 || out.Assessments[0].Policy != guard.PolicySensitive || out.Assessments[1].Policy != guard.PolicyWord {
+		t.Errorf("chain outcome = %+v", out)
+	}
+	out, _ = c.Check(context.Background(), pipeline.GuardInput, []string{"fine text"})
+	if out.Blocked || out.Texts[0] != "fine text" || len(out.Assessments) != 0 {
+		t.Errorf("chain outcome on clean text = %+v", out)
+	}
+}
