@@ -227,3 +227,44 @@ func BenchmarkCheck4KB(b *testing.B) {
 	b.ReportMetric(q(0.50), "p50-µs")
 	b.ReportMetric(q(0.99), "p99-µs")
 }
+
+// TestConcurrentChecks runs one guard from many goroutines: every check sees its own tokens
+// and findings (the scratch buffers are pooled, never shared).
+func TestConcurrentChecks(t *testing.T) {
+	t.Parallel()
+	g, err := New(Config{PII: &PIIConfig{Entities: Entities, AnonymizeWith: AnonymizeToken},
+		Words: &WordsConfig{Words: []string{"zorp"}, Action: ActionMask}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			gen := newGen(uint64(100 + w))
+			for range 200 {
+				text, values := gen.text(300, Entities)
+				out, err := g.Check(context.Background(), pipeline.GuardInput, []string{text + " zorp"})
+				if err != nil {
+					errs <- err
+					return
+				}
+				n := 0
+				for _, a := range out.Assessments {
+					if a.Policy == PolicySensitive {
+						n += a.Matches
+					}
+				}
+				if n != len(values) || !strings.HasSuffix(out.Texts[0], " ***") {
+					errs <- fmt.Errorf("check saw %d entities for %d values, text %q", n, len(values), out.Texts[0])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
