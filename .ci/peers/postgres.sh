@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Starts and stops a throwaway PostgreSQL server for infleet's tests.
+#
+#   .ci/peers/postgres.sh start   # prints the DSN on stdout
+#   .ci/peers/postgres.sh stop
+#
+# start installs PostgreSQL from the distribution's packages when no server binary is found,
+# creates a fresh cluster in a temporary directory owned by the postgres user (trust auth,
+# 127.0.0.1 only, unix socket in that directory), starts it and creates the database
+# infleet_test. Running start again while the server runs prints the same DSN. stop stops the
+# server and removes its directory; stopping a stopped peer is not an error.
+#
+# Settings (environment): INFLEET_PG_PORT (default 55432), INFLEET_PG_DIR (default
+# ${TMPDIR:-/tmp}/infleet-pg-$PORT). Logs go to stderr and $INFLEET_PG_DIR/server.log.
+set -euo pipefail
+
+port=${INFLEET_PG_PORT:-55432}
+dir=${INFLEET_PG_DIR:-${TMPDIR:-/tmp}/infleet-pg-$port}
+db=infleet_test
+dsn="postgres://postgres@127.0.0.1:$port/$db?sslmode=disable"
+
+log() { echo "postgres peer: $*" >&2; }
+
+# as_postgres runs a command as the postgres user (directly when we already are that user).
+as_postgres() {
+	if [ "$(id -un)" = postgres ]; then
+		"$@"
+	else
+		runuser -u postgres -- "$@"
+	fi
+}
+
+find_bin() {
+	local b
+	b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+	if [ -n "$b" ] && [ -x "$b/postgres" ]; then
+		echo "$b"
+	fi
+}
+
+install_server() {
+	if [ "$(id -u)" -ne 0 ]; then
+		log "PostgreSQL is not installed and we are not root: install the postgresql package"
+		exit 1
+	fi
+	log "installing PostgreSQL with apt-get"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq postgresql >&2
+}
+
+running() {
+	[ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+}
+
+start() {
+	bin=$(find_bin)
+	if [ -z "$bin" ]; then
+		install_server
+		bin=$(find_bin)
+		[ -n "$bin" ] || { log "no server under /usr/lib/postgresql/*/bin after installing"; exit 1; }
+	fi
+	if running; then
+		echo "$dsn"
+		return
+	fi
+	# A directory left by a crashed run is not trusted: start from a fresh cluster.
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postgres:postgres "$dir"
+	fi
+	chmod 700 "$dir"
+	as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --no-locale \
+		--no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+	# fsync off: the cluster is thrown away after the tests, and it keeps them fast.
+	as_postgres "$bin/pg_ctl" -D "$dir/data" -w -t 30 -l "$dir/server.log" \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+		start >&2 || { cat "$dir/server.log" >&2; exit 1; }
+	as_postgres "$bin/createdb" -h "$dir" -p "$port" -U postgres "$db"
+	log "running on 127.0.0.1:$port (data in $dir)"
+	echo "$dsn"
+}
+
+stop() {
+	bin=$(find_bin)
+	if [ -n "$bin" ] && [ -d "$dir/data" ]; then
+		as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >&2 2>/dev/null || true
+	fi
+	rm -rf "$dir"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+*)
+	echo "usage: $0 start|stop" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,336 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+const (
+	// defaultListLimit is the page size of a List with no Limit.
+	defaultListLimit = 50
+	// maxListLimit caps the page size of a List.
+	maxListLimit = 1000
+	// createAttempts bounds how often Create retries when the job that refused its insert is
+	// deleted before it could be read.
+	createAttempts = 5
+)
+
+// columns are the jobs columns in the order of insertArgs and scanRecord.
+const columns = "job_id, tenant, idempotency_key, status, task, priority, model, attempts, created_at, updated_at, " +
+	"usage, guardrail, error, result_url, replay_name, spec"
+
+const (
+	insertSQL = "INSERT INTO jobs (" + columns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING"
+	// selectExistingSQL finds the job that refused an insert: the one with its id, else the
+	// one with its tenant and non-empty key.
+	selectExistingSQL = "SELECT " + columns + " FROM jobs WHERE job_id = $1 OR (tenant = $2 AND idempotency_key = $3 AND $3 <> '') " +
+		"ORDER BY job_id = $1 DESC LIMIT 1"
+	selectSQL          = "SELECT " + columns + " FROM jobs WHERE job_id = $1"
+	selectForUpdateSQL = selectSQL + " FOR UPDATE"
+	updateSQL          = "UPDATE jobs SET status = $2, model = $3, attempts = $4, updated_at = $5, usage = $6, guardrail = $7, " +
+		"error = $8, result_url = $9, replay_name = $10 WHERE job_id = $1"
+)
+
+// Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
+// the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
+// and returned in UTC; a zero CreatedAt means now and a zero UpdatedAt means CreatedAt.
+// It is atomic and idempotent across processes: racing creates of one id or key store one
+// job, and every loser gets that job back with created false.
+func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
+	if rec.JobID == "" {
+		return messages.JobRecord{}, false, errors.New("postgres store: create a job without a job id (set JobRecord.JobID)")
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = time.Now()
+	}
+	if rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = rec.CreatedAt
+	}
+	rec.CreatedAt, rec.UpdatedAt = ms(rec.CreatedAt), ms(rec.UpdatedAt)
+	if len(rec.Spec) == 0 {
+		rec.Spec = nil
+	}
+	args, err := insertArgs(rec)
+	if err != nil {
+		return messages.JobRecord{}, false, err
+	}
+	for range createAttempts {
+		tag, err := s.pool.Exec(ctx, insertSQL, args...)
+		if err != nil {
+			return messages.JobRecord{}, false, s.wrap("insert job "+rec.JobID, err)
+		}
+		if tag.RowsAffected() == 1 {
+			return rec, true, nil
+		}
+		// The insert waited for any racing insert of the same id or key to commit, so this
+		// read (a new snapshot) sees the winner, unless it was deleted meanwhile.
+		existing, err := scanRecord(s.pool.QueryRow(ctx, selectExistingSQL, rec.JobID, rec.Tenant, rec.IdempotencyKey))
+		if err == nil {
+			return existing, false, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return messages.JobRecord{}, false, s.wrap("read job "+rec.JobID, err)
+		}
+	}
+	return messages.JobRecord{}, false, fmt.Errorf("postgres store: insert of job %s was refused %d times but no job holds its id or idempotency key (jobs are being deleted as fast as they are created; retry)", rec.JobID, createAttempts)
+}
+
+// Get returns the job with that id, or an error wrapping pipeline.ErrNotFound. It sees every
+// write that has returned, from any process.
+func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) {
+	rec, err := scanRecord(s.pool.QueryRow(ctx, selectSQL, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+	}
+	if err != nil {
+		return messages.JobRecord{}, s.wrap("get job "+id, err)
+	}
+	return rec, nil
+}
+
+// Transition applies t to job id atomically with pipeline.Transition.Apply; see
+// pipeline.JobStore. It locks the job's row for the read, check and write, so racing
+// transitions run one after the other and at most one leaves a given status. On ErrConflict
+// the returned record is the job's current state.
+func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
+	var out messages.JobRecord
+	var opErr error // the error of the read, check or write; err alone is begin or commit's
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		out, opErr = s.transition(ctx, tx, id, t)
+		return opErr
+	})
+	switch {
+	case err == nil:
+		return out, nil
+	case opErr == nil:
+		return messages.JobRecord{}, s.wrap("transition job "+id, err)
+	case errors.Is(opErr, pipeline.ErrConflict):
+		return out, opErr
+	default:
+		return messages.JobRecord{}, opErr
+	}
+}
+
+// transition reads and locks job id, checks t.From, applies t and writes the result in tx.
+// On ErrConflict it returns the current record.
+func (s *Store) transition(ctx context.Context, tx pgx.Tx, id string, t pipeline.Transition) (messages.JobRecord, error) {
+	cur, err := scanRecord(tx.QueryRow(ctx, selectForUpdateSQL, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+	}
+	if err != nil {
+		return messages.JobRecord{}, s.wrap("read job "+id, err)
+	}
+	if !t.Allows(cur.Status) {
+		return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, t.From, pipeline.ErrConflict)
+	}
+	next := t.Apply(cur)
+	next.UpdatedAt = ms(next.UpdatedAt)
+	usage, guardrail, jobErr, err := encodeJSONColumns(next)
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
+	if _, err := tx.Exec(ctx, updateSQL, id, string(next.Status), next.Model, next.Attempts, next.UpdatedAt,
+		usage, guardrail, jobErr, next.ResultURL, next.ReplayName); err != nil {
+		return messages.JobRecord{}, s.wrap("update job "+id, err)
+	}
+	return next, nil
+}
+
+// Delete removes job id; deleting a missing job is not an error. Its idempotency key becomes
+// free again.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM jobs WHERE job_id = $1", id); err != nil {
+		return s.wrap("delete job "+id, err)
+	}
+	return nil
+}
+
+// List returns the jobs matching q, newest first by created_at then job_id, and the cursor of
+// the next page ("" after the last). A Limit of 0 means 50; Limits above 1000 are cut to
+// 1000. Pages are keyset pages: jobs created while paging never shift or repeat a page.
+func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobRecord, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.Status != "" {
+		where = append(where, "status = "+arg(string(q.Status)))
+	}
+	if q.Task != "" {
+		where = append(where, "task = "+arg(q.Task))
+	}
+	if q.Tenant != "" {
+		where = append(where, "tenant = "+arg(q.Tenant))
+	}
+	if q.Cursor != "" {
+		createdAt, jobID, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(created_at, job_id) < ("+arg(time.UnixMilli(createdAt).UTC())+", "+arg(jobID)+")")
+	}
+	query := "SELECT " + columns + " FROM jobs"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY created_at DESC, job_id DESC LIMIT " + arg(limit+1)
+
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, "", s.wrap("list jobs", err)
+	}
+	defer rows.Close()
+	recs := make([]messages.JobRecord, 0, min(limit+1, 64))
+	for rows.Next() {
+		rec, err := scanRecord(rows)
+		if err != nil {
+			return nil, "", s.wrap("list jobs", err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", s.wrap("list jobs", err)
+	}
+	if len(recs) <= limit {
+		return recs, "", nil
+	}
+	recs = recs[:limit]
+	last := recs[limit-1]
+	return recs, encodeCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+}
+
+// encodeCursor returns the opaque cursor of the page after the job (createdAt, jobID).
+func encodeCursor(createdAt int64, jobID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt, 10) + ":" + jobID))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	bad := fmt.Errorf("invalid list cursor %q (pass back the cursor a previous page returned, or none for the first page)", c)
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", bad
+	}
+	msPart, jobID, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return 0, "", bad
+	}
+	createdAt, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil {
+		return 0, "", bad
+	}
+	return createdAt, jobID, nil
+}
+
+// ms returns t at millisecond precision in UTC, as the store keeps times.
+func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+// insertArgs returns rec as the arguments of insertSQL, in columns order.
+func insertArgs(rec messages.JobRecord) ([]any, error) {
+	usage, guardrail, jobErr, err := encodeJSONColumns(rec)
+	if err != nil {
+		return nil, err
+	}
+	var spec any
+	if len(rec.Spec) > 0 {
+		spec = []byte(rec.Spec)
+	}
+	return []any{
+		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
+		rec.Attempts, rec.CreatedAt, rec.UpdatedAt, usage, guardrail, jobErr, rec.ResultURL, rec.ReplayName, spec,
+	}, nil
+}
+
+// encodeJSONColumns returns rec's usage, guardrail and error as JSON text, or nil (NULL) when
+// unset.
+func encodeJSONColumns(rec messages.JobRecord) (usage, guardrail, jobErr any, err error) {
+	enc := func(name string, v any) (any, error) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("postgres store: encode %s of job %s: %w", name, rec.JobID, err)
+		}
+		return string(b), nil
+	}
+	if rec.Usage != nil {
+		if usage, err = enc("usage", rec.Usage); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if rec.Guardrail != nil {
+		if guardrail, err = enc("guardrail", rec.Guardrail); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if rec.Error != nil {
+		if jobErr, err = enc("error", rec.Error); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return usage, guardrail, jobErr, nil
+}
+
+// scanRecord reads one row of columns. A missing row is pgx.ErrNoRows, unwrapped.
+func scanRecord(row pgx.Row) (messages.JobRecord, error) {
+	var (
+		rec                      messages.JobRecord
+		status, priority         string
+		usage, guardrail, jobErr []byte
+		spec                     []byte
+	)
+	err := row.Scan(&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
+		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec)
+	if err != nil {
+		return rec, err
+	}
+	rec.Status, rec.Priority = messages.Status(status), messages.Priority(priority)
+	rec.CreatedAt, rec.UpdatedAt = rec.CreatedAt.UTC(), rec.UpdatedAt.UTC()
+	if len(spec) > 0 {
+		rec.Spec = spec
+	}
+	dec := func(name string, b []byte, v any) error {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("postgres store: job %s has a corrupt %s column (fix or delete the row): %w", rec.JobID, name, err)
+		}
+		return nil
+	}
+	if usage != nil {
+		rec.Usage = new(messages.Usage)
+		if err := dec("usage", usage, rec.Usage); err != nil {
+			return rec, err
+		}
+	}
+	if guardrail != nil {
+		rec.Guardrail = new(messages.GuardrailReport)
+		if err := dec("guardrail", guardrail, rec.Guardrail); err != nil {
+			return rec, err
+		}
+	}
+	if jobErr != nil {
+		rec.Error = new(messages.JobError)
+		if err := dec("error", jobErr, rec.Error); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}
