@@ -11,7 +11,8 @@
 # server and removes its directory; stopping a stopped peer is not an error.
 #
 # Settings (environment): INFLEET_PG_PORT (default 55432), INFLEET_PG_DIR (default
-# ${TMPDIR:-/tmp}/infleet-pg-$PORT). Logs go to stderr and $INFLEET_PG_DIR/server.log.
+# ${TMPDIR:-/tmp}/infleet-pg-$PORT), INFLEET_PG_DURABLE=1 to keep fsync and synchronous commit
+# on (for benchmarks; tests run faster without). Logs go to stderr and $INFLEET_PG_DIR/server.log.
 set -euo pipefail
 
 port=${INFLEET_PG_PORT:-55432}
@@ -73,9 +74,13 @@ start() {
 	chmod 700 "$dir"
 	as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --no-locale \
 		--no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-	# fsync off: the cluster is thrown away after the tests, and it keeps them fast.
+	# fsync off by default: the cluster is thrown away after the tests, and it keeps them fast.
+	local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	if [ "${INFLEET_PG_DURABLE:-}" = 1 ]; then
+		durability="-c fsync=on -c synchronous_commit=on"
+	fi
 	as_postgres "$bin/pg_ctl" -D "$dir/data" -w -t 30 -l "$dir/server.log" \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=200" \
 		start >&2 || { cat "$dir/server.log" >&2; exit 1; }
 	as_postgres "$bin/createdb" -h "$dir" -p "$port" -U postgres "$db"
 	log "running on 127.0.0.1:$port (data in $dir)"

@@ -1,0 +1,78 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/adapters/postgres"
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// BenchmarkCreateTransitionParallel runs, per op, the three writes of one job's life: Create,
+// QUEUED → PROCESSING and PROCESSING → COMPLETED, from many goroutines at once (32 per CPU,
+// as a worker pool runs many jobs per core) over a pool of DefaultMaxConns connections. It
+// reports jobs/s. The figure depends on the server's fsync and synchronous_commit settings.
+func BenchmarkCreateTransitionParallel(b *testing.B) {
+	dsn := testDSN(b)
+	s, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn, Schema: newSchema(b, dsn)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	if _, err := s.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := fmt.Sprintf("job-%09d", seq.Add(1))
+			if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.Transition(ctx, id, pipeline.Transition{
+				From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast",
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.Transition(ctx, id, pipeline.Transition{
+				From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
+				Usage: usage, ResultURL: messages.ResultPath(id),
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkGet reads one job from many goroutines.
+func BenchmarkGet(b *testing.B) {
+	s, _ := setup(b)
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, job("job-1", time.Now())); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Get(ctx, "job-1"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
