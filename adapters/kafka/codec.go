@@ -1,0 +1,65 @@
+package kafka
+
+import (
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Header and metadata names shared with the rest of infleet.
+const (
+	// HeaderUUID carries the Watermill message UUID.
+	HeaderUUID = "_watermill_message_uuid"
+	// MetaJobID is the metadata key whose value becomes the record key (per-job ordering).
+	MetaJobID = "job_id"
+	// MetaPartition and MetaOffset are set by the Subscriber on every message it hands out:
+	// where the record lives, for logs.
+	MetaPartition = "kafka_partition"
+	MetaOffset    = "kafka_offset"
+)
+
+// recordKey is the job id of msg, or its UUID when it carries none.
+func recordKey(msg *message.Message) []byte {
+	if id := msg.Metadata.Get(MetaJobID); id != "" {
+		return []byte(id)
+	}
+	return []byte(msg.UUID)
+}
+
+// toRecord turns msg into a record on topic: the payload is the value, every metadata key a
+// header, the UUID the HeaderUUID header and the job id the key.
+func toRecord(topic string, msg *message.Message) kafkago.Message {
+	hdrs := make([]kafkago.Header, 0, len(msg.Metadata)+1)
+	hdrs = append(hdrs, kafkago.Header{Key: HeaderUUID, Value: []byte(msg.UUID)})
+	for k, v := range msg.Metadata {
+		if k == HeaderUUID || k == MetaPartition || k == MetaOffset {
+			continue
+		}
+		hdrs = append(hdrs, kafkago.Header{Key: k, Value: []byte(v)})
+	}
+	return kafkago.Message{Topic: topic, Key: recordKey(msg), Value: msg.Payload, Headers: hdrs}
+}
+
+// fromRecord turns a fetched record into a Watermill message. A record without the UUID header
+// (from a producer outside infleet) gets "<topic>-<partition>-<offset>", stable across
+// redeliveries.
+func fromRecord(r kafkago.Message) *message.Message {
+	uuid := ""
+	md := make(message.Metadata, len(r.Headers)+2)
+	for _, h := range r.Headers {
+		if h.Key == HeaderUUID {
+			uuid = string(h.Value)
+			continue
+		}
+		md[h.Key] = string(h.Value)
+	}
+	if uuid == "" {
+		uuid = r.Topic + "-" + strconv.Itoa(r.Partition) + "-" + strconv.FormatInt(r.Offset, 10)
+	}
+	md[MetaPartition] = strconv.Itoa(r.Partition)
+	md[MetaOffset] = strconv.FormatInt(r.Offset, 10)
+	msg := message.NewMessage(uuid, r.Value)
+	msg.Metadata = md
+	return msg
+}
