@@ -557,6 +557,9 @@ type PIIPolicy struct {
 	AnonymizeWith string `yaml:"anonymize_with,omitempty"`
 	// Message is the job's error message when this policy blocks. Default names the types.
 	Message string `yaml:"message,omitempty"`
+	// RestoreInOutput puts the values anonymized on input back into the stored answer (input
+	// side, anonymize_with token only). Default false.
+	RestoreInOutput bool `yaml:"restore_in_output,omitempty"`
 }
 
 // EntityAction is the action for one entity type.

@@ -206,6 +206,10 @@ type GuardOutcome struct {
 	Reason  string
 	// Assessments lists what each policy found and did.
 	Assessments []messages.Assessment
+	// Restore, when set by an input check, puts back the values that check anonymized: the
+	// worker applies it to the model's answer after the output guard, before the result is
+	// stored. Guards set it only when configured to; by default nothing masked is restored.
+	Restore func(string) string
 }
 
 // Guard checks texts before (input) or after (output) the model. Implementations are safe for

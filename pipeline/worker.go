@@ -339,6 +339,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		return runResult{}, nil, err
 	}
 	jc := GuardContext{JobID: job.JobID, Context: job.Context}
+	var restore func(string) string
 	if w.cfg.InputGuard != nil {
 		texts := make([]string, len(chat), len(chat)+1)
 		for i, m := range chat {
@@ -361,6 +362,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		if jc.Context != "" {
 			jc.Context = out.Texts[len(chat)]
 		}
+		restore = out.Restore
 	}
 	jc.Question = lastUserMessage(chat)
 	w.cfg.Metrics.stageDone("guard_in", start)
@@ -398,6 +400,9 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		}
 		resp.Text = out.Texts[0]
 		w.cfg.Metrics.stageDone("guard_out", start)
+	}
+	if restore != nil {
+		resp.Text = restore(resp.Text)
 	}
 
 	// store

@@ -16,6 +16,7 @@ import (
 
 // modelRecorder is an OpenAI-compatible chat server that keeps every request body it receives.
 // Its answer depends on a marker in the last message: ECHO-PII answers with an e-mail address,
+// ECHO-BACK repeats the message,
 // GROUNDED repeats the system prompt, UNGROUNDED answers off the context, and anything else answers "ok".
 type modelRecorder struct {
 	mu     sync.Mutex
@@ -43,6 +44,8 @@ func (m *modelRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.Contains(last, "ECHO-PII"):
 		answer = "Write to leak.me@corp.example or call 415-555-2671."
+	case strings.Contains(last, "ECHO-BACK"):
+		answer = "You said: " + last
 	case strings.Contains(last, "UNGROUNDED"):
 		answer = "Penguins migrate across the Sahara every winter."
 	case strings.Contains(last, "GROUNDED"):
@@ -211,5 +214,32 @@ func waitFor(h *apiHarness, id string, want messages.Status) messages.JobRecord 
 			h.t.Fatalf("job %s is %s (error %+v, guardrail %+v), want %s", id, rec.Status, rec.Error, rec.Guardrail, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeGuardrailsRestore: with pii.restore_in_output the model sees tokens, and the stored
+// answer gets the values back.
+func TestServeGuardrailsRestore(t *testing.T) {
+	t.Parallel()
+	rec := &modelRecorder{}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	h := startServe(t, fmt.Sprintf(`
+models:
+  - {name: rec, provider: openai, base_url: %q, model_id: rec-1}
+routes: {default: rec}
+log: {level: warn}
+guardrails:
+  input:
+    pii: {entities: [EMAIL], anonymize_with: token, restore_in_output: true}
+`, srv.URL+"/v1"))
+	id := h.submit(`{"task": "chat", "input": {"text": "ECHO-BACK mail ann@example.com"}}`)
+	waitFor(h, id, messages.StatusCompleted)
+	if got := rec.received(); strings.Contains(got, "ann@example.com") || !strings.Contains(got, "{EMAIL_1}") {
+		t.Errorf("the model received %s; want the token only", got)
+	}
+	_, _, body := h.do(http.MethodGet, "/v1/jobs/"+id+"/result", "", nil)
+	if !strings.Contains(string(body), "You said: ECHO-BACK mail ann@example.com") {
+		t.Errorf("result %s: want the value restored", body)
 	}
 }

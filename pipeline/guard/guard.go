@@ -90,6 +90,9 @@ type PIIConfig struct {
 	AnonymizeWith string
 	// Message is the job error message when the policy blocks; default names the entity types.
 	Message string
+	// Restore puts the values anonymized on input back into the model's answer before it is
+	// stored (AnonymizeToken only). Default false: nothing masked on the way in comes back.
+	Restore bool
 }
 
 // CustomRegex is a named pattern in Go regexp syntax (RE2).
@@ -170,6 +173,9 @@ func New(cfg Config) (*Guard, error) {
 		}
 		if s := cmpOr(p.AnonymizeWith, AnonymizePlaceholder); s != AnonymizePlaceholder && s != AnonymizeToken {
 			errs = append(errs, fmt.Errorf("pii.anonymize_with %q: use placeholder or token", p.AnonymizeWith))
+		}
+		if p.Restore && p.AnonymizeWith != AnonymizeToken {
+			errs = append(errs, errors.New("pii.restore_in_output needs pii.anonymize_with: token (placeholders cannot be told apart)"))
 		}
 		for _, e := range p.Entities {
 			g.actions[e] = def
@@ -340,6 +346,13 @@ func (g *Guard) CheckWithContext(ctx context.Context, stage pipeline.GuardStage,
 	res := pipeline.GuardOutcome{Texts: out, Blocked: st.blocked != "", Reason: st.blocked}
 	if res.Blocked {
 		res.Texts = texts
+	} else if p := g.cfg.PII; p != nil && p.Restore && len(st.tokens) > 0 {
+		pairs := make([]string, 0, 2*len(st.tokens))
+		for key, tok := range st.tokens {
+			_, value, _ := strings.Cut(key, "\x00")
+			pairs = append(pairs, tok, value)
+		}
+		res.Restore = strings.NewReplacer(pairs...).Replace
 	}
 	for _, f := range st.findings {
 		action := f.action

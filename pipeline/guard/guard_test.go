@@ -297,3 +297,23 @@ func TestChain(t *testing.T) {
 		t.Errorf("chain outcome on clean text = %+v", out)
 	}
 }
+
+func TestRestoreInOutput(t *testing.T) {
+	t.Parallel()
+	g := newGuard(t, guard.Config{PII: &guard.PIIConfig{Entities: []string{guard.EntityEmail, guard.EntityPhone},
+		AnonymizeWith: guard.AnonymizeToken, Restore: true}})
+	out := check(t, g, pipeline.GuardInput, "mail ann@example.com or call 415-555-2671")
+	if out.Texts[0] != "mail {EMAIL_1} or call {PHONE_1}" || out.Restore == nil {
+		t.Fatalf("outcome = %+v", out)
+	}
+	if got := out.Restore("Done: wrote {EMAIL_1}, not {EMAIL_2}; called {PHONE_1}."); got != "Done: wrote ann@example.com, not {EMAIL_2}; called 415-555-2671." {
+		t.Errorf("restored = %q", got)
+	}
+	plain := newGuard(t, guard.Config{PII: &guard.PIIConfig{Entities: []string{guard.EntityEmail}, AnonymizeWith: guard.AnonymizeToken}})
+	if out := check(t, plain, pipeline.GuardInput, "ann@example.com"); out.Restore != nil {
+		t.Error("a guard not configured to restore returned a Restore")
+	}
+	if _, err := guard.New(guard.Config{PII: &guard.PIIConfig{Entities: []string{"EMAIL"}, Restore: true}}); err == nil {
+		t.Error("restore with placeholders accepted")
+	}
+}
