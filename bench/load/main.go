@@ -61,7 +61,7 @@ Scenarios (-scenario, comma-separated; default all):
 -quick shrinks every job count and duration for a smoke run (about a minute).
 A missed target prints MISSED; the exit status is 1 only when a scenario could not run.
 With -profile DIR each child writes a CPU profile there (INFLEET_CPUPROFILE) and, for a
-scenario that missed a target, the top of 'go tool pprof -top' is printed on stderr.
+scenario that missed a target, 'go tool pprof -top' (flat and -cum) is printed on stderr.
 If bin/infleet has no ingress/worker commands, the backlog scenarios fall back to 'serve'
 and say so in their setup.
 
@@ -168,7 +168,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.bin, "bin", "bin/infleet", "the infleet binary to start (build it with `make build`)")
+	fs.StringVar(&o.bin, "bin", "bin/infleet", "`path` of the infleet binary to start (build it with make build)")
 	fs.StringVar(&scen, "scenario", "all", "scenarios to run, comma-separated: all or "+strings.Join(scenarioNames, ","))
 	fs.BoolVar(&o.quick, "quick", false, "small job counts and short rounds, for a smoke run")
 	fs.IntVar(&o.clients, "clients", 64, "client goroutines (keep-alive connections) for closed-loop submission")
@@ -181,7 +181,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.DurationVar(&o.roundTime, "round-time", 0, "length of each ingress round, per side (default 5s; 1s with -quick)")
 	fs.DurationVar(&o.latencyTime, "latency-time", 0, "length of the open-loop latency phase (default 10s; 2s with -quick)")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "requests/s of the open-loop latency phase (default half the measured infleet rate)")
-	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the children (INFLEET_CPUPROFILE); default none")
+	fs.StringVar(&o.profileDir, "profile", "", "`dir`ectory for CPU profiles of the children (INFLEET_CPUPROFILE); default none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories, configs and child logs")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	fs.StringVar(&o.childLogLevel, "child-log-level", "warn", "log.level of the children (their logs go to files in the temporary directory)")
