@@ -290,6 +290,7 @@ type checkState struct {
 	matches  []Match
 	ws       []word
 	stems    []string
+	answer   map[string]bool // the answer's stems, true once found in the context
 	edits    []edit
 }
 
@@ -492,17 +493,38 @@ func (st *checkState) wordPolicies() {
 	}
 }
 
-// ground scores answer against the job's context and question.
+// ground scores answer against the job's context and question. The answer's stems are the
+// only set built; the context is streamed against it, so a long context costs no map.
 func (st *checkState) ground(gr *GroundingConfig, answer string, jc pipeline.GuardContext) {
+	if st.answer == nil {
+		st.answer = map[string]bool{}
+	}
+	a := st.answer
+	clear(a)
 	st.ws = words(answer, st.ws[:0])
-	a := stems(st.ws)
+	for _, w := range st.ws {
+		if contentWord(w.w) {
+			a[stem(w.w)] = false
+		}
+	}
 	action := messages.GuardActionBlocked
 	if strings.ToUpper(gr.Action) == ActionNone {
 		action = messages.GuardActionNone
 	}
-	if gr.GroundingThreshold > 0 {
+	if gr.GroundingThreshold > 0 && len(a) > 0 {
+		found := 0
 		st.ws = words(jc.Context, st.ws[:0])
-		if score := overlap(a, stems(st.ws)); score < gr.GroundingThreshold {
+		for _, w := range st.ws {
+			if !contentWord(w.w) {
+				continue
+			}
+			s := stem(w.w)
+			if seen, ok := a[s]; ok && !seen {
+				a[s] = true
+				found++
+			}
+		}
+		if score := float64(found) / float64(len(a)); score < gr.GroundingThreshold {
 			st.find(PolicyGrounding, TypeGrounding, action, 1)
 			if action == messages.GuardActionBlocked {
 				st.block(cmpOr(gr.Message, fmt.Sprintf("the answer is not grounded in the given context (score %.2f, threshold %.2f)", score, gr.GroundingThreshold)))
@@ -511,7 +533,18 @@ func (st *checkState) ground(gr *GroundingConfig, answer string, jc pipeline.Gua
 	}
 	if gr.RelevanceThreshold > 0 && jc.Question != "" {
 		st.ws = words(jc.Question, st.ws[:0])
-		if score := overlap(stems(st.ws), a); score < gr.RelevanceThreshold {
+		q := stems(st.ws)
+		n := 0
+		for s := range q {
+			if _, ok := a[s]; ok {
+				n++
+			}
+		}
+		score := 1.0
+		if len(q) > 0 {
+			score = float64(n) / float64(len(q))
+		}
+		if score < gr.RelevanceThreshold {
 			st.find(PolicyGrounding, TypeRelevance, action, 1)
 			if action == messages.GuardActionBlocked {
 				st.block(cmpOr(gr.Message, fmt.Sprintf("the answer is not relevant to the question (score %.2f, threshold %.2f)", score, gr.RelevanceThreshold)))

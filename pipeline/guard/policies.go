@@ -167,17 +167,3 @@ func (m *topicMatcher) count(ws []word, stems []string) int {
 	}
 	return 0
 }
-
-// overlap returns the share of a's stems found in b, and 1 when a has none.
-func overlap(a, b map[string]struct{}) float64 {
-	if len(a) == 0 {
-		return 1
-	}
-	n := 0
-	for s := range a {
-		if _, ok := b[s]; ok {
-			n++
-		}
-	}
-	return float64(n) / float64(len(a))
-}
