@@ -36,10 +36,11 @@ const (
 	// one with its tenant and non-empty key.
 	selectExistingSQL = "SELECT " + columns + " FROM jobs WHERE job_id = $1 OR (tenant = $2 AND idempotency_key = $3 AND $3 <> '') " +
 		"ORDER BY job_id = $1 DESC LIMIT 1"
-	selectSQL          = "SELECT " + columns + " FROM jobs WHERE job_id = $1"
-	selectForUpdateSQL = selectSQL + " FOR UPDATE"
-	updateSQL          = "UPDATE jobs SET status = $2, model = $3, attempts = $4, updated_at = $5, usage = $6, guardrail = $7, " +
-		"error = $8, result_url = $9, replay_name = $10 WHERE job_id = $1"
+	selectSQL        = "SELECT " + columns + " FROM jobs WHERE job_id = $1"
+	selectVersionSQL = "SELECT " + columns + ", version FROM jobs WHERE job_id = $1"
+	// updateSQL writes a transition's result only over the version it was computed from.
+	updateSQL = "UPDATE jobs SET status = $3, model = $4, attempts = $5, updated_at = $6, usage = $7, guardrail = $8, " +
+		"error = $9, result_url = $10, replay_name = $11, version = version + 1 WHERE job_id = $1 AND version = $2"
 )
 
 // Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
@@ -100,52 +101,43 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 }
 
 // Transition applies t to job id atomically with pipeline.Transition.Apply; see
-// pipeline.JobStore. It locks the job's row for the read, check and write, so racing
-// transitions run one after the other and at most one leaves a given status. On ErrConflict
-// the returned record is the job's current state.
+// pipeline.JobStore. It is a compare-and-swap on the row's version: it reads the job, checks
+// t.From, applies t and writes the result only if no other write came in between, else reads
+// again. Two statements, no transaction held open across them; racing transitions serialize
+// and at most one leaves a given status. On ErrConflict the returned record is the job's
+// current state.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
-	var out messages.JobRecord
-	var opErr error // the error of the read, check or write; err alone is begin or commit's
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out, opErr = s.transition(ctx, tx, id, t)
-		return opErr
-	})
-	switch {
-	case err == nil:
-		return out, nil
-	case opErr == nil:
-		return messages.JobRecord{}, s.wrap("transition job "+id, err)
-	case errors.Is(opErr, pipeline.ErrConflict):
-		return out, opErr
-	default:
-		return messages.JobRecord{}, opErr
+	for {
+		var version int64
+		cur, err := scanRecord(s.pool.QueryRow(ctx, selectVersionSQL, id), &version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+		}
+		if err != nil {
+			return messages.JobRecord{}, s.wrap("read job "+id, err)
+		}
+		if !t.Allows(cur.Status) {
+			return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, t.From, pipeline.ErrConflict)
+		}
+		next := t.Apply(cur)
+		next.UpdatedAt = ms(next.UpdatedAt)
+		usage, guardrail, jobErr, err := encodeJSONColumns(next)
+		if err != nil {
+			return messages.JobRecord{}, err
+		}
+		tag, err := s.pool.Exec(ctx, updateSQL, id, version, string(next.Status), next.Model, next.Attempts, next.UpdatedAt,
+			usage, guardrail, jobErr, next.ResultURL, next.ReplayName)
+		if err != nil {
+			return messages.JobRecord{}, s.wrap("update job "+id, err)
+		}
+		if tag.RowsAffected() == 1 {
+			return next, nil
+		}
+		// Another write won the row since the read (or deleted it): start over from its result.
+		if err := ctx.Err(); err != nil {
+			return messages.JobRecord{}, fmt.Errorf("postgres store: transition job %s: %w", id, context.Cause(ctx))
+		}
 	}
-}
-
-// transition reads and locks job id, checks t.From, applies t and writes the result in tx.
-// On ErrConflict it returns the current record.
-func (s *Store) transition(ctx context.Context, tx pgx.Tx, id string, t pipeline.Transition) (messages.JobRecord, error) {
-	cur, err := scanRecord(tx.QueryRow(ctx, selectForUpdateSQL, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
-	}
-	if err != nil {
-		return messages.JobRecord{}, s.wrap("read job "+id, err)
-	}
-	if !t.Allows(cur.Status) {
-		return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, t.From, pipeline.ErrConflict)
-	}
-	next := t.Apply(cur)
-	next.UpdatedAt = ms(next.UpdatedAt)
-	usage, guardrail, jobErr, err := encodeJSONColumns(next)
-	if err != nil {
-		return messages.JobRecord{}, err
-	}
-	if _, err := tx.Exec(ctx, updateSQL, id, string(next.Status), next.Model, next.Attempts, next.UpdatedAt,
-		usage, guardrail, jobErr, next.ResultURL, next.ReplayName); err != nil {
-		return messages.JobRecord{}, s.wrap("update job "+id, err)
-	}
-	return next, nil
 }
 
 // Delete removes job id; deleting a missing job is not an error. Its idempotency key becomes
@@ -290,16 +282,19 @@ func encodeJSONColumns(rec messages.JobRecord) (usage, guardrail, jobErr any, er
 	return usage, guardrail, jobErr, nil
 }
 
-// scanRecord reads one row of columns. A missing row is pgx.ErrNoRows, unwrapped.
-func scanRecord(row pgx.Row) (messages.JobRecord, error) {
+// scanRecord reads one row of columns, then of the columns that extra are for. A missing row
+// is pgx.ErrNoRows, unwrapped.
+func scanRecord(row pgx.Row, extra ...any) (messages.JobRecord, error) {
 	var (
 		rec                      messages.JobRecord
 		status, priority         string
 		usage, guardrail, jobErr []byte
 		spec                     []byte
 	)
-	err := row.Scan(&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
-		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec)
+	dest := append([]any{&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
+		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec},
+		extra...)
+	err := row.Scan(dest...)
 	if err != nil {
 		return rec, err
 	}

@@ -1,11 +1,15 @@
 // Package postgres is a pipeline.JobStore on PostgreSQL (pgx): the job store of a fleet, shared
 // by every ingress and worker process whatever the transport.
 //
-// Every write is one atomic statement or transaction in the database, so any number of
-// processes may share a database: Create is an INSERT ... ON CONFLICT DO NOTHING on the job id
-// and the (tenant, idempotency key) pair, and Transition locks the job's row (SELECT ... FOR
-// UPDATE), applies pipeline.Transition.Apply and writes it back in one transaction, so two
-// racing transitions never both leave the same status.
+// Every write is atomic in the database, so any number of processes may share one: Create is
+// an INSERT ... ON CONFLICT DO NOTHING on the job id and the (tenant, idempotency key) pair,
+// then a read of the job that holds them; Transition is a compare-and-swap on the row's
+// version column: read the job, check Transition.From, apply pipeline.Transition.Apply (so
+// every store applies a transition the same way) and UPDATE ... WHERE version = the one read,
+// reading again when another write came first. Racing transitions serialize and at most one
+// leaves a given status. The compare-and-swap takes two round trips and holds no transaction
+// open between them; a SELECT ... FOR UPDATE transaction takes four and ran about 20% fewer
+// jobs/s in BenchmarkCreateTransitionParallel.
 //
 // The schema is created by Migrate (run by `infleet init`), not by Open: migrations are
 // embedded, recorded in the schema_migrations table and applied under an advisory lock, so

@@ -1,5 +1,6 @@
 -- Job records. Times are kept at millisecond precision; usage, guardrail and error are JSON
--- (NULL when unset); spec is the accepted job message body, byte for byte.
+-- (NULL when unset); spec is the accepted job message body, byte for byte. version counts the
+-- row's updates: Transition writes only if it is still the version it read.
 CREATE TABLE jobs (
 	job_id          text        NOT NULL PRIMARY KEY,
 	tenant          text        NOT NULL DEFAULT '',
@@ -16,7 +17,8 @@ CREATE TABLE jobs (
 	error           jsonb,
 	result_url      text        NOT NULL DEFAULT '',
 	replay_name     text        NOT NULL DEFAULT '',
-	spec            bytea
+	spec            bytea,
+	version         bigint      NOT NULL DEFAULT 0
 );
 
 -- One job per idempotency key and tenant; jobs without a key are not constrained.
