@@ -313,30 +313,39 @@ func (sub *subscription) run() {
 			<-sub.slots // fetched again after a rebalance: held or acked here already
 			continue
 		}
+		// Hand out in fetch order; only the answer is awaited concurrently.
+		msg, cancel := sub.message(m)
+		handedOut := false
+		select {
+		case sub.out <- msg:
+			handedOut = true
+		case <-sub.stop.Done():
+		}
+		if !handedOut {
+			cancel()
+			<-sub.slots // left uncommitted for the group to redeliver
+			break
+		}
 		sub.handlers.Add(1)
-		go sub.hold(m)
+		go sub.hold(m, msg, cancel)
 	}
 	sub.shutdown()
 }
 
-// hold hands m out until it is acked, waiting out nack delays in between. The slot taken for
-// m is held all the while.
-func (sub *subscription) hold(m kafkago.Message) {
+// message turns m into a Watermill message whose context ends with cancel.
+func (sub *subscription) message(m kafkago.Message) (*message.Message, context.CancelFunc) {
+	msg := fromRecord(m)
+	ctx, cancel := context.WithCancel(sub.msgCtx)
+	msg.SetContext(ctx)
+	return msg, cancel
+}
+
+// hold waits for the answer to msg, handed out for m, and hands m out again after a nack
+// and its delay until it is acked. The slot taken for m is held all the while.
+func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel context.CancelFunc) {
 	defer sub.handlers.Done()
 	defer func() { <-sub.slots }()
 	for {
-		if sub.stop.Err() != nil {
-			return // not handed out (again): left uncommitted for the group to redeliver
-		}
-		msg := fromRecord(m)
-		ctx, cancel := context.WithCancel(sub.msgCtx)
-		msg.SetContext(ctx)
-		select {
-		case sub.out <- msg:
-		case <-sub.stop.Done():
-			cancel()
-			return
-		}
 		var delay time.Duration
 		select {
 		case <-msg.Acked():
@@ -358,8 +367,15 @@ func (sub *subscription) hold(m kafkago.Message) {
 			case <-t.C:
 			case <-sub.stop.Done():
 				t.Stop()
-				return
+				return // not handed out again: left uncommitted for the group to redeliver
 			}
+		}
+		msg, cancel = sub.message(m)
+		select {
+		case sub.out <- msg:
+		case <-sub.stop.Done():
+			cancel()
+			return
 		}
 	}
 }
