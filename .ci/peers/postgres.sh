@@ -50,8 +50,9 @@ install_server() {
 	apt-get install -y -qq postgresql >&2
 }
 
+# running reports whether our server answers; a pid file alone may outlive a killed server.
 running() {
-	[ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+	[ -f "$dir/data/postmaster.pid" ] && "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -d "$db" -U postgres -t 2
 }
 
 start() {
@@ -65,7 +66,11 @@ start() {
 		echo "$dsn"
 		return
 	fi
-	# A directory left by a crashed run is not trusted: start from a fresh cluster.
+	# A directory left by a crashed run is not trusted: stop what may be left of its server
+	# and start from a fresh cluster.
+	if [ -f "$dir/data/postmaster.pid" ]; then
+		as_postgres "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop >/dev/null 2>&1 || true
+	fi
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	if [ "$(id -u)" -eq 0 ]; then
