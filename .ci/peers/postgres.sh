@@ -22,12 +22,13 @@ dsn="postgres://postgres@127.0.0.1:$port/$db?sslmode=disable"
 
 log() { echo "postgres peer: $*" >&2; }
 
-# as_postgres runs a command as the postgres user (directly when we already are that user).
+# as_postgres runs a server command as the postgres user when we are root (initdb refuses to
+# run as root), else as ourselves: the cluster's superuser is named postgres either way.
 as_postgres() {
-	if [ "$(id -un)" = postgres ]; then
-		"$@"
-	else
+	if [ "$(id -u)" -eq 0 ]; then
 		runuser -u postgres -- "$@"
+	else
+		"$@"
 	fi
 }
 
