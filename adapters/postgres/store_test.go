@@ -234,3 +234,77 @@ func TestSharedAcrossStores(t *testing.T) {
 		t.Fatalf("Get = %+v, %v; want PROCESSING with 1 attempt", got, err)
 	}
 }
+
+func TestListRejectsBadCursor(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	for _, c := range []string{"!!", "bm8tY29sb24", "eDp5"} { // not base64, "no-colon", "x:y"
+		if _, _, err := s.List(t.Context(), pipeline.ListQuery{Cursor: c}); err == nil || !strings.Contains(err.Error(), "cursor") {
+			t.Errorf("List with cursor %q = %v, want an invalid-cursor error", c, err)
+		}
+	}
+}
+
+// TestListSameMillisecond pages through jobs created in one millisecond: the cursor's job id
+// breaks the tie, so no job repeats or goes missing.
+func TestListSameMillisecond(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	at := time.Now()
+	const n = 25
+	for i := range n {
+		if _, _, err := s.Create(t.Context(), job(fmt.Sprintf("job-%02d", i), at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	var cursor string
+	for page := 0; ; page++ {
+		recs, next, err := s.List(t.Context(), pipeline.ListQuery{Limit: 7, Cursor: cursor})
+		if err != nil {
+			t.Fatalf("List page %d: %v", page, err)
+		}
+		for _, r := range recs {
+			if seen[r.JobID] {
+				t.Fatalf("job %s listed twice", r.JobID)
+			}
+			seen[r.JobID] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != n {
+		t.Fatalf("listed %d jobs, want %d", len(seen), n)
+	}
+}
+
+// TestTransitionRacingDelete checks that a transition racing a delete ends in ErrNotFound or
+// success, never in a resurrected job.
+func TestTransitionRacingDelete(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	for i := range 20 {
+		id := fmt.Sprintf("job-%02d", i)
+		if _, _, err := s.Create(t.Context(), job(id, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, err := s.Transition(t.Context(), id, pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1})
+			if err != nil && !errors.Is(err, pipeline.ErrNotFound) {
+				t.Errorf("Transition racing Delete: %v", err)
+			}
+		})
+		wg.Go(func() {
+			if err := s.Delete(t.Context(), id); err != nil {
+				t.Errorf("Delete: %v", err)
+			}
+		})
+		wg.Wait()
+		if _, err := s.Get(t.Context(), id); !errors.Is(err, pipeline.ErrNotFound) {
+			t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
+		}
+	}
+}
