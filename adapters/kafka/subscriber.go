@@ -332,10 +332,12 @@ func (sub *subscription) run() {
 	sub.shutdown()
 }
 
-// message turns m into a Watermill message whose context ends with cancel.
+// message turns m into a Watermill message whose context ends with cancel. The context is not
+// a child of msgCtx (hold cancels it when msgCtx ends): registering and removing hundreds of
+// thousands of children on one parent costs more than the rest of a hand-out.
 func (sub *subscription) message(m kafkago.Message) (*message.Message, context.CancelFunc) {
 	msg := fromRecord(m)
-	ctx, cancel := context.WithCancel(sub.msgCtx)
+	ctx, cancel := context.WithCancel(context.Background())
 	msg.SetContext(ctx)
 	return msg, cancel
 }
@@ -347,16 +349,13 @@ func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel co
 	defer func() { <-sub.slots }()
 	for {
 		var delay time.Duration
-		select {
-		case <-msg.Acked():
-			cancel()
+		switch sub.await(msg, cancel) {
+		case acked:
 			sub.cp.ack(m.Partition, m.Offset)
 			return
-		case <-msg.Nacked():
-			cancel()
+		case nacked:
 			delay = sub.nackDelay(msg)
-		case <-sub.abandon:
-			cancel()
+		case abandoned:
 			sub.log.Warn().Str("message_uuid", msg.UUID).Int("partition", m.Partition).Int64("offset", m.Offset).
 				Msg("handler did not answer before close timed out; the offset stays uncommitted and the group will redeliver it")
 			return
@@ -376,6 +375,35 @@ func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel co
 		case <-sub.stop.Done():
 			cancel()
 			return
+		}
+	}
+}
+
+// answer is how a handed-out message ended.
+type answer int
+
+const (
+	acked answer = iota
+	nacked
+	abandoned
+)
+
+// await waits for msg's answer, cancelling its context as soon as msgCtx ends (Subscribe's
+// ctx ended, or shutdown stopped draining) and in any case before it returns.
+func (sub *subscription) await(msg *message.Message, cancel context.CancelFunc) answer {
+	defer cancel()
+	ended := sub.msgCtx.Done()
+	for {
+		select {
+		case <-msg.Acked():
+			return acked
+		case <-msg.Nacked():
+			return nacked
+		case <-sub.abandon:
+			return abandoned
+		case <-ended:
+			cancel()
+			ended = nil
 		}
 	}
 }
