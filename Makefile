@@ -1,9 +1,12 @@
-# infleet's build, test and benchmark entry points. `make test` needs nothing installed beyond Go:
-# the embedded default's peers (NATS JetStream, SQLite) run in-process.
+# infleet's build, test and benchmark entry points. `make test` starts every peer it needs by
+# itself: NATS JetStream, SQLite and Kafka (kfake) run in-process; PostgreSQL runs as a
+# throwaway server (installed from Debian packages when absent) for the duration of the tests.
 GO       ?= go
 BIN      := bin/infleet
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
+# Runs a command beside a throwaway PostgreSQL, exporting INFLEET_TEST_POSTGRES_DSN.
+PG_PEER  := .ci/peers/with-postgres.sh
 
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ_TARGETS := \
@@ -31,7 +34,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(PG_PEER) $(GO) test -count=1 -timeout 20m ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -45,7 +48,7 @@ lint: vet
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(PG_PEER) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 bench-load: build
 	$(GO) run ./bench/load -bin $(BIN)
