@@ -177,8 +177,10 @@ func (a *app) openStore(ctx context.Context) error {
 		a.store = s
 		a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
 		return nil
+	case "postgres":
+		return a.openPostgres(ctx)
 	default:
-		return fmt.Errorf("store.kind %q is not available in this build (use sqlite)", a.cfg.Store.Kind)
+		return fmt.Errorf("store.kind %q is not available in this build (use sqlite or postgres)", a.cfg.Store.Kind)
 	}
 }
 

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func init() {
+	register("init", "create every configured resource that is missing (streams, tables, directories)", runInit)
+}
+
+// migrator is a job store whose schema is created by `infleet init`.
+type migrator interface {
+	Migrate(ctx context.Context) (int, error)
+}
+
+func runInit(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("init", "[flags]",
+		"Creates, idempotently, every configured resource that is missing: the embedded queue's\n"+
+			"streams, the job store's tables (SQLite, PostgreSQL migrations) and the result directory.\n"+
+			"Run it again at will; it changes nothing that exists.", stderr)
+	pf := addProcessFlags(fs)
+	if rc := parseFlags(fs, args); rc >= 0 {
+		return rc
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "init", "unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := pf.load(fs)
+	if err != nil {
+		return configError(stderr, "init", err)
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "infleet init:", err)
+		return 1
+	}
+	defer a.close()
+	fmt.Fprintf(stdout, "transport %s: streams %s, %s, %s, %s ready\n", cfg.Transport.Kind,
+		a.topics.High, a.topics.Normal, a.topics.Low, a.topics.Dead)
+	if m, ok := a.store.(migrator); ok {
+		v, err := m.Migrate(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "infleet init: migrate the job store:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "store %s: schema at version %d\n", cfg.Store.Kind, v)
+	} else {
+		fmt.Fprintf(stdout, "store %s: ready\n", cfg.Store.Kind)
+	}
+	fmt.Fprintf(stdout, "results %s: ready\n", cfg.Results.Kind)
+	return 0
+}

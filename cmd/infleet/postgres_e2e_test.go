@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// TestServeOnPostgres runs `infleet init` and then serve with the PostgreSQL job store.
+func TestServeOnPostgres(t *testing.T) {
+	dsn := os.Getenv("INFLEET_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
+	}
+	t.Parallel()
+	store := fmt.Sprintf("store: {kind: postgres, postgres: {dsn: %q}}\n", dsn)
+	cfgPath := filepath.Join(t.TempDir(), "init.yaml")
+	if err := os.WriteFile(cfgPath, []byte(store+"log: {level: warn}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	for range 2 { // init is idempotent
+		out.Reset()
+		if rc := run([]string{"init", "--config", cfgPath, "--data-dir", t.TempDir()}, &out, &errOut); rc != 0 ||
+			!strings.Contains(out.String(), "store postgres: schema at version") {
+			t.Fatalf("init: rc %d\n%s%s", rc, out.String(), errOut.String())
+		}
+	}
+	h := startServe(t, e2eConfig+store)
+	id := h.submit(`{"task":"summarize","input":{"text":"kept in PostgreSQL"}}`)
+	rec := h.waitStatus(id, messages.StatusCompleted)
+	if rec.Attempts != 1 || rec.Usage == nil {
+		t.Fatalf("record %+v", rec)
+	}
+}
