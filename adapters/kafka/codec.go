@@ -45,21 +45,18 @@ func toRecord(topic string, msg *message.Message) kafkago.Message {
 // (from a producer outside infleet) gets "<topic>-<partition>-<offset>", stable across
 // redeliveries.
 func fromRecord(r kafkago.Message) *message.Message {
-	uuid := ""
-	md := make(message.Metadata, len(r.Headers)+2)
+	msg := message.NewMessage("", r.Value)
 	for _, h := range r.Headers {
 		if h.Key == HeaderUUID {
-			uuid = string(h.Value)
+			msg.UUID = string(h.Value)
 			continue
 		}
-		md[h.Key] = string(h.Value)
+		msg.Metadata[h.Key] = string(h.Value)
 	}
-	if uuid == "" {
-		uuid = r.Topic + "-" + strconv.Itoa(r.Partition) + "-" + strconv.FormatInt(r.Offset, 10)
+	if msg.UUID == "" {
+		msg.UUID = r.Topic + "-" + strconv.Itoa(r.Partition) + "-" + strconv.FormatInt(r.Offset, 10)
 	}
-	md[MetaPartition] = strconv.Itoa(r.Partition)
-	md[MetaOffset] = strconv.FormatInt(r.Offset, 10)
-	msg := message.NewMessage(uuid, r.Value)
-	msg.Metadata = md
+	msg.Metadata[MetaPartition] = strconv.Itoa(r.Partition)
+	msg.Metadata[MetaOffset] = strconv.FormatInt(r.Offset, 10)
 	return msg
 }

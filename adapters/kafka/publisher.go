@@ -148,9 +148,11 @@ func (p *Publisher) Close() error {
 	return nil
 }
 
-// errorLogger adapts zerolog to kafka-go's error logger.
+// errorLogger adapts zerolog to kafka-go's error logger. kafka-go retries what it reports
+// (a rebalance under way, a broker briefly gone), so its reports are logged at info level;
+// failures that reach infleet are logged where they surface.
 func errorLogger(log zerolog.Logger) kafkago.LoggerFunc {
 	return func(format string, args ...any) {
-		log.Warn().Str("component", "kafka-go").Msg(strings.TrimSpace(fmt.Sprintf(format, args...)))
+		log.Info().Str("component", "kafka-go").Msg(strings.TrimSpace(fmt.Sprintf(format, args...)))
 	}
 }
