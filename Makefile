@@ -5,6 +5,8 @@ GO       ?= go
 BIN      := bin/infleet
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
+# Extra flags of the load harness, e.g. BENCHFLAGS=-quick or -scenario throughput.
+BENCHFLAGS ?=
 # Runs a command beside a throwaway PostgreSQL, exporting INFLEET_TEST_POSTGRES_DSN.
 PG_PEER  := .ci/peers/with-postgres.sh
 
@@ -51,7 +53,7 @@ bench-go:
 	$(PG_PEER) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 bench-load: build
-	$(GO) run ./bench/load -bin $(BIN)
+	$(GO) run ./bench/load -bin $(BIN) $(BENCHFLAGS)
 
 clean:
 	rm -rf bin data
