@@ -28,6 +28,16 @@ func setReloadSource(path string, environ []string) {
 // came from a file, reloads models, routes, routing, resilience, budgets and prompts from it
 // while the process runs.
 func (a *app) picker() (pipeline.ModelPicker, error) {
+	path := reloadSource.path
+	if path == "" {
+		path = lookup(reloadSource.environ, config.EnvConfig)
+	}
+	return a.pickerFrom(path, reloadSource.environ)
+}
+
+// pickerFrom is picker with the config file to watch ("" for none) and the environment its
+// reloads see.
+func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) {
 	specs, err := modelSpecs(a.cfg)
 	if err != nil {
 		return nil, err
@@ -46,11 +56,6 @@ func (a *app) picker() (pipeline.ModelPicker, error) {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	p := models.NewPicker(fleet, routing)
-
-	path := reloadSource.path
-	if path == "" {
-		path = lookup(reloadSource.environ, config.EnvConfig)
-	}
 	if path != "" {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -59,7 +64,7 @@ func (a *app) picker() (pipeline.ModelPicker, error) {
 			models.WatchFile(ctx, fleet, models.WatchConfig{
 				Path:     path,
 				Interval: a.cfg.Routing.ReloadInterval,
-				Apply:    func() error { return reloadModels(path, reloadSource.environ, fleet, p) },
+				Apply:    func() error { return reloadModels(path, environ, fleet, p) },
 				Logger:   a.log.With().Str("component", "reload").Logger(),
 			})
 		}()
