@@ -111,8 +111,12 @@ func (cfg SubscriberConfig) Validate() error {
 
 // Subscriber is a Watermill message.Subscriber on kafka-go consumer groups: one group member
 // (kafka-go Reader) per Subscribe call. Each subscription hands out up to MaxInFlight
-// messages at once, so order is not kept, and commits per partition only offsets below which
-// everything was acked. Delivery is at least once. Its methods are safe for concurrent use.
+// messages at once, in fetch order, and commits per partition only offsets below which
+// everything was acked; answers come in any order. Delivery is at least once. A message
+// never answered holds its partition's commit point, and the acked offsets behind it are
+// remembered (about 9 bytes each) until it is answered. Every subscription is a member of
+// the same group, so a member joining on one topic rebalances the group's other topics too.
+// Its methods are safe for concurrent use.
 type Subscriber struct {
 	cfg SubscriberConfig
 	log zerolog.Logger
