@@ -57,18 +57,13 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 	}
 	p := models.NewPicker(fleet, routing)
 	if path != "" {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			models.WatchFile(ctx, fleet, models.WatchConfig{
-				Path:     path,
-				Interval: a.cfg.Routing.ReloadInterval,
-				Apply:    func() error { return reloadModels(path, environ, fleet, p) },
-				Logger:   a.log.With().Str("component", "reload").Logger(),
-			})
-		}()
-		a.onClose(func() error { cancel(); <-done; return nil })
+		stop := models.WatchFile(fleet, models.WatchConfig{
+			Path:     path,
+			Interval: a.cfg.Routing.ReloadInterval,
+			Apply:    func() error { return reloadModels(path, environ, fleet, p) },
+			Logger:   a.log.With().Str("component", "reload").Logger(),
+		})
+		a.onClose(func() error { stop(); return nil })
 	}
 	return p, nil
 }

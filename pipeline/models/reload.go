@@ -23,34 +23,42 @@ type WatchConfig struct {
 	Logger zerolog.Logger
 }
 
-// WatchFile polls cfg.Path until ctx ends and calls cfg.Apply after each change. A rejected
-// change is logged and counted in infleet_config_reloads_total{result="rejected"}; it is not
-// retried until the file changes again. Metrics go to f's collectors (f may be nil).
-func WatchFile(ctx context.Context, f *Fleet, cfg WatchConfig) {
+// WatchFile starts polling cfg.Path and calls cfg.Apply after each change, until the returned
+// stop is called (stop waits for the poller to end). The file as it is when WatchFile is
+// called counts as applied. A rejected change is logged and counted in
+// infleet_config_reloads_total{result="rejected"}; it is not retried until the file changes
+// again. Metrics go to f's collectors (f may be nil).
+func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 	interval := cmpPos(cfg.Interval, DefaultReloadInterval)
 	last, _ := stamp(cfg.Path)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			now, err := stamp(cfg.Path)
+			if err != nil || now == last {
+				continue
+			}
+			last = now
+			log := cfg.Logger.With().Str("path", cfg.Path).Logger()
+			if err := cfg.Apply(); err != nil {
+				log.Error().Err(err).Msg("config change rejected; the last good models, routing, prompts and budgets stay in force (fix the file and save it again)")
+				f.recordReload(false)
+				continue
+			}
+			log.Info().Msg("config change applied to models, routing, prompts and budgets")
+			f.recordReload(true)
 		}
-		now, err := stamp(cfg.Path)
-		if err != nil || now == last {
-			continue
-		}
-		last = now
-		log := cfg.Logger.With().Str("path", cfg.Path).Logger()
-		if err := cfg.Apply(); err != nil {
-			log.Error().Err(err).Msg("config change rejected; the last good models, routing, prompts and budgets stay in force (fix the file and save it again)")
-			f.recordReload(false)
-			continue
-		}
-		log.Info().Msg("config change applied to models, routing, prompts and budgets")
-		f.recordReload(true)
-	}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // fileStamp identifies a version of a file.
