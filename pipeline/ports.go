@@ -145,6 +145,9 @@ type ModelRequest struct {
 	System   string
 	Messages []messages.ChatMessage
 	Params   messages.Params
+	// Tenant is the job's tenant ("" when auth is off), for spend figures and tenant budgets;
+	// providers ignore it.
+	Tenant string
 }
 
 // ModelResponse is a model's answer.

@@ -375,7 +375,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 
 	// invoke
 	start = time.Now()
-	req := ModelRequest{ModelID: model.ModelID, Task: job.Task, Messages: chat, System: jc.Context}
+	req := ModelRequest{ModelID: model.ModelID, Task: job.Task, Messages: chat, System: jc.Context, Tenant: rec.Tenant}
 	if job.Params != nil {
 		req.Params = *job.Params
 	}
