@@ -472,9 +472,11 @@ type RouteAdaptive struct {
 	MaxErrorRate float64 `yaml:"max_error_rate,omitempty"`
 }
 
-// Budget caps a model's estimated spend per UTC day (per process).
+// Budget caps a model's or a tenant's estimated spend per UTC day (per process). Set model,
+// tenant or both (a tenant's cap that downgrades only that model's calls).
 type Budget struct {
-	Model string `yaml:"model,omitempty"`
+	Model  string `yaml:"model,omitempty"`
+	Tenant string `yaml:"tenant,omitempty"`
 	// DailyUSD is the cap in US dollars.
 	DailyUSD float64 `yaml:"daily_usd,omitempty"`
 	// DowngradeTo is the model jobs go to while the cap is reached.

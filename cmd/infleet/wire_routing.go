@@ -162,7 +162,7 @@ func routingOf(cfg config.Config) models.RoutingSpec {
 		spec.Adaptive = append(spec.Adaptive, models.Adaptive{Task: ad.Task, Models: ad.Models, MaxErrorRate: ad.MaxErrorRate})
 	}
 	for _, b := range cfg.Budgets {
-		spec.Budgets = append(spec.Budgets, models.Budget{Model: b.Model, DailyUSD: b.DailyUSD, DowngradeTo: b.DowngradeTo})
+		spec.Budgets = append(spec.Budgets, models.Budget{Model: b.Model, Tenant: b.Tenant, DailyUSD: b.DailyUSD, DowngradeTo: b.DowngradeTo})
 	}
 	for _, pr := range cfg.Prompts {
 		spec.Prompts = append(spec.Prompts, models.Prompt{Task: pr.Task, Version: pr.Version, System: pr.System, Template: pr.Template})

@@ -115,6 +115,7 @@ type Fleet struct {
 	metrics *fleetMetrics
 	log     zerolog.Logger
 	state   atomic.Pointer[fleetState]
+	tenants *tenantSpend
 }
 
 type fleetState struct {
@@ -139,7 +140,7 @@ type health struct {
 
 // NewFleet checks cfg and returns a Fleet.
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
-	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer), log: cfg.Logger}
+	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer), log: cfg.Logger, tenants: newTenantSpend()}
 	if err := f.Update(cfg.Models, cfg.Policy); err != nil {
 		return nil, err
 	}
@@ -448,6 +449,12 @@ func (f *Fleet) attempt(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	ep.health.stats.record(took, true, cost)
 	f.metrics.attempts.WithLabelValues(name, "ok").Inc()
 	f.metrics.cost.WithLabelValues(name).Add(cost)
+	if req.Tenant != "" {
+		f.tenants.add(req.Tenant, cost)
+		f.metrics.tenantCost.WithLabelValues(req.Tenant, name).Add(cost)
+		f.metrics.tenantTokens.WithLabelValues(req.Tenant, name, "input").Add(float64(resp.Usage.InputTokens))
+		f.metrics.tenantTokens.WithLabelValues(req.Tenant, name, "output").Add(float64(resp.Usage.OutputTokens))
+	}
 	return resp, nil
 }
 

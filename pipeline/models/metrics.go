@@ -15,6 +15,8 @@ type fleetMetrics struct {
 	cost            *prometheus.CounterVec
 	routes          *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	tenantCost      *prometheus.CounterVec
+	tenantTokens    *prometheus.CounterVec
 }
 
 func newFleetMetrics(reg prometheus.Registerer) *fleetMetrics {
@@ -46,12 +48,18 @@ func newFleetMetrics(reg prometheus.Registerer) *fleetMetrics {
 		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_routing_decisions_total", Help: "Routing decisions, by the rule kind that decided and the model chosen.",
 		}, []string{"rule", "model"}),
+		tenantCost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_tenant_cost_usd_total", Help: "Estimated model spend in US dollars, by tenant and model (jobs with a tenant only).",
+		}, []string{"tenant", "model"}),
+		tenantTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_tenant_tokens_total", Help: "Tokens consumed, by tenant, model and direction (jobs with a tenant only).",
+		}, []string{"tenant", "model", "direction"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_config_reloads_total", Help: "Reloads of models, routing, prompts and budgets, by result (ok or rejected).",
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.circuit, m.attempts, m.retries, m.budgetExhausted, m.fallbacks, m.degraded, m.cache, m.cost, m.routes, m.reloads)
+		reg.MustRegister(m.circuit, m.attempts, m.retries, m.budgetExhausted, m.fallbacks, m.degraded, m.cache, m.cost, m.routes, m.reloads, m.tenantCost, m.tenantTokens)
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,9 +95,12 @@ type Adaptive struct {
 	MaxErrorRate float64
 }
 
-// Budget caps a model's estimated spend per UTC day in this process.
+// Budget caps estimated spend per UTC day in this process: a model's (Model set, Tenant
+// empty) or a tenant's, on every model (Tenant set). Over the cap, calls go to DowngradeTo; a
+// tenant budget with Model set downgrades only that model's calls.
 type Budget struct {
 	Model       string
+	Tenant      string
 	DailyUSD    float64
 	DowngradeTo string
 }
@@ -139,6 +143,9 @@ type Routing struct {
 	regexes  []*regexp.Regexp
 	keywords [][]string
 	prompts  map[string][]*prompt
+	// hasTenantBudgets is true when a budget names a tenant: such budgets are checked at call
+	// time, when the tenant is known.
+	hasTenantBudgets bool
 }
 
 // CompileRouting checks spec against the configured model names (has) and compiles its
@@ -196,9 +203,15 @@ func CompileRouting(spec RoutingSpec, has func(string) bool) (*Routing, error) {
 		}
 	}
 	for i, b := range spec.Budgets {
-		model(fmt.Sprintf("budgets[%d].model", i), b.Model)
+		if b.Model == "" && b.Tenant == "" {
+			errs = append(errs, fmt.Errorf("budgets[%d]: set model, tenant or both", i))
+		}
+		if b.Model != "" {
+			model(fmt.Sprintf("budgets[%d].model", i), b.Model)
+		}
 		model(fmt.Sprintf("budgets[%d].downgrade_to", i), b.DowngradeTo)
 	}
+	r.hasTenantBudgets = slices.ContainsFunc(spec.Budgets, func(b Budget) bool { return b.Tenant != "" })
 	for i, pr := range spec.Prompts {
 		c, err := compilePrompt(pr)
 		if err != nil {
@@ -242,7 +255,10 @@ func (p *Picker) Pick(job *messages.Job) (pipeline.Model, error) {
 
 	meta := metadataOf(job)
 	opts := CallOptions{NoCache: meta[MetaCache] == false}
-	client := p.fleet.ClientWith(name, opts)
+	var client pipeline.ModelClient = p.fleet.ClientWith(name, opts)
+	if r.hasTenantBudgets {
+		client = &tenantBudgetClient{fleet: p.fleet, routing: r, name: name, opts: opts}
+	}
 	if pr := r.promptFor(job.Task, meta); pr != nil {
 		client = &promptClient{next: client, prompt: pr, task: job.Task, meta: meta}
 	}
@@ -371,7 +387,7 @@ func (r *Routing) downgrade(f *Fleet, name, by string) (string, string) {
 	for range len(r.spec.Budgets) + 1 {
 		moved := false
 		for _, b := range r.spec.Budgets {
-			if b.Model != name || b.DailyUSD <= 0 {
+			if b.Model != name || b.Tenant != "" || b.DailyUSD <= 0 {
 				continue
 			}
 			if s, ok := f.Snapshot(name); ok && s.SpendToday >= b.DailyUSD {
@@ -472,4 +488,49 @@ func DetectLanguage(s string) string {
 		}
 	}
 	return best
+}
+
+// tenantBudgetClient sends a call to the downgrade model while the request's tenant is over a
+// tenant budget.
+type tenantBudgetClient struct {
+	fleet   *Fleet
+	routing *Routing
+	name    string
+	opts    CallOptions
+}
+
+func (c *tenantBudgetClient) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
+	name := c.name
+	if req.Tenant != "" {
+		for range len(c.routing.spec.Budgets) + 1 {
+			next := c.routing.tenantDowngrade(c.fleet, req.Tenant, name)
+			if next == "" || next == name {
+				break
+			}
+			name = next
+		}
+	}
+	if name == c.name {
+		return c.fleet.ClientWith(name, c.opts).Invoke(ctx, req)
+	}
+	c.fleet.metrics.routes.WithLabelValues(DecidedByBudget, name).Inc()
+	resp, err := c.fleet.ClientWith(name, c.opts).Invoke(ctx, req)
+	if err == nil && resp.Model == "" {
+		resp.Model = name
+	}
+	return resp, err
+}
+
+// tenantDowngrade returns where a tenant's call to model goes when a tenant budget is spent,
+// or "".
+func (r *Routing) tenantDowngrade(f *Fleet, tenant, model string) string {
+	for _, b := range r.spec.Budgets {
+		if b.Tenant != tenant || b.DailyUSD <= 0 || (b.Model != "" && b.Model != model) {
+			continue
+		}
+		if f.TenantSpendToday(tenant) >= b.DailyUSD {
+			return b.DowngradeTo
+		}
+	}
+	return ""
 }

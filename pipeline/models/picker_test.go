@@ -173,6 +173,40 @@ func TestBudgetDowngradesWhenTheDailyCapIsSpent(t *testing.T) {
 	}
 }
 
+func TestTenantBudgetDowngradesOnlyThatTenant(t *testing.T) {
+	t.Parallel()
+	p, _ := setupPicker(t, models.RoutingSpec{
+		Routes:  map[string]string{"default": "premium"},
+		Budgets: []models.Budget{{Tenant: "acme", DailyUSD: 5, DowngradeTo: "cheap"}},
+	}, "premium", "cheap")
+	call := func(tenant string) string {
+		t.Helper()
+		m, err := p.Pick(job("summarize", "x", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := request("spend some money please")
+		req.Tenant = tenant
+		resp, err := m.Client.Invoke(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Model != "" {
+			return resp.Model
+		}
+		return m.Name
+	}
+	if got := call("acme"); got != "premium" {
+		t.Fatalf("first acme call answered by %s, want premium", got)
+	}
+	if got := call("acme"); got != "cheap" {
+		t.Fatalf("acme over its budget answered by %s, want cheap", got)
+	}
+	if got := call("globex"); got != "premium" {
+		t.Fatalf("another tenant answered by %s, want premium", got)
+	}
+}
+
 func TestPromptTemplatesAreVersioned(t *testing.T) {
 	t.Parallel()
 	p, _ := setupPicker(t, models.RoutingSpec{
