@@ -200,24 +200,6 @@ func (a *app) openResults() error {
 	}
 }
 
-// router builds the model router from the models and routes settings.
-func (a *app) router() (*pipeline.Router, error) {
-	var models []pipeline.Model
-	var errs []error
-	for i, m := range a.cfg.Models {
-		model, err := newModel(context.Background(), a.cfg, m)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("models[%d] (%s): %w", i, m.Name, err))
-			continue
-		}
-		models = append(models, model)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return pipeline.NewRouter(models, a.cfg.Routes)
-}
-
 // service builds the intake side.
 func (a *app) service() (*pipeline.Service, error) {
 	return pipeline.NewService(pipeline.ServiceConfig{
