@@ -27,6 +27,10 @@ const (
 	DefaultPublishTimeout = 10 * time.Second
 )
 
+// bulkLinger bounds the linger of a multi-message Publish: its messages are queued at once,
+// so waiting longer would only add latency.
+const bulkLinger = time.Millisecond
+
 // ErrPublisherClosed is returned by Publish after Close.
 var ErrPublisherClosed = errors.New("kafka publisher is closed (create a new one)")
 
@@ -39,8 +43,9 @@ var compressions = map[string]compress.Compression{
 type PublisherConfig struct {
 	// Brokers are the bootstrap addresses, host:port (required).
 	Brokers []string
-	// BatchTimeout is the longest a message lingers for others to fill its batch (default
-	// DefaultBatchTimeout). Messages of one Publish call are batched together at once.
+	// BatchTimeout is the longest the message of a single-message Publish lingers for other
+	// calls' messages to fill its batch (default DefaultBatchTimeout). The messages of a
+	// multi-message Publish fill their own batches and linger at most bulkLinger (1ms).
 	BatchTimeout time.Duration
 	// BatchSize is the most messages in one produce request per partition (default
 	// DefaultBatchSize).
@@ -75,7 +80,8 @@ func (cfg PublisherConfig) Validate() error {
 // every in-sync replica has the messages. Publish is safe for concurrent use; concurrent
 // calls share batches.
 type Publisher struct {
-	w       *kafkago.Writer
+	w       *kafkago.Writer // single-message calls: linger for other calls' messages
+	bulk    *kafkago.Writer // multi-message calls: the call fills its own batches
 	timeout time.Duration
 	log     zerolog.Logger
 
@@ -90,17 +96,25 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &kafkago.Writer{
-		Addr:                   kafkago.TCP(cfg.Brokers...),
-		Balancer:               &kafkago.Hash{},
-		BatchTimeout:           cmp.Or(cfg.BatchTimeout, DefaultBatchTimeout),
-		BatchSize:              cmp.Or(cfg.BatchSize, DefaultBatchSize),
-		RequiredAcks:           kafkago.RequireAll,
-		Compression:            compressions[cmp.Or(cfg.Compression, DefaultCompression)],
-		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
-		ErrorLogger:            errorLogger(cfg.Logger),
+	newWriter := func(linger time.Duration) *kafkago.Writer {
+		return &kafkago.Writer{
+			Addr:                   kafkago.TCP(cfg.Brokers...),
+			Balancer:               &kafkago.Hash{},
+			BatchTimeout:           linger,
+			BatchSize:              cmp.Or(cfg.BatchSize, DefaultBatchSize),
+			RequiredAcks:           kafkago.RequireAll,
+			Compression:            compressions[cmp.Or(cfg.Compression, DefaultCompression)],
+			AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
+			ErrorLogger:            errorLogger(cfg.Logger),
+		}
 	}
-	return &Publisher{w: w, timeout: cmp.Or(cfg.PublishTimeout, DefaultPublishTimeout), log: cfg.Logger}, nil
+	linger := cmp.Or(cfg.BatchTimeout, DefaultBatchTimeout)
+	return &Publisher{
+		w:       newWriter(linger),
+		bulk:    newWriter(min(linger, bulkLinger)),
+		timeout: cmp.Or(cfg.PublishTimeout, DefaultPublishTimeout),
+		log:     cfg.Logger,
+	}, nil
 }
 
 // Publish writes msgs to topic as one batch and returns when the brokers acknowledged them
@@ -127,7 +141,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	// publishes during shutdown must still get its messages stored.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(msgs[0].Context()), p.timeout)
 	defer cancel()
-	if err := p.w.WriteMessages(ctx, records...); err != nil {
+	w := p.w
+	if len(records) > 1 {
+		w = p.bulk
+	}
+	if err := w.WriteMessages(ctx, records...); err != nil {
 		return fmt.Errorf("publish %d message(s) to %s: %w (check the brokers and that the topic exists; publishing again is safe)", len(msgs), topic, err)
 	}
 	return nil
@@ -142,7 +160,7 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	if err := p.w.Close(); err != nil {
+	if err := errors.Join(p.w.Close(), p.bulk.Close()); err != nil {
 		return fmt.Errorf("close kafka publisher: %w", err)
 	}
 	return nil
