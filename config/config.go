@@ -535,6 +535,14 @@ type GuardrailPolicies struct {
 	PromptAttack *PromptAttack `yaml:"prompt_attack,omitempty"`
 	// Grounding scores the answer against the job's context and question (output). Default off.
 	Grounding *Grounding `yaml:"grounding,omitempty"`
+	// TopicClassifier also asks a model whether the text is about a denied topic. Default off.
+	TopicClassifier *TopicClassifier `yaml:"topic_classifier,omitempty"`
+}
+
+// TopicClassifier names the model that classifies texts against the denied topics.
+type TopicClassifier struct {
+	// Model is a configured model's name. Required.
+	Model string `yaml:"model,omitempty"`
 }
 
 // Enabled reports whether any policy of this side is configured.

@@ -42,6 +42,22 @@ func (c *Config) semantic() *ValidationError {
 		p.add("workers.retry_backoff.initial", "is %s, more than workers.retry_backoff.max (%s); lower it or raise max", rb.Initial, rb.Max)
 	}
 
+	for _, sg := range []struct {
+		side string
+		g    GuardrailPolicies
+	}{{"input", c.Guardrails.Input}, {"output", c.Guardrails.Output}} {
+		side, g := sg.side, sg.g
+		if tc := g.TopicClassifier; tc != nil {
+			field := "guardrails." + side + ".topic_classifier"
+			if _, ok := c.Model(tc.Model); !ok {
+				p.add(field+".model", "names model %s, which is not configured; %s", tc.Model, c.modelHint())
+			}
+			if len(g.DeniedTopics) == 0 {
+				p.add(field, "classifies against guardrails.%s.denied_topics, which is empty; add the topics", side)
+			}
+		}
+	}
+
 	for i, t := range c.Triggers.S3 {
 		if t.Model != "" {
 			if _, ok := c.Model(t.Model); !ok {

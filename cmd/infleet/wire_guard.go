@@ -36,11 +36,19 @@ func guards(ctx context.Context, cfg config.Config, reg prometheus.Registerer, l
 	side := func(name string, p config.GuardrailPolicies) (pipeline.Guard, error) {
 		var local pipeline.Guard
 		if p.Enabled() {
-			gl, err := guard.New(guardConfig(p, metrics, log))
+			gc := guardConfig(p, metrics, log)
+			gl, err := guard.New(gc)
 			if err != nil {
 				return nil, fmt.Errorf("guardrails.%s: %w", name, err)
 			}
 			local = gl
+			if tc := p.TopicClassifier; tc != nil {
+				clf, err := topicClassifier(ctx, cfg, tc.Model, gc.DeniedTopics)
+				if err != nil {
+					return nil, fmt.Errorf("guardrails.%s.topic_classifier: %w", name, err)
+				}
+				local = guard.Chain(gl, guard.Observed(clf, metrics, log))
+			}
 		}
 		switch {
 		case local != nil && remote != nil:
@@ -95,4 +103,17 @@ func guardConfig(p config.GuardrailPolicies, m *guard.Metrics, log zerolog.Logge
 			RelevanceThreshold: gr.RelevanceThreshold, Action: gr.Action, Message: gr.Message}
 	}
 	return c
+}
+
+// topicClassifier builds the denied-topic classifier on the named model.
+func topicClassifier(ctx context.Context, cfg config.Config, name string, topics []guard.Topic) (pipeline.Guard, error) {
+	m, ok := cfg.Model(name)
+	if !ok {
+		return nil, fmt.Errorf("model %s is not configured", name)
+	}
+	model, err := newModel(ctx, cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	return guard.NewTopicClassifier(topics, model.Client, model.ModelID)
 }
