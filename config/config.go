@@ -479,7 +479,8 @@ type Budget struct {
 	Tenant string `yaml:"tenant,omitempty"`
 	// DailyUSD is the cap in US dollars.
 	DailyUSD float64 `yaml:"daily_usd,omitempty"`
-	// DowngradeTo is the model jobs go to while the cap is reached.
+	// DowngradeTo is the model jobs go to while the cap is reached. Required with Model; a
+	// tenant budget without it refuses the tenant's new jobs (429) while the cap is reached.
 	DowngradeTo string `yaml:"downgrade_to,omitempty"`
 }
 

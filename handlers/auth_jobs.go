@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +24,9 @@ type GuardConfig struct {
 	Audit zerolog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Budget, when set, reports whether a tenant's spend today reached a budget that refuses
+	// new jobs (429 until the next UTC day).
+	Budget func(tenant string) (spent, cap float64, over bool)
 }
 
 // GuardJobs wraps jobs with the rules that need the job itself: the principal in the context
@@ -68,6 +72,16 @@ func (g *guardedJobs) Submit(ctx context.Context, job messages.Job, opt pipeline
 			"this credential may not ask for model "+strconv.Quote(job.Model)+"; leave model out to use the task's route")
 	}
 	opt.Tenant = p.Tenant
+	if g.cfg.Budget != nil {
+		if spent, cap, over := g.cfg.Budget(p.Tenant); over {
+			now := g.cfg.Now().UTC()
+			next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+			prob := newProblem(http.StatusTooManyRequests, SlugRateLimited, fmt.Sprintf(
+				"tenant %s has spent $%.2f of its $%.2f daily budget; new jobs are refused until 00:00 UTC", p.Tenant, spent, cap))
+			prob.RetryAfter = ceilSeconds(next.Sub(now))
+			return messages.JobRecord{}, false, &ProblemError{Problem: prob}
+		}
+	}
 	lim := p.Limit
 	if g.cfg.Limits == nil || lim.Quota <= 0 {
 		return g.Jobs.Submit(ctx, job, opt)

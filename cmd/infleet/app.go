@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -20,6 +21,7 @@ import (
 	"github.com/infleet/infleet/adapters/webhook"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/models"
 )
 
 // app holds the concrete parts one process runs, built from the config. close releases them
@@ -41,6 +43,9 @@ type app struct {
 	ready      []pipeline.NamedChecker
 
 	closers []func() error
+
+	// spend is the model fleet's router once workers start, for tenant budgets at intake.
+	spend atomic.Pointer[models.Picker]
 }
 
 // newApp builds the transport, stores and notifier the config names. Errors say which setting

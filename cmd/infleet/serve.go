@@ -166,6 +166,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 		return err
 	}
 	defer func() { _ = sec.close() }()
+	sec.guard.Budget = a.tenantOverBudget
 	if r.ingress {
 		handler, err = handlers.NewAPI(handlers.APIConfig{
 			Middleware:   sec.middleware,

@@ -56,6 +56,7 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	p := models.NewPicker(fleet, routing)
+	a.spend.Store(p)
 	if path != "" {
 		stop := models.WatchFile(fleet, models.WatchConfig{
 			Path:     path,
@@ -181,4 +182,13 @@ func lookup(environ []string, name string) string {
 		return os.Getenv(name)
 	}
 	return ""
+}
+
+// tenantOverBudget reports a tenant budget that refuses new jobs. Spend is tracked by this
+// process's model fleet: an ingress without workers sees none.
+func (a *app) tenantOverBudget(tenant string) (spent, cap float64, over bool) {
+	if p := a.spend.Load(); p != nil {
+		return p.TenantOverBudget(tenant)
+	}
+	return 0, 0, false
 }

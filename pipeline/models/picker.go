@@ -97,7 +97,8 @@ type Adaptive struct {
 
 // Budget caps estimated spend per UTC day in this process: a model's (Model set, Tenant
 // empty) or a tenant's, on every model (Tenant set). Over the cap, calls go to DowngradeTo; a
-// tenant budget with Model set downgrades only that model's calls.
+// tenant budget with Model set downgrades only that model's calls; a tenant budget with neither
+// Model nor DowngradeTo refuses the tenant's new jobs at intake (Picker.TenantOverBudget).
 type Budget struct {
 	Model       string
 	Tenant      string
@@ -136,6 +137,25 @@ func NewPicker(f *Fleet, r *Routing) *Picker {
 
 // Set replaces the routing.
 func (p *Picker) Set(r *Routing) { p.routing.Store(r) }
+
+// TenantOverBudget reports whether tenant has spent, today (UTC, in this process), at least a
+// tenant budget that has no downgrade_to: such a budget refuses the tenant's new jobs. It
+// returns the spend and the cap. Safe for concurrent use.
+func (p *Picker) TenantOverBudget(tenant string) (spent, cap float64, over bool) {
+	if tenant == "" {
+		return 0, 0, false
+	}
+	for _, b := range p.routing.Load().spec.Budgets {
+		if b.Tenant != tenant || b.Model != "" || b.DowngradeTo != "" || b.DailyUSD <= 0 {
+			continue
+		}
+		spent = p.fleet.TenantSpendToday(tenant)
+		if spent >= b.DailyUSD {
+			return spent, b.DailyUSD, true
+		}
+	}
+	return spent, 0, false
+}
 
 // Routing is a checked, compiled RoutingSpec. Immutable.
 type Routing struct {
@@ -208,6 +228,9 @@ func CompileRouting(spec RoutingSpec, has func(string) bool) (*Routing, error) {
 		}
 		if b.Model != "" {
 			model(fmt.Sprintf("budgets[%d].model", i), b.Model)
+		}
+		if b.DowngradeTo == "" && b.Tenant != "" && b.Model == "" {
+			continue // a tenant's whole-spend cap with nowhere to go: intake refuses new jobs
 		}
 		model(fmt.Sprintf("budgets[%d].downgrade_to", i), b.DowngradeTo)
 	}
