@@ -101,8 +101,10 @@ func (a *app) openTransport(ctx context.Context) error {
 	switch a.cfg.Transport.Kind {
 	case "embedded":
 		return a.openEmbedded(ctx)
+	case "kafka":
+		return a.openKafka(ctx)
 	default:
-		return fmt.Errorf("transport.kind %q is not available in this build (use embedded)", a.cfg.Transport.Kind)
+		return fmt.Errorf("transport.kind %q is not available in this build (use embedded or kafka)", a.cfg.Transport.Kind)
 	}
 }
 

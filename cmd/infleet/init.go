@@ -46,7 +46,13 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer a.close()
-	fmt.Fprintf(stdout, "transport %s: streams %s, %s, %s, %s ready\n", cfg.Transport.Kind,
+	if cfg.Transport.Kind == "kafka" {
+		if err := a.initKafka(ctx); err != nil {
+			fmt.Fprintln(stderr, "infleet init: create the Kafka topics:", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "transport %s: %s, %s, %s, %s ready\n", cfg.Transport.Kind,
 		a.topics.High, a.topics.Normal, a.topics.Low, a.topics.Dead)
 	if m, ok := a.store.(migrator); ok {
 		v, err := m.Migrate(ctx)

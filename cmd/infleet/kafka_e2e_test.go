@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// TestServeOnKafka runs `infleet init` and serve on the Kafka transport against kfake, an
+// in-process Kafka speaking the real protocol, and completes jobs of every priority.
+func TestServeOnKafka(t *testing.T) {
+	t.Parallel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	transport := fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", cluster.ListenAddrs()[0])
+	cfgPath := filepath.Join(t.TempDir(), "init.yaml")
+	if err := os.WriteFile(cfgPath, []byte(transport+"log: {level: warn}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if rc := run([]string{"init", "--config", cfgPath, "--data-dir", t.TempDir()}, &out, &errOut); rc != 0 ||
+		!strings.Contains(out.String(), "transport kafka: infleet.high, infleet.normal, infleet.low, infleet.dead ready") {
+		t.Fatalf("init: rc %d\n%s%s", rc, out.String(), errOut.String())
+	}
+	h := startServe(t, e2eConfig+transport)
+	var ids []string
+	for i, p := range []string{"high", "normal", "low", "high", "normal", "low"} {
+		ids = append(ids, h.submit(fmt.Sprintf(`{"task":"summarize","priority":%q,"input":{"text":"kafka job %d"}}`, p, i)))
+	}
+	for _, id := range ids {
+		if rec := h.waitStatus(id, messages.StatusCompleted); rec.Attempts != 1 {
+			t.Fatalf("job %s: %+v", id, rec)
+		}
+	}
+}
