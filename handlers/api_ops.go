@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -80,8 +82,8 @@ func (a *api) addOperationRoutes(ops Operations) {
 			a.failed(w, r, err, "")
 			return
 		}
-		a.log.Info().Str("audit", "replay").Str("request_id", RequestIDFromContext(r.Context())).
-			Str("replay_name", st.Name).Int("matched", st.Matched).Bool("dry_run", st.DryRun).Msg("operator action")
+		audit(a.log, r, "replay").Str("replay_name", st.Name).Str("task", req.Task).Time("from", req.From).
+			Time("to", req.To).Int("matched", st.Matched).Bool("dry_run", st.DryRun).Msg("operator action")
 		if st.DryRun {
 			writeJSON(w, http.StatusOK, marshalJSON(st))
 			return
@@ -163,8 +165,8 @@ func (a *api) addOperationRoutes(ops Operations) {
 			a.failed(w, r, err, "")
 			return
 		}
-		a.log.Info().Str("audit", "redrive").Str("request_id", RequestIDFromContext(r.Context())).
-			Int("matched", res.Matched).Int("redriven", res.Redriven).Msg("operator action")
+		audit(a.log, r, "redrive").Strs("job_ids", req.JobIDs).Str("task", req.Task).Str("reason", req.Reason).
+			Bool("all", req.All).Int("matched", res.Matched).Int("redriven", res.Redriven).Msg("operator action")
 		writeJSON(w, http.StatusOK, marshalJSON(res))
 	}))
 }
@@ -221,6 +223,17 @@ func (b replayBody) request(now time.Time) (pipeline.ReplayRequest, []FieldProbl
 		bad("rate", "must be a positive number of jobs per second")
 	}
 	return req, problems
+}
+
+// audit starts the audit line of an operator action: who (the credential's id, "anonymous" on
+// an open API) and the request; callers add what, never payloads.
+func audit(log zerolog.Logger, r *http.Request, action string) *zerolog.Event {
+	actor := "anonymous"
+	if p, ok := PrincipalFromContext(r.Context()); ok {
+		actor = p.ID
+	}
+	return log.Info().Bool("audit", true).Str("action", action).Str("actor", actor).
+		Str("request_id", RequestIDFromContext(r.Context()))
 }
 
 // deadLetterQuery reads ?task=&reason=&since=&job_id=&limit= into a filter.
