@@ -270,7 +270,7 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), ".infleet-tmp-") {
+		if strings.HasPrefix(d.Name(), ".infleet-tmp-") && !d.IsDir() {
 			return fmt.Errorf("temporary file left behind: %s", p)
 		}
 		return nil

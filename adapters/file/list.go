@@ -32,6 +32,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
+		if d.IsDir() && p == tempDir {
+			return fs.SkipDir
+		}
 		if d.Type().IsRegular() && !strings.HasPrefix(path.Base(p), tempPrefix) {
 			keys = append(keys, p)
 		}
