@@ -118,7 +118,7 @@ func (m *memJobs) List(_ context.Context, q pipeline.ListQuery) ([]messages.JobR
 	if q.Cursor != "" {
 		n, err := strconv.Atoi(q.Cursor)
 		if err != nil || n < 0 {
-			return nil, "", fmt.Errorf("bad cursor %q", q.Cursor)
+			return nil, "", fmt.Errorf("%w: %q", pipeline.ErrInvalidCursor, q.Cursor)
 		}
 		start = n
 	}

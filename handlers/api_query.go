@@ -93,7 +93,7 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	jobs, next, err := a.cfg.Jobs.List(r.Context(), q)
 	if err != nil {
-		if a.badCursor(r, q, err) {
+		if errors.Is(err, pipeline.ErrInvalidCursor) {
 			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidQuery,
 				"the query is not valid; fix every problem listed in errors", FieldProblem{Field: "cursor",
 					Message: "is not a cursor this API returned; pass back next_cursor of the previous page, or none"}))
@@ -138,16 +138,4 @@ func (a *api) getResult(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn().Err(err).Str("job_id", id).Str("request_id", RequestIDFromContext(ctx)).
 			Msg("result stream cut short")
 	}
-}
-
-// badCursor reports whether a failed List failed because of its cursor: stores have no common
-// error for a cursor they cannot read, so the same query without the cursor is tried once; when
-// that works, the cursor was the caller's mistake (400), not the store's (5xx).
-func (a *api) badCursor(r *http.Request, q pipeline.ListQuery, err error) bool {
-	if q.Cursor == "" || r.Context().Err() != nil || errors.Is(err, pipeline.ErrUnavailable) {
-		return false
-	}
-	q.Cursor, q.Limit = "", 1
-	_, _, perr := a.cfg.Jobs.List(r.Context(), q)
-	return perr == nil
 }

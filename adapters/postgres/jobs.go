@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,7 +176,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 		where = append(where, "tenant = "+arg(q.Tenant))
 	}
 	if q.Cursor != "" {
-		createdAt, jobID, err := decodeCursor(q.Cursor)
+		createdAt, jobID, err := pipeline.DecodeListCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -210,29 +209,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	}
 	recs = recs[:limit]
 	last := recs[limit-1]
-	return recs, encodeCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
-}
-
-// encodeCursor returns the opaque cursor of the page after the job (createdAt, jobID).
-func encodeCursor(createdAt int64, jobID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt, 10) + ":" + jobID))
-}
-
-func decodeCursor(c string) (int64, string, error) {
-	bad := fmt.Errorf("invalid list cursor %q (pass back the cursor a previous page returned, or none for the first page)", c)
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, "", bad
-	}
-	msPart, jobID, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return 0, "", bad
-	}
-	createdAt, err := strconv.ParseInt(msPart, 10, 64)
-	if err != nil {
-		return 0, "", bad
-	}
-	return createdAt, jobID, nil
+	return recs, pipeline.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
 }
 
 // ms returns t at millisecond precision in UTC, as the store keeps times.

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -154,5 +156,13 @@ func testListDefaultLimit(t *testing.T, s pipeline.JobStore) {
 	rest := listAll(t, s, pipeline.ListQuery{Cursor: next})
 	if len(rest) != n-50 {
 		t.Fatalf("second page: %d jobs, want %d", len(rest), n-50)
+	}
+}
+
+func testListInvalidCursor(t *testing.T, s pipeline.JobStore) {
+	for _, c := range []string{"not a cursor!", "bm9jb2xvbg", pipeline.EncodeListCursor(1, "x") + "%"} {
+		if _, _, err := s.List(context.Background(), pipeline.ListQuery{Cursor: c}); !errors.Is(err, pipeline.ErrInvalidCursor) {
+			t.Errorf("List with cursor %q: %v, want an error wrapping pipeline.ErrInvalidCursor", c, err)
+		}
 	}
 }

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"ListOrderAndPages", testListOrderAndPages},
 		{"ListFilters", testListFilters},
 		{"ListDefaultLimit", testListDefaultLimit},
+		{"ListInvalidCursor", testListInvalidCursor},
 		{"Delete", testDelete},
 	}
 	for _, tc := range tests {
