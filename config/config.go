@@ -55,7 +55,7 @@ const (
 	DefaultResultsKind          = ResultsFile
 	DefaultSQLiteFile           = "infleet.db" // under data_dir
 	DefaultStreamPrefix         = "INFLEET"
-	DefaultEmbeddedMaxAge       = 7 * 24 * time.Hour
+	DefaultArchiveRetention     = 7 * 24 * time.Hour
 	DefaultSQSQueueHigh         = "infleet-high"
 	DefaultSQSQueueNormal       = "infleet-normal"
 	DefaultSQSQueueLow          = "infleet-low"
@@ -124,6 +124,7 @@ type Config struct {
 	Triggers   Triggers   `yaml:"triggers,omitempty"`
 	Auth       Auth       `yaml:"auth,omitempty"`
 	HTTP       HTTP       `yaml:"http,omitempty"`
+	Archive    Archive    `yaml:"archive,omitempty"`
 	Log        Log        `yaml:"log,omitempty"`
 
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
@@ -144,8 +145,13 @@ type Transport struct {
 type Embedded struct {
 	// StreamPrefix prefixes the JetStream stream names. Default "INFLEET".
 	StreamPrefix string `yaml:"stream_prefix,omitempty"`
-	// MaxAge is how long job messages stay in the stream (the replay archive). Default 168h.
-	MaxAge time.Duration `yaml:"max_age,omitempty"`
+}
+
+// Archive keeps every accepted job message for replay, in the result store.
+type Archive struct {
+	// Retention is how long archived job messages are kept, and so how far back `infleet
+	// replay` reaches. Default 168h.
+	Retention time.Duration `yaml:"retention,omitempty"`
 }
 
 // PriorityNames names one queue or topic per priority.
@@ -762,7 +768,6 @@ func (c *Config) ApplyDefaults() {
 	t := &c.Transport
 	t.Kind = cmp.Or(t.Kind, DefaultTransportKind)
 	t.Embedded.StreamPrefix = cmp.Or(t.Embedded.StreamPrefix, DefaultStreamPrefix)
-	t.Embedded.MaxAge = cmp.Or(t.Embedded.MaxAge, DefaultEmbeddedMaxAge)
 	t.SQS.Queues.High = cmp.Or(t.SQS.Queues.High, DefaultSQSQueueHigh)
 	t.SQS.Queues.Normal = cmp.Or(t.SQS.Queues.Normal, DefaultSQSQueueNormal)
 	t.SQS.Queues.Low = cmp.Or(t.SQS.Queues.Low, DefaultSQSQueueLow)
@@ -845,6 +850,7 @@ func (c *Config) ApplyDefaults() {
 
 	c.HTTP.MaxBodyBytes = cmp.Or(c.HTTP.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.HTTP.MaxWait = cmp.Or(c.HTTP.MaxWait, DefaultMaxWait)
+	c.Archive.Retention = cmp.Or(c.Archive.Retention, DefaultArchiveRetention)
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 }

@@ -47,7 +47,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 		DataDir: "./data",
 		Transport: Transport{
 			Kind:     "embedded",
-			Embedded: Embedded{StreamPrefix: "INFLEET", MaxAge: 168 * time.Hour},
+			Embedded: Embedded{StreamPrefix: "INFLEET"},
 			SQS: SQS{
 				Queues:            PriorityNames{"infleet-high", "infleet-normal", "infleet-low"},
 				DeadLetterQueue:   "infleet-dead",
@@ -73,10 +73,11 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 			ShutdownTimeout: 30 * time.Second,
 			JobTimeout:      10 * time.Minute,
 		},
-		Models: []Model{{Name: "fast", Provider: "sim", Latency: 20 * time.Millisecond}},
-		Routes: map[string]string{"default": "fast"},
-		HTTP:   HTTP{MaxBodyBytes: 1 << 20, MaxWait: time.Minute},
-		Log:    Log{Level: "info", Format: "auto"},
+		Models:  []Model{{Name: "fast", Provider: "sim", Latency: 20 * time.Millisecond}},
+		Routes:  map[string]string{"default": "fast"},
+		HTTP:    HTTP{MaxBodyBytes: 1 << 20, MaxWait: time.Minute},
+		Archive: Archive{Retention: 168 * time.Hour},
+		Log:     Log{Level: "info", Format: "auto"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(\"\", nil) =\n%+v\nwant\n%+v", c, want)
@@ -455,7 +456,7 @@ func TestEnvNames(t *testing.T) {
 		"INFLEET_TRANSPORT_KAFKA_BROKERS", "INFLEET_STORE_DYNAMODB_ENDPOINT", "INFLEET_WORKERS_CONCURRENCY",
 		"INFLEET_WORKERS_PRIORITY_WEIGHTS_STRICT", "INFLEET_WORKERS_STRICT", "INFLEET_WORKERS_RETRY_BACKOFF_INITIAL",
 		"INFLEET_HTTP_MAX_BODY_BYTES", "INFLEET_NOTIFY_WEBHOOK_SECRET", "INFLEET_RESULTS_S3_ENDPOINT",
-		"INFLEET_TRANSPORT_EMBEDDED_MAX_AGE", "INFLEET_LOG_FORMAT", "INFLEET_GUARDRAILS_INPUT_WORDS",
+		"INFLEET_ARCHIVE_RETENTION", "INFLEET_LOG_FORMAT", "INFLEET_GUARDRAILS_INPUT_WORDS",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("EnvNames() lacks %s", want)

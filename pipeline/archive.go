@@ -22,6 +22,12 @@ type BlobLister interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 
+// BlobDeleter is an optional ability of a BlobStore: removing an object (a missing one is not
+// an error).
+type BlobDeleter interface {
+	Delete(ctx context.Context, key string) error
+}
+
 // Archive defaults.
 const (
 	ArchivePrefix        = "archive/"
@@ -49,7 +55,10 @@ type ArchiveConfig struct {
 	// sooner (default 1000).
 	FlushEvery time.Duration
 	MaxBatch   int
-	Logger     zerolog.Logger
+	// Retention is how long archived entries are kept (0: forever). Older hour partitions are
+	// deleted at start and hourly, when the store can list and delete.
+	Retention time.Duration
+	Logger    zerolog.Logger
 }
 
 // Archive keeps every accepted job message as time-partitioned JSON lines
@@ -102,9 +111,15 @@ func (a *Archive) loop() {
 	defer close(a.done)
 	t := time.NewTicker(a.cfg.FlushEvery)
 	defer t.Stop()
+	a.prune(context.Background(), time.Now())
+	lastPrune := time.Now()
 	for {
 		select {
-		case <-t.C:
+		case now := <-t.C:
+			if now.Sub(lastPrune) >= time.Hour {
+				a.prune(context.Background(), now)
+				lastPrune = now
+			}
 		case <-a.kick:
 		case <-a.stop:
 			a.Flush(context.Background())
@@ -154,6 +169,42 @@ func (a *Archive) Flush(ctx context.Context) {
 		a.buf = append(failed, a.buf...)
 		a.mu.Unlock()
 	}
+}
+
+// prune deletes the archive objects of hour partitions that ended more than Retention before
+// now, and reports how many it deleted.
+func (a *Archive) prune(ctx context.Context, now time.Time) int {
+	lister, okL := a.cfg.Store.(BlobLister)
+	deleter, okD := a.cfg.Store.(BlobDeleter)
+	if a.cfg.Retention <= 0 || !okL || !okD {
+		return 0
+	}
+	keys, err := lister.List(ctx, ArchivePrefix)
+	if err != nil {
+		a.cfg.Logger.Warn().Err(err).Msg("archive retention: list failed; retrying in an hour")
+		return 0
+	}
+	cutoff := now.Add(-a.cfg.Retention)
+	deleted := 0
+	for _, key := range keys {
+		rest := key[len(ArchivePrefix):]
+		if len(rest) < len(archivePartitionHour) {
+			continue
+		}
+		h, err := time.Parse(archivePartitionHour, rest[:len(archivePartitionHour)])
+		if err != nil || !h.Add(time.Hour).Before(cutoff) {
+			continue
+		}
+		if err := deleter.Delete(ctx, key); err != nil {
+			a.cfg.Logger.Warn().Err(err).Str("key", key).Msg("archive retention: delete failed")
+			continue
+		}
+		deleted++
+	}
+	if deleted > 0 {
+		a.cfg.Logger.Info().Int("objects", deleted).Dur("retention", a.cfg.Retention).Msg("archive retention: old partitions deleted")
+	}
+	return deleted
 }
 
 // Close flushes what is buffered and stops the flush loop. Safe to call twice; nil is a no-op.

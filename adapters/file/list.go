@@ -46,3 +46,19 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, nil
 }
+
+// Delete removes the object under key; a missing object is not an error. It implements
+// pipeline.BlobDeleter.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	name, err := checkKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("file store: delete %s: %w", key, err)
+	}
+	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file store: delete %s: %w", key, err)
+	}
+	return nil
+}

@@ -32,7 +32,7 @@ func (a *app) operations() handlers.Operations {
 // archive starts the archive of accepted job messages in the result store; it is flushed when
 // the app closes.
 func (a *app) archive() *pipeline.Archive {
-	ar, err := pipeline.NewArchive(pipeline.ArchiveConfig{Store: a.results, Logger: a.log.With().Str("component", "archive").Logger()})
+	ar, err := pipeline.NewArchive(pipeline.ArchiveConfig{Store: a.results, Retention: a.cfg.Archive.Retention, Logger: a.log.With().Str("component", "archive").Logger()})
 	if err != nil {
 		a.log.Warn().Err(err).Msg("job messages are not archived; replay will find nothing")
 		return nil
