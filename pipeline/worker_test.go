@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -473,5 +474,32 @@ func TestWorkerCarriesTraceparentToModelCall(t *testing.T) {
 	}
 	if got, _ := model.seen.Load().(string); got != tp {
 		t.Fatalf("model call saw traceparent %q, want %q", got, tp)
+	}
+}
+
+func TestWorkerTurnsS3NotificationIntoJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "fast", Client: b.model}}, map[string]string{pipeline.RouteDefault: "fast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Store: b.store, Results: b.results, Router: router, DeadLetters: b.pubsub,
+		Topics: testTopics, Decoder: pipeline.NewDecoder(s3Rules, zerolog.Nop())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := w.Process(context.Background(), pipeline.Delivery{MessageID: "n1", Payload: []byte(s3Notification), Metadata: map[string]string{}}); out.Retry {
+		t.Fatalf("%+v", out)
+	}
+	jobs, _, err := b.store.List(context.Background(), pipeline.ListQuery{})
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("jobs %+v, %v", jobs, err)
+	}
+	for _, j := range jobs {
+		// No object store is configured here: the job fails at once, saying how to read s3_uri.
+		if j.Status != messages.StatusFailed || j.Error == nil || !strings.Contains(j.Error.Message, "s3_uri") {
+			t.Fatalf("job %+v", j)
+		}
 	}
 }

@@ -238,6 +238,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 		Store:       a.store,
 		Results:     a.results,
 		Archive:     a.archive(),
+		Decoder:     a.decoder(),
 		Router:      r,
 		DeadLetters: a.publisher,
 		Topics:      a.topics,
