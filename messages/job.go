@@ -166,6 +166,10 @@ type JobRecord struct {
 	ResultURL string           `json:"result_url,omitempty"`
 	// ReplayName is the last replay that ran this job, if any.
 	ReplayName string `json:"replay_name,omitempty"`
+	// Degraded, Fallbacks and Prompt say how the model layer answered, as on the result.
+	Degraded  bool     `json:"degraded,omitempty"`
+	Fallbacks []string `json:"fallbacks,omitempty"`
+	Prompt    string   `json:"prompt,omitempty"`
 
 	Tenant         string `json:"-"`
 	IdempotencyKey string `json:"-"`

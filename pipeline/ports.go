@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -53,6 +55,8 @@ type Transition struct {
 	Guardrail  *messages.GuardrailReport
 	ResultURL  string
 	ReplayName string
+	// Call, when set, replaces how the model layer answered (degraded, fallbacks, prompt).
+	Call *ModelCall
 	// Error replaces the stored error when set; a transition to QUEUED or COMPLETED clears it
 	// when nil.
 	Error *messages.JobError
@@ -100,6 +104,9 @@ func (t Transition) Apply(rec messages.JobRecord) messages.JobRecord {
 	if t.ReplayName != "" {
 		rec.ReplayName = t.ReplayName
 	}
+	if t.Call != nil {
+		rec.Degraded, rec.Fallbacks, rec.Prompt = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt
+	}
 	switch {
 	case t.Error != nil:
 		e := *t.Error
@@ -112,6 +119,48 @@ func (t Transition) Apply(rec messages.JobRecord) messages.JobRecord {
 		rec.UpdatedAt = time.Now().UTC()
 	}
 	return rec
+}
+
+// ModelCall is how the model layer answered a job, as a JobRecord keeps it.
+type ModelCall struct {
+	Degraded  bool     `json:"degraded,omitempty"`
+	Fallbacks []string `json:"fallbacks,omitempty"`
+	Prompt    string   `json:"prompt,omitempty"`
+}
+
+// ModelCallOf returns what rec records of its model call, or nil when there is nothing.
+func ModelCallOf(rec messages.JobRecord) *ModelCall {
+	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" {
+		return nil
+	}
+	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt}
+}
+
+// EncodeModelCall returns what rec records of its model call as a store's JSON column value:
+// text, or nil (NULL) when there is nothing.
+func EncodeModelCall(rec messages.JobRecord) (any, error) {
+	call := ModelCallOf(rec)
+	if call == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(call)
+	if err != nil {
+		return nil, fmt.Errorf("encode model call of job %s: %w", rec.JobID, err)
+	}
+	return string(b), nil
+}
+
+// DecodeModelCall fills rec's model-call fields from a column EncodeModelCall wrote (nil: none).
+func DecodeModelCall(rec *messages.JobRecord, b []byte) error {
+	if b == nil {
+		return nil
+	}
+	var call ModelCall
+	if err := json.Unmarshal(b, &call); err != nil {
+		return fmt.Errorf("job %s has a corrupt model_call column (fix or delete the row): %w", rec.JobID, err)
+	}
+	rec.Degraded, rec.Fallbacks, rec.Prompt = call.Degraded, call.Fallbacks, call.Prompt
+	return nil
 }
 
 // ListQuery selects jobs for JobStore.List.

@@ -495,6 +495,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Usage:     &usage,
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
+		Call:      &ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
 	})
 	w.cfg.Metrics.stageDone("record", start)
 	if errors.Is(err, ErrConflict) {

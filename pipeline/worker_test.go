@@ -503,3 +503,28 @@ func TestWorkerTurnsS3NotificationIntoJobs(t *testing.T) {
 		}
 	}
 }
+
+// fallbackModel answers as a fleet whose primary failed over.
+type fallbackModel struct{}
+
+func (fallbackModel) Invoke(context.Context, pipeline.ModelRequest) (pipeline.ModelResponse, error) {
+	return pipeline.ModelResponse{Text: "ok", Model: "backup", Fallbacks: []string{"primary"}, Prompt: "summarize@1.2.0"}, nil
+}
+
+func TestWorkerRecordsFallbacksAndPromptOnTheJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "primary", Client: fallbackModel{}}}, map[string]string{pipeline.RouteDefault: "primary"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Store: b.store, Results: b.results, Router: router, DeadLetters: b.pubsub, Topics: testTopics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Process(context.Background(), jobDelivery(t, textJob("fb")))
+	rec := getRecord(t, b, "fb")
+	if rec.Model != "backup" || len(rec.Fallbacks) != 1 || rec.Fallbacks[0] != "primary" || rec.Prompt != "summarize@1.2.0" || rec.Degraded {
+		t.Fatalf("record %+v", rec)
+	}
+}

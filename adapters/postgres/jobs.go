@@ -27,10 +27,10 @@ const (
 
 // columns are the jobs columns in the order of insertArgs and scanRecord.
 const columns = "job_id, tenant, idempotency_key, status, task, priority, model, attempts, created_at, updated_at, " +
-	"usage, guardrail, error, result_url, replay_name, spec"
+	"usage, guardrail, error, result_url, replay_name, spec, model_call"
 
 const (
-	insertSQL = "INSERT INTO jobs (" + columns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING"
+	insertSQL = "INSERT INTO jobs (" + columns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING"
 	// selectExistingSQL finds the job that refused an insert: the one with its id, else the
 	// one with its tenant and non-empty key.
 	selectExistingSQL = "SELECT " + columns + " FROM jobs WHERE job_id = $1 OR (tenant = $2 AND idempotency_key = $3 AND $3 <> '') " +
@@ -39,7 +39,7 @@ const (
 	selectVersionSQL = "SELECT " + columns + ", version FROM jobs WHERE job_id = $1"
 	// updateSQL writes a transition's result only over the version it was computed from.
 	updateSQL = "UPDATE jobs SET status = $3, model = $4, attempts = $5, updated_at = $6, usage = $7, guardrail = $8, " +
-		"error = $9, result_url = $10, replay_name = $11, version = version + 1 WHERE job_id = $1 AND version = $2"
+		"error = $9, result_url = $10, replay_name = $11, model_call = $12, version = version + 1 WHERE job_id = $1 AND version = $2"
 )
 
 // Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
@@ -124,8 +124,12 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		if err != nil {
 			return messages.JobRecord{}, err
 		}
+		call, err := pipeline.EncodeModelCall(next)
+		if err != nil {
+			return messages.JobRecord{}, fmt.Errorf("postgres store: %w", err)
+		}
 		tag, err := s.pool.Exec(ctx, updateSQL, id, version, string(next.Status), next.Model, next.Attempts, next.UpdatedAt,
-			usage, guardrail, jobErr, next.ResultURL, next.ReplayName)
+			usage, guardrail, jobErr, next.ResultURL, next.ReplayName, call)
 		if err != nil {
 			return messages.JobRecord{}, s.wrap("update job "+id, err)
 		}
@@ -225,9 +229,13 @@ func insertArgs(rec messages.JobRecord) ([]any, error) {
 	if len(rec.Spec) > 0 {
 		spec = []byte(rec.Spec)
 	}
+	call, err := pipeline.EncodeModelCall(rec)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
 	return []any{
 		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
-		rec.Attempts, rec.CreatedAt, rec.UpdatedAt, usage, guardrail, jobErr, rec.ResultURL, rec.ReplayName, spec,
+		rec.Attempts, rec.CreatedAt, rec.UpdatedAt, usage, guardrail, jobErr, rec.ResultURL, rec.ReplayName, spec, call,
 	}, nil
 }
 
@@ -266,10 +274,10 @@ func scanRecord(row pgx.Row, extra ...any) (messages.JobRecord, error) {
 		rec                      messages.JobRecord
 		status, priority         string
 		usage, guardrail, jobErr []byte
-		spec                     []byte
+		spec, call               []byte
 	)
 	dest := append([]any{&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
-		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec},
+		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec, &call},
 		extra...)
 	err := row.Scan(dest...)
 	if err != nil {
@@ -279,6 +287,9 @@ func scanRecord(row pgx.Row, extra ...any) (messages.JobRecord, error) {
 	rec.CreatedAt, rec.UpdatedAt = rec.CreatedAt.UTC(), rec.UpdatedAt.UTC()
 	if len(spec) > 0 {
 		rec.Spec = spec
+	}
+	if err := pipeline.DecodeModelCall(&rec, call); err != nil {
+		return rec, fmt.Errorf("postgres store: %w", err)
 	}
 	dec := func(name string, b []byte, v any) error {
 		if err := json.Unmarshal(b, v); err != nil {

@@ -22,7 +22,7 @@ const (
 
 // columns are the jobs columns in the order of insertArgs and scanRecord.
 const columns = "job_id, tenant, idempotency_key, status, task, priority, model, attempts, created_at, updated_at, " +
-	"usage, guardrail, error, result_url, replay_name, spec"
+	"usage, guardrail, error, result_url, replay_name, spec, model_call"
 
 // Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
 // the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
@@ -154,10 +154,14 @@ func insertArgs(rec messages.JobRecord) ([]any, error) {
 	if len(rec.Spec) > 0 {
 		spec = []byte(rec.Spec)
 	}
+	call, err := pipeline.EncodeModelCall(rec)
+	if err != nil {
+		return nil, err
+	}
 	return []any{
 		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
 		rec.Attempts, rec.CreatedAt.UnixMilli(), rec.UpdatedAt.UnixMilli(), usage, guardrail, jobErr,
-		rec.ResultURL, rec.ReplayName, spec,
+		rec.ResultURL, rec.ReplayName, spec, call,
 	}, nil
 }
 
@@ -200,10 +204,10 @@ func scanRecord(row scanner) (messages.JobRecord, error) {
 		status, priority         string
 		createdAt, updatedAt     int64
 		usage, guardrail, jobErr []byte
-		spec                     []byte
+		spec, call               []byte
 	)
 	err := row.Scan(&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
-		&rec.Attempts, &createdAt, &updatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec)
+		&rec.Attempts, &createdAt, &updatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec, &call)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rec, err
 	}
@@ -214,6 +218,9 @@ func scanRecord(row scanner) (messages.JobRecord, error) {
 	rec.CreatedAt, rec.UpdatedAt = time.UnixMilli(createdAt).UTC(), time.UnixMilli(updatedAt).UTC()
 	if len(spec) > 0 {
 		rec.Spec = spec
+	}
+	if err := pipeline.DecodeModelCall(&rec, call); err != nil {
+		return rec, fmt.Errorf("sqlite store: %w", err)
 	}
 	dec := func(name string, b []byte, v any) error {
 		if err := json.Unmarshal(b, v); err != nil {

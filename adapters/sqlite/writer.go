@@ -29,8 +29,8 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	queries := []string{
 		"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK",
 		"SAVEPOINT req", "RELEASE req", "ROLLBACK TO req",
-		"INSERT INTO jobs (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-		"UPDATE jobs SET status = ?, model = ?, attempts = ?, updated_at = ?, usage = ?, guardrail = ?, error = ?, result_url = ?, replay_name = ? WHERE job_id = ?",
+		"INSERT INTO jobs (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		"UPDATE jobs SET status = ?, model = ?, attempts = ?, updated_at = ?, usage = ?, guardrail = ?, error = ?, result_url = ?, replay_name = ?, model_call = ? WHERE job_id = ?",
 		"DELETE FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key <> ''",
@@ -258,8 +258,12 @@ func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transitio
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
+	call, err := pipeline.EncodeModelCall(next)
+	if err != nil {
+		return messages.JobRecord{}, fmt.Errorf("sqlite store: %w", err)
+	}
 	if _, err := s.w.update.ExecContext(ctx, string(next.Status), next.Model, next.Attempts, next.UpdatedAt.UnixMilli(),
-		usage, guardrail, jobErr, next.ResultURL, next.ReplayName, id); err != nil {
+		usage, guardrail, jobErr, next.ResultURL, next.ReplayName, call, id); err != nil {
 		return messages.JobRecord{}, fmt.Errorf("sqlite store: update job %s: %w", id, err)
 	}
 	return next, nil

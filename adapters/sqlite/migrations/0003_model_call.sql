@@ -1,0 +1,3 @@
+-- How the model layer answered a job (degraded, fallbacks, prompt) as JSON; NULL when nothing
+-- is worth recording.
+ALTER TABLE jobs ADD COLUMN model_call TEXT;
