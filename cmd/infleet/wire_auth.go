@@ -13,9 +13,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/infleet/infleet/adapters/postgres"
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // Bounds of the JWKS cache: a periodic refresh, and a refresh on an unknown key id (a rotation)
@@ -105,12 +107,11 @@ func wireAuth(ctx context.Context, cfg config.Config, log zerolog.Logger, ingres
 		}
 		verifiers = append(verifiers, v)
 	}
-	limits, err := sqlite.OpenLimits(ctx, sqlite.Config{Path: cfg.Store.SQLite.Path, Logger: log})
+	limits, where, err := openLimits(ctx, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("open the limit store (store.sqlite.path %s; point every ingress at one file to share limits): %w",
-			cfg.Store.SQLite.Path, err)
+		return nil, err
 	}
-	ia.closers = append(ia.closers, limits.Close)
+	ia.closers = append(ia.closers, limits.close)
 	ia.guard.Limits = limits
 	ia.middleware = append(ia.middleware, handlers.Authenticate(handlers.AuthConfig{
 		Verifiers: verifiers,
@@ -118,7 +119,7 @@ func wireAuth(ctx context.Context, cfg config.Config, log zerolog.Logger, ingres
 		Logger:    log.With().Str("component", "auth").Logger(),
 	}))
 	log.Info().Int("api_keys", len(cfg.Auth.APIKeys)).Bool("jwt", cfg.Auth.JWT.JWKSURL != "").
-		Str("limit_store", cfg.Store.SQLite.Path).Msg("auth is on: every route but /healthz, /readyz and /metrics needs credentials")
+		Str("limit_store", where).Msg("auth is on: every route but /healthz, /readyz and /metrics needs credentials")
 	return ia, nil
 }
 
@@ -149,4 +150,29 @@ func (ia *ingressAuth) close() error {
 		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
+}
+
+// closableLimits is a limit store the ingress closes at shutdown.
+type closableLimits struct {
+	pipeline.LimitStore
+	close func() error
+}
+
+// openLimits opens where rates and quotas are shared by the fleet: the PostgreSQL job store's
+// database when store.kind is postgres, else the SQLite file at store.sqlite.path. It says
+// which, for the log.
+func openLimits(ctx context.Context, cfg config.Config, log zerolog.Logger) (closableLimits, string, error) {
+	if cfg.Store.Kind == config.StorePostgres {
+		s, err := postgres.Open(ctx, postgres.Config{DSN: cfg.Store.Postgres.DSN, MaxConns: 4, Logger: log})
+		if err != nil {
+			return closableLimits{}, "", fmt.Errorf("open the limit store (store.postgres.dsn; run `infleet init` first): %w", err)
+		}
+		return closableLimits{LimitStore: s, close: func() error { s.Close(); return nil }}, "postgres", nil
+	}
+	l, err := sqlite.OpenLimits(ctx, sqlite.Config{Path: cfg.Store.SQLite.Path, Logger: log})
+	if err != nil {
+		return closableLimits{}, "", fmt.Errorf("open the limit store (store.sqlite.path %s; point every ingress at one file to share limits): %w",
+			cfg.Store.SQLite.Path, err)
+	}
+	return closableLimits{LimitStore: l, close: l.Close}, cfg.Store.SQLite.Path, nil
 }
