@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -134,33 +132,6 @@ func ModelCallOf(rec messages.JobRecord) *ModelCall {
 		return nil
 	}
 	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt}
-}
-
-// EncodeModelCall returns what rec records of its model call as a store's JSON column value:
-// text, or nil (NULL) when there is nothing.
-func EncodeModelCall(rec messages.JobRecord) (any, error) {
-	call := ModelCallOf(rec)
-	if call == nil {
-		return nil, nil
-	}
-	b, err := json.Marshal(call)
-	if err != nil {
-		return nil, fmt.Errorf("encode model call of job %s: %w", rec.JobID, err)
-	}
-	return string(b), nil
-}
-
-// DecodeModelCall fills rec's model-call fields from a column EncodeModelCall wrote (nil: none).
-func DecodeModelCall(rec *messages.JobRecord, b []byte) error {
-	if b == nil {
-		return nil
-	}
-	var call ModelCall
-	if err := json.Unmarshal(b, &call); err != nil {
-		return fmt.Errorf("job %s has a corrupt model_call column (fix or delete the row): %w", rec.JobID, err)
-	}
-	rec.Degraded, rec.Fallbacks, rec.Prompt = call.Degraded, call.Fallbacks, call.Prompt
-	return nil
 }
 
 // ListQuery selects jobs for JobStore.List.

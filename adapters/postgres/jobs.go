@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -120,16 +119,12 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		}
 		next := t.Apply(cur)
 		next.UpdatedAt = ms(next.UpdatedAt)
-		usage, guardrail, jobErr, err := encodeJSONColumns(next)
-		if err != nil {
-			return messages.JobRecord{}, err
-		}
-		call, err := pipeline.EncodeModelCall(next)
+		cols, err := pipeline.EncodeJSONColumns(next)
 		if err != nil {
 			return messages.JobRecord{}, fmt.Errorf("postgres store: %w", err)
 		}
 		tag, err := s.pool.Exec(ctx, updateSQL, id, version, string(next.Status), next.Model, next.Attempts, next.UpdatedAt,
-			usage, guardrail, jobErr, next.ResultURL, next.ReplayName, call)
+			cols.Usage, cols.Guardrail, cols.Error, next.ResultURL, next.ReplayName, cols.ModelCall)
 		if err != nil {
 			return messages.JobRecord{}, s.wrap("update job "+id, err)
 		}
@@ -221,50 +216,18 @@ func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 // insertArgs returns rec as the arguments of insertSQL, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {
-	usage, guardrail, jobErr, err := encodeJSONColumns(rec)
+	cols, err := pipeline.EncodeJSONColumns(rec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	var spec any
 	if len(rec.Spec) > 0 {
 		spec = []byte(rec.Spec)
 	}
-	call, err := pipeline.EncodeModelCall(rec)
-	if err != nil {
-		return nil, fmt.Errorf("postgres store: %w", err)
-	}
 	return []any{
 		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
-		rec.Attempts, rec.CreatedAt, rec.UpdatedAt, usage, guardrail, jobErr, rec.ResultURL, rec.ReplayName, spec, call,
+		rec.Attempts, rec.CreatedAt, rec.UpdatedAt, cols.Usage, cols.Guardrail, cols.Error, rec.ResultURL, rec.ReplayName, spec, cols.ModelCall,
 	}, nil
-}
-
-// encodeJSONColumns returns rec's usage, guardrail and error as JSON text, or nil (NULL) when
-// unset.
-func encodeJSONColumns(rec messages.JobRecord) (usage, guardrail, jobErr any, err error) {
-	enc := func(name string, v any) (any, error) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("postgres store: encode %s of job %s: %w", name, rec.JobID, err)
-		}
-		return string(b), nil
-	}
-	if rec.Usage != nil {
-		if usage, err = enc("usage", rec.Usage); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	if rec.Guardrail != nil {
-		if guardrail, err = enc("guardrail", rec.Guardrail); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	if rec.Error != nil {
-		if jobErr, err = enc("error", rec.Error); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	return usage, guardrail, jobErr, nil
 }
 
 // scanRecord reads one row of columns, then of the columns that extra are for. A missing row
@@ -288,32 +251,8 @@ func scanRecord(row pgx.Row, extra ...any) (messages.JobRecord, error) {
 	if len(spec) > 0 {
 		rec.Spec = spec
 	}
-	if err := pipeline.DecodeModelCall(&rec, call); err != nil {
+	if err := pipeline.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
 		return rec, fmt.Errorf("postgres store: %w", err)
-	}
-	dec := func(name string, b []byte, v any) error {
-		if err := json.Unmarshal(b, v); err != nil {
-			return fmt.Errorf("postgres store: job %s has a corrupt %s column (fix or delete the row): %w", rec.JobID, name, err)
-		}
-		return nil
-	}
-	if usage != nil {
-		rec.Usage = new(messages.Usage)
-		if err := dec("usage", usage, rec.Usage); err != nil {
-			return rec, err
-		}
-	}
-	if guardrail != nil {
-		rec.Guardrail = new(messages.GuardrailReport)
-		if err := dec("guardrail", guardrail, rec.Guardrail); err != nil {
-			return rec, err
-		}
-	}
-	if jobErr != nil {
-		rec.Error = new(messages.JobError)
-		if err := dec("error", jobErr, rec.Error); err != nil {
-			return rec, err
-		}
 	}
 	return rec, nil
 }

@@ -254,16 +254,12 @@ func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transitio
 	}
 	next := tr.Apply(cur)
 	next.UpdatedAt = ms(next.UpdatedAt)
-	usage, guardrail, jobErr, err := encodeJSONColumns(next)
-	if err != nil {
-		return messages.JobRecord{}, err
-	}
-	call, err := pipeline.EncodeModelCall(next)
+	cols, err := pipeline.EncodeJSONColumns(next)
 	if err != nil {
 		return messages.JobRecord{}, fmt.Errorf("sqlite store: %w", err)
 	}
 	if _, err := s.w.update.ExecContext(ctx, string(next.Status), next.Model, next.Attempts, next.UpdatedAt.UnixMilli(),
-		usage, guardrail, jobErr, next.ResultURL, next.ReplayName, call, id); err != nil {
+		cols.Usage, cols.Guardrail, cols.Error, next.ResultURL, next.ReplayName, cols.ModelCall, id); err != nil {
 		return messages.JobRecord{}, fmt.Errorf("sqlite store: update job %s: %w", id, err)
 	}
 	return next, nil
