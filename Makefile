@@ -9,6 +9,9 @@ BENCHTIME ?= 1s
 BENCHFLAGS ?=
 # Runs a command beside a throwaway PostgreSQL, exporting INFLEET_TEST_POSTGRES_DSN.
 PG_PEER  := .ci/peers/with-postgres.sh
+# Runs a command beside fauxqs (SQS, SNS, S3) and dynalite (DynamoDB), exporting
+# INFLEET_TEST_AWS_ENDPOINT and INFLEET_TEST_DYNAMODB_ENDPOINT.
+AWS_PEER := .ci/peers/with-aws.sh
 
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ_TARGETS := \
@@ -36,7 +39,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(PG_PEER) $(GO) test -count=1 -timeout 20m ./...
+	$(PG_PEER) $(AWS_PEER) $(GO) test -count=1 -timeout 20m ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -50,7 +53,7 @@ lint: vet
 bench: bench-go bench-load
 
 bench-go:
-	$(PG_PEER) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(PG_PEER) $(AWS_PEER) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 bench-load: build
 	$(GO) run ./bench/load -bin $(BIN) $(BENCHFLAGS)

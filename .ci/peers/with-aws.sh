@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs a command beside throwaway AWS emulators and stops them afterwards, whether the command
+# succeeded, failed or was interrupted; exits with the command's status.
+#
+#   .ci/peers/with-aws.sh go test ./...
+#
+# fauxqs 1.9.2 serves SQS, SNS and S3 (INFLEET_TEST_AWS_ENDPOINT) and dynalite 4.0.0 serves
+# DynamoDB (INFLEET_TEST_DYNAMODB_ENDPOINT). Both are npm packages, installed on first use
+# into ${INFLEET_PEERS_DIR:-$HOME/.cache/infleet-peers} (needs node and npm; installed from
+# the distribution's packages when absent). When INFLEET_TEST_AWS_ENDPOINT is already set the
+# command runs against those endpoints and nothing is started. Logs go to
+# ${TMPDIR:-/tmp}/infleet-aws-<port>.log.
+set -euo pipefail
+
+if [ -n "${INFLEET_TEST_AWS_ENDPOINT:-}" ]; then
+	exec "$@"
+fi
+
+FAUXQS_VERSION=1.9.2
+DYNALITE_VERSION=4.0.0
+peers=${INFLEET_PEERS_DIR:-$HOME/.cache/infleet-peers}
+tmp=${TMPDIR:-/tmp}
+
+log() { echo "aws peers: $*" >&2; }
+
+install() {
+	if ! command -v npm >/dev/null 2>&1; then
+		log "installing node and npm from the distribution's packages"
+		local sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo=sudo
+		$sudo apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >&2
+	fi
+	local stamp="$peers/.installed-fauxqs-$FAUXQS_VERSION-dynalite-$DYNALITE_VERSION"
+	if [ ! -e "$stamp" ]; then
+		log "installing fauxqs@$FAUXQS_VERSION and dynalite@$DYNALITE_VERSION into $peers"
+		mkdir -p "$peers"
+		npm install --silent --no-audit --no-fund --prefix "$peers" \
+			"fauxqs@$FAUXQS_VERSION" "dynalite@$DYNALITE_VERSION" >&2
+		touch "$stamp"
+	fi
+}
+
+# free_port sets port to the first port from $1 up that nothing listens on and no other run
+# has claimed (a lock directory under $tmp).
+free_port() {
+	port=$1
+	while :; do
+		if mkdir "$tmp/infleet-aws-port-$port" 2>/dev/null; then
+			if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+				break
+			fi
+			rmdir "$tmp/infleet-aws-port-$port"
+		fi
+		port=$((port + 1))
+		if [ "$port" -gt $(($1 + 200)) ]; then
+			log "no free port in $1-$(($1 + 200)) (stale runs? see $tmp/infleet-aws-port-*)"
+			exit 1
+		fi
+	done
+	claimed+=("$tmp/infleet-aws-port-$port")
+}
+
+wait_http() { # url name pid
+	for _ in $(seq 1 150); do
+		if curl -s -o /dev/null "$1"; then
+			return 0
+		fi
+		if ! kill -0 "$3" 2>/dev/null; then
+			log "$2 exited at start; see $log_file"
+			exit 1
+		fi
+		sleep 0.1
+	done
+	log "$2 did not answer at $1 within 15 s; see $log_file"
+	exit 1
+}
+
+pids=()
+claimed=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	for d in "${claimed[@]}"; do
+		rmdir "$d" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+install
+
+free_port 45660
+fq_port=$port
+log_file="$tmp/infleet-aws-$fq_port.log"
+FAUXQS_PORT=$fq_port FAUXQS_HOST=localhost FAUXQS_LOGGER=false \
+	node "$peers/node_modules/fauxqs/dist/cli.js" >"$log_file" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$fq_port/health" fauxqs "${pids[-1]}"
+
+free_port 45860
+dy_port=$port
+node "$peers/node_modules/dynalite/cli.js" --port "$dy_port" >>"$log_file" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$dy_port/" dynalite "${pids[-1]}"
+
+export INFLEET_TEST_AWS_ENDPOINT="http://127.0.0.1:$fq_port"
+export INFLEET_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$dy_port"
+log "fauxqs at $INFLEET_TEST_AWS_ENDPOINT, dynalite at $INFLEET_TEST_DYNAMODB_ENDPOINT"
+"$@"
