@@ -61,6 +61,9 @@ const (
 	DefaultSQSQueueLow          = "infleet-low"
 	DefaultSQSDeadLetterQueue   = "infleet-dead"
 	DefaultSQSVisibilityTimeout = 60 * time.Second
+	DefaultSQSMaxReceiveCount   = 10
+	DefaultS3PresignTTL         = 15 * time.Minute
+	DefaultS3MaxInputBytes      = 1 << 20
 	DefaultKafkaTopicHigh       = "infleet.high"
 	DefaultKafkaTopicNormal     = "infleet.normal"
 	DefaultKafkaTopicLow        = "infleet.low"
@@ -170,6 +173,10 @@ type SQS struct {
 	DeadLetterQueue string `yaml:"dead_letter_queue,omitempty"`
 	// VisibilityTimeout of received messages, extended while a job runs. Default 60s.
 	VisibilityTimeout time.Duration `yaml:"visibility_timeout,omitempty"`
+	// MaxReceiveCount is the redrive policy `infleet init` gives the queues: a message
+	// received this many times without success (a crash loop) moves to the dead-letter queue.
+	// Keep it above workers.max_attempts. Default 10.
+	MaxReceiveCount int `yaml:"max_receive_count,omitempty"`
 	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
 	Endpoint string `yaml:"endpoint,omitempty"`
 }
@@ -205,6 +212,9 @@ type SQLite struct {
 type DynamoDB struct {
 	// Table name. Required when store.kind is dynamodb.
 	Table string `yaml:"table,omitempty"`
+	// Retention is how long finished jobs are kept before DynamoDB's TTL removes them.
+	// Default 0 (kept forever).
+	Retention time.Duration `yaml:"retention,omitempty"`
 	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
 	Endpoint string `yaml:"endpoint,omitempty"`
 }
@@ -228,6 +238,18 @@ type S3 struct {
 	Bucket string `yaml:"bucket,omitempty"`
 	// Prefix of the object keys, e.g. "results/". Default "".
 	Prefix string `yaml:"prefix,omitempty"`
+	// SSE is the server-side encryption of written objects: "", AES256 or aws:kms. Default ""
+	// (the bucket's default).
+	SSE string `yaml:"sse,omitempty"`
+	// KMSKeyID is the KMS key for SSE aws:kms. Default "" (the account's S3 key).
+	KMSKeyID string `yaml:"kms_key_id,omitempty"`
+	// Presign makes GET /v1/jobs/{id}/result redirect to a presigned URL instead of streaming
+	// the object through the API. Default false.
+	Presign bool `yaml:"presign,omitempty"`
+	// PresignTTL is how long a presigned result URL stays valid. Default 15m.
+	PresignTTL time.Duration `yaml:"presign_ttl,omitempty"`
+	// MaxInputBytes caps the size of an input given as s3_uri. Default 1 MiB.
+	MaxInputBytes int64 `yaml:"max_input_bytes,omitempty"`
 	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client (path-style). Default none.
 	Endpoint string `yaml:"endpoint,omitempty"`
 }
@@ -773,6 +795,7 @@ func (c *Config) ApplyDefaults() {
 	t.SQS.Queues.Low = cmp.Or(t.SQS.Queues.Low, DefaultSQSQueueLow)
 	t.SQS.DeadLetterQueue = cmp.Or(t.SQS.DeadLetterQueue, DefaultSQSDeadLetterQueue)
 	t.SQS.VisibilityTimeout = cmp.Or(t.SQS.VisibilityTimeout, DefaultSQSVisibilityTimeout)
+	t.SQS.MaxReceiveCount = cmp.Or(t.SQS.MaxReceiveCount, DefaultSQSMaxReceiveCount)
 	t.Kafka.Topics.High = cmp.Or(t.Kafka.Topics.High, DefaultKafkaTopicHigh)
 	t.Kafka.Topics.Normal = cmp.Or(t.Kafka.Topics.Normal, DefaultKafkaTopicNormal)
 	t.Kafka.Topics.Low = cmp.Or(t.Kafka.Topics.Low, DefaultKafkaTopicLow)
@@ -785,6 +808,8 @@ func (c *Config) ApplyDefaults() {
 
 	c.Notify.Webhook.MaxAttempts = cmp.Or(c.Notify.Webhook.MaxAttempts, DefaultWebhookMaxAttempts)
 	c.Notify.EventBridge.Source = cmp.Or(c.Notify.EventBridge.Source, DefaultEventBridgeSource)
+	c.Results.S3.PresignTTL = cmp.Or(c.Results.S3.PresignTTL, DefaultS3PresignTTL)
+	c.Results.S3.MaxInputBytes = cmp.Or(c.Results.S3.MaxInputBytes, DefaultS3MaxInputBytes)
 
 	w := &c.Workers
 	w.Concurrency = cmp.Or(w.Concurrency, DefaultConcurrency)

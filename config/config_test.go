@@ -52,6 +52,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 				Queues:            PriorityNames{"infleet-high", "infleet-normal", "infleet-low"},
 				DeadLetterQueue:   "infleet-dead",
 				VisibilityTimeout: time.Minute,
+				MaxReceiveCount:   10,
 			},
 			Kafka: Kafka{
 				Topics:          PriorityNames{"infleet.high", "infleet.normal", "infleet.low"},
@@ -60,7 +61,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 			},
 		},
 		Store:   Store{Kind: "sqlite", SQLite: SQLite{Path: filepath.Join("data", "infleet.db")}},
-		Results: Results{Kind: "file"},
+		Results: Results{Kind: "file", S3: S3{PresignTTL: 15 * time.Minute, MaxInputBytes: 1 << 20}},
 		Notify: Notify{
 			Webhook:     Webhook{MaxAttempts: 5},
 			EventBridge: EventBridge{Source: "infleet"},
@@ -158,7 +159,7 @@ func TestLoadFullConfig(t *testing.T) {
 		{"visibility", c.Transport.SQS.VisibilityTimeout, 2 * time.Minute},
 		{"brokers", c.Transport.Kafka.Brokers, []string{"k1:9092", "k2:9092"}},
 		{"table", c.Store.DynamoDB.Table, "jobs"},
-		{"bucket", c.Results.S3, S3{Bucket: "out", Prefix: "r/"}},
+		{"bucket", c.Results.S3, S3{Bucket: "out", Prefix: "r/", PresignTTL: 15 * time.Minute, MaxInputBytes: 1 << 20}},
 		{"webhook", c.Notify.Webhook, Webhook{URL: "https://hooks.example.com/infleet", Secret: "s3cret", AllowPrivate: true, MaxAttempts: 3}},
 		{"eventbridge source default", c.Notify.EventBridge, EventBridge{Bus: "default", Source: "infleet"}},
 		{"weights", c.Workers.PriorityWeights, PriorityWeights{High: 10, Normal: 3, Low: 1, Strict: true}},
