@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -108,11 +109,33 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, marshalJSON(jobList{Jobs: jobs, NextCursor: next}))
 }
 
-// getResult is GET /v1/jobs/{id}/result: the stored result JSON, streamed.
+// ResultRedirector is an optional ability of Jobs: a direct URL of a job's result (a presigned
+// object URL). When it returns one, GET /v1/jobs/{id}/result answers 307 to it; "" streams the
+// result through the API.
+type ResultRedirector interface {
+	ResultURL(ctx context.Context, id, tenant string) (string, error)
+}
+
+// getResult is GET /v1/jobs/{id}/result: the stored result JSON, streamed, or a redirect to a
+// presigned URL when Jobs is a ResultRedirector that gives one.
 func (a *api) getResult(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	tenant := TenantFromContext(ctx)
+	if rd, ok := a.cfg.Jobs.(ResultRedirector); ok {
+		url, err := rd.ResultURL(ctx, id, tenant)
+		if err == nil && url != "" {
+			w.Header().Set("Location", url)
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		if err != nil && !errors.Is(err, pipeline.ErrNotFound) {
+			a.failed(w, r, err, notFoundDetail(id))
+			return
+		}
+		// Not found or not finished: the streaming path below says which.
+	}
 	rc, err := a.cfg.Jobs.Result(ctx, id, tenant)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		// Say why: no such job, or not finished (or not successful) yet.

@@ -27,7 +27,7 @@ type serviceBundle struct {
 	pubsub  *gochannel.GoChannel
 }
 
-func setupService(t *testing.T) *serviceBundle {
+func setupService(t *testing.T, edit ...func(*pipeline.ServiceConfig)) *serviceBundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -43,10 +43,14 @@ func setupService(t *testing.T) *serviceBundle {
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = pubsub.Close() })
 	hub := pipeline.NewHub()
-	svc, err := pipeline.NewService(pipeline.ServiceConfig{
+	cfg := pipeline.ServiceConfig{
 		Store: store, Results: results, Publisher: pubsub, Hub: hub,
 		Topics: pipeline.Topics{High: "high", Normal: "normal", Low: "low", Dead: "dead"},
-	})
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	svc, err := pipeline.NewService(cfg)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}
@@ -168,5 +172,36 @@ func TestServiceListAndUnavailable(t *testing.T) {
 	decodeInto(t, s.do(t, http.MethodGet, "/v1/jobs", ""), &all)
 	if len(all.Jobs) != 3 {
 		t.Fatalf("%d jobs after a refused submit, want 3", len(all.Jobs))
+	}
+}
+
+// signerFunc adapts a function to pipeline.BlobURLSigner.
+type signerFunc func(ctx context.Context, key string) (string, error)
+
+func (f signerFunc) SignedURL(ctx context.Context, key string) (string, error) { return f(ctx, key) }
+
+func TestResultRedirectsToASignedURL(t *testing.T) {
+	t.Parallel()
+	s := setupService(t, func(c *pipeline.ServiceConfig) {
+		c.ResultURLs = signerFunc(func(_ context.Context, key string) (string, error) {
+			return "https://results.example.com/" + key + "?sig=1", nil
+		})
+	})
+	id := s.submit(t)
+	p := readProblem(t, s.do(t, http.MethodGet, "/v1/jobs/"+id+"/result", ""), http.StatusNotFound, SlugNotFound)
+	if !strings.Contains(p.Detail, "QUEUED") {
+		t.Errorf("detail %q does not say the job is QUEUED", p.Detail)
+	}
+	readProblem(t, s.do(t, http.MethodGet, "/v1/jobs/no-such-job/result", ""), http.StatusNotFound, SlugNotFound)
+
+	s.finish(t, id, messages.StatusCompleted)
+	s.server.Client().CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp := s.do(t, http.MethodGet, "/v1/jobs/"+id+"/result", "")
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Fatalf("result answered %d, want 307", resp.StatusCode)
+	}
+	if got, want := resp.Header.Get("Location"), "https://results.example.com/"+id+".json?sig=1"; got != want {
+		t.Fatalf("Location = %q, want %q", got, want)
 	}
 }

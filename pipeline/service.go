@@ -43,6 +43,9 @@ type ServiceConfig struct {
 	Notifier Notifier
 	// Ready lists named dependencies checked by Ready, in order.
 	Ready []NamedChecker
+	// ResultURLs, when set, makes ResultURL hand out links to results (presigned URLs)
+	// instead of the API streaming them. nil streams.
+	ResultURLs BlobURLSigner
 	// PollInterval is how often Watch re-reads the job (default 250ms; with a Hub, a safety net).
 	PollInterval time.Duration
 	Metrics      *Metrics
@@ -208,6 +211,29 @@ func (s *Service) Result(ctx context.Context, id, tenant string) (io.ReadCloser,
 		return nil, ErrNotFound
 	}
 	return s.cfg.Results.Get(ctx, ResultKey(id))
+}
+
+// BlobURLSigner is an optional ability of a result store: a time-limited URL a client can
+// fetch an object from directly. Implementations are safe for concurrent use.
+type BlobURLSigner interface {
+	SignedURL(ctx context.Context, key string) (string, error)
+}
+
+// ResultURL returns a URL the job's result can be fetched from directly, or "" when results
+// are served through the API (no ResultURLs configured). Errors as Result: ErrNotFound when
+// the job is missing, of another tenant or not COMPLETED.
+func (s *Service) ResultURL(ctx context.Context, id, tenant string) (string, error) {
+	if s.cfg.ResultURLs == nil {
+		return "", nil
+	}
+	rec, err := s.Get(ctx, id, tenant)
+	if err != nil {
+		return "", err
+	}
+	if rec.Status != messages.StatusCompleted {
+		return "", ErrNotFound
+	}
+	return s.cfg.ResultURLs.SignedURL(ctx, ResultKey(id))
 }
 
 // ResultKey is the result store key of a job's result.
