@@ -56,7 +56,7 @@ bench-go:
 	$(PG_PEER) $(AWS_PEER) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 bench-load: build
-	$(GO) run ./bench/load -bin $(BIN) $(BENCHFLAGS)
+	$(PG_PEER) $(AWS_PEER) $(GO) run ./bench/load -bin $(BIN) $(BENCHFLAGS)
 
 clean:
 	rm -rf bin data

@@ -29,6 +29,8 @@ type childConfig struct {
 	latency     time.Duration
 	concurrency int
 	logLevel    string
+	// extra is appended to the config: a fleet's transport, store and result store.
+	extra string
 }
 
 // yaml renders the config. Model latency, concurrency and the log level vary; the job timeout
@@ -41,7 +43,7 @@ models:
 routes: {default: bench}
 workers: {concurrency: %d, shutdown_timeout: 2s, job_timeout: 2h}
 log: {level: %s, format: json}
-`, c.latency, c.concurrency, c.logLevel)
+%s`, c.latency, c.concurrency, c.logLevel, c.extra)
 }
 
 // proc is a running infleet child. Its methods are safe for concurrent use.

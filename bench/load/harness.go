@@ -162,6 +162,8 @@ func (h *harness) runScenario(ctx context.Context, name string) ([]row, error) {
 		return h.memory(ctx)
 	case "burndown":
 		return h.burndown(ctx)
+	case "fleet":
+		return h.fleet(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

@@ -27,7 +27,7 @@ const (
 )
 
 // scenarioNames lists every scenario in the order "all" runs them.
-var scenarioNames = []string{"throughput", "concurrency", "ingress", "memory", "burndown"}
+var scenarioNames = []string{"throughput", "concurrency", "ingress", "memory", "burndown", "fleet"}
 
 const usageText = `Usage: go run ./bench/load [flags]
 
@@ -57,6 +57,11 @@ Scenarios (-scenario, comma-separated; default all):
   burndown     the peers' workload: -burndown-jobs jobs enqueued first, -concurrency workers,
                ~200-byte results, with a 0 ms model and with a 100 ms model; shown next to
                figures quoted for asynq + Redis and River + PostgreSQL (not measured here).
+  fleet        end-to-end jobs/s of a fleet: -fleet-jobs jobs enqueued by 'infleet ingress',
+               burnt down by 1 and then by 2 'infleet worker' processes (64 workers each,
+               0 ms model), on SQS + DynamoDB + S3 (emulators from .ci/peers/with-aws.sh)
+               and on Kafka (kfake in this process) + PostgreSQL (.ci/peers/with-postgres.sh);
+               a fleet whose peers are not there is reported as skipped.
 
 -quick shrinks every job count and duration for a smoke run (about a minute).
 A missed target prints MISSED; the exit status is 1 only when a scenario could not run.
@@ -78,6 +83,7 @@ type options struct {
 	throughputJobs  int
 	concurrencyJobs int
 	burndownJobs    int
+	fleetJobs       int
 	memoryJobs      int
 	rounds          int
 	roundTime       time.Duration
@@ -176,6 +182,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&o.throughputJobs, "throughput-jobs", 0, "jobs in the throughput scenario (default 20000; 2000 with -quick)")
 	fs.IntVar(&o.concurrencyJobs, "concurrency-jobs", 0, "jobs in the concurrency scenario (default 10000; 1500 with -quick)")
 	fs.IntVar(&o.burndownJobs, "burndown-jobs", 0, "jobs in each burndown run (default 20000; 2000 with -quick)")
+	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.memoryJobs, "memory-jobs", 0, "queued jobs in the memory scenario (default 100000; 5000 with -quick)")
 	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")
 	fs.DurationVar(&o.roundTime, "round-time", 0, "length of each ingress round, per side (default 5s; 1s with -quick)")
@@ -210,6 +217,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	o.throughputJobs = cmp.Or(o.throughputJobs, q(20000, 2000))
 	o.concurrencyJobs = cmp.Or(o.concurrencyJobs, q(10000, 1500))
 	o.burndownJobs = cmp.Or(o.burndownJobs, q(20000, 2000))
+	o.fleetJobs = cmp.Or(o.fleetJobs, q(5000, 500))
 	o.memoryJobs = cmp.Or(o.memoryJobs, q(100000, 5000))
 	o.roundTime = cmp.Or(o.roundTime, qd(5*time.Second, time.Second))
 	o.latencyTime = cmp.Or(o.latencyTime, qd(10*time.Second, 2*time.Second))
@@ -232,7 +240,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	}
 	for name, v := range map[string]int{"clients": o.clients, "concurrency": o.concurrency, "rounds": o.rounds,
 		"throughput-jobs": o.throughputJobs, "concurrency-jobs": o.concurrencyJobs,
-		"burndown-jobs": o.burndownJobs, "memory-jobs": o.memoryJobs} {
+		"burndown-jobs": o.burndownJobs, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs} {
 		if v < 1 {
 			problems = append(problems, fmt.Sprintf("-%s must be at least 1", name))
 		}
