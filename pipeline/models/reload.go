@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -11,10 +12,13 @@ import (
 // DefaultReloadInterval is how often WatchFile checks the file when WatchConfig.Interval is 0.
 const DefaultReloadInterval = 5 * time.Second
 
-// WatchConfig says which file to watch and what to do when it changes.
+// WatchConfig says which file or object to watch and what to do when it changes.
 type WatchConfig struct {
-	// Path of the file. Required.
+	// Path of the file, or the name of the object in logs. Required.
 	Path string
+	// Version, when set, replaces the file check: it returns a string that changes whenever
+	// the watched object does (an S3 ETag). An error skips that check.
+	Version func(ctx context.Context) (string, error)
 	// Interval between checks of the file's modification time and size. Default 5s.
 	Interval time.Duration
 	// Apply loads, validates and applies the file. It must change nothing when it returns an
@@ -23,15 +27,19 @@ type WatchConfig struct {
 	Logger zerolog.Logger
 }
 
-// WatchFile starts polling cfg.Path and calls cfg.Apply after each change, until the returned
+// WatchFile starts polling cfg.Path (or cfg.Version) and calls cfg.Apply after each change, until the returned
 // stop is called (stop waits for the poller to end). The file as it is when WatchFile is
 // called counts as applied. A rejected change is logged and counted in
 // infleet_config_reloads_total{result="rejected"}; it is not retried until the file changes
 // again. Metrics go to f's collectors (f may be nil).
 func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 	interval := cmpPos(cfg.Interval, DefaultReloadInterval)
-	last, _ := stamp(cfg.Path)
 	ctx, cancel := context.WithCancel(context.Background())
+	version := cfg.Version
+	if version == nil {
+		version = func(context.Context) (string, error) { return stamp(cfg.Path) }
+	}
+	last, _ := version(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -43,7 +51,7 @@ func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 				return
 			case <-t.C:
 			}
-			now, err := stamp(cfg.Path)
+			now, err := version(ctx)
 			if err != nil || now == last {
 				continue
 			}
@@ -61,18 +69,13 @@ func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// fileStamp identifies a version of a file.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-}
-
-func stamp(path string) (fileStamp, error) {
+// stamp identifies a version of a file by its modification time and size.
+func stamp(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fileStamp{}, err
+		return "", err
 	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, nil
+	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size()), nil
 }
 
 func (f *Fleet) recordReload(ok bool) {
