@@ -455,6 +455,11 @@ type Routing struct {
 	// routing, resilience, budgets and prompts (when the process was started with one).
 	// Default 5s.
 	ReloadInterval time.Duration `yaml:"reload_interval,omitempty"`
+	// ReloadFrom is an S3 object (s3://bucket/key) holding a config document whose models,
+	// routes, routing, resilience, budgets and prompts the workers follow instead of the config
+	// file's: checked every ReloadInterval by its ETag, validated against the schema first.
+	// Default "" (follow the config file).
+	ReloadFrom string `yaml:"reload_from,omitempty"`
 }
 
 // RouteRule is a content rule; every condition set must hold.

@@ -60,6 +60,16 @@ func Load(path string, environ []string) (Config, error) {
 	return c, err
 }
 
+// LoadBytes is Load for a config document already read (from an S3 object, say); source names
+// it in problems.
+func LoadBytes(data []byte, source string, environ []string) (Config, error) {
+	c, err := parse(data, environ)
+	if verr, ok := errors.AsType[*ValidationError](err); ok {
+		verr.Source = source
+	}
+	return c, err
+}
+
 // parse does Load's work on the file's bytes.
 func parse(data []byte, environ []string) (Config, error) {
 	var raw any

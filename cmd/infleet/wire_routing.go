@@ -57,7 +57,14 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 	}
 	p := models.NewPicker(fleet, routing)
 	a.spend.Store(p)
-	if path != "" {
+	if uri := a.cfg.Routing.ReloadFrom; uri != "" {
+		w, err := a.s3ConfigWatch(uri, environ, fleet, p)
+		if err != nil {
+			return nil, fmt.Errorf("routing.reload_from: %w", err)
+		}
+		stop := models.WatchFile(fleet, w)
+		a.onClose(func() error { stop(); return nil })
+	} else if path != "" {
 		stop := models.WatchFile(fleet, models.WatchConfig{
 			Path:     path,
 			Interval: a.cfg.Routing.ReloadInterval,
@@ -76,6 +83,12 @@ func reloadModels(path string, environ []string, fleet *models.Fleet, p *models.
 	if err != nil {
 		return err
 	}
+	return applyModels(cfg, fleet, p)
+}
+
+// applyModels applies cfg's models, routes, routing, resilience, budgets and prompts; on any
+// error nothing changes.
+func applyModels(cfg config.Config, fleet *models.Fleet, p *models.Picker) error {
 	specs, err := modelSpecs(cfg)
 	if err != nil {
 		return err
