@@ -114,6 +114,22 @@ func (u Usage) Add(o Usage) Usage {
 type JobError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// History lists the job's failed attempts, oldest first (at most MaxAttemptHistory, the
+	// latest kept).
+	History []AttemptError `json:"history,omitempty"`
+}
+
+// MaxAttemptHistory caps JobError.History.
+const MaxAttemptHistory = 20
+
+// AttemptError is one failed attempt of a job.
+type AttemptError struct {
+	// Attempt is the attempt's number, from 1 (it starts again after a redrive).
+	Attempt int       `json:"attempt"`
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Model   string    `json:"model,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Error codes a failed job can carry.

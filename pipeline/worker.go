@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -513,6 +514,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 // retry hands a failed attempt back to the queue with a backoff delay.
 func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration) Outcome {
 	delay := max(after, w.cfg.Backoff.Delay(rec.Attempts))
+	jerr = withHistory(rec, jerr)
 	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
 		From:  []messages.Status{messages.StatusProcessing},
 		To:    messages.StatusQueued,
@@ -526,6 +528,21 @@ func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr message
 	w.cfg.Logger.Info().Str("job_id", rec.JobID).Int("attempt", rec.Attempts).Str("error_code", jerr.Code).
 		Dur("delay", delay).Msg("attempt failed; retrying")
 	return Outcome{Retry: true, Delay: delay, Reason: jerr.Code}
+}
+
+// withHistory returns jerr with the job's earlier failed attempts and this one in its History.
+func withHistory(rec messages.JobRecord, jerr messages.JobError) messages.JobError {
+	var h []messages.AttemptError
+	if rec.Error != nil {
+		h = rec.Error.History
+	}
+	h = append(slices.Clone(h), messages.AttemptError{Attempt: rec.Attempts, Code: jerr.Code, Message: jerr.Message,
+		Model: rec.Model, At: time.Now().UTC()})
+	if len(h) > messages.MaxAttemptHistory {
+		h = h[len(h)-messages.MaxAttemptHistory:]
+	}
+	jerr.History = h
+	return jerr
 }
 
 // handBack returns a job cut off by shutdown to the queue without spending its attempt.
@@ -546,6 +563,7 @@ func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
 
 // fail ends a job FAILED, keeping its message in the dead-letter place when deadLetter is set.
 func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, jerr messages.JobError, report *messages.GuardrailReport, deadLetter bool) Outcome {
+	jerr = withHistory(rec, jerr)
 	if deadLetter {
 		if o := w.deadLetter(ctx, d, jerr, rec.Attempts, rec.JobID, rec.Task); o.Retry {
 			return o

@@ -234,6 +234,14 @@ func TestWorkerFailsAfterMaxAttemptsAndDeadLetters(t *testing.T) {
 	if rec.Status != messages.StatusFailed || rec.Error == nil || rec.Error.Code != messages.ErrCodeModelError || rec.Attempts != 3 {
 		t.Fatalf("record %+v", rec)
 	}
+	if h := rec.Error.History; len(h) != 3 {
+		t.Fatalf("attempt history %+v, want the 3 attempts", h)
+	}
+	for i, a := range rec.Error.History {
+		if a.Attempt != i+1 || a.Code != messages.ErrCodeModelError || !strings.Contains(a.Message, "model down") || a.At.IsZero() {
+			t.Fatalf("history[%d] = %+v", i, a)
+		}
+	}
 	dl := receive(t, b.dead)
 	if dl.Metadata.Get(messages.MetaJobID) != "f1" || dl.Metadata.Get(messages.MetaDeadReason) == "" || dl.Metadata.Get(messages.MetaAttempts) != "3" {
 		t.Fatalf("dead letter metadata %v", dl.Metadata)
