@@ -1,0 +1,146 @@
+package sqs_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/infleet/infleet/adapters/sqs"
+)
+
+// testBundle is an SQS client on the emulator started by .ci/peers/with-aws.sh.
+type testBundle struct {
+	client *awssqs.Client
+}
+
+// setup returns a client on INFLEET_TEST_AWS_ENDPOINT, or skips the test when it is unset.
+func setup(t testing.TB) *testBundle {
+	t.Helper()
+	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
+	}
+	client := awssqs.New(awssqs.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	return &testBundle{client: client}
+}
+
+func newName(prefix string) string { return prefix + "-" + watermill.NewShortUUID() }
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// queues creates a fresh work queue with a fresh dead-letter queue and returns both names.
+func (b *testBundle) queues(t testing.TB, maxReceive int) (queue, dead string) {
+	t.Helper()
+	queue, dead = newName("q"), newName("dlq")
+	err := sqs.EnsureQueues(ctxT(t), b.client, sqs.QueueSpec{Queues: []string{queue}, DeadLetterQueue: dead, MaxReceiveCount: maxReceive})
+	if err != nil {
+		t.Fatalf("ensure queues: %v", err)
+	}
+	return queue, dead
+}
+
+func newPublisher(t testing.TB, b *testBundle) *sqs.Publisher {
+	t.Helper()
+	pub, err := sqs.NewPublisher(sqs.PublisherConfig{Client: b.client})
+	if err != nil {
+		t.Fatalf("new publisher: %v", err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	return pub
+}
+
+// subscriberConfig is tuned for tests: short long polls and close.
+func subscriberConfig(b *testBundle) sqs.SubscriberConfig {
+	return sqs.SubscriberConfig{
+		Client:            b.client,
+		VisibilityTimeout: 10 * time.Second,
+		WaitTime:          time.Second,
+		CloseTimeout:      2 * time.Second,
+	}
+}
+
+func newSubscriber(t testing.TB, cfg sqs.SubscriberConfig) *sqs.Subscriber {
+	t.Helper()
+	sub, err := sqs.NewSubscriber(cfg)
+	if err != nil {
+		t.Fatalf("new subscriber: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return sub
+}
+
+func subscribe(t testing.TB, sub *sqs.Subscriber, topic string) <-chan *message.Message {
+	t.Helper()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", topic, err)
+	}
+	return ch
+}
+
+// publishN publishes n messages with payload "x" on topic and returns them.
+func publishN(t testing.TB, pub *sqs.Publisher, topic string, n int) []*message.Message {
+	t.Helper()
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = message.NewMessage(watermill.NewUUID(), []byte("x"))
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return msgs
+}
+
+// receive waits up to timeout for one message.
+func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			t.Fatal("messages channel closed")
+		}
+		return m
+	case <-time.After(timeout):
+		t.Fatalf("no message within %s", timeout)
+	}
+	return nil
+}
+
+// noMessage fails if a message arrives within d.
+func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if ok {
+			t.Fatalf("unexpected message %s (receive count %s)", m.UUID, m.Metadata.Get(sqs.MetaReceiveCount))
+		}
+	case <-time.After(d):
+	}
+}
+
+// waitFor polls cond every 50 ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
