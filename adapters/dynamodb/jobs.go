@@ -49,7 +49,7 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 	if rec.IdempotencyKey == "" {
 		return s.putNewJob(ctx, rec, item, false)
 	}
-	deadline := time.Now().Add(claimWait)
+	deadline := time.Now().Add(s.claimWait)
 	delay := 2 * time.Millisecond
 	for {
 		claimed, holder, claimedAt, err := s.claimKey(ctx, rec)

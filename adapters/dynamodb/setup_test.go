@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ func newClient(tb testing.TB) *ddb.Client {
 	if endpoint == "" {
 		tb.Skipf("%s is unset: run the tests with `.ci/peers/with-aws.sh go test ./adapters/dynamodb/` (make test does)", endpointEnv)
 	}
+	return clientOf(endpoint)
+}
+
+func clientOf(endpoint string) *ddb.Client {
 	return ddb.New(ddb.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
@@ -40,12 +45,64 @@ func tableName() string {
 	return fmt.Sprintf("infleet-test-%d-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9, tableSeq.Add(1))
 }
 
-// newTable creates a table with EnsureTable and deletes it when tb ends.
+// poolSize is how many tables the first test that needs one creates for every test at once:
+// dynalite keeps a new table CREATING for 500 ms, and a test waiting alone for its own would
+// hold one of the few parallel test slots meanwhile.
+const poolSize = 56
+
+var pool struct {
+	once  sync.Once
+	wg    sync.WaitGroup
+	ready chan string // a created table, or "" for a failed creation
+	taken atomic.Int64
+}
+
+// TestMain deletes the pooled tables no test took.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pool.ready != nil {
+		pool.wg.Wait()
+		close(pool.ready)
+		client := clientOf(os.Getenv(endpointEnv))
+		for table := range pool.ready {
+			if table != "" {
+				_, _ = client.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(table)})
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// pooledTable returns a table created by EnsureTable ahead of time, or "" when the pool is
+// spent or its creation failed.
+func pooledTable(client *ddb.Client) string {
+	pool.once.Do(func() {
+		pool.ready = make(chan string, poolSize)
+		for range poolSize {
+			pool.wg.Go(func() {
+				table := tableName()
+				if dynamodb.EnsureTable(context.Background(), client, table) != nil {
+					table = ""
+				}
+				pool.ready <- table
+			})
+		}
+	})
+	if pool.taken.Add(1) > poolSize {
+		return ""
+	}
+	return <-pool.ready
+}
+
+// newTable returns a new table made by EnsureTable and deletes it when tb ends.
 func newTable(tb testing.TB, client *ddb.Client) string {
 	tb.Helper()
-	table := tableName()
-	if err := dynamodb.EnsureTable(context.Background(), client, table); err != nil {
-		tb.Fatalf("EnsureTable: %v", err)
+	table := pooledTable(client)
+	if table == "" {
+		table = tableName()
+		if err := dynamodb.EnsureTable(context.Background(), client, table); err != nil {
+			tb.Fatalf("EnsureTable: %v", err)
+		}
 	}
 	tb.Cleanup(func() {
 		if _, err := client.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(table)}); err != nil {

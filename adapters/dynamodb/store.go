@@ -44,9 +44,9 @@ import (
 // died between claiming the key and writing the job.
 const ClaimTimeout = time.Minute
 
-// claimWait bounds how long Create waits for the job of a fresh claim held by another Create
+// defaultClaimWait bounds how long Create waits for the job of a fresh claim held by another Create
 // to appear before it gives up and asks the caller to retry.
-const claimWait = 3 * time.Second
+const defaultClaimWait = 3 * time.Second
 
 // Config configures a Store. Client and Table are required.
 type Config struct {
@@ -84,6 +84,8 @@ type Store struct {
 	table     string
 	retention time.Duration
 	log       zerolog.Logger
+	// claimWait is defaultClaimWait; tests shorten it.
+	claimWait time.Duration
 }
 
 var (
@@ -103,6 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		client:    cfg.Client,
 		table:     cfg.Table,
 		retention: cfg.Retention,
+		claimWait: defaultClaimWait,
 		log:       cfg.Logger.With().Str("component", "dynamodb_store").Str("table", cfg.Table).Logger(),
 	}
 	if err := s.Check(ctx); err != nil {

@@ -130,7 +130,9 @@ func TestEnsureTableRefusesAnotherSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = client.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(table)}) })
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(table)})
+	})
 	if err := dynamodb.EnsureTable(t.Context(), client, table); err == nil || !strings.Contains(err.Error(), "another schema") {
 		t.Fatalf("EnsureTable over a foreign table = %v, want an error saying it has another schema", err)
 	}
@@ -312,6 +314,7 @@ func TestAbandonedKeyClaim(t *testing.T) {
 	}
 
 	claim("fresh", time.Now())
+	dynamodb.SetClaimWait(s, 100*time.Millisecond)
 	rec = job("job-next", time.Now())
 	rec.IdempotencyKey = "fresh"
 	if _, _, err := s.Create(t.Context(), rec); !errors.Is(err, pipeline.ErrUnavailable) || !strings.Contains(err.Error(), "retry") {
