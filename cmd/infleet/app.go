@@ -103,8 +103,10 @@ func (a *app) openTransport(ctx context.Context) error {
 		return a.openEmbedded(ctx)
 	case "kafka":
 		return a.openKafka(ctx)
+	case "sqs":
+		return a.openSQS(ctx)
 	default:
-		return fmt.Errorf("transport.kind %q is not available in this build (use embedded or kafka)", a.cfg.Transport.Kind)
+		return fmt.Errorf("transport.kind %q is not available in this build (use embedded, sqs or kafka)", a.cfg.Transport.Kind)
 	}
 }
 
@@ -186,8 +188,10 @@ func (a *app) openStore(ctx context.Context) error {
 		return nil
 	case "postgres":
 		return a.openPostgres(ctx)
+	case "dynamodb":
+		return a.openDynamoDB(ctx)
 	default:
-		return fmt.Errorf("store.kind %q is not available in this build (use sqlite or postgres)", a.cfg.Store.Kind)
+		return fmt.Errorf("store.kind %q is not available in this build (use sqlite, dynamodb or postgres)", a.cfg.Store.Kind)
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/infleet/infleet/config"
 )
 
 func init() {
-	register("init", "create every configured resource that is missing (streams, tables, directories)", runInit)
+	register("init", "create every configured resource that is missing (queues, topics, tables, buckets)", runInit)
 }
 
 // migrator is a job store whose schema is created by `infleet init`.
@@ -22,7 +24,8 @@ type migrator interface {
 func runInit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("init", "[flags]",
 		"Creates, idempotently, every configured resource that is missing: the embedded queue's\n"+
-			"streams, the job store's tables (SQLite, PostgreSQL migrations) and the result directory.\n"+
+			"streams, Kafka topics, SQS queues with their redrive policy, the job store's tables (SQLite,\n"+
+			"PostgreSQL migrations, the DynamoDB table), the S3 bucket or result directory, the SNS topic.\n"+
 			"Run it again at will; it changes nothing that exists.", stderr)
 	pf := addProcessFlags(fs)
 	if rc := parseFlags(fs, args); rc >= 0 {
@@ -40,6 +43,15 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	// Cloud resources first: opening the app checks that they exist.
+	for _, step := range cloudInitSteps(cfg) {
+		line, err := step(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "infleet init:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, line)
+	}
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "infleet init:", err)
@@ -66,4 +78,19 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "results %s: ready\n", cfg.Results.Kind)
 	return 0
+}
+
+// initStep creates one cloud resource of the config, idempotently, and says what is ready.
+type initStep func(ctx context.Context, c config.Config) (string, error)
+
+// cloudInitSteps are the steps the config needs before the app can open.
+func cloudInitSteps(c config.Config) []initStep {
+	var steps []initStep
+	if c.Transport.Kind == config.TransportSQS {
+		steps = append(steps, initSQS)
+	}
+	if c.Store.Kind == config.StoreDynamoDB {
+		steps = append(steps, initDynamoDB)
+	}
+	return steps
 }

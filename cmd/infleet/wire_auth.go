@@ -159,9 +159,13 @@ type closableLimits struct {
 }
 
 // openLimits opens where rates and quotas are shared by the fleet: the PostgreSQL job store's
-// database when store.kind is postgres, else the SQLite file at store.sqlite.path. It says
+// database when store.kind is postgres, the DynamoDB job table when it is dynamodb, else the SQLite file at store.sqlite.path. It says
 // which, for the log.
 func openLimits(ctx context.Context, cfg config.Config, log zerolog.Logger) (closableLimits, string, error) {
+	if cfg.Store.Kind == config.StoreDynamoDB {
+		l, err := openDynamoLimits(ctx, cfg, log)
+		return l, "dynamodb table " + cfg.Store.DynamoDB.Table, err
+	}
 	if cfg.Store.Kind == config.StorePostgres {
 		s, err := postgres.Open(ctx, postgres.Config{DSN: cfg.Store.Postgres.DSN, MaxConns: 4, Logger: log})
 		if err != nil {
