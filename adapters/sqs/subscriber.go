@@ -459,7 +459,10 @@ func (sub *subscription) hold(m types.Message, received time.Time) {
 		sub.forget(h)
 		sub.changer.add(receipt, sub.nackDelay(msg))
 	case <-sub.abandon:
-		sub.log.Warn().Str("message_uuid", msg.UUID).Dur("redelivery_in", time.Until(h.visibleAt)).
+		h.mu.Lock()
+		visibleAt := h.visibleAt
+		h.mu.Unlock()
+		sub.log.Warn().Str("message_uuid", msg.UUID).Dur("redelivery_in", time.Until(visibleAt)).
 			Msg("handler did not answer before close timed out; SQS will deliver the message again")
 	}
 }
