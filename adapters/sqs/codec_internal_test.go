@@ -46,7 +46,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	for k, v := range map[string]string{
 		messages.MetaJobID: "job-1", messages.MetaPriority: "high", messages.MetaTenant: "acme",
 		messages.MetaTraceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		messages.MetaReplayName: "r1", messages.MetaDeadReason: "model_error: boom", messages.MetaAttempts: "3",
+		messages.MetaReplayName:  "r1", messages.MetaDeadReason: "model_error: boom", messages.MetaAttempts: "3",
 	} {
 		many[k] = v
 	}
