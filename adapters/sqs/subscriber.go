@@ -419,16 +419,15 @@ func (sub *subscription) hold(m types.Message, received time.Time) {
 	defer sub.handlers.Done()
 	defer sub.release(1)
 
-	receipt := aws.ToString(m.ReceiptHandle)
 	msg, err := decode(m)
 	if err != nil {
-		// The message can never be read: let the queue's redrive policy move it to the
-		// dead-letter queue after its receives run out.
-		sub.log.Error().Err(err).Str("sqs_message_id", aws.ToString(m.MessageId)).
-			Msg("cannot decode SQS message; releasing it for the redrive policy to dead-letter")
-		sub.changer.add(receipt, 0)
+		// The message can never be read: it comes back after its visibility timeout, not at
+		// once, until the queue's redrive policy moves it to the dead-letter queue.
+		sub.log.Error().Err(err).Str("sqs_message_id", aws.ToString(m.MessageId)).Int("receive_count", receiveCount(m)).
+			Msg("cannot decode SQS message; leaving it for the queue's redrive policy to dead-letter")
 		return
 	}
+	receipt := aws.ToString(m.ReceiptHandle)
 	h := &heldMessage{receipt: receipt, visibleAt: received.Add(sub.s.cfg.VisibilityTimeout)}
 	sub.hmu.Lock()
 	sub.held[h] = struct{}{}
