@@ -105,7 +105,29 @@ func (s *Store) jobItem(rec messages.JobRecord, version int64) (map[string]types
 	if exp, ok := s.expiresAt(rec); ok {
 		item[attrExpiresAt] = numAttr(exp)
 	}
+	if size := itemSize(item); size > maxItemBytes {
+		return nil, fmt.Errorf("dynamodb store: job %s takes %d bytes, over DynamoDB's 400 KB item limit (send large inputs as s3_uri, or lower http.max_body_bytes)", rec.JobID, size)
+	}
 	return item, nil
+}
+
+// maxItemBytes is DynamoDB's item size limit.
+const maxItemBytes = 400 * 1024
+
+// itemSize returns the size DynamoDB counts for item (names and values, numbers counted as
+// their text: an upper bound).
+func itemSize(item map[string]types.AttributeValue) int {
+	size := 0
+	for name, v := range item {
+		size += len(name)
+		switch v := v.(type) {
+		case *types.AttributeValueMemberS:
+			size += len(v.Value)
+		case *types.AttributeValueMemberN:
+			size += len(v.Value)
+		}
+	}
+	return size
 }
 
 // expiresAt returns the TTL of rec (Unix seconds) when it has one: a finished job with a

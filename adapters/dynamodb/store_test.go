@@ -396,3 +396,21 @@ func TestCheckFailsWhenTableGoes(t *testing.T) {
 		t.Logf("Get on a deleting table = %v", err)
 	}
 }
+
+// A job over DynamoDB's item limit is refused with an error saying what to do instead.
+func TestCreateTooLarge(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, 0)
+	rec := job("job-big", time.Now())
+	rec.Spec = []byte(`{"task":"summarize","input":{"text":"` + strings.Repeat("x", 420*1024) + `"}}`)
+	if _, _, err := s.Create(t.Context(), rec); err == nil || !strings.Contains(err.Error(), "s3_uri") {
+		t.Fatalf("Create of a 420 KB job = %v, want an error pointing to s3_uri", err)
+	}
+	rec.Spec = []byte(`{"task":"summarize","input":{"text":"` + strings.Repeat("x", 300*1024) + `"}}`)
+	if _, created, err := s.Create(t.Context(), rec); err != nil || !created {
+		t.Fatalf("Create of a 300 KB job = %v, %v; want created", created, err)
+	}
+	if got, err := s.Get(t.Context(), "job-big"); err != nil || len(got.Spec) != len(rec.Spec) {
+		t.Fatalf("Get of the 300 KB job: %d bytes, %v", len(got.Spec), err)
+	}
+}
