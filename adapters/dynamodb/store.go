@@ -2,9 +2,9 @@
 // table: the job store of an AWS fleet, shared by every ingress and worker process.
 //
 // One table holds every item, keyed by pk alone: a job ("job#<id>"), an idempotency key
-// ("idem#<tenant>#<key>", naming the job that holds it), a rate bucket ("rate#<key>") and a
-// quota counter ("quota#<key>"). Every write is a single-item conditional write, so the store
-// needs no transactions (dynalite, the test emulator, has none):
+// ("idem#<len(tenant)>:<tenant>#<key>", naming the job that holds it), a rate bucket
+// ("rate#<key>") and a quota counter ("quota#<key>"). Every write is a single-item conditional
+// write, so the store needs no transactions (dynalite, the test emulator, has none):
 //
 //   - Create claims the idempotency key first (PutItem if absent), then writes the job (PutItem
 //     if absent). A racing create of the same key finds the claim and returns the job that holds
