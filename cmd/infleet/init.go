@@ -44,6 +44,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	// Cloud resources first: opening the app checks that they exist.
+	ctx = log.WithContext(ctx)
 	for _, step := range cloudInitSteps(cfg) {
 		line, err := step(ctx, cfg)
 		if err != nil {
