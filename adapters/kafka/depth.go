@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -12,8 +13,12 @@ import (
 // partition, the log end offset less the group's committed offset (or less the oldest
 // retained offset where the group has committed none), summed. Messages handed out and not
 // yet committed count as waiting. It implements pipeline.DepthReporter and is safe for
-// concurrent use.
+// concurrent use. A retry topic (topic+RetrySuffix) counts against the retry group.
 func (s *Subscriber) QueueDepth(ctx context.Context, topic string) (int64, error) {
+	group := s.cfg.Group
+	if !s.cfg.MemoryRetries && strings.HasSuffix(topic, s.cfg.RetrySuffix) {
+		group += s.cfg.RetrySuffix
+	}
 	client := &kafkago.Client{Addr: kafkago.TCP(s.cfg.Brokers...)}
 	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
@@ -35,12 +40,12 @@ func (s *Subscriber) QueueDepth(ctx context.Context, topic string) (int64, error
 	if err != nil {
 		return 0, fmt.Errorf("queue depth of %s: list offsets: %w", topic, err)
 	}
-	committed, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: s.cfg.Group, Topics: map[string][]int{topic: partitions}})
+	committed, err := client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: partitions}})
 	if err != nil {
-		return 0, fmt.Errorf("queue depth of %s: fetch group %s offsets: %w", topic, s.cfg.Group, err)
+		return 0, fmt.Errorf("queue depth of %s: fetch group %s offsets: %w", topic, group, err)
 	}
 	if committed.Error != nil && !errors.Is(committed.Error, kafkago.GroupIdNotFound) {
-		return 0, fmt.Errorf("queue depth of %s: fetch group %s offsets: %w", topic, s.cfg.Group, committed.Error)
+		return 0, fmt.Errorf("queue depth of %s: fetch group %s offsets: %w", topic, group, committed.Error)
 	}
 	at := map[int]int64{} // an unknown group has committed nothing
 	for _, p := range committed.Topics[topic] {

@@ -9,6 +9,17 @@
 // to MaxInFlight messages at once. Offsets are checkpointed per partition: an offset is
 // committed only when every earlier offset of its partition has been acked, so a slow or
 // failed message holds the partition's commit point and is never skipped, and a worker that
-// dies or loses a partition leaves the unacked messages to be delivered again. A nacked
-// message is handed out again from memory after its nack delay.
+// dies or loses a partition leaves the unacked messages to be delivered again.
+//
+// Retries do not block a partition: a message nacked with a delay is written to the topic's
+// retry topic ("<topic>.retry") with headers naming its origin and not-before time, and only
+// then acked, so the commit point moves on. Each subscription also consumes its retry topic
+// (group "<group>.retry"), waits until each record is due (holding at most RetryInFlight,
+// then pausing fetches) and writes it back to its origin before acking it there. A crash at
+// any point redelivers, never loses: every record is written onward before it is acked.
+//
+// Dead letters stay on the dead-letter topic, where Kafka cannot delete them: a removal
+// (after a redrive) is a record keyed by the dead letter's id on the compacted topic
+// "<dead-letter topic>.removed", and scans skip the ids found there. Lifecycle events can be
+// published to a topic with Notifier.
 package kafka

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,11 @@ const (
 	DefaultCloseTimeout = 10 * time.Second
 	// DefaultTopicPartitions is the partition count of topics created by CreateMissingTopics.
 	DefaultTopicPartitions = 3
+	// DefaultRetrySuffix names a topic's retry topic: "<topic>.retry".
+	DefaultRetrySuffix = ".retry"
+	// DefaultRetryInFlight bounds the retry records one subscription holds while they wait
+	// for their time; past it, fetching from the retry topic pauses.
+	DefaultRetryInFlight = 1024
 )
 
 // commitTimeout bounds one commit request.
@@ -84,6 +90,20 @@ type SubscriberConfig struct {
 	// default: production topics come from EnsureTopics (infleet init).
 	CreateMissingTopics bool
 	TopicPartitions     int
+	// RetrySuffix names the retry topic of each subscribed topic, topic+RetrySuffix (default
+	// DefaultRetrySuffix). A message nacked with a delay (messages.MetaNackDelay) is written
+	// there with its not-before time and origin in headers, then acked on its own topic, so
+	// its partition's commit point moves on; Subscribe(topic) also consumes the retry topic
+	// (group Group+RetrySuffix) and writes each record back to its origin once due. Where the
+	// retry topic does not exist, nacked messages wait in memory instead, holding the commit
+	// point.
+	RetrySuffix string
+	// RetryInFlight bounds the retry records held while they wait (default
+	// DefaultRetryInFlight).
+	RetryInFlight int
+	// MemoryRetries keeps every nacked message in memory until its delay ends (no retry
+	// topic): its partition's commit point waits for it.
+	MemoryRetries bool
 	// Logger receives the subscriber's log lines; the zero value discards them.
 	Logger zerolog.Logger
 }
@@ -96,6 +116,9 @@ func (cfg SubscriberConfig) Validate() error {
 	}
 	if cfg.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("kafka subscriber: MaxInFlight is %d (use a positive number, or 0 for %d)", cfg.MaxInFlight, DefaultMaxInFlight))
+	}
+	if cfg.RetryInFlight < 0 {
+		errs = append(errs, fmt.Errorf("kafka subscriber: RetryInFlight is %d (use a positive number, or 0 for %d)", cfg.RetryInFlight, DefaultRetryInFlight))
 	}
 	if cfg.TopicPartitions < 0 {
 		errs = append(errs, fmt.Errorf("kafka subscriber: TopicPartitions is %d (use a positive number, or 0 for %d)", cfg.TopicPartitions, DefaultTopicPartitions))
@@ -120,6 +143,9 @@ func (cfg SubscriberConfig) Validate() error {
 type Subscriber struct {
 	cfg SubscriberConfig
 	log zerolog.Logger
+
+	// writer writes retry records, forwards due ones and records dead-letter removals.
+	writer *kafkago.Writer
 
 	mu      sync.Mutex
 	closed  bool
@@ -147,7 +173,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	cfg.RebalanceTimeout = cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout)
 	cfg.CloseTimeout = cmp.Or(cfg.CloseTimeout, DefaultCloseTimeout)
 	cfg.TopicPartitions = cmp.Or(cfg.TopicPartitions, DefaultTopicPartitions)
-	s := &Subscriber{cfg: cfg, log: cfg.Logger}
+	cfg.RetrySuffix = cmp.Or(cfg.RetrySuffix, DefaultRetrySuffix)
+	cfg.RetryInFlight = cmp.Or(cfg.RetryInFlight, DefaultRetryInFlight)
+	s := &Subscriber{cfg: cfg, log: cfg.Logger, writer: newRecordWriter(cfg.Brokers, cfg.Logger)}
 	s.closing, s.close = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -175,8 +203,11 @@ func (s *Subscriber) ensureTopic(ctx context.Context, topic string) error {
 }
 
 // Subscribe joins the group on topic and returns an unbuffered channel of its messages. Every
-// message must be acked or nacked; a nacked one is handed out again, at once or after the Go
-// duration in its metadata key messages.MetaNackDelay. Each message carries MetaPartition and
+// message must be acked or nacked. A message nacked without a delay is handed out again at
+// once; one nacked with a Go duration in its metadata key messages.MetaNackDelay goes to the
+// retry topic (see SubscriberConfig.RetrySuffix) and comes back on topic after the delay,
+// while its partition moves on. Subscribe also consumes topic's retry topic, forwarding
+// each record back once due. Each message carries MetaPartition and
 // MetaOffset, and a context that ends when it is answered, when ctx ends or when Close gives
 // up waiting. The channel is closed after ctx ends or Close is called, once the handed-out
 // messages were answered or given up on and the acked offsets committed.
@@ -197,16 +228,37 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.running.Done()
 		return nil, err
 	}
-	log := s.log.With().Str("topic", topic).Str("group", s.cfg.Group).Logger()
+	sub := s.start(ctx, topic, s.cfg.Group, s.cfg.MaxInFlight)
+	if !s.cfg.MemoryRetries && !strings.HasSuffix(topic, s.cfg.RetrySuffix) {
+		retryTopic := topic + s.cfg.RetrySuffix
+		if err := s.retryTopicReady(ctx, retryTopic); err != nil {
+			sub.log.Warn().Err(err).Str("retry_topic", retryTopic).
+				Msg("no retry topic: nacked messages wait in memory and hold their partition's commit point (run infleet init)")
+		} else {
+			sub.retryTopic = retryTopic
+			s.mu.Lock()
+			s.running.Add(1)
+			s.mu.Unlock()
+			fwd := s.start(ctx, retryTopic, s.cfg.Group+s.cfg.RetrySuffix, s.cfg.RetryInFlight)
+			fwd.origin = topic
+		}
+	}
+	return sub.out, nil
+}
+
+// start runs one group member on topic handing out up to inFlight messages. The caller has
+// counted it in s.running.
+func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight int) *subscription {
+	log := s.log.With().Str("topic", topic).Str("group", group).Logger()
 	reader := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:           s.cfg.Brokers,
-		GroupID:           s.cfg.Group,
+		GroupID:           group,
 		Topic:             topic,
 		StartOffset:       kafkago.FirstOffset,
 		MinBytes:          1,
 		MaxBytes:          10 << 20,
 		MaxWait:           s.cfg.MaxWait,
-		QueueCapacity:     s.cfg.MaxInFlight,
+		QueueCapacity:     inFlight,
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
 		SessionTimeout:    s.cfg.SessionTimeout,
 		RebalanceTimeout:  s.cfg.RebalanceTimeout,
@@ -222,7 +274,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		reader:  reader,
 		cp:      newCheckpoints(),
 		out:     make(chan *message.Message),
-		slots:   make(chan struct{}, s.cfg.MaxInFlight),
+		slots:   make(chan struct{}, inFlight),
 		abandon: make(chan struct{}),
 	}
 	// stop ends fetching: Subscribe's ctx ended or Close began.
@@ -233,7 +285,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	sub.commitsDone = make(chan struct{})
 	go sub.commitLoop()
 	go sub.run()
-	return sub.out, nil
+	return sub
 }
 
 func (s *Subscriber) isClosed() bool {
@@ -253,6 +305,9 @@ func (s *Subscriber) Close() error {
 	s.mu.Unlock()
 	s.close()
 	s.running.Wait()
+	if err := s.writer.Close(); err != nil {
+		return fmt.Errorf("close kafka subscriber: %w", err)
+	}
 	return nil
 }
 
@@ -265,6 +320,12 @@ type subscription struct {
 	reader *kafkago.Reader
 	cp     *checkpoints
 	out    chan *message.Message
+
+	// retryTopic is where messages nacked with a delay go; empty: they wait in memory.
+	retryTopic string
+	// origin is set on a retry topic's subscription: records are not handed out but written
+	// back to their origin topic (this one, unless a header names another) once due.
+	origin string
 
 	slots chan struct{} // one token per message held; capacity MaxInFlight
 
@@ -317,6 +378,11 @@ func (sub *subscription) run() {
 			<-sub.slots // fetched again after a rebalance: held or acked here already
 			continue
 		}
+		if sub.origin != "" {
+			sub.handlers.Add(1)
+			go sub.forwardWhenDue(m)
+			continue
+		}
 		// Hand out in fetch order; only the answer is awaited concurrently.
 		msg, cancel := sub.message(m)
 		handedOut := false
@@ -346,8 +412,10 @@ func (sub *subscription) message(m kafkago.Message) (*message.Message, context.C
 	return msg, cancel
 }
 
-// hold waits for the answer to msg, handed out for m, and hands m out again after a nack
-// and its delay until it is acked. The slot taken for m is held all the while.
+// hold waits for the answer to msg, handed out for m, until it is acked: a nack with a delay
+// writes m to the retry topic and acks it (where that fails or there is none, m is handed out
+// again from memory after the delay); a nack without one hands m out again at once. The slot
+// taken for m is held all the while.
 func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel context.CancelFunc) {
 	defer sub.handlers.Done()
 	defer func() { <-sub.slots }()
@@ -359,6 +427,12 @@ func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel co
 			return
 		case nacked:
 			delay = sub.nackDelay(msg)
+			if delay > 0 && sub.retryTopic != "" {
+				if sub.toRetryTopic(m, msg.UUID, delay) {
+					sub.cp.ack(m.Partition, m.Offset)
+					return
+				}
+			}
 		case abandoned:
 			sub.log.Warn().Str("message_uuid", msg.UUID).Int("partition", m.Partition).Int64("offset", m.Offset).
 				Msg("handler did not answer before close timed out; the offset stays uncommitted and the group will redeliver it")

@@ -40,8 +40,11 @@ func (a *app) openKafka(ctx context.Context) error {
 	return nil
 }
 
-// initKafka creates the missing topics.
+// initKafka creates the missing topics: one per priority with its retry topic, and the
+// dead-letter topic.
 func (a *app) initKafka(ctx context.Context) error {
+	t := a.topics
 	return kafkaadapter.EnsureTopics(ctx, a.cfg.Transport.Kafka.Brokers, kafkaInitPartitions, kafkaInitReplication,
-		a.topics.High, a.topics.Normal, a.topics.Low, a.topics.Dead)
+		t.High, t.Normal, t.Low, t.Dead,
+		kafkaadapter.RetryTopic(t.High), kafkaadapter.RetryTopic(t.Normal), kafkaadapter.RetryTopic(t.Low))
 }
