@@ -85,6 +85,11 @@ const (
 	DefaultModelLatency         = 20 * time.Millisecond
 	DefaultModelTimeout         = 60 * time.Second
 	DefaultMaxBodyBytes         = 1 << 20
+	// DefaultDynamoDBMaxBodyBytes is the body limit with store.kind dynamodb, whose items
+	// (a job record holds its request) are at most 400 KB.
+	DefaultDynamoDBMaxBodyBytes = 256 << 10
+	// MaxDynamoDBBodyBytes is the largest http.max_body_bytes allowed with store.kind dynamodb.
+	MaxDynamoDBBodyBytes = 384 << 10
 	DefaultMaxWait              = 60 * time.Second
 	DefaultLogLevel             = "info"
 	DefaultLogFormat            = "auto"
@@ -760,7 +765,8 @@ type APIKey struct {
 
 // HTTP configures the HTTP API.
 type HTTP struct {
-	// MaxBodyBytes is the largest accepted request body (413 above). Default 1 MiB.
+	// MaxBodyBytes is the largest accepted request body (413 above). Default 1 MiB (256 KiB
+	// with store.kind dynamodb, at most 384 KiB there: DynamoDB items hold 400 KB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
 	// MaxWait caps Prefer: wait=N. Default 60s.
 	MaxWait time.Duration `yaml:"max_wait,omitempty"`
@@ -878,6 +884,9 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 
+	if c.Store.Kind == StoreDynamoDB {
+		c.HTTP.MaxBodyBytes = cmp.Or(c.HTTP.MaxBodyBytes, DefaultDynamoDBMaxBodyBytes)
+	}
 	c.HTTP.MaxBodyBytes = cmp.Or(c.HTTP.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.HTTP.MaxWait = cmp.Or(c.HTTP.MaxWait, DefaultMaxWait)
 	c.Archive.Retention = cmp.Or(c.Archive.Retention, DefaultArchiveRetention)

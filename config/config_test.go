@@ -660,3 +660,19 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestDynamoDBCapsTheBodySize(t *testing.T) {
+	t.Parallel()
+	c, err := Load(writeConfig(t, "store: {kind: dynamodb, dynamodb: {table: jobs}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.MaxBodyBytes != DefaultDynamoDBMaxBodyBytes {
+		t.Fatalf("max_body_bytes = %d with dynamodb, want %d", c.HTTP.MaxBodyBytes, DefaultDynamoDBMaxBodyBytes)
+	}
+	_, err = Load(writeConfig(t, "store: {kind: dynamodb, dynamodb: {table: jobs}}\nhttp: {max_body_bytes: 1048576}\n"), nil)
+	got := problemsOf(t, err)
+	if len(got) != 1 || got[0].Field != "http.max_body_bytes" || !strings.Contains(got[0].Message, "400 KB") {
+		t.Fatalf("problems %v, want one about http.max_body_bytes", got)
+	}
+}

@@ -28,6 +28,10 @@ func (c *Config) semantic() *ValidationError {
 		if c.Store.DynamoDB.Table == "" {
 			p.add("store.dynamodb.table", "is required when store.kind is dynamodb (e.g. infleet-jobs)")
 		}
+		if c.HTTP.MaxBodyBytes > MaxDynamoDBBodyBytes {
+			p.add("http.max_body_bytes", "is %d, but a DynamoDB item (which holds the job) is at most 400 KB: set it to %d or less and send larger inputs as input.s3_uri",
+				c.HTTP.MaxBodyBytes, MaxDynamoDBBodyBytes)
+		}
 	case StorePostgres:
 		if c.Store.Postgres.DSN == "" {
 			p.add("store.postgres.dsn", "is required when store.kind is postgres (postgres://user:pass@host:5432/db)")
