@@ -12,6 +12,17 @@ import (
 // partitions partitions and replication replicas each; existing topics are left as they are.
 // It is idempotent and safe to run from several processes at once.
 func EnsureTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
+	return ensureTopics(ctx, brokers, partitions, replication, nil, topics)
+}
+
+// EnsureCompactedTopics is EnsureTopics for topics with cleanup.policy=compact, such as
+// RemovedTopic: the newest record of each key is kept for good.
+func EnsureCompactedTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
+	return ensureTopics(ctx, brokers, partitions, replication,
+		[]kafkago.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}, topics)
+}
+
+func ensureTopics(ctx context.Context, brokers []string, partitions, replication int, configs []kafkago.ConfigEntry, topics []string) error {
 	if len(brokers) == 0 {
 		return errors.New("ensure kafka topics: no brokers (give at least one host:port)")
 	}
@@ -24,7 +35,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replication
 	client := &kafkago.Client{Addr: kafkago.TCP(brokers...)}
 	req := &kafkago.CreateTopicsRequest{}
 	for _, t := range topics {
-		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
+		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication, ConfigEntries: configs})
 	}
 	resp, err := client.CreateTopics(ctx, req)
 	if err != nil {

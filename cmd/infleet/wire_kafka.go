@@ -40,11 +40,15 @@ func (a *app) openKafka(ctx context.Context) error {
 	return nil
 }
 
-// initKafka creates the missing topics: one per priority with its retry topic, and the
-// dead-letter topic.
+// initKafka creates the missing topics: one per priority with its retry topic, the
+// dead-letter topic and its compacted removals topic.
 func (a *app) initKafka(ctx context.Context) error {
-	t := a.topics
-	return kafkaadapter.EnsureTopics(ctx, a.cfg.Transport.Kafka.Brokers, kafkaInitPartitions, kafkaInitReplication,
+	t, brokers := a.topics, a.cfg.Transport.Kafka.Brokers
+	err := kafkaadapter.EnsureTopics(ctx, brokers, kafkaInitPartitions, kafkaInitReplication,
 		t.High, t.Normal, t.Low, t.Dead,
 		kafkaadapter.RetryTopic(t.High), kafkaadapter.RetryTopic(t.Normal), kafkaadapter.RetryTopic(t.Low))
+	if err != nil {
+		return err
+	}
+	return kafkaadapter.EnsureCompactedTopics(ctx, brokers, 1, kafkaInitReplication, kafkaadapter.RemovedTopic(t.Dead))
 }
