@@ -69,6 +69,11 @@ const (
 	DefaultKafkaTopicLow        = "infleet.low"
 	DefaultKafkaDeadLetterTopic = "infleet.dead"
 	DefaultKafkaGroup           = "infleet-workers"
+	DefaultKafkaPartitions      = 3
+	DefaultKafkaReplication     = 1
+	DefaultKafkaCompression     = "snappy"
+	DefaultKafkaLinger          = 5 * time.Millisecond
+	DefaultKafkaSessionTimeout  = 30 * time.Second
 	DefaultWebhookMaxAttempts   = 5
 	DefaultEventBridgeSource    = "infleet"
 	DefaultConcurrency          = 64
@@ -89,16 +94,16 @@ const (
 	// (a job record holds its request) are at most 400 KB.
 	DefaultDynamoDBMaxBodyBytes = 256 << 10
 	// MaxDynamoDBBodyBytes is the largest http.max_body_bytes allowed with store.kind dynamodb.
-	MaxDynamoDBBodyBytes = 384 << 10
-	DefaultMaxWait              = 60 * time.Second
-	DefaultLogLevel             = "info"
-	DefaultLogFormat            = "auto"
-	DefaultTriggerPriority      = "normal"
-	DefaultPIIAction            = "ANONYMIZE"
-	DefaultJWTTenantClaim       = "tenant"
-	DefaultJWTTaskScopePrefix   = "task:"
-	DefaultJWTOperatorScope     = "operator"
-	DefaultJWTLeeway            = 30 * time.Second
+	MaxDynamoDBBodyBytes      = 384 << 10
+	DefaultMaxWait            = 60 * time.Second
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "auto"
+	DefaultTriggerPriority    = "normal"
+	DefaultPIIAction          = "ANONYMIZE"
+	DefaultJWTTenantClaim     = "tenant"
+	DefaultJWTTaskScopePrefix = "task:"
+	DefaultJWTOperatorScope   = "operator"
+	DefaultJWTLeeway          = 30 * time.Second
 )
 
 // Config is the whole configuration. The zero value plus ApplyDefaults is the embedded default:
@@ -196,6 +201,17 @@ type Kafka struct {
 	DeadLetterTopic string `yaml:"dead_letter_topic,omitempty"`
 	// Group is the consumer group of the workers. Default "infleet-workers".
 	Group string `yaml:"group,omitempty"`
+	// Partitions is the partition count of the topics `infleet init` creates. Default 3.
+	Partitions int `yaml:"partitions,omitempty"`
+	// ReplicationFactor is the replica count of the topics `infleet init` creates. Default 1.
+	ReplicationFactor int `yaml:"replication_factor,omitempty"`
+	// Compression of produced batches: none, gzip, snappy, lz4 or zstd. Default snappy.
+	Compression string `yaml:"compression,omitempty"`
+	// Linger is the longest a produced message waits for others to fill its batch. Default 5ms.
+	Linger time.Duration `yaml:"linger,omitempty"`
+	// SessionTimeout is how long the group waits for a silent worker (one that was killed)
+	// before giving its partitions to others. Default 30s.
+	SessionTimeout time.Duration `yaml:"session_timeout,omitempty"`
 }
 
 // Store chooses and configures the job store.
@@ -265,6 +281,7 @@ type Notify struct {
 	Webhook     Webhook     `yaml:"webhook,omitempty"`
 	SNS         SNS         `yaml:"sns,omitempty"`
 	EventBridge EventBridge `yaml:"eventbridge,omitempty"`
+	Kafka       NotifyKafka `yaml:"kafka,omitempty"`
 }
 
 // Webhook configures signed webhook delivery.
@@ -279,6 +296,15 @@ type Webhook struct {
 	AllowHTTP bool `yaml:"allow_http,omitempty"`
 	// MaxAttempts per event delivery, with backoff. Default 5.
 	MaxAttempts int `yaml:"max_attempts,omitempty"`
+}
+
+// NotifyKafka configures publishing lifecycle events to a Kafka topic (key = job id, value =
+// the event's JSON).
+type NotifyKafka struct {
+	// Topic turns the sink on. Default "" (off).
+	Topic string `yaml:"topic,omitempty"`
+	// Brokers are host:port seed brokers. Default transport.kafka.brokers.
+	Brokers []string `yaml:"brokers,omitempty"`
 }
 
 // SNS configures publishing events to an SNS topic.
@@ -812,6 +838,11 @@ func (c *Config) ApplyDefaults() {
 	t.Kafka.Topics.Low = cmp.Or(t.Kafka.Topics.Low, DefaultKafkaTopicLow)
 	t.Kafka.DeadLetterTopic = cmp.Or(t.Kafka.DeadLetterTopic, DefaultKafkaDeadLetterTopic)
 	t.Kafka.Group = cmp.Or(t.Kafka.Group, DefaultKafkaGroup)
+	t.Kafka.Partitions = cmp.Or(t.Kafka.Partitions, DefaultKafkaPartitions)
+	t.Kafka.ReplicationFactor = cmp.Or(t.Kafka.ReplicationFactor, DefaultKafkaReplication)
+	t.Kafka.Compression = cmp.Or(t.Kafka.Compression, DefaultKafkaCompression)
+	t.Kafka.Linger = cmp.Or(t.Kafka.Linger, DefaultKafkaLinger)
+	t.Kafka.SessionTimeout = cmp.Or(t.Kafka.SessionTimeout, DefaultKafkaSessionTimeout)
 
 	c.Store.Kind = cmp.Or(c.Store.Kind, DefaultStoreKind)
 	c.Store.SQLite.Path = cmp.Or(c.Store.SQLite.Path, filepath.Join(c.DataDir, DefaultSQLiteFile))
