@@ -184,7 +184,6 @@ func fleetConfig(t *testing.T, docs []any) (data, source string) {
 
 // checkFleetConfig checks what every fleet config must be, beyond loading.
 func checkFleetConfig(t *testing.T, cfg config.Config, raw string) {
-	t.Helper()
 	if cfg.Transport.Kind == config.TransportEmbedded || cfg.Store.Kind == config.StoreSQLite || cfg.Results.Kind == config.ResultsFile {
 		t.Errorf("transport %s, store %s, results %s: a fleet of pods needs a shared transport, store and result store",
 			cfg.Transport.Kind, cfg.Store.Kind, cfg.Results.Kind)
@@ -303,7 +302,6 @@ func flag(args []string, name string) (string, bool) {
 }
 
 func checkDeployment(t *testing.T, objs objects, name, role string, cmds []string, bound time.Duration) {
-	t.Helper()
 	dep := objs.get("Deployment", name)
 	pod := get(dep, "spec", "template", "spec")
 	containers := list(pod, "containers")
@@ -506,7 +504,6 @@ func selected(objs objects, sel map[string]string) []string {
 }
 
 func checkService(t *testing.T, objs objects) {
-	t.Helper()
 	svc := objs.get("Service", "infleet-ingress")
 	if svc == nil {
 		t.Error("no Service infleet-ingress")
@@ -523,7 +520,6 @@ func checkService(t *testing.T, objs objects) {
 }
 
 func checkBudgets(t *testing.T, objs objects) {
-	t.Helper()
 	for _, role := range []string{"ingress", "worker"} {
 		name := "infleet-" + role
 		pdb := objs.get("PodDisruptionBudget", name)
@@ -538,7 +534,6 @@ func checkBudgets(t *testing.T, objs objects) {
 }
 
 func checkAutoscaler(t *testing.T, objs objects) {
-	t.Helper()
 	hpa := objs.get("HorizontalPodAutoscaler", "infleet-worker")
 	if hpa == nil {
 		t.Error("no HorizontalPodAutoscaler infleet-worker")
