@@ -1,0 +1,150 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// startRole starts `infleet ROLE` (ingress or worker) with env added to the environment and
+// waits until its /readyz answers.
+func startRole(t *testing.T, bin, role, dataDir, cfgPath string, env ...string) *child {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, role, "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
+	logs := &strings.Builder{}
+	cmd.Stderr = &lockedWriter{w: logs}
+	cmd.Env = append(append(os.Environ(), "INFLEET_LOG_FORMAT=json"), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{t: t, cmd: cmd, api: &apiHarness{base: "http://" + addr, t: t}, logs: logs}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", role, logs.String())
+		}
+	})
+	c.api.eventually(20*time.Second, func() bool {
+		resp, err := http.Get(c.api.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+// TestKafkaFleetSurvivesWorkerKill runs one `infleet ingress` and two `infleet worker`
+// processes on kfake and PostgreSQL, SIGKILLs one worker while jobs are in flight, and
+// checks that every job completes with exactly one result: the survivor takes over the dead
+// worker's partitions after the session timeout and re-runs what it left unacked.
+func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dsn := os.Getenv("INFLEET_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
+	}
+	t.Parallel()
+	bin := binary(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()[0]
+	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
+log: {level: warn}
+`, dsn)
+	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
+	// The processes take the brokers from the environment, as a fleet's deployment would.
+	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
+	cfgPath := writeConfig(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+models: [{name: m, provider: sim, latency: 100ms}]
+routes: {default: m}
+workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
+`)
+	dataDir := t.TempDir() // shared: the result files of every process
+	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+	doomed := startRole(t, bin, "worker", dataDir, cfgPath, env)
+	startRole(t, bin, "worker", dataDir, cfgPath, env)
+
+	const n = 300
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, ingress.api.submit(fmt.Sprintf(`{"task":"summarize","priority":%q,"input":{"text":"fleet job %d"}}`,
+			[]string{"high", "normal", "low"}[i%3], i)))
+	}
+	completed := func() int {
+		done := 0
+		for _, id := range ids {
+			if ingress.api.job(id).Status == messages.StatusCompleted {
+				done++
+			}
+		}
+		return done
+	}
+	ingress.api.eventually(30*time.Second, func() bool { return completed() >= 40 })
+	if completed() == n {
+		t.Fatal("every job finished before the kill; the test needs slower jobs")
+	}
+	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = doomed.cmd.Wait()
+
+	ingress.api.eventually(60*time.Second, func() bool { return completed() == n })
+	rerun := 0
+	for _, id := range ids {
+		if ingress.api.job(id).Attempts > 1 {
+			rerun++
+		}
+	}
+	if rerun == 0 {
+		t.Fatal("no job was re-run: the killed worker had nothing in flight, so the test proved nothing")
+	}
+	t.Logf("%d jobs were in flight on the killed worker and ran again", rerun)
+	for _, id := range ids {
+		data, err := os.ReadFile(filepath.Join(dataDir, "results", id+".json"))
+		if err != nil {
+			t.Fatalf("result of %s: %v", id, err)
+		}
+		var res messages.Result
+		if err := json.Unmarshal(data, &res); err != nil || res.JobID != id || res.Output.Text == "" {
+			t.Fatalf("result of %s: %s", id, data)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dataDir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := 0
+	for _, e := range entries {
+		// A write cut off by SIGKILL may leave a temporary file; only .json files are results.
+		if strings.HasSuffix(e.Name(), ".json") {
+			results++
+		}
+	}
+	if results != n {
+		t.Fatalf("%d result files for %d jobs", results, n)
+	}
+	code, _, data := ingress.api.do(http.MethodGet, "/v1/jobs/"+ids[0]+"/result", "", nil)
+	if code != http.StatusOK || !strings.Contains(string(data), ids[0]) {
+		t.Fatalf("result through the ingress: %d %s", code, data)
+	}
+}
