@@ -1,8 +1,10 @@
 package deploytest
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os/exec"
@@ -279,6 +281,15 @@ func TestRenderedOverlays(t *testing.T) {
 				}
 				checkDeployment(t, objs, name, role, cmds, bound)
 			}
+			for _, kind := range []string{"CronJob", "Job"} {
+				for name, obj := range objs[kind] {
+					spec := get(obj, "spec", "template", "spec")
+					if kind == "CronJob" {
+						spec = get(obj, "spec", "jobTemplate", "spec", "template", "spec")
+					}
+					checkPod(t, objs, kind+" "+name, "", spec, cmds)
+				}
+			}
 			checkService(t, objs)
 			checkBudgets(t, objs)
 			checkAutoscaler(t, objs)
@@ -301,18 +312,26 @@ func flag(args []string, name string) (string, bool) {
 	return "", false
 }
 
-func checkDeployment(t *testing.T, objs objects, name, role string, cmds []string, bound time.Duration) {
-	dep := objs.get("Deployment", name)
-	pod := get(dep, "spec", "template", "spec")
+// podFacts is what checkPod found out about a workload's pod, for the checks particular to its kind.
+type podFacts struct {
+	spec      any // the pod spec
+	container any
+	args      []string
+	cfg       config.Config // as the process loads it
+	env       []envEntry
+}
+
+// checkPod checks the pod of any workload running infleet: one container running an existing
+// subcommand (role, when given) with --config from a mounted ConfigMap, a config that loads with
+// the container's environment, the pod locked down, data_dir writable and the service account
+// present (with an IAM role on AWS).
+func checkPod(t *testing.T, objs objects, name, role string, pod any, cmds []string) (podFacts, bool) {
 	containers := list(pod, "containers")
 	if len(containers) != 1 {
 		t.Errorf("%s: %d containers, want 1", name, len(containers))
-		return
+		return podFacts{}, false
 	}
 	c := containers[0]
-	if sel, labels := stringMap(dep, "spec", "selector", "matchLabels"), stringMap(dep, "spec", "template", "metadata", "labels"); !subset(sel, labels) {
-		t.Errorf("%s: selector %v does not match the pod labels %v", name, sel, labels)
-	}
 	if img := str(c, "image"); !strings.Contains(img, "/") {
 		t.Errorf("%s: image %q: the overlay should name a registry (images: in kustomization.yaml)", name, img)
 	}
@@ -326,8 +345,9 @@ func checkDeployment(t *testing.T, objs objects, name, role string, cmds []strin
 	if len(list(c, "command")) > 0 {
 		t.Errorf("%s: command replaces the image's entrypoint (infleet); give args only", name)
 	}
-	if len(args) == 0 || args[0] != role || !slices.Contains(cmds, args[0]) {
-		t.Fatalf("%s: args %q should start with the subcommand %s (infleet has %v)", name, args, role, cmds)
+	if len(args) == 0 || !slices.Contains(cmds, args[0]) || role != "" && args[0] != role {
+		t.Errorf("%s: args %q should start with the subcommand %s (infleet has %v)", name, args, cmp.Or(role, "to run"), cmds)
+		return podFacts{}, false
 	}
 	mounts := map[string]any{} // mountPath -> volumeMount
 	for _, m := range list(c, "volumeMounts") {
@@ -350,14 +370,16 @@ func checkDeployment(t *testing.T, objs objects, name, role string, cmds []strin
 	}
 	cfgPath, ok := flag(args[1:], "config")
 	if !ok {
-		t.Fatalf("%s: args %q give no --config", name, args)
+		t.Errorf("%s: args %q give no --config", name, args)
+		return podFacts{}, false
 	}
 	vol, _ := volumeAt(path.Dir(cfgPath))
 	cmName := str(vol, "configMap", "name")
 	cm := objs.get("ConfigMap", cmName)
 	data := str(cm, "data", path.Base(cfgPath))
 	if cm == nil || data == "" || get(vol, "configMap", "items") != nil {
-		t.Fatalf("%s: --config %s is not a key of a ConfigMap mounted at %s", name, cfgPath, path.Dir(cfgPath))
+		t.Errorf("%s: --config %s is not a key of a ConfigMap mounted at %s", name, cfgPath, path.Dir(cfgPath))
+		return podFacts{}, false
 	}
 
 	// The config as this process loads it: the file and its environment.
@@ -369,7 +391,8 @@ func checkDeployment(t *testing.T, objs objects, name, role string, cmds []strin
 	}
 	cfg, err := config.LoadBytes([]byte(data), name+" "+cfgPath, environ(env))
 	if err != nil {
-		t.Fatalf("%s: the config does not load with the pod's environment: %v", name, err)
+		t.Errorf("%s: the config does not load with the pod's environment: %v", name, err)
+		return podFacts{}, false
 	}
 	if cfg.Store.Kind == config.StorePostgres {
 		i := slices.IndexFunc(env, func(e envEntry) bool { return e.name == "INFLEET_STORE_POSTGRES_DSN" })
@@ -377,6 +400,56 @@ func checkDeployment(t *testing.T, objs objects, name, role string, cmds []strin
 			t.Errorf("%s: store.kind postgres: INFLEET_STORE_POSTGRES_DSN should come from a required Secret key", name)
 		}
 	}
+
+	// Locked down, yet data_dir is writable.
+	if v, _ := get(pod, "securityContext", "runAsNonRoot").(bool); !v {
+		t.Errorf("%s: securityContext.runAsNonRoot is not true", name)
+	}
+	if uid, ok := num(pod, "securityContext", "runAsUser"); ok && uid == 0 {
+		t.Errorf("%s: runs as root", name)
+	}
+	sc := get(c, "securityContext")
+	if v, _ := get(sc, "readOnlyRootFilesystem").(bool); !v {
+		t.Errorf("%s: readOnlyRootFilesystem is not true", name)
+	}
+	if v, ok := get(sc, "allowPrivilegeEscalation").(bool); !ok || v {
+		t.Errorf("%s: allowPrivilegeEscalation is not false", name)
+	}
+	if drop := list(sc, "capabilities", "drop"); !slices.Contains(drop, any("ALL")) {
+		t.Errorf("%s: capabilities.drop %v lacks ALL", name, drop)
+	}
+	dataVol, dataMount := volumeAt(cfg.DataDir)
+	if ro, _ := get(dataMount, "readOnly").(bool); dataVol == nil || ro || get(dataVol, "configMap") != nil || get(dataVol, "secret") != nil {
+		t.Errorf("%s: data_dir %s is on no writable volume", name, cfg.DataDir)
+	}
+
+	// Identity: the service account exists; on AWS it carries an IAM role.
+	saName := str(pod, "serviceAccountName")
+	sa := objs.get("ServiceAccount", saName)
+	if sa == nil {
+		t.Errorf("%s: service account %q is not in the overlay", name, saName)
+	}
+	if cfg.Transport.Kind == config.TransportSQS || cfg.Store.Kind == config.StoreDynamoDB {
+		if arn := stringMap(sa, "metadata", "annotations")["eks.amazonaws.com/role-arn"]; !strings.HasPrefix(arn, "arn:aws:iam::") {
+			t.Errorf("%s: service account %s has no eks.amazonaws.com/role-arn annotation (IRSA)", name, saName)
+		}
+	}
+	return podFacts{spec: pod, container: c, args: args, cfg: cfg, env: env}, true
+}
+
+// checkDeployment checks a long-running role beyond checkPod: the port it listens on is the
+// one the probes use, /readyz and /healthz, resources for the scheduler and the autoscaler,
+// and a grace period covering the shutdown's bounds.
+func checkDeployment(t *testing.T, objs objects, name, role string, cmds []string, bound time.Duration) {
+	dep := objs.get("Deployment", name)
+	if sel, labels := stringMap(dep, "spec", "selector", "matchLabels"), stringMap(dep, "spec", "template", "metadata", "labels"); !subset(sel, labels) {
+		t.Errorf("%s: selector %v does not match the pod labels %v", name, sel, labels)
+	}
+	p, ok := checkPod(t, objs, name, role, get(dep, "spec", "template", "spec"), cmds)
+	if !ok {
+		return
+	}
+	pod, c, args, cfg := p.spec, p.container, p.args, p.cfg
 
 	// The port: what the process listens on is the container port the probes use.
 	addr := cfg.Addr
@@ -414,28 +487,6 @@ func checkDeployment(t *testing.T, objs objects, name, role string, cmds []strin
 		}
 	}
 
-	// Locked down, yet data_dir is writable.
-	if v, _ := get(pod, "securityContext", "runAsNonRoot").(bool); !v {
-		t.Errorf("%s: securityContext.runAsNonRoot is not true", name)
-	}
-	if uid, ok := num(pod, "securityContext", "runAsUser"); ok && uid == 0 {
-		t.Errorf("%s: runs as root", name)
-	}
-	sc := get(c, "securityContext")
-	if v, _ := get(sc, "readOnlyRootFilesystem").(bool); !v {
-		t.Errorf("%s: readOnlyRootFilesystem is not true", name)
-	}
-	if v, ok := get(sc, "allowPrivilegeEscalation").(bool); !ok || v {
-		t.Errorf("%s: allowPrivilegeEscalation is not false", name)
-	}
-	if drop := list(sc, "capabilities", "drop"); !slices.Contains(drop, any("ALL")) {
-		t.Errorf("%s: capabilities.drop %v lacks ALL", name, drop)
-	}
-	dataVol, dataMount := volumeAt(cfg.DataDir)
-	if ro, _ := get(dataMount, "readOnly").(bool); dataVol == nil || ro || get(dataVol, "configMap") != nil || get(dataVol, "secret") != nil {
-		t.Errorf("%s: data_dir %s is on no writable volume", name, cfg.DataDir)
-	}
-
 	// Resources: requests for scheduling and the autoscaler, a memory limit.
 	for _, r := range []string{"cpu", "memory"} {
 		if str(c, "resources", "requests", r) == "" {
@@ -453,25 +504,15 @@ func checkDeployment(t *testing.T, objs objects, name, role string, cmds []strin
 	}
 	preStop, _ := num(c, "lifecycle", "preStop", "sleep", "seconds")
 	need := time.Duration(preStop)*time.Second + 2*bound // HTTP shutdown, closing clients
+	why := fmt.Sprintf("preStop %ds + 2 x %s (HTTP shutdown, closing)", preStop, bound)
 	if role == "worker" {
 		// HTTP, the drain, the hand-back of cancelled jobs, the router's close, the clients.
 		need = time.Duration(preStop)*time.Second + cfg.Workers.ShutdownTimeout + 4*bound
+		why = fmt.Sprintf("preStop %ds + workers.shutdown_timeout %s + 4 x %s (HTTP, hand-back, router, closing)",
+			preStop, cfg.Workers.ShutdownTimeout, bound)
 	}
 	if time.Duration(grace)*time.Second < need {
-		t.Errorf("%s: terminationGracePeriodSeconds %d is under the shutdown's bound %s (preStop %ds, workers.shutdown_timeout %s, %s per last step)",
-			name, grace, need, preStop, cfg.Workers.ShutdownTimeout, bound)
-	}
-
-	// Identity: the service account exists; on AWS it carries an IAM role.
-	saName := str(pod, "serviceAccountName")
-	sa := objs.get("ServiceAccount", saName)
-	if sa == nil {
-		t.Errorf("%s: service account %q is not in the overlay", name, saName)
-	}
-	if cfg.Transport.Kind == config.TransportSQS || cfg.Store.Kind == config.StoreDynamoDB {
-		if arn := stringMap(sa, "metadata", "annotations")["eks.amazonaws.com/role-arn"]; !strings.HasPrefix(arn, "arn:aws:iam::") {
-			t.Errorf("%s: service account %s has no eks.amazonaws.com/role-arn annotation (IRSA)", name, saName)
-		}
+		t.Errorf("%s: terminationGracePeriodSeconds %d is under the shutdown's bound %s: %s", name, grace, need, why)
 	}
 }
 
