@@ -401,6 +401,20 @@ func checkPod(t *testing.T, objs objects, name, role string, pod any, cmds []str
 		}
 	}
 
+	// Environment the config relies on: model API keys, the AWS region of the SDK's chain.
+	hasEnv := func(names ...string) bool {
+		return slices.ContainsFunc(env, func(e envEntry) bool { return slices.Contains(names, e.name) })
+	}
+	for _, m := range cfg.Models {
+		if m.APIKeyEnv != "" && !hasEnv(m.APIKeyEnv) {
+			t.Errorf("%s: model %s reads its API key from %s, which the container does not set", name, m.Name, m.APIKeyEnv)
+		}
+	}
+	if (cfg.Transport.Kind == config.TransportSQS || cfg.Store.Kind == config.StoreDynamoDB || cfg.Results.Kind == config.ResultsS3) &&
+		!hasEnv("AWS_REGION", "AWS_DEFAULT_REGION") {
+		t.Errorf("%s: uses AWS services but sets no AWS_REGION", name)
+	}
+
 	// Locked down, yet data_dir is writable.
 	if v, _ := get(pod, "securityContext", "runAsNonRoot").(bool); !v {
 		t.Errorf("%s: securityContext.runAsNonRoot is not true", name)
