@@ -294,6 +294,7 @@ func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery
 		UpdatedAt:      now,
 		Tenant:         d.Metadata[messages.MetaTenant],
 		IdempotencyKey: job.IdempotencyKey,
+		ReplayName:     job.ReplayName,
 		Spec:           spec,
 	})
 	if err == nil && created {
