@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/infleet/infleet/pipeline"
@@ -20,7 +21,8 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", "(--since 2h | --from RFC3339 [--to RFC3339]) [flags]",
 		"Re-publishes archived job messages so the jobs run again under the same job ids, each\n"+
 			"marked with a replay_name, at a bounded rate and at low priority unless told otherwise.\n"+
-			"--dry-run only counts what would be replayed.", stderr)
+			"--dry-run only counts what would be replayed. With --archive NAME it starts an EventBridge\n"+
+			"replay of that archive onto notify.eventbridge.bus instead and follows it to its end.", stderr)
 	server := addServerFlag(fs)
 	since := fs.Duration("since", 0, "replay jobs accepted in the last DURATION (e.g. 2h)")
 	from := fs.String("from", "", "replay jobs accepted from this RFC 3339 time")
@@ -32,13 +34,16 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	dryRun := fs.Bool("dry-run", false, "count the jobs that would be replayed; change nothing")
 	rate := fs.Float64("rate", pipeline.DefaultReplayRate, "jobs re-published per second")
 	priority := fs.String("priority", "low", "queue of the replayed jobs: high, normal or low")
-	name := fs.String("name", "", "replay_name put on the jobs (default replay-<time>)")
-	archive := fs.String("archive", "", "replay an EventBridge archive instead (needs notify.eventbridge)")
+	name := fs.String("name", "", "replay_name put on the jobs (default replay-<time>; infleet-<time> for --archive)")
+	archive := fs.String("archive", "", "replay this EventBridge archive onto notify.eventbridge.bus instead (needs --config)")
+	configPath := fs.String("config", os.Getenv("INFLEET_CONFIG"), "YAML config file, read with --archive (env INFLEET_CONFIG)")
+	poll := fs.Duration("poll", 2*time.Second, "with --archive, how often to check the replay's progress")
 	if rc := parseFlags(fs, args); rc >= 0 {
 		return rc
 	}
 	if *archive != "" {
-		return usageError(stderr, "replay", "--archive replays an EventBridge archive, and this build has no EventBridge client; replay from infleet's own archive with --since or --from")
+		return runArchiveReplay(archiveReplay{archive: *archive, configPath: *configPath, since: *since, from: *from, to: *to,
+			name: *name, poll: *poll}, os.Environ(), stdout, stderr)
 	}
 	if (*since == 0) == (*from == "") {
 		return usageError(stderr, "replay", "give the time range with --since DURATION or --from TIME [--to TIME]")
