@@ -236,9 +236,9 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 // Fetch reads the text of an input given as s3://bucket/key, in any bucket. An object larger
-// than MaxInputBytes, a missing object or bucket and a malformed URI are permanent failures
-// (pipeline.Permanent with messages.ErrCodeInvalidJob): retrying cannot help. Other errors
-// (network, throttling) are returned as they are, so the job is retried.
+// than MaxInputBytes, a missing object or bucket, access denied and a malformed URI are
+// permanent failures (pipeline.Permanent with messages.ErrCodeInvalidJob): retrying cannot
+// help. Other errors (network, throttling) are returned as they are, so the job is retried.
 func (s *Store) Fetch(ctx context.Context, uri string) (string, error) {
 	bucket, key, err := ParseURI(uri)
 	if err != nil {
@@ -249,6 +249,10 @@ func (s *Store) Fetch(ctx context.Context, uri string) (string, error) {
 		err = explain(err, bucket, key)
 		if isNoSuchKey(err) || isNoSuchBucket(err) {
 			return "", pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("input %s: %w", uri, err))
+		}
+		if apiCode(err) == "AccessDenied" {
+			return "", pipeline.Permanent(messages.ErrCodeInvalidJob,
+				fmt.Errorf("input %s: access denied: grant infleet's role s3:GetObject on it, or give the input another way: %w", uri, err))
 		}
 		return "", fmt.Errorf("input %s: %w", uri, err)
 	}
