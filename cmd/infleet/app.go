@@ -18,7 +18,6 @@ import (
 	"github.com/infleet/infleet/adapters/file"
 	natsadapter "github.com/infleet/infleet/adapters/nats"
 	"github.com/infleet/infleet/adapters/sqlite"
-	"github.com/infleet/infleet/adapters/webhook"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/models"
@@ -40,6 +39,10 @@ type app struct {
 	store      pipeline.JobStore
 	results    pipeline.BlobStore
 	notifier   pipeline.Notifier
+	// inputs reads s3_uri inputs (the S3 result store); nil refuses them.
+	inputs pipeline.InputFetcher
+	// resultURLs signs result URLs (results.s3.presign); nil streams results.
+	resultURLs pipeline.BlobURLSigner
 	ready      []pipeline.NamedChecker
 
 	closers []func() error
@@ -68,20 +71,12 @@ func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app,
 	if err := a.openStore(ctx); err != nil {
 		return nil, err
 	}
-	if err := a.openResults(); err != nil {
+	if err := a.openResults(ctx); err != nil {
 		return nil, err
 	}
-	n, err := webhook.New(webhook.Config{
-		URL:          cfg.Notify.Webhook.URL,
-		Secret:       cfg.Notify.Webhook.Secret,
-		AllowPrivate: cfg.Notify.Webhook.AllowPrivate,
-		MaxAttempts:  cfg.Notify.Webhook.MaxAttempts,
-		Logger:       log.With().Str("component", "webhook").Logger(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("notify.webhook: %w", err)
+	if err := a.openNotifiers(ctx); err != nil {
+		return nil, err
 	}
-	a.notifier = n
 	return a, nil
 }
 
@@ -195,7 +190,7 @@ func (a *app) openStore(ctx context.Context) error {
 	}
 }
 
-func (a *app) openResults() error {
+func (a *app) openResults(ctx context.Context) error {
 	switch a.cfg.Results.Kind {
 	case "file":
 		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results")})
@@ -206,23 +201,26 @@ func (a *app) openResults() error {
 		a.results = s
 		a.ready = append(a.ready, pipeline.NamedChecker{Name: "results", Checker: s})
 		return nil
+	case "s3":
+		return a.openS3(ctx)
 	default:
-		return fmt.Errorf("results.kind %q is not available in this build (use file)", a.cfg.Results.Kind)
+		return fmt.Errorf("results.kind %q is not available in this build (use file or s3)", a.cfg.Results.Kind)
 	}
 }
 
 // service builds the intake side.
 func (a *app) service() (*pipeline.Service, error) {
 	return pipeline.NewService(pipeline.ServiceConfig{
-		Store:     a.store,
-		Results:   a.results,
-		Publisher: a.publisher,
-		Topics:    a.topics,
-		Hub:       a.hub,
-		Notifier:  a.notifier,
-		Ready:     a.ready,
-		Metrics:   a.metrics,
-		Logger:    a.log.With().Str("component", "intake").Logger(),
+		Store:      a.store,
+		Results:    a.results,
+		Publisher:  a.publisher,
+		Topics:     a.topics,
+		Hub:        a.hub,
+		Notifier:   a.notifier,
+		Ready:      a.ready,
+		ResultURLs: a.resultURLs,
+		Metrics:    a.metrics,
+		Logger:     a.log.With().Str("component", "intake").Logger(),
 	})
 }
 
@@ -242,6 +240,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 		Store:       a.store,
 		Results:     a.results,
 		Archive:     a.archive(),
+		Inputs:      a.inputs,
 		Decoder:     a.decoder(),
 		Router:      r,
 		DeadLetters: a.publisher,

@@ -93,5 +93,11 @@ func cloudInitSteps(c config.Config) []initStep {
 	if c.Store.Kind == config.StoreDynamoDB {
 		steps = append(steps, initDynamoDB)
 	}
+	if c.Results.Kind == config.ResultsS3 {
+		steps = append(steps, initS3)
+	}
+	if c.Notify.SNS.TopicARN != "" {
+		steps = append(steps, initSNS)
+	}
 	return steps
 }

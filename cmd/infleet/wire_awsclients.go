@@ -82,6 +82,9 @@ func s3Client(ctx context.Context, c config.Config) (*awss3.Client, error) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 			o.UsePathStyle = true
+			// S3-compatible stores and emulators often lack the newer default checksums.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	}), nil
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/infleet/infleet/adapters/eventbridge"
+	"github.com/infleet/infleet/adapters/sns"
+	"github.com/infleet/infleet/adapters/webhook"
+	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// openNotifiers builds every configured sink of lifecycle events: the webhook (always, for
+// callback_url), SNS, EventBridge and a Kafka topic. Start-up fails when a configured SNS topic
+// is missing.
+func (a *app) openNotifiers(ctx context.Context) error {
+	c := a.cfg.Notify
+	wh, err := webhook.New(webhook.Config{
+		URL:          c.Webhook.URL,
+		Secret:       c.Webhook.Secret,
+		AllowPrivate: c.Webhook.AllowPrivate,
+		MaxAttempts:  c.Webhook.MaxAttempts,
+		Logger:       a.log.With().Str("component", "webhook").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("notify.webhook: %w", err)
+	}
+	sinks := pipeline.Notifiers{wh}
+	if arn := c.SNS.TopicARN; arn != "" {
+		client, err := snsClient(ctx, a.cfg)
+		if err != nil {
+			return err
+		}
+		n, err := sns.New(sns.Config{Client: client, TopicARN: arn, Logger: a.log.With().Str("component", "sns").Logger()})
+		if err != nil {
+			return fmt.Errorf("notify.sns: %w", err)
+		}
+		if err := n.Check(ctx); err != nil {
+			return fmt.Errorf("notify.sns: %w", err)
+		}
+		a.ready = append(a.ready, pipeline.NamedChecker{Name: "sns", Checker: n})
+		sinks = append(sinks, n)
+	}
+	if bus := c.EventBridge.Bus; bus != "" {
+		client, err := eventBridgeClient(ctx, a.cfg)
+		if err != nil {
+			return err
+		}
+		n, err := eventbridge.New(eventbridge.Config{Client: client, Bus: bus, Source: c.EventBridge.Source,
+			Logger: a.log.With().Str("component", "eventbridge").Logger()})
+		if err != nil {
+			return fmt.Errorf("notify.eventbridge: %w", err)
+		}
+		a.onClose(n.Close)
+		sinks = append(sinks, n)
+	}
+	k, err := a.kafkaNotifier()
+	if err != nil {
+		return err
+	}
+	if k != nil {
+		sinks = append(sinks, k)
+	}
+	a.notifier = sinks
+	return nil
+}
+
+// initSNS creates the SNS topic notify.sns.topic_arn names when it is missing.
+func initSNS(ctx context.Context, c config.Config) (string, error) {
+	client, err := snsClient(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	arn := c.Notify.SNS.TopicARN
+	name := arn[strings.LastIndexByte(arn, ':')+1:]
+	got, err := sns.EnsureTopic(ctx, client, name)
+	if err != nil {
+		return "", fmt.Errorf("create the SNS topic %s: %w", name, err)
+	}
+	if got != arn {
+		return "", fmt.Errorf("created the SNS topic %s as %s, which is not notify.sns.topic_arn %s: fix the region or account in the ARN", name, got, arn)
+	}
+	return "notify sns: topic " + got + " ready", nil
+}
