@@ -27,9 +27,10 @@ type WatchConfig struct {
 	Logger zerolog.Logger
 }
 
-// WatchFile starts polling cfg.Path (or cfg.Version) and calls cfg.Apply after each change, until the returned
-// stop is called (stop waits for the poller to end). The file as it is when WatchFile is
-// called counts as applied. A rejected change is logged and counted in
+// WatchFile starts polling cfg.Path (or cfg.Version) and calls cfg.Apply after each change, until
+// the returned stop is called (stop waits for the poller to end). A change applies once two
+// checks in a row see the same new version, so a file caught half-written (truncated, then
+// written) is not applied. The file as it is when WatchFile is called counts as applied. A rejected change is logged and counted in
 // infleet_config_reloads_total{result="rejected"}; it is not retried until the file changes
 // again. Metrics go to f's collectors (f may be nil).
 func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
@@ -40,6 +41,7 @@ func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 		version = func(context.Context) (string, error) { return stamp(cfg.Path) }
 	}
 	last, _ := version(ctx)
+	pending := last // a new version seen once, applied when the next check sees it again
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -53,6 +55,11 @@ func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 			}
 			now, err := version(ctx)
 			if err != nil || now == last {
+				pending = last
+				continue
+			}
+			if now != pending {
+				pending = now
 				continue
 			}
 			last = now
