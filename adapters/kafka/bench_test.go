@@ -88,6 +88,51 @@ func BenchmarkRawConsumeAck(b *testing.B) {
 	b.StopTimer()
 }
 
+// BenchmarkRawHandOffConsumeAck is BenchmarkRawConsumeAck shaped like a Watermill consumer:
+// one goroutine fetches and hands each message over an unbuffered channel, and each is
+// committed by its own goroutine. Against it, BenchmarkConsumeAck shows the adapter's own cost
+// (checkpointing, the Watermill message, waiting for its answer) apart from the cost of that
+// shape.
+func BenchmarkRawHandOffConsumeAck(b *testing.B) {
+	bundle := setup(b)
+	topic := benchPublish(b, bundle, b.N)
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           bundle.brokers,
+		GroupID:           "raw_" + watermill.NewShortUUID(),
+		Topic:             topic,
+		StartOffset:       kafkago.FirstOffset,
+		MinBytes:          1,
+		MaxBytes:          10 << 20,
+		MaxWait:           100 * time.Millisecond,
+		QueueCapacity:     benchInFlight,
+		HeartbeatInterval: 200 * time.Millisecond,
+		CommitInterval:    time.Second,
+	})
+	b.Cleanup(func() { _ = r.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan kafkago.Message)
+	go func() {
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	b.ResetTimer()
+	for range b.N {
+		m := <-ch
+		go func() { _ = r.CommitMessages(ctx, m) }()
+	}
+	b.StopTimer()
+}
+
 // BenchmarkPublish writes small messages one Publish call each (several calls at once, as
 // handlers do) and 100 per call.
 func BenchmarkPublish(b *testing.B) {

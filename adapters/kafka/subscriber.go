@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -268,19 +269,20 @@ func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight in
 		ErrorLogger:       errorLogger(log),
 	})
 	sub := &subscription{
-		s:       s,
-		topic:   topic,
-		log:     log,
-		reader:  reader,
-		cp:      newCheckpoints(),
-		out:     make(chan *message.Message),
-		slots:   make(chan struct{}, inFlight),
-		abandon: make(chan struct{}),
+		s:      s,
+		topic:  topic,
+		log:    log,
+		reader: reader,
+		cp:     newCheckpoints(),
+		out:    make(chan *message.Message),
+		slots:  make(chan struct{}, inFlight),
+		idle:   make(chan heldMessage),
 	}
 	// stop ends fetching: Subscribe's ctx ended or Close began.
 	sub.stop, sub.cancelStop = context.WithCancel(ctx)
 	sub.unhookStop = context.AfterFunc(s.closing, sub.cancelStop)
 	sub.msgCtx, sub.cancelMsgs = context.WithCancel(ctx)
+	context.AfterFunc(sub.msgCtx, func() { sub.msgsEnded.Store(true); sub.signalHolders() })
 	sub.commitCtx, sub.stopCommits = context.WithCancel(context.Background())
 	sub.commitsDone = make(chan struct{})
 	go sub.commitLoop()
@@ -327,7 +329,8 @@ type subscription struct {
 	// back to their origin topic (this one, unless a header names another) once due.
 	origin string
 
-	slots chan struct{} // one token per message held; capacity MaxInFlight
+	slots chan struct{}    // one token per message held; capacity MaxInFlight
+	idle  chan heldMessage // holders waiting for a message to hold; closed by shutdown
 
 	stop       context.Context
 	cancelStop context.CancelFunc
@@ -340,8 +343,13 @@ type subscription struct {
 	stopCommits context.CancelFunc
 	commitsDone chan struct{}
 
-	abandon  chan struct{} // closed when shutdown stops waiting for handlers
-	handlers sync.WaitGroup
+	// msgsEnded is set when msgCtx ends, gaveUp when shutdown stops waiting for handlers;
+	// holders learn of either through their own signal channel, so that waiting holders do
+	// not all contend on one shared channel.
+	msgsEnded, gaveUp atomic.Bool
+	signalsMu         sync.Mutex
+	signals           []chan struct{} // one per holder, capacity 1
+	handlers          sync.WaitGroup
 }
 
 // run fetches messages while there is room for them, then shuts the subscription down.
@@ -397,7 +405,12 @@ func (sub *subscription) run() {
 			break
 		}
 		sub.handlers.Add(1)
-		go sub.hold(m, msg, cancel)
+		h := heldMessage{m: m, msg: msg, cancel: cancel}
+		select {
+		case sub.idle <- h:
+		default:
+			go sub.holder(h)
+		}
 	}
 	sub.shutdown()
 }
@@ -412,16 +425,48 @@ func (sub *subscription) message(m kafkago.Message) (*message.Message, context.C
 	return msg, cancel
 }
 
+// heldMessage is a handed-out message and the record it came from.
+type heldMessage struct {
+	m      kafkago.Message
+	msg    *message.Message
+	cancel context.CancelFunc
+}
+
+// holder holds h, then whatever run passes it on idle, until shutdown closes idle. Holders
+// outlive their messages (at most one per slot): a goroutine per message would pay for its
+// start and for growing its stack every time.
+func (sub *subscription) holder(h heldMessage) {
+	sig := make(chan struct{}, 1)
+	sub.signalsMu.Lock()
+	sub.signals = append(sub.signals, sig)
+	sub.signalsMu.Unlock()
+	for ok := true; ok; h, ok = <-sub.idle {
+		sub.hold(h.m, h.msg, h.cancel, sig)
+	}
+}
+
+// signalHolders wakes every holder to look at msgsEnded and gaveUp again.
+func (sub *subscription) signalHolders() {
+	sub.signalsMu.Lock()
+	defer sub.signalsMu.Unlock()
+	for _, c := range sub.signals {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // hold waits for the answer to msg, handed out for m, until it is acked: a nack with a delay
 // writes m to the retry topic and acks it (where that fails or there is none, m is handed out
 // again from memory after the delay); a nack without one hands m out again at once. The slot
 // taken for m is held all the while.
-func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel context.CancelFunc) {
+func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel context.CancelFunc, sig <-chan struct{}) {
 	defer sub.handlers.Done()
 	defer func() { <-sub.slots }()
 	for {
 		var delay time.Duration
-		switch sub.await(msg, cancel) {
+		switch sub.await(msg, cancel, sig) {
 		case acked:
 			sub.cp.ack(m.Partition, m.Offset)
 			return
@@ -467,21 +512,24 @@ const (
 )
 
 // await waits for msg's answer, cancelling its context as soon as msgCtx ends (Subscribe's
-// ctx ended, or shutdown stopped draining) and in any case before it returns.
-func (sub *subscription) await(msg *message.Message, cancel context.CancelFunc) answer {
+// ctx ended, or shutdown stopped draining) and in any case before it returns. sig is the
+// holder's signal channel (see signalHolders).
+func (sub *subscription) await(msg *message.Message, cancel context.CancelFunc, sig <-chan struct{}) answer {
 	defer cancel()
-	ended := sub.msgCtx.Done()
-	for {
+	for cancelled := false; ; {
+		if !cancelled && sub.msgsEnded.Load() {
+			cancel()
+			cancelled = true
+		}
+		if sub.gaveUp.Load() {
+			return abandoned
+		}
 		select {
 		case <-msg.Acked():
 			return acked
 		case <-msg.Nacked():
 			return nacked
-		case <-sub.abandon:
-			return abandoned
-		case <-ended:
-			cancel()
-			ended = nil
+		case <-sig:
 		}
 	}
 }
@@ -548,9 +596,11 @@ func (sub *subscription) shutdown() {
 	}
 	sub.cancelMsgs()
 	if !waitFor(&sub.handlers, cfg.CloseTimeout) {
-		close(sub.abandon)
+		sub.gaveUp.Store(true)
+		sub.signalHolders()
 		sub.handlers.Wait()
 	}
+	close(sub.idle) // run sends no more: idle holders end
 	sub.stopCommits()
 	<-sub.commitsDone
 	sub.commit(context.Background())
