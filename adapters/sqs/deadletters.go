@@ -27,11 +27,11 @@ const scanWait = time.Second
 // maxScan bounds the messages one scan reads.
 const maxScan = 10000
 
-// deadLetters remembers, per dead-letter queue, the receipt handle of each message the last
-// scan read, so that removing one needs no new scan.
+// deadLetters serializes the scans and removals of dead-letter queues. It keeps no receipt
+// handles between calls: once a scan makes its messages visible again their handles go stale,
+// and SQS answers a delete with a stale handle with success without deleting anything.
 type deadLetters struct {
-	mu       sync.Mutex
-	receipts map[string]map[string]string // topic -> message id -> receipt handle
+	mu sync.Mutex
 }
 
 var _ pipeline.DeadLetterBox = (*Subscriber)(nil)
@@ -55,12 +55,6 @@ func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(
 	if err != nil {
 		return fmt.Errorf("dead letters on %s: %w", topic, err)
 	}
-	receipts := make(map[string]string, len(msgs))
-	for _, m := range msgs {
-		receipts[aws.ToString(m.MessageId)] = aws.ToString(m.ReceiptHandle)
-	}
-	s.dead.receipts[topic] = receipts
-
 	for _, m := range msgs {
 		msg, err := decode(m)
 		if err != nil {
@@ -82,8 +76,9 @@ func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(
 }
 
 // RemoveDeadLetter deletes the message with SQS message id id from queue topic; a missing
-// message is not an error. It deletes with the receipt handle of the last scan, and scans
-// again for the message when there is none. It implements pipeline.DeadLetterBox.
+// message is not an error. It receives the queue's messages until it finds that one, deletes
+// it with that fresh receipt handle and makes the others visible again. It implements
+// pipeline.DeadLetterBox.
 func (s *Subscriber) RemoveDeadLetter(ctx context.Context, topic, id string) error {
 	url, err := s.urls.get(ctx, topic)
 	if err != nil {
@@ -91,22 +86,11 @@ func (s *Subscriber) RemoveDeadLetter(ctx context.Context, topic, id string) err
 	}
 	s.dead.mu.Lock()
 	defer s.dead.mu.Unlock()
-	if receipt, ok := s.dead.receipts[topic][id]; ok {
-		_, err := s.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: aws.String(receipt)})
-		if err == nil {
-			delete(s.dead.receipts[topic], id)
-			return nil
-		}
-		if isMissingQueue(err) {
-			return fmt.Errorf("remove dead letter %s on %s: %w", id, topic, missingQueueError(topic, err))
-		}
-		s.log.Debug().Err(err).Str("topic", topic).Str("dead_letter_id", id).Msg("receipt handle of the last scan refused; scanning again")
-	}
 	msgs, err := s.receiveAll(ctx, url, id)
 	var found *types.Message
 	for i, m := range msgs {
 		if aws.ToString(m.MessageId) == id {
-			found = &msgs[i]
+			found = &m // a copy: slices.Delete below shifts and clears msgs' elements
 			msgs = slices.Delete(msgs, i, i+1)
 			break
 		}
@@ -122,7 +106,6 @@ func (s *Subscriber) RemoveDeadLetter(ctx context.Context, topic, id string) err
 		s.releaseAll(url, []types.Message{*found})
 		return fmt.Errorf("remove dead letter %s on %s: %w", id, topic, err)
 	}
-	delete(s.dead.receipts[topic], id)
 	return nil
 }
 

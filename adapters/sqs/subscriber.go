@@ -142,7 +142,6 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	cfg.CloseTimeout = cmp.Or(cfg.CloseTimeout, DefaultCloseTimeout)
 	s := &Subscriber{cfg: cfg, client: cfg.Client, urls: newURLs(cfg.Client), log: cfg.Logger}
 	s.closing, s.close = context.WithCancel(context.Background())
-	s.dead.receipts = map[string]map[string]string{}
 	return s, nil
 }
 
