@@ -112,4 +112,3 @@ func eventBridgeClient(ctx context.Context, c config.Config) (*awseventbridge.Cl
 		}
 	}), nil
 }
-
