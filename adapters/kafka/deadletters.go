@@ -37,7 +37,7 @@ var _ pipeline.DeadLetterBox = (*Subscriber)(nil)
 func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(id string, payload []byte, md map[string]string) bool) error {
 	client := &kafkago.Client{Addr: kafkago.TCP(s.cfg.Brokers...), Timeout: commitTimeout}
 	removed := map[string]bool{}
-	err := scanTopic(ctx, client, RemovedTopic(topic), func(r *protocol.Record, _ int) error {
+	_, err := scanTopic(ctx, client, RemovedTopic(topic), func(r *protocol.Record, _ int) error {
 		key, err := protocol.ReadAll(r.Key)
 		if err != nil {
 			return err
@@ -55,7 +55,7 @@ func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(
 		md      map[string]string
 	}
 	var all []kept
-	err = scanTopic(ctx, client, topic, func(r *protocol.Record, partition int) error {
+	first, err := scanTopic(ctx, client, topic, func(r *protocol.Record, partition int) error {
 		id := strconv.Itoa(partition) + "-" + strconv.FormatInt(r.Offset, 10)
 		if removed[id] {
 			return nil
@@ -76,6 +76,7 @@ func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(
 	if err != nil {
 		return fmt.Errorf("dead letters on %s: %w", topic, err)
 	}
+	s.forgetGone(ctx, topic, removed, first)
 	slices.SortStableFunc(all, func(a, b kept) int { return a.at.Compare(b.at) })
 	for _, k := range all {
 		if !fn(k.id, k.payload, k.md) {
@@ -101,27 +102,55 @@ func (s *Subscriber) RemoveDeadLetter(ctx context.Context, topic, id string) err
 	return nil
 }
 
+// forgetGone writes a tombstone on RemovedTopic(topic) for each removal whose dead letter
+// the retention of topic has deleted (its offset is below its partition's first), so the
+// removals topic stays as small as the dead letters it covers once compacted. first maps
+// each partition of topic to its oldest retained offset. Failures are logged: a later scan
+// tries again.
+func (s *Subscriber) forgetGone(ctx context.Context, topic string, removed map[string]bool, first map[int]int64) {
+	var tombstones []kafkago.Message
+	for id, isRemoved := range removed {
+		p, o, _ := strings.Cut(id, "-")
+		partition, perr := strconv.Atoi(p)
+		offset, oerr := strconv.ParseInt(o, 10, 64)
+		start, ok := first[partition]
+		if !isRemoved || perr != nil || oerr != nil || !ok || offset >= start {
+			continue
+		}
+		tombstones = append(tombstones, kafkago.Message{Topic: RemovedTopic(topic), Key: []byte(id)})
+	}
+	if len(tombstones) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, DefaultPublishTimeout)
+	defer cancel()
+	if err := s.writer.WriteMessages(ctx, tombstones...); err != nil {
+		s.log.Warn().Err(err).Str("topic", RemovedTopic(topic)).Int("removals", len(tombstones)).
+			Msg("forgetting removals of expired dead letters failed; a later scan tries again")
+	}
+}
+
 func isNumber(s string) bool {
 	_, err := strconv.ParseInt(s, 10, 64)
 	return err == nil
 }
 
 // scanTopic calls fn for every record of every partition of topic, from the oldest retained
-// offset to the end offset when the scan starts, partition by partition. A missing topic has
-// no records.
-func scanTopic(ctx context.Context, client *kafkago.Client, topic string, fn func(r *protocol.Record, partition int) error) error {
+// offset to the end offset when the scan starts, partition by partition, and returns each
+// partition's oldest retained offset. A missing topic has no records.
+func scanTopic(ctx context.Context, client *kafkago.Client, topic string, fn func(r *protocol.Record, partition int) error) (map[int]int64, error) {
 	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(meta.Topics) != 1 {
-		return nil
+		return nil, nil
 	}
 	if terr := meta.Topics[0].Error; terr != nil {
 		if errors.Is(terr, kafkago.UnknownTopicOrPartition) {
-			return nil
+			return nil, nil
 		}
-		return terr
+		return nil, terr
 	}
 	var reqs []kafkago.OffsetRequest
 	for _, p := range meta.Topics[0].Partitions {
@@ -129,19 +158,21 @@ func scanTopic(ctx context.Context, client *kafkago.Client, topic string, fn fun
 	}
 	offs, err := client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return fmt.Errorf("list offsets: %w", err)
+		return nil, fmt.Errorf("list offsets: %w", err)
 	}
 	parts := offs.Topics[topic]
 	slices.SortFunc(parts, func(a, b kafkago.PartitionOffsets) int { return cmp.Compare(a.Partition, b.Partition) })
+	first := make(map[int]int64, len(parts))
 	for _, p := range parts {
 		if p.Error != nil {
-			return fmt.Errorf("partition %d: %w", p.Partition, p.Error)
+			return nil, fmt.Errorf("partition %d: %w", p.Partition, p.Error)
 		}
+		first[p.Partition] = p.FirstOffset
 		if err := scanPartition(ctx, client, topic, p.Partition, p.FirstOffset, p.LastOffset, fn); err != nil {
-			return fmt.Errorf("partition %d: %w", p.Partition, err)
+			return nil, fmt.Errorf("partition %d: %w", p.Partition, err)
 		}
 	}
-	return nil
+	return first, nil
 }
 
 // scanPartition calls fn for the records of one partition in [from, end).

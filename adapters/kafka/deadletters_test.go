@@ -8,6 +8,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	infkafka "github.com/infleet/infleet/adapters/kafka"
 	"github.com/infleet/infleet/pipeline"
@@ -89,5 +92,68 @@ func TestDeadLetterBox(t *testing.T) {
 	}
 	if got := scanAll(t, sub2, "missing_"+watermill.NewShortUUID()); len(got) != 0 {
 		t.Fatalf("a missing topic listed %d dead letters", len(got))
+	}
+}
+
+// TestRemovalsOfExpiredDeadLettersAreForgotten removes a dead letter, lets retention delete
+// its record (DeleteRecords), and checks that the next scan writes a tombstone for its removal
+// so the compacted removals topic does not grow for ever.
+func TestRemovalsOfExpiredDeadLettersAreForgotten(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	dead := b.topic(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := infkafka.EnsureCompactedTopics(ctx, b.brokers, 1, 1, infkafka.RemovedTopic(dead)); err != nil {
+		t.Fatal(err)
+	}
+	pub := newPublisher(t, b)
+	publishN(t, pub, dead, 2)
+	sub := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	all := scanAll(t, sub, dead)
+	if len(all) != 2 || all[0].id != "0-0" {
+		t.Fatalf("scanned %+v", all)
+	}
+	if err := sub.RemoveDeadLetter(ctx, dead, all[0].id); err != nil {
+		t.Fatal(err)
+	}
+
+	// Retention deletes the first record.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = dead
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("delete records: %v %+v", err, resp)
+	}
+
+	if left := scanAll(t, sub, dead); len(left) != 1 || left[0].id != "0-1" {
+		t.Fatalf("after retention: %+v", left)
+	}
+	// The removal of 0-0 is now followed by its tombstone.
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: b.brokers, Topic: infkafka.RemovedTopic(dead), Partition: 0, MaxWait: 100 * time.Millisecond})
+	t.Cleanup(func() { _ = r.Close() })
+	var values [][]byte
+	for range 2 {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Key) != "0-0" {
+			t.Fatalf("removals topic has key %q", m.Key)
+		}
+		values = append(values, m.Value)
+	}
+	if values[0] == nil || values[1] != nil {
+		t.Fatalf("removal then tombstone expected; values %q", values)
 	}
 }
