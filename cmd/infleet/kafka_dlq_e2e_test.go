@@ -90,6 +90,9 @@ log: {level: warn}
 		t.Fatal(err)
 	}
 	_ = c.cmd.Wait()
+	if logs := c.logs.String(); strings.Contains(logs, "no retry topic") || strings.Contains(logs, "waits in memory") {
+		t.Fatalf("retries did not go through the retry topics:\n%s", logs)
+	}
 	up := writeConfig(t, transport+`
 models: [{name: m, provider: sim, latency: 1ms}]
 routes: {default: m}
