@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,41 @@ import (
 
 func TestReplayRunsArchivedJobsAgainOnce(t *testing.T) {
 	t.Parallel()
-	h := startServe(t, e2eConfig)
+	checkReplayRunsOnce(t, startServe(t, e2eConfig))
+}
+
+// TestReplayOnSQSAndS3 replays from the archive in S3 onto SQS queues, with DynamoDB records.
+func TestReplayOnSQSAndS3(t *testing.T) {
+	p := needAWSPeers(t)
+	t.Parallel()
+	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	fleet := fmt.Sprintf(`
+transport:
+  kind: sqs
+  sqs: {queues: {high: rp-%[1]s-high, normal: rp-%[1]s-normal, low: rp-%[1]s-low}, dead_letter_queue: rp-%[1]s-dead,
+        visibility_timeout: 5s, endpoint: %[2]q}
+store: {kind: dynamodb, dynamodb: {table: rp-%[1]s-jobs, endpoint: %[3]q}}
+results: {kind: s3, s3: {bucket: rp-%[1]s-results, prefix: "r/", endpoint: %[2]q}}
+`, sfx, p.endpoint, p.dynamo)
+	var out, errOut bytes.Buffer
+	if rc := run([]string{"init", "--config", writeConfig(t, fleet+"log: {level: warn}\n"), "--data-dir", t.TempDir()}, &out, &errOut); rc != 0 {
+		t.Fatalf("init: rc %d\n%s%s", rc, out.String(), errOut.String())
+	}
+	checkReplayRunsOnce(t, startServe(t, e2eConfig+fleet))
+}
+
+// TestReplayOnKafka replays from the archive onto Kafka topics (kfake).
+func TestReplayOnKafka(t *testing.T) {
+	t.Parallel()
+	transport := kafkaCluster(t)
+	kafkaInit(t, transport+"log: {level: warn}\n")
+	checkReplayRunsOnce(t, startServe(t, e2eConfig+transport))
+}
+
+// checkReplayRunsOnce runs jobs of two tasks on h, replays one task's time range twice under
+// one name and checks that exactly those jobs ran again, once.
+func checkReplayRunsOnce(t *testing.T, h *apiHarness) {
+	t.Helper()
 	var summaries, others []string
 	for i := range 4 {
 		summaries = append(summaries, h.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"replay me %d"}}`, i)))
