@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -679,5 +680,22 @@ func TestDynamoDBCapsTheBodySize(t *testing.T) {
 	got := problemsOf(t, err)
 	if len(got) != 1 || got[0].Field != "http.max_body_bytes" || !strings.Contains(got[0].Message, "400 KB") {
 		t.Fatalf("problems %v, want one about http.max_body_bytes", got)
+	}
+}
+
+func TestAliasBombIsRefused(t *testing.T) {
+	t.Parallel()
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g"} {
+		bomb += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	got := problemsOf(t, func() error { _, err := parse([]byte(bomb), nil); return err }())
+	if len(got) != 1 || !strings.Contains(got[0].Message, "aliases") {
+		t.Fatalf("problems %v, want one about aliases", got)
+	}
+	if _, err := parse([]byte("transport: {kafka: {topics: &t {high: a, normal: b, low: c}}, sqs: {queues: *t}}\n"), nil); err != nil {
+		t.Fatalf("a plain alias: %v", err)
 	}
 }

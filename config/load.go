@@ -70,10 +70,49 @@ func LoadBytes(data []byte, source string, environ []string) (Config, error) {
 	return c, err
 }
 
+// maxExpandedNodes bounds the values a config document may expand to through YAML aliases, so
+// that a small document cannot make decoding take seconds (an alias bomb).
+const maxExpandedNodes = 100_000
+
+// expandedNodes counts the nodes of n with every alias expanded, stopping once the count passes
+// limit.
+func expandedNodes(n *yaml.Node, limit int) int {
+	count := 0
+	var walk func(n *yaml.Node, depth int)
+	walk = func(n *yaml.Node, depth int) {
+		if n == nil || count > limit {
+			return
+		}
+		count++
+		if depth > 1000 {
+			count = limit + 1 // a self-referencing alias
+			return
+		}
+		if n.Kind == yaml.AliasNode {
+			walk(n.Alias, depth+1)
+			return
+		}
+		for _, c := range n.Content {
+			walk(c, depth+1)
+		}
+	}
+	walk(n, 0)
+	return count
+}
+
 // parse does Load's work on the file's bytes.
 func parse(data []byte, environ []string) (Config, error) {
 	var raw any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	var root yaml.Node
+	err := yaml.Unmarshal(data, &root)
+	if err == nil && expandedNodes(&root, maxExpandedNodes) > maxExpandedNodes {
+		return Config{}, &ValidationError{Problems: []schemas.FieldError{{Message: fmt.Sprintf(
+			"the YAML expands to more than %d values through its aliases; write the repeated parts out", maxExpandedNodes)}}}
+	}
+	if err == nil && root.Kind != 0 {
+		err = root.Decode(&raw)
+	}
+	if err != nil {
 		return Config{}, &ValidationError{Problems: []schemas.FieldError{{Message: "not valid YAML: " + err.Error()}}}
 	}
 	doc := normalize(raw)
