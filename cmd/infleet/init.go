@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	kafkaadapter "github.com/infleet/infleet/adapters/kafka"
 	"github.com/infleet/infleet/config"
 )
 
@@ -63,6 +64,12 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		if err := a.initKafka(ctx); err != nil {
 			fmt.Fprintln(stderr, "infleet init: create the Kafka topics:", err)
 			return 1
+		}
+		t := a.topics
+		fmt.Fprintf(stdout, "transport kafka: retry topics %s, %s, %s and removals topic %s ready\n",
+			kafkaadapter.RetryTopic(t.High), kafkaadapter.RetryTopic(t.Normal), kafkaadapter.RetryTopic(t.Low), kafkaadapter.RemovedTopic(t.Dead))
+		if topic := cfg.Notify.Kafka.Topic; topic != "" {
+			fmt.Fprintf(stdout, "notify kafka: topic %s ready\n", topic)
 		}
 	}
 	fmt.Fprintf(stdout, "transport %s: %s, %s, %s, %s ready\n", cfg.Transport.Kind,
