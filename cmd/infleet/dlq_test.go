@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,43 +14,51 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-// TestDeadLettersRedriveAfterRecovery runs jobs against a model that is down until they fail
-// and are dead-lettered, lists them with their reasons, restarts with the model up, redrives
-// them through the CLI and sees every one complete; a second redrive duplicates nothing.
+// TestDeadLettersRedriveAfterRecovery runs the dead-letter round trip on the embedded default.
 func TestDeadLettersRedriveAfterRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
+	checkDeadLettersRoundTrip(t, "", nil)
+}
+
+// checkDeadLettersRoundTrip runs jobs on the fleet config (transport and store; "" for the
+// embedded default) against a model that is down until they fail and are dead-lettered, lists
+// them with their reasons and attempt history, restarts with the model up, redrives them
+// through the CLI and sees every one complete; afterwards nothing is left to list and a second
+// redrive duplicates nothing. stopped, when set, checks the first process's logs.
+func checkDeadLettersRoundTrip(t *testing.T, fleet string, stopped func(logs string)) {
+	t.Helper()
 	bin := binary(t)
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
-	down := writeConfig(t, `
+	down := writeConfig(t, fleet+`
 models: [{name: m, provider: sim, latency: 1ms, fail_rate: 1}]
 routes: {default: m}
-workers: {concurrency: 8, max_attempts: 2, retry_backoff: {initial: 10ms, max: 20ms}}
+workers: {concurrency: 8, max_attempts: 2, retry_backoff: {initial: 100ms, max: 200ms}}
 log: {level: warn}
 `)
 	c := startChild(t, bin, dataDir, addr, down)
-	const n = 6
+	const n = 5
 	var ids []string
 	for i := range n {
 		ids = append(ids, c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"dead %d"}}`, i)))
 	}
 	for _, id := range ids {
 		rec := c.api.waitStatus(id, messages.StatusFailed)
-		if rec.Error == nil || rec.Attempts != 2 {
+		if rec.Error == nil || rec.Attempts != 2 || len(rec.Error.History) != 2 {
 			t.Fatalf("job %s: %+v", id, rec)
 		}
 	}
 	var dls []pipeline.DeadLetter
-	c.api.eventually(10*time.Second, func() bool {
+	c.api.eventually(20*time.Second, func() bool {
 		_, _, data := c.api.do(http.MethodGet, "/v1/dead-letters?task=summarize", "", nil)
-		var out struct {
+		var got struct {
 			DeadLetters []pipeline.DeadLetter `json:"dead_letters"`
 		}
-		_ = json.Unmarshal(data, &out)
-		dls = out.DeadLetters
+		_ = json.Unmarshal(data, &got)
+		dls = got.DeadLetters
 		return len(dls) == n
 	})
 	for _, dl := range dls {
@@ -59,42 +68,44 @@ log: {level: warn}
 	}
 
 	// The model recovers: restart with a healthy one and redrive everything from the CLI.
-	if err := c.cmd.Process.Kill(); err != nil {
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.cmd.Wait()
-	up := writeConfig(t, `
+	if stopped != nil {
+		stopped(c.logs.String())
+	}
+	up := writeConfig(t, fleet+`
 models: [{name: m, provider: sim, latency: 1ms}]
 routes: {default: m}
 log: {level: warn}
 `)
 	c2 := startChild(t, bin, dataDir, addr, up)
-	var out, errOut bytes.Buffer
-	if rc := run([]string{"dlq", "list", "--server", c2.api.base}, &out, &errOut); rc != 0 || strings.Count(out.String(), "\n") != n {
-		t.Fatalf("dlq list: rc %d\n%s%s", rc, out.String(), errOut.String())
+	// cli runs `infleet dlq SUB ARGS...` against c2 and wants want in its output.
+	cli := func(want string, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		full := append([]string{args[0], args[1], "--server", c2.api.base}, args[2:]...) // flags before arguments
+		if rc := run(full, &out, &errOut); rc != 0 || !strings.Contains(out.String(), want) {
+			t.Fatalf("infleet %s: rc %d, want %q in\n%s%s", strings.Join(args, " "), rc, want, out.String(), errOut.String())
+		}
+		return out.String()
 	}
-	out.Reset()
-	if rc := run([]string{"dlq", "show", "--server", c2.api.base, ids[0]}, &out, &errOut); rc != 0 || !strings.Contains(out.String(), `"dead_letter"`) {
-		t.Fatalf("dlq show: rc %d\n%s%s", rc, out.String(), errOut.String())
+	if out := cli("", "dlq", "list"); strings.Count(out, "\n") != n {
+		t.Fatalf("dlq list: want %d lines\n%s", n, out)
 	}
-	out.Reset()
-	if rc := run([]string{"dlq", "redrive", "--all", "--server", c2.api.base}, &out, &errOut); rc != 0 ||
-		!strings.Contains(out.String(), fmt.Sprintf("redriven %d", n)) {
-		t.Fatalf("dlq redrive: rc %d\n%s%s", rc, out.String(), errOut.String())
-	}
+	cli(`"history"`, "dlq", "show", ids[0])
+	cli(fmt.Sprintf("redriven %d", n), "dlq", "redrive", "--all")
 	for _, id := range ids {
-		rec := c2.api.waitStatus(id, messages.StatusCompleted)
-		if rec.Attempts != 1 {
+		if rec := c2.api.waitStatus(id, messages.StatusCompleted); rec.Attempts != 1 {
 			t.Fatalf("job %s: %d attempts after a redrive with attempts reset", id, rec.Attempts)
 		}
 	}
-	out.Reset()
-	if rc := run([]string{"dlq", "redrive", "--all", "--server", c2.api.base}, &out, &errOut); rc != 0 ||
-		!strings.Contains(out.String(), "matched 0") {
-		t.Fatalf("second redrive: rc %d\n%s%s", rc, out.String(), errOut.String())
+	if out := cli("", "dlq", "list"); out != "" {
+		t.Fatalf("dlq list after the redrive:\n%s", out)
 	}
-	code, _, _ := c2.api.do(http.MethodPost, "/v1/dead-letters:redrive", `{}`, nil)
-	if code != http.StatusBadRequest {
+	cli("matched 0", "dlq", "redrive", "--all")
+	if code, _, _ := c2.api.do(http.MethodPost, "/v1/dead-letters:redrive", `{}`, nil); code != http.StatusBadRequest {
 		t.Fatalf("redrive of nothing in particular: %d, want 400", code)
 	}
 }
