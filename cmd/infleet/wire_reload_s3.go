@@ -2,13 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/infleet/infleet/adapters/s3"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline/models"
 )
@@ -21,27 +16,19 @@ const maxConfigObject = 4 << 20
 // models, routes, routing, resilience, budgets and prompts applied. The object is read once now
 // as well, so the workers start on it; a missing or invalid object stops start-up.
 func (a *app) s3ConfigWatch(uri string, environ []string, fleet *models.Fleet, p *models.Picker) (models.WatchConfig, error) {
-	bucket, key, ok := strings.Cut(strings.TrimPrefix(uri, "s3://"), "/")
-	if !strings.HasPrefix(uri, "s3://") || !ok || bucket == "" || key == "" {
-		return models.WatchConfig{}, fmt.Errorf("%q is not an S3 object URI (s3://bucket/key)", uri)
-	}
 	ctx := context.Background()
 	client, err := s3Client(ctx, a.cfg)
 	if err != nil {
 		return models.WatchConfig{}, err
 	}
+	obj, err := s3.NewObject(client, uri, maxConfigObject)
+	if err != nil {
+		return models.WatchConfig{}, err
+	}
 	apply := func() error {
-		out, err := client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		data, err := obj.Read(ctx)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", uri, err)
-		}
-		defer out.Body.Close()
-		data, err := io.ReadAll(io.LimitReader(out.Body, maxConfigObject+1))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", uri, err)
-		}
-		if len(data) > maxConfigObject {
-			return fmt.Errorf("%s is larger than %d bytes", uri, maxConfigObject)
+			return err
 		}
 		cfg, err := config.LoadBytes(data, uri, environ)
 		if err != nil {
@@ -55,14 +42,8 @@ func (a *app) s3ConfigWatch(uri string, environ []string, fleet *models.Fleet, p
 	return models.WatchConfig{
 		Path:     uri,
 		Interval: a.cfg.Routing.ReloadInterval,
-		Version: func(ctx context.Context) (string, error) {
-			out, err := client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-			if err != nil {
-				return "", err
-			}
-			return aws.ToString(out.ETag), nil
-		},
-		Apply:  apply,
-		Logger: a.log.With().Str("component", "reload").Logger(),
+		Version:  obj.Version,
+		Apply:    apply,
+		Logger:   a.log.With().Str("component", "reload").Logger(),
 	}, nil
 }
