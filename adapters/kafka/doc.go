@@ -5,11 +5,16 @@
 // acknowledgement by all in-sync replicas) and keys every message by its job id, so the
 // messages of one job stay in one partition, in order. Metadata travels as record headers.
 //
-// The Subscriber reads with one consumer-group kafka.Reader per subscription and hands out up
-// to MaxInFlight messages at once. Offsets are checkpointed per partition: an offset is
-// committed only when every earlier offset of its partition has been acked, so a slow or
-// failed message holds the partition's commit point and is never skipped, and a worker that
-// dies or loses a partition leaves the unacked messages to be delivered again.
+// The Subscriber joins a kafka.ConsumerGroup per subscription and, in each generation, reads
+// every assigned partition with its own kafka.Reader, handing out up to MaxInFlight messages
+// at once. Offsets are checkpointed per partition: an offset is committed only when every
+// earlier offset of its partition has been acked, so a slow or failed message holds the
+// partition's commit point and is never skipped, and a worker that dies or loses a partition
+// leaves the unacked messages to be delivered again. Commits go through the generation that
+// fetched the messages (or the next one, when it keeps the partition with the same member),
+// and the coordinator refuses a generation's commits once the group has moved on; when a
+// partition moves to another member, the old owner drops its checkpoints and ignores late
+// acks, so it never moves the group's commit point back over the new owner's work.
 //
 // Retries do not block a partition: a message nacked with a delay is written to the topic's
 // retry topic ("<topic>.retry") with headers naming its origin and not-before time, and only

@@ -74,10 +74,10 @@ func (sub *subscription) toRetryTopic(m kafkago.Message, uuid string, delay time
 }
 
 // forwardWhenDue waits until the retry record m is due, writes it back to its origin topic
-// and acks it here. Shutdown while it waits leaves it uncommitted: the next member of the
+// and acks it here under epoch (see hold). Shutdown while it waits leaves it uncommitted: the next member of the
 // group forwards it. The slot taken for m is held all the while, so a full window pauses
 // fetching from the retry topic.
-func (sub *subscription) forwardWhenDue(m kafkago.Message) {
+func (sub *subscription) forwardWhenDue(m kafkago.Message, epoch uint64) {
 	defer sub.handlers.Done()
 	defer func() { <-sub.slots }()
 	origin, notBefore := sub.origin, time.Time{}
@@ -105,6 +105,9 @@ func (sub *subscription) forwardWhenDue(m kafkago.Message) {
 			return
 		}
 	}
+	if !sub.cp.current(m.Partition, epoch) {
+		return // the partition moved to another member, which forwards the record
+	}
 	rec := kafkago.Message{Topic: origin, Key: m.Key, Value: m.Value, Headers: withoutRetryHeaders(m.Headers)}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, retryWaitMax) {
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultPublishTimeout)
@@ -121,7 +124,7 @@ func (sub *subscription) forwardWhenDue(m kafkago.Message) {
 			return
 		}
 	}
-	sub.cp.ack(m.Partition, m.Offset)
+	sub.cp.ack(m.Partition, m.Offset, epoch)
 }
 
 // withoutRetryHeaders copies hdrs less the retry headers.

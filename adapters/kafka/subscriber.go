@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,7 +133,10 @@ func (cfg SubscriberConfig) Validate() error {
 }
 
 // Subscriber is a Watermill message.Subscriber on kafka-go consumer groups: one group member
-// (kafka-go Reader) per Subscribe call. Each subscription hands out up to MaxInFlight
+// (kafka-go ConsumerGroup, with a Reader per assigned partition in each generation) per
+// Subscribe call. Acks are committed only within the generation that fetched their message
+// (or the next one where it keeps the partition): a member that lost a partition never
+// commits it. Each subscription hands out up to MaxInFlight
 // messages at once, in fetch order, and commits per partition only offsets below which
 // everything was acked; answers come in any order. Delivery is at least once. A message
 // never answered holds its partition's commit point, and the acked offsets behind it are
@@ -251,41 +253,42 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // counted it in s.running.
 func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight int) *subscription {
 	log := s.log.With().Str("topic", topic).Str("group", group).Logger()
-	reader := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:           s.cfg.Brokers,
-		GroupID:           group,
-		Topic:             topic,
-		StartOffset:       kafkago.FirstOffset,
-		MinBytes:          1,
-		MaxBytes:          10 << 20,
-		MaxWait:           s.cfg.MaxWait,
-		QueueCapacity:     inFlight,
-		HeartbeatInterval: s.cfg.HeartbeatInterval,
-		SessionTimeout:    s.cfg.SessionTimeout,
-		RebalanceTimeout:  s.cfg.RebalanceTimeout,
-		JoinGroupBackoff:  time.Second,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    time.Second,
-		ErrorLogger:       errorLogger(log),
-	})
 	sub := &subscription{
-		s:      s,
-		topic:  topic,
-		log:    log,
-		reader: reader,
-		cp:     newCheckpoints(),
-		out:    make(chan *message.Message),
-		slots:  make(chan struct{}, inFlight),
-		idle:   make(chan heldMessage),
+		s:        s,
+		topic:    topic,
+		group:    group,
+		log:      log,
+		inFlight: inFlight,
+		cp:       newCheckpoints(),
+		out:      make(chan *message.Message),
+		slots:    make(chan struct{}, inFlight),
+		idle:     make(chan heldMessage),
+		lastGen:  -1,
+		consumed: make(chan struct{}),
 	}
 	// stop ends fetching: Subscribe's ctx ended or Close began.
 	sub.stop, sub.cancelStop = context.WithCancel(ctx)
 	sub.unhookStop = context.AfterFunc(s.closing, sub.cancelStop)
 	sub.msgCtx, sub.cancelMsgs = context.WithCancel(ctx)
 	context.AfterFunc(sub.msgCtx, func() { sub.msgsEnded.Store(true); sub.signalHolders() })
-	sub.commitCtx, sub.stopCommits = context.WithCancel(context.Background())
-	sub.commitsDone = make(chan struct{})
-	go sub.commitLoop()
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                group,
+		Brokers:           s.cfg.Brokers,
+		Topics:            []string{topic},
+		HeartbeatInterval: s.cfg.HeartbeatInterval,
+		SessionTimeout:    s.cfg.SessionTimeout,
+		RebalanceTimeout:  s.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       kafkago.FirstOffset,
+		Timeout:           commitTimeout,
+		ErrorLogger:       errorLogger(log),
+	})
+	if err != nil {
+		// The configuration was validated: only a kafka-go change would bring this here.
+		panic(fmt.Sprintf("kafka subscriber: consumer group config: %v", err))
+	}
+	sub.cg = cg
+	go sub.consume()
 	go sub.run()
 	return sub
 }
@@ -313,15 +316,25 @@ func (s *Subscriber) Close() error {
 	return nil
 }
 
-// subscription is one Subscribe call: a fetch loop, a commit loop and one goroutine per
+// subscription is one Subscribe call: a member of the consumer group whose generations each
+// run a fetch loop per assigned partition and a commit loop, and one holder goroutine per
 // message held.
+//
+// Acks count only in the generation that fetched their message, or in the next one when it
+// keeps the partition with this member (no other member can have owned it in between):
+// when a generation ends, the checkpoint windows of the partitions that moved elsewhere are
+// dropped, so late acks of their messages are ignored and the new owner, reading from the
+// group's committed offset, delivers them again. Commits go through the generation
+// (kafka-go's Generation.CommitOffsets), which the coordinator refuses once the group has
+// moved on to another generation.
 type subscription struct {
-	s      *Subscriber
-	topic  string
-	log    zerolog.Logger
-	reader *kafkago.Reader
-	cp     *checkpoints
-	out    chan *message.Message
+	s        *Subscriber
+	topic    string
+	group    string
+	log      zerolog.Logger
+	inFlight int
+	cp       *checkpoints
+	out      chan *message.Message
 
 	// retryTopic is where messages nacked with a delay go; empty: they wait in memory.
 	retryTopic string
@@ -339,9 +352,22 @@ type subscription struct {
 	msgCtx     context.Context
 	cancelMsgs context.CancelFunc
 
-	commitCtx   context.Context
-	stopCommits context.CancelFunc
-	commitsDone chan struct{}
+	cg       *kafkago.ConsumerGroup
+	consumed chan struct{} // closed when consume returns, after cg.Close
+
+	// genMu guards gen (the generation under way, nil between generations), lastGen and
+	// lastMember (the generation last joined).
+	genMu      sync.Mutex
+	gen        *kafkago.Generation
+	lastGen    int32
+	lastMember string
+	// commitMu serialises commits, so that an older commit point never lands after a newer.
+	commitMu sync.Mutex
+
+	// handOutMu guards stopped and the handlers.Add of each hand-out, so that shutdown's
+	// waits on handlers see every message handed out.
+	handOutMu sync.Mutex
+	stopped   bool
 
 	// msgsEnded is set when msgCtx ends, gaveUp when shutdown stops waiting for handlers;
 	// holders learn of either through their own signal channel, so that waiting holders do
@@ -352,67 +378,156 @@ type subscription struct {
 	handlers          sync.WaitGroup
 }
 
-// run fetches messages while there is room for them, then shuts the subscription down.
+// run waits for fetching to stop, then shuts the subscription down.
 func (sub *subscription) run() {
 	defer sub.s.running.Done()
 	defer sub.unhookStop()
-	defer sub.cancelStop()
+	<-sub.stop.Done()
+	sub.shutdown()
+}
 
-	wait := time.Duration(0)
+// consume takes each generation the group hands this member until the group is closed.
+func (sub *subscription) consume() {
+	defer close(sub.consumed)
 	for {
-		select {
-		case sub.slots <- struct{}{}:
-		case <-sub.stop.Done():
+		gen, err := sub.cg.Next(context.Background())
+		if errors.Is(err, kafkago.ErrGroupClosed) {
+			return
 		}
-		if sub.stop.Err() != nil {
-			break
-		}
-		m, err := sub.reader.FetchMessage(sub.stop)
 		if err != nil {
-			<-sub.slots
-			if sub.stop.Err() != nil || errors.Is(err, io.EOF) {
-				break
+			// kafka-go backs off before trying again.
+			sub.log.Warn().Err(err).Msg("joining the consumer group failed; retrying")
+			continue
+		}
+		sub.begin(gen)
+	}
+}
+
+// begin starts generation gen: it keeps the checkpoint windows of the partitions gen
+// assigns to this member when gen directly follows the last one (the partition never had
+// another owner in between), drops all others, and starts a fetch loop per partition and a
+// commit loop.
+func (sub *subscription) begin(gen *kafkago.Generation) {
+	assigned := gen.Assignments[sub.topic]
+	sub.genMu.Lock()
+	var keep map[int]bool
+	if gen.ID == sub.lastGen+1 && gen.MemberID == sub.lastMember {
+		keep = make(map[int]bool, len(assigned))
+		for _, a := range assigned {
+			keep[a.ID] = true
+		}
+	}
+	sub.cp.keep(keep)
+	sub.gen, sub.lastGen, sub.lastMember = gen, gen.ID, gen.MemberID
+	sub.genMu.Unlock()
+	parts := make([]int, 0, len(assigned))
+	for _, a := range assigned {
+		parts = append(parts, a.ID)
+		gen.Start(func(ctx context.Context) { sub.fetch(ctx, a) })
+	}
+	gen.Start(func(ctx context.Context) { sub.commitLoop(ctx, gen) })
+	sub.log.Debug().Int32("generation", gen.ID).Ints("partitions", parts).Msg("generation started")
+}
+
+// fetch hands out the messages of partition a, from the assignment's offset or, when this
+// member kept the partition's window from the generation before, from after its highest
+// fetched offset, until the generation (ctx) ends or the subscription stops. It returns only
+// when the generation ends: a function started by Generation.Start that returns ends it.
+func (sub *subscription) fetch(ctx context.Context, a kafkago.PartitionAssignment) {
+	defer func() { <-ctx.Done() }()
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	unhook := context.AfterFunc(sub.stop, cancel)
+	defer unhook()
+
+	from := a.Offset
+	if next, ok := sub.cp.resume(a.ID); ok {
+		from = next
+	}
+	reader := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:        sub.s.cfg.Brokers,
+		Topic:          sub.topic,
+		Partition:      a.ID,
+		MinBytes:       1,
+		MaxBytes:       10 << 20,
+		MaxWait:        sub.s.cfg.MaxWait,
+		QueueCapacity:  min(sub.inFlight, 100),
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    errorLogger(sub.log),
+	})
+	defer func() {
+		if err := reader.Close(); err != nil {
+			sub.log.Debug().Err(err).Int("partition", a.ID).Msg("closing a partition reader failed")
+		}
+	}()
+	if err := reader.SetOffset(from); err != nil {
+		sub.log.Warn().Err(err).Int("partition", a.ID).Int64("offset", from).Msg("cannot read the partition; it waits for the next generation")
+		return
+	}
+	wait := time.Duration(0)
+	for fctx.Err() == nil {
+		m, err := reader.FetchMessage(fctx)
+		if err != nil {
+			if fctx.Err() != nil {
+				return
 			}
 			wait = min(max(2*wait, 100*time.Millisecond), retryWaitMax)
-			sub.log.Warn().Err(err).Dur("retry_in", wait).Msg("fetching messages failed; retrying")
+			sub.log.Warn().Err(err).Int("partition", a.ID).Dur("retry_in", wait).Msg("fetching messages failed; retrying")
 			select {
 			case <-time.After(wait):
-			case <-sub.stop.Done():
+			case <-fctx.Done():
 			}
 			continue
 		}
 		wait = 0
-		if !sub.cp.add(m.Partition, m.Offset) {
-			<-sub.slots // fetched again after a rebalance: held or acked here already
-			continue
-		}
-		if sub.origin != "" {
-			sub.handlers.Add(1)
-			go sub.forwardWhenDue(m)
-			continue
-		}
-		// Hand out in fetch order; only the answer is awaited concurrently.
-		msg, cancel := sub.message(m)
-		handedOut := false
-		select {
-		case sub.out <- msg:
-			handedOut = true
-		case <-sub.stop.Done():
-		}
-		if !handedOut {
-			cancel()
-			<-sub.slots // left uncommitted for the group to redeliver
-			break
-		}
-		sub.handlers.Add(1)
-		h := heldMessage{m: m, msg: msg, cancel: cancel}
-		select {
-		case sub.idle <- h:
-		default:
-			go sub.holder(h)
-		}
+		sub.handOut(fctx, m)
 	}
-	sub.shutdown()
+}
+
+// handOut hands m out (or, on a retry topic, starts waiting to forward it) once there is
+// room, unless ctx ends first: then m is left for the group to deliver again.
+func (sub *subscription) handOut(ctx context.Context, m kafkago.Message) {
+	select {
+	case sub.slots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	epoch, ok := sub.cp.add(m.Partition, m.Offset)
+	if !ok {
+		<-sub.slots // fetched again: held or acked here already
+		return
+	}
+	sub.handOutMu.Lock()
+	if sub.stopped {
+		sub.handOutMu.Unlock()
+		sub.cp.unfetch(m.Partition, m.Offset, epoch)
+		<-sub.slots
+		return
+	}
+	sub.handlers.Add(1)
+	sub.handOutMu.Unlock()
+	if sub.origin != "" {
+		go sub.forwardWhenDue(m, epoch)
+		return
+	}
+	// Hand out in fetch order per partition; only the answer is awaited concurrently.
+	msg, cancel := sub.message(m)
+	select {
+	case sub.out <- msg:
+	case <-ctx.Done():
+		cancel()
+		sub.cp.unfetch(m.Partition, m.Offset, epoch)
+		sub.handlers.Done()
+		<-sub.slots // left uncommitted for the group to deliver again
+		return
+	}
+	h := heldMessage{m: m, epoch: epoch, msg: msg, cancel: cancel}
+	select {
+	case sub.idle <- h:
+	default:
+		go sub.holder(h)
+	}
 }
 
 // message turns m into a Watermill message whose context ends with cancel. The context is not
@@ -425,9 +540,11 @@ func (sub *subscription) message(m kafkago.Message) (*message.Message, context.C
 	return msg, cancel
 }
 
-// heldMessage is a handed-out message and the record it came from.
+// heldMessage is a handed-out message, the record it came from and the checkpoint epoch it
+// is answered under.
 type heldMessage struct {
 	m      kafkago.Message
+	epoch  uint64
 	msg    *message.Message
 	cancel context.CancelFunc
 }
@@ -441,7 +558,7 @@ func (sub *subscription) holder(h heldMessage) {
 	sub.signals = append(sub.signals, sig)
 	sub.signalsMu.Unlock()
 	for ok := true; ok; h, ok = <-sub.idle {
-		sub.hold(h.m, h.msg, h.cancel, sig)
+		sub.hold(h, sig)
 	}
 }
 
@@ -457,24 +574,30 @@ func (sub *subscription) signalHolders() {
 	}
 }
 
-// hold waits for the answer to msg, handed out for m, until it is acked: a nack with a delay
-// writes m to the retry topic and acks it (where that fails or there is none, m is handed out
-// again from memory after the delay); a nack without one hands m out again at once. The slot
-// taken for m is held all the while.
-func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel context.CancelFunc, sig <-chan struct{}) {
+// hold waits for the answer to h.msg, handed out for h.m, until it is acked: a nack with a
+// delay writes the record to the retry topic and acks it (where that fails or there is none,
+// it is handed out again from memory after the delay); a nack without one hands it out again
+// at once. Once the group has moved the partition to another member (h.epoch is over), a
+// nacked message is left to the new owner, and an ack is ignored. The slot taken for the
+// message is held all the while.
+func (sub *subscription) hold(h heldMessage, sig <-chan struct{}) {
 	defer sub.handlers.Done()
 	defer func() { <-sub.slots }()
+	m, msg, cancel := h.m, h.msg, h.cancel
 	for {
 		var delay time.Duration
 		switch sub.await(msg, cancel, sig) {
 		case acked:
-			sub.cp.ack(m.Partition, m.Offset)
+			sub.cp.ack(m.Partition, m.Offset, h.epoch)
 			return
 		case nacked:
+			if !sub.cp.current(m.Partition, h.epoch) {
+				return // the partition's new owner delivers it again
+			}
 			delay = sub.nackDelay(msg)
 			if delay > 0 && sub.retryTopic != "" {
 				if sub.toRetryTopic(m, msg.UUID, delay) {
-					sub.cp.ack(m.Partition, m.Offset)
+					sub.cp.ack(m.Partition, m.Offset, h.epoch)
 					return
 				}
 			}
@@ -490,6 +613,9 @@ func (sub *subscription) hold(m kafkago.Message, msg *message.Message, cancel co
 			case <-sub.stop.Done():
 				t.Stop()
 				return // not handed out again: left uncommitted for the group to redeliver
+			}
+			if !sub.cp.current(m.Partition, h.epoch) {
+				return
 			}
 		}
 		msg, cancel = sub.message(m)
@@ -549,39 +675,46 @@ func (sub *subscription) nackDelay(msg *message.Message) time.Duration {
 	return d
 }
 
-// commitLoop commits the moved commit points every CommitInterval until stopCommits.
-func (sub *subscription) commitLoop() {
-	defer close(sub.commitsDone)
+// commitLoop commits gen's moved commit points every CommitInterval, and once more when gen
+// ends: the coordinator still takes commits of a generation whose rebalance is under way,
+// and refuses them once the next generation has formed.
+func (sub *subscription) commitLoop(ctx context.Context, gen *kafkago.Generation) {
 	t := time.NewTicker(sub.s.cfg.CommitInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			sub.commit(sub.commitCtx)
-		case <-sub.commitCtx.Done():
+			sub.commit(gen, false)
+		case <-ctx.Done():
+			sub.commit(gen, true)
+			sub.genMu.Lock()
+			if sub.gen == gen {
+				sub.gen = nil
+			}
+			sub.genMu.Unlock()
 			return
 		}
 	}
 }
 
-// commit sends every moved commit point to the group coordinator. A failed commit is retried
-// at the next one; until then the group would redeliver acked messages, never skip any.
-func (sub *subscription) commit(parent context.Context) {
+// commit sends every moved commit point to the group coordinator as generation gen's. A
+// failed commit is retried at the next one, if gen lasts; until then the group would
+// redeliver acked messages, never skip any. ending says gen is over, where a refusal is
+// expected.
+func (sub *subscription) commit(gen *kafkago.Generation, ending bool) {
+	sub.commitMu.Lock()
+	defer sub.commitMu.Unlock()
 	points := sub.cp.due()
 	if len(points) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(parent, commitTimeout)
-	defer cancel()
-	msgs := make([]kafkago.Message, 0, len(points))
-	for partition, next := range points {
-		// kafka-go commits a message's offset plus one: the next offset to read.
-		msgs = append(msgs, kafkago.Message{Topic: sub.topic, Partition: partition, Offset: next - 1})
-	}
-	if err := sub.reader.CommitMessages(ctx, msgs...); err != nil {
-		if parent.Err() == nil {
-			sub.log.Warn().Err(err).Int("partitions", len(points)).Msg("committing offsets failed; retrying at the next commit")
+	if err := gen.CommitOffsets(map[string]map[int]int64{sub.topic: points}); err != nil {
+		ev := sub.log.Warn()
+		if ending {
+			ev = sub.log.Debug()
 		}
+		ev.Err(err).Int32("generation", gen.ID).Int("partitions", len(points)).
+			Msg("committing offsets failed; retrying at the next commit while this generation lasts, else the group delivers them again")
 		return
 	}
 	sub.cp.committed(points)
@@ -590,6 +723,9 @@ func (sub *subscription) commit(parent context.Context) {
 // shutdown runs after fetching stopped: it lets held messages finish within the configured
 // bounds, commits what is acked, leaves the group and closes the channel.
 func (sub *subscription) shutdown() {
+	sub.handOutMu.Lock()
+	sub.stopped = true
+	sub.handOutMu.Unlock()
 	cfg := sub.s.cfg
 	if sub.s.closing.Err() != nil && cfg.DrainTimeout > 0 {
 		waitFor(&sub.handlers, cfg.DrainTimeout)
@@ -600,13 +736,17 @@ func (sub *subscription) shutdown() {
 		sub.signalHolders()
 		sub.handlers.Wait()
 	}
-	close(sub.idle) // run sends no more: idle holders end
-	sub.stopCommits()
-	<-sub.commitsDone
-	sub.commit(context.Background())
-	if err := sub.reader.Close(); err != nil {
-		sub.log.Warn().Err(err).Msg("closing the reader failed; the group will notice the member gone after the session timeout")
+	close(sub.idle) // nothing is handed out any more: idle holders end
+	sub.genMu.Lock()
+	gen := sub.gen
+	sub.genMu.Unlock()
+	if gen != nil {
+		sub.commit(gen, false)
 	}
+	if err := sub.cg.Close(); err != nil {
+		sub.log.Warn().Err(err).Msg("leaving the group failed; the group will notice the member gone after the session timeout")
+	}
+	<-sub.consumed
 	close(sub.out)
 	sub.log.Debug().Msg("subscription closed")
 }
