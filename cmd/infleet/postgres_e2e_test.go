@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infleet/infleet/messages"
 )
@@ -56,7 +57,7 @@ func TestQuotaOnPostgresStore(t *testing.T) {
 	if rc := run([]string{"init", "--config", cfgPath, "--data-dir", t.TempDir()}, &out, &errOut); rc != 0 {
 		t.Fatalf("init: rc %d\n%s", rc, errOut.String())
 	}
-	key := fmt.Sprintf("k_pg_quota_%d", os.Getpid())
+	key := fmt.Sprintf("k_pg_quota_%d_%d", os.Getpid(), time.Now().UnixNano())
 	yaml := e2eConfig + store + fmt.Sprintf("auth: {api_keys: [{key: %q, tenant: pgq, quota: 2, quota_period: day}]}\n", key)
 	a := startServe(t, yaml)
 	b := startServe(t, yaml)
