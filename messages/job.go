@@ -283,3 +283,18 @@ func ResultPath(jobID string) string { return "/v1/jobs/" + jobID + "/result" }
 
 // JobPath returns the API path of a job.
 func JobPath(jobID string) string { return "/v1/jobs/" + jobID }
+
+// NackDelay reads the redelivery delay a handler put in a message's metadata under
+// MetaNackDelay: 0 when there is none. ok is false when the value is not a non-negative Go
+// duration; transports then redeliver at once and log the value.
+func NackDelay(md map[string]string) (d time.Duration, ok bool) {
+	v := md[MetaNackDelay]
+	if v == "" {
+		return 0, true
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, false
+	}
+	return d, true
+}

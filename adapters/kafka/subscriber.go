@@ -662,15 +662,10 @@ func (sub *subscription) await(msg *message.Message, cancel context.CancelFunc, 
 
 // nackDelay reads the redelivery delay a handler asked for, at nack time.
 func (sub *subscription) nackDelay(msg *message.Message) time.Duration {
-	v := msg.Metadata.Get(messages.MetaNackDelay)
-	if v == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		sub.log.Warn().Str("message_uuid", msg.UUID).Str("nack_delay", v).
+	d, ok := messages.NackDelay(msg.Metadata)
+	if !ok {
+		sub.log.Warn().Str("message_uuid", msg.UUID).Str("nack_delay", msg.Metadata.Get(messages.MetaNackDelay)).
 			Msg("metadata nack delay is not a Go duration; redelivering at once")
-		return 0
 	}
 	return d
 }

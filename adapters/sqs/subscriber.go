@@ -479,15 +479,10 @@ func (sub *subscription) forget(h *heldMessage) {
 // nackDelay reads the redelivery delay a handler asked for, at nack time, in whole seconds
 // rounded up and capped at MaxNackDelay.
 func (sub *subscription) nackDelay(msg *message.Message) int32 {
-	v := msg.Metadata.Get(messages.MetaNackDelay)
-	if v == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		sub.log.Warn().Str("message_uuid", msg.UUID).Str("nack_delay", v).
+	d, ok := messages.NackDelay(msg.Metadata)
+	if !ok {
+		sub.log.Warn().Str("message_uuid", msg.UUID).Str("nack_delay", msg.Metadata.Get(messages.MetaNackDelay)).
 			Msg("metadata nack delay is not a Go duration; redelivering at once")
-		return 0
 	}
 	return int32(math.Ceil(min(d, MaxNackDelay).Seconds()))
 }
