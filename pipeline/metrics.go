@@ -18,6 +18,8 @@ type Metrics struct {
 	deadLetters   *prometheus.CounterVec
 	redrives      prometheus.Counter
 	replays       prometheus.Counter
+	expiredJobs   prometheus.Counter
+	expiredBlobs  prometheus.Counter
 	stage         *prometheus.HistogramVec
 	endToEnd      *prometheus.HistogramVec
 	modelLatency  *prometheus.HistogramVec
@@ -50,6 +52,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		replays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "infleet_replayed_jobs_total", Help: "Archived jobs re-published by replays.",
 		}),
+		expiredJobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "infleet_jobs_expired_total", Help: "Finished jobs deleted by retention (store.retention).",
+		}),
+		expiredBlobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "infleet_results_expired_total", Help: "Result objects of expired jobs deleted by retention.",
+		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "infleet_stage_duration_seconds", Help: "Time spent in each pipeline stage.", Buckets: lat,
 		}, []string{"stage"}),
@@ -75,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "infleet_http_request_duration_seconds", Help: "HTTP request latency, by route.", Buckets: lat,
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.redrives, m.replays, m.stage, m.endToEnd,
+	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.redrives, m.replays, m.expiredJobs, m.expiredBlobs, m.stage, m.endToEnd,
 		m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth, m.HTTPRequests, m.HTTPDurations)
 	return m
 }
@@ -117,6 +125,13 @@ func (m *Metrics) redriven(n int) {
 func (m *Metrics) replayed(n int) {
 	if m != nil {
 		m.replays.Add(float64(n))
+	}
+}
+
+func (m *Metrics) expired(jobs, results int) {
+	if m != nil {
+		m.expiredJobs.Add(float64(jobs))
+		m.expiredBlobs.Add(float64(results))
 	}
 }
 

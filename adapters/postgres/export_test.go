@@ -13,3 +13,30 @@ func MigrationRows(ctx context.Context, s *Store) (n int, err error) {
 	err = s.pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n)
 	return n, err
 }
+
+// ExpireSQL is the statement DeleteFinishedBefore runs, for query-plan tests.
+const ExpireSQL = expireSQL
+
+// Explain returns the plan of sql with args, one line per row.
+func Explain(ctx context.Context, s *Store, sql string, args ...any) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "EXPLAIN "+sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
+		plan = append(plan, line)
+	}
+	return plan, rows.Err()
+}
+
+// Exec runs sql on s's schema, for tests that shape the data in bulk.
+func Exec(ctx context.Context, s *Store, sql string, args ...any) error {
+	_, err := s.pool.Exec(ctx, sql, args...)
+	return err
+}

@@ -7,3 +7,6 @@ import "context"
 func OpenWithoutGroupCommit(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg, 1)
 }
+
+// ExpireSQL is the statement DeleteFinishedBefore runs, for query-plan tests.
+const ExpireSQL = expireSQL

@@ -1,13 +1,13 @@
 // Package sqlite is a pipeline.JobStore on one SQLite file (modernc.org/sqlite, pure Go, no
 // cgo): the job store of infleet's embedded mode.
 //
-// Writes use group commit. One goroutine owns the only write connection; Create, Transition
-// and Delete hand it a request and wait. It takes every request waiting (up to 256), runs them
-// in one transaction, each in its own savepoint so that one failing request does not fail the
-// others, commits once and then answers each. A call returns only after the transaction
-// holding its write has committed. Reads (Get, List) use a pool of read-only connections that
-// WAL mode lets run beside the writer, so a read never waits for a write and always sees every
-// write that has returned.
+// Writes use group commit. One goroutine owns the only write connection; Create, Transition,
+// Delete and DeleteFinishedBefore (retention's batches) hand it a request and wait. It takes
+// every request waiting (up to 256), runs them in one transaction, each in its own savepoint so
+// that one failing request does not fail the others, commits once and then answers each. A
+// call returns only after the transaction holding its write has committed. Reads (Get, List)
+// use a pool of read-only connections that WAL mode lets run beside the writer, so a read never
+// waits for a write and always sees every write that has returned.
 //
 // Durability: with Synchronous NORMAL (the default) a write that has returned survives a crash
 // of the process (even SIGKILL), but the last commits may be lost on power loss or an
@@ -106,7 +106,7 @@ func (c Config) Validate() error {
 // ErrClosed is returned by calls made on, or cut off by, a closed Store.
 var ErrClosed = errors.New("sqlite store is closed (the process is shutting down; retry against a running instance)")
 
-// Store is a pipeline.JobStore and pipeline.Checker on one SQLite file. It is safe for
+// Store is a pipeline.JobStore, pipeline.Expirer and pipeline.Checker on one SQLite file. It is safe for
 // concurrent use by many goroutines. Close it to stop its writer and release the file.
 type Store struct {
 	log  zerolog.Logger

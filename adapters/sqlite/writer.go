@@ -16,12 +16,13 @@ type writeStmts struct {
 	savepoint, release, rollbackTo *sql.Stmt
 	insert, update, delete         *sql.Stmt
 	selectByID, selectByKey        *sql.Stmt
+	expire                         *sql.Stmt
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{
 		&w.begin, &w.commit, &w.rollback, &w.savepoint, &w.release, &w.rollbackTo,
-		&w.insert, &w.update, &w.delete, &w.selectByID, &w.selectByKey,
+		&w.insert, &w.update, &w.delete, &w.selectByID, &w.selectByKey, &w.expire,
 	}
 }
 
@@ -34,6 +35,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		"DELETE FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key <> ''",
+		expireSQL,
 	}
 	for i, p := range w.all() {
 		st, err := conn.PrepareContext(ctx, queries[i])
@@ -61,6 +63,7 @@ const (
 	opCreate opKind = iota
 	opTransition
 	opDelete
+	opExpire
 )
 
 // request is one write handed to the writer. The writer sets the answer fields, then closes
@@ -72,11 +75,23 @@ type request struct {
 	rec  messages.JobRecord
 	args []any // insert arguments of rec, encoded by the caller to keep the writer's work short
 	tr   pipeline.Transition
+	// before (Unix ms) and limit bound an opExpire.
+	before int64
+	limit  int
 
 	out     messages.JobRecord
+	ids     []string // the jobs an opExpire deleted
 	created bool
 	err     error
 	done    chan struct{}
+}
+
+// what names r in errors.
+func (r *request) what() string {
+	if r.op == opExpire {
+		return "the deletion of finished jobs"
+	}
+	return "the write of job " + r.id
 }
 
 // submit hands r to the writer and waits for its answer, for ctx, or for Close. A call cut off
@@ -94,7 +109,7 @@ func (s *Store) submit(r *request) error {
 	case <-r.done:
 		return r.err
 	case <-r.ctx.Done():
-		return fmt.Errorf("sqlite store: gave up waiting for the write of job %s, which may still be applied: %w", r.id, context.Cause(r.ctx))
+		return fmt.Errorf("sqlite store: gave up waiting for %s, which may still be applied: %w", r.what(), context.Cause(r.ctx))
 	case <-s.done:
 		select {
 		case <-r.done:
@@ -182,7 +197,7 @@ func (s *Store) runBatch(batch []*request) {
 		_, _ = s.w.rollback.ExecContext(ctx)
 		s.log.Error().Err(aborted).Int("batch_size", len(batch)).Msg("write batch rolled back")
 		for _, r := range batch {
-			r.out, r.created, r.err = messages.JobRecord{}, false, aborted
+			r.out, r.created, r.ids, r.err = messages.JobRecord{}, false, nil, aborted
 		}
 	}
 }
@@ -202,6 +217,8 @@ func (s *Store) runRequest(ctx context.Context, r *request) error {
 		if _, err := s.w.delete.ExecContext(ctx, r.id); err != nil {
 			r.err = fmt.Errorf("sqlite store: delete job %s: %w", r.id, err)
 		}
+	case opExpire:
+		r.ids, r.err = s.expire(ctx, r.before, r.limit)
 	}
 	if r.err != nil && !errors.Is(r.err, pipeline.ErrConflict) && !errors.Is(r.err, pipeline.ErrNotFound) {
 		// A failed statement may have rolled back the whole transaction; then the savepoint

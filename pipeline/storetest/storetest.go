@@ -7,7 +7,8 @@
 //
 // The suite checks what pipeline.JobStore promises and the few things every store must agree
 // on beyond it: times are kept at millisecond precision and returned in UTC; List pages newest
-// first by created_at, then job_id, and the pages cover every job exactly once.
+// first by created_at, then job_id, and the pages cover every job exactly once. A store that is
+// a pipeline.Expirer also runs the DeleteFinishedBefore tests; others skip them.
 package storetest
 
 import (
@@ -50,6 +51,8 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"ListDefaultLimit", testListDefaultLimit},
 		{"ListInvalidCursor", testListInvalidCursor},
 		{"Delete", testDelete},
+		{"DeleteFinishedBefore", testDeleteFinishedBefore},
+		{"DeleteFinishedBeforeRacing", testDeleteFinishedBeforeRacing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
