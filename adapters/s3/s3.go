@@ -96,11 +96,12 @@ type Store struct {
 }
 
 var (
-	_ pipeline.BlobStore    = (*Store)(nil)
-	_ pipeline.BlobLister   = (*Store)(nil)
-	_ pipeline.BlobDeleter  = (*Store)(nil)
-	_ pipeline.InputFetcher = (*Store)(nil)
-	_ pipeline.Checker      = (*Store)(nil)
+	_ pipeline.BlobStore        = (*Store)(nil)
+	_ pipeline.BlobLister       = (*Store)(nil)
+	_ pipeline.BlobDeleter      = (*Store)(nil)
+	_ pipeline.BlobBatchDeleter = (*Store)(nil)
+	_ pipeline.InputFetcher     = (*Store)(nil)
+	_ pipeline.Checker          = (*Store)(nil)
 )
 
 // New validates cfg, applies its defaults and returns a Store. It does no I/O: call Check to
@@ -198,6 +199,37 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete s3://%s/%s: %w", s.cfg.Bucket, s.key(key), explain(err, s.cfg.Bucket, s.key(key)))
 	}
 	return nil
+}
+
+// maxDeleteKeys is the most keys one DeleteObjects request takes.
+const maxDeleteKeys = 1000
+
+// DeleteBatch removes the objects under Prefix+key for every key, in DeleteObjects requests of
+// up to 1,000 keys; missing objects are not an error. It returns every key S3 could not delete
+// (access denied, say), after trying them all. It implements pipeline.BlobBatchDeleter.
+func (s *Store) DeleteBatch(ctx context.Context, keys []string) error {
+	var errs []error
+	for chunk := range slices.Chunk(keys, maxDeleteKeys) {
+		objs := make([]types.ObjectIdentifier, len(chunk))
+		for i, k := range chunk {
+			objs[i] = types.ObjectIdentifier{Key: aws.String(s.key(k))}
+		}
+		out, err := s.cfg.Client.DeleteObjects(ctx, &awss3.DeleteObjectsInput{
+			Bucket: aws.String(s.cfg.Bucket),
+			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete %d objects from s3://%s/%s: %w", len(chunk), s.cfg.Bucket, s.cfg.Prefix, explain(err, s.cfg.Bucket, "")))
+			continue
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) == "NoSuchKey" {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("delete s3://%s/%s: %s: %s", s.cfg.Bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PresignGet returns a URL that fetches the object under Prefix+key with a plain GET for ttl.

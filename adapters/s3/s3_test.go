@@ -232,6 +232,54 @@ func TestListAndDelete(t *testing.T) {
 	}
 }
 
+func TestDeleteBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st := b.store(t, s3.Config{Prefix: "results/"})
+	ctx := ctxT(t)
+	const n = 1001 // more than one DeleteObjects request of 1,000 keys
+	keys := make([]string, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		keys[i] = fmt.Sprintf("job-%04d.json", i)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := st.Put(ctx, keys[i], []byte("{}")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := st.Put(ctx, "kept.json", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	before := len(b.rec.requests())
+	if err := st.DeleteBatch(ctx, append(keys, "never-was.json")); err != nil {
+		t.Fatalf("DeleteBatch: %v", err)
+	}
+	deletes := 0
+	for _, r := range b.rec.requests()[before:] {
+		if r.method == http.MethodPost && strings.Contains(r.query, "delete") {
+			deletes++
+		}
+	}
+	if deletes != 2 {
+		t.Errorf("%d DeleteObjects requests for %d keys, want 2", deletes, n+1)
+	}
+	got, err := st.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "kept.json" {
+		t.Fatalf("objects left %v, want [kept.json]", got[:min(5, len(got))])
+	}
+	if err := st.DeleteBatch(ctx, nil); err != nil {
+		t.Fatalf("DeleteBatch of no keys: %v", err)
+	}
+}
+
 func TestListPaginates(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
