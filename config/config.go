@@ -56,6 +56,8 @@ const (
 	DefaultSQLiteFile           = "infleet.db" // under data_dir
 	DefaultStreamPrefix         = "INFLEET"
 	DefaultArchiveRetention     = 7 * 24 * time.Hour
+	DefaultStoreRetention       = 30 * 24 * time.Hour
+	DefaultRetentionInterval    = time.Minute
 	DefaultSQSQueueHigh         = "infleet-high"
 	DefaultSQSQueueNormal       = "infleet-normal"
 	DefaultSQSQueueLow          = "infleet-low"
@@ -217,10 +219,18 @@ type Kafka struct {
 // Store chooses and configures the job store.
 type Store struct {
 	// Kind is sqlite, dynamodb or postgres. Default sqlite.
-	Kind     string   `yaml:"kind,omitempty"`
-	SQLite   SQLite   `yaml:"sqlite,omitempty"`
-	DynamoDB DynamoDB `yaml:"dynamodb,omitempty"`
-	Postgres Postgres `yaml:"postgres,omitempty"`
+	Kind string `yaml:"kind,omitempty"`
+	// Retention is how long a finished job (COMPLETED, FAILED or CANCELLED) is kept after its
+	// last update; then it is deleted with its result and idempotency key. On sqlite and
+	// postgres a reaper in every serve and worker process deletes it; on dynamodb it is the
+	// default of DynamoDB.Retention. nil (unset) means 720h; 0 keeps finished jobs forever.
+	// Read it with RetentionPeriod.
+	Retention *time.Duration `yaml:"retention,omitempty"`
+	// RetentionInterval is how often each reaper looks for expired jobs. Default 1m.
+	RetentionInterval time.Duration `yaml:"retention_interval,omitempty"`
+	SQLite            SQLite        `yaml:"sqlite,omitempty"`
+	DynamoDB          DynamoDB      `yaml:"dynamodb,omitempty"`
+	Postgres          Postgres      `yaml:"postgres,omitempty"`
 }
 
 // SQLite configures the SQLite job store.
@@ -234,7 +244,7 @@ type DynamoDB struct {
 	// Table name. Required when store.kind is dynamodb.
 	Table string `yaml:"table,omitempty"`
 	// Retention is how long finished jobs are kept before DynamoDB's TTL removes them.
-	// Default 0 (kept forever).
+	// Default store.retention (an unset or 0 value takes it).
 	Retention time.Duration `yaml:"retention,omitempty"`
 	// Endpoint overrides INFLEET_AWS_ENDPOINT for this client. Default none.
 	Endpoint string `yaml:"endpoint,omitempty"`
@@ -846,6 +856,11 @@ func (c *Config) ApplyDefaults() {
 
 	c.Store.Kind = cmp.Or(c.Store.Kind, DefaultStoreKind)
 	c.Store.SQLite.Path = cmp.Or(c.Store.SQLite.Path, filepath.Join(c.DataDir, DefaultSQLiteFile))
+	if c.Store.Retention == nil {
+		c.Store.Retention = new(DefaultStoreRetention)
+	}
+	c.Store.RetentionInterval = cmp.Or(c.Store.RetentionInterval, DefaultRetentionInterval)
+	c.Store.DynamoDB.Retention = cmp.Or(c.Store.DynamoDB.Retention, *c.Store.Retention)
 	c.Results.Kind = cmp.Or(c.Results.Kind, DefaultResultsKind)
 
 	c.Notify.Webhook.MaxAttempts = cmp.Or(c.Notify.Webhook.MaxAttempts, DefaultWebhookMaxAttempts)
@@ -923,6 +938,15 @@ func (c *Config) ApplyDefaults() {
 	c.Archive.Retention = cmp.Or(c.Archive.Retention, DefaultArchiveRetention)
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
+}
+
+// RetentionPeriod returns how long finished jobs are kept: store.retention, DefaultStoreRetention
+// when it is unset; 0 means forever.
+func (s Store) RetentionPeriod() time.Duration {
+	if s.Retention == nil {
+		return DefaultStoreRetention
+	}
+	return *s.Retention
 }
 
 // Model returns the model named name and whether it is configured.

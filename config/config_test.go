@@ -66,7 +66,10 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 				SessionTimeout:    30 * time.Second,
 			},
 		},
-		Store:   Store{Kind: "sqlite", SQLite: SQLite{Path: filepath.Join("data", "infleet.db")}},
+		Store: Store{
+			Kind: "sqlite", Retention: new(720 * time.Hour), RetentionInterval: time.Minute,
+			SQLite: SQLite{Path: filepath.Join("data", "infleet.db")}, DynamoDB: DynamoDB{Retention: 720 * time.Hour},
+		},
 		Results: Results{Kind: "file", S3: S3{PresignTTL: 15 * time.Minute, MaxInputBytes: 1 << 20}},
 		Notify: Notify{
 			Webhook:     Webhook{MaxAttempts: 5},
@@ -296,7 +299,7 @@ log: {format: text}
 		{Field: "adr", Message: "is not a known field (did you mean addr?)"},
 		{Field: "http.max_body_bytes", Message: "must be at least 1024"},
 		{Field: "log.format", Message: "must be one of json, pretty, auto"},
-		{Field: "models[0].latency", Message: "must be a string, not a number"},
+		{Field: "models[0].latency", Message: "must be a Go duration such as 250ms, 30s or 1m30s (write zero as 0s)"},
 		{Field: "models[0].name", Message: "must start with a letter or digit and contain only letters, digits and . _ : -"},
 		{Field: "models[0].provider", Message: "must be one of sim, bedrock, openai"},
 		{Field: "store.sqlite.path", Message: "must not be empty"},

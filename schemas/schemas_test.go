@@ -175,7 +175,7 @@ func TestValidateConfig(t *testing.T) {
 			[]FieldError{
 				{"transport.sqs.visibility_timeout", "must be a Go duration such as 250ms, 30s or 1m30s"},
 				{"workers.job_timeout", "must be a Go duration such as 250ms, 30s or 1m30s"},
-				{"workers.retry_backoff.initial", "must be a string, not a number"},
+				{"workers.retry_backoff.initial", "must be a Go duration such as 250ms, 30s or 1m30s (write zero as 0s)"},
 				{"workers.shutdown_timeout", "must be a Go duration such as 250ms, 30s or 1m30s"},
 			}},
 		{"enums and unknowns", `{"transport":{"kind":"rabbit"},"store":{"kind":"redis"},"log":{"format":"text"},"worker":{}}`,
