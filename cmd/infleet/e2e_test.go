@@ -69,8 +69,9 @@ func (h *hooks) find(jobID string) (messages.Event, int) {
 
 // apiHarness is a running in-process `serve` and a client for it.
 type apiHarness struct {
-	base string
-	t    *testing.T
+	base    string
+	dataDir string
+	t       *testing.T
 }
 
 func startServe(t *testing.T, yaml string) *apiHarness {
@@ -102,7 +103,7 @@ func startServe(t *testing.T, yaml string) *apiHarness {
 			t.Error("serve did not stop within 30s")
 		}
 	})
-	h := &apiHarness{base: "http://" + addr, t: t}
+	h := &apiHarness{base: "http://" + addr, dataDir: filepath.Join(dir, "data"), t: t}
 	h.eventually(10*time.Second, func() bool {
 		resp, err := http.Get(h.base + "/readyz")
 		if err != nil {
@@ -145,6 +146,11 @@ func (h *apiHarness) submit(body string) string {
 	if code != http.StatusAccepted {
 		h.t.Fatalf("submit: %d %s", code, data)
 	}
+	return h.submitted(data)
+}
+
+// submitted returns the job id of a POST /v1/jobs answer.
+func (h *apiHarness) submitted(data []byte) string {
 	var out struct {
 		JobID string `json:"job_id"`
 	}

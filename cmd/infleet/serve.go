@@ -187,13 +187,19 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var w *workers
+	stopReaper := func() {}
 	if r.workers {
 		if w, err = startWorkers(runCtx, a); err != nil {
+			return err
+		}
+		if stopReaper, err = a.startReaper(runCtx); err != nil {
+			w.stop(log, 0)
 			return err
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		stopReaper()
 		if w != nil {
 			w.stop(log, 0)
 		}
@@ -225,6 +231,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	if err := srv.Shutdown(httpCtx); err != nil {
 		_ = srv.Close()
 	}
+	stopReaper()
 	if w != nil {
 		w.stop(log, cfg.Workers.ShutdownTimeout)
 	}
