@@ -242,6 +242,9 @@ type counts struct {
 	failed    float64
 	cancelled float64
 	inFlight  float64 // the infleet_jobs_in_flight gauge
+	expired   float64 // infleet_jobs_expired_total: jobs deleted by retention
+	// expiredResults is infleet_results_expired_total: their result objects deleted.
+	expiredResults float64
 }
 
 func (c counts) finished() float64 { return c.completed + c.failed + c.cancelled }
@@ -264,14 +267,15 @@ func (h *harness) scrape(ctx context.Context, base string) (counts, error) {
 }
 
 // parseCounts sums infleet_jobs_accepted_total and infleet_jobs_finished_total by status over
-// every other label, from the Prometheus text format.
+// every other label, and reads the in-flight gauge and the retention counters, from the
+// Prometheus text format.
 func parseCounts(r io.Reader) (counts, error) {
 	var c counts
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "infleet_jobs_") {
+		if !strings.HasPrefix(line, "infleet_jobs_") && !strings.HasPrefix(line, "infleet_results_") {
 			continue
 		}
 		name, labels, value, err := parseSample(line)
@@ -283,6 +287,10 @@ func parseCounts(r io.Reader) (counts, error) {
 			c.inFlight += value
 		case "infleet_jobs_accepted_total":
 			c.accepted += value
+		case "infleet_jobs_expired_total":
+			c.expired += value
+		case "infleet_results_expired_total":
+			c.expiredResults += value
 		case "infleet_jobs_finished_total":
 			switch labels["status"] {
 			case "COMPLETED":

@@ -98,7 +98,8 @@ func (h *harness) cleanScenario(name string) {
 	if h.opts.keep {
 		return
 	}
-	for _, dir := range []string{filepath.Join(h.tmp, name), filepath.Join(h.tmp, name+"-0ms"), filepath.Join(h.tmp, name+"-100ms")} {
+	for _, dir := range []string{filepath.Join(h.tmp, name), filepath.Join(h.tmp, name+"-0ms"), filepath.Join(h.tmp, name+"-100ms"),
+		filepath.Join(h.tmp, name+"-0ms-retention")} {
 		if err := os.RemoveAll(dir); err != nil {
 			h.progress("could not remove %s: %v", dir, err)
 		}

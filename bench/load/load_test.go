@@ -23,13 +23,15 @@ infleet_jobs_finished_total{status="FAILED",task="summarize"} 2
 infleet_jobs_accepted_total{priority="normal",task="summarize"} 1e+06
 infleet_jobs_accepted_total{priority="high",task="summarize"} 3
 infleet_jobs_in_flight 7
+infleet_jobs_expired_total 1200
+infleet_results_expired_total 1199
 go_goroutines 42
 `
 	c, err := parseCounts(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := counts{accepted: 1000003, completed: 1525, failed: 2, inFlight: 7}
+	want := counts{accepted: 1000003, completed: 1525, failed: 2, inFlight: 7, expired: 1200, expiredResults: 1199}
 	if c != want {
 		t.Fatalf("parseCounts = %+v, want %+v", c, want)
 	}
@@ -125,6 +127,20 @@ func TestChildConfigLoads(t *testing.T) {
 		cfg.Routes["default"] != cfg.Models[0].Name || cfg.Workers.JobTimeout < time.Hour {
 		t.Fatalf("generated config loads as %+v", cfg)
 	}
+	if cfg.Store.RetentionPeriod() != config.DefaultStoreRetention {
+		t.Fatalf("generated config without a retention has store.retention %s, want the default", cfg.Store.RetentionPeriod())
+	}
+
+	c.retention = time.Second
+	if err := os.WriteFile(path, []byte(c.yaml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(path, nil); err != nil {
+		t.Fatalf("config.Load of the generated config with a retention: %v\n%s", err, c.yaml())
+	}
+	if cfg.Store.RetentionPeriod() != time.Second || cfg.Store.RetentionInterval != 250*time.Millisecond {
+		t.Fatalf("generated config with a 1s retention loads as store %+v", cfg.Store)
+	}
 }
 
 func TestBareHandler(t *testing.T) {
@@ -154,8 +170,12 @@ func TestParseOptions(t *testing.T) {
 	if rc != -1 {
 		t.Fatalf("rc = %d: %s", rc, errOut.String())
 	}
-	if strings.Join(o.scenarios, ",") != "memory,burndown" || o.memoryJobs != 5000 || o.roundTime != time.Second {
+	if strings.Join(o.scenarios, ",") != "memory,burndown" || o.memoryJobs != 5000 || o.roundTime != time.Second ||
+		o.burndownRetention != time.Second {
 		t.Fatalf("options = %+v", o)
+	}
+	if _, rc := parseOptions([]string{"-burndown-retention", "-1s"}, &errOut); rc != exitUsage {
+		t.Fatalf("negative -burndown-retention: rc = %d", rc)
 	}
 	if _, rc := parseOptions([]string{"-scenario", "nope"}, &errOut); rc != exitUsage {
 		t.Fatalf("unknown scenario: rc = %d", rc)

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/infleet/infleet/pipeline"
 )
 
 // Targets from the issue.
@@ -81,14 +83,18 @@ type backlog struct {
 	method    string
 	resultLen int64 // bytes of one result file
 	outputLen int   // bytes of its output text
+	// With a retention: every job deleted this long after the last completion.
+	allDeletedAfter time.Duration
 }
 
-// burnBacklog enqueues n jobs and measures how fast a process with `workers` workers and a
-// model of `latency` completes them. With the ingress/worker split it enqueues everything
-// through `infleet ingress`, stops it, and starts `infleet worker` on the same data dir (the
-// workers see the whole backlog at once); without it, `infleet serve` runs jobs while they are
-// still being submitted.
-func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency time.Duration, workers int) (backlog, error) {
+// burnBacklog enqueues n jobs and measures how fast a process configured by cfg (workers,
+// model latency, retention) completes them. With the ingress/worker split it enqueues
+// everything through `infleet ingress`, stops it, and starts `infleet worker` on the same data
+// dir (the workers see the whole backlog at once); without it, `infleet serve` runs jobs while
+// they are still being submitted. With a retention it then waits for the reaper to delete every
+// job and checks that their result files went too; without one it checks a sample of results.
+func (h *harness) burnBacklog(ctx context.Context, name string, n int, cfg childConfig) (backlog, error) {
+	latency, workers := cfg.latency, cfg.concurrency
 	b := backlog{n: n}
 	dir := h.dir(name)
 	var ids []string
@@ -96,7 +102,7 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 	var subDone chan error // the submission running beside `serve`, without the split
 	if h.split {
 		b.method = "backlog enqueued by `infleet ingress` (then stopped; disks synced), burnt down by `infleet worker` on the same data dir"
-		ing, err := h.startChild(ctx, name, "ingress", dir, h.cfg(latency, workers))
+		ing, err := h.startChild(ctx, name, "ingress", dir, cfg)
 		if err != nil {
 			return b, err
 		}
@@ -110,13 +116,13 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 			return b, fmt.Errorf("stop the ingress before the burn-down: %w", err)
 		}
 		h.settle() // the ingress's write-back is not the burn-down's cost
-		if p, err = h.startChild(ctx, name, "worker", dir, h.cfg(latency, workers)); err != nil {
+		if p, err = h.startChild(ctx, name, "worker", dir, cfg); err != nil {
 			return b, err
 		}
 	} else {
 		b.method = "no ingress/worker split in this binary: `infleet serve` runs jobs while they are submitted"
 		var err error
-		if p, err = h.startChild(ctx, name, "serve", dir, h.cfg(latency, workers)); err != nil {
+		if p, err = h.startChild(ctx, name, "serve", dir, cfg); err != nil {
 			return b, err
 		}
 		subDone = make(chan error, 1)
@@ -146,6 +152,9 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 	if len(ids) == 0 || ids[0] == "" {
 		return b, errors.New("no job ids recorded")
 	}
+	if cfg.retention > 0 {
+		return b, h.waitDeleted(ctx, p, &b, dir, ids, cfg.retention)
+	}
 	for i, id := range sample(ids, verifySampleCount) {
 		size, outLen, err := readResult(dir, id)
 		if err != nil {
@@ -156,6 +165,47 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, latency t
 		}
 	}
 	return b, nil
+}
+
+// waitDeleted waits until the reaper of p has deleted all b.n jobs, then checks that no result
+// file of the jobs is left in dir, and records when the last deletion was seen.
+func (h *harness) waitDeleted(ctx context.Context, p *proc, b *backlog, dir string, ids []string, retention time.Duration) error {
+	deadline := time.Now().Add(retention + 30*time.Second)
+	var c counts
+	for {
+		var err error
+		if c, err = h.scrape(ctx, p.base); err != nil {
+			return err
+		}
+		if c.expired >= float64(b.n) {
+			b.allDeletedAfter = time.Since(b.fin.last)
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %.0f of %d jobs deleted %s after the last completed with store.retention %s; the log of infleet %s ends:\n%s",
+				c.expired, b.n, time.Since(b.fin.last).Round(time.Millisecond), retention, p.role, p.logTail())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if c.expiredResults < float64(b.n) {
+		return fmt.Errorf("the reaper deleted %.0f jobs but only %.0f results", c.expired, c.expiredResults)
+	}
+	left := 0
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(dir, "results", id+".json")); err == nil {
+			left++
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if left > 0 {
+		return fmt.Errorf("%d of %d result files are left after the reaper deleted every job", left, len(ids))
+	}
+	return nil
 }
 
 // readResult checks the result file of a completed job and returns its size and the length of
@@ -182,7 +232,7 @@ func readResult(dataDir, id string) (int64, int, error) {
 func (h *harness) concurrency(ctx context.Context) ([]row, error) {
 	const latency = 100 * time.Millisecond
 	n, w := h.opts.concurrencyJobs, h.opts.concurrency
-	b, err := h.burnBacklog(ctx, "concurrency", n, latency, w)
+	b, err := h.burnBacklog(ctx, "concurrency", n, h.cfg(latency, w))
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +402,7 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 			h.cleanScenario("burndown")
 			h.settle()
 		}
-		b, err := h.burnBacklog(ctx, name, n, latency, w)
+		b, err := h.burnBacklog(ctx, name, n, h.cfg(latency, w))
 		if err != nil {
 			return rows, fmt.Errorf("%s model: %w", latency, err)
 		}
@@ -370,6 +420,13 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 				row{Scenario: "burndown", Measure: "0 ms model: River + PostgreSQL", Result: quotedRiver0ms, Verdict: verdictQuoted,
 					Setup: "same workload, measured on the project's machines"},
 			)
+			if h.opts.burndownRetention > 0 {
+				more, err := h.burndownWithRetention(ctx, rate)
+				rows = append(rows, more...)
+				if err != nil {
+					return rows, err
+				}
+			}
 			continue
 		}
 		limit := float64(w) / latency.Seconds()
@@ -382,6 +439,36 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 		)
 	}
 	return rows, nil
+}
+
+// burndownWithRetention repeats the 0 ms burn-down with a short store.retention, so that the
+// reaper deletes jobs and their result files while the workers run the backlog, and compares
+// its jobs/s with plain, the run without deletions.
+func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]row, error) {
+	n, w := h.opts.burndownJobs, h.opts.concurrency
+	h.cleanScenario("burndown")
+	h.settle()
+	cfg := h.cfg(0, w)
+	cfg.retention = h.opts.burndownRetention
+	b, err := h.burnBacklog(ctx, "burndown-0ms-retention", n, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("0s model with store.retention %s: %w", cfg.retention, err)
+	}
+	rate := b.fin.steadyRate(n)
+	during := b.fin.final.expired
+	setup := fmt.Sprintf("as the 0 ms run above, with store.retention %s and retention_interval %s: the worker's reaper deletes finished jobs (batches of %d, %s apart, on the SQLite writer) and their result files while it burns the backlog down; the run above has the default retention (720h: the reaper runs and finds nothing to delete)",
+		cfg.retention, cfg.retentionInterval(), pipeline.DefaultReaperBatch, pipeline.DefaultReaperPause)
+	ratio := rate / plain
+	h.progress("burndown 0 ms with retention %s: %.0f jobs/s (%.3f of %.0f); %.0f of %d deleted by the last completion, all %s after it",
+		cfg.retention, rate, ratio, plain, during, n, b.allDeletedAfter.Round(time.Millisecond))
+	measure := fmt.Sprintf("0 ms model, store.retention %s: ", cfg.retention)
+	return []row{
+		{Scenario: "burndown", Measure: measure + "jobs/s (infleet, reaper deleting)",
+			Result: fmt.Sprintf("%s jobs/s = %.2f× the run without deletions", thousands(rate), ratio), Setup: setup},
+		{Scenario: "burndown", Measure: measure + "jobs deleted (with their result files) by the last completion",
+			Result: fmt.Sprintf("%s of %s; all %s after it", thousands(during), thousands(float64(n)), b.allDeletedAfter.Round(10*time.Millisecond)),
+			Setup:  setup},
+	}, nil
 }
 
 // median returns the median of xs (the mean of the middle two for an even count).
