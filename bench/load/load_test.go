@@ -171,7 +171,7 @@ func TestParseOptions(t *testing.T) {
 		t.Fatalf("rc = %d: %s", rc, errOut.String())
 	}
 	if strings.Join(o.scenarios, ",") != "memory,burndown" || o.memoryJobs != 5000 || o.roundTime != time.Second ||
-		o.burndownRetention != time.Second {
+		o.burndownRetention != time.Second || o.burndownRounds != 3 {
 		t.Fatalf("options = %+v", o)
 	}
 	if _, rc := parseOptions([]string{"-burndown-retention", "-1s"}, &errOut); rc != exitUsage {

@@ -57,9 +57,10 @@ Scenarios (-scenario, comma-separated; default all):
   burndown     the peers' workload: -burndown-jobs jobs enqueued first, -concurrency workers,
                ~200-byte results, with a 0 ms model and with a 100 ms model; shown next to
                figures quoted for asynq + Redis and River + PostgreSQL (not measured here).
-               The 0 ms run is repeated with store.retention = -burndown-retention (1s), so
-               the reaper deletes finished jobs and their result files while the workers
-               burn the backlog down; its jobs/s is shown as a ratio to the plain run.
+               The 0 ms run is compared with runs under store.retention = -burndown-retention
+               (1s), in which the reaper deletes finished jobs and their result files while the
+               workers burn the backlog down: -burndown-rounds (3) rounds of one run each way,
+               alternating which goes first; the median per-round ratio is reported.
   fleet        end-to-end jobs/s of a fleet: -fleet-jobs jobs enqueued by 'infleet ingress',
                burnt down by 1 and then by 2 'infleet worker' processes (64 workers each,
                0 ms model), on SQS + DynamoDB + S3 (emulators from .ci/peers/with-aws.sh)
@@ -88,16 +89,18 @@ type options struct {
 	burndownJobs    int
 	// burndownRetention is store.retention of the 0 ms burn-down repeated with deletions.
 	burndownRetention time.Duration
-	fleetJobs         int
-	memoryJobs        int
-	rounds            int
-	roundTime         time.Duration
-	latencyTime       time.Duration
-	latencyRate       float64
-	profileDir        string
-	keep              bool
-	timeout           time.Duration
-	childLogLevel     string
+	// burndownRounds is how many runs with and without deletions are compared.
+	burndownRounds int
+	fleetJobs      int
+	memoryJobs     int
+	rounds         int
+	roundTime      time.Duration
+	latencyTime    time.Duration
+	latencyRate    float64
+	profileDir     string
+	keep           bool
+	timeout        time.Duration
+	childLogLevel  string
 }
 
 func main() {
@@ -189,6 +192,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&o.burndownJobs, "burndown-jobs", 0, "jobs in each burndown run (default 20000; 2000 with -quick)")
 	fs.DurationVar(&o.burndownRetention, "burndown-retention", time.Second,
 		"store.retention of the 0 ms burn-down repeated with the reaper deleting (sweeps every quarter of it); 0 skips that run")
+	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, alternating which goes first")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.memoryJobs, "memory-jobs", 0, "queued jobs in the memory scenario (default 100000; 5000 with -quick)")
 	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")
@@ -247,7 +251,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	}
 	for name, v := range map[string]int{"clients": o.clients, "concurrency": o.concurrency, "rounds": o.rounds,
 		"throughput-jobs": o.throughputJobs, "concurrency-jobs": o.concurrencyJobs,
-		"burndown-jobs": o.burndownJobs, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs} {
+		"burndown-jobs": o.burndownJobs, "burndown-rounds": o.burndownRounds, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs} {
 		if v < 1 {
 			problems = append(problems, fmt.Sprintf("-%s must be at least 1", name))
 		}

@@ -441,34 +441,84 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 	return rows, nil
 }
 
-// burndownWithRetention repeats the 0 ms burn-down with a short store.retention, so that the
-// reaper deletes jobs and their result files while the workers run the backlog, and compares
-// its jobs/s with plain, the run without deletions.
+// burndownWithRetention compares the 0 ms burn-down with and without a short store.retention,
+// so that the reaper deletes jobs and their result files while the workers run the backlog.
+// plain is the jobs/s of the burn-down just run without deletions; it and the retention run
+// after it make the first round. Each further round runs both again, in alternating order, so
+// that drift in the machine's load does not favour one side; the ratio reported is the median
+// of the rounds' ratios.
 func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]row, error) {
-	n, w := h.opts.burndownJobs, h.opts.concurrency
-	h.cleanScenario("burndown")
-	h.settle()
+	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
 	cfg := h.cfg(0, w)
 	cfg.retention = h.opts.burndownRetention
-	b, err := h.burnBacklog(ctx, "burndown-0ms-retention", n, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("0s model with store.retention %s: %w", cfg.retention, err)
+	burn := func(name string, cfg childConfig) (backlog, error) {
+		h.cleanScenario("burndown")
+		h.settle()
+		b, err := h.burnBacklog(ctx, name, n, cfg)
+		if err != nil {
+			return b, fmt.Errorf("0 ms model (%s): %w", name, err)
+		}
+		return b, nil
 	}
-	rate := b.fin.steadyRate(n)
-	during := b.fin.final.expired
-	setup := fmt.Sprintf("as the 0 ms run above, with store.retention %s and retention_interval %s: the worker's reaper deletes finished jobs (batches of %d, %s apart, on the SQLite writer) and their result files while it burns the backlog down; the run above has the default retention (720h: the reaper runs and finds nothing to delete)",
-		cfg.retention, cfg.retentionInterval(), pipeline.DefaultReaperBatch, pipeline.DefaultReaperPause)
-	ratio := rate / plain
-	h.progress("burndown 0 ms with retention %s: %.0f jobs/s (%.3f of %.0f); %.0f of %d deleted by the last completion, all %s after it",
-		cfg.retention, rate, ratio, plain, during, n, b.allDeletedAfter.Round(time.Millisecond))
+	var plains, kept, ratios, deleted []float64
+	var lastAll time.Duration
+	for r := range rounds {
+		sides := []string{"plain", "retention"}
+		if r%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		var p, k float64
+		for _, side := range sides {
+			if r == 0 && side == "plain" {
+				p = plain // the burn-down just run
+				continue
+			}
+			if side == "plain" {
+				b, err := burn("burndown-0ms", h.cfg(0, w))
+				if err != nil {
+					return nil, err
+				}
+				p = b.fin.steadyRate(n)
+				continue
+			}
+			b, err := burn("burndown-0ms-retention", cfg)
+			if err != nil {
+				return nil, err
+			}
+			k = b.fin.steadyRate(n)
+			deleted = append(deleted, b.fin.final.expired)
+			lastAll = b.allDeletedAfter
+			h.progress("  retention %s: %.0f jobs/s; %.0f of %d deleted by the last completion, all %s after it",
+				cfg.retention, k, b.fin.final.expired, n, b.allDeletedAfter.Round(time.Millisecond))
+		}
+		plains, kept, ratios = append(plains, p), append(kept, k), append(ratios, k/p)
+		h.progress("  round %d: without deletions %.0f jobs/s, with %.0f jobs/s, ratio %.3f", r+1, p, k, k/p)
+	}
+	ratio := median(ratios)
+	h.progress("burndown 0 ms with retention %s: ratio %.3f (median of %d rounds)", cfg.retention, ratio, rounds)
+	setup := fmt.Sprintf("as the 0 ms run above, with store.retention %s and retention_interval %s: the worker's reaper deletes finished jobs (batches of %d, %s apart, on the SQLite writer) and their result files while it burns the backlog down; without = the default retention (720h: the reaper runs and finds nothing to delete); %d rounds of one run each, alternating which goes first (the first round's run without is the one above)",
+		cfg.retention, cfg.retentionInterval(), pipeline.DefaultReaperBatch, pipeline.DefaultReaperPause, rounds)
 	measure := fmt.Sprintf("0 ms model, store.retention %s: ", cfg.retention)
 	return []row{
-		{Scenario: "burndown", Measure: measure + "jobs/s (infleet, reaper deleting)",
-			Result: fmt.Sprintf("%s jobs/s = %.2f× the run without deletions", thousands(rate), ratio), Setup: setup},
-		{Scenario: "burndown", Measure: measure + "jobs deleted (with their result files) by the last completion",
-			Result: fmt.Sprintf("%s of %s; all %s after it", thousands(during), thousands(float64(n)), b.allDeletedAfter.Round(10*time.Millisecond)),
+		{Scenario: "burndown", Measure: measure + "jobs/s with the reaper deleting (median of rounds)",
+			Result: thousands(median(kept)) + " jobs/s", Setup: setup},
+		{Scenario: "burndown", Measure: measure + "jobs/s without deletions (median of rounds)",
+			Result: thousands(median(plains)) + " jobs/s", Setup: setup},
+		{Scenario: "burndown", Measure: measure + "ratio with / without (median of per-round ratios)",
+			Result: fmt.Sprintf("%.2f (rounds: %s)", ratio, joinRatios(ratios)), Setup: setup},
+		{Scenario: "burndown", Measure: measure + "jobs deleted, with their result files, by the last completion (median of rounds)",
+			Result: fmt.Sprintf("%s of %s; all %s after it in the last round", thousands(median(deleted)), thousands(float64(n)), lastAll.Round(10*time.Millisecond)),
 			Setup:  setup},
 	}, nil
+}
+
+// joinRatios formats ratios as "0.91, 1.02".
+func joinRatios(ratios []float64) string {
+	parts := make([]string, len(ratios))
+	for i, r := range ratios {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // median returns the median of xs (the mean of the middle two for an even count).
