@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,4 +93,50 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDeleteFinishedBefore deletes batches of 500 finished jobs (the reaper's default
+// batch), each op one batch, from a table that holds 10,000 other finished jobs too new to go:
+// how long one batch holds the writer. Filling the table is not timed.
+func BenchmarkDeleteFinishedBefore(b *testing.B) {
+	const batch = 500
+	s, _ := setup(b)
+	ctx := context.Background()
+	old, cutoff := time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)
+	var seq atomic.Int64
+	fill := func(n int, at time.Time) {
+		ids := make(chan string, n)
+		for range n {
+			ids <- fmt.Sprintf("job-%09d", seq.Add(1))
+		}
+		close(ids)
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				for id := range ids {
+					rec := job(id, at)
+					rec.Status = messages.StatusCompleted
+					if _, _, err := s.Create(ctx, rec); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	fill(10000, time.Now())
+	b.ResetTimer()
+	var deleted int
+	for b.Loop() {
+		b.StopTimer()
+		fill(batch, old)
+		b.StartTimer()
+		ids, err := s.DeleteFinishedBefore(ctx, cutoff, batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		deleted += len(ids)
+	}
+	b.ReportMetric(float64(deleted)/float64(b.N), "jobs/op")
 }
