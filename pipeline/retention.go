@@ -67,9 +67,9 @@ type ReaperConfig struct {
 // Every process that runs one sweeps on its own; the Expirer makes concurrent sweeps of one
 // store safe. Run and Sweep may be called from one goroutine at a time.
 type Reaper struct {
-	cfg     ReaperConfig
-	deleter BlobDeleter
-	batch   BlobBatchDeleter
+	cfg      ReaperConfig
+	deleter  BlobDeleter
+	batchDel BlobBatchDeleter
 }
 
 // NewReaper validates cfg and applies its defaults.
@@ -97,7 +97,7 @@ func NewReaper(cfg ReaperConfig) (*Reaper, error) {
 	}
 	r := &Reaper{cfg: cfg}
 	if cfg.Results != nil {
-		r.batch, _ = cfg.Results.(BlobBatchDeleter)
+		r.batchDel, _ = cfg.Results.(BlobBatchDeleter)
 		r.deleter, _ = cfg.Results.(BlobDeleter)
 	}
 	return r, nil
@@ -107,7 +107,7 @@ func NewReaper(cfg ReaperConfig) (*Reaper, error) {
 // next one.
 func (r *Reaper) Run(ctx context.Context) {
 	r.cfg.Logger.Info().Dur("retention", r.cfg.Retention).Dur("interval", r.cfg.Interval).Int("batch", r.cfg.Batch).
-		Bool("deletes_results", r.batch != nil || r.deleter != nil).Msg("retention: reaper started")
+		Bool("deletes_results", r.batchDel != nil || r.deleter != nil).Msg("retention: reaper started")
 	wait := rand.N(r.cfg.Interval)
 	for {
 		select {
@@ -126,25 +126,28 @@ func (r *Reaper) Run(ctx context.Context) {
 // start), Batch jobs per call with Pause between calls, and then each batch's results. It
 // returns how many jobs it deleted, and stops at the first error of the job store; failures
 // to delete results are logged and counted out, not returned: their jobs are gone already.
+// When ctx ends Sweep stops between batches: a batch that has started runs to its end, so
+// that no job is deleted without its result.
 func (r *Reaper) Sweep(ctx context.Context) (int, error) {
-	start := r.cfg.Now()
-	before := start.Add(-r.cfg.Retention)
+	began := time.Now()
+	before := r.cfg.Now().Add(-r.cfg.Retention)
 	jobs, results := 0, 0
 	defer func() {
 		if jobs > 0 {
 			r.cfg.Logger.Info().Int("jobs", jobs).Int("results", results).Time("finished_before", before).
-				Dur("took", time.Since(start)).Msg("retention: expired jobs deleted")
+				Dur("took", time.Since(began)).Msg("retention: expired jobs deleted")
 		}
 	}()
 	for {
-		ids, err := r.cfg.Store.DeleteFinishedBefore(ctx, before, r.cfg.Batch)
+		if err := ctx.Err(); err != nil {
+			return jobs, context.Cause(ctx)
+		}
+		ids, n, err := r.batch(ctx, before)
 		jobs += len(ids)
+		results += n
 		if err != nil {
 			return jobs, fmt.Errorf("delete jobs finished before %s: %w", before.UTC().Format(time.RFC3339), err)
 		}
-		n := r.deleteResults(ctx, ids)
-		results += n
-		r.cfg.Metrics.expired(len(ids), n)
 		if len(ids) < r.cfg.Batch {
 			return jobs, nil
 		}
@@ -154,6 +157,22 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 		case <-time.After(r.cfg.Pause):
 		}
 	}
+}
+
+// batchTimeout bounds one batch: its job deletions and then its result deletions.
+const batchTimeout = time.Minute
+
+// batch deletes one batch of jobs and then their results, and returns the jobs' ids and how
+// many results went. A batch once started is finished even when ctx ends (within
+// batchTimeout): a job deleted without its result being deleted would leave the result behind
+// for good.
+func (r *Reaper) batch(ctx context.Context, before time.Time) ([]string, int, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	ids, err := r.cfg.Store.DeleteFinishedBefore(ctx, before, r.cfg.Batch)
+	n := r.deleteResults(ctx, ids)
+	r.cfg.Metrics.expired(len(ids), n)
+	return ids, n, err
 }
 
 // deleteResults deletes the result objects of the jobs ids and returns how many deletions
@@ -167,8 +186,8 @@ func (r *Reaper) deleteResults(ctx context.Context, ids []string) int {
 		keys[i] = ResultKey(id)
 	}
 	switch {
-	case r.batch != nil:
-		if err := r.batch.DeleteBatch(ctx, keys); err != nil {
+	case r.batchDel != nil:
+		if err := r.batchDel.DeleteBatch(ctx, keys); err != nil {
 			r.cfg.Logger.Warn().Err(err).Int("results", len(keys)).Msg("retention: results of deleted jobs not deleted; remove them by hand")
 			return 0
 		}

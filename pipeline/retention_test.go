@@ -238,6 +238,20 @@ func TestReaperReturnsTheStoreError(t *testing.T) {
 	}
 }
 
+func TestReaperSweepWithAnEndedContextDeletesNothing(t *testing.T) {
+	t.Parallel()
+	r, b := setupReaper(t, nil)
+	b.job(t, "old", messages.StatusCompleted, b.now.Add(-2*testRetention))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if n, err := r.Sweep(ctx); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sweep with an ended context: %d, %v; want 0 and context.Canceled", n, err)
+	}
+	if jobs, results := b.left(t); len(jobs) != 1 || len(results) != 1 {
+		t.Fatalf("left jobs %v and results %v, want both kept", jobs, results)
+	}
+}
+
 func TestReaperRunSweepsUntilCancelled(t *testing.T) {
 	t.Parallel()
 	r, b := setupReaper(t, func(c *pipeline.ReaperConfig) {
