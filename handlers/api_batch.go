@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -107,7 +108,8 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			rec, created, err := a.cfg.Jobs.Submit(ctx, jobs[i], opt)
+			// Each item's intake runs to its end even when the client leaves.
+			rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), jobs[i], opt)
 			if err != nil {
 				results[i].Error = a.itemFailure(r, i, err)
 				return

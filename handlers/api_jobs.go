@@ -65,7 +65,8 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	tenant := TenantFromContext(ctx)
-	rec, created, err := a.cfg.Jobs.Submit(ctx, job, pipeline.SubmitOptions{
+	// Intake runs to its end even when the client leaves: a job is never half-accepted.
+	rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), job, pipeline.SubmitOptions{
 		Tenant:      tenant,
 		Traceparent: traceparent(r.Header.Get(HeaderTraceparent)),
 	})

@@ -283,20 +283,7 @@ func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery
 	if err != nil {
 		return messages.JobRecord{}, fmt.Errorf("encode job %s: %w", job.JobID, err)
 	}
-	now := time.Now().UTC()
-	rec, created, err := w.cfg.Store.Create(ctx, messages.JobRecord{
-		JobID:          job.JobID,
-		Status:         messages.StatusQueued,
-		Task:           job.Task,
-		Priority:       job.Priority,
-		Model:          job.Model,
-		CreatedAt:      now,
-		UpdatedAt:      now,
-		Tenant:         d.Metadata[messages.MetaTenant],
-		IdempotencyKey: job.IdempotencyKey,
-		ReplayName:     job.ReplayName,
-		Spec:           spec,
-	})
+	rec, created, err := w.cfg.Store.Create(ctx, NewJobRecord(*job, spec, d.Metadata[messages.MetaTenant], time.Now().UTC()))
 	if err == nil && created {
 		w.cfg.Metrics.jobAccepted(rec.Task, rec.Priority)
 	}

@@ -21,7 +21,12 @@ import (
 // waits until its /readyz answers.
 func startRole(t *testing.T, bin, role, dataDir, cfgPath string, env ...string) *child {
 	t.Helper()
-	addr := freeAddr(t)
+	return startRoleAt(t, bin, role, freeAddr(t), dataDir, cfgPath, env...)
+}
+
+// startRoleAt is startRole listening on addr, for a process restarted where clients expect it.
+func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...string) *child {
+	t.Helper()
 	cmd := exec.Command(bin, role, "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
 	logs := &strings.Builder{}
 	cmd.Stderr = &lockedWriter{w: logs}
