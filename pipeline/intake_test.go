@@ -86,7 +86,24 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 	if err != nil || created || again.JobID != id {
 		t.Fatalf("retry on the key: %v created=%v id %s, want %s", err, created, again.JobID, id)
 	}
-	// The retry's own message is a spare: the worker drops it and runs nothing more.
+	select {
+	case m := <-msgs:
+		t.Fatalf("the retry queued a message for %s", m.Metadata.Get(messages.MetaJobID))
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	// A store that cannot look keys up: the retry's own message is a spare that the worker
+	// drops, running nothing more.
+	plain, err := pipeline.NewService(pipeline.ServiceConfig{
+		Store: struct{ pipeline.JobStore }{b.store}, Results: b.results, Publisher: b.pubsub, Topics: testTopics,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, created, err = plain.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
+	if err != nil || created || again.JobID != id {
+		t.Fatalf("retry on the key without a lookup: %v created=%v id %s, want %s", err, created, again.JobID, id)
+	}
 	spare := receive(t, msgs)
 	if spare.Metadata.Get(messages.MetaJobID) == id {
 		t.Fatal("the retry re-queued the first job")

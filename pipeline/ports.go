@@ -257,3 +257,12 @@ type GuardContext struct {
 type ContextGuard interface {
 	CheckWithContext(ctx context.Context, stage GuardStage, texts []string, jc GuardContext) (GuardOutcome, error)
 }
+
+// KeyLookup is an optional ability of a JobStore: the job that holds a tenant's idempotency
+// key. Intake uses it to answer a retried submission without queueing a spare message.
+// Implementations are safe for concurrent use.
+type KeyLookup interface {
+	// JobByIdempotencyKey returns the job that holds key for tenant, or ErrNotFound when no
+	// job holds it (or its holder is not written yet).
+	JobByIdempotencyKey(ctx context.Context, tenant, key string) (messages.JobRecord, error)
+}

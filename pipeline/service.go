@@ -109,8 +109,10 @@ func NewJobID() string {
 // record without a message. Submit finishes once begun, whatever happens to ctx (a client that
 // goes away does not cut intake in half); ctx's values (trace, tenant) are kept.
 //
-// A job whose IdempotencyKey the tenant used before returns the first job with created false;
-// the message published for it is a spare that workers drop as repeating the key. When the
+// A job whose IdempotencyKey the tenant used before returns the first job with created false.
+// Where the store is a KeyLookup that is found before anything is queued; otherwise (or when
+// the first job is still being written) the message published is a spare that workers drop as
+// repeating the key. When the
 // publish fails nothing is written and the error wraps ErrUnavailable. When the publish
 // succeeds but the store refuses the record for longer than intake waits, the error wraps
 // ErrUnavailable too, and the job still runs once the store is back: a retry with the same
@@ -122,6 +124,16 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 		job.JobID = NewJobID()
 	}
 	job.Priority = job.Priority.OrNormal()
+	if lookup, ok := s.cfg.Store.(KeyLookup); ok && job.IdempotencyKey != "" {
+		// A retry finds its job here without queueing a spare message.
+		prev, err := lookup.JobByIdempotencyKey(ctx, opt.Tenant, job.IdempotencyKey)
+		if err == nil {
+			return prev, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return messages.JobRecord{}, false, fmt.Errorf("look up idempotency key: %w: %w", ErrUnavailable, err)
+		}
+	}
 	spec, err := json.Marshal(job)
 	if err != nil {
 		return messages.JobRecord{}, false, fmt.Errorf("encode job %s: %w", job.JobID, err)
