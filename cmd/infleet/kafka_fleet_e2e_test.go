@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,8 +88,7 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 `)
 	dataDir := t.TempDir() // shared: the result files of every process
 	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	doomed := startRole(t, bin, "worker", dataDir, cfgPath, env)
-	startRole(t, bin, "worker", dataDir, cfgPath, env)
+	workers := []*child{startRole(t, bin, "worker", dataDir, cfgPath, env), startRole(t, bin, "worker", dataDir, cfgPath, env)}
 
 	const n = 300
 	ids := make([]string, 0, n)
@@ -108,6 +109,18 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 	if completed() == n {
 		t.Fatal("every job finished before the kill; the test needs slower jobs")
 	}
+	// Kill a worker that is running jobs: which one holds which partitions depends on the
+	// group's balancing, so ask each.
+	var doomed *child
+	ingress.api.eventually(30*time.Second, func() bool {
+		for _, w := range workers {
+			if inFlight(t, w) > 0 {
+				doomed = w
+				return true
+			}
+		}
+		return false
+	})
 	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +165,24 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 	if code != http.StatusOK || !strings.Contains(string(data), ids[0]) {
 		t.Fatalf("result through the ingress: %d %s", code, data)
 	}
+}
+
+// inFlight reads infleet_jobs_in_flight from a process's /metrics; -1 when it cannot.
+func inFlight(t *testing.T, c *child) float64 {
+	t.Helper()
+	resp, err := http.Get(c.api.base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "infleet_jobs_in_flight "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
