@@ -15,7 +15,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/mattn/go-isatty"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/config"
@@ -159,7 +158,11 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	if err != nil {
 		return err
 	}
-	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+	metrics, err := metricsHandler(cfg.Metrics, a.reg, func(name string) string { return lookup(reloadSource.environ, name) },
+		log.With().Str("component", "http").Logger())
+	if err != nil {
+		return err
+	}
 	handler := handlers.NewOpsAPI(svc.Ready, metrics, log.With().Str("component", "http").Logger())
 	sec, err := wireAuth(ctx, cfg, log, r.ingress) // wire_auth.go: auth, limits, callback checks, CORS, TLS
 	if err != nil {
