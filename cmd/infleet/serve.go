@@ -275,8 +275,8 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	w.sched.Drain()
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
 	defer cancelDrain()
-	if !w.worker.Wait(drainCtx) {
-		log.Warn().Msg("running jobs did not finish in time; handing them back to the queue")
+	drained := w.worker.Wait(drainCtx)
+	if !drained {
 		w.worker.CancelInFlight()
 		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
 		defer cancelWait()
@@ -284,6 +284,11 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	}
 	if err := w.router.Close(); err != nil {
 		log.Warn().Err(err).Msg("router close")
+	}
+	// One line for every job handed back, however many there were.
+	if n := w.worker.HandedBack(); n > 0 || !drained {
+		log.Info().Int64("jobs_handed_back", n).Dur("shutdown_timeout", drain).
+			Msg("jobs still running at shutdown were handed back to the queue without spending an attempt")
 	}
 }
 
