@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,10 +29,16 @@ func runTenantJob(t *testing.T, h *apiHarness) []byte {
 	if code != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", code, data)
 	}
-	id := string(bytes.Split(bytes.SplitN(data, []byte(`"job_id":"`), 2)[1], []byte(`"`))[0])
+	var acc struct {
+		JobID string `json:"job_id"`
+	}
+	if err := json.Unmarshal(data, &acc); err != nil || acc.JobID == "" {
+		t.Fatalf("submit answer %s: %v", data, err)
+	}
 	h.eventually(15*time.Second, func() bool {
-		code, _, data := h.do(http.MethodGet, "/v1/jobs/"+id, "", key)
-		return code == http.StatusOK && bytes.Contains(data, []byte(`"`+string(messages.StatusCompleted)+`"`))
+		code, _, data := h.do(http.MethodGet, "/v1/jobs/"+acc.JobID, "", key)
+		var rec messages.JobRecord
+		return code == http.StatusOK && json.Unmarshal(data, &rec) == nil && rec.Status == messages.StatusCompleted
 	})
 	code, _, metrics := h.do(http.MethodGet, "/metrics", "", nil)
 	if code != http.StatusOK {
