@@ -96,6 +96,10 @@ func (c *Config) semantic() *ValidationError {
 		p.add("http.tls_cert_file", "and http.tls_key_file go together; set both or neither")
 	}
 
+	if ma := c.Metrics.Auth; (ma.Username == "") != (ma.PasswordEnv == "") {
+		p.add("metrics.auth.username", "and metrics.auth.password_env go together (HTTP basic auth); set both or neither")
+	}
+
 	if len(p) == 0 {
 		return nil
 	}

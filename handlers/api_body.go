@@ -196,7 +196,7 @@ func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound
 	case errors.Is(err, pipeline.ErrNotFound):
 		writeProblem(w, r, newProblem(http.StatusNotFound, SlugNotFound, notFound))
 		return
-	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+	case clientLeft(r):
 		a.log.Debug().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Msg("client went away")
 		w.WriteHeader(statusClientClosed)
 		return
@@ -214,3 +214,8 @@ func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound
 
 // statusClientClosed is logged when the caller hung up before the answer (nginx's convention).
 const statusClientClosed = 499
+
+// clientLeft reports whether r's caller went away: its context was cancelled (net/http does so
+// when the connection closes), as opposed to timed out. What fails after that is the
+// consequence of the departure, not a dependency failure, and nobody reads the answer.
+func clientLeft(r *http.Request) bool { return errors.Is(r.Context().Err(), context.Canceled) }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -75,6 +76,10 @@ type Outcome struct {
 	Delay time.Duration
 	// Reason says why a retry was asked for, for logs.
 	Reason string
+	// HandedBack marks a Retry that returns a job cut off by shutdown to its queue without
+	// spending an attempt: expected at shutdown, not a failure, and summarised by the caller
+	// (Worker.HandedBack) rather than logged per delivery.
+	HandedBack bool
 }
 
 // Decoder turns a delivery into the jobs it carries (a job message is one job; an S3 event may
@@ -89,6 +94,7 @@ type Worker struct {
 	hardStop       context.Context
 	cancelHardStop context.CancelFunc
 	inFlight       sync.WaitGroup
+	handedBack     atomic.Int64
 }
 
 // NewWorker checks cfg, applies defaults and returns a Worker.
@@ -128,6 +134,11 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // stopped and handed back to its queue without spending an attempt. Processing after it
 // hands every delivery back at once.
 func (w *Worker) CancelInFlight() { w.cancelHardStop() }
+
+// HandedBack returns how many jobs the worker has handed back to their queue at shutdown,
+// without spending an attempt, since it was made: the figure of the shutdown summary. Safe for
+// concurrent use.
+func (w *Worker) HandedBack() int64 { return w.handedBack.Load() }
 
 // Wait blocks until no delivery is being processed or ctx ends, and reports whether it drained.
 func (w *Worker) Wait(ctx context.Context) bool {
@@ -170,7 +181,9 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
 	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
 	if w.hardStop.Err() != nil {
-		return Outcome{Retry: true, Reason: "shutting down"}
+		w.handedBack.Add(1)
+		log.Debug().Msg("handed back to the queue unstarted: shutting down")
+		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
 	}
 
 	start := time.Now()
@@ -533,7 +546,8 @@ func withHistory(rec messages.JobRecord, jerr messages.JobError) messages.JobErr
 	return jerr
 }
 
-// handBack returns a job cut off by shutdown to the queue without spending its attempt.
+// handBack returns a job cut off by shutdown to the queue without spending its attempt. It
+// logs at debug only: the shutdown logs one summary of every hand-back (HandedBack).
 func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), finalWriteTimeout)
 	defer cancel()
@@ -546,7 +560,9 @@ func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("hand back at shutdown: record failed; the attempt stays spent")
 	}
 	w.cfg.Hub.Notify(rec.JobID)
-	return Outcome{Retry: true, Reason: reason}
+	w.handedBack.Add(1)
+	w.cfg.Logger.Debug().Str("job_id", rec.JobID).Str("reason", reason).Msg("handed back to the queue without spending an attempt")
+	return Outcome{Retry: true, Reason: reason, HandedBack: true}
 }
 
 // fail ends a job FAILED, keeping its message in the dead-letter place when deadLetter is set.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/mattn/go-isatty"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/config"
@@ -159,7 +158,11 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	if err != nil {
 		return err
 	}
-	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+	metrics, err := metricsHandler(cfg.Metrics, a.reg, func(name string) string { return lookup(reloadSource.environ, name) },
+		log.With().Str("component", "http").Logger())
+	if err != nil {
+		return err
+	}
 	handler := handlers.NewOpsAPI(svc.Ready, metrics, log.With().Str("component", "http").Logger())
 	sec, err := wireAuth(ctx, cfg, log, r.ingress) // wire_auth.go: auth, limits, callback checks, CORS, TLS
 	if err != nil {
@@ -272,8 +275,8 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	w.sched.Drain()
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
 	defer cancelDrain()
-	if !w.worker.Wait(drainCtx) {
-		log.Warn().Msg("running jobs did not finish in time; handing them back to the queue")
+	drained := w.worker.Wait(drainCtx)
+	if !drained {
 		w.worker.CancelInFlight()
 		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
 		defer cancelWait()
@@ -281,6 +284,11 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	}
 	if err := w.router.Close(); err != nil {
 		log.Warn().Err(err).Msg("router close")
+	}
+	// One line for every job handed back, however many there were.
+	if n := w.worker.HandedBack(); n > 0 || !drained {
+		log.Info().Int64("jobs_handed_back", n).Dur("shutdown_timeout", drain).
+			Msg("jobs still running at shutdown were handed back to the queue without spending an attempt")
 	}
 }
 
