@@ -20,16 +20,17 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-// slowStore is a real job store whose Create does not get through before the request ends, as
-// a store under load: it waits for ctx and then calls the store, which refuses the ended ctx.
+// slowStore is a real job store whose Create does not get through before the client has gone,
+// as a store under load: it waits for release and then writes the record.
 type slowStore struct {
 	pipeline.JobStore
 	entered chan struct{} // receives once per Create
+	release chan struct{} // closed once the client has hung up
 }
 
 func (s *slowStore) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
 	s.entered <- struct{}{}
-	<-ctx.Done()
+	<-s.release
 	return s.JobStore.Create(ctx, rec)
 }
 
@@ -49,7 +50,7 @@ func slowIntake(t *testing.T) (b *testBundle, slow *slowStore, logs *syncBuffer)
 	}
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = pubsub.Close() })
-	slow = &slowStore{JobStore: store, entered: make(chan struct{}, maxBatchJobs)}
+	slow = &slowStore{JobStore: store, entered: make(chan struct{}, maxBatchJobs), release: make(chan struct{})}
 	svc, err := pipeline.NewService(pipeline.ServiceConfig{
 		Store: slow, Results: results, Publisher: pubsub, Hub: pipeline.NewHub(),
 		Topics: pipeline.Topics{High: "high", Normal: "normal", Low: "low", Dead: "dead"},
@@ -65,8 +66,8 @@ func slowIntake(t *testing.T) (b *testBundle, slow *slowStore, logs *syncBuffer)
 	return b, slow, logs
 }
 
-// leave posts body to path and hangs up once the store has been reached, then waits for the
-// server's access log line of the request.
+// leave posts body to path and hangs up once the store has been reached, lets the store go on,
+// then waits for the server's access log line of the request.
 func leave(t *testing.T, b *testBundle, slow *slowStore, logs *syncBuffer, path, body string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -88,6 +89,10 @@ func leave(t *testing.T, b *testBundle, slow *slowStore, logs *syncBuffer, path,
 	if err := <-sent; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client: %v, want its own cancellation", err)
 	}
+	// The server sees the closed connection at once; the pause makes sure it has before the
+	// store lets the items under way through.
+	time.Sleep(100 * time.Millisecond)
+	close(slow.release)
 	waitUntil(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"message":"http request"`) })
 }
 
@@ -99,14 +104,22 @@ func noFailureLogged(t *testing.T, logs string) {
 			t.Errorf("logged as a failure: %s", line)
 		}
 	}
-	if !strings.Contains(logs, `"status":499`) {
-		t.Errorf("want a 499 access line; logs:\n%s", logs)
+}
+
+// recordedJobs counts the jobs the store holds.
+func recordedJobs(t *testing.T, slow *slowStore) int {
+	t.Helper()
+	jobs, _, err := slow.List(t.Context(), pipeline.ListQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return len(jobs)
 }
 
 // TestBatchClientLeaves sends a batch whose client hangs up while its items are being
-// recorded: the server must not answer or log it as a dependency failure (no 503, no error
-// line), must stop submitting the rest, and logs at info that the client went away.
+// recorded: the items under way are recorded all the same (intake never stops half-way), the
+// rest are not submitted, and the server neither answers nor logs it as a dependency failure
+// (no 503, no error line) but logs at info that the client went away.
 func TestBatchClientLeaves(t *testing.T) {
 	t.Parallel()
 	b, slow, logs := slowIntake(t)
@@ -117,20 +130,31 @@ func TestBatchClientLeaves(t *testing.T) {
 	leave(t, b, slow, logs, "/v1/jobs:batch", `{"jobs":[`+strings.Join(jobs, ",")+`]}`)
 	out := logs.String()
 	noFailureLogged(t, out)
+	if !strings.Contains(out, `"status":499`) {
+		t.Errorf("want a 499 access line; logs:\n%s", out)
+	}
 	if !strings.Contains(out, `"level":"info"`) || !strings.Contains(out, "client went away before the batch was answered") {
 		t.Errorf("want an info line saying the client left; logs:\n%s", out)
 	}
-	if n := len(slow.entered); n+1 > batchParallelism {
-		t.Errorf("%d items reached the store after the client left; at most %d were under way", n+1, batchParallelism)
+	entered := len(slow.entered) + 1
+	if entered > batchParallelism {
+		t.Errorf("%d items reached the store after the client left; at most %d were under way", entered, batchParallelism)
+	}
+	if n := recordedJobs(t, slow); n != entered {
+		t.Errorf("%d jobs recorded, want the %d under way when the client left", n, entered)
 	}
 }
 
-// TestSubmitClientLeaves is TestBatchClientLeaves for POST /v1/jobs.
+// TestSubmitClientLeaves is TestBatchClientLeaves for POST /v1/jobs: the job is recorded
+// although its client hung up, and nothing is logged as a failure.
 func TestSubmitClientLeaves(t *testing.T) {
 	t.Parallel()
 	b, slow, logs := slowIntake(t)
 	leave(t, b, slow, logs, "/v1/jobs", validJob)
 	noFailureLogged(t, logs.String())
+	if n := recordedJobs(t, slow); n != 1 {
+		t.Errorf("%d jobs recorded, want 1", n)
+	}
 }
 
 // waitUntil polls cond until it holds, failing the test after 5s.
