@@ -108,7 +108,9 @@ type api struct {
 // NewAPI returns the HTTP API described in CONTRACT.md: the /v1/jobs routes, /healthz, /readyz,
 // /metrics and /openapi.json. Every error answer is an RFC 9457 problem. Middleware applies in
 // this order, outermost first: RequestID, AccessLog, Recover, route resolution (404 and 405),
-// cfg.Middleware, then the routes.
+// cfg.Middleware, then the routes. Request bodies are read as their bytes arrive, within
+// MaxBodyBytes each and MaxInflightBodyBytes together; a refused body is drained, within
+// bounds, before its HTTP/1 connection closes, so the client reads the refusal.
 // The handler is safe for concurrent use.
 func NewAPI(cfg APIConfig) (http.Handler, error) {
 	if cfg.Jobs == nil {

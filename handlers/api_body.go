@@ -220,8 +220,11 @@ func (a *api) bodyFailed(w http.ResponseWriter, r *http.Request, err error) {
 		p.RetryAfter = bodyBudgetRetryAfter
 		a.refuseBody(w, r, p)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		// The connection is mid-body: it cannot carry another request.
-		w.Header().Set("Connection", "close")
+		// An HTTP/1 connection mid-body cannot carry another request. (On HTTP/2 the header
+		// would close every stream of the connection.)
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		writeProblem(w, r, newProblem(http.StatusRequestTimeout, SlugRequestTimeout,
 			"the request body did not arrive within http.read_timeout; send it again, faster or smaller"))
 	case r.Context().Err() != nil:
