@@ -106,6 +106,21 @@ const (
 	DefaultJWTLeeway          = 30 * time.Second
 )
 
+// Defaults of the HTTP server's bounds (the http section).
+const (
+	// DefaultReadHeaderTimeout, DefaultReadTimeout, DefaultWriteTimeout and DefaultIdleTimeout
+	// bound how long a connection may take over a request's head, a whole request, an answer
+	// and the wait for the next request.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 75 * time.Second
+	// DefaultMaxHeaderBytes caps a request's head (request line and headers).
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxInflightBodyBytes caps the request-body bytes held in memory across requests.
+	DefaultMaxInflightBodyBytes = 64 << 20
+)
+
 // Config is the whole configuration. The zero value plus ApplyDefaults is the embedded default:
 // embedded NATS JetStream, SQLite, result files under DataDir and one sim model.
 type Config struct {
@@ -797,6 +812,28 @@ type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
 	// MaxWait caps Prefer: wait=N. Default 60s.
 	MaxWait time.Duration `yaml:"max_wait,omitempty"`
+	// MaxInflightBodyBytes caps the bytes of request bodies held in memory at once, across all
+	// requests; a body that finds no room within a short wait is refused with 503 and
+	// Retry-After. Buffers are charged as they grow with what arrived, not with what
+	// Content-Length announced. At least MaxBodyBytes. Default 64 MiB.
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes,omitempty"`
+	// MaxHeaderBytes caps a request's head (request line and headers); larger is 431.
+	// Default 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty"`
+	// ReadHeaderTimeout bounds reading a request's head. At most ReadTimeout. Default 10s, or
+	// ReadTimeout when shorter.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout,omitempty"`
+	// ReadTimeout bounds reading a whole request, body included; a body still arriving then
+	// is answered 408. It does not bound the work on a request once read. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds the time from the end of a request's head to the end of its answer;
+	// Prefer: wait=N gets N more, and an event stream gets WriteTimeout for each event. At
+	// least ReadTimeout. Default 60s, or ReadTimeout when longer.
+	WriteTimeout time.Duration `yaml:"write_timeout,omitempty"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next request.
+	// Default 75s (longer than the 60s idle timeout of AWS load balancers, so they close
+	// first).
+	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
 	// CORSOrigins are the browser origins allowed to call the API ("*" for any). Default none.
 	CORSOrigins []string `yaml:"cors_origins,omitempty"`
 	// TLSCertFile and TLSKeyFile (PEM) make the API serve HTTPS. Default none (plain HTTP).
@@ -950,6 +987,12 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.HTTP.MaxBodyBytes = cmp.Or(c.HTTP.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.HTTP.MaxWait = cmp.Or(c.HTTP.MaxWait, DefaultMaxWait)
+	c.HTTP.MaxInflightBodyBytes = cmp.Or(c.HTTP.MaxInflightBodyBytes, DefaultMaxInflightBodyBytes)
+	c.HTTP.MaxHeaderBytes = cmp.Or(c.HTTP.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.HTTP.ReadTimeout = cmp.Or(c.HTTP.ReadTimeout, DefaultReadTimeout)
+	c.HTTP.ReadHeaderTimeout = cmp.Or(c.HTTP.ReadHeaderTimeout, min(DefaultReadHeaderTimeout, c.HTTP.ReadTimeout))
+	c.HTTP.WriteTimeout = cmp.Or(c.HTTP.WriteTimeout, max(DefaultWriteTimeout, c.HTTP.ReadTimeout))
+	c.HTTP.IdleTimeout = cmp.Or(c.HTTP.IdleTimeout, DefaultIdleTimeout)
 	c.Archive.Retention = cmp.Or(c.Archive.Retention, DefaultArchiveRetention)
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)

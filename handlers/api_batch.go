@@ -43,7 +43,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	if buf == nil {
 		return
 	}
-	defer releaseBody(buf)
+	defer a.releaseBody(buf)
 	doc, ok := decodeDoc(w, r, buf.Bytes())
 	if !ok {
 		return

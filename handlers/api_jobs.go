@@ -44,7 +44,7 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 	if buf == nil {
 		return
 	}
-	defer releaseBody(buf)
+	defer a.releaseBody(buf)
 	body := buf.Bytes()
 	doc, ok := decodeDoc(w, r, body)
 	if !ok {
@@ -85,6 +85,7 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 
 	if wait, ok := preferWait(r.Header.Values(HeaderPrefer), a.cfg.MaxWait); ok {
 		if !rec.Status.Terminal() {
+			a.outlast(w, wait)
 			rec = a.waitTerminal(ctx, rec, tenant, wait)
 		}
 		if rec.Status.Terminal() {

@@ -48,6 +48,12 @@ func testTenant(next http.Handler) http.Handler {
 
 func setup(t *testing.T, edit ...func(*APIConfig)) *testBundle {
 	t.Helper()
+	return setupOn(t, nil, edit...)
+}
+
+// setupOn is setup on a test server that server, when set, configures before it starts.
+func setupOn(t *testing.T, server func(*http.Server), edit ...func(*APIConfig)) *testBundle {
+	t.Helper()
 	b := &testBundle{jobs: newMemJobs()}
 	cfg := APIConfig{
 		Jobs:         b.jobs,
@@ -67,7 +73,11 @@ func setup(t *testing.T, edit ...func(*APIConfig)) *testBundle {
 		t.Fatalf("NewAPI: %v", err)
 	}
 	b.handler = h
-	b.server = httptest.NewServer(h)
+	b.server = httptest.NewUnstartedServer(h)
+	if server != nil {
+		server(b.server.Config)
+	}
+	b.server.Start()
 	t.Cleanup(b.server.Close)
 	return b
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -172,14 +171,16 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	sec.guard.Budget = a.tenantOverBudget
 	if r.ingress {
 		handler, err = handlers.NewAPI(handlers.APIConfig{
-			Middleware:   sec.middleware,
-			Jobs:         sec.jobs(svc),
-			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-			MaxWait:      cfg.HTTP.MaxWait,
-			Metrics:      metrics,
-			Logger:       log.With().Str("component", "http").Logger(),
-			Observe:      observeHTTP(a.metrics),
-			Operations:   a.operations(),
+			Middleware:           sec.middleware,
+			Jobs:                 sec.jobs(svc),
+			MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+			MaxWait:              cfg.HTTP.MaxWait,
+			WriteTimeout:         cfg.HTTP.WriteTimeout,
+			MaxInflightBodyBytes: cfg.HTTP.MaxInflightBodyBytes,
+			Metrics:              metrics,
+			Logger:               log.With().Str("component", "http").Logger(),
+			Observe:              observeHTTP(a.metrics),
+			Operations:           a.operations(),
 		})
 		if err != nil {
 			return err
@@ -202,7 +203,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 		}
 		return fmt.Errorf("listen on %s (set --addr or addr to a free address): %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(cfg.HTTP, handler, log.With().Str("component", "http_server").Logger())
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(sec.listener(ln)) }()
 	go a.metrics.WatchQueueDepth(runCtx, a.depth, a.topics, 5*time.Second)
