@@ -75,6 +75,10 @@ type Outcome struct {
 	Delay time.Duration
 	// Reason says why a retry was asked for, for logs.
 	Reason string
+
+	// infrastructure marks a retry asked for because infleet's own dependencies failed: the
+	// worker keeps counting the job's failures in a row for its backoff.
+	infrastructure bool
 }
 
 // Decoder turns a delivery into the jobs it carries (a job message is one job; an S3 event may
@@ -89,6 +93,8 @@ type Worker struct {
 	hardStop       context.Context
 	cancelHardStop context.CancelFunc
 	inFlight       sync.WaitGroup
+
+	ledger ledger // infrastructure failures and owed attempts, by job
 }
 
 // NewWorker checks cfg, applies defaults and returns a Worker.
@@ -153,7 +159,15 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	jobs, err := w.cfg.Decoder(d)
 	w.cfg.Metrics.stageDone("decode", start)
 	if err != nil {
-		return w.deadLetter(ctx, d, messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}, 0, "", "")
+		// The dead-letter place is the only copy of a message that never became a job: it is
+		// delivered again until the dead-letter place takes it.
+		key := messageKeyPrefix + d.MessageID
+		jerr := messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}
+		if derr := w.deadLetter(ctx, d, jerr, 0, "", ""); derr != nil {
+			return w.infraRetry(key, classify(Infrastructure("dead-letter", derr)).jobErr, "dead-letter")
+		}
+		w.ledger.forget(key)
+		return Outcome{}
 	}
 	ctx = ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
 	out := Outcome{}
@@ -166,8 +180,17 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	return out
 }
 
-// processJob runs one decoded job.
+// processJob runs one decoded job. What the worker remembers of the job's infrastructure
+// failures lasts until a delivery of it gets past them.
 func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
+	out := w.runJob(ctx, d, job)
+	if !out.infrastructure {
+		w.ledger.forget(job.JobID)
+	}
+	return out
+}
+
+func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
 	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
 	if w.hardStop.Err() != nil {
 		return Outcome{Retry: true, Reason: "shutting down"}
@@ -177,8 +200,8 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 	rec, run, err := w.admit(ctx, job, d)
 	w.cfg.Metrics.stageDone("admit", start)
 	if err != nil {
-		log.Warn().Err(err).Msg("admit: job store unreachable; the message will be delivered again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+		// Nothing was recorded, so nothing was spent.
+		return w.infraRetry(job.JobID, classify(Infrastructure("admit", err)).jobErr, "admit")
 	}
 	if !run {
 		return Outcome{}
@@ -188,8 +211,11 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 		w.archive(d, job, rec)
 	}
 	if rec.Attempts > w.cfg.MaxAttempts {
+		// The job spent its attempts but the outcome of the last one was never recorded: its
+		// worker died, or the job store refused the write. It ends here, without another
+		// model call, and fail records it with workers.max_attempts attempts, not more.
 		jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
-			Message: fmt.Sprintf("the job was delivered %d times without finishing (workers.max_attempts is %d)", rec.Attempts, w.cfg.MaxAttempts)}
+			Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) and was delivered again without the last one's outcome recorded (its worker stopped, or the job store could not be written)", w.cfg.MaxAttempts)}
 		return w.fail(ctx, d, rec, jerr, nil, true)
 	}
 
@@ -217,15 +243,21 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 	if errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil {
 		err = fmt.Errorf("attempt timed out after %s (raise workers.job_timeout for longer jobs): %w", w.cfg.JobTimeout, err)
 	}
-	jerr, retryable, after := classify(err)
+	v := classify(err)
+	if v.infrastructure {
+		var infra *InfrastructureError
+		errors.As(err, &infra)
+		return w.handBackInfra(ctx, rec, v.jobErr, infra.Op)
+	}
 	var blocked *BlockedError
 	if errors.As(err, &blocked) {
-		return w.fail(ctx, d, rec, jerr, blocked.Report, false)
+		return w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
 	}
-	if retryable && rec.Attempts < w.cfg.MaxAttempts {
-		return w.retry(ctx, rec, jerr, after)
+	if v.retry && rec.Attempts < w.cfg.MaxAttempts {
+		return w.retry(ctx, rec, v.jobErr, v.after)
 	}
-	if retryable {
+	jerr := v.jobErr
+	if v.retry {
 		jerr.Message = fmt.Sprintf("%s (gave up after %d attempts)", jerr.Message, rec.Attempts)
 	}
 	return w.fail(ctx, d, rec, jerr, report, true)
@@ -234,12 +266,18 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 var errShutdown = errors.New("worker shutting down")
 
 // admit makes sure the job has a record and claims it for this attempt. run is false when the
-// delivery must be dropped: the job already ended (a duplicate) or was cancelled.
+// delivery must be dropped: the job already ended (a duplicate) or was cancelled. The claim
+// counts an attempt, unless one is owed back to the job (an attempt cut short by an
+// infrastructure failure that could not be handed back): this delivery then takes its place.
 func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, bool, error) {
+	delta := 1
+	if w.ledger.owes(job.JobID) {
+		delta = 0
+	}
 	start := Transition{
 		From:          []messages.Status{messages.StatusQueued, messages.StatusProcessing},
 		To:            messages.StatusProcessing,
-		AttemptsDelta: 1,
+		AttemptsDelta: delta,
 	}
 	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
 	if errors.Is(err, ErrNotFound) {
@@ -267,6 +305,9 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 			if errors.Is(err, ErrConflict) {
 				return rec, false, nil
 			}
+			if err == nil {
+				w.ledger.paid(job.JobID)
+			}
 			return rec, err == nil, err
 		}
 		return rec, false, nil
@@ -274,6 +315,7 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 	if err != nil {
 		return messages.JobRecord{}, false, err
 	}
+	w.ledger.paid(job.JobID)
 	return rec, true, nil
 }
 
@@ -423,7 +465,12 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		return runResult{}, report, fmt.Errorf("encode result: %w", err)
 	}
 	if err := w.cfg.Results.Put(ctx, ResultKey(rec.JobID), body); err != nil {
-		return runResult{}, report, fmt.Errorf("store result: %w", err)
+		if ctx.Err() != nil {
+			// The attempt ran out of time or was cancelled while writing: that is the
+			// attempt's outcome, not the result store's.
+			return runResult{}, report, fmt.Errorf("store result: %w", err)
+		}
+		return runResult{}, report, Infrastructure("store result", err)
 	}
 	w.cfg.Metrics.stageDone("store", start)
 	return runResult{model: answeredBy, resp: resp}, report, nil
@@ -505,8 +552,8 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		return Outcome{}
 	}
 	if err != nil {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record completion failed; the job will run again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+		// The result is stored but the job is not COMPLETED: it runs again, uncounted.
+		return w.handBackInfra(ctx, rec, classify(Infrastructure("record completion", err)).jobErr, "record completion")
 	}
 	w.finished(ctx, done)
 	return Outcome{}
@@ -563,33 +610,51 @@ func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
 }
 
 // fail ends a job FAILED, keeping its message in the dead-letter place when deadLetter is set.
+// The job records at most workers.max_attempts attempts.
 func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, jerr messages.JobError, report *messages.GuardrailReport, deadLetter bool) Outcome {
+	spent := min(rec.Attempts, w.cfg.MaxAttempts)
+	delta := spent - rec.Attempts // below zero only for a job delivered past its attempts
+	rec.Attempts = spent
 	jerr = withHistory(rec, jerr)
 	if deadLetter {
-		if o := w.deadLetter(ctx, d, jerr, rec.Attempts, rec.JobID, rec.Task); o.Retry {
-			return o
+		if err := w.deadLetter(ctx, d, jerr, rec.Attempts, rec.JobID, rec.Task); err != nil {
+			// The job ends FAILED and its delivery is acknowledged all the same. The
+			// dead-letter place often shares the trouble that failed the job (a full disk
+			// under the embedded queue, a broker outage); asking for the delivery again would
+			// bring it back past workers.max_attempts time after time, each time rewriting its
+			// record, for as long as the trouble lasts. What is lost is only the copy in the
+			// dead-letter place: the record keeps the reason, and the archive the message, so
+			// `infleet replay --job ID` runs it again.
+			w.cfg.Logger.Error().Err(err).Str("job_id", rec.JobID).Str("error_code", jerr.Code).
+				Msg("dead-letter publish failed; the job ends FAILED without a dead letter")
+			jerr.Message += " (it could not be kept in the dead letters; run it again with `infleet replay --job " + rec.JobID + "`)"
 		}
 	}
 	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
-		From:      []messages.Status{messages.StatusProcessing},
-		To:        messages.StatusFailed,
-		Error:     &jerr,
-		Guardrail: report,
+		From:          []messages.Status{messages.StatusProcessing},
+		To:            messages.StatusFailed,
+		AttemptsDelta: delta,
+		Error:         &jerr,
+		Guardrail:     report,
 	})
 	if errors.Is(err, ErrConflict) {
 		return Outcome{}
 	}
 	if err != nil {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record failure failed; the job will be delivered again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+		// The outcome was not recorded: the job is delivered again, and that delivery does
+		// not count as an attempt (for a job past its attempts, admission then finds it so
+		// again and ends it here, without its count growing).
+		w.ledger.owe(rec.JobID)
+		return w.infraRetry(rec.JobID, classify(Infrastructure("record failure", err)).jobErr, "record failure")
 	}
 	w.cfg.Logger.Info().Str("job_id", rec.JobID).Str("error_code", jerr.Code).Int("attempts", rec.Attempts).Msg("job failed")
 	w.finished(ctx, done)
 	return Outcome{}
 }
 
-// deadLetter keeps the delivery in the dead-letter topic with the reason in its metadata.
-func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int, jobID, task string) Outcome {
+// deadLetter keeps the delivery in the dead-letter topic with the reason in its metadata. An
+// error means the dead-letter topic did not take it.
+func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int, jobID, task string) error {
 	id := d.MessageID
 	if id == "" {
 		id = NewJobID()
@@ -611,13 +676,12 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 		msg.Metadata.Set(MetaTask, task)
 	}
 	if err := w.cfg.DeadLetters.Publish(w.cfg.Topics.Dead, msg); err != nil {
-		w.cfg.Logger.Error().Err(err).Str("message_id", id).Msg("dead-letter publish failed; the message will be delivered again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "dead-letter topic unreachable"}
+		return fmt.Errorf("dead-letter message %s: %w", id, err)
 	}
 	w.cfg.Metrics.deadLettered(jerr.Code)
 	w.cfg.Logger.Warn().Str("message_id", id).Str("job_id", d.Metadata[messages.MetaJobID]).
 		Str("error_code", jerr.Code).Msg("message dead-lettered")
-	return Outcome{}
+	return nil
 }
 
 // finished announces a terminal record: watchers, metrics and the notifier.
