@@ -2,11 +2,13 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -100,6 +102,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	sem := make(chan struct{}, batchParallelism)
 	var wg sync.WaitGroup
+	var storageFull atomic.Bool
 	for i := range results {
 		if results[i].Error != nil {
 			continue
@@ -110,6 +113,9 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			rec, created, err := a.cfg.Jobs.Submit(ctx, jobs[i], opt)
 			if err != nil {
 				results[i].Error = a.itemFailure(r, i, err)
+				if errors.Is(err, pipeline.ErrStorageFull) {
+					storageFull.Store(true)
+				}
 				return
 			}
 			results[i].JobID = rec.JobID
@@ -131,7 +137,11 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if accepted == 0 && unavailable > 0 {
-		a.failed(w, r, pipeline.ErrUnavailable, "")
+		err := pipeline.ErrUnavailable
+		if storageFull.Load() {
+			err = fmt.Errorf("%w: %w", pipeline.ErrUnavailable, pipeline.ErrStorageFull)
+		}
+		a.failed(w, r, err, "")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, marshalJSON(batchResults{Results: results}))
@@ -144,6 +154,11 @@ func (a *api) itemFailure(r *http.Request, i int, err error) *Problem {
 		return &p
 	}
 	log := a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i)
+	if errors.Is(err, pipeline.ErrStorageFull) {
+		log.Msg("batch item not queued: disk full")
+		p := diskFullProblem()
+		return &p
+	}
 	if errors.Is(err, pipeline.ErrUnavailable) || r.Context().Err() != nil {
 		log.Msg("batch item not queued: dependency unavailable")
 		p := itemProblem(http.StatusServiceUnavailable, SlugUnavailable,
