@@ -53,7 +53,10 @@ type InfrastructureError struct {
 	Err error
 }
 
+// Error says what failed and why.
 func (e *InfrastructureError) Error() string { return e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the dependency's error, so errors.Is finds ErrStorageFull and the like.
 func (e *InfrastructureError) Unwrap() error { return e.Err }
 
 // Infrastructure wraps err, the failure of op, as an InfrastructureError.

@@ -325,6 +325,21 @@ func TestWorkerJobPastItsAttemptsDoesNotGrowWhileStoreIsDown(t *testing.T) {
 	}
 }
 
+// TestWorkerKeepsPoisonMessageWhileDeadLetterTopicIsDown: a message that can never become a
+// job has no record to keep its reason, so it is delivered again, with a growing backoff,
+// until the dead-letter topic takes it.
+func TestWorkerKeepsPoisonMessageWhileDeadLetterTopicIsDown(t *testing.T) {
+	t.Parallel()
+	b := setupInfra(t, newOutageStore(t), t.TempDir(), nil)
+	if err := b.dead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := pipeline.Delivery{MessageID: "poison", Payload: []byte("not json"), Metadata: map[string]string{}}
+	for range 3 {
+		wantInfraRetry(t, b.worker.Process(context.Background(), d))
+	}
+}
+
 func assertNoDeadLetter(t *testing.T, pubsub *gochannel.GoChannel) {
 	t.Helper()
 	ch, err := pubsub.Subscribe(context.Background(), testTopics.Dead)
