@@ -227,15 +227,23 @@ func (s *Server) refresh() {
 	s.state.Store(&serverState{err: err})
 }
 
-// jetStreamErr reports whether JetStream is enabled and every stream can still write.
+// jetStreamErr reports whether JetStream is enabled and every stream can still write. Other
+// findings of the health check (a stream being created, say) are not its business.
 func (s *Server) jetStreamErr() error {
 	if !s.ns.JetStreamEnabled() {
 		return errors.New("JetStream is not enabled")
 	}
-	if h := s.ns.Healthz(nil); h != nil && h.Error != "" {
-		return errors.New(h.Error)
+	h := s.ns.Healthz(&server.HealthzOptions{Details: true})
+	if h == nil {
+		return nil
 	}
-	return nil
+	var errs []error
+	for _, e := range h.Errors {
+		if e.Type == server.HealthzErrorJetStream || strings.Contains(e.Error, "write error") {
+			errs = append(errs, errors.New(e.Error))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // restartJetStream stops JetStream and starts it again on the same store, with the
