@@ -3,11 +3,13 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -101,6 +103,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	sem := make(chan struct{}, batchParallelism)
 	var wg sync.WaitGroup
+	var storageFull atomic.Bool
 launch:
 	for i := range results {
 		if results[i].Error != nil {
@@ -120,6 +123,9 @@ launch:
 			rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), jobs[i], opt)
 			if err != nil {
 				results[i].Error = a.itemFailure(r, i, err)
+				if errors.Is(err, pipeline.ErrStorageFull) {
+					storageFull.Store(true)
+				}
 				return
 			}
 			results[i].JobID = rec.JobID
@@ -145,7 +151,11 @@ launch:
 		}
 	}
 	if accepted == 0 && unavailable > 0 {
-		a.failed(w, r, pipeline.ErrUnavailable, "")
+		err := pipeline.ErrUnavailable
+		if storageFull.Load() {
+			err = fmt.Errorf("%w: %w", pipeline.ErrUnavailable, pipeline.ErrStorageFull)
+		}
+		a.failed(w, r, err, "")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, marshalJSON(batchResults{Results: results}))
@@ -180,6 +190,11 @@ func (a *api) itemFailure(r *http.Request, i int, err error) *Problem {
 		return itemProblem(statusClientClosed, SlugUnavailable, "the client went away before this job was queued", nil)
 	}
 	log := a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i)
+	if errors.Is(err, pipeline.ErrStorageFull) {
+		log.Msg("batch item not queued: disk full")
+		p := diskFullProblem()
+		return &p
+	}
 	if errors.Is(err, pipeline.ErrUnavailable) || r.Context().Err() != nil {
 		log.Msg("batch item not queued: dependency unavailable")
 		p := itemProblem(http.StatusServiceUnavailable, SlugUnavailable,

@@ -310,8 +310,9 @@ func joinField(prefix, field string) string {
 }
 
 // failed answers an error of the pipeline: pipeline.ErrNotFound as 404 with notFound as the
-// detail, ErrUnavailable and timeouts as 503, a caller that went away with 499 (for the logs
-// only), anything else as a 500 that shows nothing of the error (it is logged).
+// detail, ErrUnavailable and timeouts as 503 (saying so when the disk is full, with a longer
+// Retry-After), a caller that went away with 499 (for the logs only), anything else as a 500
+// that shows nothing of the error (it is logged).
 func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	if p, ok := problemOf(err); ok {
 		writeProblem(w, r, p)
@@ -325,6 +326,10 @@ func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound
 		a.log.Debug().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Msg("client went away")
 		w.WriteHeader(statusClientClosed)
 		return
+	case errors.Is(err, pipeline.ErrStorageFull):
+		a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Msg("dependency unavailable: disk full")
+		writeProblem(w, r, diskFullProblem())
+		return
 	case errors.Is(err, pipeline.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Msg("dependency unavailable")
 		writeProblem(w, r, newProblem(http.StatusServiceUnavailable, SlugUnavailable,
@@ -335,6 +340,19 @@ func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound
 		Str("path", r.URL.Path).Msg("request failed")
 	writeProblem(w, r, newProblem(http.StatusInternalServerError, SlugInternal,
 		"the server failed while handling this request; retry later, and report the X-Request-Id header if it persists"))
+}
+
+// diskFullRetryAfterSeconds is the Retry-After of a 503 for a full disk: space comes back when
+// an operator frees it, which takes longer than a dependency's blip.
+const diskFullRetryAfterSeconds = 30
+
+// diskFullProblem is the 503 answered while the server's disk is full.
+func diskFullProblem() Problem {
+	p := newProblem(http.StatusServiceUnavailable, SlugUnavailable,
+		"the server's disk is full, so the job could not be stored and nothing was recorded; retry after the Retry-After delay "+
+			"(the server takes jobs again by itself once space is freed)")
+	p.RetryAfter = diskFullRetryAfterSeconds
+	return p
 }
 
 // statusClientClosed is logged when the caller hung up before the answer (nginx's convention).

@@ -484,6 +484,28 @@ func TestUnavailable(t *testing.T) {
 	readProblem(t, resp, http.StatusServiceUnavailable, SlugUnavailable)
 }
 
+// TestDiskFull answers a submission refused for want of space (the error the stores and the
+// embedded queue return on a full disk) with a 503 that says so and asks for a longer wait.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.jobs.submitErr = fmt.Errorf("record job j1: %w: sqlite store: commit: database or disk is full (13): %w",
+		pipeline.ErrUnavailable, pipeline.ErrStorageFull)
+	for _, req := range []struct{ path, body string }{
+		{"/v1/jobs", validJob},
+		{"/v1/jobs:batch", `{"jobs":[` + validJob + `,` + validJob + `]}`},
+	} {
+		resp := b.do(t, http.MethodPost, req.path, req.body)
+		p := readProblem(t, resp, http.StatusServiceUnavailable, SlugUnavailable)
+		if got := resp.Header.Get("Retry-After"); got != "30" {
+			t.Errorf("%s: Retry-After %q, want 30", req.path, got)
+		}
+		if !strings.Contains(p.Detail, "disk is full") || strings.Contains(p.Detail, "sqlite") {
+			t.Errorf("%s: detail %q, want it to say the disk is full and show no internals", req.path, p.Detail)
+		}
+	}
+}
+
 func TestHealthReadyOpenAPIMetrics(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *APIConfig) {

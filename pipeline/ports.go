@@ -12,6 +12,12 @@ import (
 // ErrNotFound is returned by stores when the job or object does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrStorageFull is matched (errors.Is) by an error of a store or queue that failed for want of
+// space: a full disk, a quota. Adapters wrap it at the border, beside their own error. Intake
+// answers it with 503 and a Retry-After saying the disk is full; a worker treats it as an
+// infrastructure failure, retried without spending the job's attempts.
+var ErrStorageFull = errors.New("no space left to store it (free space on the volume that holds the data; /readyz says which dependency is full)")
+
 // ErrConflict is returned by JobStore.Transition when the job's current status is not one the
 // transition may leave; the returned record holds the current state.
 var ErrConflict = errors.New("status conflict")

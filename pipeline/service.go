@@ -32,7 +32,7 @@ type SubmitOptions struct {
 const defaultPollInterval = 250 * time.Millisecond
 
 // defaultIntakeTimeout bounds one Submit: its publish and the record write after it.
-const defaultIntakeTimeout = 30 * time.Second
+const defaultIntakeTimeout = 10 * time.Second
 
 // ServiceConfig wires a Service. Store, Results, Publisher and Topics are required.
 type ServiceConfig struct {
@@ -52,7 +52,7 @@ type ServiceConfig struct {
 	// PollInterval is how often Watch re-reads the job (default 250ms; with a Hub, a safety net).
 	PollInterval time.Duration
 	// IntakeTimeout bounds one Submit, which runs to its end whatever happens to the
-	// caller's context (default 30s).
+	// caller's context (default 10s).
 	IntakeTimeout time.Duration
 	Metrics       *Metrics
 	Logger        zerolog.Logger
