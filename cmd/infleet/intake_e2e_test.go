@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/infleet/infleet/messages"
 )
@@ -257,21 +256,8 @@ log: {level: warn}
 // TestIntakeSurvivesKillsOnKafkaAndPostgres SIGKILLs `infleet ingress` at random points while a
 // worker keeps running, on Kafka (kfake) and PostgreSQL.
 func TestIntakeSurvivesKillsOnKafkaAndPostgres(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	dsn := os.Getenv("INFLEET_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
-	}
-	t.Parallel()
+	dsn, brokers := kafkaFleetPeers(t)
 	bin := binary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()[0]
 	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
 log: {level: warn}
 transport: {kind: kafka, kafka: {brokers: [%q], session_timeout: 2s}}

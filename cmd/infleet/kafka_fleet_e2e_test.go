@@ -55,26 +55,34 @@ func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...
 	return c
 }
 
-// TestKafkaFleetSurvivesWorkerKill runs one `infleet ingress` and two `infleet worker`
-// processes on kfake and PostgreSQL, SIGKILLs one worker while jobs are in flight, and
-// checks that every job completes with exactly one result: the survivor takes over the dead
-// worker's partitions after the session timeout and re-runs what it left unacked.
-func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
+// kafkaFleetPeers skips a test that builds and runs the binary under -short, or that lacks the
+// PostgreSQL server make test starts; otherwise it marks the test parallel, starts a kfake
+// cluster whose groups notice a dead member within seconds, and returns the DSN and the brokers.
+func kafkaFleetPeers(t *testing.T) (dsn, brokers string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dsn := os.Getenv("INFLEET_TEST_POSTGRES_DSN")
+	dsn = os.Getenv("INFLEET_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
 	}
 	t.Parallel()
-	bin := binary(t)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()[0]
+	return dsn, cluster.ListenAddrs()[0]
+}
+
+// TestKafkaFleetSurvivesWorkerKill runs one `infleet ingress` and two `infleet worker`
+// processes on kfake and PostgreSQL, SIGKILLs one worker while jobs are in flight, and
+// checks that every job completes with exactly one result: the survivor takes over the dead
+// worker's partitions after the session timeout and re-runs what it left unacked.
+func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
+	dsn, brokers := kafkaFleetPeers(t)
+	bin := binary(t)
 	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
 log: {level: warn}
 `, dsn)
