@@ -21,7 +21,8 @@ FUZZ_TARGETS := \
 	./handlers:FuzzPostJob \
 	./handlers:FuzzParseAPIKey \
 	./handlers:FuzzBearer \
-	./pipeline/guard:FuzzDetect
+	./pipeline/guard:FuzzDetect \
+	./netguard:FuzzCheck
 
 .PHONY: build run test unit fuzz vet lint bench bench-go bench-load clean
 

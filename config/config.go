@@ -108,6 +108,21 @@ const (
 	DefaultJWTLeeway          = 30 * time.Second
 )
 
+// Defaults of the HTTP server's bounds (the http section).
+const (
+	// DefaultReadHeaderTimeout, DefaultReadTimeout, DefaultWriteTimeout and DefaultIdleTimeout
+	// bound how long a connection may take over a request's head, a whole request, an answer
+	// and the wait for the next request.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 75 * time.Second
+	// DefaultMaxHeaderBytes caps a request's head (request line and headers).
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxInflightBodyBytes caps the request-body bytes held in memory across requests.
+	DefaultMaxInflightBodyBytes = 64 << 20
+)
+
 // Config is the whole configuration. The zero value plus ApplyDefaults is the embedded default:
 // embedded NATS JetStream, SQLite, result files under DataDir and one sim model.
 type Config struct {
@@ -140,6 +155,7 @@ type Config struct {
 	Auth       Auth       `yaml:"auth,omitempty"`
 	HTTP       HTTP       `yaml:"http,omitempty"`
 	Archive    Archive    `yaml:"archive,omitempty"`
+	Metrics    Metrics    `yaml:"metrics,omitempty"`
 	Log        Log        `yaml:"log,omitempty"`
 
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
@@ -806,11 +822,62 @@ type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
 	// MaxWait caps Prefer: wait=N. Default 60s.
 	MaxWait time.Duration `yaml:"max_wait,omitempty"`
+	// MaxInflightBodyBytes caps the bytes of request bodies held in memory at once, across all
+	// requests; a body that finds no room within a short wait is refused with 503 and
+	// Retry-After. Buffers are charged as they grow with what arrived, not with what
+	// Content-Length announced. At least MaxBodyBytes. Default 64 MiB.
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes,omitempty"`
+	// MaxHeaderBytes caps a request's head (request line and headers); larger is 431.
+	// Default 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty"`
+	// ReadHeaderTimeout bounds reading a request's head. At most ReadTimeout. Default 10s, or
+	// ReadTimeout when shorter.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout,omitempty"`
+	// ReadTimeout bounds reading a whole request, body included; a body still arriving then
+	// is answered 408. It does not bound the work on a request once read. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds the time from the end of a request's head to the end of its answer;
+	// Prefer: wait=N gets N more, and an event stream gets WriteTimeout for each event. At
+	// least ReadTimeout. Default 60s, or ReadTimeout when longer.
+	WriteTimeout time.Duration `yaml:"write_timeout,omitempty"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next request.
+	// Default 75s (longer than the 60s idle timeout of AWS load balancers, so they close
+	// first).
+	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
 	// CORSOrigins are the browser origins allowed to call the API ("*" for any). Default none.
 	CORSOrigins []string `yaml:"cors_origins,omitempty"`
 	// TLSCertFile and TLSKeyFile (PEM) make the API serve HTTPS. Default none (plain HTTP).
 	TLSCertFile string `yaml:"tls_cert_file,omitempty"`
 	TLSKeyFile  string `yaml:"tls_key_file,omitempty"`
+}
+
+// Metrics configures GET /metrics, which is open by default (Prometheus scrapers carry no API
+// key) and then shows nothing that names a tenant.
+type Metrics struct {
+	// TenantLabels labels the per-tenant series (infleet_tenant_tokens_total,
+	// infleet_tenant_cost_usd_total) with tenant names. Default false: they carry tenant="*",
+	// the sum over every tenant, so /metrics names no tenant.
+	TenantLabels bool `yaml:"tenant_labels,omitempty"`
+	// Auth, when set, makes /metrics require a credential (401 without it). Default none.
+	Auth MetricsAuth `yaml:"auth,omitempty"`
+}
+
+// MetricsAuth protects GET /metrics with a bearer token, HTTP basic auth, or both (either
+// credential is then accepted). The secrets live in environment variables, never in the file;
+// a named variable that is unset or empty stops start-up.
+type MetricsAuth struct {
+	// BearerTokenEnv names the environment variable holding the token scrapers send as
+	// "Authorization: Bearer TOKEN". Default none.
+	BearerTokenEnv string `yaml:"bearer_token_env,omitempty"`
+	// Username and PasswordEnv (the environment variable holding the password) turn on HTTP
+	// basic auth; they go together. Default none.
+	Username    string `yaml:"username,omitempty"`
+	PasswordEnv string `yaml:"password_env,omitempty"`
+}
+
+// Enabled reports whether /metrics requires a credential.
+func (a MetricsAuth) Enabled() bool {
+	return a.BearerTokenEnv != "" || a.Username != "" || a.PasswordEnv != ""
 }
 
 // Log configures logging.
@@ -935,6 +1002,12 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.HTTP.MaxBodyBytes = cmp.Or(c.HTTP.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.HTTP.MaxWait = cmp.Or(c.HTTP.MaxWait, DefaultMaxWait)
+	c.HTTP.MaxInflightBodyBytes = cmp.Or(c.HTTP.MaxInflightBodyBytes, DefaultMaxInflightBodyBytes)
+	c.HTTP.MaxHeaderBytes = cmp.Or(c.HTTP.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.HTTP.ReadTimeout = cmp.Or(c.HTTP.ReadTimeout, DefaultReadTimeout)
+	c.HTTP.ReadHeaderTimeout = cmp.Or(c.HTTP.ReadHeaderTimeout, min(DefaultReadHeaderTimeout, c.HTTP.ReadTimeout))
+	c.HTTP.WriteTimeout = cmp.Or(c.HTTP.WriteTimeout, max(DefaultWriteTimeout, c.HTTP.ReadTimeout))
+	c.HTTP.IdleTimeout = cmp.Or(c.HTTP.IdleTimeout, DefaultIdleTimeout)
 	c.Archive.Retention = cmp.Or(c.Archive.Retention, DefaultArchiveRetention)
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)

@@ -83,9 +83,10 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 			ShutdownTimeout: 30 * time.Second,
 			JobTimeout:      10 * time.Minute,
 		},
-		Models:  []Model{{Name: "fast", Provider: "sim", Latency: 20 * time.Millisecond}},
-		Routes:  map[string]string{"default": "fast"},
-		HTTP:    HTTP{MaxBodyBytes: 1 << 20, MaxWait: time.Minute},
+		Models: []Model{{Name: "fast", Provider: "sim", Latency: 20 * time.Millisecond}},
+		Routes: map[string]string{"default": "fast"},
+		HTTP: HTTP{MaxBodyBytes: 1 << 20, MaxWait: time.Minute, MaxInflightBodyBytes: 64 << 20, MaxHeaderBytes: 64 << 10,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 75 * time.Second},
 		Archive: Archive{Retention: 168 * time.Hour},
 		Log:     Log{Level: "info", Format: "auto"},
 	}
@@ -148,7 +149,7 @@ triggers:
   s3: [{bucket: inbox, prefix: docs/, task: summarize}]
 auth:
   api_keys: [{key: k_live_123, tenant: acme, rate: 2.5, tasks: ["*"], models: [main]}]
-http: {max_body_bytes: 2048, max_wait: 10s}
+http: {max_body_bytes: 2048, max_wait: 10s, max_inflight_body_bytes: 8388608, max_header_bytes: 16384, read_timeout: 2m, idle_timeout: 30s}
 log: {level: debug, format: json}
 `
 
@@ -186,7 +187,8 @@ func TestLoadFullConfig(t *testing.T) {
 		{"guardrails on", c.Guardrails.Enabled(), true},
 		{"triggers", c.Triggers.S3, []S3Trigger{{Bucket: "inbox", Prefix: "docs/", Task: "summarize", Priority: "normal"}}},
 		{"api key", c.Auth.APIKeys, []APIKey{{Key: "k_live_123", Tenant: "acme", Role: RoleClient, QuotaPeriod: QuotaMonth, Rate: 2.5, Burst: 3, Tasks: []string{"*"}, Models: []string{"main"}}}},
-		{"http", c.HTTP, HTTP{MaxBodyBytes: 2048, MaxWait: 10 * time.Second}},
+		{"http", c.HTTP, HTTP{MaxBodyBytes: 2048, MaxWait: 10 * time.Second, MaxInflightBodyBytes: 8 << 20, MaxHeaderBytes: 16 << 10,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 30 * time.Second}},
 		{"log", c.Log, Log{Level: "debug", Format: "json"}},
 		{"aws endpoint kept", c.AWSEndpoint, "http://aws.local:4566"},
 		{"sqs endpoint wins", AWSEndpoint(c, "transport.sqs"), "http://127.0.0.1:4566"},
@@ -701,4 +703,33 @@ func TestAliasBombIsRefused(t *testing.T) {
 	if _, err := parse([]byte("transport: {kafka: {topics: &t {high: a, normal: b, low: c}}, sqs: {queues: *t}}\n"), nil); err != nil {
 		t.Fatalf("a plain alias: %v", err)
 	}
+}
+
+func TestHTTPBounds(t *testing.T) {
+	t.Parallel()
+	t.Run("the timeouts left out follow read_timeout", func(t *testing.T) {
+		t.Parallel()
+		c, err := Load(writeConfig(t, "http: {read_timeout: 5s}\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := c.HTTP; h.ReadHeaderTimeout != 5*time.Second || h.WriteTimeout != time.Minute {
+			t.Fatalf("read_header_timeout %s, write_timeout %s; want 5s (read_timeout) and 1m", h.ReadHeaderTimeout, h.WriteTimeout)
+		}
+	})
+	t.Run("bounds that contradict each other", func(t *testing.T) {
+		t.Parallel()
+		_, err := Load(writeConfig(t, `
+http: {max_body_bytes: 2097152, max_inflight_body_bytes: 1048576, read_timeout: 30s, write_timeout: 10s, read_header_timeout: 1m}
+`), nil)
+		got := problemsOf(t, err)
+		want := []schemas.FieldError{
+			{Field: "http.max_inflight_body_bytes", Message: "is 1048576, less than http.max_body_bytes (2097152), so the largest body could never be read; raise it to at least 2097152"},
+			{Field: "http.write_timeout", Message: "is 10s, shorter than http.read_timeout (30s): a body that arrives in time could not be answered; make it at least 30s"},
+			{Field: "http.read_header_timeout", Message: "is 1m0s, longer than http.read_timeout (30s), which bounds the head too; lower it or raise read_timeout"},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("problems:\n got  %v\n want %v", got, want)
+		}
+	})
 }

@@ -95,6 +95,22 @@ func (c *Config) semantic() *ValidationError {
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		p.add("http.tls_cert_file", "and http.tls_key_file go together; set both or neither")
 	}
+	if h := c.HTTP; h.MaxInflightBodyBytes < h.MaxBodyBytes {
+		p.add("http.max_inflight_body_bytes", "is %d, less than http.max_body_bytes (%d), so the largest body could never be read; raise it to at least %d",
+			h.MaxInflightBodyBytes, h.MaxBodyBytes, h.MaxBodyBytes)
+	}
+	if h := c.HTTP; h.WriteTimeout < h.ReadTimeout {
+		p.add("http.write_timeout", "is %s, shorter than http.read_timeout (%s): a body that arrives in time could not be answered; make it at least %s",
+			h.WriteTimeout, h.ReadTimeout, h.ReadTimeout)
+	}
+	if h := c.HTTP; h.ReadHeaderTimeout > h.ReadTimeout {
+		p.add("http.read_header_timeout", "is %s, longer than http.read_timeout (%s), which bounds the head too; lower it or raise read_timeout",
+			h.ReadHeaderTimeout, h.ReadTimeout)
+	}
+
+	if ma := c.Metrics.Auth; (ma.Username == "") != (ma.PasswordEnv == "") {
+		p.add("metrics.auth.username", "and metrics.auth.password_env go together (HTTP basic auth); set both or neither")
+	}
 
 	if len(p) == 0 {
 		return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -47,6 +48,10 @@ const (
 	DefaultMaxWait            = 60 * time.Second
 	DefaultHeartbeat          = 15 * time.Second
 	DefaultReadyTimeout       = 3 * time.Second
+	// DefaultMaxInflightBodyBytes is the default of APIConfig.MaxInflightBodyBytes.
+	DefaultMaxInflightBodyBytes int64 = 64 << 20
+	// DefaultInflightBodyWait is the default of APIConfig.InflightBodyWait.
+	DefaultInflightBodyWait = 2 * time.Second
 )
 
 // APIConfig configures the HTTP API. Only Jobs is required.
@@ -58,6 +63,19 @@ type APIConfig struct {
 	// MaxWait caps the N of a "Prefer: wait=N" request; larger values are lowered to it.
 	// Default 60s.
 	MaxWait time.Duration
+	// MaxInflightBodyBytes caps the bytes of request bodies held in memory at once, across
+	// every request of this handler. A body is charged as its buffer grows with the bytes
+	// that arrived (never with what Content-Length announces) and until its route is done with
+	// it. A body that finds no room within InflightBodyWait is refused with a 503 problem and
+	// Retry-After. Raised, when lower, so that one body of MaxBodyBytes fits. Default 64 MiB.
+	MaxInflightBodyBytes int64
+	// InflightBodyWait is how long a body waits for room under MaxInflightBodyBytes.
+	// Default 2s.
+	InflightBodyWait time.Duration
+	// WriteTimeout is the server's http.Server.WriteTimeout, which the routes that wait move:
+	// "Prefer: wait=N" answers within N plus WriteTimeout, and an event stream has
+	// WriteTimeout for each event. Zero means the server has none, and neither have they.
+	WriteTimeout time.Duration
 	// Heartbeat is how often an idle event stream gets a comment line, so proxies keep it open.
 	// Default 15s.
 	Heartbeat time.Duration
@@ -83,24 +101,23 @@ type api struct {
 	cfg APIConfig
 	log zerolog.Logger
 	mux *http.ServeMux
+	// bodies is the budget of MaxInflightBodyBytes.
+	bodies *semaphore.Weighted
 }
 
 // NewAPI returns the HTTP API described in CONTRACT.md: the /v1/jobs routes, /healthz, /readyz,
 // /metrics and /openapi.json. Every error answer is an RFC 9457 problem. Middleware applies in
 // this order, outermost first: RequestID, AccessLog, Recover, route resolution (404 and 405),
-// cfg.Middleware, then the routes.
+// cfg.Middleware, then the routes. Request bodies are read as their bytes arrive, within
+// MaxBodyBytes each and MaxInflightBodyBytes together; a refused body is drained, within
+// bounds, before its HTTP/1 connection closes, so the client reads the refusal.
 // The handler is safe for concurrent use.
 func NewAPI(cfg APIConfig) (http.Handler, error) {
 	if cfg.Jobs == nil {
 		return nil, errors.New("api: no Jobs configured (wire a pipeline.Service into APIConfig.Jobs)")
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	cfg.MaxWait = cmp.Or(max(cfg.MaxWait, 0), DefaultMaxWait)
-	cfg.Heartbeat = cmp.Or(max(cfg.Heartbeat, 0), DefaultHeartbeat)
-	cfg.ReadyTimeout = cmp.Or(max(cfg.ReadyTimeout, 0), DefaultReadyTimeout)
-	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a := newAPI(cfg)
+	cfg = a.cfg
 
 	a.mux.HandleFunc("POST /v1/jobs", a.postJob)
 	a.mux.HandleFunc("POST /v1/jobs:batch", a.postBatch)
@@ -126,6 +143,22 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	h = AccessLog(a.log, cfg.Observe)(h)
 	h = RequestID(h)
 	return h, nil
+}
+
+// newAPI applies cfg's defaults and returns the API's state, with no routes yet.
+func newAPI(cfg APIConfig) *api {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	cfg.MaxWait = cmp.Or(max(cfg.MaxWait, 0), DefaultMaxWait)
+	cfg.Heartbeat = cmp.Or(max(cfg.Heartbeat, 0), DefaultHeartbeat)
+	cfg.ReadyTimeout = cmp.Or(max(cfg.ReadyTimeout, 0), DefaultReadyTimeout)
+	cfg.MaxInflightBodyBytes = cmp.Or(max(cfg.MaxInflightBodyBytes, 0), DefaultMaxInflightBodyBytes)
+	// One body of the largest size fits: it grows to MaxBodyBytes+1 bytes, from firstBodyBuffer.
+	cfg.MaxInflightBodyBytes = max(cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes+1, firstBodyBuffer)
+	cfg.InflightBodyWait = cmp.Or(max(cfg.InflightBodyWait, 0), DefaultInflightBodyWait)
+	cfg.WriteTimeout = max(cfg.WriteTimeout, 0)
+	return &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), bodies: semaphore.NewWeighted(cfg.MaxInflightBodyBytes)}
 }
 
 // resolve finds the route before cfg.Middleware runs, so that the access log and metrics name

@@ -17,7 +17,8 @@ type ObserveFunc func(route string, status int, d time.Duration)
 
 // AccessLog returns HTTP middleware that logs each finished request (request_id, method, route,
 // path, status, bytes, duration_ms) and reports it to observe when observe is not nil. Server
-// errors log at error level, client errors at warn, the rest at info.
+// errors log at error level, client errors at warn, the rest (with 499, a client that went
+// away before the answer) at info.
 func AccessLog(log zerolog.Logger, observe ObserveFunc) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +40,8 @@ func AccessLog(log zerolog.Logger, observe ObserveFunc) func(http.Handler) http.
 				}
 				var ev *zerolog.Event
 				switch {
+				case status == statusClientClosed:
+					ev = log.Info() // the client went away: nothing failed on either side
 				case status >= 500:
 					ev = log.Error()
 				case status >= 400:

@@ -1,12 +1,15 @@
 package handlers
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -42,7 +45,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	if buf == nil {
 		return
 	}
-	defer releaseBody(buf)
+	defer a.releaseBody(buf)
 	doc, ok := decodeDoc(w, r, buf.Bytes())
 	if !ok {
 		return
@@ -100,16 +103,29 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	sem := make(chan struct{}, batchParallelism)
 	var wg sync.WaitGroup
+	var storageFull atomic.Bool
+launch:
 	for i := range results {
 		if results[i].Error != nil {
 			continue
 		}
-		sem <- struct{}{}
+		if ctx.Err() != nil {
+			break // the client left: submit no more of its items
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break launch
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			rec, created, err := a.cfg.Jobs.Submit(ctx, jobs[i], opt)
+			// Each item's intake runs to its end even when the client leaves.
+			rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), jobs[i], opt)
 			if err != nil {
 				results[i].Error = a.itemFailure(r, i, err)
+				if errors.Is(err, pipeline.ErrStorageFull) {
+					storageFull.Store(true)
+				}
 				return
 			}
 			results[i].JobID = rec.JobID
@@ -120,6 +136,10 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 
+	if clientLeft(r) {
+		a.batchAbandoned(w, r, results)
+		return
+	}
 	// When nothing was accepted because the queue is down, say so with the whole answer.
 	accepted, unavailable := 0, 0
 	for _, res := range results {
@@ -131,19 +151,50 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if accepted == 0 && unavailable > 0 {
-		a.failed(w, r, pipeline.ErrUnavailable, "")
+		err := pipeline.ErrUnavailable
+		if storageFull.Load() {
+			err = fmt.Errorf("%w: %w", pipeline.ErrUnavailable, pipeline.ErrStorageFull)
+		}
+		a.failed(w, r, err, "")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, marshalJSON(batchResults{Results: results}))
 }
 
+// batchAbandoned ends a batch whose client went away before the answer: no answer (499, for the
+// access log) and one info line saying how many items were accepted anyway. Those jobs run; a
+// client that sends the batch again with the same Idempotency-Key gets the same jobs back.
+func (a *api) batchAbandoned(w http.ResponseWriter, r *http.Request, results []batchItem) {
+	accepted := 0
+	for _, res := range results {
+		if res.JobID != "" {
+			accepted++
+		}
+	}
+	a.log.Info().Str("request_id", RequestIDFromContext(r.Context())).Int("items", len(results)).
+		Int("accepted", accepted).Msg("client went away before the batch was answered; accepted items run")
+	w.WriteHeader(statusClientClosed)
+}
+
 // itemFailure turns a Submit error into an item's problem, logging what the caller cannot see.
+// A failure after the client went away is its consequence, not a dependency failure: it is
+// logged at debug only (batchAbandoned sums up).
 func (a *api) itemFailure(r *http.Request, i int, err error) *Problem {
 	if p, ok := problemOf(err); ok {
 		p.Instance = ""
 		return &p
 	}
+	if clientLeft(r) {
+		a.log.Debug().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i).
+			Msg("batch item not queued: the client went away")
+		return itemProblem(statusClientClosed, SlugUnavailable, "the client went away before this job was queued", nil)
+	}
 	log := a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i)
+	if errors.Is(err, pipeline.ErrStorageFull) {
+		log.Msg("batch item not queued: disk full")
+		p := diskFullProblem()
+		return &p
+	}
 	if errors.Is(err, pipeline.ErrUnavailable) || r.Context().Err() != nil {
 		log.Msg("batch item not queued: dependency unavailable")
 		p := itemProblem(http.StatusServiceUnavailable, SlugUnavailable,

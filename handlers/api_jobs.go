@@ -26,6 +26,9 @@ const maxIdempotencyKeyLen = 256
 
 const msgJobIDByServer = "job_id is assigned by the server; use Idempotency-Key to make retries safe"
 
+const msgReplayNameByServer = "replay_name is set by infleet replay on the messages it re-publishes; " +
+	"leave it out (an operator replays jobs with POST /v1/replays)"
+
 // accepted is the body of a 202 answer to a submitted job.
 type accepted struct {
 	JobID     string          `json:"job_id"`
@@ -41,7 +44,7 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 	if buf == nil {
 		return
 	}
-	defer releaseBody(buf)
+	defer a.releaseBody(buf)
 	body := buf.Bytes()
 	doc, ok := decodeDoc(w, r, body)
 	if !ok {
@@ -65,7 +68,8 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	tenant := TenantFromContext(ctx)
-	rec, created, err := a.cfg.Jobs.Submit(ctx, job, pipeline.SubmitOptions{
+	// Intake runs to its end even when the client leaves: a job is never half-accepted.
+	rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), job, pipeline.SubmitOptions{
 		Tenant:      tenant,
 		Traceparent: traceparent(r.Header.Get(HeaderTraceparent)),
 	})
@@ -81,6 +85,7 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 
 	if wait, ok := preferWait(r.Header.Values(HeaderPrefer), a.cfg.MaxWait); ok {
 		if !rec.Status.Terminal() {
+			a.outlast(w, wait)
 			rec = a.waitTerminal(ctx, rec, tenant, wait)
 		}
 		if rec.Status.Terminal() {
@@ -97,12 +102,17 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkJob lists every problem of one job document: its schema errors, a client-chosen job_id
-// and an Idempotency-Key header that contradicts the body. prefix locates the job in the body.
+// or replay_name (the job schema has them for messages dropped straight on a queue; over HTTP
+// they are the server's), and an Idempotency-Key header that contradicts the body. prefix
+// locates the job in the body.
 func checkJob(dst []FieldProblem, prefix string, doc any, headerKey string) []FieldProblem {
 	dst = fieldProblems(dst, prefix, schemas.ValidateJob(doc))
 	obj, _ := doc.(map[string]any)
 	if _, ok := obj["job_id"]; ok {
 		dst = append(dst, FieldProblem{Field: joinField(prefix, "job_id"), Message: msgJobIDByServer})
+	}
+	if _, ok := obj["replay_name"]; ok {
+		dst = append(dst, FieldProblem{Field: joinField(prefix, "replay_name"), Message: msgReplayNameByServer})
 	}
 	if headerKey != "" {
 		if len(headerKey) > maxIdempotencyKeyLen {

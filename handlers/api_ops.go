@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,9 +59,9 @@ func (a *api) addOperationRoutes(ops Operations) {
 		if body == nil {
 			return
 		}
-		defer releaseBody(body)
+		defer a.releaseBody(body)
 		var b replayBody
-		dec := json.NewDecoder(body)
+		dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&b); err != nil {
 			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the body must be a replay request (see GET /openapi.json): "+err.Error()))
@@ -129,7 +130,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 		if body == nil {
 			return
 		}
-		defer releaseBody(body)
+		defer a.releaseBody(body)
 		var req struct {
 			JobIDs []string `json:"job_ids"`
 			All    bool     `json:"all"`
@@ -137,7 +138,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 			Reason string   `json:"reason"`
 			Since  string   `json:"since"`
 		}
-		dec := json.NewDecoder(body)
+		dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,

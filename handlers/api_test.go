@@ -48,6 +48,12 @@ func testTenant(next http.Handler) http.Handler {
 
 func setup(t *testing.T, edit ...func(*APIConfig)) *testBundle {
 	t.Helper()
+	return setupOn(t, nil, edit...)
+}
+
+// setupOn is setup on a test server that server, when set, configures before it starts.
+func setupOn(t *testing.T, server func(*http.Server), edit ...func(*APIConfig)) *testBundle {
+	t.Helper()
 	b := &testBundle{jobs: newMemJobs()}
 	cfg := APIConfig{
 		Jobs:         b.jobs,
@@ -67,7 +73,11 @@ func setup(t *testing.T, edit ...func(*APIConfig)) *testBundle {
 		t.Fatalf("NewAPI: %v", err)
 	}
 	b.handler = h
-	b.server = httptest.NewServer(h)
+	b.server = httptest.NewUnstartedServer(h)
+	if server != nil {
+		server(b.server.Config)
+	}
+	b.server.Start()
 	t.Cleanup(b.server.Close)
 	return b
 }
@@ -188,6 +198,12 @@ func TestErrorStatuses(t *testing.T) {
 		{name: "job_id set by client", method: "POST", path: "/v1/jobs",
 			body: `{"job_id":"mine","task":"summarize","input":{"text":"x"}}`, status: 400, slug: SlugInvalidBody,
 			fields: []string{"job_id"}, detail: ""},
+		{name: "replay_name set by client", method: "POST", path: "/v1/jobs",
+			body: `{"replay_name":"r1","task":"summarize","input":{"text":"x"}}`, status: 400, slug: SlugInvalidBody,
+			fields: []string{"replay_name"}},
+		{name: "job_id and replay_name both listed", method: "POST", path: "/v1/jobs",
+			body: `{"job_id":"mine","replay_name":"r1","task":"summarize","input":{"text":"x"}}`, status: 400, slug: SlugInvalidBody,
+			fields: []string{"job_id", "replay_name"}},
 		{name: "idempotency key header and body differ", method: "POST", path: "/v1/jobs",
 			body:    `{"task":"summarize","input":{"text":"x"},"idempotency_key":"a"}`,
 			headers: []string{"Idempotency-Key: b"}, status: 400, slug: SlugInvalidBody, fields: []string{"idempotency_key"}},
@@ -468,6 +484,28 @@ func TestUnavailable(t *testing.T) {
 	readProblem(t, resp, http.StatusServiceUnavailable, SlugUnavailable)
 }
 
+// TestDiskFull answers a submission refused for want of space (the error the stores and the
+// embedded queue return on a full disk) with a 503 that says so and asks for a longer wait.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.jobs.submitErr = fmt.Errorf("record job j1: %w: sqlite store: commit: database or disk is full (13): %w",
+		pipeline.ErrUnavailable, pipeline.ErrStorageFull)
+	for _, req := range []struct{ path, body string }{
+		{"/v1/jobs", validJob},
+		{"/v1/jobs:batch", `{"jobs":[` + validJob + `,` + validJob + `]}`},
+	} {
+		resp := b.do(t, http.MethodPost, req.path, req.body)
+		p := readProblem(t, resp, http.StatusServiceUnavailable, SlugUnavailable)
+		if got := resp.Header.Get("Retry-After"); got != "30" {
+			t.Errorf("%s: Retry-After %q, want 30", req.path, got)
+		}
+		if !strings.Contains(p.Detail, "disk is full") || strings.Contains(p.Detail, "sqlite") {
+			t.Errorf("%s: detail %q, want it to say the disk is full and show no internals", req.path, p.Detail)
+		}
+	}
+}
+
 func TestHealthReadyOpenAPIMetrics(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *APIConfig) {
@@ -650,6 +688,31 @@ func TestPreferWait(t *testing.T) {
 			t.Fatalf("body %+v", acc)
 		}
 	})
+}
+
+// A batch item carrying replay_name is refused with a problem naming the field; the other
+// items are queued.
+func TestBatchRefusesReplayName(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	body := `{"jobs":[` + validJob + `,{"task":"summarize","input":{"text":"y"},"replay_name":"replay-1"}]}`
+	resp := b.do(t, http.MethodPost, "/v1/jobs:batch", body)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d: %s", resp.StatusCode, readAll(t, resp))
+	}
+	var res batchResults
+	decodeInto(t, resp, &res)
+	if len(res.Results) != 2 || res.Results[0].Error != nil || res.Results[1].Error == nil {
+		t.Fatalf("results %+v, want the first queued and the second refused", res.Results)
+	}
+	if got := fields(*res.Results[1].Error); strings.Join(got, ",") != "jobs[1].replay_name" || res.Results[1].Error.Status != 400 {
+		t.Errorf("item 1: status %d, errors name %q", res.Results[1].Error.Status, got)
+	}
+	// A batch of nothing else is a 400 problem listing it.
+	resp = b.do(t, http.MethodPost, "/v1/jobs:batch", `{"jobs":[{"task":"t","input":{"text":"y"},"replay_name":"r"}]}`)
+	if p := readProblem(t, resp, http.StatusBadRequest, SlugInvalidBody); strings.Join(fields(p), ",") != "jobs[0].replay_name" {
+		t.Errorf("problem %+v, want one naming jobs[0].replay_name", p)
+	}
 }
 
 func TestBatch(t *testing.T) {

@@ -102,6 +102,18 @@ func TestCallbackPolicy(t *testing.T) {
 		{"https://[fd00:ec2::254]/", "metadata"},
 		{"https://224.0.0.1/", "multicast"},
 		{"https://[::ffff:127.0.0.1]/", "loopback"},
+		{"https://[::127.0.0.1]/", "loopback"},
+		{"https://[::7f00:1]/", "loopback"},
+		{"https://[2002:7f00:1::]/", "6to4 address embedding 127.0.0.1, a loopback address"},
+		{"https://[64:ff9b::a9fe:a9fe]/", "metadata"},
+		{"https://[64:ff9b:1::808:808]/", "local-use NAT64"},
+		{"https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "Teredo address whose client is 127.0.0.1"},
+		{"https://[2001:0:a00:1::]/", "Teredo address whose server is 10.0.0.1"},
+		{"https://100.64.0.1/", "carrier-grade NAT"},
+		{"https://198.51.100.7/", "documentation"},
+		{"https://[2002:808:808::1]/hook", ""},
+		{"https://[64:ff9b::808:808]/hook", ""},
+		{"https://0x7f.1/", "numeric"},
 		{"https://2130706433/", "numeric"},
 		{"https://rebind.test/hook", "resolves to a loopback address"},
 		{"https://intranet.test/hook", "resolves to a private address"},
@@ -129,7 +141,8 @@ func TestCallbackPolicy(t *testing.T) {
 func TestSubmitRefusesInternalCallback(t *testing.T) {
 	t.Parallel()
 	guarded := setup(t, func(c *APIConfig) { c.Jobs = GuardJobs(newMemJobs(), GuardConfig{}) })
-	for _, u := range []string{"https://127.0.0.1/x", "https://10.0.0.1/x", "https://169.254.169.254/x", "https://localhost/x", "http://example.com/x"} {
+	for _, u := range []string{"https://127.0.0.1/x", "https://10.0.0.1/x", "https://169.254.169.254/x", "https://localhost/x", "http://example.com/x",
+		"https://[::127.0.0.1]/x", "https://[::7f00:1]/x", "https://[2002:7f00:1::]/x"} {
 		resp := guarded.do(t, http.MethodPost, "/v1/jobs", `{"task":"summarize","input":{"text":"x"},"callback_url":"`+u+`"}`)
 		p := readProblem(t, resp, http.StatusBadRequest, SlugInvalidBody)
 		if len(p.Errors) != 1 || p.Errors[0].Field != "callback_url" || p.Errors[0].Message == "" {

@@ -27,6 +27,7 @@ const (
 	SlugUnavailable          = "unavailable"
 	SlugNotImplemented       = "not-implemented"
 	SlugInternal             = "internal"
+	SlugRequestTimeout       = "request-timeout"
 )
 
 // retryAfterSeconds is the Retry-After value sent with 429 and 503 problems when the caller

@@ -21,9 +21,9 @@ func (a *api) streamEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	// A server WriteTimeout would cut a long stream: lift it for this response. Writers that
-	// cannot do that have no deadline to lift.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// The stream lasts as long as its job, which the server's write timeout would cut: each
+	// write gets a deadline of its own. Writers that cannot do that have no deadline to move.
+	a.streamDeadline(rc)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -43,6 +43,7 @@ func (a *api) streamEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			buf = appendEvent(buf[:0], n, rec)
+			a.streamDeadline(rc)
 			if _, err := w.Write(buf); err != nil {
 				return // the caller left; Watch ends with ctx.
 			}
@@ -54,6 +55,7 @@ func (a *api) streamEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-heartbeat.C:
 			n--
+			a.streamDeadline(rc)
 			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
 				return
 			}

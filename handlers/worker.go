@@ -13,6 +13,9 @@ import (
 // redelivers it, after the delay recorded in the message's metadata where it can delay.
 type RetryError struct {
 	Reason string
+	// HandedBack marks a job cut off by shutdown (pipeline.Outcome.HandedBack): expected, so
+	// WatermillLogger logs the router's report of it at debug, not as an error.
+	HandedBack bool
 }
 
 func (e *RetryError) Error() string { return "delivery handed back for retry: " + e.Reason }
@@ -33,7 +36,7 @@ func JobHandler(w *pipeline.Worker) message.NoPublishHandlerFunc {
 		if out.Delay > 0 {
 			msg.Metadata.Set(messages.MetaNackDelay, out.Delay.String())
 		}
-		return &RetryError{Reason: out.Reason}
+		return &RetryError{Reason: out.Reason, HandedBack: out.HandedBack}
 	}
 }
 

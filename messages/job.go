@@ -140,6 +140,11 @@ const (
 	ErrCodeAttemptsExceeded = "attempts_exhausted"
 	ErrCodeNoModel          = "no_model"
 	ErrCodeInternal         = "internal"
+	// ErrCodeInfrastructure says infleet's own dependencies failed the attempt, not the model
+	// or the job: the result store or the job store could not be written (a full disk, an
+	// outage). Such an attempt is not counted against the job's attempts; a QUEUED job carries
+	// the code while it waits for them to come back.
+	ErrCodeInfrastructure = "infrastructure_error"
 )
 
 // Assessment is what one guardrail policy found and did, shaped like an Amazon Bedrock

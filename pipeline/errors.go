@@ -42,24 +42,63 @@ type BlockedError struct {
 
 func (e *BlockedError) Error() string { return "blocked by guardrail: " + e.Reason }
 
-// classify turns a stage error into the job error it records and whether a retry may help.
-// It is the one place job outcomes are decided from error types.
-func classify(err error) (jobErr messages.JobError, retryable bool, after time.Duration) {
+// InfrastructureError is a failure of infleet's own dependencies, not of the model or the job:
+// the result store or the job store could not be written (a full disk, a store outage). The
+// attempt it cut short is handed back, so it does not count against workers.max_attempts, and
+// the delivery is retried after a backoff that grows with the job's infrastructure failures in
+// a row; the job is never failed for it.
+type InfrastructureError struct {
+	// Op names what failed ("store result", "record completion"), for the job's error.
+	Op  string
+	Err error
+}
+
+// Error says what failed and why.
+func (e *InfrastructureError) Error() string { return e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the dependency's error, so errors.Is finds ErrStorageFull and the like.
+func (e *InfrastructureError) Unwrap() error { return e.Err }
+
+// Infrastructure wraps err, the failure of op, as an InfrastructureError.
+func Infrastructure(op string, err error) error { return &InfrastructureError{Op: op, Err: err} }
+
+// verdict is what classify decided about a failed attempt.
+type verdict struct {
+	// jobErr is the error the job records.
+	jobErr messages.JobError
+	// retry says another attempt may succeed; after is the least wait before it.
+	retry bool
+	after time.Duration
+	// infrastructure says infleet's own dependencies failed the attempt: it is handed back
+	// uncounted and retried, however many attempts the job has spent.
+	infrastructure bool
+}
+
+// classify turns a stage error into the job error it records, whether a retry may help and
+// whether the attempt counts. It is the one place job outcomes are decided from error types.
+func classify(err error) verdict {
 	var perm *PermanentError
 	var blocked *BlockedError
+	var infra *InfrastructureError
 	var ra *RetryAfterError
 	var me *ModelError
 	switch {
 	case errors.As(err, &blocked):
-		return messages.JobError{Code: messages.ErrCodeGuardrailBlocked, Message: blocked.Error()}, false, 0
+		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeGuardrailBlocked, Message: blocked.Error()}}
+	case errors.As(err, &infra):
+		msg := err.Error()
+		if errors.Is(err, ErrStorageFull) {
+			msg += " (the job waits and is retried, without spending an attempt, once space is freed)"
+		}
+		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeInfrastructure, Message: msg}, retry: true, infrastructure: true}
 	case errors.As(err, &perm):
-		return messages.JobError{Code: perm.Code, Message: perm.Error()}, false, 0
+		return verdict{jobErr: messages.JobError{Code: perm.Code, Message: perm.Error()}}
 	case errors.As(err, &ra):
-		return messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, true, ra.After
+		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: true, after: ra.After}
 	case errors.As(err, &me):
-		return messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, me.Kind.Retryable(), me.RetryAfter
+		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: me.Kind.Retryable(), after: me.RetryAfter}
 	}
-	return messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, true, 0
+	return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: true}
 }
 
 // ModelErrorKind classifies a failed model call, provider-neutrally. Provider adapters map

@@ -16,6 +16,7 @@ type Metrics struct {
 	finished      *prometheus.CounterVec
 	retries       *prometheus.CounterVec
 	deadLetters   *prometheus.CounterVec
+	infraFailures *prometheus.CounterVec
 	redrives      prometheus.Counter
 	replays       prometheus.Counter
 	expiredJobs   prometheus.Counter
@@ -46,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_dead_letters_total", Help: "Messages sent to the dead-letter place, by reason code.",
 		}, []string{"reason"}),
+		infraFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infleet_infrastructure_failures_total",
+			Help: "Deliveries retried without spending an attempt because a store or the queue failed (disk full, outage), by what failed.",
+		}, []string{"op"}),
 		redrives: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "infleet_redrives_total", Help: "Dead letters sent back to their queue.",
 		}),
@@ -83,8 +88,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "infleet_http_request_duration_seconds", Help: "HTTP request latency, by route.", Buckets: lat,
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.redrives, m.replays, m.expiredJobs, m.expiredBlobs, m.stage, m.endToEnd,
-		m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth, m.HTTPRequests, m.HTTPDurations)
+	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.infraFailures, m.redrives, m.replays,
+		m.expiredJobs, m.expiredBlobs, m.stage, m.endToEnd, m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth,
+		m.HTTPRequests, m.HTTPDurations)
 	return m
 }
 
@@ -113,6 +119,12 @@ func (m *Metrics) jobRetried(task string) {
 func (m *Metrics) deadLettered(reason string) {
 	if m != nil {
 		m.deadLetters.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) infraFailed(op string) {
+	if m != nil {
+		m.infraFailures.WithLabelValues(op).Inc()
 	}
 }
 

@@ -12,6 +12,12 @@ import (
 // ErrNotFound is returned by stores when the job or object does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrStorageFull is matched (errors.Is) by an error of a store or queue that failed for want of
+// space: a full disk, a quota. Adapters wrap it at the border, beside their own error. Intake
+// answers it with 503 and a Retry-After saying the disk is full; a worker treats it as an
+// infrastructure failure, retried without spending the job's attempts.
+var ErrStorageFull = errors.New("no space left to store it (free space on the volume that holds the data; /readyz says which dependency is full)")
+
 // ErrConflict is returned by JobStore.Transition when the job's current status is not one the
 // transition may leave; the returned record holds the current state.
 var ErrConflict = errors.New("status conflict")
@@ -256,4 +262,13 @@ type GuardContext struct {
 // The worker calls CheckWithContext instead of Check when its guard has it.
 type ContextGuard interface {
 	CheckWithContext(ctx context.Context, stage GuardStage, texts []string, jc GuardContext) (GuardOutcome, error)
+}
+
+// KeyLookup is an optional ability of a JobStore: the job that holds a tenant's idempotency
+// key. Intake uses it to answer a retried submission without queueing a spare message.
+// Implementations are safe for concurrent use.
+type KeyLookup interface {
+	// JobByIdempotencyKey returns the job that holds key for tenant, or ErrNotFound when no
+	// job holds it (or its holder is not written yet).
+	JobByIdempotencyKey(ctx context.Context, tenant, key string) (messages.JobRecord, error)
 }

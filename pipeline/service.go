@@ -31,6 +31,9 @@ type SubmitOptions struct {
 // (an ingress process that shares no Hub with the workers).
 const defaultPollInterval = 250 * time.Millisecond
 
+// defaultIntakeTimeout bounds one Submit: its publish and the record write after it.
+const defaultIntakeTimeout = 10 * time.Second
+
 // ServiceConfig wires a Service. Store, Results, Publisher and Topics are required.
 type ServiceConfig struct {
 	Store     JobStore
@@ -48,8 +51,11 @@ type ServiceConfig struct {
 	ResultURLs BlobURLSigner
 	// PollInterval is how often Watch re-reads the job (default 250ms; with a Hub, a safety net).
 	PollInterval time.Duration
-	Metrics      *Metrics
-	Logger       zerolog.Logger
+	// IntakeTimeout bounds one Submit, which runs to its end whatever happens to the
+	// caller's context (default 10s).
+	IntakeTimeout time.Duration
+	Metrics       *Metrics
+	Logger        zerolog.Logger
 }
 
 // NamedChecker is a dependency Ready checks, with the name its failure is reported under.
@@ -83,6 +89,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	cfg.PollInterval = cmpDuration(cfg.PollInterval, defaultPollInterval)
+	cfg.IntakeTimeout = cmpDuration(cfg.IntakeTimeout, defaultIntakeTimeout)
 	return &Service{cfg: cfg}, nil
 }
 
@@ -95,52 +102,105 @@ func NewJobID() string {
 	return id.String()
 }
 
-// Submit records job as QUEUED and publishes it on its priority's topic. A job whose
-// IdempotencyKey the tenant used before returns the first job with created false and publishes
-// nothing. When the publish fails the record is removed again and the error wraps
-// ErrUnavailable, so a refused job leaves nothing behind.
+// Submit queues job on its priority's topic and records it as QUEUED, in that order: the
+// message is the job, and the record is a view of it that a worker taking the message writes
+// itself when it finds none. So a crash or a failure at any point of intake leaves either
+// nothing (the publish did not happen) or a message that will run with its record: never a
+// record without a message. Submit finishes once begun, whatever happens to ctx (a client that
+// goes away does not cut intake in half); ctx's values (trace, tenant) are kept.
+//
+// A job whose IdempotencyKey the tenant used before returns the first job with created false.
+// Where the store is a KeyLookup that is found before anything is queued; otherwise (or when
+// the first job is still being written) the message published is a spare that workers drop as
+// repeating the key. When the
+// publish fails nothing is written and the error wraps ErrUnavailable. When the publish
+// succeeds but the store refuses the record for longer than intake waits, the error wraps
+// ErrUnavailable too, and the job still runs once the store is back: a retry with the same
+// idempotency key then answers with that job, never a second one.
 func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOptions) (messages.JobRecord, bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.IntakeTimeout)
+	defer cancel()
 	if job.JobID == "" {
 		job.JobID = NewJobID()
 	}
 	job.Priority = job.Priority.OrNormal()
+	if lookup, ok := s.cfg.Store.(KeyLookup); ok && job.IdempotencyKey != "" {
+		// A retry finds its job here without queueing a spare message.
+		prev, err := lookup.JobByIdempotencyKey(ctx, opt.Tenant, job.IdempotencyKey)
+		if err == nil {
+			return prev, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return messages.JobRecord{}, false, fmt.Errorf("look up idempotency key: %w: %w", ErrUnavailable, err)
+		}
+	}
 	spec, err := json.Marshal(job)
 	if err != nil {
 		return messages.JobRecord{}, false, fmt.Errorf("encode job %s: %w", job.JobID, err)
 	}
-	now := time.Now().UTC()
-	rec := messages.JobRecord{
-		JobID:          job.JobID,
-		Status:         messages.StatusQueued,
-		Task:           job.Task,
-		Priority:       job.Priority,
-		Model:          job.Model,
-		CreatedAt:      now,
-		UpdatedAt:      now,
-		Tenant:         opt.Tenant,
-		IdempotencyKey: job.IdempotencyKey,
-		Spec:           spec,
+	msg := NewJobMessage(job.JobID, spec, job.Priority, opt.Tenant, opt.Traceparent)
+	msg.SetContext(ctx)
+	if err := s.cfg.Publisher.Publish(s.cfg.Topics.For(job.Priority), msg); err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("queue job %s: %w: %w", job.JobID, ErrUnavailable, err)
 	}
-	stored, created, err := s.cfg.Store.Create(ctx, rec)
+	rec := NewJobRecord(job, spec, opt.Tenant, time.Now().UTC())
+	stored, created, err := s.createAfterPublish(ctx, rec)
 	if err != nil {
 		return messages.JobRecord{}, false, fmt.Errorf("record job %s: %w: %w", job.JobID, ErrUnavailable, err)
+	}
+	if !created && stored.JobID == job.JobID {
+		// A worker took the message first and wrote the record from it: the job is ours.
+		s.cfg.Hub.Notify(stored.JobID)
+		return stored, true, nil
 	}
 	if !created {
 		return stored, false, nil
 	}
-	msg := NewJobMessage(job.JobID, spec, job.Priority, opt.Tenant, opt.Traceparent)
-	if err := s.cfg.Publisher.Publish(s.cfg.Topics.For(job.Priority), msg); err != nil {
-		// Undo the record with a context of its own: the request's may be what failed.
-		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if derr := s.cfg.Store.Delete(undoCtx, job.JobID); derr != nil {
-			s.cfg.Logger.Error().Err(derr).Str("job_id", job.JobID).Msg("could not remove the record of a job that was not queued")
-		}
-		return messages.JobRecord{}, false, fmt.Errorf("queue job %s: %w: %w", job.JobID, ErrUnavailable, err)
-	}
 	s.cfg.Metrics.jobAccepted(stored.Task, stored.Priority)
 	s.cfg.Hub.Notify(stored.JobID)
 	return stored, true, nil
+}
+
+// createAfterPublish writes the record of a job whose message is queued, retrying a store
+// that fails until ctx ends: the message is out, so giving up early would only turn a job that
+// will run into an error for its client.
+func (s *Service) createAfterPublish(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
+	for attempt := 1; ; attempt++ {
+		stored, created, err := s.cfg.Store.Create(ctx, rec)
+		if err == nil {
+			return stored, created, nil
+		}
+		delay := min(time.Duration(attempt)*50*time.Millisecond, time.Second)
+		s.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Int("attempt", attempt).
+			Msg("record a queued job: store write failed; retrying")
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.cfg.Logger.Error().Err(err).Str("job_id", rec.JobID).
+				Msg("record a queued job: store unreachable; the job runs once a worker can record it")
+			return messages.JobRecord{}, false, err
+		case <-t.C:
+		}
+	}
+}
+
+// NewJobRecord is the QUEUED record of a job as intake and workers write it: the one place a
+// record is built from a job, its encoded body and its tenant.
+func NewJobRecord(job messages.Job, spec []byte, tenant string, now time.Time) messages.JobRecord {
+	return messages.JobRecord{
+		JobID:          job.JobID,
+		Status:         messages.StatusQueued,
+		Task:           job.Task,
+		Priority:       job.Priority.OrNormal(),
+		Model:          job.Model,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+		Tenant:         tenant,
+		IdempotencyKey: job.IdempotencyKey,
+		ReplayName:     job.ReplayName,
+		Spec:           spec,
+	}
 }
 
 // NewJobMessage builds the transport message for a job body with its metadata.

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -75,6 +75,14 @@ type Outcome struct {
 	Delay time.Duration
 	// Reason says why a retry was asked for, for logs.
 	Reason string
+	// HandedBack marks a Retry that returns a job cut off by shutdown to its queue without
+	// spending an attempt: expected at shutdown, not a failure, and summarised by the caller
+	// (Worker.HandedBack) rather than logged per delivery.
+	HandedBack bool
+
+	// infrastructure marks a retry asked for because infleet's own dependencies failed: the
+	// worker keeps counting the job's failures in a row for its backoff.
+	infrastructure bool
 }
 
 // Decoder turns a delivery into the jobs it carries (a job message is one job; an S3 event may
@@ -89,6 +97,9 @@ type Worker struct {
 	hardStop       context.Context
 	cancelHardStop context.CancelFunc
 	inFlight       sync.WaitGroup
+	handedBack     atomic.Int64
+
+	ledger ledger // infrastructure failures and owed attempts, by job
 }
 
 // NewWorker checks cfg, applies defaults and returns a Worker.
@@ -129,6 +140,11 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // hands every delivery back at once.
 func (w *Worker) CancelInFlight() { w.cancelHardStop() }
 
+// HandedBack returns how many jobs the worker has handed back to their queue at shutdown,
+// without spending an attempt, since it was made: the figure of the shutdown summary. Safe for
+// concurrent use.
+func (w *Worker) HandedBack() int64 { return w.handedBack.Load() }
+
 // Wait blocks until no delivery is being processed or ctx ends, and reports whether it drained.
 func (w *Worker) Wait(ctx context.Context) bool {
 	done := make(chan struct{})
@@ -153,7 +169,15 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	jobs, err := w.cfg.Decoder(d)
 	w.cfg.Metrics.stageDone("decode", start)
 	if err != nil {
-		return w.deadLetter(ctx, d, messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}, 0, "", "")
+		// The dead-letter place is the only copy of a message that never became a job: it is
+		// delivered again until the dead-letter place takes it.
+		key := messageKeyPrefix + d.MessageID
+		jerr := messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}
+		if derr := w.deadLetter(ctx, d, jerr, 0, "", ""); derr != nil {
+			return w.infraRetry(key, classify(Infrastructure("dead-letter", derr)).jobErr, "dead-letter")
+		}
+		w.ledger.forget(key)
+		return Outcome{}
 	}
 	ctx = ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
 	out := Outcome{}
@@ -166,19 +190,30 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	return out
 }
 
-// processJob runs one decoded job.
+// processJob runs one decoded job. What the worker remembers of the job's infrastructure
+// failures lasts until a delivery of it gets past them.
 func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
+	out := w.runJob(ctx, d, job)
+	if !out.infrastructure {
+		w.ledger.forget(job.JobID)
+	}
+	return out
+}
+
+func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
 	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
 	if w.hardStop.Err() != nil {
-		return Outcome{Retry: true, Reason: "shutting down"}
+		w.handedBack.Add(1)
+		log.Debug().Msg("handed back to the queue unstarted: shutting down")
+		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
 	}
 
 	start := time.Now()
 	rec, run, err := w.admit(ctx, job, d)
 	w.cfg.Metrics.stageDone("admit", start)
 	if err != nil {
-		log.Warn().Err(err).Msg("admit: job store unreachable; the message will be delivered again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
+		// Nothing was recorded, so nothing was spent.
+		return w.infraRetry(job.JobID, classify(Infrastructure("admit", err)).jobErr, "admit")
 	}
 	if !run {
 		return Outcome{}
@@ -188,8 +223,11 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 		w.archive(d, job, rec)
 	}
 	if rec.Attempts > w.cfg.MaxAttempts {
+		// The job spent its attempts but the outcome of the last one was never recorded: its
+		// worker died, or the job store refused the write. It ends here, without another
+		// model call, and fail records it with workers.max_attempts attempts, not more.
 		jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
-			Message: fmt.Sprintf("the job was delivered %d times without finishing (workers.max_attempts is %d)", rec.Attempts, w.cfg.MaxAttempts)}
+			Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) and was delivered again without the last one's outcome recorded (its worker stopped, or the job store could not be written)", w.cfg.MaxAttempts)}
 		return w.fail(ctx, d, rec, jerr, nil, true)
 	}
 
@@ -217,15 +255,21 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 	if errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil {
 		err = fmt.Errorf("attempt timed out after %s (raise workers.job_timeout for longer jobs): %w", w.cfg.JobTimeout, err)
 	}
-	jerr, retryable, after := classify(err)
+	v := classify(err)
+	if v.infrastructure {
+		var infra *InfrastructureError
+		errors.As(err, &infra)
+		return w.handBackInfra(ctx, rec, v.jobErr, infra.Op)
+	}
 	var blocked *BlockedError
 	if errors.As(err, &blocked) {
-		return w.fail(ctx, d, rec, jerr, blocked.Report, false)
+		return w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
 	}
-	if retryable && rec.Attempts < w.cfg.MaxAttempts {
-		return w.retry(ctx, rec, jerr, after)
+	if v.retry && rec.Attempts < w.cfg.MaxAttempts {
+		return w.retry(ctx, rec, v.jobErr, v.after)
 	}
-	if retryable {
+	jerr := v.jobErr
+	if v.retry {
 		jerr.Message = fmt.Sprintf("%s (gave up after %d attempts)", jerr.Message, rec.Attempts)
 	}
 	return w.fail(ctx, d, rec, jerr, report, true)
@@ -234,12 +278,18 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 var errShutdown = errors.New("worker shutting down")
 
 // admit makes sure the job has a record and claims it for this attempt. run is false when the
-// delivery must be dropped: the job already ended (a duplicate) or was cancelled.
+// delivery must be dropped: the job already ended (a duplicate) or was cancelled. The claim
+// counts an attempt, unless one is owed back to the job (an attempt cut short by an
+// infrastructure failure that could not be handed back): this delivery then takes its place.
 func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, bool, error) {
+	delta := 1
+	if w.ledger.owes(job.JobID) {
+		delta = 0
+	}
 	start := Transition{
 		From:          []messages.Status{messages.StatusQueued, messages.StatusProcessing},
 		To:            messages.StatusProcessing,
-		AttemptsDelta: 1,
+		AttemptsDelta: delta,
 	}
 	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
 	if errors.Is(err, ErrNotFound) {
@@ -267,6 +317,9 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 			if errors.Is(err, ErrConflict) {
 				return rec, false, nil
 			}
+			if err == nil {
+				w.ledger.paid(job.JobID)
+			}
 			return rec, err == nil, err
 		}
 		return rec, false, nil
@@ -274,6 +327,7 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 	if err != nil {
 		return messages.JobRecord{}, false, err
 	}
+	w.ledger.paid(job.JobID)
 	return rec, true, nil
 }
 
@@ -283,20 +337,7 @@ func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery
 	if err != nil {
 		return messages.JobRecord{}, fmt.Errorf("encode job %s: %w", job.JobID, err)
 	}
-	now := time.Now().UTC()
-	rec, created, err := w.cfg.Store.Create(ctx, messages.JobRecord{
-		JobID:          job.JobID,
-		Status:         messages.StatusQueued,
-		Task:           job.Task,
-		Priority:       job.Priority,
-		Model:          job.Model,
-		CreatedAt:      now,
-		UpdatedAt:      now,
-		Tenant:         d.Metadata[messages.MetaTenant],
-		IdempotencyKey: job.IdempotencyKey,
-		ReplayName:     job.ReplayName,
-		Spec:           spec,
-	})
+	rec, created, err := w.cfg.Store.Create(ctx, NewJobRecord(*job, spec, d.Metadata[messages.MetaTenant], time.Now().UTC()))
 	if err == nil && created {
 		w.cfg.Metrics.jobAccepted(rec.Task, rec.Priority)
 	}
@@ -423,7 +464,12 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		return runResult{}, report, fmt.Errorf("encode result: %w", err)
 	}
 	if err := w.cfg.Results.Put(ctx, ResultKey(rec.JobID), body); err != nil {
-		return runResult{}, report, fmt.Errorf("store result: %w", err)
+		if ctx.Err() != nil {
+			// The attempt ran out of time or was cancelled while writing: that is the
+			// attempt's outcome, not the result store's.
+			return runResult{}, report, fmt.Errorf("store result: %w", err)
+		}
+		return runResult{}, report, Infrastructure("store result", err)
 	}
 	w.cfg.Metrics.stageDone("store", start)
 	return runResult{model: answeredBy, resp: resp}, report, nil
@@ -484,153 +530,4 @@ func mergeReport(r *messages.GuardrailReport, stage GuardStage, out GuardOutcome
 		}
 	}
 	return r
-}
-
-// complete records a finished job and announces it.
-func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
-	start := time.Now()
-	usage := res.resp.Usage
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
-		From:      []messages.Status{messages.StatusProcessing},
-		To:        messages.StatusCompleted,
-		Model:     res.model,
-		Usage:     &usage,
-		Guardrail: report,
-		ResultURL: messages.ResultPath(rec.JobID),
-		Call:      &ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
-	})
-	w.cfg.Metrics.stageDone("record", start)
-	if errors.Is(err, ErrConflict) {
-		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
-		return Outcome{}
-	}
-	if err != nil {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record completion failed; the job will run again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
-	}
-	w.finished(ctx, done)
-	return Outcome{}
-}
-
-// retry hands a failed attempt back to the queue with a backoff delay.
-func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration) Outcome {
-	delay := max(after, w.cfg.Backoff.Delay(rec.Attempts))
-	jerr = withHistory(rec, jerr)
-	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
-		From:  []messages.Status{messages.StatusProcessing},
-		To:    messages.StatusQueued,
-		Error: &jerr,
-	})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record retry failed")
-	}
-	w.cfg.Hub.Notify(rec.JobID)
-	w.cfg.Metrics.jobRetried(rec.Task)
-	w.cfg.Logger.Info().Str("job_id", rec.JobID).Int("attempt", rec.Attempts).Str("error_code", jerr.Code).
-		Dur("delay", delay).Msg("attempt failed; retrying")
-	return Outcome{Retry: true, Delay: delay, Reason: jerr.Code}
-}
-
-// withHistory returns jerr with the job's earlier failed attempts and this one in its History.
-func withHistory(rec messages.JobRecord, jerr messages.JobError) messages.JobError {
-	var h []messages.AttemptError
-	if rec.Error != nil {
-		h = rec.Error.History
-	}
-	h = append(slices.Clone(h), messages.AttemptError{Attempt: rec.Attempts, Code: jerr.Code, Message: jerr.Message,
-		Model: rec.Model, At: time.Now().UTC()})
-	if len(h) > messages.MaxAttemptHistory {
-		h = h[len(h)-messages.MaxAttemptHistory:]
-	}
-	jerr.History = h
-	return jerr
-}
-
-// handBack returns a job cut off by shutdown to the queue without spending its attempt.
-func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
-	ctx, cancel := context.WithTimeout(context.Background(), finalWriteTimeout)
-	defer cancel()
-	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
-		From:          []messages.Status{messages.StatusProcessing},
-		To:            messages.StatusQueued,
-		AttemptsDelta: -1,
-	})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("hand back at shutdown: record failed; the attempt stays spent")
-	}
-	w.cfg.Hub.Notify(rec.JobID)
-	return Outcome{Retry: true, Reason: reason}
-}
-
-// fail ends a job FAILED, keeping its message in the dead-letter place when deadLetter is set.
-func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, jerr messages.JobError, report *messages.GuardrailReport, deadLetter bool) Outcome {
-	jerr = withHistory(rec, jerr)
-	if deadLetter {
-		if o := w.deadLetter(ctx, d, jerr, rec.Attempts, rec.JobID, rec.Task); o.Retry {
-			return o
-		}
-	}
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
-		From:      []messages.Status{messages.StatusProcessing},
-		To:        messages.StatusFailed,
-		Error:     &jerr,
-		Guardrail: report,
-	})
-	if errors.Is(err, ErrConflict) {
-		return Outcome{}
-	}
-	if err != nil {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record failure failed; the job will be delivered again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "job store unreachable"}
-	}
-	w.cfg.Logger.Info().Str("job_id", rec.JobID).Str("error_code", jerr.Code).Int("attempts", rec.Attempts).Msg("job failed")
-	w.finished(ctx, done)
-	return Outcome{}
-}
-
-// deadLetter keeps the delivery in the dead-letter topic with the reason in its metadata.
-func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int, jobID, task string) Outcome {
-	id := d.MessageID
-	if id == "" {
-		id = NewJobID()
-	}
-	msg := message.NewMessage(id, d.Payload)
-	for k, v := range d.Metadata {
-		if k != messages.MetaNackDelay {
-			msg.Metadata.Set(k, v)
-		}
-	}
-	msg.Metadata.Set(messages.MetaDeadReason, jerr.Code+": "+jerr.Message)
-	msg.Metadata.Set(messages.MetaAttempts, fmt.Sprint(attempts))
-	msg.Metadata.Set(MetaDeadCode, jerr.Code)
-	msg.Metadata.Set(MetaDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
-	if jobID != "" {
-		msg.Metadata.Set(messages.MetaJobID, jobID)
-	}
-	if task != "" {
-		msg.Metadata.Set(MetaTask, task)
-	}
-	if err := w.cfg.DeadLetters.Publish(w.cfg.Topics.Dead, msg); err != nil {
-		w.cfg.Logger.Error().Err(err).Str("message_id", id).Msg("dead-letter publish failed; the message will be delivered again")
-		return Outcome{Retry: true, Delay: w.cfg.Backoff.Delay(1), Reason: "dead-letter topic unreachable"}
-	}
-	w.cfg.Metrics.deadLettered(jerr.Code)
-	w.cfg.Logger.Warn().Str("message_id", id).Str("job_id", d.Metadata[messages.MetaJobID]).
-		Str("error_code", jerr.Code).Msg("message dead-lettered")
-	return Outcome{}
-}
-
-// finished announces a terminal record: watchers, metrics and the notifier.
-func (w *Worker) finished(ctx context.Context, rec messages.JobRecord) {
-	w.cfg.Hub.Notify(rec.JobID)
-	w.cfg.Metrics.jobFinished(rec)
-	if w.cfg.Notifier == nil {
-		return
-	}
-	start := time.Now()
-	n := Notification{Event: messages.EventFor(rec, rec.UpdatedAt), CallbackURL: callbackURL(rec.Spec)}
-	if err := w.cfg.Notifier.Notify(ctx, n); err != nil {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
-	}
-	w.cfg.Metrics.stageDone("notify", start)
 }

@@ -342,11 +342,18 @@ func TestWorkerShutdownHandsBackWithoutSpendingAttempt(t *testing.T) {
 	waitFor(t, func() bool { return model.calls.Load() == 1 })
 	b.worker.CancelInFlight()
 	out := <-done
-	if !out.Retry || out.Delay != 0 {
-		t.Fatalf("%+v, want immediate retry", out)
+	if !out.Retry || out.Delay != 0 || !out.HandedBack {
+		t.Fatalf("%+v, want an immediate retry marked HandedBack", out)
 	}
 	if rec := getRecord(t, b, "s1"); rec.Status != messages.StatusQueued || rec.Attempts != 0 {
 		t.Fatalf("record %+v, want QUEUED with 0 attempts", rec)
+	}
+	// A delivery arriving after the hard stop goes straight back, also counted.
+	if out := b.worker.Process(context.Background(), jobDelivery(t, textJob("s2"))); !out.Retry || !out.HandedBack {
+		t.Fatalf("delivery after CancelInFlight: %+v, want HandedBack", out)
+	}
+	if n := b.worker.HandedBack(); n != 2 {
+		t.Fatalf("HandedBack() = %d, want 2", n)
 	}
 }
 

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
+	"github.com/infleet/infleet/adapters/internal/retryafter"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -110,20 +110,5 @@ func contextOverflow(msg string) bool {
 // RetryAfter reads the wait a response asked for: x-amz-retry-after (milliseconds), else
 // Retry-After in seconds or as an HTTP date, relative to now. It returns 0 when there is none.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("X-Amz-Retry-After"); v != "" {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
-			return time.Duration(ms) * time.Millisecond
-		}
-	}
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		return max(time.Duration(s*float64(time.Second)), 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
+	return retryafter.FromHeader(h, now, "X-Amz-Retry-After")
 }

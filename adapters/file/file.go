@@ -14,7 +14,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/pipeline"
 )
@@ -26,9 +31,15 @@ const (
 	filePerm fs.FileMode = 0o640
 )
 
-// tempPrefix starts the name of every file a Put is still writing. Keys whose last element
-// starts with it are refused, so an object can never collide with an unfinished write.
+// tempPrefix starts the name of every file a Put is still writing: the prefix, the id of the
+// process writing it, a dash and random hex (".infleet-tmp-4242-1f2e3d4c5b6a7988"). Keys whose
+// last element starts with it are refused, so an object can never collide with an unfinished
+// write. A failed Put removes its file; New removes those a process that died left behind.
 const tempPrefix = ".infleet-tmp-"
+
+// staleTempAge is the age past which a temporary file is stale whoever wrote it: no Put takes
+// that long.
+const staleTempAge = time.Hour
 
 // tempDir holds the temporary files of writes in progress, inside the store's directory (so a
 // rename moves them into place atomically); it is not an object and List skips it.
@@ -42,6 +53,9 @@ type Config struct {
 	// returns. Default false: an object is then durable across a crash of the process (the
 	// rename is atomic and the page cache outlives the process) but not across a power loss.
 	Sync bool
+	// Logger receives the store's few log lines (temporary files removed at start); the zero
+	// value discards them.
+	Logger zerolog.Logger
 }
 
 // Validate reports every problem with c, naming the field and the fix.
@@ -69,8 +83,9 @@ var (
 	_ pipeline.Checker   = (*Store)(nil)
 )
 
-// New validates cfg, creates cfg.Dir (and its parents) when missing and opens it.
-// The returned Store holds the directory open until Close.
+// New validates cfg, creates cfg.Dir (and its parents) when missing and opens it. It removes
+// the temporary files of writes that never finished because their process died (see
+// RemoveStaleTemp). The returned Store holds the directory open until Close.
 func New(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -90,7 +105,15 @@ func New(cfg Config) (*Store, error) {
 		_ = root.Close()
 		return nil, fmt.Errorf("file store: create %s/%s: %w", dir, tempDir, err)
 	}
-	return &Store{dir: dir, sync: cfg.Sync, root: root}, nil
+	s := &Store{dir: dir, sync: cfg.Sync, root: root}
+	n, err := s.RemoveStaleTemp(time.Now())
+	if err != nil {
+		cfg.Logger.Warn().Err(err).Str("dir", dir).Msg("file store: some temporary files left by an earlier process could not be removed")
+	}
+	if n > 0 {
+		cfg.Logger.Info().Int("files", n).Str("dir", dir).Msg("file store: removed temporary files of writes an earlier process did not finish")
+	}
+	return s, nil
 }
 
 // Dir returns the absolute path of the store's directory.
@@ -106,8 +129,10 @@ func (s *Store) Close() error {
 
 // Put writes data under key, replacing any object there: it writes a temporary file in the
 // store's temporary directory and renames it over the key (creating a file in a small
-// directory costs a third of creating it beside tens of thousands of results), so a reader never sees a partial object and a
-// failed Put leaves the previous object in place. Put is idempotent.
+// directory costs a third of creating it beside tens of thousands of results), so a reader
+// never sees a partial object and a failed Put leaves the previous object in place and no
+// temporary file behind. A Put that failed for want of space (ENOSPC, EDQUOT) returns an error
+// matching pipeline.ErrStorageFull. Put is idempotent.
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 	name, err := checkKey(key)
 	if err != nil {
@@ -119,54 +144,114 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 	parent := path.Dir(name)
 	if parent != "." {
 		if err := s.root.MkdirAll(parent, dirPerm); err != nil {
-			return fmt.Errorf("file store: put %s: create directory: %w", key, err)
+			return fmt.Errorf("file store: put %s: create directory: %w", key, full(err))
 		}
 	}
 	tmp, err := s.writeTemp(tempDir, data)
 	if err != nil {
-		return fmt.Errorf("file store: put %s (check %s is writable and has space): %w", key, s.dir, err)
+		return fmt.Errorf("file store: put %s (check %s is writable and has space): %w", key, s.dir, full(err))
 	}
 	if err := s.root.Rename(tmp, name); err != nil {
 		_ = s.root.Remove(tmp)
-		return fmt.Errorf("file store: put %s: rename into place: %w", key, err)
+		return fmt.Errorf("file store: put %s: rename into place: %w", key, full(err))
 	}
 	if s.sync {
 		if err := s.syncDir(parent); err != nil {
-			return fmt.Errorf("file store: put %s: sync directory: %w", key, err)
+			return fmt.Errorf("file store: put %s: sync directory: %w", key, full(err))
 		}
 	}
 	return nil
 }
 
 // writeTemp writes data to a new temporary file in dir (relative to the root) and returns its
-// name. The file is removed again when anything fails.
-func (s *Store) writeTemp(dir string, data []byte) (name string, err error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand documents it)
-	name = path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+// name. When anything fails the file is removed again and the name is "".
+func (s *Store) writeTemp(dir string, data []byte) (string, error) {
+	name := path.Join(dir, newTempName())
 	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		if err != nil {
-			_ = s.root.Remove(name)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return "", err
+	_, err = f.Write(data)
+	if err == nil && s.sync {
+		err = f.Sync()
 	}
-	if s.sync {
-		if err := f.Sync(); err != nil {
-			_ = f.Close()
-			return "", err
-		}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
+	if err != nil {
+		_ = s.root.Remove(name)
 		return "", err
 	}
 	return name, nil
+}
+
+// newTempName returns a fresh temporary file name of this process.
+func newTempName() string {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand documents it)
+	return tempPrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(rnd[:])
+}
+
+// RemoveStaleTemp removes the temporary files that writes left behind when their process died
+// mid-write, and returns how many it removed. A temporary file is stale when the process that
+// wrote it is this one (a restarted container often gets its predecessor's id) or no longer
+// runs, when its name carries no process id (an older version wrote it), or when it is older
+// than an hour; the files of another live process sharing the directory are left alone. New
+// calls it; it is safe to call at any time, also concurrently with Put.
+func (s *Store) RemoveStaleTemp(now time.Time) (int, error) {
+	removed := 0
+	var errs []error
+	for _, dir := range []string{tempDir, "."} {
+		d, err := s.root.Open(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("file store: open %s: %w", dir, err))
+			continue
+		}
+		entries, err := d.ReadDir(-1)
+		_ = d.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("file store: read %s: %w", dir, err))
+		}
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil || !staleTemp(e.Name(), info.ModTime(), now) {
+				continue
+			}
+			// A racing Put of this process may have renamed it away meanwhile: that is fine.
+			if err := s.root.Remove(path.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("file store: remove %s: %w", path.Join(dir, e.Name()), err))
+				continue
+			}
+			removed++
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// staleTemp reports whether the temporary file name, last modified at mod, belongs to no write
+// under way.
+func staleTemp(name string, mod, now time.Time) bool {
+	if now.Sub(mod) > staleTempAge {
+		return true
+	}
+	pidText, _, ok := strings.Cut(strings.TrimPrefix(name, tempPrefix), "-")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 {
+		return true
+	}
+	return pid == os.Getpid() || !processRunning(pid)
+}
+
+// full returns err marked with pipeline.ErrStorageFull when it says the file system is out of
+// space or quota, and err unchanged otherwise.
+func full(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", err, pipeline.ErrStorageFull)
+	}
+	return err
 }
 
 func (s *Store) syncDir(dir string) error {
@@ -217,7 +302,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	name, err := s.writeTemp(".", []byte("ok"))
 	if err != nil {
-		return fmt.Errorf("file store: %s is not writable (check it exists, its permissions and free space): %w", s.dir, err)
+		return fmt.Errorf("file store: %s is not writable (check it exists, its permissions and free space): %w", s.dir, full(err))
 	}
 	if err := s.root.Remove(name); err != nil {
 		return fmt.Errorf("file store: check %s: remove probe: %w", s.dir, err)

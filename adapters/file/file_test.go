@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/infleet/infleet/adapters/file"
+	"github.com/infleet/infleet/internal/disktest"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -251,6 +255,108 @@ func TestCheck(t *testing.T) {
 	}
 	if err := s.Check(context.Background()); err == nil {
 		t.Fatal("Check on an unwritable or removed dir: want error")
+	}
+}
+
+// TestFullDisk fills a real (tmpfs) file system: a Put fails with ErrStorageFull and leaves no
+// temporary file, the readiness check says the same, and both work again once space returns.
+func TestFullDisk(t *testing.T) {
+	t.Parallel()
+	mnt := disktest.Mount(t, "2m")
+	s, err := file.New(file.Config{Dir: filepath.Join(mnt, "results")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	if err := s.Put(ctx, "before.json", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	filler := disktest.Fill(t, mnt)
+	big := bytes.Repeat([]byte("r"), 256<<10)
+	for _, key := range []string{"job.json", "before.json", "archive/2026/12/04/16/1.jsonl"} {
+		if err := s.Put(ctx, key, big); !errors.Is(err, pipeline.ErrStorageFull) {
+			t.Fatalf("Put(%q) on a full disk: %v, want ErrStorageFull", key, err)
+		}
+	}
+	assertNoTempFiles(t, s.Dir())
+	if got := string(get(t, s, "before.json")); got != "kept" {
+		t.Fatalf("a failed Put changed the object: %q", got)
+	}
+	if err := s.Check(ctx); !errors.Is(err, pipeline.ErrStorageFull) {
+		t.Fatalf("Check on a full disk: %v, want ErrStorageFull", err)
+	}
+	assertNoTempFiles(t, s.Dir())
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "job.json", big); err != nil {
+		t.Fatalf("Put once space returned: %v", err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check once space returned: %v", err)
+	}
+	assertNoTempFiles(t, s.Dir())
+}
+
+// TestNewRemovesStaleTempFiles leaves the temporary files of a process that died mid-write,
+// of this process's id (a restarted container), of an older version and of a long-gone write:
+// New removes them and keeps those of a live process and every object.
+func TestNewRemovesStaleTempFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, ".infleet-tmp-dir")
+	if err := os.MkdirAll(filepath.Join(dir, "archive"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skipf("no process to outlive: %v", err)
+	}
+	deadPID, ownPID, livePID := dead.Process.Pid, os.Getpid(), os.Getppid()
+	name := func(pid int, suffix string) string { return ".infleet-tmp-" + strconv.Itoa(pid) + "-" + suffix }
+	stale := []string{
+		filepath.Join(tmp, name(deadPID, "0a0a0a0a0a0a0a0a")),
+		filepath.Join(tmp, name(ownPID, "0b0b0b0b0b0b0b0b")),
+		filepath.Join(tmp, ".infleet-tmp-0c0c0c0c0c0c0c0c"), // an older version's name
+		filepath.Join(tmp, name(livePID, "0d0d0d0d0d0d0d0d")),
+		filepath.Join(dir, name(deadPID, "0e0e0e0e0e0e0e0e")), // a readiness probe
+	}
+	kept := []string{
+		filepath.Join(tmp, name(livePID, "0f0f0f0f0f0f0f0f")),
+		filepath.Join(dir, "abc.json"),
+		filepath.Join(dir, "archive", "1.jsonl"),
+	}
+	for _, p := range append(append([]string(nil), stale...), kept...) {
+		if err := os.WriteFile(p, []byte("partial"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale[3], old, old); err != nil { // a live process's, but too old to be a write under way
+		t.Fatal(err)
+	}
+	s, err := file.New(file.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale temporary file %s not removed: %v", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+	if got := string(get(t, s, "abc.json")); got != "partial" {
+		t.Fatalf("object changed: %q", got)
 	}
 }
 

@@ -7,4 +7,9 @@
 // The Subscriber hands out up to MaxInFlight messages at once per subscription, keeps the
 // messages its handlers hold alive with InProgress, and turns a Nack into a (delayed) Nak, so
 // a job is redelivered, never lost, whatever happens to the process holding it.
+//
+// A full disk: the Server reports it (Err, matching pipeline.ErrStorageFull) while less than
+// MinFreeBytes is free, and a Publisher gated on it refuses messages at once rather than push
+// JetStream into a failed write. JetStream stops writing a stream for good after one; the
+// Server restarts JetStream in place once space returns, so no process restart is needed.
 package nats

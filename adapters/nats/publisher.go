@@ -31,6 +31,12 @@ type PublisherConfig struct {
 	// PublishTimeout bounds how long one Publish call waits for JetStream to store its messages
 	// (default DefaultPublishTimeout).
 	PublishTimeout time.Duration
+	// Gate, when set, is asked before each Publish: an error fails the Publish at once, with
+	// that error, and nothing is sent. The embedded server's Err is the gate to use with it:
+	// while its disk is full a publish then fails at once (matching pipeline.ErrStorageFull)
+	// instead of waiting out PublishTimeout for an answer JetStream never sends, and does not
+	// push JetStream into a failed write. nil sends every Publish.
+	Gate func() error
 	// Logger receives the publisher's log lines; the zero value discards them.
 	Logger zerolog.Logger
 }
@@ -49,6 +55,7 @@ func (cfg PublisherConfig) Validate() error {
 type Publisher struct {
 	js      jetstream.JetStream
 	timeout time.Duration
+	gate    func() error
 	log     zerolog.Logger
 
 	mu     sync.RWMutex // held for reading by each Publish, for writing by Close
@@ -66,7 +73,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats publisher: %w", err)
 	}
-	return &Publisher{js: js, timeout: cmp.Or(cfg.PublishTimeout, DefaultPublishTimeout), log: cfg.Logger}, nil
+	return &Publisher{js: js, timeout: cmp.Or(cfg.PublishTimeout, DefaultPublishTimeout), gate: cfg.Gate, log: cfg.Logger}, nil
 }
 
 // Publish stores msgs on topic's stream and returns when JetStream has acknowledged every one
@@ -74,7 +81,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 // together, which is much faster than one at a time. On error some messages may be stored:
 // publish them all again, duplicates are dropped by id. A topic without a stream gets one
 // (see EnsureStreams). Metadata keys become headers, so they must be valid header names (no
-// white space or ':'); keys starting with "Nats-" are not sent.
+// white space or ':'); keys starting with "Nats-" are not sent. With a Gate, a closed gate
+// fails the Publish at once, and a failed Publish also carries what the gate says since.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -86,6 +94,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("publish: %w", err)
+	}
+	if err := p.closedGate(); err != nil {
+		return fmt.Errorf("publish %d message(s) to %s: not sent: %w", len(msgs), topic, err)
 	}
 	// The messages' own contexts give values (trace ids) but not cancellation: a handler that
 	// publishes during shutdown must still get its messages stored.
@@ -103,9 +114,20 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		err = p.publish(ctx, topic, msgs)
 	}
 	if err != nil {
+		if gerr := p.closedGate(); gerr != nil {
+			return fmt.Errorf("publish %d message(s) to %s: %w: %w", len(msgs), topic, gerr, err)
+		}
 		return fmt.Errorf("publish %d message(s) to %s: %w (the transport may be down; publishing again is safe)", len(msgs), topic, err)
 	}
 	return nil
+}
+
+// closedGate returns the gate's error, or nil when there is no gate or it is open.
+func (p *Publisher) closedGate() error {
+	if p.gate == nil {
+		return nil
+	}
+	return p.gate()
 }
 
 func (p *Publisher) publish(ctx context.Context, topic string, msgs []*message.Message) error {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infleet/infleet/adapters/internal/retryafter"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -283,20 +284,5 @@ func contextOverflow(msg string) bool {
 // RetryAfter reads the wait a server asked for: retry-after-ms (milliseconds), else
 // Retry-After in seconds or as an HTTP date, relative to now. It returns 0 when there is none.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		return max(time.Duration(s*float64(time.Second)), 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
+	return retryafter.FromHeader(h, now, "Retry-After-Ms")
 }

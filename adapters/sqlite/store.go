@@ -15,7 +15,12 @@
 // commit (one per group, not per write).
 //
 // WAL checkpoints (copying the log into the database file, with its fsyncs) run on a
-// connection of their own every 250ms, so they stall neither the writer nor readers.
+// connection of their own every 250ms, so they stall neither the writer nor readers. Once a
+// checkpoint has copied it all, the log is cut back to walSizeLimit, so the space a burst of
+// writes took (or a stretch when checkpoints could not run, as on a full disk) is given back.
+//
+// A write refused for want of space fails with an error matching pipeline.ErrStorageFull; the
+// store needs no reopening, and writes succeed again as soon as there is space.
 //
 // Several processes may open the same file (they wait up to BusyTimeout for each other's
 // write lock), but group commit batches only within a process: run one infleet process per
@@ -58,6 +63,9 @@ const (
 )
 
 const (
+	// walSizeLimit is the size the write-ahead log is cut back to after a full checkpoint
+	// (SQLite's journal_size_limit).
+	walSizeLimit = 64 << 20
 	// maxBatch caps how many write requests one transaction holds.
 	maxBatch = 256
 	// queueDepth is how many write requests may wait for the writer before callers block.
@@ -233,6 +241,7 @@ func dsn(cfg Config, readOnly bool) string {
 		v.Add("_pragma", "query_only(1)")
 	} else {
 		v.Add("_pragma", "journal_mode(WAL)")
+		v.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 		v.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	}
 	return cfg.Path + "?" + v.Encode()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/adapters/sqlite"
+	"github.com/infleet/infleet/internal/disktest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/storetest"
@@ -329,5 +330,52 @@ func TestFailingRequestSparesItsBatch(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "job-01"); err != nil {
 		t.Fatalf("Get job-01: %v", err)
+	}
+}
+
+// TestFullDisk fills the file system under the store (a tmpfs): writes fail with
+// ErrStorageFull, reads go on, and once space is freed writes succeed again on the same Store.
+func TestFullDisk(t *testing.T) {
+	t.Parallel()
+	mnt := disktest.Mount(t, "2m")
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(mnt, "jobs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	now := time.Now()
+	big := func(id string) messages.JobRecord {
+		rec := job(id, now)
+		rec.Spec = []byte(`{"input":{"text":"` + strings.Repeat("w", 256<<10) + `"}}`)
+		return rec
+	}
+	if _, _, err := s.Create(ctx, big("before")); err != nil {
+		t.Fatal(err)
+	}
+	filler := disktest.Fill(t, mnt)
+	// The log may hold a few writes in space it already has; it cannot hold many.
+	var full error
+	for i := 0; i < 20 && full == nil; i++ {
+		_, _, full = s.Create(ctx, big(fmt.Sprintf("full-%d", i)))
+	}
+	if !errors.Is(full, pipeline.ErrStorageFull) {
+		t.Fatalf("Create on a full disk: %v, want ErrStorageFull", full)
+	}
+	if _, err := s.Get(ctx, "before"); err != nil {
+		t.Fatalf("Get on a full disk: %v", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Create(ctx, big("after")); err != nil {
+		t.Fatalf("Create once space returned: %v", err)
+	}
+	if _, err := s.Transition(ctx, "before", pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1}); err != nil {
+		t.Fatalf("Transition once space returned: %v", err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check once space returned: %v", err)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -107,17 +110,29 @@ func (s *Store) submit(r *request) error {
 	}
 	select {
 	case <-r.done:
-		return r.err
+		return full(r.err)
 	case <-r.ctx.Done():
 		return fmt.Errorf("sqlite store: gave up waiting for %s, which may still be applied: %w", r.what(), context.Cause(r.ctx))
 	case <-s.done:
 		select {
 		case <-r.done:
-			return r.err
+			return full(r.err)
 		default:
 			return ErrClosed
 		}
 	}
+}
+
+// full returns err marked with pipeline.ErrStorageFull when SQLite refused the write because
+// the disk (or the database's size limit) is full, and err unchanged otherwise. Nothing needs
+// reopening afterwards: the transaction was rolled back, and writes succeed again once there
+// is space.
+func full(err error) error {
+	var se *sqlitedriver.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return fmt.Errorf("%w: %w", err, pipeline.ErrStorageFull)
+	}
+	return err
 }
 
 // writeLoop is the writer goroutine: it owns wconn and the write statements until it returns.

@@ -16,49 +16,45 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-func TestForbiddenAddr(t *testing.T) {
+// TestDialGuard checks the connect-time guard on the addresses a dialer may hand it,
+// including IPv6 forms that embed an internal IPv4 address.
+func TestDialGuard(t *testing.T) {
 	t.Parallel()
-	for addr, want := range map[string]bool{
-		"127.0.0.1":              true,
-		"127.1.2.3":              true,
-		"10.1.2.3":               true,
-		"172.16.0.1":             true,
-		"172.31.255.255":         true,
-		"192.168.1.1":            true,
-		"169.254.169.254":        true,
-		"169.254.0.1":            true,
-		"100.100.100.200":        true,
-		"0.0.0.0":                true,
-		"0.1.2.3":                true,
-		"224.0.0.1":              true,
-		"239.255.255.250":        true,
-		"255.255.255.255":        true,
-		"::":                     true,
-		"::1":                    true,
-		"fe80::1":                true,
-		"fe80::1%eth0":           true,
-		"fc00::1":                true,
-		"fd00:ec2::254":          true,
-		"ff02::1":                true,
-		"::ffff:127.0.0.1":       true,
-		"::ffff:169.254.169.254": true,
-		"64:ff9b::a9fe:a9fe":     true, // NAT64 of 169.254.169.254
-		"8.8.8.8":                false,
-		"1.1.1.1":                false,
-		"172.32.0.1":             false,
-		"93.184.216.34":          false,
-		"2606:4700:4700::1111":   false,
-		"64:ff9b::808:808":       false, // NAT64 of 8.8.8.8
-		"::ffff:93.184.216.34":   false,
-		"2001:4860:4860::8888":   false,
-		"100.63.255.255":         false,
-		"100.128.0.0":            false,
-		"198.51.100.7":           false,
-		"203.0.113.9":            false,
+	for addr, refused := range map[string]bool{
+		"127.0.0.1":                            true,
+		"10.1.2.3":                             true,
+		"169.254.169.254":                      true,
+		"100.100.100.200":                      true,
+		"0.1.2.3":                              true,
+		"255.255.255.255":                      true,
+		"198.51.100.7":                         true,
+		"::1":                                  true,
+		"fe80::1%eth0":                         true,
+		"fd00:ec2::254":                        true,
+		"::ffff:127.0.0.1":                     true,
+		"::127.0.0.1":                          true, // IPv4-compatible
+		"::7f00:1":                             true,
+		"2002:7f00:1::":                        true, // 6to4 of 127.0.0.1
+		"2002:a9fe:a9fe::1":                    true, // 6to4 of 169.254.169.254
+		"64:ff9b::a9fe:a9fe":                   true, // NAT64 of 169.254.169.254
+		"64:ff9b:1::a00:1":                     true, // local-use NAT64
+		"2001:0:a00:1::":                       true, // Teredo, server 10.0.0.1
+		"2001:0:4136:e378:8000:63bf:80ff:fffe": true, // Teredo, client 127.0.0.1
+		"8.8.8.8":                              false,
+		"93.184.216.34":                        false,
+		"::ffff:93.184.216.34":                 false,
+		"64:ff9b::808:808":                     false,
+		"2002:808:808::1":                      false,
+		"2606:4700:4700::1111":                 false,
 	} {
-		if got := forbiddenAddr(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("forbiddenAddr(%s) = %v, want %v", addr, got, want)
+		ap := netip.AddrPortFrom(netip.MustParseAddr(addr), 443)
+		err := dialGuard("tcp", ap.String(), nil)
+		if got := errors.Is(err, ErrForbiddenAddress); got != refused {
+			t.Errorf("dialGuard(%s) = %v, want refused %v", ap, err, refused)
 		}
+	}
+	if err := dialGuard("tcp", "not an address", nil); !errors.Is(err, ErrForbiddenAddress) {
+		t.Errorf("dialGuard of an unparsable address = %v, want ErrForbiddenAddress", err)
 	}
 }
 

@@ -22,11 +22,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/infleet/infleet/adapters/internal/retryafter"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -297,22 +297,14 @@ func retryableNetErr(err error) bool {
 	return true
 }
 
-// retryAfter parses a Retry-After value, seconds or an HTTP date, into a wait; negative when
-// absent or unreadable.
+// retryAfter parses a Retry-After value, seconds or an HTTP date, into a wait of at most a day;
+// negative when absent or unreadable.
 func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
+	wait, ok := retryafter.Parse(v, now)
+	if !ok {
 		return -1
 	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s < 0 {
-			return -1
-		}
-		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return -1
+	return min(wait, 24*time.Hour)
 }
 
 // backoff returns the wait after failed attempt n (1-based): uniform in [0, ceiling) with the

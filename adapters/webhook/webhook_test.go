@@ -304,6 +304,11 @@ func TestRefusesInternalTargets(t *testing.T) {
 		"http://169.254.169.254/latest/meta-data/",
 		"http://10.0.0.1/",
 		"http://0x7f.1:" + port,
+		"http://[::127.0.0.1]:" + port,
+		"http://[::7f00:1]:" + port,
+		"http://[2002:7f00:1::]:" + port,
+		"http://[64:ff9b::7f00:1]:" + port,
+		"http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:" + port,
 	} {
 		err := n.Notify(context.Background(), note(target))
 		if !errors.Is(err, webhook.ErrForbiddenAddress) {

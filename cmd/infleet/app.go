@@ -140,7 +140,9 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if err := natsadapter.ResetConsumers(ctx, nc, natsadapter.DefaultGroup, a.topics.High, a.topics.Normal, a.topics.Low); err != nil {
 		return err
 	}
-	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: nc, Logger: log})
+	// Gated on the server's Err: on a full disk a publish fails at once, saying so, rather than
+	// waiting out its timeout and pushing JetStream into a failed write.
+	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: nc, Gate: srv.Err, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -157,11 +159,11 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if d, ok := any(sub).(pipeline.DepthReporter); ok {
 		a.depth = d
 	}
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: checkFunc(func(context.Context) error {
+	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
 		if !nc.IsConnected() {
 			return errors.New("not connected to the embedded queue")
 		}
-		return nil
+		return srv.Check(ctx)
 	})})
 	return nil
 }
@@ -193,7 +195,7 @@ func (a *app) openStore(ctx context.Context) error {
 func (a *app) openResults(ctx context.Context) error {
 	switch a.cfg.Results.Kind {
 	case "file":
-		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results")})
+		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Logger: a.log.With().Str("component", "results").Logger()})
 		if err != nil {
 			return fmt.Errorf("open the result directory under %s: %w", a.cfg.DataDir, err)
 		}

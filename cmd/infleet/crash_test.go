@@ -273,19 +273,35 @@ func TestSIGTERMHandsBackUnfinishedJobs(t *testing.T) {
 	slow := writeConfig(t, `
 models: [{name: m, provider: sim, latency: 1m}]
 routes: {default: m}
-workers: {concurrency: 2, shutdown_timeout: 200ms}
-log: {level: warn}
+workers: {concurrency: 8, shutdown_timeout: 200ms}
+log: {level: info}
 `)
 	c := startChild(t, bin, dataDir, addr, slow)
-	a := c.api.submit(`{"task":"summarize","input":{"text":"one"}}`)
-	b := c.api.submit(`{"task":"summarize","input":{"text":"two"}}`)
-	c.api.waitStatus(a, messages.StatusProcessing)
-	c.api.waitStatus(b, messages.StatusProcessing)
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"job %d"}}`, i)))
+	}
+	for _, id := range ids {
+		c.api.waitStatus(id, messages.StatusProcessing)
+	}
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, c.logs.String())
+	}
+	// Handing jobs back is what shutdown is meant to do: one summary line at info, no errors.
+	var summaries int
+	for line := range strings.Lines(c.logs.String()) {
+		if strings.Contains(line, `"level":"error"`) {
+			t.Errorf("error logged at shutdown: %s", line)
+		}
+		if strings.Contains(line, `"jobs_handed_back":8`) && strings.Contains(line, `"level":"info"`) {
+			summaries++
+		}
+	}
+	if summaries != 1 {
+		t.Errorf("%d summary lines of the hand-back, want 1 saying 8 jobs; logs:\n%s", summaries, c.logs.String())
 	}
 	fast := writeConfig(t, `
 models: [{name: m, provider: sim, latency: 1ms}]
@@ -293,7 +309,7 @@ routes: {default: m}
 log: {level: warn}
 `)
 	c2 := startChild(t, bin, dataDir, addr, fast)
-	for _, id := range []string{a, b} {
+	for _, id := range ids {
 		rec := c2.api.waitStatus(id, messages.StatusCompleted)
 		if rec.Attempts != 1 {
 			t.Errorf("job %s: %d attempts after a hand-back; want 1", id, rec.Attempts)

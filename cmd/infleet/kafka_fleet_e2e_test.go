@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +23,12 @@ import (
 // waits until its /readyz answers.
 func startRole(t *testing.T, bin, role, dataDir, cfgPath string, env ...string) *child {
 	t.Helper()
-	addr := freeAddr(t)
+	return startRoleAt(t, bin, role, freeAddr(t), dataDir, cfgPath, env...)
+}
+
+// startRoleAt is startRole listening on addr, for a process restarted where clients expect it.
+func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...string) *child {
+	t.Helper()
 	cmd := exec.Command(bin, role, "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
 	logs := &strings.Builder{}
 	cmd.Stderr = &lockedWriter{w: logs}
@@ -48,26 +55,34 @@ func startRole(t *testing.T, bin, role, dataDir, cfgPath string, env ...string) 
 	return c
 }
 
-// TestKafkaFleetSurvivesWorkerKill runs one `infleet ingress` and two `infleet worker`
-// processes on kfake and PostgreSQL, SIGKILLs one worker while jobs are in flight, and
-// checks that every job completes with exactly one result: the survivor takes over the dead
-// worker's partitions after the session timeout and re-runs what it left unacked.
-func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
+// kafkaFleetPeers skips a test that builds and runs the binary under -short, or that lacks the
+// PostgreSQL server make test starts; otherwise it marks the test parallel, starts a kfake
+// cluster whose groups notice a dead member within seconds, and returns the DSN and the brokers.
+func kafkaFleetPeers(t *testing.T) (dsn, brokers string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dsn := os.Getenv("INFLEET_TEST_POSTGRES_DSN")
+	dsn = os.Getenv("INFLEET_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
 	}
 	t.Parallel()
-	bin := binary(t)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()[0]
+	return dsn, cluster.ListenAddrs()[0]
+}
+
+// TestKafkaFleetSurvivesWorkerKill runs one `infleet ingress` and two `infleet worker`
+// processes on kfake and PostgreSQL, SIGKILLs one worker while jobs are in flight, and
+// checks that every job completes with exactly one result: the survivor takes over the dead
+// worker's partitions after the session timeout and re-runs what it left unacked.
+func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
+	dsn, brokers := kafkaFleetPeers(t)
+	bin := binary(t)
 	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
 log: {level: warn}
 `, dsn)
@@ -81,8 +96,7 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 `)
 	dataDir := t.TempDir() // shared: the result files of every process
 	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	doomed := startRole(t, bin, "worker", dataDir, cfgPath, env)
-	startRole(t, bin, "worker", dataDir, cfgPath, env)
+	workers := []*child{startRole(t, bin, "worker", dataDir, cfgPath, env), startRole(t, bin, "worker", dataDir, cfgPath, env)}
 
 	const n = 300
 	ids := make([]string, 0, n)
@@ -103,6 +117,18 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 	if completed() == n {
 		t.Fatal("every job finished before the kill; the test needs slower jobs")
 	}
+	// Kill a worker that is running jobs: which one holds which partitions depends on the
+	// group's balancing, so ask each.
+	var doomed *child
+	ingress.api.eventually(30*time.Second, func() bool {
+		for _, w := range workers {
+			if inFlight(t, w) > 0 {
+				doomed = w
+				return true
+			}
+		}
+		return false
+	})
 	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +173,24 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 	if code != http.StatusOK || !strings.Contains(string(data), ids[0]) {
 		t.Fatalf("result through the ingress: %d %s", code, data)
 	}
+}
+
+// inFlight reads infleet_jobs_in_flight from a process's /metrics; -1 when it cannot.
+func inFlight(t *testing.T, c *child) float64 {
+	t.Helper()
+	resp, err := http.Get(c.api.base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "infleet_jobs_in_flight "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/mattn/go-isatty"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/config"
@@ -159,7 +157,11 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	if err != nil {
 		return err
 	}
-	metrics := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+	metrics, err := metricsHandler(cfg.Metrics, a.reg, func(name string) string { return lookup(reloadSource.environ, name) },
+		log.With().Str("component", "http").Logger())
+	if err != nil {
+		return err
+	}
 	handler := handlers.NewOpsAPI(svc.Ready, metrics, log.With().Str("component", "http").Logger())
 	sec, err := wireAuth(ctx, cfg, log, r.ingress) // wire_auth.go: auth, limits, callback checks, CORS, TLS
 	if err != nil {
@@ -169,14 +171,16 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	sec.guard.Budget = a.tenantOverBudget
 	if r.ingress {
 		handler, err = handlers.NewAPI(handlers.APIConfig{
-			Middleware:   sec.middleware,
-			Jobs:         sec.jobs(svc),
-			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-			MaxWait:      cfg.HTTP.MaxWait,
-			Metrics:      metrics,
-			Logger:       log.With().Str("component", "http").Logger(),
-			Observe:      observeHTTP(a.metrics),
-			Operations:   a.operations(),
+			Middleware:           sec.middleware,
+			Jobs:                 sec.jobs(svc),
+			MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+			MaxWait:              cfg.HTTP.MaxWait,
+			WriteTimeout:         cfg.HTTP.WriteTimeout,
+			MaxInflightBodyBytes: cfg.HTTP.MaxInflightBodyBytes,
+			Metrics:              metrics,
+			Logger:               log.With().Str("component", "http").Logger(),
+			Observe:              observeHTTP(a.metrics),
+			Operations:           a.operations(),
 		})
 		if err != nil {
 			return err
@@ -205,7 +209,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 		}
 		return fmt.Errorf("listen on %s (set --addr or addr to a free address): %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(cfg.HTTP, handler, log.With().Str("component", "http_server").Logger())
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(sec.listener(ln)) }()
 	go a.metrics.WatchQueueDepth(runCtx, a.depth, a.topics, 5*time.Second)
@@ -279,8 +283,8 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	w.sched.Drain()
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
 	defer cancelDrain()
-	if !w.worker.Wait(drainCtx) {
-		log.Warn().Msg("running jobs did not finish in time; handing them back to the queue")
+	drained := w.worker.Wait(drainCtx)
+	if !drained {
 		w.worker.CancelInFlight()
 		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
 		defer cancelWait()
@@ -288,6 +292,11 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	}
 	if err := w.router.Close(); err != nil {
 		log.Warn().Err(err).Msg("router close")
+	}
+	// One line for every job handed back, however many there were.
+	if n := w.worker.HandedBack(); n > 0 || !drained {
+		log.Info().Int64("jobs_handed_back", n).Dur("shutdown_timeout", drain).
+			Msg("jobs still running at shutdown were handed back to the queue without spending an attempt")
 	}
 }
 

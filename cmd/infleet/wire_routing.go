@@ -43,10 +43,11 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		return nil, err
 	}
 	fleet, err := models.NewFleet(models.FleetConfig{
-		Models:     specs,
-		Policy:     policyOf(a.cfg),
-		Registerer: a.reg,
-		Logger:     a.log.With().Str("component", "models").Logger(),
+		Models:       specs,
+		Policy:       policyOf(a.cfg),
+		Registerer:   a.reg,
+		TenantLabels: a.cfg.Metrics.TenantLabels,
+		Logger:       a.log.With().Str("component", "models").Logger(),
 	})
 	if err != nil {
 		return nil, err

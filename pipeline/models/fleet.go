@@ -106,7 +106,11 @@ type FleetConfig struct {
 	Policy Policy
 	// Registerer receives the fleet's collectors; nil registers none.
 	Registerer prometheus.Registerer
-	Logger     zerolog.Logger
+	// TenantLabels labels infleet_tenant_cost_usd_total and infleet_tenant_tokens_total with
+	// each job's tenant. Default false: they are recorded under tenant AllTenants, summed over
+	// tenants, so the metrics name no tenant. Budgets see each tenant's spend either way.
+	TenantLabels bool
+	Logger       zerolog.Logger
 }
 
 // Fleet holds the configured models and calls them resiliently. It is safe for concurrent use;
@@ -140,7 +144,7 @@ type health struct {
 
 // NewFleet checks cfg and returns a Fleet.
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
-	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer), log: cfg.Logger, tenants: newTenantSpend()}
+	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger, tenants: newTenantSpend()}
 	if err := f.Update(cfg.Models, cfg.Policy); err != nil {
 		return nil, err
 	}
@@ -451,9 +455,10 @@ func (f *Fleet) attempt(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	f.metrics.cost.WithLabelValues(name).Add(cost)
 	if req.Tenant != "" {
 		f.tenants.add(req.Tenant, cost)
-		f.metrics.tenantCost.WithLabelValues(req.Tenant, name).Add(cost)
-		f.metrics.tenantTokens.WithLabelValues(req.Tenant, name, "input").Add(float64(resp.Usage.InputTokens))
-		f.metrics.tenantTokens.WithLabelValues(req.Tenant, name, "output").Add(float64(resp.Usage.OutputTokens))
+		tenant := f.metrics.tenant(req.Tenant)
+		f.metrics.tenantCost.WithLabelValues(tenant, name).Add(cost)
+		f.metrics.tenantTokens.WithLabelValues(tenant, name, "input").Add(float64(resp.Usage.InputTokens))
+		f.metrics.tenantTokens.WithLabelValues(tenant, name, "output").Add(float64(resp.Usage.OutputTokens))
 	}
 	return resp, nil
 }

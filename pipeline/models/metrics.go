@@ -2,6 +2,10 @@ package models
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// AllTenants is the tenant label value of the per-tenant series when tenant labels are off
+// (FleetConfig.TenantLabels false): one series per model summing every tenant's figures.
+const AllTenants = "*"
+
 // fleetMetrics are the collectors of the model layer, every name prefixed infleet_model_ or
 // infleet_routing_. Safe for concurrent use.
 type fleetMetrics struct {
@@ -17,10 +21,22 @@ type fleetMetrics struct {
 	reloads         *prometheus.CounterVec
 	tenantCost      *prometheus.CounterVec
 	tenantTokens    *prometheus.CounterVec
+	// tenantLabels keeps tenant names in the tenant label; false records AllTenants.
+	tenantLabels bool
 }
 
-func newFleetMetrics(reg prometheus.Registerer) *fleetMetrics {
+// tenant returns the tenant label value of a job of tenant t.
+func (m *fleetMetrics) tenant(t string) string {
+	if m.tenantLabels {
+		return t
+	}
+	return AllTenants
+}
+
+func newFleetMetrics(reg prometheus.Registerer, tenantLabels bool) *fleetMetrics {
+	by := `by tenant and model (jobs with a tenant only; tenant="*" sums every tenant unless metrics.tenant_labels is on)`
 	m := &fleetMetrics{
+		tenantLabels: tenantLabels,
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "infleet_model_circuit_state", Help: "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
 		}, []string{"model"}),
@@ -49,10 +65,10 @@ func newFleetMetrics(reg prometheus.Registerer) *fleetMetrics {
 			Name: "infleet_routing_decisions_total", Help: "Routing decisions, by the rule kind that decided and the model chosen.",
 		}, []string{"rule", "model"}),
 		tenantCost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "infleet_tenant_cost_usd_total", Help: "Estimated model spend in US dollars, by tenant and model (jobs with a tenant only).",
+			Name: "infleet_tenant_cost_usd_total", Help: "Estimated model spend in US dollars, " + by + ".",
 		}, []string{"tenant", "model"}),
 		tenantTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "infleet_tenant_tokens_total", Help: "Tokens consumed, by tenant, model and direction (jobs with a tenant only).",
+			Name: "infleet_tenant_tokens_total", Help: "Tokens consumed, by direction and " + by + ".",
 		}, []string{"tenant", "model", "direction"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_config_reloads_total", Help: "Reloads of models, routing, prompts and budgets, by result (ok or rejected).",

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"CreateExistingJobID", testCreateExistingJobID},
 		{"CreateIdempotencyKey", testCreateIdempotencyKey},
 		{"CreateRacingSameKey", testCreateRacingSameKey},
+		{"KeyLookup", testKeyLookup},
 		{"TransitionFrom", testTransitionFrom},
 		{"TransitionEmptyFrom", testTransitionEmptyFrom},
 		{"TransitionFields", testTransitionFields},
@@ -273,6 +274,35 @@ func testCreateIdempotencyKey(t *testing.T, s pipeline.JobStore) {
 	// An empty key is not a key: two jobs without one are both created.
 	for _, id := range []string{"job-d", "job-e"} {
 		mustCreate(t, s, queued(id, base))
+	}
+}
+
+// testKeyLookup checks pipeline.KeyLookup, for stores that have it: the job holding a
+// tenant's key, and ErrNotFound for a free key or another tenant's.
+func testKeyLookup(t *testing.T, s pipeline.JobStore) {
+	lookup, ok := s.(pipeline.KeyLookup)
+	if !ok {
+		t.Skip("the store has no KeyLookup")
+	}
+	ctx := t.Context()
+	a := queued("job-a", base)
+	a.Tenant, a.IdempotencyKey = "acme", "k1"
+	first := mustCreate(t, s, a)
+	got, err := lookup.JobByIdempotencyKey(ctx, "acme", "k1")
+	if err != nil {
+		t.Fatalf("JobByIdempotencyKey of a used key: %v", err)
+	}
+	requireRecord(t, first, got)
+	for _, probe := range [][2]string{{"acme", "k2"}, {"globex", "k1"}, {"", "k1"}} {
+		if _, err := lookup.JobByIdempotencyKey(ctx, probe[0], probe[1]); !errors.Is(err, pipeline.ErrNotFound) {
+			t.Fatalf("JobByIdempotencyKey(%q, %q): err = %v, want ErrNotFound", probe[0], probe[1], err)
+		}
+	}
+	if err := s.Delete(ctx, "job-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lookup.JobByIdempotencyKey(ctx, "acme", "k1"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("JobByIdempotencyKey after Delete: err = %v, want ErrNotFound", err)
 	}
 }
 

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/messages"
+)
+
+const metricsTenantConfig = e2eConfig + `
+auth:
+  api_keys: [{key: k_acme_metrics, tenant: acme-corp, tasks: ["*"]}]
+`
+
+// runTenantJob runs one job as tenant acme-corp and returns /metrics as an unauthenticated
+// scraper sees it.
+func runTenantJob(t *testing.T, h *apiHarness) []byte {
+	t.Helper()
+	key := map[string]string{"x-api-key": "k_acme_metrics"}
+	code, _, data := h.do(http.MethodPost, "/v1/jobs", `{"task":"summarize","input":{"text":"count my tokens"}}`, key)
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", code, data)
+	}
+	var acc struct {
+		JobID string `json:"job_id"`
+	}
+	if err := json.Unmarshal(data, &acc); err != nil || acc.JobID == "" {
+		t.Fatalf("submit answer %s: %v", data, err)
+	}
+	h.eventually(15*time.Second, func() bool {
+		code, _, data := h.do(http.MethodGet, "/v1/jobs/"+acc.JobID, "", key)
+		var rec messages.JobRecord
+		return code == http.StatusOK && json.Unmarshal(data, &rec) == nil && rec.Status == messages.StatusCompleted
+	})
+	code, _, metrics := h.do(http.MethodGet, "/metrics", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, metrics)
+	}
+	return metrics
+}
+
+func TestMetricsNameNoTenantByDefault(t *testing.T) {
+	t.Parallel()
+	metrics := runTenantJob(t, startServe(t, metricsTenantConfig))
+	if bytes.Contains(metrics, []byte("acme-corp")) {
+		t.Errorf("/metrics names the tenant:\n%s", grepLines(metrics, "acme-corp"))
+	}
+	if !bytes.Contains(metrics, []byte(`infleet_tenant_tokens_total{direction="input",model="fast",tenant="*"}`)) {
+		t.Errorf("/metrics lacks the tokens summed over tenants:\n%s", grepLines(metrics, "infleet_tenant_"))
+	}
+}
+
+func TestMetricsNameTenantsWhenAsked(t *testing.T) {
+	t.Parallel()
+	metrics := runTenantJob(t, startServe(t, metricsTenantConfig+"metrics: {tenant_labels: true}\n"))
+	if !bytes.Contains(metrics, []byte(`infleet_tenant_tokens_total{direction="input",model="fast",tenant="acme-corp"}`)) {
+		t.Errorf("/metrics lacks the tenant's tokens:\n%s", grepLines(metrics, "infleet_tenant_"))
+	}
+}
+
+// TestMetricsAuthOnServe sets a process environment variable, so it does not run in parallel.
+func TestMetricsAuthOnServe(t *testing.T) {
+	t.Setenv("METRICS_SCRAPE_TOKEN_E2E", "scrape-me")
+	h := startServe(t, e2eConfig+"metrics: {auth: {bearer_token_env: METRICS_SCRAPE_TOKEN_E2E}}\n")
+	if code, hdr, data := h.do(http.MethodGet, "/metrics", "", nil); code != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") == "" {
+		t.Fatalf("/metrics without the token: %d %v %s, want 401 with a challenge", code, hdr, data)
+	}
+	code, _, data := h.do(http.MethodGet, "/metrics", "", map[string]string{"Authorization": "Bearer scrape-me"})
+	if code != http.StatusOK || !bytes.Contains(data, []byte("infleet_model_circuit_state")) {
+		t.Fatalf("/metrics with the token: %d %.200s", code, data)
+	}
+	if code, _, _ := h.do(http.MethodGet, "/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("/readyz behind metrics auth: %d", code)
+	}
+}
+
+func TestMetricsAuthNeedsItsVariables(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	env := map[string]string{"TOKEN": "t0ken", "PW": " "}
+	getenv := func(name string) string { return env[name] }
+	for _, tc := range []struct {
+		auth config.MetricsAuth
+		err  string
+	}{
+		{config.MetricsAuth{}, ""},
+		{config.MetricsAuth{BearerTokenEnv: "TOKEN"}, ""},
+		{config.MetricsAuth{BearerTokenEnv: "MISSING"}, "metrics.auth.bearer_token_env names MISSING, which is not set"},
+		{config.MetricsAuth{Username: "prom", PasswordEnv: "PW"}, "metrics.auth.password_env names PW, which is not set"},
+	} {
+		h, err := metricsHandler(config.Metrics{Auth: tc.auth}, reg, getenv, zerolog.Nop())
+		switch {
+		case tc.err == "" && (err != nil || h == nil):
+			t.Errorf("%+v: %v", tc.auth, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%+v: error %v, want one containing %q", tc.auth, err, tc.err)
+		}
+	}
+}
+
+// grepLines returns the lines of data containing s.
+func grepLines(data []byte, s string) string {
+	var out []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}
