@@ -162,6 +162,25 @@ type BlobStore interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
+// Model is a configured model: the name jobs and routes use, the provider's model id and the
+// client that reaches it.
+type Model struct {
+	Name    string
+	ModelID string
+	Client  ModelClient
+}
+
+// ModelPicker chooses the model for a job. Implementations are safe for concurrent use; a
+// reloadable one may change its answer between calls.
+type ModelPicker interface {
+	// Pick returns the model to call for job; an error is a PermanentError when no model can
+	// serve it.
+	Pick(job *messages.Job) (Model, error)
+}
+
+// RouteDefault is the route key used for tasks with no route of their own.
+const RouteDefault = "default"
+
 // ModelRequest is one call to a model.
 type ModelRequest struct {
 	// ModelID is the provider's model identifier.

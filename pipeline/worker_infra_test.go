@@ -94,11 +94,7 @@ func setupInfra(t *testing.T, store pipeline.JobStore, resultsDir string, model 
 	if model == nil {
 		model = &flakyModel{}
 	}
-	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "fast", ModelID: "sim", Client: model}},
-		map[string]string{pipeline.RouteDefault: "fast"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testPicker{pipeline.Model{Name: "fast", ModelID: "sim", Client: model}}
 	notes := &recorder{}
 	w, err := pipeline.NewWorker(pipeline.WorkerConfig{
 		Store: store, Results: results, Router: router, DeadLetters: dead, Topics: testTopics,

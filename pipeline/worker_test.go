@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -102,11 +103,7 @@ func setup(t *testing.T, model *flakyModel) *bundle {
 	if model == nil {
 		model = &flakyModel{}
 	}
-	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "fast", ModelID: "sim", Client: model}},
-		map[string]string{pipeline.RouteDefault: "fast"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testPicker{pipeline.Model{Name: "fast", ModelID: "sim", Client: model}}
 	notes := &recorder{}
 	hub := pipeline.NewHub()
 	w, err := pipeline.NewWorker(pipeline.WorkerConfig{
@@ -473,10 +470,7 @@ func TestWorkerCarriesTraceparentToModelCall(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	model := &traceModel{}
-	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "m", Client: model}}, map[string]string{pipeline.RouteDefault: "m"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testPicker{pipeline.Model{Name: "m", Client: model}}
 	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Store: b.store, Results: b.results, Router: router, DeadLetters: b.pubsub, Topics: testTopics})
 	if err != nil {
 		t.Fatal(err)
@@ -495,10 +489,7 @@ func TestWorkerCarriesTraceparentToModelCall(t *testing.T) {
 func TestWorkerTurnsS3NotificationIntoJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "fast", Client: b.model}}, map[string]string{pipeline.RouteDefault: "fast"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testPicker{pipeline.Model{Name: "fast", Client: b.model}}
 	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Store: b.store, Results: b.results, Router: router, DeadLetters: b.pubsub,
 		Topics: testTopics, Decoder: pipeline.NewDecoder(s3Rules, zerolog.Nop())})
 	if err != nil {
@@ -529,10 +520,7 @@ func (fallbackModel) Invoke(context.Context, pipeline.ModelRequest) (pipeline.Mo
 func TestWorkerRecordsFallbacksAndPromptOnTheJob(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	router, err := pipeline.NewRouter([]pipeline.Model{{Name: "primary", Client: fallbackModel{}}}, map[string]string{pipeline.RouteDefault: "primary"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testPicker{pipeline.Model{Name: "primary", Client: fallbackModel{}}}
 	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Store: b.store, Results: b.results, Router: router, DeadLetters: b.pubsub, Topics: testTopics})
 	if err != nil {
 		t.Fatal(err)
@@ -542,4 +530,15 @@ func TestWorkerRecordsFallbacksAndPromptOnTheJob(t *testing.T) {
 	if rec.Model != "backup" || len(rec.Fallbacks) != 1 || rec.Fallbacks[0] != "primary" || rec.Prompt != "summarize@1.2.0" || rec.Degraded {
 		t.Fatalf("record %+v", rec)
 	}
+}
+
+// testPicker routes every job to its one model, and a job naming another model fails as a
+// configured router fails it: permanently, with no_model.
+type testPicker struct{ model pipeline.Model }
+
+func (p testPicker) Pick(job *messages.Job) (pipeline.Model, error) {
+	if job.Model != "" && job.Model != p.model.Name {
+		return pipeline.Model{}, pipeline.Permanent(messages.ErrCodeNoModel, fmt.Errorf("model %q is not configured", job.Model))
+	}
+	return p.model, nil
 }

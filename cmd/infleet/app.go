@@ -27,6 +27,8 @@ import (
 // in the reverse order of their creation.
 type app struct {
 	cfg     config.Config
+	src     configSource
+	aws     *awsClients
 	log     zerolog.Logger
 	reg     *prometheus.Registry
 	metrics *pipeline.Metrics
@@ -53,8 +55,13 @@ type app struct {
 
 // newApp builds the transport, stores and notifier the config names. Errors say which setting
 // to fix.
-func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
+func newApp(ctx context.Context, cfg config.Config, src configSource, log zerolog.Logger) (*app, error) {
+	return newAppWith(ctx, cfg, src, newAWSClients(cfg), log)
+}
+
+// newAppWith is newApp making its AWS clients with aws, which the caller may share.
+func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *awsClients, log zerolog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, src: src, aws: aws, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
 	defer func() {
 		if err != nil {
 			_ = a.close()
@@ -94,11 +101,11 @@ func (a *app) close() error {
 
 func (a *app) openTransport(ctx context.Context) error {
 	switch a.cfg.Transport.Kind {
-	case "embedded":
+	case config.TransportEmbedded:
 		return a.openEmbedded(ctx)
-	case "kafka":
+	case config.TransportKafka:
 		return a.openKafka(ctx)
-	case "sqs":
+	case config.TransportSQS:
 		return a.openSQS(ctx)
 	default:
 		return fmt.Errorf("transport.kind %q is not available in this build (use embedded, sqs or kafka)", a.cfg.Transport.Kind)
@@ -170,7 +177,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 
 func (a *app) openStore(ctx context.Context) error {
 	switch a.cfg.Store.Kind {
-	case "sqlite":
+	case config.StoreSQLite:
 		path := a.cfg.Store.SQLite.Path
 		if path == "" {
 			path = filepath.Join(a.cfg.DataDir, "infleet.db")
@@ -183,9 +190,9 @@ func (a *app) openStore(ctx context.Context) error {
 		a.store = s
 		a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
 		return nil
-	case "postgres":
+	case config.StorePostgres:
 		return a.openPostgres(ctx)
-	case "dynamodb":
+	case config.StoreDynamoDB:
 		return a.openDynamoDB(ctx)
 	default:
 		return fmt.Errorf("store.kind %q is not available in this build (use sqlite, dynamodb or postgres)", a.cfg.Store.Kind)
@@ -194,7 +201,7 @@ func (a *app) openStore(ctx context.Context) error {
 
 func (a *app) openResults(ctx context.Context) error {
 	switch a.cfg.Results.Kind {
-	case "file":
+	case config.ResultsFile:
 		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Logger: a.log.With().Str("component", "results").Logger()})
 		if err != nil {
 			return fmt.Errorf("open the result directory under %s: %w", a.cfg.DataDir, err)
@@ -203,7 +210,7 @@ func (a *app) openResults(ctx context.Context) error {
 		a.results = s
 		a.ready = append(a.ready, pipeline.NamedChecker{Name: "results", Checker: s})
 		return nil
-	case "s3":
+	case config.ResultsS3:
 		return a.openS3(ctx)
 	default:
 		return fmt.Errorf("results.kind %q is not available in this build (use file or s3)", a.cfg.Results.Kind)

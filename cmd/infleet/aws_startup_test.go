@@ -30,7 +30,7 @@ notify: {sns: {topic_arn: "arn:aws:sns:us-east-1:000000000000:ns-%[1]s", endpoin
 			t.Fatal(err)
 		}
 		cfg.DataDir = t.TempDir()
-		a, err := newApp(context.Background(), cfg, zerolog.Nop())
+		a, err := newApp(context.Background(), cfg, configSource{}, zerolog.Nop())
 		if err == nil {
 			_ = a.close()
 		}
@@ -52,19 +52,20 @@ notify: {sns: {topic_arn: "arn:aws:sns:us-east-1:000000000000:ns-%[1]s", endpoin
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := initSQS(ctx, cfg); err != nil {
+	clients := newAWSClients(cfg)
+	if _, err := initSQS(ctx, clients); err != nil {
 		t.Fatal(err)
 	}
 	want(open(base), `DynamoDB table "nt-`+sfx+`" does not exist`, `infleet init`)
-	if _, err := initDynamoDB(ctx, cfg); err != nil {
+	if _, err := initDynamoDB(ctx, clients); err != nil {
 		t.Fatal(err)
 	}
 	want(open(base), `S3 bucket "nb-`+sfx+`" does not exist`, `infleet init`)
-	if _, err := initS3(ctx, cfg); err != nil {
+	if _, err := initS3(ctx, clients); err != nil {
 		t.Fatal(err)
 	}
 	want(open(base), `ns-`+sfx, `infleet init`)
-	if _, err := initSNS(ctx, cfg); err != nil {
+	if _, err := initSNS(ctx, clients); err != nil {
 		t.Fatal(err)
 	}
 	if err := open(base); err != nil {

@@ -14,10 +14,6 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-func init() {
-	register("dlq", "list, show and redrive dead letters (dlq list | show ID | redrive)", runDLQ)
-}
-
 // stringList is a repeatable string flag.
 type stringList []string
 

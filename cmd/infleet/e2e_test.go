@@ -90,7 +90,7 @@ func startServe(t *testing.T, yaml string) *apiHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true, workers: true})
+		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true, workers: true})
 	}()
 	t.Cleanup(func() {
 		cancel()

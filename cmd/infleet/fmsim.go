@@ -19,13 +19,11 @@ import (
 	"github.com/infleet/infleet/adapters/fmsim"
 )
 
-func init() {
-	register("fmsim", "run a fault-injecting model server (Bedrock Converse/InvokeModel, OpenAI chat)",
-		func(args []string, stdout, stderr io.Writer) int {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runFmsim(ctx, args, stderr, nil)
-		})
+// runFmsimCommand is `infleet fmsim`: the model server until SIGINT or SIGTERM.
+func runFmsimCommand(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runFmsim(ctx, args, stderr, nil)
 }
 
 // fmsimFaultsFile is the shape of --faults-file, the same as GET /admin/faults answers.

@@ -13,10 +13,6 @@ import (
 	"github.com/infleet/infleet/config"
 )
 
-func init() {
-	register("init", "create every configured resource that is missing (queues, topics, tables, buckets)", runInit)
-}
-
 // migrator is a job store whose schema is created by `infleet init`.
 type migrator interface {
 	Migrate(ctx context.Context) (int, error)
@@ -35,7 +31,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageError(stderr, "init", "unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := pf.load(fs)
+	cfg, src, err := pf.load(fs)
 	if err != nil {
 		return configError(stderr, "init", err)
 	}
@@ -46,21 +42,22 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	// Cloud resources first: opening the app checks that they exist.
 	ctx = log.WithContext(ctx)
+	clients := newAWSClients(cfg)
 	for _, step := range cloudInitSteps(cfg) {
-		line, err := step(ctx, cfg)
+		line, err := step(ctx, clients)
 		if err != nil {
 			fmt.Fprintln(stderr, "infleet init:", err)
 			return 1
 		}
 		fmt.Fprintln(stdout, line)
 	}
-	a, err := newApp(ctx, cfg, log)
+	a, err := newAppWith(ctx, cfg, src, clients, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "infleet init:", err)
 		return 1
 	}
 	defer a.close()
-	if cfg.Transport.Kind == "kafka" {
+	if cfg.Transport.Kind == config.TransportKafka {
 		if err := a.initKafka(ctx); err != nil {
 			fmt.Fprintln(stderr, "infleet init: create the Kafka topics:", err)
 			return 1
@@ -89,7 +86,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 }
 
 // initStep creates one cloud resource of the config, idempotently, and says what is ready.
-type initStep func(ctx context.Context, c config.Config) (string, error)
+type initStep func(ctx context.Context, clients *awsClients) (string, error)
 
 // cloudInitSteps are the steps the config needs before the app can open.
 func cloudInitSteps(c config.Config) []initStep {

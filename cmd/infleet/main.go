@@ -21,10 +21,20 @@ type command struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }
 
-var commands = map[string]command{}
-
-func register(name, summary string, run func(args []string, stdout, stderr io.Writer) int) {
-	commands[name] = command{summary: summary, run: run}
+// commands returns the binary's subcommands by name: a new table each call, so that nothing in
+// the package is shared mutable state.
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   {"run the HTTP ingress and the workers in one process (the embedded default with no config)", runServe},
+		"ingress": {"run the HTTP API only: accept and queue jobs, answer queries", runIngress},
+		"worker":  {"run workers only; serves /healthz, /readyz and /metrics on --addr", runWorker},
+		"init":    {"create every configured resource that is missing (queues, topics, tables, buckets)", runInit},
+		"dlq":     {"list, show and redrive dead letters (dlq list | show ID | redrive)", runDLQ},
+		"replay":  {"run archived jobs again (same job ids, a replay_name on each)", runReplay},
+		"fmsim":   {"run a fault-injecting model server (Bedrock Converse/InvokeModel, OpenAI chat)", runFmsimCommand},
+		"submit":  {"submit a job to the HTTP API", runSubmit},
+		"status":  {"show a job's status, result or live events", runStatus},
+	}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -37,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	cmd, ok := commands[args[0]]
+	cmd, ok := commands()[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "infleet: unknown command %q\n\n", args[0])
 		usage(stderr)
@@ -49,13 +59,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "infleet runs foundation-model jobs asynchronously, at scale.")
 	fmt.Fprintln(w, "\nUsage: infleet <command> [flags]\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
+	table := commands()
+	names := make([]string, 0, len(table))
+	for n := range table {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-9s %s\n", n, table[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `infleet <command> --help` for a command's flags.")
 }

@@ -13,10 +13,6 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-func init() {
-	register("replay", "run archived jobs again (same job ids, a replay_name on each)", runReplay)
-}
-
 func runReplay(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", "(--since 2h | --from RFC3339 [--to RFC3339]) [flags]",
 		"Re-publishes archived job messages so the jobs run again under the same job ids, each\n"+

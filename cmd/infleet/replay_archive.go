@@ -43,7 +43,7 @@ func runArchiveReplay(a archiveReplay, environ []string, stdout, stderr io.Write
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	client, err := eventBridgeClient(ctx, cfg)
+	client, err := newAWSClients(cfg).eventBridge(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "infleet replay:", err)
 		return 1

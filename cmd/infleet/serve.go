@@ -21,27 +21,27 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-func init() {
-	register("serve", "run the HTTP ingress and the workers in one process (the embedded default with no config)",
-		func(args []string, stdout, stderr io.Writer) int {
-			return runProcess("serve", roles{ingress: true, workers: true}, args, stderr,
-				"Runs the HTTP ingress and the workers in one process. With no config it runs the embedded\n"+
-					"default: an in-process NATS JetStream queue, a SQLite job store and result files under\n"+
-					"--data-dir, and the simulated model.")
-		})
-	register("ingress", "run the HTTP API only: accept and queue jobs, answer queries",
-		func(args []string, stdout, stderr io.Writer) int {
-			return runProcess("ingress", roles{ingress: true}, args, stderr,
-				"Runs the HTTP API without workers: jobs are accepted and queued for `infleet worker`\n"+
-					"processes. On the embedded transport one process owns --data-dir at a time.")
-		})
-	register("worker", "run workers only; serves /healthz, /readyz and /metrics on --addr",
-		func(args []string, stdout, stderr io.Writer) int {
-			return runProcess("worker", roles{workers: true}, args, stderr,
-				"Runs workers that consume the queues, without the jobs API; /healthz, /readyz and\n"+
-					"/metrics are served on --addr. On the embedded transport one process owns --data-dir\n"+
-					"at a time.")
-		})
+// runServe is `infleet serve`: the HTTP ingress and the workers in one process.
+func runServe(args []string, stdout, stderr io.Writer) int {
+	return runProcess("serve", roles{ingress: true, workers: true}, args, stderr,
+		"Runs the HTTP ingress and the workers in one process. With no config it runs the embedded\n"+
+			"default: an in-process NATS JetStream queue, a SQLite job store and result files under\n"+
+			"--data-dir, and the simulated model.")
+}
+
+// runIngress is `infleet ingress`: the HTTP API without workers.
+func runIngress(args []string, stdout, stderr io.Writer) int {
+	return runProcess("ingress", roles{ingress: true}, args, stderr,
+		"Runs the HTTP API without workers: jobs are accepted and queued for `infleet worker`\n"+
+			"processes. On the embedded transport one process owns --data-dir at a time.")
+}
+
+// runWorker is `infleet worker`: workers only, with /healthz, /readyz and /metrics.
+func runWorker(args []string, stdout, stderr io.Writer) int {
+	return runProcess("worker", roles{workers: true}, args, stderr,
+		"Runs workers that consume the queues, without the jobs API; /healthz, /readyz and\n"+
+			"/metrics are served on --addr. On the embedded transport one process owns --data-dir\n"+
+			"at a time.")
 }
 
 // roles says which halves of infleet a process runs.
@@ -65,7 +65,7 @@ func addProcessFlags(fs *flag.FlagSet) processFlags {
 // load reads the config; the flags given on the command line win over the file and the
 // environment, so they are applied as environment overrides before the defaults that derive
 // from them (the SQLite path from data_dir).
-func (p processFlags) load(fs *flag.FlagSet) (config.Config, error) {
+func (p processFlags) load(fs *flag.FlagSet) (config.Config, configSource, error) {
 	environ := os.Environ()
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -75,8 +75,9 @@ func (p processFlags) load(fs *flag.FlagSet) (config.Config, error) {
 			environ = append(environ, "INFLEET_DATA_DIR="+*p.dataDir)
 		}
 	})
-	setReloadSource(*p.config, environ)
-	return config.Load(*p.config, environ)
+	src := configSource{path: *p.config, environ: environ}
+	cfg, err := config.Load(*p.config, environ)
+	return cfg, src, err
 }
 
 // configError prints a config problem list and returns exitUsage.
@@ -116,7 +117,7 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 	if fs.NArg() > 0 {
 		return usageError(stderr, name, "unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := pf.load(fs)
+	cfg, src, err := pf.load(fs)
 	if err != nil {
 		return configError(stderr, name, err)
 	}
@@ -133,7 +134,7 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log, r); err != nil {
+	if err := serve(ctx, cfg, src, log, r); err != nil {
 		log.Error().Err(err).Msg(name + " stopped")
 		return 1
 	}
@@ -143,8 +144,8 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 // serve runs the roles r until ctx ends, then shuts down in two stages: stop taking requests
 // and messages and let running jobs finish within workers.shutdown_timeout, then cancel what
 // still runs and hand it back to the queue without spending an attempt.
-func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) error {
-	a, err := newApp(ctx, cfg, log)
+func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog.Logger, r roles) error {
+	a, err := newApp(ctx, cfg, src, log)
 	if err != nil {
 		return err
 	}
@@ -157,13 +158,13 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, r roles) 
 	if err != nil {
 		return err
 	}
-	metrics, err := metricsHandler(cfg.Metrics, a.reg, func(name string) string { return lookup(reloadSource.environ, name) },
+	metrics, err := metricsHandler(cfg.Metrics, a.reg, src.getenv,
 		log.With().Str("component", "http").Logger())
 	if err != nil {
 		return err
 	}
 	handler := handlers.NewOpsAPI(svc.Ready, metrics, log.With().Str("component", "http").Logger())
-	sec, err := wireAuth(ctx, cfg, log, r.ingress) // wire_auth.go: auth, limits, callback checks, CORS, TLS
+	sec, err := wireAuth(ctx, cfg, a.aws, log, r.ingress) // wire_auth.go: auth, limits, callback checks, CORS, TLS
 	if err != nil {
 		return err
 	}

@@ -14,11 +14,6 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
-func init() {
-	register("submit", "submit a job to the HTTP API", runSubmit)
-	register("status", "show a job's status, result or live events", runStatus)
-}
-
 func runSubmit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("submit", "--task TASK (--text TEXT | --file FILE | --json FILE) [flags]",
 		"Submits one job and prints the API's answer (the job id and status URL).", stderr)

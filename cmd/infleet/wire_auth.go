@@ -41,7 +41,7 @@ type ingressAuth struct {
 
 // wireAuth builds the ingress's security from cfg; a process without the ingress gets TLS
 // only. The context ends the JWKS refresher.
-func wireAuth(ctx context.Context, cfg config.Config, log zerolog.Logger, ingress bool) (*ingressAuth, error) {
+func wireAuth(ctx context.Context, cfg config.Config, clients *awsClients, log zerolog.Logger, ingress bool) (*ingressAuth, error) {
 	ia := &ingressAuth{cors: cfg.HTTP.CORSOrigins}
 	ia.guard = handlers.GuardConfig{
 		Callbacks: handlers.CallbackPolicy{AllowHTTP: cfg.Notify.Webhook.AllowHTTP, AllowPrivate: cfg.Notify.Webhook.AllowPrivate},
@@ -107,7 +107,7 @@ func wireAuth(ctx context.Context, cfg config.Config, log zerolog.Logger, ingres
 		}
 		verifiers = append(verifiers, v)
 	}
-	limits, where, err := openLimits(ctx, cfg, log)
+	limits, where, err := openLimits(ctx, cfg, clients, log)
 	if err != nil {
 		return nil, err
 	}
@@ -161,9 +161,9 @@ type closableLimits struct {
 // openLimits opens where rates and quotas are shared by the fleet: the PostgreSQL job store's
 // database when store.kind is postgres, the DynamoDB job table when it is dynamodb, else the SQLite file at store.sqlite.path. It says
 // which, for the log.
-func openLimits(ctx context.Context, cfg config.Config, log zerolog.Logger) (closableLimits, string, error) {
+func openLimits(ctx context.Context, cfg config.Config, clients *awsClients, log zerolog.Logger) (closableLimits, string, error) {
 	if cfg.Store.Kind == config.StoreDynamoDB {
-		l, err := openDynamoLimits(ctx, cfg, log)
+		l, err := openDynamoLimits(ctx, clients, log)
 		return l, "dynamodb table " + cfg.Store.DynamoDB.Table, err
 	}
 	if cfg.Store.Kind == config.StorePostgres {

@@ -52,7 +52,7 @@ func startInstance(t *testing.T, yaml string) (*apiHarness, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true, workers: true})
+		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true, workers: true})
 	}()
 	var once sync.Once
 	stop := func() {
@@ -324,7 +324,7 @@ func TestE2ETLSAndCORS(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.Nop(), roles{ingress: true, workers: true}) }()
+	go func() { done <- serve(ctx, cfg, configSource{}, zerolog.Nop(), roles{ingress: true, workers: true}) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}

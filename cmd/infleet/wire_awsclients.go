@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -21,24 +22,37 @@ import (
 // SDK chain names none.
 const defaultEmulatorRegion = "us-east-1"
 
-// awsConfig loads the SDK configuration for one AWS-backed config section and returns it with
-// the section's endpoint override ("" for AWS itself). Credentials and region come from the
-// standard chain; against an endpoint override (an emulator) a missing region defaults to
-// us-east-1 and missing credentials to a placeholder pair, since emulators accept any.
-func awsConfig(ctx context.Context, c config.Config, section string) (aws.Config, string, error) {
-	endpoint := config.AWSEndpoint(c, section)
-	var opts []func(*awsconfig.LoadOptions) error
+// awsClients makes the AWS service clients of one process from one SDK configuration, loaded
+// (with its credential chain) the first time a client is asked for and shared by every client
+// after. It is safe for concurrent use.
+type awsClients struct {
+	cfg config.Config
+
+	once sync.Once
+	base aws.Config
+	err  error
+}
+
+func newAWSClients(cfg config.Config) *awsClients { return &awsClients{cfg: cfg} }
+
+// config returns the SDK configuration for one AWS-backed config section, with the section's
+// endpoint override ("" for AWS itself). Credentials and region come from the standard chain;
+// against an endpoint override (an emulator) a missing region defaults to us-east-1 and missing
+// credentials to a placeholder pair, since emulators accept any.
+func (c *awsClients) config(ctx context.Context, section string) (aws.Config, string, error) {
+	c.once.Do(func() { c.base, c.err = awsconfig.LoadDefaultConfig(ctx) })
+	if c.err != nil {
+		return aws.Config{}, "", fmt.Errorf("%s: load the AWS configuration (AWS_PROFILE, AWS_REGION, ~/.aws/config): %w", section, c.err)
+	}
+	ac := c.base.Copy()
+	endpoint := config.AWSEndpoint(c.cfg, section)
 	if endpoint != "" {
-		if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
-			opts = append(opts, awsconfig.WithRegion(defaultEmulatorRegion))
+		if ac.Region == "" {
+			ac.Region = defaultEmulatorRegion
 		}
 		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
-			opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("infleet", "infleet", "")))
+			ac.Credentials = credentials.NewStaticCredentialsProvider("infleet", "infleet", "")
 		}
-	}
-	ac, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return aws.Config{}, "", fmt.Errorf("%s: load the AWS configuration (AWS_PROFILE, AWS_REGION, ~/.aws/config): %w", section, err)
 	}
 	if ac.Region == "" {
 		return aws.Config{}, "", fmt.Errorf("%s: no AWS region: set AWS_REGION or a region in the AWS profile", section)
@@ -49,32 +63,24 @@ func awsConfig(ctx context.Context, c config.Config, section string) (aws.Config
 	return ac, endpoint, nil
 }
 
-func sqsClient(ctx context.Context, c config.Config) (*awssqs.Client, error) {
-	ac, endpoint, err := awsConfig(ctx, c, "transport.sqs")
+func (c *awsClients) sqs(ctx context.Context) (*awssqs.Client, error) {
+	ac, endpoint, err := c.config(ctx, "transport.sqs")
 	if err != nil {
 		return nil, err
 	}
-	return awssqs.NewFromConfig(ac, func(o *awssqs.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return awssqs.NewFromConfig(ac, func(o *awssqs.Options) { o.BaseEndpoint = endpointOrNil(endpoint) }), nil
 }
 
-func dynamoClient(ctx context.Context, c config.Config) (*awsdynamodb.Client, error) {
-	ac, endpoint, err := awsConfig(ctx, c, "store.dynamodb")
+func (c *awsClients) dynamo(ctx context.Context) (*awsdynamodb.Client, error) {
+	ac, endpoint, err := c.config(ctx, "store.dynamodb")
 	if err != nil {
 		return nil, err
 	}
-	return awsdynamodb.NewFromConfig(ac, func(o *awsdynamodb.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return awsdynamodb.NewFromConfig(ac, func(o *awsdynamodb.Options) { o.BaseEndpoint = endpointOrNil(endpoint) }), nil
 }
 
-func s3Client(ctx context.Context, c config.Config) (*awss3.Client, error) {
-	ac, endpoint, err := awsConfig(ctx, c, "results.s3")
+func (c *awsClients) s3(ctx context.Context) (*awss3.Client, error) {
+	ac, endpoint, err := c.config(ctx, "results.s3")
 	if err != nil {
 		return nil, err
 	}
@@ -89,26 +95,26 @@ func s3Client(ctx context.Context, c config.Config) (*awss3.Client, error) {
 	}), nil
 }
 
-func snsClient(ctx context.Context, c config.Config) (*awssns.Client, error) {
-	ac, endpoint, err := awsConfig(ctx, c, "notify.sns")
+func (c *awsClients) sns(ctx context.Context) (*awssns.Client, error) {
+	ac, endpoint, err := c.config(ctx, "notify.sns")
 	if err != nil {
 		return nil, err
 	}
-	return awssns.NewFromConfig(ac, func(o *awssns.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return awssns.NewFromConfig(ac, func(o *awssns.Options) { o.BaseEndpoint = endpointOrNil(endpoint) }), nil
 }
 
-func eventBridgeClient(ctx context.Context, c config.Config) (*awseventbridge.Client, error) {
-	ac, endpoint, err := awsConfig(ctx, c, "notify.eventbridge")
+func (c *awsClients) eventBridge(ctx context.Context) (*awseventbridge.Client, error) {
+	ac, endpoint, err := c.config(ctx, "notify.eventbridge")
 	if err != nil {
 		return nil, err
 	}
-	return awseventbridge.NewFromConfig(ac, func(o *awseventbridge.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return awseventbridge.NewFromConfig(ac, func(o *awseventbridge.Options) { o.BaseEndpoint = endpointOrNil(endpoint) }), nil
+}
+
+// endpointOrNil is a client's BaseEndpoint: nil (the service's own) for "".
+func endpointOrNil(endpoint string) *string {
+	if endpoint == "" {
+		return nil
+	}
+	return aws.String(endpoint)
 }

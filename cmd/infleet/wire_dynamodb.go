@@ -7,13 +7,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/adapters/dynamodb"
-	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 )
 
 // openDynamoDB opens the DynamoDB job store; start-up fails when the table is missing.
 func (a *app) openDynamoDB(ctx context.Context) error {
-	client, err := dynamoClient(ctx, a.cfg)
+	client, err := a.aws.dynamo(ctx)
 	if err != nil {
 		return err
 	}
@@ -33,8 +32,9 @@ func (a *app) openDynamoDB(ctx context.Context) error {
 }
 
 // openDynamoLimits opens the DynamoDB job table as the fleet's shared rate and quota store.
-func openDynamoLimits(ctx context.Context, c config.Config, log zerolog.Logger) (closableLimits, error) {
-	client, err := dynamoClient(ctx, c)
+func openDynamoLimits(ctx context.Context, clients *awsClients, log zerolog.Logger) (closableLimits, error) {
+	c := clients.cfg
+	client, err := clients.dynamo(ctx)
 	if err != nil {
 		return closableLimits{}, err
 	}
@@ -46,8 +46,9 @@ func openDynamoLimits(ctx context.Context, c config.Config, log zerolog.Logger) 
 }
 
 // initDynamoDB creates the job table (keys, indexes, TTL) when it is missing.
-func initDynamoDB(ctx context.Context, c config.Config) (string, error) {
-	client, err := dynamoClient(ctx, c)
+func initDynamoDB(ctx context.Context, clients *awsClients) (string, error) {
+	c := clients.cfg
+	client, err := clients.dynamo(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/infleet/infleet/adapters/eventbridge"
 	"github.com/infleet/infleet/adapters/sns"
 	"github.com/infleet/infleet/adapters/webhook"
-	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -29,7 +28,7 @@ func (a *app) openNotifiers(ctx context.Context) error {
 	}
 	sinks := pipeline.Notifiers{wh}
 	if arn := c.SNS.TopicARN; arn != "" {
-		client, err := snsClient(ctx, a.cfg)
+		client, err := a.aws.sns(ctx)
 		if err != nil {
 			return err
 		}
@@ -44,7 +43,7 @@ func (a *app) openNotifiers(ctx context.Context) error {
 		sinks = append(sinks, n)
 	}
 	if bus := c.EventBridge.Bus; bus != "" {
-		client, err := eventBridgeClient(ctx, a.cfg)
+		client, err := a.aws.eventBridge(ctx)
 		if err != nil {
 			return err
 		}
@@ -68,8 +67,9 @@ func (a *app) openNotifiers(ctx context.Context) error {
 }
 
 // initSNS creates the SNS topic notify.sns.topic_arn names when it is missing.
-func initSNS(ctx context.Context, c config.Config) (string, error) {
-	client, err := snsClient(ctx, c)
+func initSNS(ctx context.Context, clients *awsClients) (string, error) {
+	c := clients.cfg
+	client, err := clients.sns(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -17,7 +17,7 @@ const maxConfigObject = 4 << 20
 // as well, so the workers start on it; a missing or invalid object stops start-up.
 func (a *app) s3ConfigWatch(uri string, environ []string, fleet *models.Fleet, p *models.Picker) (models.WatchConfig, error) {
 	ctx := context.Background()
-	client, err := s3Client(ctx, a.cfg)
+	client, err := a.aws.s3(ctx)
 	if err != nil {
 		return models.WatchConfig{}, err
 	}

@@ -12,27 +12,30 @@ import (
 	"github.com/infleet/infleet/pipeline/models"
 )
 
-// reloadSource is where the process's config came from, for reloads: the --config path (or
-// "" with INFLEET_CONFIG in environ) and the environment with the flag overrides.
-var reloadSource struct {
+// configSource is where a process's config came from, for reloads and for the environment
+// variables settings name: the --config path ("" with INFLEET_CONFIG in environ, or none) and
+// the environment with the flag overrides (nil: the process's own).
+type configSource struct {
 	path    string
 	environ []string
 }
 
-// setReloadSource records where the config was loaded from.
-func setReloadSource(path string, environ []string) {
-	reloadSource.path, reloadSource.environ = path, environ
+// file is the config file to follow: the --config path, else INFLEET_CONFIG; "" for none.
+func (s configSource) file() string {
+	if s.path != "" {
+		return s.path
+	}
+	return lookup(s.environ, config.EnvConfig)
 }
+
+// getenv reads an environment variable as the process's config sees it.
+func (s configSource) getenv(name string) string { return lookup(s.environ, name) }
 
 // picker builds the resilient model fleet and its router from the config and, when the config
 // came from a file, reloads models, routes, routing, resilience, budgets and prompts from it
 // while the process runs.
 func (a *app) picker() (pipeline.ModelPicker, error) {
-	path := reloadSource.path
-	if path == "" {
-		path = lookup(reloadSource.environ, config.EnvConfig)
-	}
-	return a.pickerFrom(path, reloadSource.environ)
+	return a.pickerFrom(a.src.file(), a.src.environ)
 }
 
 // pickerFrom is picker with the config file to watch ("" for none) and the environment its

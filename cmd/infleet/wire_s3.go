@@ -7,13 +7,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/adapters/s3"
-	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 )
 
 // newS3Store builds the S3 result store of results.s3.
-func newS3Store(ctx context.Context, c config.Config, log zerolog.Logger) (*s3.Store, error) {
-	client, err := s3Client(ctx, c)
+func newS3Store(ctx context.Context, clients *awsClients, log zerolog.Logger) (*s3.Store, error) {
+	c := clients.cfg
+	client, err := clients.s3(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func newS3Store(ctx context.Context, c config.Config, log zerolog.Logger) (*s3.S
 // openS3 opens the S3 result store, which also reads s3_uri inputs and, with
 // results.s3.presign, signs result URLs. Start-up fails when the bucket is missing.
 func (a *app) openS3(ctx context.Context) error {
-	s, err := newS3Store(ctx, a.cfg, a.log.With().Str("component", "s3").Logger())
+	s, err := newS3Store(ctx, a.aws, a.log.With().Str("component", "s3").Logger())
 	if err != nil {
 		return err
 	}
@@ -51,8 +51,9 @@ func (a *app) openS3(ctx context.Context) error {
 }
 
 // initS3 creates the result bucket when it is missing.
-func initS3(ctx context.Context, c config.Config) (string, error) {
-	client, err := s3Client(ctx, c)
+func initS3(ctx context.Context, clients *awsClients) (string, error) {
+	c := clients.cfg
+	client, err := clients.s3(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -32,7 +32,7 @@ func sqsTopics(c config.Config) pipeline.Topics {
 // queue. Start-up fails, naming them, when queues are missing.
 func (a *app) openSQS(ctx context.Context) error {
 	a.topics = sqsTopics(a.cfg)
-	client, err := sqsClient(ctx, a.cfg)
+	client, err := a.aws.sqs(ctx)
 	if err != nil {
 		return err
 	}
@@ -61,8 +61,9 @@ func (a *app) openSQS(ctx context.Context) error {
 }
 
 // initSQS creates the missing queues with their redrive policy to the dead-letter queue.
-func initSQS(ctx context.Context, c config.Config) (string, error) {
-	client, err := sqsClient(ctx, c)
+func initSQS(ctx context.Context, clients *awsClients) (string, error) {
+	c := clients.cfg
+	client, err := clients.sqs(ctx)
 	if err != nil {
 		return "", err
 	}
