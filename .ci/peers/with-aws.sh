@@ -9,7 +9,7 @@
 # into ${INFLEET_PEERS_DIR:-$HOME/.cache/infleet-peers} (needs node and npm; installed from
 # the distribution's packages when absent). When INFLEET_TEST_AWS_ENDPOINT is already set the
 # command runs against those endpoints and nothing is started. Logs go to
-# ${TMPDIR:-/tmp}/infleet-aws-<port>.log.
+# ${TMPDIR:-/tmp}/infleet-aws-XXXXXX.log, named when a peer fails.
 set -euo pipefail
 
 if [ -n "${INFLEET_TEST_AWS_ENDPOINT:-}" ]; then
@@ -61,20 +61,49 @@ free_port() {
 	claimed+=("$tmp/infleet-aws-port-$port")
 }
 
-wait_http() { # url name pid
+# wait_http url name pid: 0 once url answers, 1 when the process exited first (its log says
+# why); a peer that neither answers nor exits within 15 s ends the run.
+wait_http() {
 	for _ in $(seq 1 150); do
 		if curl -s -o /dev/null "$1"; then
 			return 0
 		fi
 		if ! kill -0 "$3" 2>/dev/null; then
-			log "$2 exited at start; see $log_file"
-			exit 1
+			return 1
 		fi
 		sleep 0.1
 	done
 	log "$2 did not answer at $1 within 15 s; see $log_file"
 	exit 1
 }
+
+# start_peer name first-port url-path command...: starts command (with PEER_PORT set in its
+# arguments by the caller's function) on the first free port from first-port up. A port that
+# looked free may still be held by a client socket (it is in the ephemeral range): when the
+# peer exits with EADDRINUSE the next port is tried, up to 10 times. Sets port.
+start_peer() {
+	local name=$1 first=$2 path=$3 launch=$4
+	for _ in $(seq 1 10); do
+		free_port "$first"
+		$launch "$port" >>"$log_file" 2>&1 &
+		pids+=($!)
+		if wait_http "http://127.0.0.1:$port$path" "$name" "${pids[-1]}"; then
+			return 0
+		fi
+		if ! grep -q EADDRINUSE "$log_file"; then
+			log "$name exited at start; see $log_file"
+			exit 1
+		fi
+		log "$name: port $port is taken after all; trying the next one"
+		: >"$log_file"
+		first=$((port + 1))
+	done
+	log "$name could not find a port to listen on; see $log_file"
+	exit 1
+}
+
+run_fauxqs() { FAUXQS_PORT=$1 FAUXQS_HOST=localhost FAUXQS_LOGGER=false node "$peers/node_modules/fauxqs/dist/cli.js"; }
+run_dynalite() { node "$peers/node_modules/dynalite/cli.js" --port "$1"; }
 
 pids=()
 claimed=()
@@ -95,19 +124,11 @@ trap 'exit 143' TERM
 
 install
 
-free_port 45660
+log_file=$(mktemp --suffix=.log "$tmp/infleet-aws-XXXXXX")
+start_peer fauxqs 45660 /health run_fauxqs
 fq_port=$port
-log_file="$tmp/infleet-aws-$fq_port.log"
-FAUXQS_PORT=$fq_port FAUXQS_HOST=localhost FAUXQS_LOGGER=false \
-	node "$peers/node_modules/fauxqs/dist/cli.js" >"$log_file" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$fq_port/health" fauxqs "${pids[-1]}"
-
-free_port 45860
+start_peer dynalite 45860 / run_dynalite
 dy_port=$port
-node "$peers/node_modules/dynalite/cli.js" --port "$dy_port" >>"$log_file" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$dy_port/" dynalite "${pids[-1]}"
 
 export INFLEET_TEST_AWS_ENDPOINT="http://127.0.0.1:$fq_port"
 export INFLEET_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$dy_port"
