@@ -54,7 +54,7 @@ routing: {reload_interval: 10ms, reload_from: "s3://`+bucket+`/routing.yaml"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{cfg: cfg, reg: prometheus.NewRegistry(), log: zerolog.Nop()}
+	a := &app{cfg: cfg, aws: newAWSClients(cfg), reg: prometheus.NewRegistry(), log: zerolog.Nop()}
 	t.Cleanup(func() { _ = a.close() })
 	p, err := a.pickerFrom("", nil)
 	if err != nil {
@@ -88,11 +88,9 @@ routing: {reload_interval: 10ms, reload_from: "s3://`+bucket+`/routing.yaml"}
 		t.Fatalf("picked %s after a rejected change, want fast (the last good routing)", got)
 	}
 
-	if _, err := (&app{cfg: func() config.Config {
-		c := cfg
-		c.Routing.ReloadFrom = "s3://" + bucket + "/missing.yaml"
-		return c
-	}(), reg: prometheus.NewRegistry(), log: zerolog.Nop()}).pickerFrom("", nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+	missing := cfg
+	missing.Routing.ReloadFrom = "s3://" + bucket + "/missing.yaml"
+	if _, err := (&app{cfg: missing, aws: newAWSClients(missing), reg: prometheus.NewRegistry(), log: zerolog.Nop()}).pickerFrom("", nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Fatalf("a missing object: %v, want an error naming it", err)
 	}
 }

@@ -242,31 +242,35 @@ func environ(entries []envEntry) []string {
 	return out
 }
 
-// commands returns the subcommands cmd/infleet registers (register("name", ...) calls).
+// commands returns the subcommands of cmd/infleet: the keys of the map literal its commands()
+// function returns.
 func commands(t *testing.T) []string {
 	t.Helper()
 	files := parseMain(t)
 	var names []string
 	for _, f := range files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Name.Name != "commands" || fn.Recv != nil || fn.Body == nil {
+				continue
 			}
-			if id, ok := call.Fun.(*ast.Ident); !ok || id.Name != "register" {
-				return true
-			}
-			if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if s, err := strconv.Unquote(lit.Value); err == nil {
-					names = append(names, s)
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				kv, ok := n.(*ast.KeyValueExpr)
+				if !ok {
+					return true
 				}
-			}
-			return true
-		})
+				if lit, ok := kv.Key.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					if s, err := strconv.Unquote(lit.Value); err == nil {
+						names = append(names, s)
+					}
+				}
+				return false
+			})
+		}
 	}
 	slices.Sort(names)
 	if len(names) == 0 {
-		t.Fatal("cmd/infleet registers no subcommand: has register() been renamed? update this test")
+		t.Fatal("cmd/infleet has no commands() table of subcommands: has it been renamed? update this test")
 	}
 	return names
 }
