@@ -1,0 +1,84 @@
+package config
+
+import (
+	"cmp"
+	"time"
+)
+
+// Defaults of the workers section, applied by ApplyDefaults (and so by Load) to every setting left
+// unset.
+const (
+	DefaultConcurrency         = 64
+	DefaultMaxAttempts         = 5
+	DefaultWeightHigh          = 6
+	DefaultWeightNormal        = 3
+	DefaultWeightLow           = 1
+	DefaultRetryBackoffInitial = time.Second
+	DefaultRetryBackoffMax     = time.Minute
+	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultJobTimeout          = 10 * time.Minute
+)
+
+// Workers configures job processing.
+type Workers struct {
+	// Concurrency is how many jobs one process runs at once. Default 64.
+	Concurrency int `yaml:"concurrency,omitempty"`
+	// MaxAttempts before a job fails and is dead-lettered. Default 5.
+	MaxAttempts int `yaml:"max_attempts,omitempty"`
+	// PriorityWeights share the workers among the priority queues. Default 6/3/1.
+	PriorityWeights PriorityWeights `yaml:"priority_weights,omitempty"`
+	// Strict serves higher priorities first whenever they have work, instead of by weight; the
+	// same as priority_weights.strict (either turns it on; Load sets both). Default false.
+	Strict bool `yaml:"strict,omitempty"`
+	// RetryBackoff is the delay between attempts, doubling from Initial up to Max.
+	RetryBackoff RetryBackoff `yaml:"retry_backoff,omitempty"`
+	// ShutdownTimeout bounds how long in-flight jobs may finish on shutdown before they are
+	// cancelled and handed back. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout,omitempty"`
+	// JobTimeout bounds one attempt of a job. Default 10m.
+	JobTimeout time.Duration `yaml:"job_timeout,omitempty"`
+}
+
+// PriorityWeights are relative shares of the workers per priority.
+type PriorityWeights struct {
+	// High weight. Default 6.
+	High int `yaml:"high,omitempty"`
+	// Normal weight. Default 3.
+	Normal int `yaml:"normal,omitempty"`
+	// Low weight. Default 1.
+	Low int `yaml:"low,omitempty"`
+	// Strict is workers.strict, spelled as the contract's "priority_weights: ... or strict: true".
+	Strict bool `yaml:"strict,omitempty"`
+}
+
+// RetryBackoff is an exponential backoff between attempts.
+type RetryBackoff struct {
+	// Initial delay. Default 1s.
+	Initial time.Duration `yaml:"initial,omitempty"`
+	// Max delay. Default 1m.
+	Max time.Duration `yaml:"max,omitempty"`
+}
+
+// applyDefaults fills the workers section's unset settings and makes strict and
+// priority_weights.strict agree.
+func (w *Workers) applyDefaults() {
+	w.Concurrency = cmp.Or(w.Concurrency, DefaultConcurrency)
+	w.MaxAttempts = cmp.Or(w.MaxAttempts, DefaultMaxAttempts)
+	w.PriorityWeights.High = cmp.Or(w.PriorityWeights.High, DefaultWeightHigh)
+	w.PriorityWeights.Normal = cmp.Or(w.PriorityWeights.Normal, DefaultWeightNormal)
+	w.PriorityWeights.Low = cmp.Or(w.PriorityWeights.Low, DefaultWeightLow)
+	w.Strict = w.Strict || w.PriorityWeights.Strict
+	w.PriorityWeights.Strict = w.Strict
+	w.RetryBackoff.Initial = cmp.Or(w.RetryBackoff.Initial, DefaultRetryBackoffInitial)
+	w.RetryBackoff.Max = cmp.Or(w.RetryBackoff.Max, DefaultRetryBackoffMax)
+	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, DefaultShutdownTimeout)
+	w.JobTimeout = cmp.Or(w.JobTimeout, DefaultJobTimeout)
+}
+
+// checkWorkers checks that the retry backoff starts no higher than its cap.
+func (c *Config) checkWorkers(p *problems) {
+	rb := c.Workers.RetryBackoff
+	if rb.Initial > rb.Max {
+		p.add("workers.retry_backoff.initial", "is %s, more than workers.retry_backoff.max (%s); lower it or raise max", rb.Initial, rb.Max)
+	}
+}
