@@ -95,9 +95,7 @@ func (a *Auth) applyDefaults() {
 		a.APIKeys = append([]APIKey(nil), a.APIKeys...)
 		for i := range a.APIKeys {
 			k := &a.APIKeys[i]
-			if k.Rate > 0 && k.Burst == 0 {
-				k.Burst = max(1, int(math.Ceil(k.Rate)))
-			}
+			k.Burst = defaultBurst(k.Rate, k.Burst)
 			k.Role = cmp.Or(k.Role, RoleClient)
 			k.QuotaPeriod = cmp.Or(k.QuotaPeriod, QuotaMonth)
 		}
@@ -108,9 +106,7 @@ func (a *Auth) applyDefaults() {
 		j.OperatorScope = cmp.Or(j.OperatorScope, DefaultJWTOperatorScope)
 		j.Leeway = cmp.Or(j.Leeway, DefaultJWTLeeway)
 		j.QuotaPeriod = cmp.Or(j.QuotaPeriod, QuotaMonth)
-		if j.Rate > 0 && j.Burst == 0 {
-			j.Burst = max(1, int(math.Ceil(j.Rate)))
-		}
+		j.Burst = defaultBurst(j.Rate, j.Burst)
 	}
 }
 
@@ -139,4 +135,13 @@ func (c *Config) checkAuth(p *problems) {
 	if j := c.Auth.JWT; j.JWKSURL != "" && j.Issuer == "" {
 		p.add("auth.jwt.issuer", "is required with auth.jwt.jwks_url; set it to the iss claim of the tokens")
 	}
+}
+
+// defaultBurst is a credential's burst: as given, or, when unset with a rate, one second's worth
+// of requests (at least 1). API keys and JWT callers share the rule.
+func defaultBurst(rate float64, burst int) int {
+	if rate > 0 && burst == 0 {
+		return max(1, int(math.Ceil(rate)))
+	}
+	return burst
 }
