@@ -16,12 +16,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/infleet/infleet/adapters/internal/awsconf"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -70,6 +70,9 @@ type Config struct {
 	// Credentials replaces the SDK's credential chain. Default none: the chain (environment,
 	// profile, SSO, instance role).
 	Credentials aws.CredentialsProvider
+	// AWS, when set, is the SDK configuration to start from: the process's own, shared by its
+	// AWS clients and loaded once. Default nil: the SDK's default chain is loaded here.
+	AWS *aws.Config
 }
 
 // Client is a pipeline.ModelClient for one Bedrock model. It is safe for concurrent use.
@@ -93,22 +96,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if api != APIConverse && api != APIInvokeModel {
 		return nil, fmt.Errorf("bedrock: api %q is not known (use converse or invoke_model)", cfg.API)
 	}
-	var opts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
+	awsCfg, err := awsconf.Resolve(ctx, awsconf.Options{Base: cfg.AWS, Region: cfg.Region, Credentials: cfg.Credentials, Endpoint: cfg.Endpoint})
+	if errors.Is(err, awsconf.ErrNoRegion) {
+		return nil, errors.New("bedrock: no AWS region: set the model's region or AWS_REGION")
 	}
-	if cfg.Credentials != nil {
-		opts = append(opts, awsconfig.WithCredentialsProvider(cfg.Credentials))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("bedrock: load the AWS configuration (check AWS_PROFILE and ~/.aws/config): %w", err)
-	}
-	if awsCfg.Region == "" {
-		if cfg.Endpoint == "" {
-			return nil, errors.New("bedrock: no AWS region: set the model's region or AWS_REGION")
-		}
-		awsCfg.Region = DefaultEmulatorRegion
 	}
 	idle := cmp.Or(cfg.MaxIdleConns, DefaultMaxIdleConns)
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
+	"github.com/infleet/infleet/adapters/internal/awsconf"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -52,6 +52,9 @@ type Config struct {
 	Endpoint string
 	// Credentials overrides the AWS credentials chain. Default the chain.
 	Credentials aws.CredentialsProvider
+	// AWS, when set, is the SDK configuration to start from: the process's own, shared by its
+	// AWS clients and loaded once. Default nil: the SDK's default chain is loaded here.
+	AWS *aws.Config
 	// Timeout bounds one call. Default 10s.
 	Timeout time.Duration
 }
@@ -73,22 +76,12 @@ func New(ctx context.Context, cfg Config) (*Guard, error) {
 	if cfg.GuardrailID == "" {
 		return nil, errors.New("bedrockguard: guardrail_id is required (the identifier or ARN of a guardrail in Amazon Bedrock)")
 	}
-	var opts []func(*awsconfig.LoadOptions) error
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
+	awsCfg, err := awsconf.Resolve(ctx, awsconf.Options{Base: cfg.AWS, Region: cfg.Region, Credentials: cfg.Credentials, Endpoint: cfg.Endpoint})
+	if errors.Is(err, awsconf.ErrNoRegion) {
+		return nil, errors.New("bedrockguard: no AWS region: set the guardrail's region or AWS_REGION")
 	}
-	if cfg.Credentials != nil {
-		opts = append(opts, awsconfig.WithCredentialsProvider(cfg.Credentials))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("bedrockguard: load the AWS configuration (check AWS_PROFILE and ~/.aws/config): %w", err)
-	}
-	if awsCfg.Region == "" {
-		if cfg.Endpoint == "" {
-			return nil, errors.New("bedrockguard: no AWS region: set the guardrail's region or AWS_REGION")
-		}
-		awsCfg.Region = DefaultEmulatorRegion
 	}
 	client := bedrockruntime.NewFromConfig(awsCfg, func(o *bedrockruntime.Options) {
 		if cfg.Endpoint != "" {

@@ -239,7 +239,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	guardIn, guardOut, err := guards(context.Background(), a.cfg, a.reg, a.log)
+	guardIn, guardOut, err := a.guards(context.Background(), a.cfg, a.reg, a.log)
 	if err != nil {
 		return nil, err
 	}

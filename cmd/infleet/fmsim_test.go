@@ -82,7 +82,7 @@ func TestFmsimCommandServesAndWires(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFMSIM")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	for _, m := range cfg.Models {
-		model, err := newModel(t.Context(), cfg, m)
+		model, err := (&app{}).newModel(t.Context(), cfg, m)
 		if err != nil {
 			t.Fatalf("%s: %v", m.Name, err)
 		}
@@ -98,7 +98,7 @@ func TestFmsimCommandServesAndWires(t *testing.T) {
 		t.Fatal(err)
 	}
 	post.Body.Close()
-	model, err := newModel(t.Context(), cfg, cfg.Models[0])
+	model, err := (&app{}).newModel(t.Context(), cfg, cfg.Models[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestNewModelErrors(t *testing.T) {
 		{Name: "c", Provider: config.ProviderBedrock, ModelID: "m", API: "chat", Region: "eu-west-1"},
 		{Name: "d", Provider: "vertex"},
 	} {
-		if _, err := newModel(t.Context(), cfg, m); err == nil {
+		if _, err := (&app{}).newModel(t.Context(), cfg, m); err == nil {
 			t.Errorf("newModel(%+v) succeeded, want an error", m)
 		}
 	}

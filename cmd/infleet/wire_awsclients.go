@@ -63,6 +63,22 @@ func (c *awsClients) config(ctx context.Context, section string) (aws.Config, st
 	return ac, endpoint, nil
 }
 
+// shared returns a copy of the process's SDK configuration for adapters that lay their own
+// region and credentials over it (Bedrock models and guardrails); nil when c is nil or the
+// configuration could not be loaded, and the adapter then loads the default chain itself and
+// reports what is wrong.
+func (c *awsClients) shared(ctx context.Context) *aws.Config {
+	if c == nil {
+		return nil
+	}
+	c.once.Do(func() { c.base, c.err = awsconfig.LoadDefaultConfig(ctx) })
+	if c.err != nil {
+		return nil
+	}
+	ac := c.base.Copy()
+	return &ac
+}
+
 func (c *awsClients) sqs(ctx context.Context) (*awssqs.Client, error) {
 	ac, endpoint, err := c.config(ctx, "transport.sqs")
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // guards builds the input and output guards of the guardrails section: the built-in policies
 // of each side, then the Bedrock guardrail when one is named. A side with nothing configured is
 // nil (the worker passes its text through). The interventions counter is registered on reg.
-func guards(ctx context.Context, cfg config.Config, reg prometheus.Registerer, log zerolog.Logger) (in, out pipeline.Guard, err error) {
+func (a *app) guards(ctx context.Context, cfg config.Config, reg prometheus.Registerer, log zerolog.Logger) (in, out pipeline.Guard, err error) {
 	g := cfg.Guardrails
 	if !g.Enabled() {
 		return nil, nil, nil
@@ -27,7 +27,7 @@ func guards(ctx context.Context, cfg config.Config, reg prometheus.Registerer, l
 	var remote pipeline.Guard
 	if b := g.Bedrock; b != nil && b.GuardrailID != "" {
 		bg, err := bedrockguard.New(ctx, bedrockguard.Config{GuardrailID: b.GuardrailID, GuardrailVersion: b.GuardrailVersion,
-			Region: b.Region, Endpoint: cmp.Or(b.Endpoint, cfg.AWSEndpoint)})
+			Region: b.Region, Endpoint: cmp.Or(b.Endpoint, cfg.AWSEndpoint), AWS: a.aws.shared(ctx)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("guardrails.bedrock: %w", err)
 		}
@@ -43,7 +43,7 @@ func guards(ctx context.Context, cfg config.Config, reg prometheus.Registerer, l
 			}
 			local = gl
 			if tc := p.TopicClassifier; tc != nil {
-				clf, err := topicClassifier(ctx, cfg, tc.Model, gc.DeniedTopics)
+				clf, err := a.topicClassifier(ctx, cfg, tc.Model, gc.DeniedTopics)
 				if err != nil {
 					return nil, fmt.Errorf("guardrails.%s.topic_classifier: %w", name, err)
 				}
@@ -106,12 +106,12 @@ func guardConfig(p config.GuardrailPolicies, m *guard.Metrics, log zerolog.Logge
 }
 
 // topicClassifier builds the denied-topic classifier on the named model.
-func topicClassifier(ctx context.Context, cfg config.Config, name string, topics []guard.Topic) (pipeline.Guard, error) {
+func (a *app) topicClassifier(ctx context.Context, cfg config.Config, name string, topics []guard.Topic) (pipeline.Guard, error) {
 	m, ok := cfg.Model(name)
 	if !ok {
 		return nil, fmt.Errorf("model %s is not configured", name)
 	}
-	model, err := newModel(ctx, cfg, m)
+	model, err := a.newModel(ctx, cfg, m)
 	if err != nil {
 		return nil, err
 	}

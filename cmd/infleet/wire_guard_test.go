@@ -41,7 +41,7 @@ func TestGuardsChainBuiltInAndBedrock(t *testing.T) {
 		Bedrock: &config.BedrockGuardrail{GuardrailID: "g1", GuardrailVersion: "2", Region: "eu-west-1", Endpoint: srv.URL},
 	}}
 	reg := prometheus.NewRegistry()
-	in, out, err := guards(context.Background(), cfg, reg, zerolog.Nop())
+	in, out, err := (&app{}).guards(context.Background(), cfg, reg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestGuardsChainBuiltInAndBedrock(t *testing.T) {
 		t.Error("the Bedrock block is not counted in infleet_guardrail_interventions_total")
 	}
 
-	if _, _, err := guards(context.Background(), config.Config{Guardrails: config.Guardrails{
+	if _, _, err := (&app{}).guards(context.Background(), config.Config{Guardrails: config.Guardrails{
 		Input: config.GuardrailPolicies{PII: &config.PIIPolicy{Entities: []string{"PASSPORT"}}}}}, prometheus.NewRegistry(), zerolog.Nop()); err == nil ||
 		!strings.Contains(err.Error(), "guardrails.input") {
 		t.Errorf("unknown entity: err = %v, want it named under guardrails.input", err)

@@ -17,7 +17,7 @@ import (
 // newModel builds the plain provider client of one configured model, with no retries,
 // breaker or limits of its own: the resilience layer wraps what it returns. Errors say which
 // setting or environment variable to fix.
-func newModel(ctx context.Context, cfg config.Config, m config.Model) (pipeline.Model, error) {
+func (a *app) newModel(ctx context.Context, cfg config.Config, m config.Model) (pipeline.Model, error) {
 	model := pipeline.Model{Name: m.Name, ModelID: cmp.Or(m.ModelID, m.Name)}
 	switch m.Provider {
 	case config.ProviderSim:
@@ -49,6 +49,7 @@ func newModel(ctx context.Context, cfg config.Config, m config.Model) (pipeline.
 			Endpoint:     config.AWSEndpoint(cfg, "models."+m.Name),
 			Timeout:      m.Timeout,
 			MaxIdleConns: max(m.MaxConcurrency, cfg.Workers.Concurrency),
+			AWS:          a.aws.shared(ctx),
 		})
 		if err != nil {
 			return model, err

@@ -34,7 +34,7 @@ func (a *app) s3ConfigWatch(uri string, environ []string, fleet *models.Fleet, p
 		if err != nil {
 			return err
 		}
-		return applyModels(cfg, fleet, p)
+		return a.applyModels(cfg, fleet, p)
 	}
 	if err := apply(); err != nil {
 		return models.WatchConfig{}, err

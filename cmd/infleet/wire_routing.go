@@ -41,7 +41,7 @@ func (a *app) picker() (pipeline.ModelPicker, error) {
 // pickerFrom is picker with the config file to watch ("" for none) and the environment its
 // reloads see.
 func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) {
-	specs, err := modelSpecs(a.cfg)
+	specs, err := a.modelSpecs(a.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		stop := models.WatchFile(fleet, models.WatchConfig{
 			Path:     path,
 			Interval: a.cfg.Routing.ReloadInterval,
-			Apply:    func() error { return reloadModels(path, environ, fleet, p) },
+			Apply:    func() error { return a.reloadModels(path, environ, fleet, p) },
 			Logger:   a.log.With().Str("component", "reload").Logger(),
 		})
 		a.onClose(func() error { stop(); return nil })
@@ -82,18 +82,18 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 
 // reloadModels loads and validates the config file and applies its model settings; on any
 // error nothing changes.
-func reloadModels(path string, environ []string, fleet *models.Fleet, p *models.Picker) error {
+func (a *app) reloadModels(path string, environ []string, fleet *models.Fleet, p *models.Picker) error {
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		return err
 	}
-	return applyModels(cfg, fleet, p)
+	return a.applyModels(cfg, fleet, p)
 }
 
 // applyModels applies cfg's models, routes, routing, resilience, budgets and prompts; on any
 // error nothing changes.
-func applyModels(cfg config.Config, fleet *models.Fleet, p *models.Picker) error {
-	specs, err := modelSpecs(cfg)
+func (a *app) applyModels(cfg config.Config, fleet *models.Fleet, p *models.Picker) error {
+	specs, err := a.modelSpecs(cfg)
 	if err != nil {
 		return err
 	}
@@ -114,11 +114,11 @@ func applyModels(cfg config.Config, fleet *models.Fleet, p *models.Picker) error
 
 // modelSpecs builds every configured model's provider client (wire_models.go) with its
 // resilience settings.
-func modelSpecs(cfg config.Config) ([]models.ModelSpec, error) {
+func (a *app) modelSpecs(cfg config.Config) ([]models.ModelSpec, error) {
 	var specs []models.ModelSpec
 	var errs []error
 	for i, m := range cfg.Models {
-		model, err := newModel(context.Background(), cfg, m)
+		model, err := a.newModel(context.Background(), cfg, m)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("models[%d] (%s): %w", i, m.Name, err))
 			continue
