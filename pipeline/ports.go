@@ -22,6 +22,10 @@ var ErrStorageFull = errors.New("no space left to store it (free space on the vo
 // transition may leave; the returned record holds the current state.
 var ErrConflict = errors.New("status conflict")
 
+// ErrInvalidCursor is wrapped by JobStore.List when ListQuery.Cursor is not a cursor a
+// previous page returned; the API answers it with 400.
+var ErrInvalidCursor = errors.New("invalid list cursor (pass back the cursor a previous page returned, or none for the first page)")
+
 // JobStore keeps job records. Implementations are safe for concurrent use by many goroutines
 // and, for the fleet stores, by many processes: Create and Transition are atomic conditional
 // writes, so two racing writers never both win.

@@ -1,10 +1,15 @@
-package pipeline
+// Package storecodec is how the SQL and DynamoDB job stores encode a JobRecord the same way:
+// the JSON columns of its usage, guardrail report, error and model call, and the opaque list
+// cursor of a page. It is a room of the pipeline that only stores import; its functions are
+// pure and safe for concurrent use.
+package storecodec
 
 import (
 	"encoding/json"
 	"fmt"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // JSONColumns are the parts of a JobRecord that stores keep as JSON text: each is a string, or
@@ -41,7 +46,7 @@ func EncodeJSONColumns(rec messages.JobRecord) (JSONColumns, error) {
 			return c, err
 		}
 	}
-	if call := ModelCallOf(rec); call != nil {
+	if call := pipeline.ModelCallOf(rec); call != nil {
 		if c.ModelCall, err = enc("model call", call); err != nil {
 			return c, err
 		}
@@ -77,7 +82,7 @@ func DecodeJSONColumns(rec *messages.JobRecord, usage, guardrail, jobErr, modelC
 		}
 	}
 	if modelCall != nil {
-		var call ModelCall
+		var call pipeline.ModelCall
 		if err := dec("model_call", modelCall, &call); err != nil {
 			return err
 		}

@@ -1,16 +1,13 @@
-package pipeline
+package storecodec
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-)
 
-// ErrInvalidCursor is wrapped by JobStore.List when ListQuery.Cursor is not a cursor a
-// previous page returned; the API answers it with 400.
-var ErrInvalidCursor = errors.New("invalid list cursor (pass back the cursor a previous page returned, or none for the first page)")
+	"github.com/infleet/infleet/pipeline"
+)
 
 // EncodeListCursor returns the opaque cursor of the page after the job created at createdAtMs
 // (Unix milliseconds) with id jobID, for stores that list newest first by (created_at, job_id).
@@ -19,9 +16,9 @@ func EncodeListCursor(createdAtMs int64, jobID string) string {
 }
 
 // DecodeListCursor reads a cursor made by EncodeListCursor; a malformed one is an error
-// wrapping ErrInvalidCursor.
+// wrapping pipeline.ErrInvalidCursor.
 func DecodeListCursor(c string) (createdAtMs int64, jobID string, err error) {
-	bad := fmt.Errorf("%w: %q", ErrInvalidCursor, c)
+	bad := fmt.Errorf("%w: %q", pipeline.ErrInvalidCursor, c)
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return 0, "", bad
