@@ -17,17 +17,6 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
-// BlobLister is an optional ability of a BlobStore: the keys under a prefix, sorted.
-type BlobLister interface {
-	List(ctx context.Context, prefix string) ([]string, error)
-}
-
-// BlobDeleter is an optional ability of a BlobStore: removing an object (a missing one is not
-// an error).
-type BlobDeleter interface {
-	Delete(ctx context.Context, key string) error
-}
-
 // Archive defaults.
 const (
 	ArchivePrefix        = "archive/"

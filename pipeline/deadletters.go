@@ -14,14 +14,6 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
-// Metadata keys a dead-lettered message carries besides messages.MetaDeadReason and
-// messages.MetaAttempts.
-const (
-	MetaDeadCode = "dead_code"
-	MetaDeadAt   = "dead_at"
-	MetaTask     = "task"
-)
-
 // DeadLetter is a message kept in the dead-letter place, with why it is there.
 type DeadLetter struct {
 	// ID is the transport's id of the kept message (a stream sequence, a receipt, an offset).
@@ -46,16 +38,6 @@ func DeadLetterFromMessage(id string, payload []byte, md map[string]string) Dead
 		dl.Code, _, _ = strings.Cut(dl.Reason, ":")
 	}
 	return dl
-}
-
-// DeadLetterBox is a transport's ability to read and remove what its dead-letter place keeps.
-// Implementations are safe for concurrent use.
-type DeadLetterBox interface {
-	// ScanDeadLetters calls fn for each message kept on topic, oldest first, until fn returns
-	// false.
-	ScanDeadLetters(ctx context.Context, topic string, fn func(id string, payload []byte, md map[string]string) bool) error
-	// RemoveDeadLetter deletes the kept message id; a missing one is not an error.
-	RemoveDeadLetter(ctx context.Context, topic, id string) error
 }
 
 // DeadLetterFilter selects dead letters. Empty fields match everything.

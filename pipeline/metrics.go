@@ -174,11 +174,6 @@ func (m *Metrics) inFlightAdd(n float64) {
 	}
 }
 
-// DepthReporter is an optional ability of a transport: the number of messages waiting on a topic.
-type DepthReporter interface {
-	QueueDepth(ctx context.Context, topic string) (int64, error)
-}
-
 // WatchQueueDepth samples each priority's queue depth from r every interval into
 // infleet_queue_depth until ctx ends.
 func (m *Metrics) WatchQueueDepth(ctx context.Context, r DepthReporter, topics Topics, every time.Duration) {

@@ -10,25 +10,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Expirer is an optional ability of a JobStore: deleting finished jobs in small batches, for
-// retention. The SQLite and PostgreSQL stores have it; DynamoDB expires jobs with its own TTL.
-type Expirer interface {
-	// DeleteFinishedBefore deletes up to limit jobs whose status is terminal (COMPLETED, FAILED
-	// or CANCELLED) and whose UpdatedAt is before before, oldest first, with their idempotency
-	// keys, and returns the ids it deleted. Each deletion is atomic with its status check: a job
-	// that leaves its terminal status meanwhile (a replay, a redrive) is not deleted. It is safe
-	// to call from many goroutines and processes at once: no two calls delete, or return, the
-	// same job, and a call skips rows another call holds instead of waiting for them. Fewer
-	// than limit ids means nothing more was there for this call to delete.
-	DeleteFinishedBefore(ctx context.Context, before time.Time, limit int) ([]string, error)
-}
-
-// BlobBatchDeleter is an optional ability of a BlobStore: removing many objects in few calls.
-// Missing objects are not an error.
-type BlobBatchDeleter interface {
-	DeleteBatch(ctx context.Context, keys []string) error
-}
-
 // Reaper defaults, applied by NewReaper to zero ReaperConfig fields.
 const (
 	DefaultReaperInterval = time.Minute

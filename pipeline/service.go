@@ -9,15 +9,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/messages"
 )
-
-// ErrUnavailable wraps failures to reach the queue, the job store or the result store. Intake
-// answers it with 503 and leaves nothing half-written.
-var ErrUnavailable = errors.New("dependency unavailable (check that the queue and job store are running; see /readyz)")
 
 // SubmitOptions carries what intake knows about a job beyond its body.
 type SubmitOptions struct {
@@ -91,15 +86,6 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	cfg.PollInterval = cmpDuration(cfg.PollInterval, defaultPollInterval)
 	cfg.IntakeTimeout = cmpDuration(cfg.IntakeTimeout, defaultIntakeTimeout)
 	return &Service{cfg: cfg}, nil
-}
-
-// NewJobID returns a new job id: a UUIDv7, so ids sort by creation time.
-func NewJobID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
 }
 
 // Submit queues job on its priority's topic and records it as QUEUED, in that order: the
@@ -185,24 +171,6 @@ func (s *Service) createAfterPublish(ctx context.Context, rec messages.JobRecord
 	}
 }
 
-// NewJobRecord is the QUEUED record of a job as intake and workers write it: the one place a
-// record is built from a job, its encoded body and its tenant.
-func NewJobRecord(job messages.Job, spec []byte, tenant string, now time.Time) messages.JobRecord {
-	return messages.JobRecord{
-		JobID:          job.JobID,
-		Status:         messages.StatusQueued,
-		Task:           job.Task,
-		Priority:       job.Priority.OrNormal(),
-		Model:          job.Model,
-		CreatedAt:      now,
-		UpdatedAt:      now,
-		Tenant:         tenant,
-		IdempotencyKey: job.IdempotencyKey,
-		ReplayName:     job.ReplayName,
-		Spec:           spec,
-	}
-}
-
 // NewJobMessage builds the transport message for a job body with its metadata.
 func NewJobMessage(jobID string, body []byte, p messages.Priority, tenant, traceparent string) *message.Message {
 	msg := message.NewMessage(jobID, body)
@@ -248,7 +216,7 @@ func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRe
 	s.cfg.Hub.Notify(id)
 	s.cfg.Metrics.jobFinished(rec)
 	if s.cfg.Notifier != nil {
-		n := Notification{Event: messages.EventFor(rec, rec.UpdatedAt), CallbackURL: callbackURL(rec.Spec)}
+		n := NotificationOf(rec)
 		if err := s.cfg.Notifier.Notify(ctx, n); err != nil {
 			s.cfg.Logger.Warn().Err(err).Str("job_id", id).Msg("job.cancelled event not delivered")
 		}
@@ -273,12 +241,6 @@ func (s *Service) Result(ctx context.Context, id, tenant string) (io.ReadCloser,
 	return s.cfg.Results.Get(ctx, ResultKey(id))
 }
 
-// BlobURLSigner is an optional ability of a result store: a time-limited URL a client can
-// fetch an object from directly. Implementations are safe for concurrent use.
-type BlobURLSigner interface {
-	SignedURL(ctx context.Context, key string) (string, error)
-}
-
 // ResultURL returns a URL the job's result can be fetched from directly, or "" when results
 // are served through the API (no ResultURLs configured). Errors as Result: ErrNotFound when
 // the job is missing, of another tenant or not COMPLETED.
@@ -295,9 +257,6 @@ func (s *Service) ResultURL(ctx context.Context, id, tenant string) (string, err
 	}
 	return s.cfg.ResultURLs.SignedURL(ctx, ResultKey(id))
 }
-
-// ResultKey is the result store key of a job's result.
-func ResultKey(jobID string) string { return jobID + ".json" }
 
 // Watch sends the job's record now and again at each change, and closes the channel after a
 // terminal status or when ctx ends. A slow reader misses intermediate changes, never the last.
@@ -357,23 +316,4 @@ func (s *Service) Ready(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// callbackURL reads callback_url from a job body without decoding the rest.
-func callbackURL(spec []byte) string {
-	if len(spec) == 0 {
-		return ""
-	}
-	var v struct {
-		CallbackURL string `json:"callback_url"`
-	}
-	_ = json.Unmarshal(spec, &v)
-	return v.CallbackURL
-}
-
-func cmpDuration(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

@@ -177,7 +177,7 @@ func (w *Worker) finished(ctx context.Context, rec messages.JobRecord) {
 		return
 	}
 	start := time.Now()
-	n := Notification{Event: messages.EventFor(rec, rec.UpdatedAt), CallbackURL: callbackURL(rec.Spec)}
+	n := NotificationOf(rec)
 	if err := w.cfg.Notifier.Notify(ctx, n); err != nil {
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
 	}

@@ -24,12 +24,6 @@ const (
 	finalWriteTimeout = 10 * time.Second
 )
 
-// InputFetcher reads a job input given by reference (s3_uri). It is optional: without one, such
-// jobs fail with a message saying how to enable it.
-type InputFetcher interface {
-	Fetch(ctx context.Context, uri string) (string, error)
-}
-
 // WorkerConfig wires a Worker. Store, Results, Router, DeadLetters and Topics are required.
 type WorkerConfig struct {
 	Store   JobStore

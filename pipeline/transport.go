@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -43,4 +44,27 @@ func (t Topics) Validate() error {
 		seen[e.topic] = e.name
 	}
 	return errors.Join(errs...)
+}
+
+// Metadata keys a dead-lettered message carries besides messages.MetaDeadReason and
+// messages.MetaAttempts.
+const (
+	MetaDeadCode = "dead_code"
+	MetaDeadAt   = "dead_at"
+	MetaTask     = "task"
+)
+
+// DeadLetterBox is a transport's ability to read and remove what its dead-letter place keeps.
+// Implementations are safe for concurrent use.
+type DeadLetterBox interface {
+	// ScanDeadLetters calls fn for each message kept on topic, oldest first, until fn returns
+	// false.
+	ScanDeadLetters(ctx context.Context, topic string, fn func(id string, payload []byte, md map[string]string) bool) error
+	// RemoveDeadLetter deletes the kept message id; a missing one is not an error.
+	RemoveDeadLetter(ctx context.Context, topic, id string) error
+}
+
+// DepthReporter is an optional ability of a transport: the number of messages waiting on a topic.
+type DepthReporter interface {
+	QueueDepth(ctx context.Context, topic string) (int64, error)
 }
