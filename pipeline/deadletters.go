@@ -177,7 +177,7 @@ func (o *Operator) Redrive(ctx context.Context, f DeadLetterFilter) (RedriveResu
 			res.Kept++
 		}
 	}
-	o.cfg.Metrics.redriven(res.Redriven)
+	o.cfg.Metrics.Redriven(res.Redriven)
 	return res, nil
 }
 

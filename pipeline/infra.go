@@ -126,7 +126,7 @@ func (w *Worker) handBackInfra(ctx context.Context, rec messages.JobRecord, caus
 func (w *Worker) infraRetry(key string, cause messages.JobError, op string) Outcome {
 	n := w.ledger.failed(key)
 	delay := w.cfg.Backoff.Delay(n)
-	w.cfg.Metrics.infraFailed(op)
+	w.cfg.Metrics.InfrastructureFailed(op)
 	ev := w.cfg.Logger.Warn()
 	if id, ok := strings.CutPrefix(key, messageKeyPrefix); ok {
 		ev = ev.Str("message_id", id)

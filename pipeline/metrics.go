@@ -10,7 +10,7 @@ import (
 )
 
 // Metrics holds the pipeline's Prometheus collectors, every name prefixed infleet_. A nil
-// *Metrics records nothing. Safe for concurrent use.
+// *Metrics records nothing: each method may be called on nil. Safe for concurrent use.
 type Metrics struct {
 	accepted      *prometheus.CounterVec
 	finished      *prometheus.CounterVec
@@ -27,11 +27,14 @@ type Metrics struct {
 	modelTokens   *prometheus.CounterVec
 	inFlight      prometheus.Gauge
 	queueDepth    *prometheus.GaugeVec
+	// HTTPRequests and HTTPDurations are the API's requests by route and status code, and
+	// their latency by route; the HTTP server's observer records them.
 	HTTPRequests  *prometheus.CounterVec
 	HTTPDurations *prometheus.HistogramVec
 }
 
-// NewMetrics creates the collectors and registers them with reg.
+// NewMetrics creates the collectors and registers them with reg; it panics when reg holds
+// collectors of the same names already (one Metrics per registry).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	lat := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 	m := &Metrics{
@@ -94,13 +97,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) jobAccepted(task string, p messages.Priority) {
+// JobAccepted counts a job accepted and queued (infleet_jobs_accepted_total); intake and a
+// worker that writes the record of a job dropped straight on the queue call it once per job.
+func (m *Metrics) JobAccepted(task string, p messages.Priority) {
 	if m != nil {
 		m.accepted.WithLabelValues(task, string(p)).Inc()
 	}
 }
 
-func (m *Metrics) jobFinished(rec messages.JobRecord) {
+// JobFinished counts a job that reached rec.Status, a terminal status, and observes its time
+// since acceptance (infleet_jobs_finished_total, infleet_job_duration_seconds).
+func (m *Metrics) JobFinished(rec messages.JobRecord) {
 	if m == nil {
 		return
 	}
@@ -110,50 +117,63 @@ func (m *Metrics) jobFinished(rec messages.JobRecord) {
 	}
 }
 
-func (m *Metrics) jobRetried(task string) {
+// JobRetried counts a failed attempt queued again (infleet_job_retries_total).
+func (m *Metrics) JobRetried(task string) {
 	if m != nil {
 		m.retries.WithLabelValues(task).Inc()
 	}
 }
 
-func (m *Metrics) deadLettered(reason string) {
+// DeadLettered counts a message kept in the dead-letter place, by its error code
+// (infleet_dead_letters_total).
+func (m *Metrics) DeadLettered(reason string) {
 	if m != nil {
 		m.deadLetters.WithLabelValues(reason).Inc()
 	}
 }
 
-func (m *Metrics) infraFailed(op string) {
+// InfrastructureFailed counts a delivery retried without spending an attempt because op, a
+// store or queue write, failed (infleet_infrastructure_failures_total).
+func (m *Metrics) InfrastructureFailed(op string) {
 	if m != nil {
 		m.infraFailures.WithLabelValues(op).Inc()
 	}
 }
 
-func (m *Metrics) redriven(n int) {
+// Redriven counts n dead letters sent back to their queue (infleet_redrives_total).
+func (m *Metrics) Redriven(n int) {
 	if m != nil {
 		m.redrives.Add(float64(n))
 	}
 }
 
-func (m *Metrics) replayed(n int) {
+// Replayed counts n archived jobs re-published by a replay (infleet_replayed_jobs_total).
+func (m *Metrics) Replayed(n int) {
 	if m != nil {
 		m.replays.Add(float64(n))
 	}
 }
 
-func (m *Metrics) expired(jobs, results int) {
+// Expired counts the jobs and result objects a retention sweep deleted
+// (infleet_jobs_expired_total, infleet_results_expired_total).
+func (m *Metrics) Expired(jobs, results int) {
 	if m != nil {
 		m.expiredJobs.Add(float64(jobs))
 		m.expiredBlobs.Add(float64(results))
 	}
 }
 
-func (m *Metrics) stageDone(stage string, start time.Time) {
+// StageDone observes the time since start spent in a pipeline stage (decode, admit, guard_in,
+// invoke, guard_out, store, record, notify) in infleet_stage_duration_seconds.
+func (m *Metrics) StageDone(stage string, start time.Time) {
 	if m != nil {
 		m.stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 	}
 }
 
-func (m *Metrics) modelCall(model string, d time.Duration, u messages.Usage, err error) {
+// ModelCalled observes a model call that took d, by model and outcome, and on success counts
+// its tokens (infleet_model_call_duration_seconds, infleet_model_tokens_total).
+func (m *Metrics) ModelCalled(model string, d time.Duration, u messages.Usage, err error) {
 	if m == nil {
 		return
 	}
@@ -168,7 +188,9 @@ func (m *Metrics) modelCall(model string, d time.Duration, u messages.Usage, err
 	}
 }
 
-func (m *Metrics) inFlightAdd(n float64) {
+// AddInFlight moves the gauge of jobs being processed by this process by n
+// (infleet_jobs_in_flight).
+func (m *Metrics) AddInFlight(n float64) {
 	if m != nil {
 		m.inFlight.Add(n)
 	}

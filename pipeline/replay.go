@@ -188,7 +188,7 @@ func (o *Operator) publishReplay(req ReplayRequest, entries []ArchiveEntry) {
 			o.cfg.Logger.Error().Err(err).Str("replay_name", req.Name).Msg("replay stopped")
 			return
 		}
-		o.cfg.Metrics.replayed(1)
+		o.cfg.Metrics.Replayed(1)
 		o.replays.update(req.Name, func(s *ReplayStatus) { s.Published++ })
 	}
 	o.replays.update(req.Name, func(s *ReplayStatus) { s.Done = true })

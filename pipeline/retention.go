@@ -152,7 +152,7 @@ func (r *Reaper) batch(ctx context.Context, before time.Time) ([]string, int, er
 	defer cancel()
 	ids, err := r.cfg.Store.DeleteFinishedBefore(ctx, before, r.cfg.Batch)
 	n := r.deleteResults(ctx, ids)
-	r.cfg.Metrics.expired(len(ids), n)
+	r.cfg.Metrics.Expired(len(ids), n)
 	return ids, n, err
 }
 

@@ -142,7 +142,7 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 	if !created {
 		return stored, false, nil
 	}
-	s.cfg.Metrics.jobAccepted(stored.Task, stored.Priority)
+	s.cfg.Metrics.JobAccepted(stored.Task, stored.Priority)
 	s.cfg.Hub.Notify(stored.JobID)
 	return stored, true, nil
 }
@@ -214,7 +214,7 @@ func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRe
 	}
 	s.cfg.Hub.CancelRun(id)
 	s.cfg.Hub.Notify(id)
-	s.cfg.Metrics.jobFinished(rec)
+	s.cfg.Metrics.JobFinished(rec)
 	if s.cfg.Notifier != nil {
 		n := NotificationOf(rec)
 		if err := s.cfg.Notifier.Notify(ctx, n); err != nil {

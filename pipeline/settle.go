@@ -28,7 +28,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
 	})
-	w.cfg.Metrics.stageDone("record", start)
+	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, ErrConflict) {
 		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
 		return Outcome{}
@@ -54,7 +54,7 @@ func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr message
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record retry failed")
 	}
 	w.cfg.Hub.Notify(rec.JobID)
-	w.cfg.Metrics.jobRetried(rec.Task)
+	w.cfg.Metrics.JobRetried(rec.Task)
 	w.cfg.Logger.Info().Str("job_id", rec.JobID).Int("attempt", rec.Attempts).Str("error_code", jerr.Code).
 		Dur("delay", delay).Msg("attempt failed; retrying")
 	return Outcome{Retry: true, Delay: delay, Reason: jerr.Code}
@@ -163,7 +163,7 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	if err := w.cfg.DeadLetters.Publish(w.cfg.Topics.Dead, msg); err != nil {
 		return fmt.Errorf("dead-letter message %s: %w", id, err)
 	}
-	w.cfg.Metrics.deadLettered(jerr.Code)
+	w.cfg.Metrics.DeadLettered(jerr.Code)
 	w.cfg.Logger.Warn().Str("message_id", id).Str("job_id", d.Metadata[messages.MetaJobID]).
 		Str("error_code", jerr.Code).Msg("message dead-lettered")
 	return nil
@@ -172,7 +172,7 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 // finished announces a terminal record: watchers, metrics and the notifier.
 func (w *Worker) finished(ctx context.Context, rec messages.JobRecord) {
 	w.cfg.Hub.Notify(rec.JobID)
-	w.cfg.Metrics.jobFinished(rec)
+	w.cfg.Metrics.JobFinished(rec)
 	if w.cfg.Notifier == nil {
 		return
 	}
@@ -181,5 +181,5 @@ func (w *Worker) finished(ctx context.Context, rec messages.JobRecord) {
 	if err := w.cfg.Notifier.Notify(ctx, n); err != nil {
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
 	}
-	w.cfg.Metrics.stageDone("notify", start)
+	w.cfg.Metrics.StageDone("notify", start)
 }

@@ -156,12 +156,12 @@ func (w *Worker) Wait(ctx context.Context) bool {
 func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	w.inFlight.Add(1)
 	defer w.inFlight.Done()
-	w.cfg.Metrics.inFlightAdd(1)
-	defer w.cfg.Metrics.inFlightAdd(-1)
+	w.cfg.Metrics.AddInFlight(1)
+	defer w.cfg.Metrics.AddInFlight(-1)
 
 	start := time.Now()
 	jobs, err := w.cfg.Decoder(d)
-	w.cfg.Metrics.stageDone("decode", start)
+	w.cfg.Metrics.StageDone("decode", start)
 	if err != nil {
 		// The dead-letter place is the only copy of a message that never became a job: it is
 		// delivered again until the dead-letter place takes it.
@@ -204,7 +204,7 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 
 	start := time.Now()
 	rec, run, err := w.admit(ctx, job, d)
-	w.cfg.Metrics.stageDone("admit", start)
+	w.cfg.Metrics.StageDone("admit", start)
 	if err != nil {
 		// Nothing was recorded, so nothing was spent.
 		return w.infraRetry(job.JobID, classify(Infrastructure("admit", err)).jobErr, "admit")
@@ -333,7 +333,7 @@ func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery
 	}
 	rec, created, err := w.cfg.Store.Create(ctx, NewJobRecord(*job, spec, d.Metadata[messages.MetaTenant], time.Now().UTC()))
 	if err == nil && created {
-		w.cfg.Metrics.jobAccepted(rec.Task, rec.Priority)
+		w.cfg.Metrics.JobAccepted(rec.Task, rec.Priority)
 	}
 	return rec, err
 }
@@ -402,7 +402,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		restore = out.Restore
 	}
 	jc.Question = lastUserMessage(chat)
-	w.cfg.Metrics.stageDone("guard_in", start)
+	w.cfg.Metrics.StageDone("guard_in", start)
 
 	// route
 	model, err := w.cfg.Router.Pick(job)
@@ -417,8 +417,8 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		req.Params = *job.Params
 	}
 	resp, err := model.Client.Invoke(ctx, req)
-	w.cfg.Metrics.modelCall(model.Name, time.Since(start), resp.Usage, err)
-	w.cfg.Metrics.stageDone("invoke", start)
+	w.cfg.Metrics.ModelCalled(model.Name, time.Since(start), resp.Usage, err)
+	w.cfg.Metrics.StageDone("invoke", start)
 	if err != nil {
 		return runResult{}, report, fmt.Errorf("model %s: %w", model.Name, err)
 	}
@@ -436,7 +436,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 			return runResult{}, report, &BlockedError{Reason: out.Reason, Report: report}
 		}
 		resp.Text = out.Texts[0]
-		w.cfg.Metrics.stageDone("guard_out", start)
+		w.cfg.Metrics.StageDone("guard_out", start)
 	}
 	if restore != nil {
 		resp.Text = restore(resp.Text)
@@ -465,7 +465,7 @@ func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRec
 		}
 		return runResult{}, report, Infrastructure("store result", err)
 	}
-	w.cfg.Metrics.stageDone("store", start)
+	w.cfg.Metrics.StageDone("store", start)
 	return runResult{model: answeredBy, resp: resp}, report, nil
 }
 
