@@ -3,42 +3,45 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // deliveryOf turns a queued message back into what a transport hands the worker.
-func deliveryOf(msg *message.Message) pipeline.Delivery {
+func deliveryOf(msg *message.Message) worker.Delivery {
 	md := make(map[string]string, len(msg.Metadata))
 	for k, v := range msg.Metadata {
 		md[k] = v
 	}
-	return pipeline.Delivery{MessageID: msg.UUID, Payload: msg.Payload, Metadata: md}
+	return worker.Delivery{MessageID: msg.UUID, Payload: msg.Payload, Metadata: md}
 }
 
 func TestServiceSubmitFinishesAfterTheCallerLeaves(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil)
-	msgs, err := b.pubsub.Subscribe(context.Background(), testTopics.Normal)
+	b := pipelinetest.Setup(t, nil)
+	msgs, err := b.PubSub.Subscribe(context.Background(), pipelinetest.Topics.Normal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the client is gone before intake starts
-	rec, created, err := b.svc.Submit(ctx, messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}}, pipeline.SubmitOptions{})
+	rec, created, err := b.Service.Submit(ctx, messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}}, pipeline.SubmitOptions{})
 	if err != nil || !created {
 		t.Fatalf("submit with a cancelled context: %v created=%v", err, created)
 	}
-	msg := receive(t, msgs)
+	msg := pipelinetest.Receive(t, msgs)
 	if msg.Metadata.Get(messages.MetaJobID) != rec.JobID {
 		t.Fatalf("queued %s, recorded %s", msg.Metadata.Get(messages.MetaJobID), rec.JobID)
 	}
-	if got := getRecord(t, b, rec.JobID); got.Status != messages.StatusQueued {
+	if got := b.Record(t, rec.JobID); got.Status != messages.StatusQueued {
 		t.Fatalf("record %+v", got)
 	}
 }
@@ -55,14 +58,14 @@ func (downCreates) Create(context.Context, messages.JobRecord) (messages.JobReco
 // answers with that job instead of making a second one.
 func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil)
+	b := pipelinetest.Setup(t, nil)
 	ctx := context.Background()
-	msgs, err := b.pubsub.Subscribe(ctx, testTopics.Normal)
+	msgs, err := b.PubSub.Subscribe(ctx, pipelinetest.Topics.Normal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	broken, err := pipeline.NewService(pipeline.ServiceConfig{
-		Store: downCreates{b.store}, Results: b.results, Publisher: b.pubsub, Topics: testTopics,
+		Store: downCreates{b.Store}, Results: b.Results, Publisher: b.PubSub, Topics: pipelinetest.Topics,
 		IntakeTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -72,17 +75,17 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 	if _, _, err := broken.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"}); !errors.Is(err, pipeline.ErrUnavailable) {
 		t.Fatalf("submit with the store down: %v, want ErrUnavailable", err)
 	}
-	msg := receive(t, msgs)
+	msg := pipelinetest.Receive(t, msgs)
 	id := msg.Metadata.Get(messages.MetaJobID)
-	if out := b.worker.Process(ctx, deliveryOf(msg)); out.Retry {
+	if out := b.Worker.Process(ctx, deliveryOf(msg)); out.Retry {
 		t.Fatalf("outcome %+v", out)
 	}
-	rec := getRecord(t, b, id)
+	rec := b.Record(t, id)
 	if rec.Status != messages.StatusCompleted || rec.Tenant != "acme" || rec.IdempotencyKey != "k-lost" || rec.Attempts != 1 {
 		t.Fatalf("record written by the worker: %+v", rec)
 	}
 
-	again, created, err := b.svc.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
+	again, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
 	if err != nil || created || again.JobID != id {
 		t.Fatalf("retry on the key: %v created=%v id %s, want %s", err, created, again.JobID, id)
 	}
@@ -95,7 +98,7 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 	// A store that cannot look keys up: the retry's own message is a spare that the worker
 	// drops, running nothing more.
 	plain, err := pipeline.NewService(pipeline.ServiceConfig{
-		Store: struct{ pipeline.JobStore }{b.store}, Results: b.results, Publisher: b.pubsub, Topics: testTopics,
+		Store: struct{ pipeline.JobStore }{b.Store}, Results: b.Results, Publisher: b.PubSub, Topics: pipelinetest.Topics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -104,17 +107,17 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 	if err != nil || created || again.JobID != id {
 		t.Fatalf("retry on the key without a lookup: %v created=%v id %s, want %s", err, created, again.JobID, id)
 	}
-	spare := receive(t, msgs)
+	spare := pipelinetest.Receive(t, msgs)
 	if spare.Metadata.Get(messages.MetaJobID) == id {
 		t.Fatal("the retry re-queued the first job")
 	}
-	if out := b.worker.Process(ctx, deliveryOf(spare)); out.Retry {
+	if out := b.Worker.Process(ctx, deliveryOf(spare)); out.Retry {
 		t.Fatalf("spare outcome %+v", out)
 	}
-	if _, err := b.store.Get(ctx, spare.Metadata.Get(messages.MetaJobID)); !errors.Is(err, pipeline.ErrNotFound) {
+	if _, err := b.Store.Get(ctx, spare.Metadata.Get(messages.MetaJobID)); !errors.Is(err, pipeline.ErrNotFound) {
 		t.Fatalf("the spare made a record: %v", err)
 	}
-	if n := b.model.calls.Load(); n != 1 {
+	if n := b.Model.Calls.Load(); n != 1 {
 		t.Fatalf("model calls %d, want 1", n)
 	}
 }
@@ -123,14 +126,78 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 // record the worker wrote and still answers that the job was created.
 func TestServiceSubmitAfterTheWorkerWroteTheRecord(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil)
+	b := pipelinetest.Setup(t, nil)
 	ctx := context.Background()
-	job := textJob("raced")
-	if out := b.worker.Process(ctx, jobDelivery(t, job)); out.Retry {
+	job := pipelinetest.TextJob("raced")
+	if out := b.Worker.Process(ctx, pipelinetest.JobDelivery(t, job)); out.Retry {
 		t.Fatalf("outcome %+v", out)
 	}
-	rec, created, err := b.svc.Submit(ctx, job, pipeline.SubmitOptions{})
+	rec, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{})
 	if err != nil || !created || rec.JobID != "raced" {
 		t.Fatalf("submit: %v created=%v %+v", err, created, rec)
 	}
+}
+
+func TestServiceSubmitIsIdempotentAndQueues(t *testing.T) {
+	t.Parallel()
+	b := pipelinetest.Setup(t, nil)
+	ctx := context.Background()
+	msgs, err := b.PubSub.Subscribe(ctx, pipelinetest.Topics.High)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}, Priority: messages.PriorityHigh, IdempotencyKey: "k1"}
+	first, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme", Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	if err != nil || !created {
+		t.Fatalf("submit: %v created=%v", err, created)
+	}
+	again, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
+	if err != nil || created || again.JobID != first.JobID {
+		t.Fatalf("resubmit: %v created=%v id %s vs %s", err, created, again.JobID, first.JobID)
+	}
+	msg := pipelinetest.Receive(t, msgs)
+	if msg.Metadata.Get(messages.MetaJobID) != first.JobID || msg.Metadata.Get(messages.MetaTenant) != "acme" ||
+		msg.Metadata.Get(messages.MetaPriority) != "high" || msg.Metadata.Get(messages.MetaTraceparent) == "" {
+		t.Fatalf("metadata %v", msg.Metadata)
+	}
+	if _, err := b.Service.Get(ctx, first.JobID, "other"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("other tenant: %v, want ErrNotFound", err)
+	}
+}
+
+func TestServiceSubmitLeavesNothingWhenQueueDown(t *testing.T) {
+	t.Parallel()
+	b := pipelinetest.Setup(t, nil)
+	_ = b.PubSub.Close()
+	job := messages.Job{JobID: "down", Task: "summarize", Input: messages.Input{Text: "x"}}
+	if _, _, err := b.Service.Submit(context.Background(), job, pipeline.SubmitOptions{}); !errors.Is(err, pipeline.ErrUnavailable) {
+		t.Fatalf("err %v, want ErrUnavailable", err)
+	}
+	if _, err := b.Store.Get(context.Background(), "down"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("record left behind: %v", err)
+	}
+}
+
+func TestServiceWatchEndsAtTerminalStatus(t *testing.T) {
+	t.Parallel()
+	b := pipelinetest.Setup(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("w1"), pipeline.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := b.Service.Watch(ctx, rec.JobID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Worker.Process(ctx, pipelinetest.JobDelivery(t, pipelinetest.TextJob("w1")))
+	var last messages.JobRecord
+	for r := range ch {
+		last = r
+	}
+	if last.Status != messages.StatusCompleted {
+		t.Fatalf("last status %s", last.Status)
+	}
+	_, _ = io.Discard.Write(nil)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/adapters/sqlite"
+	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -267,7 +268,7 @@ func TestReaperRunSweepsUntilCancelled(t *testing.T) {
 	// Jobs that expire while Run runs are deleted at a later sweep.
 	for i := range 3 {
 		b.job(t, fmt.Sprintf("old-%d", i), messages.StatusCompleted, time.Now().Add(-2*testRetention))
-		waitFor(t, func() bool { jobs, results := b.left(t); return len(jobs) == 0 && len(results) == 0 })
+		pipelinetest.WaitFor(t, func() bool { jobs, results := b.left(t); return len(jobs) == 0 && len(results) == 0 })
 	}
 	if len(b.calls.calls()) < 3 {
 		t.Fatalf("%d sweeps, want one per job at least", len(b.calls.calls()))

@@ -21,6 +21,7 @@ import (
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/models"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // app holds the concrete parts one process runs, built from the config. close releases them
@@ -234,7 +235,7 @@ func (a *app) service() (*pipeline.Service, error) {
 }
 
 // worker builds the processing side.
-func (a *app) worker() (*pipeline.Worker, error) {
+func (a *app) worker() (*worker.Worker, error) {
 	r, err := a.picker()
 	if err != nil {
 		return nil, err
@@ -243,7 +244,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.NewWorker(pipeline.WorkerConfig{
+	return worker.New(worker.Config{
 		InputGuard:  guardIn,
 		OutputGuard: guardOut,
 		Store:       a.store,
@@ -265,9 +266,9 @@ func (a *app) worker() (*pipeline.Worker, error) {
 }
 
 // scheduler merges the priority subscriptions for the router.
-func (a *app) scheduler() (*pipeline.Scheduler, error) {
+func (a *app) scheduler() (*worker.Scheduler, error) {
 	w := a.cfg.Workers.PriorityWeights
-	return pipeline.NewScheduler(pipeline.SchedulerConfig{
+	return worker.NewScheduler(worker.SchedulerConfig{
 		Subscriber:   a.subscriber,
 		Topics:       a.topics,
 		Concurrency:  a.cfg.Workers.Concurrency,

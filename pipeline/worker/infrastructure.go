@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // messageKeyPrefix starts the ledger key of a delivery that is not a job (it could not be
@@ -101,14 +102,14 @@ func (w *Worker) handBackInfra(ctx context.Context, rec messages.JobRecord, caus
 	if rec.Error != nil {
 		cause.History = rec.Error.History // infrastructure failures are not attempts: history keeps the attempts
 	}
-	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+	_, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:          []messages.Status{messages.StatusProcessing},
 		To:            messages.StatusQueued,
 		AttemptsDelta: -1,
 		Error:         &cause,
 	})
 	switch {
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, pipeline.ErrConflict):
 		// Cancelled, or ended by another delivery, meanwhile: nothing to hand back or retry.
 		return Outcome{}
 	case err != nil:

@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // SchedulerTopic is the one topic a Scheduler serves: the merged stream of every priority.
@@ -26,7 +27,7 @@ const (
 type SchedulerConfig struct {
 	// Subscriber is the transport's subscriber; the Scheduler subscribes to each priority topic.
 	Subscriber message.Subscriber
-	Topics     Topics
+	Topics     pipeline.Topics
 	// Concurrency caps messages handed out and not yet acked or nacked (default 64).
 	Concurrency int
 	// Weights share the hand-outs among priorities that have work waiting (default 6/3/1).

@@ -1,4 +1,4 @@
-package pipeline_test
+package worker_test
 
 import (
 	"context"
@@ -17,8 +17,10 @@ import (
 	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/internal/disktest"
+	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // outageStore is a real SQLite job store that goes down and comes back, as a database server
@@ -68,12 +70,12 @@ func (o *outageStore) Delete(ctx context.Context, id string) error {
 
 // infraBundle is a worker whose store, result store and dead-letter topic a test can take away.
 type infraBundle struct {
-	worker  *pipeline.Worker
+	worker  *worker.Worker
 	store   pipeline.JobStore
 	results *file.Store
 	dead    *gochannel.GoChannel
-	model   *flakyModel
-	notes   *recorder
+	model   *pipelinetest.FlakyModel
+	notes   *pipelinetest.Recorder
 }
 
 const infraMaxAttempts = 3
@@ -81,7 +83,7 @@ const infraMaxAttempts = 3
 // infraBackoff is short, and wide enough to see the backoff grow.
 var infraBackoff = pipeline.Backoff{Initial: time.Millisecond, Max: 16 * time.Millisecond}
 
-func setupInfra(t *testing.T, store pipeline.JobStore, resultsDir string, model *flakyModel) *infraBundle {
+func setupInfra(t *testing.T, store pipeline.JobStore, resultsDir string, model *pipelinetest.FlakyModel) *infraBundle {
 	t.Helper()
 	results, err := file.New(file.Config{Dir: resultsDir})
 	if err != nil {
@@ -92,12 +94,12 @@ func setupInfra(t *testing.T, store pipeline.JobStore, resultsDir string, model 
 	dead := gochannel.NewGoChannel(gochannel.Config{Persistent: true, BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = dead.Close() })
 	if model == nil {
-		model = &flakyModel{}
+		model = &pipelinetest.FlakyModel{}
 	}
-	router := testPicker{pipeline.Model{Name: "fast", ModelID: "sim", Client: model}}
-	notes := &recorder{}
-	w, err := pipeline.NewWorker(pipeline.WorkerConfig{
-		Store: store, Results: results, Router: router, DeadLetters: dead, Topics: testTopics,
+	router := pipelinetest.Picker{Model: pipeline.Model{Name: "fast", ModelID: "sim", Client: model}}
+	notes := &pipelinetest.Recorder{}
+	w, err := worker.New(worker.Config{
+		Store: store, Results: results, Router: router, DeadLetters: dead, Topics: pipelinetest.Topics,
 		Notifier: notes, Hub: pipeline.NewHub(), MaxAttempts: infraMaxAttempts, Backoff: infraBackoff,
 		Logger: zerolog.New(zerolog.NewTestWriter(t)),
 	})
@@ -117,7 +119,7 @@ func (b *infraBundle) record(t *testing.T, id string) messages.JobRecord {
 }
 
 // wantInfraRetry checks that out asks for the delivery again, uncharged, within the backoff.
-func wantInfraRetry(t *testing.T, out pipeline.Outcome) {
+func wantInfraRetry(t *testing.T, out worker.Outcome) {
 	t.Helper()
 	if !out.Retry || out.Reason != messages.ErrCodeInfrastructure || out.Delay < 0 || out.Delay > infraBackoff.Max {
 		t.Fatalf("outcome %+v, want a retry for %s within %s", out, messages.ErrCodeInfrastructure, infraBackoff.Max)
@@ -139,7 +141,7 @@ func TestWorkerFullResultStoreIsNotChargedToTheModel(t *testing.T) {
 	b := setupInfra(t, store, filepath.Join(mnt, "results"), nil)
 	filler := disktest.Fill(t, mnt)
 
-	d := jobDelivery(t, textJob("full"))
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("full"))
 	for i := range 2 * infraMaxAttempts {
 		wantInfraRetry(t, b.worker.Process(context.Background(), d))
 		rec := b.record(t, "full")
@@ -148,7 +150,7 @@ func TestWorkerFullResultStoreIsNotChargedToTheModel(t *testing.T) {
 			t.Fatalf("after full-disk delivery %d: %+v (error %+v), want QUEUED, 0 attempts, %s", i+1, rec, rec.Error, messages.ErrCodeInfrastructure)
 		}
 	}
-	if got := b.notes.types(); len(got) != 0 {
+	if got := b.notes.Types(); len(got) != 0 {
 		t.Fatalf("events %v while the job waits for space", got)
 	}
 	assertNoDeadLetter(t, b.dead)
@@ -173,15 +175,15 @@ func TestWorkerFullResultStoreIsNotChargedToTheModel(t *testing.T) {
 func TestWorkerStoreOutageDoesNotSpendAttempts(t *testing.T) {
 	t.Parallel()
 	store := newOutageStore(t)
-	model := &flakyModel{block: make(chan struct{})}
+	model := &pipelinetest.FlakyModel{Block: make(chan struct{})}
 	b := setupInfra(t, store, t.TempDir(), model)
-	d := jobDelivery(t, textJob("outage"))
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("outage"))
 
-	done := make(chan pipeline.Outcome, 1)
+	done := make(chan worker.Outcome, 1)
 	go func() { done <- b.worker.Process(context.Background(), d) }()
-	waitFor(t, func() bool { return model.calls.Load() == 1 })
+	pipelinetest.WaitFor(t, func() bool { return model.Calls.Load() == 1 })
 	store.down()
-	close(model.block)
+	close(model.Block)
 	wantInfraRetry(t, <-done)
 
 	var longest time.Duration
@@ -193,7 +195,7 @@ func TestWorkerStoreOutageDoesNotSpendAttempts(t *testing.T) {
 	if longest <= infraBackoff.Initial {
 		t.Fatalf("longest delay %s over 24 failures in a row: the backoff does not grow", longest)
 	}
-	if n := model.calls.Load(); n != 1 {
+	if n := model.Calls.Load(); n != 1 {
 		t.Fatalf("model called %d times while the store was down, want 1", n)
 	}
 
@@ -213,11 +215,11 @@ func TestWorkerStoreOutageDoesNotSpendAttempts(t *testing.T) {
 func TestWorkerFailsJobWhenDeadLetterTopicIsDown(t *testing.T) {
 	t.Parallel()
 	store := newOutageStore(t)
-	b := setupInfra(t, store, t.TempDir(), &flakyModel{fails: 100, err: errors.New("model down")})
+	b := setupInfra(t, store, t.TempDir(), &pipelinetest.FlakyModel{Fails: 100, Err: errors.New("model down")})
 	if err := b.dead.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d := jobDelivery(t, textJob("nodlq"))
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("nodlq"))
 	for i := range infraMaxAttempts - 1 {
 		if out := b.worker.Process(context.Background(), d); !out.Retry {
 			t.Fatalf("attempt %d: %+v, want retry", i+1, out)
@@ -231,7 +233,7 @@ func TestWorkerFailsJobWhenDeadLetterTopicIsDown(t *testing.T) {
 		rec.Error.Code != messages.ErrCodeModelError || !strings.Contains(rec.Error.Message, "infleet replay --job nodlq") {
 		t.Fatalf("record %+v (error %+v), want FAILED after %d attempts saying how to run it again", rec, rec.Error, infraMaxAttempts)
 	}
-	if got := b.notes.types(); len(got) != 1 || got[0] != messages.EventFailed {
+	if got := b.notes.Types(); len(got) != 1 || got[0] != messages.EventFailed {
 		t.Fatalf("events %v", got)
 	}
 	if out := b.worker.Process(context.Background(), d); out.Retry || b.record(t, "nodlq").Attempts != infraMaxAttempts {
@@ -248,7 +250,7 @@ func TestWorkerEndsJobDeliveredPastItsAttempts(t *testing.T) {
 	store := newOutageStore(t)
 	b := setupInfra(t, store, t.TempDir(), nil)
 	ctx := context.Background()
-	d := jobDelivery(t, textJob("past"))
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("past"))
 	if _, _, err := store.Create(ctx, messages.JobRecord{JobID: "past", Status: messages.StatusQueued, Task: "summarize",
 		Priority: messages.PriorityNormal, CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -269,7 +271,7 @@ func TestWorkerEndsJobDeliveredPastItsAttempts(t *testing.T) {
 		rec.Error.Code != messages.ErrCodeAttemptsExceeded {
 		t.Fatalf("record %+v (error %+v), want FAILED, %s, %d attempts", rec, rec.Error, messages.ErrCodeAttemptsExceeded, infraMaxAttempts)
 	}
-	if n := b.model.calls.Load(); n != 0 {
+	if n := b.model.Calls.Load(); n != 0 {
 		t.Fatalf("model called %d times for a job past its attempts", n)
 	}
 }
@@ -289,12 +291,12 @@ func TestWorkerJobPastItsAttemptsDoesNotGrowWhileStoreIsDown(t *testing.T) {
 	if _, err := store.Transition(ctx, "grow", pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: infraMaxAttempts}); err != nil {
 		t.Fatal(err)
 	}
-	dead, err := b.dead.Subscribe(ctx, testTopics.Dead)
+	dead, err := b.dead.Subscribe(ctx, pipelinetest.Topics.Dead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := jobDelivery(t, textJob("grow"))
-	outs := make(chan pipeline.Outcome, 1)
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("grow"))
+	outs := make(chan worker.Outcome, 1)
 	go func() { outs <- b.worker.Process(ctx, d) }()
 	// The dead-letter publish is the step between admission and the final write: the worker
 	// waits for its ack, and the store goes down meanwhile.
@@ -330,7 +332,7 @@ func TestWorkerKeepsPoisonMessageWhileDeadLetterTopicIsDown(t *testing.T) {
 	if err := b.dead.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d := pipeline.Delivery{MessageID: "poison", Payload: []byte("not json"), Metadata: map[string]string{}}
+	d := worker.Delivery{MessageID: "poison", Payload: []byte("not json"), Metadata: map[string]string{}}
 	for range 3 {
 		wantInfraRetry(t, b.worker.Process(context.Background(), d))
 	}
@@ -338,7 +340,7 @@ func TestWorkerKeepsPoisonMessageWhileDeadLetterTopicIsDown(t *testing.T) {
 
 func assertNoDeadLetter(t *testing.T, pubsub *gochannel.GoChannel) {
 	t.Helper()
-	ch, err := pubsub.Subscribe(context.Background(), testTopics.Dead)
+	ch, err := pubsub.Subscribe(context.Background(), pipelinetest.Topics.Dead)
 	if err != nil {
 		t.Fatal(err)
 	}

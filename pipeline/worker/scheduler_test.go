@@ -1,4 +1,4 @@
-package pipeline_test
+package worker_test
 
 import (
 	"context"
@@ -10,11 +10,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/worker"
 )
-
-var testTopics = pipeline.Topics{High: "t.high", Normal: "t.normal", Low: "t.low", Dead: "t.dead"}
 
 // readySubscriber hands out every message of a topic at once, without waiting for acks, as
 // a prefetching transport (the NATS adapter, SQS batch receive) does; GoChannel delivers one
@@ -33,7 +32,7 @@ func (r *readySubscriber) Close() error { return nil }
 
 // schedule offers counts[p] messages per priority to a Scheduler with one slot, acking each,
 // and returns the priorities in the order they were handed out.
-func schedule(t *testing.T, cfg pipeline.SchedulerConfig, counts map[messages.Priority]int) []messages.Priority {
+func schedule(t *testing.T, cfg worker.SchedulerConfig, counts map[messages.Priority]int) []messages.Priority {
 	t.Helper()
 	sub := &readySubscriber{topics: map[string][]*message.Message{}}
 	total := 0
@@ -41,21 +40,21 @@ func schedule(t *testing.T, cfg pipeline.SchedulerConfig, counts map[messages.Pr
 		for i := range n {
 			msg := message.NewMessage(fmt.Sprintf("%s-%d", p, i), nil)
 			msg.Metadata.Set(messages.MetaPriority, string(p))
-			sub.topics[testTopics.For(p)] = append(sub.topics[testTopics.For(p)], msg)
+			sub.topics[pipelinetest.Topics.For(p)] = append(sub.topics[pipelinetest.Topics.For(p)], msg)
 		}
 		total += n
 	}
 	cfg.Subscriber = sub
-	cfg.Topics = testTopics
+	cfg.Topics = pipelinetest.Topics
 	cfg.Concurrency = 1
-	s, err := pipeline.NewScheduler(cfg)
+	s, err := worker.NewScheduler(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	out, err := s.Subscribe(ctx, pipeline.SchedulerTopic)
+	out, err := s.Subscribe(ctx, worker.SchedulerTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +83,7 @@ func count(order []messages.Priority, p messages.Priority) int {
 
 func TestSchedulerWeightedSharesByWeight(t *testing.T) {
 	t.Parallel()
-	order := schedule(t, pipeline.SchedulerConfig{WeightHigh: 6, WeightNormal: 3, WeightLow: 1},
+	order := schedule(t, worker.SchedulerConfig{WeightHigh: 6, WeightNormal: 3, WeightLow: 1},
 		map[messages.Priority]int{messages.PriorityHigh: 200, messages.PriorityNormal: 200, messages.PriorityLow: 200})
 	first := order[:100]
 	high, normal, low := count(first, messages.PriorityHigh), count(first, messages.PriorityNormal), count(first, messages.PriorityLow)
@@ -95,7 +94,7 @@ func TestSchedulerWeightedSharesByWeight(t *testing.T) {
 
 func TestSchedulerWeightedLowProgressesUnderHighFlood(t *testing.T) {
 	t.Parallel()
-	order := schedule(t, pipeline.SchedulerConfig{},
+	order := schedule(t, worker.SchedulerConfig{},
 		map[messages.Priority]int{messages.PriorityHigh: 300, messages.PriorityLow: 50})
 	// Normal is empty: high and low share 6:1.
 	if low := count(order[:140], messages.PriorityLow); low < 18 || low > 22 {
@@ -105,7 +104,7 @@ func TestSchedulerWeightedLowProgressesUnderHighFlood(t *testing.T) {
 
 func TestSchedulerStrictServesHigherFirst(t *testing.T) {
 	t.Parallel()
-	order := schedule(t, pipeline.SchedulerConfig{Strict: true},
+	order := schedule(t, worker.SchedulerConfig{Strict: true},
 		map[messages.Priority]int{messages.PriorityHigh: 100, messages.PriorityLow: 100})
 	if low := count(order[:100], messages.PriorityLow); low != 0 {
 		t.Fatalf("strict: %d low messages among the first 100 while high ones were waiting", low)
@@ -114,7 +113,7 @@ func TestSchedulerStrictServesHigherFirst(t *testing.T) {
 
 func TestSchedulerHighNotStarvedByLowFlood(t *testing.T) {
 	t.Parallel()
-	order := schedule(t, pipeline.SchedulerConfig{},
+	order := schedule(t, worker.SchedulerConfig{},
 		map[messages.Priority]int{messages.PriorityLow: 500, messages.PriorityHigh: 20})
 	last := 0
 	for i, p := range order {
@@ -131,18 +130,18 @@ func TestSchedulerBoundsInFlight(t *testing.T) {
 	t.Parallel()
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
 	for i := range 20 {
-		if err := pubsub.Publish(testTopics.Normal, message.NewMessage(fmt.Sprint(i), nil)); err != nil {
+		if err := pubsub.Publish(pipelinetest.Topics.Normal, message.NewMessage(fmt.Sprint(i), nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := pipeline.NewScheduler(pipeline.SchedulerConfig{Subscriber: pubsub, Topics: testTopics, Concurrency: 3})
+	s, err := worker.NewScheduler(worker.SchedulerConfig{Subscriber: pubsub, Topics: pipelinetest.Topics, Concurrency: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	out, err := s.Subscribe(ctx, pipeline.SchedulerTopic)
+	out, err := s.Subscribe(ctx, worker.SchedulerTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +164,12 @@ func TestSchedulerBoundsInFlight(t *testing.T) {
 
 func TestSchedulerDrainKeepsStreamOpenUntilClose(t *testing.T) {
 	t.Parallel()
-	sub := &readySubscriber{topics: map[string][]*message.Message{testTopics.Normal: {message.NewMessage("a", nil), message.NewMessage("b", nil)}}}
-	s, err := pipeline.NewScheduler(pipeline.SchedulerConfig{Subscriber: sub, Topics: testTopics, Concurrency: 1})
+	sub := &readySubscriber{topics: map[string][]*message.Message{pipelinetest.Topics.Normal: {message.NewMessage("a", nil), message.NewMessage("b", nil)}}}
+	s, err := worker.NewScheduler(worker.SchedulerConfig{Subscriber: sub, Topics: pipelinetest.Topics, Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := s.Subscribe(context.Background(), pipeline.SchedulerTopic)
+	out, err := s.Subscribe(context.Background(), worker.SchedulerTopic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package pipeline_test
+package worker_test
 
 import (
 	"encoding/json"
@@ -8,10 +8,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
-var s3Rules = []pipeline.S3Rule{
+var s3Rules = []worker.S3Rule{
 	{Bucket: "inbox", Prefix: "docs/", Suffix: ".txt", Task: "summarize", Priority: messages.PriorityLow},
 	{Bucket: "inbox", Prefix: "tickets/", Task: "classify", Model: "fast"},
 }
@@ -30,8 +30,8 @@ const ebJob = `{"version":"0","id":"ev-2","detail-type":"infleet.job","source":"
 
 func decodeEnv(t *testing.T, payload string) ([]messages.Job, error) {
 	t.Helper()
-	dec := pipeline.NewDecoder(s3Rules, zerolog.Nop())
-	return dec(pipeline.Delivery{MessageID: "m-1", Payload: []byte(payload), Metadata: map[string]string{}})
+	dec := worker.NewDecoder(s3Rules, zerolog.Nop())
+	return dec(worker.Delivery{MessageID: "m-1", Payload: []byte(payload), Metadata: map[string]string{}})
 }
 
 func snsAround(t *testing.T, inner string) string {

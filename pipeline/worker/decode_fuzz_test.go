@@ -1,9 +1,9 @@
-package pipeline_test
+package worker_test
 
 import (
 	"testing"
 
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // FuzzDecodeJob checks that the decode stage never panics and that every job it accepts has an
@@ -18,7 +18,7 @@ func FuzzDecodeJob(f *testing.F) {
 		f.Add([]byte(s), "id-1")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, id string) {
-		jobs, err := pipeline.DecodeJob(pipeline.Delivery{MessageID: id, Payload: body, Metadata: map[string]string{}})
+		jobs, err := worker.DecodeJob(worker.Delivery{MessageID: id, Payload: body, Metadata: map[string]string{}})
 		if err != nil {
 			return
 		}

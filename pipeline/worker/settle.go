@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -10,34 +10,37 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // How a worker settles a job's attempt: completed, retried, handed back, failed (and
-// dead-lettered), and announced.
+// dead-lettered), and announced. An attempt cut short by infleet's own dependencies is handed
+// back in infrastructure.go.
 
-// complete records a finished job and announces it.
+// complete settles an attempt whose result is stored: it records the job COMPLETED (the record
+// stage) and announces it (notify).
 func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
 	start := time.Now()
 	usage := res.resp.Usage
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:      []messages.Status{messages.StatusProcessing},
 		To:        messages.StatusCompleted,
 		Model:     res.model,
 		Usage:     &usage,
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
-		Call:      &ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
+		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
 	})
 	w.cfg.Metrics.StageDone("record", start)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, pipeline.ErrConflict) {
 		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
 		return Outcome{}
 	}
 	if err != nil {
 		// The result is stored but the job is not COMPLETED: it runs again, uncounted.
-		return w.handBackInfra(ctx, rec, classify(Infrastructure("record completion", err)).jobErr, "record completion")
+		return w.handBackInfra(ctx, rec, classify(pipeline.Infrastructure("record completion", err)).jobErr, "record completion")
 	}
-	w.finished(ctx, done)
+	w.notify(ctx, done)
 	return Outcome{}
 }
 
@@ -45,12 +48,12 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration) Outcome {
 	delay := max(after, w.cfg.Backoff.Delay(rec.Attempts))
 	jerr = withHistory(rec, jerr)
-	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+	_, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:  []messages.Status{messages.StatusProcessing},
 		To:    messages.StatusQueued,
 		Error: &jerr,
 	})
-	if err != nil && !errors.Is(err, ErrConflict) {
+	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record retry failed")
 	}
 	w.cfg.Hub.Notify(rec.JobID)
@@ -80,12 +83,12 @@ func withHistory(rec messages.JobRecord, jerr messages.JobError) messages.JobErr
 func (w *Worker) handBack(rec messages.JobRecord, reason string) Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), finalWriteTimeout)
 	defer cancel()
-	_, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+	_, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:          []messages.Status{messages.StatusProcessing},
 		To:            messages.StatusQueued,
 		AttemptsDelta: -1,
 	})
-	if err != nil && !errors.Is(err, ErrConflict) {
+	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("hand back at shutdown: record failed; the attempt stays spent")
 	}
 	w.cfg.Hub.Notify(rec.JobID)
@@ -115,14 +118,14 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 			jerr.Message += " (it could not be kept in the dead letters; run it again with `infleet replay --job " + rec.JobID + "`)"
 		}
 	}
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, Transition{
+	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:          []messages.Status{messages.StatusProcessing},
 		To:            messages.StatusFailed,
 		AttemptsDelta: delta,
 		Error:         &jerr,
 		Guardrail:     report,
 	})
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, pipeline.ErrConflict) {
 		return Outcome{}
 	}
 	if err != nil {
@@ -130,10 +133,10 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 		// not count as an attempt (for a job past its attempts, admission then finds it so
 		// again and ends it here, without its count growing).
 		w.ledger.owe(rec.JobID)
-		return w.infraRetry(rec.JobID, classify(Infrastructure("record failure", err)).jobErr, "record failure")
+		return w.infraRetry(rec.JobID, classify(pipeline.Infrastructure("record failure", err)).jobErr, "record failure")
 	}
 	w.cfg.Logger.Info().Str("job_id", rec.JobID).Str("error_code", jerr.Code).Int("attempts", rec.Attempts).Msg("job failed")
-	w.finished(ctx, done)
+	w.notify(ctx, done)
 	return Outcome{}
 }
 
@@ -142,7 +145,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobError, attempts int, jobID, task string) error {
 	id := d.MessageID
 	if id == "" {
-		id = NewJobID()
+		id = pipeline.NewJobID()
 	}
 	msg := message.NewMessage(id, d.Payload)
 	for k, v := range d.Metadata {
@@ -152,13 +155,13 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	}
 	msg.Metadata.Set(messages.MetaDeadReason, jerr.Code+": "+jerr.Message)
 	msg.Metadata.Set(messages.MetaAttempts, fmt.Sprint(attempts))
-	msg.Metadata.Set(MetaDeadCode, jerr.Code)
-	msg.Metadata.Set(MetaDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
+	msg.Metadata.Set(pipeline.MetaDeadCode, jerr.Code)
+	msg.Metadata.Set(pipeline.MetaDeadAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if jobID != "" {
 		msg.Metadata.Set(messages.MetaJobID, jobID)
 	}
 	if task != "" {
-		msg.Metadata.Set(MetaTask, task)
+		msg.Metadata.Set(pipeline.MetaTask, task)
 	}
 	if err := w.cfg.DeadLetters.Publish(w.cfg.Topics.Dead, msg); err != nil {
 		return fmt.Errorf("dead-letter message %s: %w", id, err)
@@ -169,15 +172,16 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	return nil
 }
 
-// finished announces a terminal record: watchers, metrics and the notifier.
-func (w *Worker) finished(ctx context.Context, rec messages.JobRecord) {
+// notify is the last stage: it announces a terminal record to watchers, metrics and the
+// notifier. A notifier that fails is logged; the job stays as recorded.
+func (w *Worker) notify(ctx context.Context, rec messages.JobRecord) {
 	w.cfg.Hub.Notify(rec.JobID)
 	w.cfg.Metrics.JobFinished(rec)
 	if w.cfg.Notifier == nil {
 		return
 	}
 	start := time.Now()
-	n := NotificationOf(rec)
+	n := pipeline.NotificationOf(rec)
 	if err := w.cfg.Notifier.Notify(ctx, n); err != nil {
 		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
 	}
