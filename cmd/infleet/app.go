@@ -20,6 +20,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/worker"
 )
@@ -46,7 +47,7 @@ type app struct {
 	inputs pipeline.InputFetcher
 	// resultURLs signs result URLs (results.s3.presign); nil streams results.
 	resultURLs pipeline.BlobURLSigner
-	ready      []pipeline.NamedChecker
+	ready      []intake.NamedChecker
 
 	closers []func() error
 
@@ -167,7 +168,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if d, ok := any(sub).(pipeline.DepthReporter); ok {
 		a.depth = d
 	}
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
+	a.ready = append(a.ready, intake.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
 		if !nc.IsConnected() {
 			return errors.New("not connected to the embedded queue")
 		}
@@ -189,7 +190,7 @@ func (a *app) openStore(ctx context.Context) error {
 		}
 		a.onClose(s.Close)
 		a.store = s
-		a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
+		a.ready = append(a.ready, intake.NamedChecker{Name: "store", Checker: s})
 		return nil
 	case config.StorePostgres:
 		return a.openPostgres(ctx)
@@ -209,7 +210,7 @@ func (a *app) openResults(ctx context.Context) error {
 		}
 		a.onClose(s.Close)
 		a.results = s
-		a.ready = append(a.ready, pipeline.NamedChecker{Name: "results", Checker: s})
+		a.ready = append(a.ready, intake.NamedChecker{Name: "results", Checker: s})
 		return nil
 	case config.ResultsS3:
 		return a.openS3(ctx)
@@ -219,8 +220,8 @@ func (a *app) openResults(ctx context.Context) error {
 }
 
 // service builds the intake side.
-func (a *app) service() (*pipeline.Service, error) {
-	return pipeline.NewService(pipeline.ServiceConfig{
+func (a *app) service() (*intake.Service, error) {
+	return intake.New(intake.Config{
 		Store:      a.store,
 		Results:    a.results,
 		Publisher:  a.publisher,

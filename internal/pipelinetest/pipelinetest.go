@@ -23,6 +23,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
@@ -95,7 +96,7 @@ func (p Picker) Pick(job *messages.Job) (pipeline.Model, error) {
 // Bundle is a worker and an intake service sharing their stores, queue, hub and notifier.
 type Bundle struct {
 	Worker  *worker.Worker
-	Service *pipeline.Service
+	Service *intake.Service
 	Store   *sqlite.Store
 	Results *file.Store
 	// Dead receives what the worker dead-letters.
@@ -142,7 +143,7 @@ func Setup(t *testing.T, model *FlakyModel) *Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := pipeline.NewService(pipeline.ServiceConfig{
+	svc, err := intake.New(intake.Config{
 		Store: store, Results: results, Publisher: pubsub, Topics: Topics, Hub: hub, Notifier: notes,
 	})
 	if err != nil {

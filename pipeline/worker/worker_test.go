@@ -14,6 +14,7 @@ import (
 	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
@@ -156,7 +157,7 @@ func TestWorkerDropsCancelledJob(t *testing.T) {
 	t.Parallel()
 	b := pipelinetest.Setup(t, nil)
 	ctx := context.Background()
-	rec, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("c1"), pipeline.SubmitOptions{})
+	rec, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("c1"), intake.SubmitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestWorkerCancelStopsRunningJob(t *testing.T) {
 	model := &pipelinetest.FlakyModel{Block: make(chan struct{})}
 	b := pipelinetest.Setup(t, model)
 	ctx := context.Background()
-	if _, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("c2"), pipeline.SubmitOptions{}); err != nil {
+	if _, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("c2"), intake.SubmitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan worker.Outcome, 1)

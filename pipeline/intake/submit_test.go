@@ -1,9 +1,8 @@
-package pipeline_test
+package intake_test
 
 import (
 	"context"
 	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
@@ -33,7 +33,7 @@ func TestServiceSubmitFinishesAfterTheCallerLeaves(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the client is gone before intake starts
-	rec, created, err := b.Service.Submit(ctx, messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}}, pipeline.SubmitOptions{})
+	rec, created, err := b.Service.Submit(ctx, messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}}, intake.SubmitOptions{})
 	if err != nil || !created {
 		t.Fatalf("submit with a cancelled context: %v created=%v", err, created)
 	}
@@ -64,7 +64,7 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken, err := pipeline.NewService(pipeline.ServiceConfig{
+	broken, err := intake.New(intake.Config{
 		Store: downCreates{b.Store}, Results: b.Results, Publisher: b.PubSub, Topics: pipelinetest.Topics,
 		IntakeTimeout: 200 * time.Millisecond,
 	})
@@ -72,7 +72,7 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}, IdempotencyKey: "k-lost"}
-	if _, _, err := broken.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"}); !errors.Is(err, pipeline.ErrUnavailable) {
+	if _, _, err := broken.Submit(ctx, job, intake.SubmitOptions{Tenant: "acme"}); !errors.Is(err, pipeline.ErrUnavailable) {
 		t.Fatalf("submit with the store down: %v, want ErrUnavailable", err)
 	}
 	msg := pipelinetest.Receive(t, msgs)
@@ -85,7 +85,7 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 		t.Fatalf("record written by the worker: %+v", rec)
 	}
 
-	again, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
+	again, created, err := b.Service.Submit(ctx, job, intake.SubmitOptions{Tenant: "acme"})
 	if err != nil || created || again.JobID != id {
 		t.Fatalf("retry on the key: %v created=%v id %s, want %s", err, created, again.JobID, id)
 	}
@@ -97,13 +97,13 @@ func TestServiceJobQueuedWithoutItsRecordRunsOnceAndKeepsItsKey(t *testing.T) {
 
 	// A store that cannot look keys up: the retry's own message is a spare that the worker
 	// drops, running nothing more.
-	plain, err := pipeline.NewService(pipeline.ServiceConfig{
+	plain, err := intake.New(intake.Config{
 		Store: struct{ pipeline.JobStore }{b.Store}, Results: b.Results, Publisher: b.PubSub, Topics: pipelinetest.Topics,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, created, err = plain.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
+	again, created, err = plain.Submit(ctx, job, intake.SubmitOptions{Tenant: "acme"})
 	if err != nil || created || again.JobID != id {
 		t.Fatalf("retry on the key without a lookup: %v created=%v id %s, want %s", err, created, again.JobID, id)
 	}
@@ -132,7 +132,7 @@ func TestServiceSubmitAfterTheWorkerWroteTheRecord(t *testing.T) {
 	if out := b.Worker.Process(ctx, pipelinetest.JobDelivery(t, job)); out.Retry {
 		t.Fatalf("outcome %+v", out)
 	}
-	rec, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{})
+	rec, created, err := b.Service.Submit(ctx, job, intake.SubmitOptions{})
 	if err != nil || !created || rec.JobID != "raced" {
 		t.Fatalf("submit: %v created=%v %+v", err, created, rec)
 	}
@@ -147,11 +147,11 @@ func TestServiceSubmitIsIdempotentAndQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := messages.Job{Task: "summarize", Input: messages.Input{Text: "x"}, Priority: messages.PriorityHigh, IdempotencyKey: "k1"}
-	first, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme", Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	first, created, err := b.Service.Submit(ctx, job, intake.SubmitOptions{Tenant: "acme", Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
 	if err != nil || !created {
 		t.Fatalf("submit: %v created=%v", err, created)
 	}
-	again, created, err := b.Service.Submit(ctx, job, pipeline.SubmitOptions{Tenant: "acme"})
+	again, created, err := b.Service.Submit(ctx, job, intake.SubmitOptions{Tenant: "acme"})
 	if err != nil || created || again.JobID != first.JobID {
 		t.Fatalf("resubmit: %v created=%v id %s vs %s", err, created, again.JobID, first.JobID)
 	}
@@ -170,34 +170,10 @@ func TestServiceSubmitLeavesNothingWhenQueueDown(t *testing.T) {
 	b := pipelinetest.Setup(t, nil)
 	_ = b.PubSub.Close()
 	job := messages.Job{JobID: "down", Task: "summarize", Input: messages.Input{Text: "x"}}
-	if _, _, err := b.Service.Submit(context.Background(), job, pipeline.SubmitOptions{}); !errors.Is(err, pipeline.ErrUnavailable) {
+	if _, _, err := b.Service.Submit(context.Background(), job, intake.SubmitOptions{}); !errors.Is(err, pipeline.ErrUnavailable) {
 		t.Fatalf("err %v, want ErrUnavailable", err)
 	}
 	if _, err := b.Store.Get(context.Background(), "down"); !errors.Is(err, pipeline.ErrNotFound) {
 		t.Fatalf("record left behind: %v", err)
 	}
-}
-
-func TestServiceWatchEndsAtTerminalStatus(t *testing.T) {
-	t.Parallel()
-	b := pipelinetest.Setup(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rec, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("w1"), pipeline.SubmitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := b.Service.Watch(ctx, rec.JobID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go b.Worker.Process(ctx, pipelinetest.JobDelivery(t, pipelinetest.TextJob("w1")))
-	var last messages.JobRecord
-	for r := range ch {
-		last = r
-	}
-	if last.Status != messages.StatusCompleted {
-		t.Fatalf("last status %s", last.Status)
-	}
-	_, _ = io.Discard.Write(nil)
 }
