@@ -9,6 +9,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // admit makes sure the job has a record and claims it for this attempt. run is false when the
@@ -94,6 +95,6 @@ func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) 
 			md[k] = v
 		}
 	}
-	w.cfg.Archive.Add(pipeline.ArchiveEntry{AcceptedAt: rec.CreatedAt, JobID: rec.JobID, Task: rec.Task,
+	w.cfg.Archive.Add(ops.ArchiveEntry{AcceptedAt: rec.CreatedAt, JobID: rec.JobID, Task: rec.Task,
 		Priority: rec.Priority, Tenant: rec.Tenant, Body: body, Metadata: md})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // Worker defaults.
@@ -34,7 +35,7 @@ type Config struct {
 	// InputGuard and OutputGuard check text before and after the model; nil passes it through.
 	InputGuard, OutputGuard pipeline.Guard
 	// Archive keeps every accepted job message for replay; nil keeps none.
-	Archive *pipeline.Archive
+	Archive *ops.Archive
 	// Inputs fetches s3_uri inputs; nil refuses them.
 	Inputs pipeline.InputFetcher
 	// Notifier receives terminal lifecycle events; nil sends none.

@@ -1,4 +1,4 @@
-package pipeline
+package ops
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // Archive defaults.
@@ -39,7 +40,7 @@ type ArchiveEntry struct {
 // ArchiveConfig wires an Archive. Store is required.
 type ArchiveConfig struct {
 	// Store keeps the archive objects, under ArchivePrefix.
-	Store BlobStore
+	Store pipeline.BlobStore
 	// FlushEvery is how often buffered entries are written (default 1s); MaxBatch flushes
 	// sooner (default 1000).
 	FlushEvery time.Duration
@@ -163,8 +164,8 @@ func (a *Archive) Flush(ctx context.Context) {
 // prune deletes the archive objects of hour partitions that ended more than Retention before
 // now, and reports how many it deleted.
 func (a *Archive) prune(ctx context.Context, now time.Time) int {
-	lister, okL := a.cfg.Store.(BlobLister)
-	deleter, okD := a.cfg.Store.(BlobDeleter)
+	lister, okL := a.cfg.Store.(pipeline.BlobLister)
+	deleter, okD := a.cfg.Store.(pipeline.BlobDeleter)
 	if a.cfg.Retention <= 0 || !okL || !okD {
 		return 0
 	}
@@ -208,8 +209,8 @@ func (a *Archive) Close() error {
 
 // ScanArchive calls fn for every archived entry accepted in [from, to], partition by
 // partition, until fn returns false. The store must be a BlobLister.
-func ScanArchive(ctx context.Context, store BlobStore, from, to time.Time, fn func(ArchiveEntry) bool) error {
-	lister, ok := store.(BlobLister)
+func ScanArchive(ctx context.Context, store pipeline.BlobStore, from, to time.Time, fn func(ArchiveEntry) bool) error {
+	lister, ok := store.(pipeline.BlobLister)
 	if !ok {
 		return errors.New("the result store cannot list objects, so the archive cannot be read")
 	}
@@ -249,7 +250,7 @@ func partitionOverlaps(key string, from, to time.Time) bool {
 	return !h.Add(time.Hour).Before(from) && !h.After(to)
 }
 
-func scanObject(ctx context.Context, store BlobStore, key string, from, to time.Time, fn func(ArchiveEntry) bool) (bool, error) {
+func scanObject(ctx context.Context, store pipeline.BlobStore, key string, from, to time.Time, fn func(ArchiveEntry) bool) (bool, error) {
 	rc, err := store.Get(ctx, key)
 	if err != nil {
 		return false, fmt.Errorf("read archive %s: %w", key, err)

@@ -1,4 +1,4 @@
-package pipeline_test
+package ops_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // reaperBundle is what a reaper test works with: the real stores the reaper deletes from.
@@ -55,7 +56,7 @@ const testRetention = time.Hour
 
 // setupReaper returns a reaper over a new SQLite store and result directory with a one-hour
 // retention, batches of 10 and a clock stopped at b.now.
-func setupReaper(t *testing.T, mod func(*pipeline.ReaperConfig)) (*pipeline.Reaper, *reaperBundle) {
+func setupReaper(t *testing.T, mod func(*ops.ReaperConfig)) (*ops.Reaper, *reaperBundle) {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(dir, "jobs.db")})
@@ -70,14 +71,14 @@ func setupReaper(t *testing.T, mod func(*pipeline.ReaperConfig)) (*pipeline.Reap
 	t.Cleanup(func() { _ = results.Close() })
 	b := &reaperBundle{store: store, calls: &countingExpirer{Expirer: store}, results: results,
 		reg: prometheus.NewRegistry(), now: time.Now().UTC()}
-	cfg := pipeline.ReaperConfig{
+	cfg := ops.ReaperConfig{
 		Store: b.calls, Results: results, Retention: testRetention, Batch: 10, Pause: time.Millisecond,
 		Now: func() time.Time { return b.now }, Metrics: pipeline.NewMetrics(b.reg),
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	r, err := pipeline.NewReaper(cfg)
+	r, err := ops.NewReaper(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func (p putGetOnly) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 
 func TestReaperKeepsResultsItCannotDelete(t *testing.T) {
 	t.Parallel()
-	r, b := setupReaper(t, func(c *pipeline.ReaperConfig) { c.Results = putGetOnly{store: c.Results} })
+	r, b := setupReaper(t, func(c *ops.ReaperConfig) { c.Results = putGetOnly{store: c.Results} })
 	b.job(t, "old", messages.StatusCompleted, b.now.Add(-2*testRetention))
 	if n, err := r.Sweep(t.Context()); err != nil || n != 1 {
 		t.Fatalf("Sweep: %d, %v; want 1 and no error", n, err)
@@ -255,7 +256,7 @@ func TestReaperSweepWithAnEndedContextDeletesNothing(t *testing.T) {
 
 func TestReaperRunSweepsUntilCancelled(t *testing.T) {
 	t.Parallel()
-	r, b := setupReaper(t, func(c *pipeline.ReaperConfig) {
+	r, b := setupReaper(t, func(c *ops.ReaperConfig) {
 		c.Interval = 10 * time.Millisecond
 		c.Now = time.Now
 	})
@@ -283,7 +284,7 @@ func TestReaperRunSweepsUntilCancelled(t *testing.T) {
 
 func TestNewReaperRefusesABadConfig(t *testing.T) {
 	t.Parallel()
-	_, err := pipeline.NewReaper(pipeline.ReaperConfig{Batch: -1})
+	_, err := ops.NewReaper(ops.ReaperConfig{Batch: -1})
 	if err == nil {
 		t.Fatal("NewReaper accepted a config without store or retention and with a negative batch")
 	}

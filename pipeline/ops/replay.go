@@ -1,4 +1,4 @@
-package pipeline
+package ops
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // DefaultReplayRate is how many jobs a replay re-publishes per second unless told otherwise.
@@ -77,7 +78,7 @@ func (o *Operator) ReplayStatus(name string) (ReplayStatus, error) {
 	if s := o.replays.runs[name]; s != nil {
 		return *s, nil
 	}
-	return ReplayStatus{}, ErrNotFound
+	return ReplayStatus{}, pipeline.ErrNotFound
 }
 
 // Replay selects archived jobs and, unless req.DryRun, re-publishes each once with
@@ -92,7 +93,7 @@ func (o *Operator) Replay(ctx context.Context, req ReplayRequest) (ReplayStatus,
 		req.To = now
 	}
 	if req.From.After(req.To) {
-		return ReplayStatus{}, Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("from (%s) is after to (%s)", req.From, req.To))
+		return ReplayStatus{}, pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("from (%s) is after to (%s)", req.From, req.To))
 	}
 	if req.Name == "" {
 		req.Name = "replay-" + now.Format("20060102T150405Z")
@@ -148,7 +149,7 @@ func (o *Operator) selectReplay(ctx context.Context, req ReplayRequest) ([]Archi
 	kept := entries[:0]
 	for _, e := range entries {
 		rec, err := o.cfg.Store.Get(ctx, e.JobID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, pipeline.ErrNotFound) {
 			return nil, fmt.Errorf("status of %s: %w", e.JobID, err)
 		}
 		if err == nil && rec.Status == req.Status {

@@ -1,4 +1,4 @@
-package pipeline
+package ops
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // DeadLetter is a message kept in the dead-letter place, with why it is there.
@@ -30,10 +30,10 @@ type DeadLetter struct {
 
 // DeadLetterFromMessage reads a kept message's metadata into a DeadLetter.
 func DeadLetterFromMessage(id string, payload []byte, md map[string]string) DeadLetter {
-	dl := DeadLetter{ID: id, JobID: md[messages.MetaJobID], Task: md[MetaTask], Code: md[MetaDeadCode],
+	dl := DeadLetter{ID: id, JobID: md[messages.MetaJobID], Task: md[pipeline.MetaTask], Code: md[pipeline.MetaDeadCode],
 		Reason: md[messages.MetaDeadReason], Payload: payload, Metadata: md}
 	dl.Attempts, _ = strconv.Atoi(md[messages.MetaAttempts])
-	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, md[MetaDeadAt])
+	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, md[pipeline.MetaDeadAt])
 	if dl.Code == "" {
 		dl.Code, _, _ = strings.Cut(dl.Reason, ":")
 	}
@@ -92,40 +92,6 @@ type RedriveResult struct {
 	Kept int `json:"kept"`
 }
 
-// OperatorConfig wires an Operator. All fields but Logger and Metrics are required.
-type OperatorConfig struct {
-	Store JobStore
-	// Results holds the archive that replays read; nil refuses replays.
-	Results   BlobStore
-	Box       DeadLetterBox
-	Publisher message.Publisher
-	Topics    Topics
-	Hub       *Hub
-	Metrics   *Metrics
-	Logger    zerolog.Logger
-}
-
-// Operator serves operators: it lists dead letters and sends them back to their queues. Safe
-// for concurrent use.
-type Operator struct {
-	cfg     OperatorConfig
-	replays replays
-}
-
-// ErrNoDeadLetterBox says the transport cannot list its dead letters.
-var ErrNoDeadLetterBox = errors.New("this transport cannot list its dead letters")
-
-// NewOperator checks cfg and returns an Operator.
-func NewOperator(cfg OperatorConfig) (*Operator, error) {
-	if cfg.Store == nil || cfg.Publisher == nil {
-		return nil, errors.New("operator: a job store and a publisher are required")
-	}
-	if cfg.Box == nil {
-		return nil, ErrNoDeadLetterBox
-	}
-	return &Operator{cfg: cfg}, nil
-}
-
 // DeadLetters returns the dead letters matching f, oldest first.
 func (o *Operator) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
 	var out []DeadLetter
@@ -149,7 +115,7 @@ func (o *Operator) DeadLetter(ctx context.Context, jobID, tenant string) (DeadLe
 		return DeadLetter{}, err
 	}
 	if len(dls) == 0 {
-		return DeadLetter{}, ErrNotFound
+		return DeadLetter{}, pipeline.ErrNotFound
 	}
 	return dls[len(dls)-1], nil
 }
@@ -185,35 +151,35 @@ func (o *Operator) redriveOne(ctx context.Context, dl DeadLetter) (string, error
 	if dl.JobID == "" {
 		return "kept", nil
 	}
-	rec, err := o.cfg.Store.Transition(ctx, dl.JobID, Transition{
+	rec, err := o.cfg.Store.Transition(ctx, dl.JobID, pipeline.Transition{
 		From:          []messages.Status{messages.StatusFailed},
 		To:            messages.StatusQueued,
 		ResetAttempts: true,
 	})
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, pipeline.ErrNotFound):
 		return "kept", nil
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, pipeline.ErrConflict):
 		// Queued, running or finished again: the dead letter is stale.
 		return "skipped", o.cfg.Box.RemoveDeadLetter(ctx, o.cfg.Topics.Dead, dl.ID)
 	case err != nil:
 		return "", fmt.Errorf("redrive %s: %w", dl.JobID, err)
 	}
-	msg := message.NewMessage(NewJobID(), dl.Payload)
+	msg := message.NewMessage(pipeline.NewJobID(), dl.Payload)
 	for k, v := range dl.Metadata {
 		switch k {
-		case messages.MetaDeadReason, messages.MetaAttempts, MetaDeadCode, MetaDeadAt, messages.MetaNackDelay:
+		case messages.MetaDeadReason, messages.MetaAttempts, pipeline.MetaDeadCode, pipeline.MetaDeadAt, messages.MetaNackDelay:
 		default:
 			msg.Metadata.Set(k, v)
 		}
 	}
 	if err := o.cfg.Publisher.Publish(o.cfg.Topics.For(rec.Priority), msg); err != nil {
 		// Put the job back as it was so a later redrive finds it again.
-		_, _ = o.cfg.Store.Transition(context.WithoutCancel(ctx), dl.JobID, Transition{
+		_, _ = o.cfg.Store.Transition(context.WithoutCancel(ctx), dl.JobID, pipeline.Transition{
 			From: []messages.Status{messages.StatusQueued}, To: messages.StatusFailed,
 			Error: &messages.JobError{Code: dl.Code, Message: dl.Reason},
 		})
-		return "", fmt.Errorf("redrive %s: queue: %w: %w", dl.JobID, ErrUnavailable, err)
+		return "", fmt.Errorf("redrive %s: queue: %w: %w", dl.JobID, pipeline.ErrUnavailable, err)
 	}
 	o.cfg.Hub.Notify(dl.JobID)
 	o.cfg.Logger.Info().Str("job_id", dl.JobID).Str("dead_letter_id", dl.ID).Msg("dead letter redriven")

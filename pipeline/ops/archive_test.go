@@ -1,4 +1,4 @@
-package pipeline_test
+package ops_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 func TestArchiveFlushScanAndRetention(t *testing.T) {
@@ -20,30 +20,30 @@ func TestArchiveFlushScanAndRetention(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	old := now.Add(-50 * time.Hour)
-	oldKey := pipeline.ArchivePrefix + old.Format("2006/01/02/15") + "/1-1.jsonl"
+	oldKey := ops.ArchivePrefix + old.Format("2006/01/02/15") + "/1-1.jsonl"
 	if err := store.Put(ctx, oldKey, []byte(`{"job_id":"old"}`+"\n")); err != nil {
 		t.Fatal(err)
 	}
-	a, err := pipeline.NewArchive(pipeline.ArchiveConfig{Store: store, Retention: 24 * time.Hour, FlushEvery: time.Hour})
+	a, err := ops.NewArchive(ops.ArchiveConfig{Store: store, Retention: 24 * time.Hour, FlushEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"a", "b", "c"} {
-		a.Add(pipeline.ArchiveEntry{AcceptedAt: now.Add(time.Duration(i) * time.Millisecond), JobID: id, Task: "t",
+		a.Add(ops.ArchiveEntry{AcceptedAt: now.Add(time.Duration(i) * time.Millisecond), JobID: id, Task: "t",
 			Priority: messages.PriorityNormal, Body: json.RawMessage(`{"task":"t"}`)})
 	}
 	if err := a.Close(); err != nil { // flushes
 		t.Fatal(err)
 	}
 	var got []string
-	err = pipeline.ScanArchive(ctx, store, now.Add(-time.Hour), now.Add(time.Hour), func(e pipeline.ArchiveEntry) bool {
+	err = ops.ScanArchive(ctx, store, now.Add(-time.Hour), now.Add(time.Hour), func(e ops.ArchiveEntry) bool {
 		got = append(got, e.JobID)
 		return true
 	})
 	if err != nil || len(got) != 3 || got[0] != "a" || got[2] != "c" {
 		t.Fatalf("scan: %v, %v", got, err)
 	}
-	keys, err := store.List(ctx, pipeline.ArchivePrefix)
+	keys, err := store.List(ctx, ops.ArchivePrefix)
 	if err != nil {
 		t.Fatal(err)
 	}

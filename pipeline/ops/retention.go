@@ -1,4 +1,4 @@
-package pipeline
+package ops
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/pipeline"
 )
 
 // Reaper defaults, applied by NewReaper to zero ReaperConfig fields.
@@ -20,10 +22,10 @@ const (
 // ReaperConfig wires a Reaper. Store and Retention are required.
 type ReaperConfig struct {
 	// Store deletes the expired jobs.
-	Store Expirer
+	Store pipeline.Expirer
 	// Results, when it is a BlobBatchDeleter or BlobDeleter, loses the result object of every
 	// job the reaper deletes (ResultKey). nil, or a store that cannot delete, keeps results.
-	Results BlobStore
+	Results pipeline.BlobStore
 	// Retention is how long a finished job is kept after its last update. Must be positive.
 	Retention time.Duration
 	// Interval is the time between the end of a sweep and the start of the next. Default 1m;
@@ -39,7 +41,7 @@ type ReaperConfig struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics counts the deleted jobs and results; nil counts nothing.
-	Metrics *Metrics
+	Metrics *pipeline.Metrics
 	// Logger receives a line per sweep that deleted something and every failure.
 	Logger zerolog.Logger
 }
@@ -49,8 +51,8 @@ type ReaperConfig struct {
 // store safe. Run and Sweep may be called from one goroutine at a time.
 type Reaper struct {
 	cfg      ReaperConfig
-	deleter  BlobDeleter
-	batchDel BlobBatchDeleter
+	deleter  pipeline.BlobDeleter
+	batchDel pipeline.BlobBatchDeleter
 }
 
 // NewReaper validates cfg and applies its defaults.
@@ -78,8 +80,8 @@ func NewReaper(cfg ReaperConfig) (*Reaper, error) {
 	}
 	r := &Reaper{cfg: cfg}
 	if cfg.Results != nil {
-		r.batchDel, _ = cfg.Results.(BlobBatchDeleter)
-		r.deleter, _ = cfg.Results.(BlobDeleter)
+		r.batchDel, _ = cfg.Results.(pipeline.BlobBatchDeleter)
+		r.deleter, _ = cfg.Results.(pipeline.BlobDeleter)
 	}
 	return r, nil
 }
@@ -164,7 +166,7 @@ func (r *Reaper) deleteResults(ctx context.Context, ids []string) int {
 	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = ResultKey(id)
+		keys[i] = pipeline.ResultKey(id)
 	}
 	switch {
 	case r.batchDel != nil:
@@ -191,4 +193,11 @@ func (r *Reaper) deleteResults(ctx context.Context, ids []string) int {
 		return deleted
 	}
 	return 0
+}
+
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
