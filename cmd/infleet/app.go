@@ -22,6 +22,7 @@ import (
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
+	"github.com/infleet/infleet/pipeline/telemetry"
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
@@ -33,7 +34,7 @@ type app struct {
 	aws     *awsClients
 	log     zerolog.Logger
 	reg     *prometheus.Registry
-	metrics *pipeline.Metrics
+	metrics *telemetry.Metrics
 	hub     *pipeline.Hub
 	topics  pipeline.Topics
 
@@ -70,7 +71,7 @@ func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *a
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.metrics = pipeline.NewMetrics(a.reg)
+	a.metrics = telemetry.NewMetrics(a.reg)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir %s (set --data-dir or data_dir to a writable directory): %w", cfg.DataDir, err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
@@ -303,7 +303,7 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 }
 
 // observeHTTP records request metrics.
-func observeHTTP(m *pipeline.Metrics) func(route string, status int, d time.Duration) {
+func observeHTTP(m *telemetry.Metrics) func(route string, status int, d time.Duration) {
 	return func(route string, status int, d time.Duration) {
 		m.HTTPRequests.WithLabelValues(route, fmt.Sprint(status)).Inc()
 		m.HTTPDurations.WithLabelValues(route).Observe(d.Seconds())

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // defaultIntakeTimeout bounds one Submit: its publish and the record write after it.
@@ -35,7 +36,7 @@ type Config struct {
 	// IntakeTimeout bounds one Submit, which runs to its end whatever happens to the
 	// caller's context (default 10s).
 	IntakeTimeout time.Duration
-	Metrics       *pipeline.Metrics
+	Metrics       *telemetry.Metrics
 	Logger        zerolog.Logger
 }
 

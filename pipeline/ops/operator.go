@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // OperatorConfig wires an Operator. All fields but Logger and Metrics are required.
@@ -18,7 +19,7 @@ type OperatorConfig struct {
 	Publisher message.Publisher
 	Topics    pipeline.Topics
 	Hub       *pipeline.Hub
-	Metrics   *pipeline.Metrics
+	Metrics   *telemetry.Metrics
 	Logger    zerolog.Logger
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // Reaper defaults, applied by NewReaper to zero ReaperConfig fields.
@@ -41,7 +42,7 @@ type ReaperConfig struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics counts the deleted jobs and results; nil counts nothing.
-	Metrics *pipeline.Metrics
+	Metrics *telemetry.Metrics
 	// Logger receives a line per sweep that deleted something and every failure.
 	Logger zerolog.Logger
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/ops"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // reaperBundle is what a reaper test works with: the real stores the reaper deletes from.
@@ -73,7 +74,7 @@ func setupReaper(t *testing.T, mod func(*ops.ReaperConfig)) (*ops.Reaper, *reape
 		reg: prometheus.NewRegistry(), now: time.Now().UTC()}
 	cfg := ops.ReaperConfig{
 		Store: b.calls, Results: results, Retention: testRetention, Batch: 10, Pause: time.Millisecond,
-		Now: func() time.Time { return b.now }, Metrics: pipeline.NewMetrics(b.reg),
+		Now: func() time.Time { return b.now }, Metrics: telemetry.NewMetrics(b.reg),
 	}
 	if mod != nil {
 		mod(&cfg)

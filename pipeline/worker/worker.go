@@ -14,6 +14,7 @@ import (
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/ops"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // Worker defaults.
@@ -50,7 +51,7 @@ type Config struct {
 	Backoff pipeline.Backoff
 	// JobTimeout bounds one attempt (default 10m).
 	JobTimeout time.Duration
-	Metrics    *pipeline.Metrics
+	Metrics    *telemetry.Metrics
 	Logger     zerolog.Logger
 }
 

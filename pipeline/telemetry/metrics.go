@@ -1,4 +1,8 @@
-package pipeline
+// Package telemetry holds the pipeline's Prometheus metrics: one Metrics that intake, the
+// worker, operations and the HTTP server record on, every name prefixed infleet_. The W3C
+// trace context, which adapters send on when they call out, is in the pipeline root
+// (ContextWithTraceparent, TraceparentFromContext).
+package telemetry
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 )
 
 // Metrics holds the pipeline's Prometheus collectors, every name prefixed infleet_. A nil
@@ -198,7 +203,7 @@ func (m *Metrics) AddInFlight(n float64) {
 
 // WatchQueueDepth samples each priority's queue depth from r every interval into
 // infleet_queue_depth until ctx ends.
-func (m *Metrics) WatchQueueDepth(ctx context.Context, r DepthReporter, topics Topics, every time.Duration) {
+func (m *Metrics) WatchQueueDepth(ctx context.Context, r pipeline.DepthReporter, topics pipeline.Topics, every time.Duration) {
 	if m == nil || r == nil {
 		return
 	}
