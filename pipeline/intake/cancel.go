@@ -8,8 +8,8 @@ import (
 )
 
 // Cancel moves a live job to CANCELLED and announces it. A job that already ended returns its
-// record and ErrConflict. A queued job's message is still delivered later; the worker sees the
-// status and drops it. A running job is stopped when it runs in this process.
+// record and pipeline.ErrConflict. A queued job's message is still delivered later; the worker sees
+// the status and drops it. A running job is stopped when it runs in this process.
 func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
 	if _, err := s.Get(ctx, id, tenant); err != nil {
 		return messages.JobRecord{}, err

@@ -8,8 +8,8 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-// Get returns the job with that id. A job of another tenant is ErrNotFound, so ids cannot be
-// probed; an empty tenant sees every job.
+// Get returns the job with that id. A job of another tenant is pipeline.ErrNotFound, so ids cannot
+// be probed; an empty tenant sees every job.
 func (s *Service) Get(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
 	rec, err := s.cfg.Store.Get(ctx, id)
 	if err != nil {
@@ -26,7 +26,8 @@ func (s *Service) List(ctx context.Context, q pipeline.ListQuery) ([]messages.Jo
 	return s.cfg.Store.List(ctx, q)
 }
 
-// Result opens the stored result of a completed job; ErrNotFound until the job is COMPLETED.
+// Result opens the stored result of a completed job; pipeline.ErrNotFound until the job is
+// COMPLETED.
 func (s *Service) Result(ctx context.Context, id, tenant string) (io.ReadCloser, error) {
 	rec, err := s.Get(ctx, id, tenant)
 	if err != nil {
@@ -38,8 +39,8 @@ func (s *Service) Result(ctx context.Context, id, tenant string) (io.ReadCloser,
 	return s.cfg.Results.Get(ctx, pipeline.ResultKey(id))
 }
 
-// ResultURL returns a URL the job's result can be fetched from directly, or "" when results
-// are served through the API (no ResultURLs configured). Errors as Result: ErrNotFound when
+// ResultURL returns a URL the job's result can be fetched from directly, or "" when results are
+// served through the API (no ResultURLs configured). Errors as Result: pipeline.ErrNotFound when
 // the job is missing, of another tenant or not COMPLETED.
 func (s *Service) ResultURL(ctx context.Context, id, tenant string) (string, error) {
 	if s.cfg.ResultURLs == nil {

@@ -29,13 +29,13 @@ type SubmitOptions struct {
 // goes away does not cut intake in half); ctx's values (trace, tenant) are kept.
 //
 // A job whose IdempotencyKey the tenant used before returns the first job with created false.
-// Where the store is a KeyLookup that is found before anything is queued; otherwise (or when
-// the first job is still being written) the message published is a spare that workers drop as
-// repeating the key. When the
-// publish fails nothing is written and the error wraps ErrUnavailable. When the publish
-// succeeds but the store refuses the record for longer than intake waits, the error wraps
-// ErrUnavailable too, and the job still runs once the store is back: a retry with the same
-// idempotency key then answers with that job, never a second one.
+// Where the store is a pipeline.KeyLookup that is found before anything is queued; otherwise
+// (or when the first job is still being written) the message published is a spare that
+// workers drop as repeating the key. When the publish fails nothing is written and the error
+// wraps pipeline.ErrUnavailable. When the publish succeeds but the store refuses the record
+// for longer than intake waits, the error wraps pipeline.ErrUnavailable too, and the job still
+// runs once the store is back: a retry with the same idempotency key then answers with that
+// job, never a second one.
 func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOptions) (messages.JobRecord, bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.IntakeTimeout)
 	defer cancel()

@@ -208,7 +208,7 @@ func (a *Archive) Close() error {
 }
 
 // ScanArchive calls fn for every archived entry accepted in [from, to], partition by
-// partition, until fn returns false. The store must be a BlobLister.
+// partition, until fn returns false. The store must be a pipeline.BlobLister.
 func ScanArchive(ctx context.Context, store pipeline.BlobStore, from, to time.Time, fn func(ArchiveEntry) bool) error {
 	lister, ok := store.(pipeline.BlobLister)
 	if !ok {

@@ -108,7 +108,7 @@ func (o *Operator) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadL
 	return out, nil
 }
 
-// DeadLetter returns the newest dead letter of a job, or ErrNotFound.
+// DeadLetter returns the newest dead letter of a job, or pipeline.ErrNotFound.
 func (o *Operator) DeadLetter(ctx context.Context, jobID, tenant string) (DeadLetter, error) {
 	dls, err := o.DeadLetters(ctx, DeadLetterFilter{JobIDs: []string{jobID}, Tenant: tenant})
 	if err != nil {

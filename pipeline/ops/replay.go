@@ -71,7 +71,7 @@ func (r *replays) update(name string, f func(*ReplayStatus)) {
 	}
 }
 
-// ReplayStatus returns the progress of a replay started by this process, or ErrNotFound.
+// ReplayStatus returns the progress of a replay started by this process, or pipeline.ErrNotFound.
 func (o *Operator) ReplayStatus(name string) (ReplayStatus, error) {
 	o.replays.mu.Lock()
 	defer o.replays.mu.Unlock()

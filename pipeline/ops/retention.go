@@ -24,8 +24,9 @@ const (
 type ReaperConfig struct {
 	// Store deletes the expired jobs.
 	Store pipeline.Expirer
-	// Results, when it is a BlobBatchDeleter or BlobDeleter, loses the result object of every
-	// job the reaper deletes (ResultKey). nil, or a store that cannot delete, keeps results.
+	// Results, when it is a pipeline.BlobBatchDeleter or pipeline.BlobDeleter, loses the result
+	// object of every job the reaper deletes (pipeline.ResultKey). nil, or a store that cannot
+	// delete, keeps results.
 	Results pipeline.BlobStore
 	// Retention is how long a finished job is kept after its last update. Must be positive.
 	Retention time.Duration
@@ -47,8 +48,8 @@ type ReaperConfig struct {
 	Logger zerolog.Logger
 }
 
-// Reaper deletes finished jobs older than a retention, and their results, in small batches.
-// Every process that runs one sweeps on its own; the Expirer makes concurrent sweeps of one
+// Reaper deletes finished jobs older than a retention, and their results, in small batches. Every
+// process that runs one sweeps on its own; the pipeline.Expirer makes concurrent sweeps of one
 // store safe. Run and Sweep may be called from one goroutine at a time.
 type Reaper struct {
 	cfg      ReaperConfig

@@ -198,7 +198,7 @@ func (w *Worker) inputMessages(ctx context.Context, job *messages.Job) ([]messag
 	return []messages.ChatMessage{{Role: "user", Content: job.Input.Text}}, nil
 }
 
-// checkGuard runs g, through CheckWithContext when g is a ContextGuard.
+// checkGuard runs g, through CheckWithContext when g is a pipeline.ContextGuard.
 func checkGuard(ctx context.Context, g pipeline.Guard, stage pipeline.GuardStage, texts []string, jc pipeline.GuardContext) (pipeline.GuardOutcome, error) {
 	if cg, ok := g.(pipeline.ContextGuard); ok {
 		return cg.CheckWithContext(ctx, stage, texts, jc)
