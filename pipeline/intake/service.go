@@ -85,6 +85,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
+// cmpDuration is d, or def when d is not positive.
 func cmpDuration(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def

@@ -197,6 +197,7 @@ func (r *Reaper) deleteResults(ctx context.Context, ids []string) int {
 	return 0
 }
 
+// cmpDuration is d, or def when d is not positive.
 func cmpDuration(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def

@@ -44,6 +44,30 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 	return Outcome{}
 }
 
+// settle records the outcome of an attempt that ended in err, as classify reads it: handed
+// back uncounted after an infrastructure failure; failed without a dead letter when a guardrail
+// blocked the job; retried while attempts remain; else failed and dead-lettered.
+func (w *Worker) settle(ctx context.Context, d Delivery, rec messages.JobRecord, report *messages.GuardrailReport, err error) Outcome {
+	v := classify(err)
+	if v.infrastructure {
+		var infra *pipeline.InfrastructureError
+		errors.As(err, &infra)
+		return w.handBackInfra(ctx, rec, v.jobErr, infra.Op)
+	}
+	var blocked *pipeline.BlockedError
+	if errors.As(err, &blocked) {
+		return w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
+	}
+	if v.retry && rec.Attempts < w.cfg.MaxAttempts {
+		return w.retry(ctx, rec, v.jobErr, v.after)
+	}
+	jerr := v.jobErr
+	if v.retry {
+		jerr.Message = fmt.Sprintf("%s (gave up after %d attempts)", jerr.Message, rec.Attempts)
+	}
+	return w.fail(ctx, d, rec, jerr, report, true)
+}
+
 // retry hands a failed attempt back to the queue with a backoff delay.
 func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration) Outcome {
 	delay := max(after, w.cfg.Backoff.Delay(rec.Attempts))

@@ -166,6 +166,9 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 	return out
 }
 
+// runJob runs one job through admission (admit), the model stages (run) and the record of
+// the attempt's outcome: complete when it succeeded; otherwise handed back when shutdown or a
+// cancellation cut it off, or settled by what its error means.
 func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
 	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
 	if w.hardStop.Err() != nil {
@@ -221,28 +224,12 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	if errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil {
 		err = fmt.Errorf("attempt timed out after %s (raise workers.job_timeout for longer jobs): %w", w.cfg.JobTimeout, err)
 	}
-	v := classify(err)
-	if v.infrastructure {
-		var infra *pipeline.InfrastructureError
-		errors.As(err, &infra)
-		return w.handBackInfra(ctx, rec, v.jobErr, infra.Op)
-	}
-	var blocked *pipeline.BlockedError
-	if errors.As(err, &blocked) {
-		return w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
-	}
-	if v.retry && rec.Attempts < w.cfg.MaxAttempts {
-		return w.retry(ctx, rec, v.jobErr, v.after)
-	}
-	jerr := v.jobErr
-	if v.retry {
-		jerr.Message = fmt.Sprintf("%s (gave up after %d attempts)", jerr.Message, rec.Attempts)
-	}
-	return w.fail(ctx, d, rec, jerr, report, true)
+	return w.settle(ctx, d, rec, report, err)
 }
 
 var errShutdown = errors.New("worker shutting down")
 
+// cmpDuration is d, or def when d is not positive.
 func cmpDuration(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
