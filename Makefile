@@ -15,7 +15,7 @@ AWS_PEER := .ci/peers/with-aws.sh
 
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ_TARGETS := \
-	./pipeline:FuzzDecodeJob \
+	./pipeline/worker:FuzzDecodeJob \
 	./config:FuzzLoad \
 	./schemas:FuzzValidateJob \
 	./handlers:FuzzPostJob \

@@ -15,17 +15,18 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/schemas"
 )
 
 // Jobs is what the HTTP API needs from the pipeline. Implementations are safe for concurrent use;
-// pipeline.Service is the production one.
+// intake.Service is the production one.
 type Jobs interface {
 	// Submit records and queues one job. The job is already schema-valid. A non-empty
 	// job.IdempotencyKey that was seen before for the tenant returns the first job with
 	// created=false. Errors: wraps pipeline.ErrUnavailable when the queue or store cannot be
 	// reached (-> 503, nothing half-written).
-	Submit(ctx context.Context, job messages.Job, opt pipeline.SubmitOptions) (messages.JobRecord, bool, error)
+	Submit(ctx context.Context, job messages.Job, opt intake.SubmitOptions) (messages.JobRecord, bool, error)
 	// Get returns the job; pipeline.ErrNotFound when missing or of another tenant.
 	Get(ctx context.Context, id, tenant string) (messages.JobRecord, error)
 	// Cancel cancels a live job; pipeline.ErrNotFound, or pipeline.ErrConflict with the current
@@ -114,7 +115,7 @@ type api struct {
 // The handler is safe for concurrent use.
 func NewAPI(cfg APIConfig) (http.Handler, error) {
 	if cfg.Jobs == nil {
-		return nil, errors.New("api: no Jobs configured (wire a pipeline.Service into APIConfig.Jobs)")
+		return nil, errors.New("api: no Jobs configured (wire an intake.Service into APIConfig.Jobs)")
 	}
 	a := newAPI(cfg)
 	cfg = a.cfg

@@ -13,6 +13,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // Limits of POST /v1/jobs:batch (schemas/batch.schema.json says the same).
@@ -97,7 +98,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	opt := pipeline.SubmitOptions{
+	opt := intake.SubmitOptions{
 		Tenant:      TenantFromContext(ctx),
 		Traceparent: traceparent(r.Header.Get(HeaderTraceparent)),
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // slowStore is a real job store whose Create does not get through before the client has gone,
@@ -51,7 +52,7 @@ func slowIntake(t *testing.T) (b *testBundle, slow *slowStore, logs *syncBuffer)
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = pubsub.Close() })
 	slow = &slowStore{JobStore: store, entered: make(chan struct{}, maxBatchJobs), release: make(chan struct{})}
-	svc, err := pipeline.NewService(pipeline.ServiceConfig{
+	svc, err := intake.New(intake.Config{
 		Store: slow, Results: results, Publisher: pubsub, Hub: pipeline.NewHub(),
 		Topics: pipeline.Topics{High: "high", Normal: "normal", Low: "low", Dead: "dead"},
 	})

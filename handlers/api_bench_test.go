@@ -2,18 +2,17 @@ package handlers
 
 import (
 	"context"
-	"strconv"
-	"sync/atomic"
-	"time"
-
 	"encoding/json"
-	"github.com/infleet/infleet/pipeline"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // benchBody is a typical small job.
@@ -56,7 +55,7 @@ type benchJobs struct{ *memJobs }
 
 var benchSeq atomic.Int64
 
-func (benchJobs) Submit(_ context.Context, job messages.Job, opt pipeline.SubmitOptions) (messages.JobRecord, bool, error) {
+func (benchJobs) Submit(_ context.Context, job messages.Job, opt intake.SubmitOptions) (messages.JobRecord, bool, error) {
 	now := time.Now()
 	return messages.JobRecord{
 		JobID: "job-" + strconv.FormatInt(benchSeq.Add(1), 10), Status: messages.StatusQueued,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/schemas"
 )
 
@@ -69,7 +69,7 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	tenant := TenantFromContext(ctx)
 	// Intake runs to its end even when the client leaves: a job is never half-accepted.
-	rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), job, pipeline.SubmitOptions{
+	rec, created, err := a.cfg.Jobs.Submit(context.WithoutCancel(ctx), job, intake.SubmitOptions{
 		Tenant:      tenant,
 		Traceparent: traceparent(r.Header.Get(HeaderTraceparent)),
 	})

@@ -13,9 +13,10 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
-// memJobs is an in-memory Jobs that keeps the contract of pipeline.Service: idempotency per
+// memJobs is an in-memory Jobs that keeps the contract of intake.Service: idempotency per
 // tenant, jobs of other tenants are not found, Watch closes after a terminal status. Tests drive
 // the lifecycle with set and complete, as a worker would.
 type memJobs struct {
@@ -30,7 +31,7 @@ type memJobs struct {
 	submitErr error
 	readyErr  error
 	// lastOpt is the options of the last Submit.
-	lastOpt pipeline.SubmitOptions
+	lastOpt intake.SubmitOptions
 	// afterSubmit runs (in its own goroutine) after each created job.
 	afterSubmit func(id string)
 }
@@ -44,7 +45,7 @@ func newMemJobs() *memJobs {
 	}
 }
 
-func (m *memJobs) Submit(_ context.Context, job messages.Job, opt pipeline.SubmitOptions) (messages.JobRecord, bool, error) {
+func (m *memJobs) Submit(_ context.Context, job messages.Job, opt intake.SubmitOptions) (messages.JobRecord, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastOpt = opt
@@ -229,4 +230,4 @@ func (m *memJobs) complete(id, text string) {
 }
 
 var _ Jobs = (*memJobs)(nil)
-var _ Jobs = (*pipeline.Service)(nil)
+var _ Jobs = (*intake.Service)(nil)

@@ -14,32 +14,33 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
-// Operations is what the operator routes need from the pipeline; pipeline.Operator implements
+// Operations is what the operator routes need from the pipeline; ops.Operator implements
 // it. Implementations are safe for concurrent use.
 type Operations interface {
 	// DeadLetters lists the dead letters matching f, oldest first.
-	DeadLetters(ctx context.Context, f pipeline.DeadLetterFilter) ([]pipeline.DeadLetter, error)
+	DeadLetters(ctx context.Context, f ops.DeadLetterFilter) ([]ops.DeadLetter, error)
 	// DeadLetter returns a job's newest dead letter, or pipeline.ErrNotFound.
-	DeadLetter(ctx context.Context, jobID, tenant string) (pipeline.DeadLetter, error)
+	DeadLetter(ctx context.Context, jobID, tenant string) (ops.DeadLetter, error)
 	// Redrive sends the matching dead letters back to their queues; idempotent.
-	Redrive(ctx context.Context, f pipeline.DeadLetterFilter) (pipeline.RedriveResult, error)
+	Redrive(ctx context.Context, f ops.DeadLetterFilter) (ops.RedriveResult, error)
 	// Replay re-publishes the archived jobs req selects (or counts them, on a dry run).
-	Replay(ctx context.Context, req pipeline.ReplayRequest) (pipeline.ReplayStatus, error)
+	Replay(ctx context.Context, req ops.ReplayRequest) (ops.ReplayStatus, error)
 	// ReplayStatus returns a replay's progress, or pipeline.ErrNotFound.
-	ReplayStatus(name string) (pipeline.ReplayStatus, error)
+	ReplayStatus(name string) (ops.ReplayStatus, error)
 }
 
 // deadLetterView is a dead letter as the API shows it: the kept message's body as JSON when
 // it is JSON.
 type deadLetterView struct {
-	pipeline.DeadLetter
+	ops.DeadLetter
 	Message json.RawMessage `json:"message,omitempty"`
 	Body    string          `json:"body,omitempty"`
 }
 
-func viewOf(dl pipeline.DeadLetter, withBody bool) deadLetterView {
+func viewOf(dl ops.DeadLetter, withBody bool) deadLetterView {
 	v := deadLetterView{DeadLetter: dl}
 	if withBody {
 		if json.Valid(dl.Payload) {
@@ -52,7 +53,7 @@ func viewOf(dl pipeline.DeadLetter, withBody bool) deadLetterView {
 }
 
 // addOperationRoutes registers the operator routes, each behind RequireOperator.
-func (a *api) addOperationRoutes(ops Operations) {
+func (a *api) addOperationRoutes(operations Operations) {
 	op := func(f http.HandlerFunc) http.Handler { return RequireOperator(f) }
 	a.mux.Handle("POST /v1/replays", op(func(w http.ResponseWriter, r *http.Request) {
 		body := a.readJSONBody(w, r)
@@ -73,7 +74,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 			return
 		}
 		req.Tenant = TenantFromContext(r.Context())
-		st, err := ops.Replay(r.Context(), req)
+		st, err := operations.Replay(r.Context(), req)
 		if err != nil {
 			var perm *pipeline.PermanentError
 			if errors.As(err, &perm) {
@@ -93,7 +94,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 		writeJSON(w, http.StatusAccepted, marshalJSON(st))
 	}))
 	a.mux.Handle("GET /v1/replays/{name}", op(func(w http.ResponseWriter, r *http.Request) {
-		st, err := ops.ReplayStatus(r.PathValue("name"))
+		st, err := operations.ReplayStatus(r.PathValue("name"))
 		if err != nil {
 			a.failed(w, r, err, "no replay "+strconv.Quote(r.PathValue("name"))+" started by this process")
 			return
@@ -106,7 +107,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidQuery, "fix the query parameters listed in errors", problems...))
 			return
 		}
-		dls, err := ops.DeadLetters(r.Context(), f)
+		dls, err := operations.DeadLetters(r.Context(), f)
 		if err != nil {
 			a.failed(w, r, err, "")
 			return
@@ -118,7 +119,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 		writeJSON(w, http.StatusOK, marshalJSON(map[string]any{"dead_letters": views, "count": len(views)}))
 	}))
 	a.mux.Handle("GET /v1/dead-letters/{id}", op(func(w http.ResponseWriter, r *http.Request) {
-		dl, err := ops.DeadLetter(r.Context(), r.PathValue("id"), TenantFromContext(r.Context()))
+		dl, err := operations.DeadLetter(r.Context(), r.PathValue("id"), TenantFromContext(r.Context()))
 		if err != nil {
 			a.failed(w, r, err, "no dead letter for job "+strconv.Quote(r.PathValue("id")))
 			return
@@ -145,7 +146,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 				"the body must be {\"job_ids\": [...], \"task\", \"reason\", \"since\", \"all\": true}: "+err.Error()))
 			return
 		}
-		f := pipeline.DeadLetterFilter{JobIDs: req.JobIDs, Task: req.Task, Reason: req.Reason, Tenant: TenantFromContext(r.Context())}
+		f := ops.DeadLetterFilter{JobIDs: req.JobIDs, Task: req.Task, Reason: req.Reason, Tenant: TenantFromContext(r.Context())}
 		var problems []FieldProblem
 		if req.Since != "" {
 			since, err := parseSince(req.Since, time.Now())
@@ -161,7 +162,7 @@ func (a *api) addOperationRoutes(ops Operations) {
 			writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "fix the problems listed in errors", problems...))
 			return
 		}
-		res, err := ops.Redrive(r.Context(), f)
+		res, err := operations.Redrive(r.Context(), f)
 		if err != nil {
 			a.failed(w, r, err, "")
 			return
@@ -186,8 +187,8 @@ type replayBody struct {
 	Name     string   `json:"name"`
 }
 
-func (b replayBody) request(now time.Time) (pipeline.ReplayRequest, []FieldProblem) {
-	req := pipeline.ReplayRequest{Task: b.Task, Status: messages.Status(b.Status), JobIDs: b.JobIDs, DryRun: b.DryRun,
+func (b replayBody) request(now time.Time) (ops.ReplayRequest, []FieldProblem) {
+	req := ops.ReplayRequest{Task: b.Task, Status: messages.Status(b.Status), JobIDs: b.JobIDs, DryRun: b.DryRun,
 		Rate: b.Rate, Priority: messages.Priority(b.Priority), Name: b.Name}
 	var problems []FieldProblem
 	bad := func(field, msg string) { problems = append(problems, FieldProblem{Field: field, Message: msg}) }
@@ -238,9 +239,9 @@ func audit(log zerolog.Logger, r *http.Request, action string) *zerolog.Event {
 }
 
 // deadLetterQuery reads ?task=&reason=&since=&job_id=&limit= into a filter.
-func deadLetterQuery(r *http.Request) (pipeline.DeadLetterFilter, []FieldProblem) {
+func deadLetterQuery(r *http.Request) (ops.DeadLetterFilter, []FieldProblem) {
 	q := r.URL.Query()
-	f := pipeline.DeadLetterFilter{Task: q.Get("task"), Reason: q.Get("reason"), JobIDs: q["job_id"],
+	f := ops.DeadLetterFilter{Task: q.Get("task"), Reason: q.Get("reason"), JobIDs: q["job_id"],
 		Tenant: TenantFromContext(r.Context())}
 	var problems []FieldProblem
 	if s := q.Get("since"); s != "" {

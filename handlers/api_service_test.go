@@ -15,6 +15,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // serviceBundle is the API over the real intake service: a SQLite job store, result files and a
@@ -27,7 +28,7 @@ type serviceBundle struct {
 	pubsub  *gochannel.GoChannel
 }
 
-func setupService(t *testing.T, edit ...func(*pipeline.ServiceConfig)) *serviceBundle {
+func setupService(t *testing.T, edit ...func(*intake.Config)) *serviceBundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -43,14 +44,14 @@ func setupService(t *testing.T, edit ...func(*pipeline.ServiceConfig)) *serviceB
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = pubsub.Close() })
 	hub := pipeline.NewHub()
-	cfg := pipeline.ServiceConfig{
+	cfg := intake.Config{
 		Store: store, Results: results, Publisher: pubsub, Hub: hub,
 		Topics: pipeline.Topics{High: "high", Normal: "normal", Low: "low", Dead: "dead"},
 	}
 	for _, e := range edit {
 		e(&cfg)
 	}
-	svc, err := pipeline.NewService(cfg)
+	svc, err := intake.New(cfg)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}
@@ -182,7 +183,7 @@ func (f signerFunc) SignedURL(ctx context.Context, key string) (string, error) {
 
 func TestResultRedirectsToASignedURL(t *testing.T) {
 	t.Parallel()
-	s := setupService(t, func(c *pipeline.ServiceConfig) {
+	s := setupService(t, func(c *intake.Config) {
 		c.ResultURLs = signerFunc(func(_ context.Context, key string) (string, error) {
 			return "https://results.example.com/" + key + "?sig=1", nil
 		})

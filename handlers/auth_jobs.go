@@ -11,6 +11,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // GuardConfig configures GuardJobs.
@@ -51,7 +52,7 @@ func refusal(status int, slug, detail string, errs ...FieldProblem) error {
 	return &ProblemError{Problem: newProblem(status, slug, detail, errs...)}
 }
 
-func (g *guardedJobs) Submit(ctx context.Context, job messages.Job, opt pipeline.SubmitOptions) (messages.JobRecord, bool, error) {
+func (g *guardedJobs) Submit(ctx context.Context, job messages.Job, opt intake.SubmitOptions) (messages.JobRecord, bool, error) {
 	if job.CallbackURL != "" {
 		if err := g.cfg.Callbacks.Check(ctx, job.CallbackURL); err != nil {
 			return messages.JobRecord{}, false, refusal(http.StatusBadRequest, SlugInvalidBody,

@@ -27,6 +27,7 @@ import (
 	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 const (
@@ -42,7 +43,7 @@ const (
 // store and a JWKS server issuing Ed25519 keys.
 type authBundle struct {
 	*testBundle
-	svc    *pipeline.Service
+	svc    *intake.Service
 	limits *sqlite.Limits
 	jwks   *jwksServer
 	audit  *syncBuffer
@@ -91,7 +92,7 @@ func setupAuth(t *testing.T) *authBundle {
 	}
 	pubsub := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
 	t.Cleanup(func() { _ = pubsub.Close() })
-	svc, err := pipeline.NewService(pipeline.ServiceConfig{
+	svc, err := intake.New(intake.Config{
 		Store: store, Results: results, Publisher: pubsub, Hub: pipeline.NewHub(),
 		Topics: pipeline.Topics{High: "high", Normal: "normal", Low: "low", Dead: "dead"},
 	})

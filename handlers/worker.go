@@ -6,26 +6,26 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // RetryError is what a job handler returns to make the router nack a delivery; the transport
 // redelivers it, after the delay recorded in the message's metadata where it can delay.
 type RetryError struct {
 	Reason string
-	// HandedBack marks a job cut off by shutdown (pipeline.Outcome.HandedBack): expected, so
+	// HandedBack marks a job cut off by shutdown (worker.Outcome.HandedBack): expected, so
 	// WatermillLogger logs the router's report of it at debug, not as an error.
 	HandedBack bool
 }
 
 func (e *RetryError) Error() string { return "delivery handed back for retry: " + e.Reason }
 
-// JobHandler adapts a pipeline.Worker to a Watermill handler: the delivery is acked when the
+// JobHandler adapts a worker.Worker to a Watermill handler: the delivery is acked when the
 // worker settled it (completed, failed for good, dead-lettered or dropped as a duplicate) and
 // nacked, with messages.MetaNackDelay set to the backoff, when it asks for a retry.
-func JobHandler(w *pipeline.Worker) message.NoPublishHandlerFunc {
+func JobHandler(w *worker.Worker) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		out := w.Process(msg.Context(), pipeline.Delivery{
+		out := w.Process(msg.Context(), worker.Delivery{
 			MessageID: msg.UUID,
 			Payload:   msg.Payload,
 			Metadata:  msg.Metadata,

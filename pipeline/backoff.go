@@ -32,3 +32,11 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	ceil = min(ceil, maxD)
 	return time.Duration(rand.Int64N(int64(ceil) + 1))
 }
+
+// cmpDuration is d, or def when d is not positive.
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

@@ -8,6 +8,27 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
+// ErrNotFound is returned by stores when the job or object does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned by JobStore.Transition when the job's current status is not one the
+// transition may leave; the returned record holds the current state.
+var ErrConflict = errors.New("status conflict")
+
+// ErrInvalidCursor is wrapped by JobStore.List when ListQuery.Cursor is not a cursor a
+// previous page returned; the API answers it with 400.
+var ErrInvalidCursor = errors.New("invalid list cursor (pass back the cursor a previous page returned, or none for the first page)")
+
+// ErrStorageFull is matched (errors.Is) by an error of a store or queue that failed for want of
+// space: a full disk, a quota. Adapters wrap it at the border, beside their own error. Intake
+// answers it with 503 and a Retry-After saying the disk is full; a worker treats it as an
+// infrastructure failure, retried without spending the job's attempts.
+var ErrStorageFull = errors.New("no space left to store it (free space on the volume that holds the data; /readyz says which dependency is full)")
+
+// ErrUnavailable wraps failures to reach the queue, the job store or the result store. Intake
+// answers it with 503 and leaves nothing half-written.
+var ErrUnavailable = errors.New("dependency unavailable (check that the queue and job store are running; see /readyz)")
+
 // PermanentError marks a failure that no retry can fix (invalid job, unknown model, access
 // denied): the job fails at once with Code and its message goes to the dead-letter place.
 type PermanentError struct {
@@ -61,95 +82,3 @@ func (e *InfrastructureError) Unwrap() error { return e.Err }
 
 // Infrastructure wraps err, the failure of op, as an InfrastructureError.
 func Infrastructure(op string, err error) error { return &InfrastructureError{Op: op, Err: err} }
-
-// verdict is what classify decided about a failed attempt.
-type verdict struct {
-	// jobErr is the error the job records.
-	jobErr messages.JobError
-	// retry says another attempt may succeed; after is the least wait before it.
-	retry bool
-	after time.Duration
-	// infrastructure says infleet's own dependencies failed the attempt: it is handed back
-	// uncounted and retried, however many attempts the job has spent.
-	infrastructure bool
-}
-
-// classify turns a stage error into the job error it records, whether a retry may help and
-// whether the attempt counts. It is the one place job outcomes are decided from error types.
-func classify(err error) verdict {
-	var perm *PermanentError
-	var blocked *BlockedError
-	var infra *InfrastructureError
-	var ra *RetryAfterError
-	var me *ModelError
-	switch {
-	case errors.As(err, &blocked):
-		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeGuardrailBlocked, Message: blocked.Error()}}
-	case errors.As(err, &infra):
-		msg := err.Error()
-		if errors.Is(err, ErrStorageFull) {
-			msg += " (the job waits and is retried, without spending an attempt, once space is freed)"
-		}
-		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeInfrastructure, Message: msg}, retry: true, infrastructure: true}
-	case errors.As(err, &perm):
-		return verdict{jobErr: messages.JobError{Code: perm.Code, Message: perm.Error()}}
-	case errors.As(err, &ra):
-		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: true, after: ra.After}
-	case errors.As(err, &me):
-		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: me.Kind.Retryable(), after: me.RetryAfter}
-	}
-	return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: true}
-}
-
-// ModelErrorKind classifies a failed model call, provider-neutrally. Provider adapters map
-// their errors to it at the border; the resilience layer decides retries, circuit breaking and
-// fallbacks from it alone.
-type ModelErrorKind string
-
-// Model error kinds.
-const (
-	// ModelThrottled: 429, ThrottlingException, rate or quota limits. Retryable; honours RetryAfter.
-	ModelThrottled ModelErrorKind = "throttled"
-	// ModelUnavailable: 5xx, ServiceUnavailable, connection refused or reset. Retryable.
-	ModelUnavailable ModelErrorKind = "unavailable"
-	// ModelTimeout: the call or the model timed out (ModelTimeoutException). Retryable.
-	ModelTimeout ModelErrorKind = "timeout"
-	// ModelNotReady: ModelNotReadyException, a model still loading. Retryable.
-	ModelNotReady ModelErrorKind = "not_ready"
-	// ModelContextOverflow: the input is longer than the model's context window. Not retryable
-	// on the same model; a routing matter (fall back to a larger-context model).
-	ModelContextOverflow ModelErrorKind = "context_overflow"
-	// ModelInvalidRequest: validation errors (400). Not retryable.
-	ModelInvalidRequest ModelErrorKind = "invalid_request"
-	// ModelAccessDenied: bad credentials or no access to the model (401/403). Not retryable.
-	ModelAccessDenied ModelErrorKind = "access_denied"
-	// ModelNotFound: no such model or endpoint (404). Not retryable.
-	ModelNotFound ModelErrorKind = "not_found"
-)
-
-// Retryable reports whether calling the same model again may succeed.
-func (k ModelErrorKind) Retryable() bool {
-	switch k {
-	case ModelThrottled, ModelUnavailable, ModelTimeout, ModelNotReady:
-		return true
-	}
-	return false
-}
-
-// ModelError is a failed model call as a provider adapter reports it.
-type ModelError struct {
-	Kind ModelErrorKind
-	// Status is the provider's HTTP status, when there was one.
-	Status int
-	// RetryAfter is the wait the provider asked for (Retry-After, x-amz-retry-after); 0 if none.
-	RetryAfter time.Duration
-	Err        error
-}
-
-func (e *ModelError) Error() string {
-	if e.Status != 0 {
-		return fmt.Sprintf("model call failed (%s, status %d): %v", e.Kind, e.Status, e.Err)
-	}
-	return fmt.Sprintf("model call failed (%s): %v", e.Kind, e.Err)
-}
-func (e *ModelError) Unwrap() error { return e.Err }

@@ -2,9 +2,25 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
+
+	"github.com/infleet/infleet/messages"
 )
+
+// Notification is a lifecycle event with where the job asked it to go.
+type Notification struct {
+	Event messages.Event
+	// CallbackURL is the job's own callback_url, which overrides a configured webhook URL.
+	CallbackURL string
+}
+
+// Notifier delivers lifecycle events. Notify returns once the event is delivered or handed to
+// a durable retry path; an error means the event was not delivered and will not be retried.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}
 
 // Notifiers delivers each event to every sink in it (webhook, SNS, EventBridge, a topic) at
 // once. Notify returns when every sink has answered; its error joins the sinks' errors, so a
@@ -33,4 +49,23 @@ func (ns Notifiers) Notify(ctx context.Context, n Notification) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// NotificationOf is the lifecycle event of rec as it stands (its status, at its UpdatedAt),
+// addressed to the job's own callback_url when its body has one. Intake and the worker build
+// every event they send with it.
+func NotificationOf(rec messages.JobRecord) Notification {
+	return Notification{Event: messages.EventFor(rec, rec.UpdatedAt), CallbackURL: callbackURL(rec.Spec)}
+}
+
+// callbackURL reads callback_url from a job body without decoding the rest.
+func callbackURL(spec []byte) string {
+	if len(spec) == 0 {
+		return ""
+	}
+	var v struct {
+		CallbackURL string `json:"callback_url"`
+	}
+	_ = json.Unmarshal(spec, &v)
+	return v.CallbackURL
 }

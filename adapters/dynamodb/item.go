@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 // Attributes of a job item besides the keys; empty values are left out.
@@ -24,7 +24,7 @@ const (
 	attrAttempts   = "attempts"
 	attrCreatedAt  = "created_at" // Unix milliseconds
 	attrUpdatedAt  = "updated_at" // Unix milliseconds
-	attrUsage      = "usage"      // JSON, as pipeline.EncodeJSONColumns writes it
+	attrUsage      = "usage"      // JSON, as storecodec.EncodeJSONColumns writes it
 	attrGuardrail  = "guardrail"
 	attrError      = "error"
 	attrModelCall  = "model_call"
@@ -71,7 +71,7 @@ func numAttr(v int64) types.AttributeValue {
 
 // jobItem returns rec as a table item at version.
 func (s *Store) jobItem(rec messages.JobRecord, version int64) (map[string]types.AttributeValue, error) {
-	cols, err := pipeline.EncodeJSONColumns(rec)
+	cols, err := storecodec.EncodeJSONColumns(rec)
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb store: %w", err)
 	}
@@ -166,7 +166,7 @@ func decodeJob(item map[string]types.AttributeValue) (messages.JobRecord, int64,
 	if spec := str(item, attrSpec); spec != "" {
 		rec.Spec = []byte(spec)
 	}
-	if err := pipeline.DecodeJSONColumns(&rec, bytesOf(item, attrUsage), bytesOf(item, attrGuardrail),
+	if err := storecodec.DecodeJSONColumns(&rec, bytesOf(item, attrUsage), bytesOf(item, attrGuardrail),
 		bytesOf(item, attrError), bytesOf(item, attrModelCall)); err != nil {
 		return rec, 0, fmt.Errorf("dynamodb store: %w", err)
 	}

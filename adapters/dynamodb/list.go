@@ -11,6 +11,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 const (
@@ -39,7 +40,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	limit = min(limit, maxListLimit)
 	var before string
 	if q.Cursor != "" {
-		createdAt, jobID, err := pipeline.DecodeListCursor(q.Cursor)
+		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -119,7 +120,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	}
 	recs = recs[:limit]
 	last := recs[limit-1]
-	return recs, pipeline.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+	return recs, storecodec.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
 }
 
 // shardReader reads one index partition newest first, a Query page at a time.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 const (
@@ -119,7 +120,7 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		}
 		next := t.Apply(cur)
 		next.UpdatedAt = ms(next.UpdatedAt)
-		cols, err := pipeline.EncodeJSONColumns(next)
+		cols, err := storecodec.EncodeJSONColumns(next)
 		if err != nil {
 			return messages.JobRecord{}, fmt.Errorf("postgres store: %w", err)
 		}
@@ -175,7 +176,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 		where = append(where, "tenant = "+arg(q.Tenant))
 	}
 	if q.Cursor != "" {
-		createdAt, jobID, err := pipeline.DecodeListCursor(q.Cursor)
+		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -208,7 +209,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	}
 	recs = recs[:limit]
 	last := recs[limit-1]
-	return recs, pipeline.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+	return recs, storecodec.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
 }
 
 // ms returns t at millisecond precision in UTC, as the store keeps times.
@@ -216,7 +217,7 @@ func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 // insertArgs returns rec as the arguments of insertSQL, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {
-	cols, err := pipeline.EncodeJSONColumns(rec)
+	cols, err := storecodec.EncodeJSONColumns(rec)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
@@ -251,7 +252,7 @@ func scanRecord(row pgx.Row, extra ...any) (messages.JobRecord, error) {
 	if len(spec) > 0 {
 		rec.Spec = spec
 	}
-	if err := pipeline.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
+	if err := storecodec.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
 		return rec, fmt.Errorf("postgres store: %w", err)
 	}
 	return rec, nil

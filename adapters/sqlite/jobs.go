@@ -10,6 +10,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 const (
@@ -103,7 +104,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
 	}
 	if q.Cursor != "" {
-		createdAt, jobID, err := pipeline.DecodeListCursor(q.Cursor)
+		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -137,7 +138,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	}
 	recs = recs[:limit]
 	last := recs[limit-1]
-	return recs, pipeline.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+	return recs, storecodec.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
 }
 
 // ms returns t at millisecond precision in UTC, as the store keeps times.
@@ -145,7 +146,7 @@ func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 // insertArgs returns rec as the arguments of the insert statement, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {
-	cols, err := pipeline.EncodeJSONColumns(rec)
+	cols, err := storecodec.EncodeJSONColumns(rec)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
@@ -186,7 +187,7 @@ func scanRecord(row scanner) (messages.JobRecord, error) {
 	if len(spec) > 0 {
 		rec.Spec = spec
 	}
-	if err := pipeline.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
+	if err := storecodec.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
 		return rec, fmt.Errorf("sqlite store: %w", err)
 	}
 	return rec, nil

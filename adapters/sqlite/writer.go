@@ -11,6 +11,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 // writeStmts are the statements the writer runs, prepared once on the write connection.
@@ -286,7 +287,7 @@ func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transitio
 	}
 	next := tr.Apply(cur)
 	next.UpdatedAt = ms(next.UpdatedAt)
-	cols, err := pipeline.EncodeJSONColumns(next)
+	cols, err := storecodec.EncodeJSONColumns(next)
 	if err != nil {
 		return messages.JobRecord{}, fmt.Errorf("sqlite store: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // Targets from the issue.
@@ -497,7 +497,7 @@ func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]r
 	ratio := median(ratios)
 	h.progress("burndown 0 ms with retention %s: ratio %.3f (median of %d rounds)", cfg.retention, ratio, rounds)
 	setup := fmt.Sprintf("as the 0 ms run above, with store.retention %s and retention_interval %s: the worker's reaper deletes finished jobs (batches of %d, %s apart, on the SQLite writer) and their result files while it burns the backlog down; without = the default retention (720h: the reaper runs and finds nothing to delete); %d rounds of one run each, alternating which goes first (the first round's run without is the one above)",
-		cfg.retention, cfg.retentionInterval(), pipeline.DefaultReaperBatch, pipeline.DefaultReaperPause, rounds)
+		cfg.retention, cfg.retentionInterval(), ops.DefaultReaperBatch, ops.DefaultReaperPause, rounds)
 	measure := fmt.Sprintf("0 ms model, store.retention %s: ", cfg.retention)
 	return []row{
 		{Scenario: "burndown", Measure: measure + "jobs/s with the reaper deleting (median of rounds)",

@@ -20,7 +20,10 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
+	"github.com/infleet/infleet/pipeline/telemetry"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // app holds the concrete parts one process runs, built from the config. close releases them
@@ -31,7 +34,7 @@ type app struct {
 	aws     *awsClients
 	log     zerolog.Logger
 	reg     *prometheus.Registry
-	metrics *pipeline.Metrics
+	metrics *telemetry.Metrics
 	hub     *pipeline.Hub
 	topics  pipeline.Topics
 
@@ -45,7 +48,7 @@ type app struct {
 	inputs pipeline.InputFetcher
 	// resultURLs signs result URLs (results.s3.presign); nil streams results.
 	resultURLs pipeline.BlobURLSigner
-	ready      []pipeline.NamedChecker
+	ready      []intake.NamedChecker
 
 	closers []func() error
 
@@ -68,7 +71,7 @@ func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *a
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.metrics = pipeline.NewMetrics(a.reg)
+	a.metrics = telemetry.NewMetrics(a.reg)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir %s (set --data-dir or data_dir to a writable directory): %w", cfg.DataDir, err)
 	}
@@ -166,7 +169,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if d, ok := any(sub).(pipeline.DepthReporter); ok {
 		a.depth = d
 	}
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
+	a.ready = append(a.ready, intake.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
 		if !nc.IsConnected() {
 			return errors.New("not connected to the embedded queue")
 		}
@@ -188,7 +191,7 @@ func (a *app) openStore(ctx context.Context) error {
 		}
 		a.onClose(s.Close)
 		a.store = s
-		a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
+		a.ready = append(a.ready, intake.NamedChecker{Name: "store", Checker: s})
 		return nil
 	case config.StorePostgres:
 		return a.openPostgres(ctx)
@@ -208,7 +211,7 @@ func (a *app) openResults(ctx context.Context) error {
 		}
 		a.onClose(s.Close)
 		a.results = s
-		a.ready = append(a.ready, pipeline.NamedChecker{Name: "results", Checker: s})
+		a.ready = append(a.ready, intake.NamedChecker{Name: "results", Checker: s})
 		return nil
 	case config.ResultsS3:
 		return a.openS3(ctx)
@@ -218,8 +221,8 @@ func (a *app) openResults(ctx context.Context) error {
 }
 
 // service builds the intake side.
-func (a *app) service() (*pipeline.Service, error) {
-	return pipeline.NewService(pipeline.ServiceConfig{
+func (a *app) service() (*intake.Service, error) {
+	return intake.New(intake.Config{
 		Store:      a.store,
 		Results:    a.results,
 		Publisher:  a.publisher,
@@ -234,7 +237,7 @@ func (a *app) service() (*pipeline.Service, error) {
 }
 
 // worker builds the processing side.
-func (a *app) worker() (*pipeline.Worker, error) {
+func (a *app) worker() (*worker.Worker, error) {
 	r, err := a.picker()
 	if err != nil {
 		return nil, err
@@ -243,7 +246,7 @@ func (a *app) worker() (*pipeline.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.NewWorker(pipeline.WorkerConfig{
+	return worker.New(worker.Config{
 		InputGuard:  guardIn,
 		OutputGuard: guardOut,
 		Store:       a.store,
@@ -265,9 +268,9 @@ func (a *app) worker() (*pipeline.Worker, error) {
 }
 
 // scheduler merges the priority subscriptions for the router.
-func (a *app) scheduler() (*pipeline.Scheduler, error) {
+func (a *app) scheduler() (*worker.Scheduler, error) {
 	w := a.cfg.Workers.PriorityWeights
-	return pipeline.NewScheduler(pipeline.SchedulerConfig{
+	return worker.NewScheduler(worker.SchedulerConfig{
 		Subscriber:   a.subscriber,
 		Topics:       a.topics,
 		Concurrency:  a.cfg.Workers.Concurrency,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // stringList is a repeatable string flag.
@@ -68,13 +68,13 @@ func (f dlqFilterFlags) query() url.Values {
 }
 
 // fetchDeadLetters lists dead letters through the API.
-func fetchDeadLetters(c *apiClient, q url.Values) ([]pipeline.DeadLetter, int, []byte, error) {
+func fetchDeadLetters(c *apiClient, q url.Values) ([]ops.DeadLetter, int, []byte, error) {
 	status, body, err := c.do(context.Background(), http.MethodGet, "/v1/dead-letters?"+q.Encode(), nil, nil)
 	if err != nil || status != http.StatusOK {
 		return nil, status, body, err
 	}
 	var out struct {
-		DeadLetters []pipeline.DeadLetter `json:"dead_letters"`
+		DeadLetters []ops.DeadLetter `json:"dead_letters"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, status, body, fmt.Errorf("the API answered something that is not a dead-letter list: %w", err)
@@ -163,7 +163,7 @@ func dlqRedrive(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	var total pipeline.RedriveResult
+	var total ops.RedriveResult
 	bar := newProgress(stderr, "redrive", len(ids))
 	const chunk = 50
 	for start := 0; start < len(ids); start += chunk {
@@ -179,7 +179,7 @@ func dlqRedrive(args []string, stdout, stderr io.Writer) int {
 			bar.done()
 			return reportHTTP(stdout, stderr, status, resp)
 		}
-		var res pipeline.RedriveResult
+		var res ops.RedriveResult
 		_ = json.Unmarshal(resp, &res)
 		total.Matched += res.Matched
 		total.Redriven += res.Redriven

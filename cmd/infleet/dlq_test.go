@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // TestDeadLettersRedriveAfterRecovery runs the dead-letter round trip on the embedded default.
@@ -51,11 +51,11 @@ log: {level: warn}
 			t.Fatalf("job %s: %+v", id, rec)
 		}
 	}
-	var dls []pipeline.DeadLetter
+	var dls []ops.DeadLetter
 	c.api.eventually(20*time.Second, func() bool {
 		_, _, data := c.api.do(http.MethodGet, "/v1/dead-letters?task=summarize", "", nil)
 		var got struct {
-			DeadLetters []pipeline.DeadLetter `json:"dead_letters"`
+			DeadLetters []ops.DeadLetter `json:"dead_letters"`
 		}
 		_ = json.Unmarshal(data, &got)
 		dls = got.DeadLetters

@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 func runReplay(args []string, stdout, stderr io.Writer) int {
@@ -28,7 +28,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	var jobs stringList
 	fs.Var(&jobs, "job", "only this job id (repeatable)")
 	dryRun := fs.Bool("dry-run", false, "count the jobs that would be replayed; change nothing")
-	rate := fs.Float64("rate", pipeline.DefaultReplayRate, "jobs re-published per second")
+	rate := fs.Float64("rate", ops.DefaultReplayRate, "jobs re-published per second")
 	priority := fs.String("priority", "low", "queue of the replayed jobs: high, normal or low")
 	name := fs.String("name", "", "replay_name put on the jobs (default replay-<time>; infleet-<time> for --archive)")
 	archive := fs.String("archive", "", "replay this EventBridge archive onto notify.eventbridge.bus instead (needs --config)")
@@ -61,7 +61,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	if code != http.StatusOK && code != http.StatusAccepted {
 		return reportHTTP(stdout, stderr, code, resp)
 	}
-	var st pipeline.ReplayStatus
+	var st ops.ReplayStatus
 	if err := json.Unmarshal(resp, &st); err != nil {
 		fmt.Fprintln(stderr, "infleet replay: unexpected answer:", err)
 		return 1

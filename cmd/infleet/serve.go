@@ -18,7 +18,8 @@ import (
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // runServe is `infleet serve`: the HTTP ingress and the workers in one process.
@@ -246,14 +247,14 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 
 // workers is a running Watermill router feeding the pipeline worker from the scheduler.
 type workers struct {
-	worker *pipeline.Worker
-	sched  *pipeline.Scheduler
+	worker *worker.Worker
+	sched  *worker.Scheduler
 	router *message.Router
 	done   chan error
 }
 
 func startWorkers(ctx context.Context, a *app) (*workers, error) {
-	worker, err := a.worker()
+	jobWorker, err := a.worker()
 	if err != nil {
 		return nil, err
 	}
@@ -267,8 +268,8 @@ func startWorkers(ctx context.Context, a *app) (*workers, error) {
 		return nil, err
 	}
 	router.AddMiddleware(handlers.Recoverer)
-	router.AddConsumerHandler("jobs", pipeline.SchedulerTopic, sched, handlers.JobHandler(worker))
-	w := &workers{worker: worker, sched: sched, router: router, done: make(chan error, 1)}
+	router.AddConsumerHandler("jobs", worker.SchedulerTopic, sched, handlers.JobHandler(jobWorker))
+	w := &workers{worker: jobWorker, sched: sched, router: router, done: make(chan error, 1)}
 	go func() { w.done <- router.Run(ctx) }()
 	select {
 	case <-router.Running():
@@ -302,7 +303,7 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 }
 
 // observeHTTP records request metrics.
-func observeHTTP(m *pipeline.Metrics) func(route string, status int, d time.Duration) {
+func observeHTTP(m *telemetry.Metrics) func(route string, status int, d time.Duration) {
 	return func(route string, status int, d time.Duration) {
 		m.HTTPRequests.WithLabelValues(route, fmt.Sprint(status)).Inc()
 		m.HTTPDurations.WithLabelValues(route).Observe(d.Seconds())

@@ -7,7 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/adapters/dynamodb"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // openDynamoDB opens the DynamoDB job store; start-up fails when the table is missing.
@@ -27,7 +27,7 @@ func (a *app) openDynamoDB(ctx context.Context) error {
 	}
 	a.onClose(s.Close)
 	a.store = s
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
+	a.ready = append(a.ready, intake.NamedChecker{Name: "store", Checker: s})
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	kafkaadapter "github.com/infleet/infleet/adapters/kafka"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // openKafka connects the Kafka transport: one topic per priority and the dead-letter topic,
@@ -35,7 +36,7 @@ func (a *app) openKafka(ctx context.Context) error {
 	a.onClose(sub.Close)
 	// The subscriber is also the pipeline.DeadLetterBox of the dead-letter topic (operations).
 	a.publisher, a.subscriber, a.depth = pub, sub, sub
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
+	a.ready = append(a.ready, intake.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
 		_, err := sub.QueueDepth(ctx, a.topics.Normal)
 		return err
 	})})

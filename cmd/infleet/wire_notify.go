@@ -9,6 +9,7 @@ import (
 	"github.com/infleet/infleet/adapters/sns"
 	"github.com/infleet/infleet/adapters/webhook"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // openNotifiers builds every configured sink of lifecycle events: the webhook (always, for
@@ -39,7 +40,7 @@ func (a *app) openNotifiers(ctx context.Context) error {
 		if err := n.Check(ctx); err != nil {
 			return fmt.Errorf("notify.sns: %w", err)
 		}
-		a.ready = append(a.ready, pipeline.NamedChecker{Name: "sns", Checker: n})
+		a.ready = append(a.ready, intake.NamedChecker{Name: "sns", Checker: n})
 		sinks = append(sinks, n)
 	}
 	if bus := c.EventBridge.Bus; bus != "" {

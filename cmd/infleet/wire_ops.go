@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // operations builds the operator side when the transport can list its dead letters; nil
@@ -12,7 +13,7 @@ func (a *app) operations() handlers.Operations {
 	if !ok {
 		return nil
 	}
-	op, err := pipeline.NewOperator(pipeline.OperatorConfig{
+	op, err := ops.NewOperator(ops.OperatorConfig{
 		Store:     a.store,
 		Results:   a.results,
 		Box:       box,
@@ -31,8 +32,8 @@ func (a *app) operations() handlers.Operations {
 
 // archive starts the archive of accepted job messages in the result store; it is flushed when
 // the app closes.
-func (a *app) archive() *pipeline.Archive {
-	ar, err := pipeline.NewArchive(pipeline.ArchiveConfig{Store: a.results, Retention: a.cfg.Archive.Retention, Logger: a.log.With().Str("component", "archive").Logger()})
+func (a *app) archive() *ops.Archive {
+	ar, err := ops.NewArchive(ops.ArchiveConfig{Store: a.results, Retention: a.cfg.Archive.Retention, Logger: a.log.With().Str("component", "archive").Logger()})
 	if err != nil {
 		a.log.Warn().Err(err).Msg("job messages are not archived; replay will find nothing")
 		return nil

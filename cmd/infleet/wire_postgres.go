@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/infleet/infleet/adapters/postgres"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // openPostgres opens the PostgreSQL job store; its tables come from `infleet init`.
@@ -16,6 +16,6 @@ func (a *app) openPostgres(ctx context.Context) error {
 	}
 	a.onClose(func() error { s.Close(); return nil })
 	a.store = s
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "store", Checker: s})
+	a.ready = append(a.ready, intake.NamedChecker{Name: "store", Checker: s})
 	return nil
 }

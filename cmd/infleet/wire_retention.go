@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
 )
 
 // startReaper starts this process's retention reaper, which deletes finished jobs older than
@@ -26,7 +27,7 @@ func (a *app) startReaper(ctx context.Context) (stop func(), err error) {
 		log.Info().Msg("retention: store.retention is 0s; finished jobs and their results are kept forever")
 		return func() {}, nil
 	}
-	r, err := pipeline.NewReaper(pipeline.ReaperConfig{
+	r, err := ops.NewReaper(ops.ReaperConfig{
 		Store:     expirer,
 		Results:   a.results,
 		Retention: retention,

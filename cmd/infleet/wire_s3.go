@@ -7,7 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/adapters/s3"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // newS3Store builds the S3 result store of results.s3.
@@ -46,7 +46,7 @@ func (a *app) openS3(ctx context.Context) error {
 	if a.cfg.Results.S3.Presign {
 		a.resultURLs = s.Signer(a.cfg.Results.S3.PresignTTL)
 	}
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "results", Checker: s})
+	a.ready = append(a.ready, intake.NamedChecker{Name: "results", Checker: s})
 	return nil
 }
 

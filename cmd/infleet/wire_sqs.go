@@ -10,6 +10,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqs"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/intake"
 )
 
 // queueName accepts a queue's name or URL (transport.sqs.queues may hold either) and returns
@@ -56,7 +57,7 @@ func (a *app) openSQS(ctx context.Context) error {
 	}
 	a.onClose(sub.Close)
 	a.publisher, a.subscriber, a.depth = pub, sub, sub
-	a.ready = append(a.ready, pipeline.NamedChecker{Name: "queue", Checker: sub})
+	a.ready = append(a.ready, intake.NamedChecker{Name: "queue", Checker: sub})
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 // listAll pages through q, failing on a page over the limit, and returns every job seen.
@@ -160,7 +161,7 @@ func testListDefaultLimit(t *testing.T, s pipeline.JobStore) {
 }
 
 func testListInvalidCursor(t *testing.T, s pipeline.JobStore) {
-	for _, c := range []string{"not a cursor!", "bm9jb2xvbg", pipeline.EncodeListCursor(1, "x") + "%"} {
+	for _, c := range []string{"not a cursor!", "bm9jb2xvbg", storecodec.EncodeListCursor(1, "x") + "%"} {
 		if _, _, err := s.List(context.Background(), pipeline.ListQuery{Cursor: c}); !errors.Is(err, pipeline.ErrInvalidCursor) {
 			t.Errorf("List with cursor %q: %v, want an error wrapping pipeline.ErrInvalidCursor", c, err)
 		}

@@ -1,0 +1,34 @@
+package intake
+
+import (
+	"context"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// Cancel moves a live job to CANCELLED and announces it. A job that already ended returns its
+// record and pipeline.ErrConflict. A queued job's message is still delivered later; the worker sees
+// the status and drops it. A running job is stopped when it runs in this process.
+func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
+	if _, err := s.Get(ctx, id, tenant); err != nil {
+		return messages.JobRecord{}, err
+	}
+	rec, err := s.cfg.Store.Transition(ctx, id, pipeline.Transition{
+		From: []messages.Status{messages.StatusQueued, messages.StatusProcessing},
+		To:   messages.StatusCancelled,
+	})
+	if err != nil {
+		return rec, err
+	}
+	s.cfg.Hub.CancelRun(id)
+	s.cfg.Hub.Notify(id)
+	s.cfg.Metrics.JobFinished(rec)
+	if s.cfg.Notifier != nil {
+		n := pipeline.NotificationOf(rec)
+		if err := s.cfg.Notifier.Notify(ctx, n); err != nil {
+			s.cfg.Logger.Warn().Err(err).Str("job_id", id).Msg("job.cancelled event not delivered")
+		}
+	}
+	return rec, nil
+}

@@ -1,0 +1,161 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+)
+
+// JobStore keeps job records. Implementations are safe for concurrent use by many goroutines
+// and, for the fleet stores, by many processes: Create and Transition are atomic conditional
+// writes, so two racing writers never both win.
+type JobStore interface {
+	// Create stores rec unless a job with the same JobID, or with the same non-empty
+	// IdempotencyKey for the same Tenant, already exists. It returns the stored record and
+	// whether this call created it; an existing record is returned unchanged with created false.
+	Create(ctx context.Context, rec messages.JobRecord) (stored messages.JobRecord, created bool, err error)
+	// Get returns the job with that id, or ErrNotFound.
+	Get(ctx context.Context, id string) (messages.JobRecord, error)
+	// Transition applies t to the job atomically. When the job's status is not in t.From it
+	// returns the current record and ErrConflict; a missing job is ErrNotFound.
+	Transition(ctx context.Context, id string, t Transition) (messages.JobRecord, error)
+	// List returns jobs matching q, newest first, and a cursor for the next page ("" at the end).
+	List(ctx context.Context, q ListQuery) ([]messages.JobRecord, string, error)
+	// Delete removes a job record; deleting a missing job is not an error. Intake uses it to
+	// undo a record whose message could not be queued.
+	Delete(ctx context.Context, id string) error
+}
+
+// Transition is a conditional change of a job's status and the fields that go with it.
+type Transition struct {
+	// From lists the statuses the job may be in; empty means any non-terminal status.
+	From []messages.Status
+	// To is the new status.
+	To messages.Status
+	// AttemptsDelta is added to the attempt count (1 when a worker starts the job, -1 when
+	// shutdown hands it back unfinished).
+	AttemptsDelta int
+	// ResetAttempts sets the attempt count to zero before AttemptsDelta is added.
+	ResetAttempts bool
+	// Model, Usage, Guardrail, ResultURL and ReplayName replace the stored value when set.
+	Model      string
+	Usage      *messages.Usage
+	Guardrail  *messages.GuardrailReport
+	ResultURL  string
+	ReplayName string
+	// Call, when set, replaces how the model layer answered (degraded, fallbacks, prompt).
+	Call *ModelCall
+	// Error replaces the stored error when set; a transition to QUEUED or COMPLETED clears it
+	// when nil.
+	Error *messages.JobError
+	// At is the update time; zero means now.
+	At time.Time
+}
+
+// Allows reports whether t may leave status s.
+func (t Transition) Allows(s messages.Status) bool {
+	if len(t.From) == 0 {
+		return !s.Terminal()
+	}
+	for _, f := range t.From {
+		if f == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply returns rec changed by t, without checking t.From. Stores that read, change and write
+// a record in one transaction use it so that every store applies a transition the same way.
+func (t Transition) Apply(rec messages.JobRecord) messages.JobRecord {
+	rec.Status = t.To
+	if t.ResetAttempts {
+		rec.Attempts = 0
+	}
+	rec.Attempts += t.AttemptsDelta
+	if rec.Attempts < 0 {
+		rec.Attempts = 0
+	}
+	if t.Model != "" {
+		rec.Model = t.Model
+	}
+	if t.Usage != nil {
+		u := *t.Usage
+		rec.Usage = &u
+	}
+	if t.Guardrail != nil {
+		rec.Guardrail = t.Guardrail
+	}
+	if t.ResultURL != "" {
+		rec.ResultURL = t.ResultURL
+	}
+	if t.ReplayName != "" {
+		rec.ReplayName = t.ReplayName
+	}
+	if t.Call != nil {
+		rec.Degraded, rec.Fallbacks, rec.Prompt = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt
+	}
+	switch {
+	case t.Error != nil:
+		e := *t.Error
+		rec.Error = &e
+	case t.To == messages.StatusQueued || t.To == messages.StatusCompleted:
+		rec.Error = nil
+	}
+	rec.UpdatedAt = t.At
+	if rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = time.Now().UTC()
+	}
+	return rec
+}
+
+// ModelCall is how the model layer answered a job, as a JobRecord keeps it.
+type ModelCall struct {
+	Degraded  bool     `json:"degraded,omitempty"`
+	Fallbacks []string `json:"fallbacks,omitempty"`
+	Prompt    string   `json:"prompt,omitempty"`
+}
+
+// ModelCallOf returns what rec records of its model call, or nil when there is nothing.
+func ModelCallOf(rec messages.JobRecord) *ModelCall {
+	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" {
+		return nil
+	}
+	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt}
+}
+
+// ListQuery selects jobs for JobStore.List.
+type ListQuery struct {
+	// Status and Task filter when set.
+	Status messages.Status
+	Task   string
+	// Tenant scopes the list when set (an operator lists with it empty).
+	Tenant string
+	// Limit caps the page size; stores treat 0 as 50.
+	Limit int
+	// Cursor is the opaque cursor a previous page returned.
+	Cursor string
+}
+
+// KeyLookup is an optional ability of a JobStore: the job that holds a tenant's idempotency
+// key. Intake uses it to answer a retried submission without queueing a spare message.
+// Implementations are safe for concurrent use.
+type KeyLookup interface {
+	// JobByIdempotencyKey returns the job that holds key for tenant, or ErrNotFound when no
+	// job holds it (or its holder is not written yet).
+	JobByIdempotencyKey(ctx context.Context, tenant, key string) (messages.JobRecord, error)
+}
+
+// Expirer is an optional ability of a JobStore: deleting finished jobs in small batches, for
+// retention. The SQLite and PostgreSQL stores have it; DynamoDB expires jobs with its own TTL.
+type Expirer interface {
+	// DeleteFinishedBefore deletes up to limit jobs whose status is terminal (COMPLETED, FAILED
+	// or CANCELLED) and whose UpdatedAt is before before, oldest first, with their idempotency
+	// keys, and returns the ids it deleted. Each deletion is atomic with its status check: a job
+	// that leaves its terminal status meanwhile (a replay, a redrive) is not deleted. It is safe
+	// to call from many goroutines and processes at once: no two calls delete, or return, the
+	// same job, and a call skips rows another call holds instead of waiting for them. Fewer
+	// than limit ids means nothing more was there for this call to delete.
+	DeleteFinishedBefore(ctx context.Context, before time.Time, limit int) ([]string, error)
+}

@@ -1,0 +1,11 @@
+// Package ops is what operators do with jobs beyond running them:
+//
+//   - operator.go: the Operator, which serves the operator routes of the API and the CLI.
+//   - deadletters.go: list the dead letters a transport keeps (through its
+//     pipeline.DeadLetterBox) and redrive them to their queues, idempotently.
+//   - archive.go: the Archive, which keeps every accepted job message as hour-partitioned JSON
+//     lines in the result store; the worker adds to it, ScanArchive reads it back.
+//   - replay.go: run archived jobs again under a replay name, at a bounded rate.
+//   - retention.go: the Reaper, which deletes finished jobs and their results after
+//     store.retention, in small batches, through a pipeline.Expirer.
+package ops

@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
+)
+
+// admit makes sure the job has a record and claims it for this attempt. run is false when the
+// delivery must be dropped: the job already ended (a duplicate) or was cancelled. The claim
+// counts an attempt, unless one is owed back to the job (an attempt cut short by an
+// infrastructure failure that could not be handed back): this delivery then takes its place.
+func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, bool, error) {
+	delta := 1
+	if w.ledger.owes(job.JobID) {
+		delta = 0
+	}
+	start := pipeline.Transition{
+		From:          []messages.Status{messages.StatusQueued, messages.StatusProcessing},
+		To:            messages.StatusProcessing,
+		AttemptsDelta: delta,
+	}
+	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
+	if errors.Is(err, pipeline.ErrNotFound) {
+		// A producer dropped the message straight on the queue: create its record.
+		created, cerr := w.createRecord(ctx, job, d)
+		if cerr != nil {
+			return messages.JobRecord{}, false, cerr
+		}
+		if created.JobID != job.JobID {
+			w.cfg.Logger.Info().Str("job_id", job.JobID).Str("existing_job_id", created.JobID).
+				Msg("message repeats an idempotency key already used; dropped")
+			return messages.JobRecord{}, false, nil
+		}
+		rec, err = w.cfg.Store.Transition(ctx, job.JobID, start)
+	}
+	if errors.Is(err, pipeline.ErrConflict) {
+		if job.ReplayName != "" && job.ReplayName != rec.ReplayName && rec.Status.Terminal() {
+			rec, err = w.cfg.Store.Transition(ctx, job.JobID, pipeline.Transition{
+				From:          []messages.Status{rec.Status},
+				To:            messages.StatusProcessing,
+				ResetAttempts: true,
+				AttemptsDelta: 1,
+				ReplayName:    job.ReplayName,
+			})
+			if errors.Is(err, pipeline.ErrConflict) {
+				return rec, false, nil
+			}
+			if err == nil {
+				w.ledger.paid(job.JobID)
+			}
+			return rec, err == nil, err
+		}
+		return rec, false, nil
+	}
+	if err != nil {
+		return messages.JobRecord{}, false, err
+	}
+	w.ledger.paid(job.JobID)
+	return rec, true, nil
+}
+
+func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, error) {
+	job.Priority = job.Priority.OrNormal()
+	spec, err := json.Marshal(job)
+	if err != nil {
+		return messages.JobRecord{}, fmt.Errorf("encode job %s: %w", job.JobID, err)
+	}
+	rec, created, err := w.cfg.Store.Create(ctx, pipeline.NewJobRecord(*job, spec, d.Metadata[messages.MetaTenant], time.Now().UTC()))
+	if err == nil && created {
+		w.cfg.Metrics.JobAccepted(rec.Task, rec.Priority)
+	}
+	return rec, err
+}
+
+// archive keeps the job's message for replay.
+func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) {
+	if w.cfg.Archive == nil {
+		return
+	}
+	body := rec.Spec
+	if len(body) == 0 {
+		body, _ = json.Marshal(job)
+	}
+	md := make(map[string]string, len(d.Metadata))
+	for k, v := range d.Metadata {
+		switch k {
+		case messages.MetaJobID, messages.MetaPriority, messages.MetaTenant, messages.MetaTraceparent:
+			md[k] = v
+		}
+	}
+	w.cfg.Archive.Add(ops.ArchiveEntry{AcceptedAt: rec.CreatedAt, JobID: rec.JobID, Task: rec.Task,
+		Priority: rec.Priority, Tenant: rec.Tenant, Body: body, Metadata: md})
+}

@@ -1,0 +1,237 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+)
+
+// runResult is what the model stages produced.
+type runResult struct {
+	model string
+	resp  pipeline.ModelResponse
+}
+
+// attempt is one run of a job through the model stages: what each stage leaves for the next.
+type attempt struct {
+	job *messages.Job
+	rec messages.JobRecord
+
+	// chat is the conversation sent to the model, as the input guard left it.
+	chat []messages.ChatMessage
+	// jc is what the guards know of the job beyond the texts they check.
+	jc pipeline.GuardContext
+	// restore puts back what the input guard anonymized; nil when nothing is to be restored.
+	restore func(string) string
+	// report is what the guards did so far; nil until a guard ran.
+	report *messages.GuardrailReport
+	// model is the model the route picked; resp its answer, and answeredBy the model that gave
+	// it (a fallback, when the picked one could not).
+	model      pipeline.Model
+	resp       pipeline.ModelResponse
+	answeredBy string
+}
+
+// stages are the steps of an attempt from the input guard to the stored result, in order.
+// Each takes what the ones before it left in the attempt; the first error ends the attempt.
+var stages = [...]func(*Worker, context.Context, *attempt) error{
+	(*Worker).guardIn,
+	(*Worker).route,
+	(*Worker).invoke,
+	(*Worker).guardOut,
+	(*Worker).storeResult,
+}
+
+// run executes the stages from guard-in to store. On error the returned report holds what the
+// guards did so far.
+func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
+	a := &attempt{job: job, rec: rec}
+	for _, stage := range stages {
+		if err := stage(w, ctx, a); err != nil {
+			return runResult{}, a.report, err
+		}
+	}
+	return runResult{model: a.answeredBy, resp: a.resp}, a.report, nil
+}
+
+// guardIn reads the job's input into the conversation and runs the input guard over it and
+// the job's context, which it may anonymize or block.
+func (w *Worker) guardIn(ctx context.Context, a *attempt) error {
+	start := time.Now()
+	chat, err := w.inputMessages(ctx, a.job)
+	if err != nil {
+		return err
+	}
+	a.jc = pipeline.GuardContext{JobID: a.job.JobID, Context: a.job.Context}
+	if w.cfg.InputGuard != nil {
+		texts := make([]string, len(chat), len(chat)+1)
+		for i, m := range chat {
+			texts[i] = m.Content
+		}
+		if a.jc.Context != "" {
+			texts = append(texts, a.jc.Context)
+		}
+		out, err := checkGuard(ctx, w.cfg.InputGuard, pipeline.GuardInput, texts, a.jc)
+		if err != nil {
+			return fmt.Errorf("input guardrail: %w", err)
+		}
+		a.report = mergeReport(a.report, pipeline.GuardInput, out)
+		if out.Blocked {
+			return &pipeline.BlockedError{Reason: out.Reason, Report: a.report}
+		}
+		for i := range chat {
+			chat[i].Content = out.Texts[i]
+		}
+		if a.jc.Context != "" {
+			a.jc.Context = out.Texts[len(chat)]
+		}
+		a.restore = out.Restore
+	}
+	a.chat = chat
+	a.jc.Question = lastUserMessage(chat)
+	w.cfg.Metrics.StageDone("guard_in", start)
+	return nil
+}
+
+// route picks the model for the job.
+func (w *Worker) route(_ context.Context, a *attempt) error {
+	model, err := w.cfg.Router.Pick(a.job)
+	if err != nil {
+		return err
+	}
+	a.model = model
+	return nil
+}
+
+// invoke calls the picked model with the guarded conversation, the job's context as the system
+// prompt.
+func (w *Worker) invoke(ctx context.Context, a *attempt) error {
+	start := time.Now()
+	req := pipeline.ModelRequest{ModelID: a.model.ModelID, Task: a.job.Task, Messages: a.chat, System: a.jc.Context, Tenant: a.rec.Tenant}
+	if a.job.Params != nil {
+		req.Params = *a.job.Params
+	}
+	resp, err := a.model.Client.Invoke(ctx, req)
+	w.cfg.Metrics.ModelCalled(a.model.Name, time.Since(start), resp.Usage, err)
+	w.cfg.Metrics.StageDone("invoke", start)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", a.model.Name, err)
+	}
+	a.resp = resp
+	a.answeredBy = cmp.Or(resp.Model, a.model.Name)
+	return nil
+}
+
+// guardOut runs the output guard over the model's answer, which it may anonymize or block,
+// and then puts back what the input guard anonymized, when it was told to.
+func (w *Worker) guardOut(ctx context.Context, a *attempt) error {
+	if w.cfg.OutputGuard != nil {
+		start := time.Now()
+		out, err := checkGuard(ctx, w.cfg.OutputGuard, pipeline.GuardOutput, []string{a.resp.Text}, a.jc)
+		if err != nil {
+			return fmt.Errorf("output guardrail: %w", err)
+		}
+		a.report = mergeReport(a.report, pipeline.GuardOutput, out)
+		if out.Blocked {
+			return &pipeline.BlockedError{Reason: out.Reason, Report: a.report}
+		}
+		a.resp.Text = out.Texts[0]
+		w.cfg.Metrics.StageDone("guard_out", start)
+	}
+	if a.restore != nil {
+		a.resp.Text = a.restore(a.resp.Text)
+	}
+	return nil
+}
+
+// storeResult writes the job's result to the result store, replacing any earlier one. A
+// write the store refuses is an infrastructure failure; one cut off by the attempt's end is
+// the attempt's.
+func (w *Worker) storeResult(ctx context.Context, a *attempt) error {
+	start := time.Now()
+	body, err := json.Marshal(messages.Result{
+		JobID:     a.rec.JobID,
+		Output:    messages.Output{Text: a.resp.Text},
+		Model:     a.answeredBy,
+		Usage:     a.resp.Usage,
+		Guardrail: a.report,
+		Degraded:  a.resp.Degraded,
+		Fallbacks: a.resp.Fallbacks,
+		Prompt:    a.resp.Prompt,
+	})
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	if err := w.cfg.Results.Put(ctx, pipeline.ResultKey(a.rec.JobID), body); err != nil {
+		if ctx.Err() != nil {
+			// The attempt ran out of time or was cancelled while writing: that is the
+			// attempt's outcome, not the result store's.
+			return fmt.Errorf("store result: %w", err)
+		}
+		return pipeline.Infrastructure("store result", err)
+	}
+	w.cfg.Metrics.StageDone("store", start)
+	return nil
+}
+
+// inputMessages turns a job's input into the conversation sent to the model.
+func (w *Worker) inputMessages(ctx context.Context, job *messages.Job) ([]messages.ChatMessage, error) {
+	switch {
+	case len(job.Input.Messages) > 0:
+		return append([]messages.ChatMessage(nil), job.Input.Messages...), nil
+	case job.Input.S3URI != "":
+		if w.cfg.Inputs == nil {
+			return nil, pipeline.Permanent(messages.ErrCodeInvalidJob,
+				fmt.Errorf("input.s3_uri needs an object store to read from (configure results.kind: s3) or give input.text"))
+		}
+		text, err := w.cfg.Inputs.Fetch(ctx, job.Input.S3URI)
+		if err != nil {
+			return nil, fmt.Errorf("read input %s: %w", job.Input.S3URI, err)
+		}
+		return []messages.ChatMessage{{Role: "user", Content: text}}, nil
+	}
+	return []messages.ChatMessage{{Role: "user", Content: job.Input.Text}}, nil
+}
+
+// checkGuard runs g, through CheckWithContext when g is a pipeline.ContextGuard.
+func checkGuard(ctx context.Context, g pipeline.Guard, stage pipeline.GuardStage, texts []string, jc pipeline.GuardContext) (pipeline.GuardOutcome, error) {
+	if cg, ok := g.(pipeline.ContextGuard); ok {
+		return cg.CheckWithContext(ctx, stage, texts, jc)
+	}
+	return g.Check(ctx, stage, texts)
+}
+
+// lastUserMessage is the question a conversation ends on, for contextual grounding.
+func lastUserMessage(chat []messages.ChatMessage) string {
+	for i := len(chat) - 1; i >= 0; i-- {
+		if chat[i].Role == "user" {
+			return chat[i].Content
+		}
+	}
+	return ""
+}
+
+func mergeReport(r *messages.GuardrailReport, stage pipeline.GuardStage, out pipeline.GuardOutcome) *messages.GuardrailReport {
+	if r == nil {
+		r = &messages.GuardrailReport{Action: messages.GuardActionNone}
+	}
+	if stage == pipeline.GuardInput {
+		r.Input = append(r.Input, out.Assessments...)
+	} else {
+		r.Output = append(r.Output, out.Assessments...)
+	}
+	for _, a := range out.Assessments {
+		switch {
+		case a.Action == messages.GuardActionBlocked:
+			r.Action = messages.GuardActionBlocked
+		case a.Action == messages.GuardActionAnonymized && r.Action == messages.GuardActionNone:
+			r.Action = messages.GuardActionAnonymized
+		}
+	}
+	return r
+}

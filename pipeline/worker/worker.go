@@ -1,0 +1,238 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/ops"
+	"github.com/infleet/infleet/pipeline/telemetry"
+)
+
+// Worker defaults.
+const (
+	DefaultMaxAttempts = 5
+	DefaultJobTimeout  = 10 * time.Minute
+	// finalWriteTimeout bounds the store writes that hand a job back at shutdown.
+	finalWriteTimeout = 10 * time.Second
+)
+
+// Config wires a Worker. Store, Results, Router, DeadLetters and Topics are required.
+type Config struct {
+	Store   pipeline.JobStore
+	Results pipeline.BlobStore
+	Router  pipeline.ModelPicker
+	// DeadLetters publishes to Topics.Dead.
+	DeadLetters message.Publisher
+	Topics      pipeline.Topics
+	// InputGuard and OutputGuard check text before and after the model; nil passes it through.
+	InputGuard, OutputGuard pipeline.Guard
+	// Archive keeps every accepted job message for replay; nil keeps none.
+	Archive *ops.Archive
+	// Inputs fetches s3_uri inputs; nil refuses them.
+	Inputs pipeline.InputFetcher
+	// Notifier receives terminal lifecycle events; nil sends none.
+	Notifier pipeline.Notifier
+	// Hub announces changes to watchers and lets Cancel stop running jobs; may be nil.
+	Hub *pipeline.Hub
+	// Decoder turns a delivery into jobs; nil means DecodeJob (job messages only).
+	Decoder Decoder
+	// MaxAttempts is how many attempts a job gets before it fails (default 5).
+	MaxAttempts int
+	// Backoff spaces the attempts (default 1s doubling to 1m, full jitter).
+	Backoff pipeline.Backoff
+	// JobTimeout bounds one attempt (default 10m).
+	JobTimeout time.Duration
+	Metrics    *telemetry.Metrics
+	Logger     zerolog.Logger
+}
+
+// Worker runs job messages through the stages decode, admit, guard-in, route, invoke,
+// guard-out, store, record and notify. Process is safe for concurrent use.
+type Worker struct {
+	cfg Config
+
+	hardStop       context.Context
+	cancelHardStop context.CancelFunc
+	inFlight       sync.WaitGroup
+	handedBack     atomic.Int64
+
+	ledger ledger // infrastructure failures and owed attempts, by job
+}
+
+// New checks cfg, applies defaults and returns a Worker.
+func New(cfg Config) (*Worker, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("worker: no job store configured (set store.kind)"))
+	}
+	if cfg.Results == nil {
+		errs = append(errs, errors.New("worker: no result store configured (set results.kind)"))
+	}
+	if cfg.Router == nil {
+		errs = append(errs, errors.New("worker: no models configured (set models and routes)"))
+	}
+	if cfg.DeadLetters == nil {
+		errs = append(errs, errors.New("worker: no dead-letter publisher configured (set transport.kind)"))
+	}
+	if err := cfg.Topics.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	cfg.JobTimeout = cmpDuration(cfg.JobTimeout, DefaultJobTimeout)
+	if cfg.Decoder == nil {
+		cfg.Decoder = DecodeJob
+	}
+	w := &Worker{cfg: cfg}
+	w.hardStop, w.cancelHardStop = context.WithCancel(context.Background())
+	return w, nil
+}
+
+// CancelInFlight is the second, less graceful stage of shutdown: every running attempt is
+// stopped and handed back to its queue without spending an attempt. Processing after it
+// hands every delivery back at once.
+func (w *Worker) CancelInFlight() { w.cancelHardStop() }
+
+// HandedBack returns how many jobs the worker has handed back to their queue at shutdown,
+// without spending an attempt, since it was made: the figure of the shutdown summary. Safe for
+// concurrent use.
+func (w *Worker) HandedBack() int64 { return w.handedBack.Load() }
+
+// Wait blocks until no delivery is being processed or ctx ends, and reports whether it drained.
+func (w *Worker) Wait(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() { w.inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Process runs one delivery to an outcome. It never returns Retry for a delivery that can never
+// succeed: such deliveries are dead-lettered and acknowledged.
+func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
+	w.inFlight.Add(1)
+	defer w.inFlight.Done()
+	w.cfg.Metrics.AddInFlight(1)
+	defer w.cfg.Metrics.AddInFlight(-1)
+
+	start := time.Now()
+	jobs, err := w.cfg.Decoder(d)
+	w.cfg.Metrics.StageDone("decode", start)
+	if err != nil {
+		// The dead-letter place is the only copy of a message that never became a job: it is
+		// delivered again until the dead-letter place takes it.
+		key := messageKeyPrefix + d.MessageID
+		jerr := messages.JobError{Code: messages.ErrCodeInvalidJob, Message: err.Error()}
+		if derr := w.deadLetter(ctx, d, jerr, 0, "", ""); derr != nil {
+			return w.infraRetry(key, classify(pipeline.Infrastructure("dead-letter", derr)).jobErr, "dead-letter")
+		}
+		w.ledger.forget(key)
+		return Outcome{}
+	}
+	ctx = pipeline.ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
+	out := Outcome{}
+	for i := range jobs {
+		o := w.processJob(ctx, d, &jobs[i])
+		if o.Retry && (!out.Retry || o.Delay < out.Delay) {
+			out = o
+		}
+	}
+	return out
+}
+
+// processJob runs one decoded job. What the worker remembers of the job's infrastructure
+// failures lasts until a delivery of it gets past them.
+func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
+	out := w.runJob(ctx, d, job)
+	if !out.infrastructure {
+		w.ledger.forget(job.JobID)
+	}
+	return out
+}
+
+// runJob runs one job through admission (admit), the model stages (run) and the record of
+// the attempt's outcome: complete when it succeeded; otherwise handed back when shutdown or a
+// cancellation cut it off, or settled by what its error means.
+func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
+	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
+	if w.hardStop.Err() != nil {
+		w.handedBack.Add(1)
+		log.Debug().Msg("handed back to the queue unstarted: shutting down")
+		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
+	}
+
+	start := time.Now()
+	rec, run, err := w.admit(ctx, job, d)
+	w.cfg.Metrics.StageDone("admit", start)
+	if err != nil {
+		// Nothing was recorded, so nothing was spent.
+		return w.infraRetry(job.JobID, classify(pipeline.Infrastructure("admit", err)).jobErr, "admit")
+	}
+	if !run {
+		return Outcome{}
+	}
+	w.cfg.Hub.Notify(rec.JobID)
+	if rec.Attempts == 1 && job.ReplayName == "" {
+		w.archive(d, job, rec)
+	}
+	if rec.Attempts > w.cfg.MaxAttempts {
+		// The job spent its attempts but the outcome of the last one was never recorded: its
+		// worker died, or the job store refused the write. It ends here, without another
+		// model call, and fail records it with workers.max_attempts attempts, not more.
+		jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
+			Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) and was delivered again without the last one's outcome recorded (its worker stopped, or the job store could not be written)", w.cfg.MaxAttempts)}
+		return w.fail(ctx, d, rec, jerr, nil, true)
+	}
+
+	jobCtx, cancelJob := context.WithCancelCause(ctx)
+	defer cancelJob(nil)
+	stopWatch := context.AfterFunc(w.hardStop, func() { cancelJob(errShutdown) })
+	defer stopWatch()
+	unregister := w.cfg.Hub.Running(rec.JobID, cancelJob)
+	defer unregister()
+	attemptCtx, cancelAttempt := context.WithTimeout(jobCtx, w.cfg.JobTimeout)
+	defer cancelAttempt()
+
+	res, report, err := w.run(attemptCtx, job, rec)
+	if err == nil {
+		return w.complete(ctx, d, rec, res, report)
+	}
+
+	switch cause := context.Cause(jobCtx); {
+	case ctx.Err() != nil || errors.Is(cause, errShutdown):
+		return w.handBack(rec, "shutting down")
+	case errors.Is(cause, pipeline.ErrCancelledByUser):
+		log.Info().Msg("job cancelled while running")
+		return Outcome{}
+	}
+	if errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil {
+		err = fmt.Errorf("attempt timed out after %s (raise workers.job_timeout for longer jobs): %w", w.cfg.JobTimeout, err)
+	}
+	return w.settle(ctx, d, rec, report, err)
+}
+
+var errShutdown = errors.New("worker shutting down")
+
+// cmpDuration is d, or def when d is not positive.
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
