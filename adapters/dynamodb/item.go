@@ -61,9 +61,6 @@ func listSK(createdAtMs int64, id string) string {
 	return fmt.Sprintf("%016d#%s", createdAtMs, id)
 }
 
-// ms returns t at millisecond precision in UTC, as the store keeps times.
-func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
-
 func strAttr(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 func numAttr(v int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 // createAttempts bounds how often Create retries when the job that refused its write is
@@ -38,7 +39,7 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 	if rec.UpdatedAt.IsZero() {
 		rec.UpdatedAt = rec.CreatedAt
 	}
-	rec.CreatedAt, rec.UpdatedAt = ms(rec.CreatedAt), ms(rec.UpdatedAt)
+	rec.CreatedAt, rec.UpdatedAt = storecodec.Millis(rec.CreatedAt), storecodec.Millis(rec.UpdatedAt)
 	if len(rec.Spec) == 0 {
 		rec.Spec = nil
 	}
@@ -200,7 +201,7 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 			return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, t.From, pipeline.ErrConflict)
 		}
 		next := t.Apply(cur)
-		next.UpdatedAt = ms(next.UpdatedAt)
+		next.UpdatedAt = storecodec.Millis(next.UpdatedAt)
 		item, err := s.jobItem(next, version+1)
 		if err != nil {
 			return messages.JobRecord{}, err

@@ -115,12 +115,8 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 		recs = append(recs, best.buf[0].rec)
 		best.buf = best.buf[1:]
 	}
-	if len(recs) <= limit {
-		return recs, "", nil
-	}
-	recs = recs[:limit]
-	last := recs[limit-1]
-	return recs, storecodec.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+	page, next := storecodec.Page(recs, limit)
+	return page, next, nil
 }
 
 // shardReader reads one index partition newest first, a Query page at a time.

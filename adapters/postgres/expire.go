@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 // expireSQL deletes up to $2 finished jobs last updated before $1, oldest first. The inner
@@ -31,7 +32,7 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, before time.Time, limi
 	if limit <= 0 {
 		return nil, errors.New("postgres store: delete finished jobs with a limit below 1 (pass the batch size)")
 	}
-	rows, err := s.pool.Query(ctx, expireSQL, ms(before), limit)
+	rows, err := s.pool.Query(ctx, expireSQL, storecodec.Millis(before), limit)
 	if err != nil {
 		return nil, s.wrap("delete finished jobs", err)
 	}

@@ -57,7 +57,7 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 	if rec.UpdatedAt.IsZero() {
 		rec.UpdatedAt = rec.CreatedAt
 	}
-	rec.CreatedAt, rec.UpdatedAt = ms(rec.CreatedAt), ms(rec.UpdatedAt)
+	rec.CreatedAt, rec.UpdatedAt = storecodec.Millis(rec.CreatedAt), storecodec.Millis(rec.UpdatedAt)
 	if len(rec.Spec) == 0 {
 		rec.Spec = nil
 	}
@@ -119,7 +119,7 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 			return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, t.From, pipeline.ErrConflict)
 		}
 		next := t.Apply(cur)
-		next.UpdatedAt = ms(next.UpdatedAt)
+		next.UpdatedAt = storecodec.Millis(next.UpdatedAt)
 		cols, err := storecodec.EncodeJSONColumns(next)
 		if err != nil {
 			return messages.JobRecord{}, fmt.Errorf("postgres store: %w", err)
@@ -204,16 +204,9 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	if err := rows.Err(); err != nil {
 		return nil, "", s.wrap("list jobs", err)
 	}
-	if len(recs) <= limit {
-		return recs, "", nil
-	}
-	recs = recs[:limit]
-	last := recs[limit-1]
-	return recs, storecodec.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+	page, next := storecodec.Page(recs, limit)
+	return page, next, nil
 }
-
-// ms returns t at millisecond precision in UTC, as the store keeps times.
-func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 // insertArgs returns rec as the arguments of insertSQL, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {

@@ -38,7 +38,7 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 	if rec.UpdatedAt.IsZero() {
 		rec.UpdatedAt = rec.CreatedAt
 	}
-	rec.CreatedAt, rec.UpdatedAt = ms(rec.CreatedAt), ms(rec.UpdatedAt)
+	rec.CreatedAt, rec.UpdatedAt = storecodec.Millis(rec.CreatedAt), storecodec.Millis(rec.UpdatedAt)
 	if len(rec.Spec) == 0 {
 		rec.Spec = nil
 	}
@@ -133,16 +133,9 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("sqlite store: list jobs: %w", err)
 	}
-	if len(recs) <= limit {
-		return recs, "", nil
-	}
-	recs = recs[:limit]
-	last := recs[limit-1]
-	return recs, storecodec.EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID), nil
+	page, next := storecodec.Page(recs, limit)
+	return page, next, nil
 }
-
-// ms returns t at millisecond precision in UTC, as the store keeps times.
-func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 // insertArgs returns rec as the arguments of the insert statement, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {

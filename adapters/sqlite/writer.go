@@ -286,7 +286,7 @@ func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transitio
 		return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, tr.From, pipeline.ErrConflict)
 	}
 	next := tr.Apply(cur)
-	next.UpdatedAt = ms(next.UpdatedAt)
+	next.UpdatedAt = storecodec.Millis(next.UpdatedAt)
 	cols, err := storecodec.EncodeJSONColumns(next)
 	if err != nil {
 		return messages.JobRecord{}, fmt.Errorf("sqlite store: %w", err)

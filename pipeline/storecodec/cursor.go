@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -33,3 +35,17 @@ func DecodeListCursor(c string) (createdAtMs int64, jobID string, err error) {
 	}
 	return createdAtMs, jobID, nil
 }
+
+// Page cuts the rows of a list query, read newest first with one row more than limit, to a page
+// of at most limit and the cursor of the page after it ("" when recs held no more).
+func Page(recs []messages.JobRecord, limit int) ([]messages.JobRecord, string) {
+	if len(recs) <= limit {
+		return recs, ""
+	}
+	recs = recs[:limit]
+	last := recs[limit-1]
+	return recs, EncodeListCursor(last.CreatedAt.UnixMilli(), last.JobID)
+}
+
+// Millis returns t at millisecond precision in UTC, the precision the stores keep times at.
+func Millis(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
