@@ -30,18 +30,9 @@ var ifAbsent = aws.String("attribute_not_exists(" + attrPK + ")")
 // every loser gets that job back with created false. A job with a key costs two conditional
 // writes (the key's claim, then the job), one without a key one.
 func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
-	if rec.JobID == "" {
-		return messages.JobRecord{}, false, errors.New("dynamodb store: create a job without a job id (set JobRecord.JobID)")
-	}
-	if rec.CreatedAt.IsZero() {
-		rec.CreatedAt = time.Now()
-	}
-	if rec.UpdatedAt.IsZero() {
-		rec.UpdatedAt = rec.CreatedAt
-	}
-	rec.CreatedAt, rec.UpdatedAt = storecodec.Millis(rec.CreatedAt), storecodec.Millis(rec.UpdatedAt)
-	if len(rec.Spec) == 0 {
-		rec.Spec = nil
+	rec, err := storecodec.ForCreate(rec)
+	if err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("dynamodb store: %w", err)
 	}
 	item, err := s.jobItem(rec, 0)
 	if err != nil {

@@ -48,18 +48,9 @@ const (
 // It is atomic and idempotent across processes: racing creates of one id or key store one
 // job, and every loser gets that job back with created false.
 func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
-	if rec.JobID == "" {
-		return messages.JobRecord{}, false, errors.New("postgres store: create a job without a job id (set JobRecord.JobID)")
-	}
-	if rec.CreatedAt.IsZero() {
-		rec.CreatedAt = time.Now()
-	}
-	if rec.UpdatedAt.IsZero() {
-		rec.UpdatedAt = rec.CreatedAt
-	}
-	rec.CreatedAt, rec.UpdatedAt = storecodec.Millis(rec.CreatedAt), storecodec.Millis(rec.UpdatedAt)
-	if len(rec.Spec) == 0 {
-		rec.Spec = nil
+	rec, err := storecodec.ForCreate(rec)
+	if err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("postgres store: %w", err)
 	}
 	args, err := insertArgs(rec)
 	if err != nil {

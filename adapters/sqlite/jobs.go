@@ -29,18 +29,9 @@ const columns = "job_id, tenant, idempotency_key, status, task, priority, model,
 // and returned in UTC; a zero CreatedAt means now and a zero UpdatedAt means CreatedAt.
 // It is atomic and idempotent: racing creates of one id or key store one job.
 func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
-	if rec.JobID == "" {
-		return messages.JobRecord{}, false, errors.New("sqlite store: create a job without a job id (set JobRecord.JobID)")
-	}
-	if rec.CreatedAt.IsZero() {
-		rec.CreatedAt = time.Now()
-	}
-	if rec.UpdatedAt.IsZero() {
-		rec.UpdatedAt = rec.CreatedAt
-	}
-	rec.CreatedAt, rec.UpdatedAt = storecodec.Millis(rec.CreatedAt), storecodec.Millis(rec.UpdatedAt)
-	if len(rec.Spec) == 0 {
-		rec.Spec = nil
+	rec, err := storecodec.ForCreate(rec)
+	if err != nil {
+		return messages.JobRecord{}, false, fmt.Errorf("sqlite store: %w", err)
 	}
 	args, err := insertArgs(rec)
 	if err != nil {
