@@ -26,8 +26,7 @@ const (
 )
 
 // columns are the jobs columns in the order of insertArgs and scanRecord.
-const columns = "job_id, tenant, idempotency_key, status, task, priority, model, attempts, created_at, updated_at, " +
-	"usage, guardrail, error, result_url, replay_name, spec, model_call"
+const columns = storecodec.Columns
 
 const (
 	insertSQL = "INSERT INTO jobs (" + columns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING"
@@ -201,18 +200,11 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 
 // insertArgs returns rec as the arguments of insertSQL, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {
-	cols, err := storecodec.EncodeJSONColumns(rec)
+	args, err := storecodec.Row(rec, func(t time.Time) any { return t })
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	var spec any
-	if len(rec.Spec) > 0 {
-		spec = []byte(rec.Spec)
-	}
-	return []any{
-		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
-		rec.Attempts, rec.CreatedAt, rec.UpdatedAt, cols.Usage, cols.Guardrail, cols.Error, rec.ResultURL, rec.ReplayName, spec, cols.ModelCall,
-	}, nil
+	return args, nil
 }
 
 // scanRecord reads one row of columns, then of the columns that extra are for. A missing row

@@ -21,8 +21,7 @@ const (
 )
 
 // columns are the jobs columns in the order of insertArgs and scanRecord.
-const columns = "job_id, tenant, idempotency_key, status, task, priority, model, attempts, created_at, updated_at, " +
-	"usage, guardrail, error, result_url, replay_name, spec, model_call"
+const columns = storecodec.Columns
 
 // Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
 // the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
@@ -130,19 +129,11 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 
 // insertArgs returns rec as the arguments of the insert statement, in columns order.
 func insertArgs(rec messages.JobRecord) ([]any, error) {
-	cols, err := storecodec.EncodeJSONColumns(rec)
+	args, err := storecodec.Row(rec, func(t time.Time) any { return t.UnixMilli() })
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
-	var spec any
-	if len(rec.Spec) > 0 {
-		spec = []byte(rec.Spec)
-	}
-	return []any{
-		rec.JobID, rec.Tenant, rec.IdempotencyKey, string(rec.Status), rec.Task, string(rec.Priority), rec.Model,
-		rec.Attempts, rec.CreatedAt.UnixMilli(), rec.UpdatedAt.UnixMilli(), cols.Usage, cols.Guardrail, cols.Error,
-		rec.ResultURL, rec.ReplayName, spec, cols.ModelCall,
-	}, nil
+	return args, nil
 }
 
 type scanner interface {
