@@ -1,0 +1,64 @@
+package kafka
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/infleet/infleet/adapters/internal/delivery"
+)
+
+// record is a fetched record offered to the delivery engine, answered under the checkpoint
+// epoch it was fetched in. The engine calls its methods one at a time.
+type record struct {
+	sub   *subscription
+	m     kafkago.Message
+	epoch uint64
+	uuid  string // of the message last handed out, for logs
+	again bool   // kept after a nack, to be handed out again from memory
+}
+
+var _ delivery.Delivery = (*record)(nil)
+
+// Message turns the record into a Watermill message; nil when, kept after a nack, its
+// partition has moved to another member meanwhile (the new owner delivers it again).
+func (r *record) Message() *message.Message {
+	if r.again && !r.sub.cp.current(r.m.Partition, r.epoch) {
+		return nil
+	}
+	msg := fromRecord(r.m)
+	r.uuid = msg.UUID
+	return msg
+}
+
+// Ack marks the offset acked, to be committed once every earlier offset of its partition
+// is; an ack under an epoch that is over is ignored. On a retry topic's subscription the
+// record is first written back to its origin.
+func (r *record) Ack() {
+	if r.sub.origin != "" && !r.forward() {
+		return
+	}
+	r.sub.cp.ack(r.m.Partition, r.m.Offset, r.epoch)
+}
+
+// Nack writes a record nacked with a delay to the retry topic and acks it; without a delay,
+// or where there is no retry topic or writing to it fails, it keeps the record to be handed
+// out again from memory after the delay, holding its partition's commit point. Once the
+// group has moved the partition to another member (the epoch is over) the record is left to
+// the new owner. A retry topic's record is left uncommitted: the group forwards it again.
+func (r *record) Nack(delay time.Duration) bool {
+	sub := r.sub
+	if sub.origin != "" || !sub.cp.current(r.m.Partition, r.epoch) {
+		return false
+	}
+	if delay > 0 && sub.retryTopic != "" && sub.toRetryTopic(r.m, r.uuid, delay) {
+		sub.cp.ack(r.m.Partition, r.m.Offset, r.epoch)
+		return false
+	}
+	r.again = true
+	return true
+}
+
+// Release leaves the record uncommitted, for the group to deliver again.
+func (r *record) Release() {}
