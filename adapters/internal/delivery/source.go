@@ -12,7 +12,8 @@ import (
 // subscription does (slots, hand-out, holding, answers, leases, drain) is the Engine's.
 type Source interface {
 	// Fetch waits for up to n messages (n ≥ 1) and passes each to deliver as it arrives, at
-	// most n in all, calling deliver from its own goroutine and never after it returns. It
+	// most n in all, calling deliver on the goroutine that called Fetch, never after it
+	// returns. It
 	// returns when it has delivered what one request brought, or when ctx ends (ctx ends when
 	// the engine stops fetching); a request under way may finish first: what it delivers then
 	// is given back with Release. A nil error with nothing delivered is an idle poll. An error
@@ -26,9 +27,10 @@ type Source interface {
 }
 
 // Delivery is one fetched message, held by the engine until it is answered. The engine
-// calls exactly one of Ack, Nack (which may return true to keep it), Release, or none when
-// it abandons the message at close; never two at once, and Extend (through Extender) never
-// runs during or after them.
+// calls one of Ack, Nack, Release, or none when it abandons the message at close, one method
+// at a time; only after a Nack that returned true (the transport kept the message) may
+// another follow. Extend (through Extender) never runs during them, nor after them unless
+// the delivery was kept.
 type Delivery interface {
 	// Message returns the Watermill message to hand out; the engine sets its context. It is
 	// called once per hand-out: once, unless Nack returned true, then once per redelivery. It
@@ -43,9 +45,9 @@ type Delivery interface {
 	// returns true: the engine then keeps the delivery, and its slot, and hands it out again
 	// after delay.
 	Nack(delay time.Duration) (again bool)
-	// Release gives back a message the engine fetched but did not hand out (it stopped first),
-	// to be delivered again at once, without counting as a failed attempt where the transport
-	// can tell.
+	// Release gives back a message the engine fetched, or kept after a Nack, and did not hand
+	// out (it stopped first), to be delivered again at once, without counting as a failed
+	// attempt where the transport can tell.
 	Release()
 }
 
