@@ -10,24 +10,39 @@ import (
 )
 
 // record is a fetched record offered to the delivery engine, answered under the checkpoint
-// epoch it was fetched in. The engine calls its methods one at a time.
+// epoch it was fetched in. It keeps only what it needs of the fetched kafkago.Message (one
+// allocation per message). The engine calls its methods one at a time.
 type record struct {
-	sub   *subscription
-	m     kafkago.Message
-	epoch uint64
-	uuid  string // of the message last handed out, for logs
-	again bool   // kept after a nack, to be handed out again from memory
+	sub       *subscription
+	partition int
+	offset    int64
+	epoch     uint64
+	key       []byte
+	value     []byte
+	headers   []kafkago.Header
+	uuid      string // of the message last handed out, for logs
+	again     bool   // kept after a nack, to be handed out again from memory
 }
 
 var _ delivery.Delivery = (*record)(nil)
 
+// newRecord returns the record of m, fetched under epoch.
+func newRecord(sub *subscription, m *kafkago.Message, epoch uint64) *record {
+	return &record{sub: sub, partition: m.Partition, offset: m.Offset, epoch: epoch, key: m.Key, value: m.Value, headers: m.Headers}
+}
+
+// message returns the record as fetched.
+func (r *record) message() kafkago.Message {
+	return kafkago.Message{Topic: r.sub.topic, Partition: r.partition, Offset: r.offset, Key: r.key, Value: r.value, Headers: r.headers}
+}
+
 // Message turns the record into a Watermill message; nil when, kept after a nack, its
 // partition has moved to another member meanwhile (the new owner delivers it again).
 func (r *record) Message() *message.Message {
-	if r.again && !r.sub.cp.current(r.m.Partition, r.epoch) {
+	if r.again && !r.sub.cp.current(r.partition, r.epoch) {
 		return nil
 	}
-	msg := fromRecord(r.m)
+	msg := fromRecord(r.message())
 	r.uuid = msg.UUID
 	return msg
 }
@@ -39,7 +54,7 @@ func (r *record) Ack() {
 	if r.sub.origin != "" && !r.forward() {
 		return
 	}
-	r.sub.cp.ack(r.m.Partition, r.m.Offset, r.epoch)
+	r.sub.cp.ack(r.partition, r.offset, r.epoch)
 }
 
 // Nack writes a record nacked with a delay to the retry topic and acks it; without a delay,
@@ -49,11 +64,11 @@ func (r *record) Ack() {
 // the new owner. A retry topic's record is left uncommitted: the group forwards it again.
 func (r *record) Nack(delay time.Duration) bool {
 	sub := r.sub
-	if sub.origin != "" || !sub.cp.current(r.m.Partition, r.epoch) {
+	if sub.origin != "" || !sub.cp.current(r.partition, r.epoch) {
 		return false
 	}
-	if delay > 0 && sub.retryTopic != "" && sub.toRetryTopic(r.m, r.uuid, delay) {
-		sub.cp.ack(r.m.Partition, r.m.Offset, r.epoch)
+	if delay > 0 && sub.retryTopic != "" && sub.toRetryTopic(r.message(), r.uuid, delay) {
+		sub.cp.ack(r.partition, r.offset, r.epoch)
 		return false
 	}
 	r.again = true

@@ -113,7 +113,7 @@ func (sub *subscription) whenDue(msg *message.Message) {
 // or the subscription stops, and reports whether it did. A record whose partition moved to
 // another member is not forwarded: that member forwards it.
 func (r *record) forward() bool {
-	sub, m := r.sub, r.m
+	sub, m := r.sub, r.message()
 	if !sub.cp.current(m.Partition, r.epoch) {
 		return false
 	}

@@ -436,7 +436,7 @@ func (sub *subscription) fetch(ctx context.Context, a kafkago.PartitionAssignmen
 		if !ok {
 			continue // fetched again: held or acked here already
 		}
-		if !sub.engine.Offer(fctx, &record{sub: sub, m: m, epoch: epoch}) {
+		if !sub.engine.Offer(fctx, newRecord(sub, &m, epoch)) {
 			sub.cp.unfetch(m.Partition, m.Offset, epoch)
 		}
 	}
