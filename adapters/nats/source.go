@@ -89,6 +89,8 @@ type jsDelivery struct {
 	msg *message.Message
 }
 
+// Message returns the decoded message; it is handed out once (a nack goes back to the
+// broker).
 func (d *jsDelivery) Message() *message.Message { return d.msg }
 
 // Ack acknowledges the message, waiting for JetStream's confirmation with ConfirmAcks.

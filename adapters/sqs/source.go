@@ -104,6 +104,8 @@ type sqsDelivery struct {
 	msg     *message.Message
 }
 
+// Message returns the decoded message; it is handed out once (a nack goes back to the
+// broker).
 func (d *sqsDelivery) Message() *message.Message { return d.msg }
 
 // Ack deletes the message, in a batch.
