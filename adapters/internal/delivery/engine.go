@@ -267,19 +267,8 @@ func (e *Engine) handOut(cancel <-chan struct{}, d Delivery, l *lease) bool {
 	if e.stop.Err() != nil {
 		return false // arrived while stopping: give it back at once
 	}
-	msg := d.Message()
+	msg, cancelMsg, _ := e.present(d, cancel)
 	if msg == nil {
-		return false
-	}
-	ctx, cancelMsg := context.WithCancel(e.msgBase)
-	msg.SetContext(ctx)
-	select {
-	case e.out <- msg:
-	case <-e.stop.Done():
-		cancelMsg()
-		return false
-	case <-cancel:
-		cancelMsg()
 		return false
 	}
 	h := held{d: d, msg: msg, cancel: cancelMsg, lease: l}
@@ -289,6 +278,26 @@ func (e *Engine) handOut(cancel <-chan struct{}, d Delivery, l *lease) bool {
 		go e.holder(h)
 	}
 	return true
+}
+
+// present hands out d's message with a fresh context, unless d has none (then dropped is
+// true), or the engine stops or cancel ends first. On success it returns the message and
+// the cancel of its context.
+func (e *Engine) present(d Delivery, cancel <-chan struct{}) (msg *message.Message, cancelMsg context.CancelFunc, dropped bool) {
+	msg = d.Message()
+	if msg == nil {
+		return nil, nil, true
+	}
+	ctx, cancelMsg := context.WithCancel(e.msgBase)
+	msg.SetContext(ctx)
+	select {
+	case e.out <- msg:
+		return msg, cancelMsg, false
+	case <-e.stop.Done():
+	case <-cancel:
+	}
+	cancelMsg()
+	return nil, nil, false
 }
 
 // shutdown waits for fetching to stop, then lets held messages finish within the configured

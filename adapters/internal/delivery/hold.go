@@ -84,16 +84,11 @@ func (e *Engine) handOutAgain(h *held, delay time.Duration) bool {
 			return false
 		}
 	}
-	msg := h.d.Message()
-	if msg == nil {
+	msg, cancel, dropped := e.present(h.d, nil)
+	if dropped {
 		return false
 	}
-	ctx, cancel := context.WithCancel(e.msgBase)
-	msg.SetContext(ctx)
-	select {
-	case e.out <- msg:
-	case <-e.stop.Done():
-		cancel()
+	if msg == nil {
 		e.leases.settle(h.lease)
 		h.d.Release()
 		return false
