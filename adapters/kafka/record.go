@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,9 +27,23 @@ type record struct {
 
 var _ delivery.Delivery = (*record)(nil)
 
+// records recycles records: one is taken per fetched message, and given back once the
+// engine is done with it (see free).
+var records = sync.Pool{New: func() any { return new(record) }}
+
 // newRecord returns the record of m, fetched under epoch.
 func newRecord(sub *subscription, m *kafkago.Message, epoch uint64) *record {
-	return &record{sub: sub, partition: m.Partition, offset: m.Offset, epoch: epoch, key: m.Key, value: m.Value, headers: m.Headers}
+	r := records.Get().(*record)
+	*r = record{sub: sub, partition: m.Partition, offset: m.Offset, epoch: epoch, key: m.Key, value: m.Value, headers: m.Headers}
+	return r
+}
+
+// free gives r back for reuse, once the engine will not use it again: after its Ack, a
+// Nack that did not keep it, its Release, or a refused Offer. A record the engine drops
+// or abandons is left to the garbage collector.
+func (r *record) free() {
+	*r = record{}
+	records.Put(r)
 }
 
 // message returns the record as fetched.
@@ -51,6 +66,7 @@ func (r *record) Message() *message.Message {
 // is; an ack under an epoch that is over is ignored. On a retry topic's subscription the
 // record is first written back to its origin.
 func (r *record) Ack() {
+	defer r.free()
 	if r.sub.origin != "" && !r.forward() {
 		return
 	}
@@ -65,10 +81,12 @@ func (r *record) Ack() {
 func (r *record) Nack(delay time.Duration) bool {
 	sub := r.sub
 	if sub.origin != "" || !sub.cp.current(r.partition, r.epoch) {
+		r.free()
 		return false
 	}
 	if delay > 0 && sub.retryTopic != "" && sub.toRetryTopic(r.message(), r.uuid, delay) {
 		sub.cp.ack(r.partition, r.offset, r.epoch)
+		r.free()
 		return false
 	}
 	r.again = true
@@ -76,4 +94,4 @@ func (r *record) Nack(delay time.Duration) bool {
 }
 
 // Release leaves the record uncommitted, for the group to deliver again.
-func (r *record) Release() {}
+func (r *record) Release() { r.free() }

@@ -436,8 +436,9 @@ func (sub *subscription) fetch(ctx context.Context, a kafkago.PartitionAssignmen
 		if !ok {
 			continue // fetched again: held or acked here already
 		}
-		if !sub.engine.Offer(fctx, newRecord(sub, &m, epoch)) {
+		if r := newRecord(sub, &m, epoch); !sub.engine.Offer(fctx, r) {
 			sub.cp.unfetch(m.Partition, m.Offset, epoch)
+			r.free()
 		}
 	}
 }

@@ -223,12 +223,19 @@ func (e *Engine) Close() {
 // still owns d (no method of d but Message was called). On true the engine holds d as any
 // fetched message, and calls Release where it stops before handing d out again.
 func (e *Engine) Offer(ctx context.Context, d Delivery) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	select {
-	case e.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false
-	case <-e.stop.Done():
-		return false
+	case e.slots <- struct{}{}: // a free slot: no need to watch ctx and stop
+	default:
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		case <-e.stop.Done():
+			return false
+		}
 	}
 	if !e.admit() {
 		e.release(1)
@@ -290,6 +297,11 @@ func (e *Engine) present(d Delivery, cancel <-chan struct{}) (msg *message.Messa
 	}
 	ctx, cancelMsg := context.WithCancel(e.msgBase)
 	msg.SetContext(ctx)
+	select {
+	case e.out <- msg: // the reader was waiting
+		return msg, cancelMsg, false
+	default:
+	}
 	select {
 	case e.out <- msg:
 		return msg, cancelMsg, false

@@ -30,7 +30,9 @@ type Source interface {
 // calls one of Ack, Nack, Release, or none when it abandons the message at close, one method
 // at a time; only after a Nack that returned true (the transport kept the message) may
 // another follow. Extend (through Extender) never runs during them, nor after them unless
-// the delivery was kept.
+// the delivery was kept. Once Ack, a Nack that returned false, or Release has returned (or
+// Engine.Offer has refused it), the engine does not use the delivery again: the transport
+// may reuse it.
 type Delivery interface {
 	// Message returns the Watermill message to hand out; the engine sets its context. It is
 	// called once per hand-out: once, unless Nack returned true, then once per redelivery. It
