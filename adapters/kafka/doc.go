@@ -6,8 +6,9 @@
 // messages of one job stay in one partition, in order. Metadata travels as record headers.
 //
 // The Subscriber joins a kafka.ConsumerGroup per subscription and, in each generation, reads
-// every assigned partition with its own kafka.Reader, handing out up to MaxInFlight messages
-// at once. Offsets are checkpointed per partition: an offset is committed only when every
+// every assigned partition with its own kafka.Reader, offering each record in partition order
+// to the delivery engine (adapters/internal/delivery), which hands out up to MaxInFlight
+// messages at once, holds them until answered and stops the subscription. Offsets are checkpointed per partition: an offset is committed only when every
 // earlier offset of its partition has been acked, so a slow or failed message holds the
 // partition's commit point and is never skipped, and a worker that dies or loses a partition
 // leaves the unacked messages to be delivered again. Commits go through the generation that

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -73,40 +74,54 @@ func (sub *subscription) toRetryTopic(m kafkago.Message, uuid string, delay time
 	return true
 }
 
-// forwardWhenDue waits until the retry record m is due, writes it back to its origin topic
-// and acks it here under epoch (see hold). Shutdown while it waits leaves it uncommitted: the next member of the
-// group forwards it. The slot taken for m is held all the while, so a full window pauses
-// fetching from the retry topic.
-func (sub *subscription) forwardWhenDue(m kafkago.Message, epoch uint64) {
-	defer sub.handlers.Done()
-	defer func() { <-sub.slots }()
-	origin, notBefore := sub.origin, time.Time{}
-	for _, h := range m.Headers {
-		switch h.Key {
-		case HeaderRetryTopic:
-			if len(h.Value) > 0 {
-				origin = string(h.Value)
-			}
-		case HeaderRetryNotBefore:
-			t, err := time.Parse(time.RFC3339Nano, string(h.Value))
-			if err != nil {
-				sub.log.Warn().Int("partition", m.Partition).Int64("offset", m.Offset).
-					Msg("retry record has no valid not-before time; forwarding it at once")
-			}
-			notBefore = t
+// forwardDue takes the retry topic's messages from the engine, which hands them out here
+// instead of to a router, and acks each once it is due: the ack writes it back to its origin
+// (see record.forward). Each holds its slot until then, so a full window pauses fetching from
+// the retry topic. Stopping while one waits nacks it, which leaves it uncommitted: the next
+// member of the group forwards it.
+func (sub *subscription) forwardDue() {
+	for msg := range sub.engine.Messages() {
+		go sub.whenDue(msg)
+	}
+}
+
+// whenDue acks msg, a retry record, once its not-before time has come.
+func (sub *subscription) whenDue(msg *message.Message) {
+	var notBefore time.Time
+	if v, ok := msg.Metadata[HeaderRetryNotBefore]; ok {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			sub.log.Warn().Str("partition", msg.Metadata.Get(MetaPartition)).Str("offset", msg.Metadata.Get(MetaOffset)).
+				Msg("retry record has no valid not-before time; forwarding it at once")
 		}
+		notBefore = t
 	}
 	if wait := time.Until(notBefore); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-sub.stop.Done():
+		case <-sub.engine.Stopping().Done():
 			t.Stop()
+			msg.Nack()
 			return
 		}
 	}
-	if !sub.cp.current(m.Partition, epoch) {
-		return // the partition moved to another member, which forwards the record
+	msg.Ack()
+}
+
+// forward writes the retry record r back to its origin topic, retrying until it succeeds
+// or the subscription stops, and reports whether it did. A record whose partition moved to
+// another member is not forwarded: that member forwards it.
+func (r *record) forward() bool {
+	sub, m := r.sub, r.message()
+	if !sub.cp.current(m.Partition, r.epoch) {
+		return false
+	}
+	origin := sub.origin
+	for _, h := range m.Headers {
+		if h.Key == HeaderRetryTopic && len(h.Value) > 0 {
+			origin = string(h.Value)
+		}
 	}
 	rec := kafkago.Message{Topic: origin, Key: m.Key, Value: m.Value, Headers: withoutRetryHeaders(m.Headers)}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, retryWaitMax) {
@@ -114,17 +129,16 @@ func (sub *subscription) forwardWhenDue(m kafkago.Message, epoch uint64) {
 		err := sub.s.writer.WriteMessages(ctx, rec)
 		cancel()
 		if err == nil {
-			break
+			return true
 		}
 		sub.log.Warn().Err(err).Str("origin_topic", origin).Dur("retry_in", wait).
 			Msg("forwarding a due retry record failed; retrying")
 		select {
 		case <-time.After(wait):
-		case <-sub.stop.Done():
-			return
+		case <-sub.engine.Stopping().Done():
+			return false
 		}
 	}
-	sub.cp.ack(m.Partition, m.Offset, epoch)
 }
 
 // withoutRetryHeaders copies hdrs less the retry headers.

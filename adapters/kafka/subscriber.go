@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/adapters/internal/delivery"
 )
 
 // Subscriber defaults.
@@ -150,11 +149,7 @@ type Subscriber struct {
 	// writer writes retry records, forwards due ones and records dead-letter removals.
 	writer *kafkago.Writer
 
-	mu      sync.Mutex
-	closed  bool
-	closing context.Context // cancelled when Close begins
-	close   context.CancelFunc
-	running sync.WaitGroup // one per subscription still running
+	subs *delivery.Group
 }
 
 var (
@@ -178,16 +173,14 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	cfg.TopicPartitions = cmp.Or(cfg.TopicPartitions, DefaultTopicPartitions)
 	cfg.RetrySuffix = cmp.Or(cfg.RetrySuffix, DefaultRetrySuffix)
 	cfg.RetryInFlight = cmp.Or(cfg.RetryInFlight, DefaultRetryInFlight)
-	s := &Subscriber{cfg: cfg, log: cfg.Logger, writer: newRecordWriter(cfg.Brokers, cfg.Logger)}
-	s.closing, s.close = context.WithCancel(context.Background())
-	return s, nil
+	return &Subscriber{cfg: cfg, log: cfg.Logger, writer: newRecordWriter(cfg.Brokers, cfg.Logger), subs: delivery.NewGroup()}, nil
 }
 
 // SubscribeInitialize creates topic when CreateMissingTopics is set; otherwise it does
 // nothing. A new group reads from the oldest offset, so nothing published before its first
 // Subscribe is missed. It is idempotent.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
-	if s.isClosed() {
+	if s.subs.Closed() {
 		return ErrSubscriberClosed
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
@@ -215,62 +208,50 @@ func (s *Subscriber) ensureTopic(ctx context.Context, topic string) error {
 // up waiting. The channel is closed after ctx ends or Close is called, once the handed-out
 // messages were answered or given up on and the acked offsets committed.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.subs.Join() {
 		return nil, ErrSubscriberClosed
 	}
-	s.running.Add(1)
-	s.mu.Unlock()
-
 	if topic == "" {
-		s.running.Done()
+		s.subs.Leave()
 		return nil, errors.New("kafka subscribe: topic is empty (name the topic to read)")
 	}
 	if err := s.ensureTopic(ctx, topic); err != nil {
-		s.running.Done()
+		s.subs.Leave()
 		return nil, err
 	}
-	sub := s.start(ctx, topic, s.cfg.Group, s.cfg.MaxInFlight)
+	retryTopic := ""
 	if !s.cfg.MemoryRetries && !strings.HasSuffix(topic, s.cfg.RetrySuffix) {
-		retryTopic := topic + s.cfg.RetrySuffix
+		retryTopic = topic + s.cfg.RetrySuffix
 		if err := s.retryTopicReady(ctx, retryTopic); err != nil {
-			sub.log.Warn().Err(err).Str("retry_topic", retryTopic).
+			s.log.Warn().Err(err).Str("topic", topic).Str("group", s.cfg.Group).Str("retry_topic", retryTopic).
 				Msg("no retry topic: nacked messages wait in memory and hold their partition's commit point (run infleet init)")
-		} else {
-			sub.retryTopic = retryTopic
-			s.mu.Lock()
-			s.running.Add(1)
-			s.mu.Unlock()
-			fwd := s.start(ctx, retryTopic, s.cfg.Group+s.cfg.RetrySuffix, s.cfg.RetryInFlight)
-			fwd.origin = topic
+			retryTopic = ""
 		}
 	}
-	return sub.out, nil
+	sub := s.start(ctx, topic, s.cfg.Group, s.cfg.MaxInFlight, retryTopic, "")
+	if retryTopic != "" && s.subs.Join() {
+		s.start(ctx, retryTopic, s.cfg.Group+s.cfg.RetrySuffix, s.cfg.RetryInFlight, "", topic)
+	}
+	return sub.engine.Messages(), nil
 }
 
-// start runs one group member on topic handing out up to inFlight messages. The caller has
-// counted it in s.running.
-func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight int) *subscription {
+// start runs one group member on topic handing out up to inFlight messages, with retryTopic
+// for its delayed nacks, or, for a retry topic, forwarding its records to origin. The caller
+// has joined s.subs for it.
+func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight int, retryTopic, origin string) *subscription {
 	log := s.log.With().Str("topic", topic).Str("group", group).Logger()
 	sub := &subscription{
-		s:        s,
-		topic:    topic,
-		group:    group,
-		log:      log,
-		inFlight: inFlight,
-		cp:       newCheckpoints(),
-		out:      make(chan *message.Message),
-		slots:    make(chan struct{}, inFlight),
-		idle:     make(chan heldMessage),
-		lastGen:  -1,
-		consumed: make(chan struct{}),
+		s:          s,
+		topic:      topic,
+		group:      group,
+		log:        log,
+		inFlight:   inFlight,
+		cp:         newCheckpoints(),
+		retryTopic: retryTopic,
+		origin:     origin,
+		lastGen:    -1,
+		consumed:   make(chan struct{}),
 	}
-	// stop ends fetching: Subscribe's ctx ended or Close began.
-	sub.stop, sub.cancelStop = context.WithCancel(ctx)
-	sub.unhookStop = context.AfterFunc(s.closing, sub.cancelStop)
-	sub.msgCtx, sub.cancelMsgs = context.WithCancel(ctx)
-	context.AfterFunc(sub.msgCtx, func() { sub.msgsEnded.Store(true); sub.signalHolders() })
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                group,
 		Brokers:           s.cfg.Brokers,
@@ -288,15 +269,18 @@ func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight in
 		panic(fmt.Sprintf("kafka subscriber: consumer group config: %v", err))
 	}
 	sub.cg = cg
+	sub.engine = s.subs.Start(ctx, delivery.Config{
+		MaxInFlight:  inFlight,
+		DrainTimeout: s.cfg.DrainTimeout,
+		CloseTimeout: s.cfg.CloseTimeout,
+		Finish:       sub.finish,
+		Logger:       log,
+	}, nil)
 	go sub.consume()
-	go sub.run()
+	if origin != "" {
+		go sub.forwardDue()
+	}
 	return sub
-}
-
-func (s *Subscriber) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // Close stops every subscription: no more messages are fetched; handed-out messages get
@@ -305,11 +289,7 @@ func (s *Subscriber) isClosed() bool {
 // are not committed, so the group delivers them again. Close returns when every
 // subscription's channel is closed; it is idempotent, and Subscribe fails after it.
 func (s *Subscriber) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.close()
-	s.running.Wait()
+	s.subs.Close()
 	if err := s.writer.Close(); err != nil {
 		return fmt.Errorf("close kafka subscriber: %w", err)
 	}
@@ -317,8 +297,8 @@ func (s *Subscriber) Close() error {
 }
 
 // subscription is one Subscribe call: a member of the consumer group whose generations each
-// run a fetch loop per assigned partition and a commit loop, and one holder goroutine per
-// message held.
+// run a fetch loop per assigned partition and a commit loop, offering each record to the
+// delivery engine, which holds the messages and stops the subscription.
 //
 // Acks count only in the generation that fetched their message, or in the next one when it
 // keeps the partition with this member (no other member can have owned it in between):
@@ -334,23 +314,13 @@ type subscription struct {
 	log      zerolog.Logger
 	inFlight int
 	cp       *checkpoints
-	out      chan *message.Message
+	engine   *delivery.Engine
 
 	// retryTopic is where messages nacked with a delay go; empty: they wait in memory.
 	retryTopic string
-	// origin is set on a retry topic's subscription: records are not handed out but written
-	// back to their origin topic (this one, unless a header names another) once due.
+	// origin is set on a retry topic's subscription: records are not handed to a router but
+	// written back to their origin topic (this one, unless a header names another) once due.
 	origin string
-
-	slots chan struct{}    // one token per message held; capacity MaxInFlight
-	idle  chan heldMessage // holders waiting for a message to hold; closed by shutdown
-
-	stop       context.Context
-	cancelStop context.CancelFunc
-	unhookStop func() bool
-
-	msgCtx     context.Context
-	cancelMsgs context.CancelFunc
 
 	cg       *kafkago.ConsumerGroup
 	consumed chan struct{} // closed when consume returns, after cg.Close
@@ -363,27 +333,6 @@ type subscription struct {
 	lastMember string
 	// commitMu serialises commits, so that an older commit point never lands after a newer.
 	commitMu sync.Mutex
-
-	// handOutMu guards stopped and the handlers.Add of each hand-out, so that shutdown's
-	// waits on handlers see every message handed out.
-	handOutMu sync.Mutex
-	stopped   bool
-
-	// msgsEnded is set when msgCtx ends, gaveUp when shutdown stops waiting for handlers;
-	// holders learn of either through their own signal channel, so that waiting holders do
-	// not all contend on one shared channel.
-	msgsEnded, gaveUp atomic.Bool
-	signalsMu         sync.Mutex
-	signals           []chan struct{} // one per holder, capacity 1
-	handlers          sync.WaitGroup
-}
-
-// run waits for fetching to stop, then shuts the subscription down.
-func (sub *subscription) run() {
-	defer sub.s.running.Done()
-	defer sub.unhookStop()
-	<-sub.stop.Done()
-	sub.shutdown()
 }
 
 // consume takes each generation the group hands this member until the group is closed.
@@ -429,15 +378,17 @@ func (sub *subscription) begin(gen *kafkago.Generation) {
 	sub.log.Debug().Int32("generation", gen.ID).Ints("partitions", parts).Msg("generation started")
 }
 
-// fetch hands out the messages of partition a, from the assignment's offset or, when this
-// member kept the partition's window from the generation before, from after its highest
-// fetched offset, until the generation (ctx) ends or the subscription stops. It returns only
-// when the generation ends: a function started by Generation.Start that returns ends it.
+// fetch offers the messages of partition a to the engine, in order, from the assignment's
+// offset or, when this member kept the partition's window from the generation before, from
+// after its highest fetched offset, until the generation (ctx) ends or the subscription
+// stops. A message not handed out by then is taken back from the window, for the group to
+// deliver again. It returns only when the generation ends: a function started by
+// Generation.Start that returns ends it.
 func (sub *subscription) fetch(ctx context.Context, a kafkago.PartitionAssignment) {
 	defer func() { <-ctx.Done() }()
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	unhook := context.AfterFunc(sub.stop, cancel)
+	unhook := context.AfterFunc(sub.engine.Stopping(), cancel)
 	defer unhook()
 
 	from := a.Offset
@@ -481,193 +432,15 @@ func (sub *subscription) fetch(ctx context.Context, a kafkago.PartitionAssignmen
 			continue
 		}
 		wait = 0
-		sub.handOut(fctx, m)
-	}
-}
-
-// handOut hands m out (or, on a retry topic, starts waiting to forward it) once there is
-// room, unless ctx ends first: then m is left for the group to deliver again.
-func (sub *subscription) handOut(ctx context.Context, m kafkago.Message) {
-	select {
-	case sub.slots <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	epoch, ok := sub.cp.add(m.Partition, m.Offset)
-	if !ok {
-		<-sub.slots // fetched again: held or acked here already
-		return
-	}
-	sub.handOutMu.Lock()
-	if sub.stopped {
-		sub.handOutMu.Unlock()
-		sub.cp.unfetch(m.Partition, m.Offset, epoch)
-		<-sub.slots
-		return
-	}
-	sub.handlers.Add(1)
-	sub.handOutMu.Unlock()
-	if sub.origin != "" {
-		go sub.forwardWhenDue(m, epoch)
-		return
-	}
-	// Hand out in fetch order per partition; only the answer is awaited concurrently.
-	msg, cancel := sub.message(m)
-	select {
-	case sub.out <- msg:
-	case <-ctx.Done():
-		cancel()
-		sub.cp.unfetch(m.Partition, m.Offset, epoch)
-		sub.handlers.Done()
-		<-sub.slots // left uncommitted for the group to deliver again
-		return
-	}
-	h := heldMessage{m: m, epoch: epoch, msg: msg, cancel: cancel}
-	select {
-	case sub.idle <- h:
-	default:
-		go sub.holder(h)
-	}
-}
-
-// message turns m into a Watermill message whose context ends with cancel. The context is not
-// a child of msgCtx (hold cancels it when msgCtx ends): registering and removing hundreds of
-// thousands of children on one parent costs more than the rest of a hand-out.
-func (sub *subscription) message(m kafkago.Message) (*message.Message, context.CancelFunc) {
-	msg := fromRecord(m)
-	ctx, cancel := context.WithCancel(context.Background())
-	msg.SetContext(ctx)
-	return msg, cancel
-}
-
-// heldMessage is a handed-out message, the record it came from and the checkpoint epoch it
-// is answered under.
-type heldMessage struct {
-	m      kafkago.Message
-	epoch  uint64
-	msg    *message.Message
-	cancel context.CancelFunc
-}
-
-// holder holds h, then whatever run passes it on idle, until shutdown closes idle. Holders
-// outlive their messages (at most one per slot): a goroutine per message would pay for its
-// start and for growing its stack every time.
-func (sub *subscription) holder(h heldMessage) {
-	sig := make(chan struct{}, 1)
-	sub.signalsMu.Lock()
-	sub.signals = append(sub.signals, sig)
-	sub.signalsMu.Unlock()
-	for ok := true; ok; h, ok = <-sub.idle {
-		sub.hold(h, sig)
-	}
-}
-
-// signalHolders wakes every holder to look at msgsEnded and gaveUp again.
-func (sub *subscription) signalHolders() {
-	sub.signalsMu.Lock()
-	defer sub.signalsMu.Unlock()
-	for _, c := range sub.signals {
-		select {
-		case c <- struct{}{}:
-		default:
+		epoch, ok := sub.cp.add(m.Partition, m.Offset)
+		if !ok {
+			continue // fetched again: held or acked here already
+		}
+		if r := newRecord(sub, &m, epoch); !sub.engine.Offer(fctx, r) {
+			sub.cp.unfetch(m.Partition, m.Offset, epoch)
+			r.free()
 		}
 	}
-}
-
-// hold waits for the answer to h.msg, handed out for h.m, until it is acked: a nack with a
-// delay writes the record to the retry topic and acks it (where that fails or there is none,
-// it is handed out again from memory after the delay); a nack without one hands it out again
-// at once. Once the group has moved the partition to another member (h.epoch is over), a
-// nacked message is left to the new owner, and an ack is ignored. The slot taken for the
-// message is held all the while.
-func (sub *subscription) hold(h heldMessage, sig <-chan struct{}) {
-	defer sub.handlers.Done()
-	defer func() { <-sub.slots }()
-	m, msg, cancel := h.m, h.msg, h.cancel
-	for {
-		var delay time.Duration
-		switch sub.await(msg, cancel, sig) {
-		case acked:
-			sub.cp.ack(m.Partition, m.Offset, h.epoch)
-			return
-		case nacked:
-			if !sub.cp.current(m.Partition, h.epoch) {
-				return // the partition's new owner delivers it again
-			}
-			delay = sub.nackDelay(msg)
-			if delay > 0 && sub.retryTopic != "" {
-				if sub.toRetryTopic(m, msg.UUID, delay) {
-					sub.cp.ack(m.Partition, m.Offset, h.epoch)
-					return
-				}
-			}
-		case abandoned:
-			sub.log.Warn().Str("message_uuid", msg.UUID).Int("partition", m.Partition).Int64("offset", m.Offset).
-				Msg("handler did not answer before close timed out; the offset stays uncommitted and the group will redeliver it")
-			return
-		}
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-sub.stop.Done():
-				t.Stop()
-				return // not handed out again: left uncommitted for the group to redeliver
-			}
-			if !sub.cp.current(m.Partition, h.epoch) {
-				return
-			}
-		}
-		msg, cancel = sub.message(m)
-		select {
-		case sub.out <- msg:
-		case <-sub.stop.Done():
-			cancel()
-			return
-		}
-	}
-}
-
-// answer is how a handed-out message ended.
-type answer int
-
-const (
-	acked answer = iota
-	nacked
-	abandoned
-)
-
-// await waits for msg's answer, cancelling its context as soon as msgCtx ends (Subscribe's
-// ctx ended, or shutdown stopped draining) and in any case before it returns. sig is the
-// holder's signal channel (see signalHolders).
-func (sub *subscription) await(msg *message.Message, cancel context.CancelFunc, sig <-chan struct{}) answer {
-	defer cancel()
-	for cancelled := false; ; {
-		if !cancelled && sub.msgsEnded.Load() {
-			cancel()
-			cancelled = true
-		}
-		if sub.gaveUp.Load() {
-			return abandoned
-		}
-		select {
-		case <-msg.Acked():
-			return acked
-		case <-msg.Nacked():
-			return nacked
-		case <-sig:
-		}
-	}
-}
-
-// nackDelay reads the redelivery delay a handler asked for, at nack time.
-func (sub *subscription) nackDelay(msg *message.Message) time.Duration {
-	d, ok := messages.NackDelay(msg.Metadata)
-	if !ok {
-		sub.log.Warn().Str("message_uuid", msg.UUID).Str("nack_delay", msg.Metadata.Get(messages.MetaNackDelay)).
-			Msg("metadata nack delay is not a Go duration; redelivering at once")
-	}
-	return d
 }
 
 // commitLoop commits gen's moved commit points every CommitInterval, and once more when gen
@@ -715,23 +488,9 @@ func (sub *subscription) commit(gen *kafkago.Generation, ending bool) {
 	sub.cp.committed(points)
 }
 
-// shutdown runs after fetching stopped: it lets held messages finish within the configured
-// bounds, commits what is acked, leaves the group and closes the channel.
-func (sub *subscription) shutdown() {
-	sub.handOutMu.Lock()
-	sub.stopped = true
-	sub.handOutMu.Unlock()
-	cfg := sub.s.cfg
-	if sub.s.closing.Err() != nil && cfg.DrainTimeout > 0 {
-		waitFor(&sub.handlers, cfg.DrainTimeout)
-	}
-	sub.cancelMsgs()
-	if !waitFor(&sub.handlers, cfg.CloseTimeout) {
-		sub.gaveUp.Store(true)
-		sub.signalHolders()
-		sub.handlers.Wait()
-	}
-	close(sub.idle) // nothing is handed out any more: idle holders end
+// finish runs when the engine has stopped and every message was answered or given up on:
+// it commits what is acked and leaves the group.
+func (sub *subscription) finish() {
 	sub.genMu.Lock()
 	gen := sub.gen
 	sub.genMu.Unlock()
@@ -742,20 +501,4 @@ func (sub *subscription) shutdown() {
 		sub.log.Warn().Err(err).Msg("leaving the group failed; the group will notice the member gone after the session timeout")
 	}
 	<-sub.consumed
-	close(sub.out)
-	sub.log.Debug().Msg("subscription closed")
-}
-
-// waitFor waits for wg up to d and reports whether it finished.
-func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
 }

@@ -8,8 +8,9 @@
 // own while room allows and the rest travel as one JSON attribute; the Subscriber restores the
 // exact metadata map and the Watermill UUID.
 //
-// The Subscriber runs several long polls of up to ten messages per queue and hands out up to
-// MaxInFlight messages at once, each on its own, so one slow or failing message never holds
+// The Subscriber is a source for the delivery engine (adapters/internal/delivery), which runs
+// several long polls of up to ten messages per queue and hands out up to MaxInFlight
+// messages at once, each on its own, so one slow or failing message never holds
 // back the others of its batch. Acks become batched DeleteMessageBatch calls; a nack makes
 // the message visible again after the delay in messages.MetaNackDelay (at once without one).
 // While a handler holds a message its visibility timeout is extended every half timeout

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -15,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/rs/zerolog"
 
-	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/adapters/internal/delivery"
 )
 
 // Subscriber defaults.
@@ -36,12 +34,6 @@ const (
 // MaxNackDelay is the longest redelivery delay a nack can ask for: SQS's largest visibility
 // timeout.
 const MaxNackDelay = 12 * time.Hour
-
-// gatherWindow is how long a poller waits for more free slots before a small receive.
-const gatherWindow = 2 * time.Millisecond
-
-// retryWaitMax caps the wait between attempts after a failed receive.
-const retryWaitMax = 5 * time.Second
 
 // ErrSubscriberClosed is returned by Subscribe and SubscribeInitialize after Close.
 var ErrSubscriberClosed = errors.New("sqs subscriber is closed (create a new one)")
@@ -115,12 +107,7 @@ type Subscriber struct {
 	client *sqs.Client
 	urls   *urls
 	log    zerolog.Logger
-
-	mu      sync.Mutex
-	closed  bool
-	closing context.Context // cancelled when Close begins
-	close   context.CancelFunc
-	running sync.WaitGroup // one per subscription still running
+	subs   *delivery.Group
 
 	dead deadLetters
 }
@@ -140,16 +127,14 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	cfg.Pollers = min(cmp.Or(cfg.Pollers, max(1, cfg.MaxInFlight/maxBatchEntries)), cfg.MaxInFlight)
 	cfg.WaitTime = cmp.Or(cfg.WaitTime, DefaultWaitTime).Round(time.Second)
 	cfg.CloseTimeout = cmp.Or(cfg.CloseTimeout, DefaultCloseTimeout)
-	s := &Subscriber{cfg: cfg, client: cfg.Client, urls: newURLs(cfg.Client), log: cfg.Logger}
-	s.closing, s.close = context.WithCancel(context.Background())
-	return s, nil
+	return &Subscriber{cfg: cfg, client: cfg.Client, urls: newURLs(cfg.Client), log: cfg.Logger, subs: delivery.NewGroup()}, nil
 }
 
 // SubscribeInitialize creates queue topic, with SQS's default attributes, if it does not
 // exist. infleet itself never calls it: its queues come from EnsureQueues with their redrive
 // policy, and start-up checks them with CheckQueues. It is idempotent.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
-	if s.isClosed() {
+	if s.subs.Closed() {
 		return ErrSubscriberClosed
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultPublishTimeout)
@@ -164,31 +149,35 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 // waiting. The channel is closed after ctx ends or Close is called, once every message handed
 // out was answered or given up on.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.subs.Join() {
 		return nil, ErrSubscriberClosed
 	}
-	s.running.Add(1)
-	s.mu.Unlock()
-
 	url, err := s.urls.get(ctx, topic)
 	if err != nil {
-		s.running.Done()
+		s.subs.Leave()
 		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
 	}
 	log := s.log.With().Str("topic", topic).Logger()
-	sub := &subscription{
-		s:       s,
-		topic:   topic,
-		url:     url,
-		log:     log,
-		out:     make(chan *message.Message),
-		slots:   make(chan struct{}, s.cfg.MaxInFlight),
-		abandon: make(chan struct{}),
-		held:    map[*heldMessage]struct{}{},
-	}
-	sub.deleter = newBatcher(log, "delete", func(ctx context.Context, b []batchEntry) ([]types.BatchResultErrorEntry, error) {
+	src := s.newSource(topic, url, log)
+	e := s.subs.Start(ctx, delivery.Config{
+		MaxInFlight:  s.cfg.MaxInFlight,
+		MaxFetch:     maxBatchEntries,
+		Fetchers:     s.cfg.Pollers,
+		Lease:        s.cfg.VisibilityTimeout,
+		ExtendBatch:  maxBatchEntries,
+		DrainTimeout: s.cfg.DrainTimeout,
+		CloseTimeout: s.cfg.CloseTimeout,
+		Finish:       src.finish,
+		Logger:       log,
+	}, src)
+	return e.Messages(), nil
+}
+
+// newSource returns the source of a subscription to queue topic at url, with its batchers
+// running: its finish stops them.
+func (s *Subscriber) newSource(topic, url string, log zerolog.Logger) *source {
+	src := &source{s: s, topic: topic, url: url, log: log}
+	src.deleter = newBatcher(log, "delete", func(ctx context.Context, b []batchEntry) ([]types.BatchResultErrorEntry, error) {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(b))
 		for i, e := range b {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(e.id), ReceiptHandle: aws.String(e.receipt)}
@@ -199,23 +188,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		}
 		return out.Failed, nil
 	})
-	sub.changer = newBatcher(log, "change visibility", func(ctx context.Context, b []batchEntry) ([]types.BatchResultErrorEntry, error) {
+	src.changer = newBatcher(log, "change visibility", func(ctx context.Context, b []batchEntry) ([]types.BatchResultErrorEntry, error) {
 		return s.changeVisibility(ctx, url, b)
 	})
-	// stop ends receiving: Subscribe's ctx ended or Close began.
-	sub.stop, sub.cancelStop = context.WithCancel(ctx)
-	sub.unhookStop = context.AfterFunc(s.closing, sub.cancelStop)
-	// Messages' contexts end with Subscribe's ctx, or when shutdown cancels them.
-	sub.msgCtx, sub.cancelMsgs = context.WithCancel(ctx)
-	sub.heartbeatStop = make(chan struct{})
-	sub.heartbeatDone = make(chan struct{})
-	go sub.heartbeat()
-	for range s.cfg.Pollers {
-		sub.pollers.Add(1)
-		go sub.poll()
-	}
-	go sub.run()
-	return sub.out, nil
+	return src
 }
 
 // changeVisibility sends one ChangeMessageVisibilityBatch call for b (at most ten entries).
@@ -231,12 +207,6 @@ func (s *Subscriber) changeVisibility(ctx context.Context, url string, b []batch
 	return out.Failed, nil
 }
 
-func (s *Subscriber) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 // Close stops every subscription: no more messages are received (a long poll under way is
 // interrupted); handed-out messages get DrainTimeout to finish, then their contexts are
 // cancelled and handlers get CloseTimeout to answer. Messages never handed out are made
@@ -245,351 +215,6 @@ func (s *Subscriber) isClosed() bool {
 // returns when every subscription's channel is closed; it is idempotent, and Subscribe fails
 // after it. It does not close the client.
 func (s *Subscriber) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.close()
-	s.running.Wait()
+	s.subs.Close()
 	return nil
-}
-
-// subscription is one Subscribe call: pollers, a heartbeat, two batchers and one goroutine
-// per message held.
-type subscription struct {
-	s     *Subscriber
-	topic string
-	url   string
-	log   zerolog.Logger
-	out   chan *message.Message
-
-	slots chan struct{} // one token per message held; capacity MaxInFlight
-
-	stop       context.Context
-	cancelStop context.CancelFunc
-	unhookStop func() bool
-
-	msgCtx     context.Context
-	cancelMsgs context.CancelFunc
-
-	deleter *batcher
-	changer *batcher
-
-	hmu           sync.Mutex
-	held          map[*heldMessage]struct{}
-	heartbeatStop chan struct{}
-	heartbeatDone chan struct{}
-
-	pollers  sync.WaitGroup
-	abandon  chan struct{} // closed when shutdown stops waiting for handlers
-	handlers sync.WaitGroup
-}
-
-// run waits for the pollers to stop, then shuts the subscription down.
-func (sub *subscription) run() {
-	defer sub.s.running.Done()
-	defer sub.unhookStop()
-	defer sub.cancelStop()
-	<-sub.stop.Done()
-	sub.pollers.Wait()
-	sub.shutdown()
-}
-
-// poll receives messages while there is room for them, until the subscription stops.
-func (sub *subscription) poll() {
-	defer sub.pollers.Done()
-	wait := time.Duration(0)
-	for {
-		n := sub.acquire()
-		if n == 0 {
-			return
-		}
-		err := sub.receive(n)
-		if err == nil {
-			wait = 0
-			continue
-		}
-		if sub.stop.Err() != nil {
-			return
-		}
-		wait = min(max(2*wait, 100*time.Millisecond), retryWaitMax)
-		if isMissingQueue(err) {
-			sub.log.Error().Err(err).Dur("retry_in", wait).Msg("SQS queue does not exist; run \"infleet init\" or create it")
-		} else {
-			sub.log.Warn().Err(err).Dur("retry_in", wait).Msg("receiving messages failed; retrying")
-		}
-		select {
-		case <-time.After(wait):
-		case <-sub.stop.Done():
-			return
-		}
-	}
-}
-
-// acquire waits for at least one free slot and takes up to ten; it returns how many it took,
-// 0 when the subscription stops. When few slots are free it gathers more for up to
-// gatherWindow, so a busy subscription does not receive one message per call.
-func (sub *subscription) acquire() int {
-	if sub.stop.Err() != nil {
-		return 0
-	}
-	select {
-	case sub.slots <- struct{}{}:
-	case <-sub.stop.Done():
-		return 0
-	}
-	limit := min(maxBatchEntries, cap(sub.slots))
-	n := 1 + sub.grab(limit-1)
-	if want := min(limit, cap(sub.slots)/4); n < want {
-		t := time.NewTimer(gatherWindow)
-		defer t.Stop()
-	gather:
-		for n < want {
-			select {
-			case sub.slots <- struct{}{}:
-				n++
-			case <-t.C:
-				break gather
-			case <-sub.stop.Done():
-				break gather
-			}
-		}
-		n += sub.grab(limit - n)
-	}
-	return n
-}
-
-// grab takes up to limit free slots without waiting and returns how many it took.
-func (sub *subscription) grab(limit int) int {
-	n := 0
-	for n < limit {
-		select {
-		case sub.slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
-	return n
-}
-
-func (sub *subscription) release(n int) {
-	for range n {
-		<-sub.slots
-	}
-}
-
-// receive long-polls for up to n messages, for which slots are taken, and starts a goroutine
-// for each that arrives.
-func (sub *subscription) receive(n int) error {
-	cfg := sub.s.cfg
-	out, err := sub.s.client.ReceiveMessage(sub.stop, &sqs.ReceiveMessageInput{
-		QueueUrl:                    aws.String(sub.url),
-		MaxNumberOfMessages:         int32(n),
-		WaitTimeSeconds:             int32(cfg.WaitTime / time.Second),
-		VisibilityTimeout:           int32(cfg.VisibilityTimeout / time.Second),
-		MessageAttributeNames:       []string{"All"},
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
-	})
-	if err != nil {
-		sub.release(n)
-		return err
-	}
-	received := time.Now()
-	for _, m := range out.Messages {
-		sub.handlers.Add(1)
-		go sub.hold(m, received)
-	}
-	sub.release(n - len(out.Messages))
-	return nil
-}
-
-// heldMessage is a received message the subscription keeps invisible until it is answered.
-type heldMessage struct {
-	receipt string
-
-	mu        sync.Mutex // held by the heartbeat while it extends the message
-	done      bool       // answered or given up: no more extensions
-	visibleAt time.Time  // when SQS makes the message visible again, as last extended
-}
-
-// hold hands m to the channel and waits for its answer, while the heartbeat keeps it
-// invisible.
-func (sub *subscription) hold(m types.Message, received time.Time) {
-	defer sub.handlers.Done()
-	defer sub.release(1)
-
-	msg, err := decode(m)
-	if err != nil {
-		// The message can never be read: it comes back after its visibility timeout, not at
-		// once, until the queue's redrive policy moves it to the dead-letter queue.
-		sub.log.Error().Err(err).Str("sqs_message_id", aws.ToString(m.MessageId)).Int("receive_count", receiveCount(m)).
-			Msg("cannot decode SQS message; leaving it for the queue's redrive policy to dead-letter")
-		return
-	}
-	receipt := aws.ToString(m.ReceiptHandle)
-	h := &heldMessage{receipt: receipt, visibleAt: received.Add(sub.s.cfg.VisibilityTimeout)}
-	sub.hmu.Lock()
-	sub.held[h] = struct{}{}
-	sub.hmu.Unlock()
-	defer sub.forget(h)
-
-	ctx, cancel := context.WithCancel(sub.msgCtx)
-	defer cancel()
-	msg.SetContext(ctx)
-
-	if sub.stop.Err() != nil {
-		sub.forget(h)
-		sub.changer.add(receipt, 0) // arrived while stopping: give it back at once
-		return
-	}
-	select {
-	case sub.out <- msg:
-	case <-sub.stop.Done():
-		sub.forget(h)
-		sub.changer.add(receipt, 0)
-		return
-	}
-	select {
-	case <-msg.Acked():
-		sub.forget(h)
-		sub.deleter.add(receipt, 0)
-	case <-msg.Nacked():
-		sub.forget(h)
-		sub.changer.add(receipt, sub.nackDelay(msg))
-	case <-sub.abandon:
-		h.mu.Lock()
-		visibleAt := h.visibleAt
-		h.mu.Unlock()
-		sub.log.Warn().Str("message_uuid", msg.UUID).Dur("redelivery_in", time.Until(visibleAt)).
-			Msg("handler did not answer before close timed out; SQS will deliver the message again")
-	}
-}
-
-// forget ends the heartbeat of h, waiting for an extension under way, so that an extension
-// never lands after the visibility change of a nack. It is idempotent.
-func (sub *subscription) forget(h *heldMessage) {
-	h.mu.Lock()
-	h.done = true
-	h.mu.Unlock()
-	sub.hmu.Lock()
-	delete(sub.held, h)
-	sub.hmu.Unlock()
-}
-
-// nackDelay reads the redelivery delay a handler asked for, at nack time, in whole seconds
-// rounded up and capped at MaxNackDelay.
-func (sub *subscription) nackDelay(msg *message.Message) int32 {
-	d, ok := messages.NackDelay(msg.Metadata)
-	if !ok {
-		sub.log.Warn().Str("message_uuid", msg.UUID).Str("nack_delay", msg.Metadata.Get(messages.MetaNackDelay)).
-			Msg("metadata nack delay is not a Go duration; redelivering at once")
-	}
-	return int32(math.Ceil(min(d, MaxNackDelay).Seconds()))
-}
-
-// heartbeat extends, every quarter of the visibility timeout, the held messages that have
-// less than half of it left, ten per call, until shutdown stops it.
-func (sub *subscription) heartbeat() {
-	defer close(sub.heartbeatDone)
-	vt := sub.s.cfg.VisibilityTimeout
-	t := time.NewTicker(vt / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-sub.heartbeatStop:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		var due []*heldMessage
-		sub.hmu.Lock()
-		for h := range sub.held {
-			if h.visibleAt.Sub(now) <= vt/2 {
-				due = append(due, h)
-			}
-		}
-		sub.hmu.Unlock()
-		for len(due) > 0 {
-			n := min(len(due), maxBatchEntries)
-			sub.extend(due[:n])
-			due = due[n:]
-		}
-	}
-}
-
-// extend sets the visibility timeout of hs (at most ten) to the full timeout again.
-func (sub *subscription) extend(hs []*heldMessage) {
-	vt := sub.s.cfg.VisibilityTimeout
-	var batch []batchEntry
-	var locked []*heldMessage
-	for i, h := range hs {
-		h.mu.Lock()
-		if h.done {
-			h.mu.Unlock()
-			continue
-		}
-		locked = append(locked, h)
-		batch = append(batch, batchEntry{id: fmt.Sprint(i), receipt: h.receipt, visibility: int32(vt / time.Second)})
-	}
-	defer func() {
-		for _, h := range locked {
-			h.mu.Unlock()
-		}
-	}()
-	if len(batch) == 0 {
-		return
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), vt/2)
-	defer cancel()
-	failed, err := sub.s.changeVisibility(ctx, sub.url, batch)
-	if err != nil {
-		sub.log.Warn().Err(err).Int("messages", len(batch)).Msg("extending the visibility of held messages failed; they may be delivered again while they run")
-		return
-	}
-	bad := map[string]bool{}
-	for _, f := range failed {
-		bad[aws.ToString(f.Id)] = true
-		sub.log.Warn().Str("code", aws.ToString(f.Code)).Str("reason", aws.ToString(f.Message)).
-			Msg("extending the visibility of a held message failed; it may be delivered again while it runs")
-	}
-	for i, h := range locked {
-		if !bad[batch[i].id] {
-			h.visibleAt = start.Add(vt)
-		}
-	}
-}
-
-// shutdown runs after receiving stopped: it lets held messages finish within the configured
-// bounds, sends the pending acks and nacks, then closes the channel.
-func (sub *subscription) shutdown() {
-	cfg := sub.s.cfg
-	if sub.s.closing.Err() != nil && cfg.DrainTimeout > 0 {
-		waitFor(&sub.handlers, cfg.DrainTimeout)
-	}
-	sub.cancelMsgs()
-	if !waitFor(&sub.handlers, cfg.CloseTimeout) {
-		close(sub.abandon)
-		sub.handlers.Wait()
-	}
-	close(sub.heartbeatStop)
-	<-sub.heartbeatDone
-	sub.deleter.close()
-	sub.changer.close()
-	close(sub.out)
-	sub.log.Debug().Msg("subscription closed")
-}
-
-// waitFor waits for wg up to d and reports whether it finished.
-func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
 }
