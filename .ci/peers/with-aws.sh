@@ -18,6 +18,7 @@ fi
 
 FAUXQS_VERSION=1.9.2
 DYNALITE_VERSION=4.0.0
+here=$(cd "$(dirname "$0")" && pwd)
 peers=${INFLEET_PEERS_DIR:-$HOME/.cache/infleet-peers}
 tmp=${TMPDIR:-/tmp}
 
@@ -103,7 +104,7 @@ start_peer() {
 }
 
 run_fauxqs() { FAUXQS_PORT=$1 FAUXQS_HOST=localhost FAUXQS_LOGGER=false node "$peers/node_modules/fauxqs/dist/cli.js"; }
-run_dynalite() { node "$peers/node_modules/dynalite/cli.js" --port "$1"; }
+run_dynalite() { DYNALITE_CLI="$peers/node_modules/dynalite/cli.js" node "$here/dynalite.js" --port "$1"; }
 
 pids=()
 claimed=()
