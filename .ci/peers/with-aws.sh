@@ -103,8 +103,9 @@ start_peer() {
 	exit 1
 }
 
-run_fauxqs() { FAUXQS_PORT=$1 FAUXQS_HOST=localhost FAUXQS_LOGGER=false node "$peers/node_modules/fauxqs/dist/cli.js"; }
-run_dynalite() { DYNALITE_CLI="$peers/node_modules/dynalite/cli.js" node "$here/dynalite.js" --port "$1"; }
+# The peers replace their shell (exec): the pid the script stops at the end is the peer itself.
+run_fauxqs() { FAUXQS_PORT=$1 FAUXQS_HOST=localhost FAUXQS_LOGGER=false exec node "$peers/node_modules/fauxqs/dist/cli.js"; }
+run_dynalite() { DYNALITE_CLI="$peers/node_modules/dynalite/cli.js" exec node "$here/dynalite.js" --port "$1"; }
 
 pids=()
 claimed=()
