@@ -190,6 +190,9 @@ func (a *api) itemFailure(r *http.Request, i int, err error) *Problem {
 			Msg("batch item not queued: the client went away")
 		return itemProblem(statusClientClosed, SlugUnavailable, "the client went away before this job was queued", nil)
 	}
+	if isPermanent(err) {
+		return itemProblem(http.StatusBadRequest, SlugInvalidBody, err.Error(), nil)
+	}
 	log := a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Int("index", i)
 	if errors.Is(err, pipeline.ErrStorageFull) {
 		log.Msg("batch item not queued: disk full")

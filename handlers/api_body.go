@@ -326,6 +326,10 @@ func (a *api) failed(w http.ResponseWriter, r *http.Request, err error, notFound
 		a.log.Debug().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Msg("client went away")
 		w.WriteHeader(statusClientClosed)
 		return
+	case isPermanent(err):
+		// The job store refuses this job for good (larger than its items hold).
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, err.Error()))
+		return
 	case errors.Is(err, pipeline.ErrStorageFull):
 		a.log.Error().Err(err).Str("request_id", RequestIDFromContext(r.Context())).Msg("dependency unavailable: disk full")
 		writeProblem(w, r, diskFullProblem())
@@ -362,3 +366,9 @@ const statusClientClosed = 499
 // when the connection closes), as opposed to timed out. What fails after that is the
 // consequence of the departure, not a dependency failure, and nobody reads the answer.
 func clientLeft(r *http.Request) bool { return errors.Is(r.Context().Err(), context.Canceled) }
+
+// isPermanent reports whether err is a refusal no retry can change (pipeline.PermanentError).
+func isPermanent(err error) bool {
+	_, ok := errors.AsType[*pipeline.PermanentError](err)
+	return ok
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
@@ -103,7 +104,7 @@ func (s *Store) jobItem(rec messages.JobRecord, version int64) (map[string]types
 		item[attrExpiresAt] = numAttr(exp)
 	}
 	if size := itemSize(item); size > maxItemBytes {
-		return nil, fmt.Errorf("dynamodb store: job %s takes %d bytes, over DynamoDB's 400 KB item limit (send large inputs as s3_uri, or lower http.max_body_bytes)", rec.JobID, size)
+		return nil, pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("dynamodb store: job %s takes %d bytes, over DynamoDB's 400 KB item limit (send large inputs as s3_uri, or lower http.max_body_bytes)", rec.JobID, size))
 	}
 	return item, nil
 }

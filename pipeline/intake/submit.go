@@ -64,6 +64,9 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 	}
 	rec := pipeline.NewJobRecord(job, spec, opt.Tenant, time.Now().UTC())
 	stored, created, err := s.createAfterPublish(ctx, rec)
+	if _, ok := errors.AsType[*pipeline.PermanentError](err); ok {
+		return messages.JobRecord{}, false, fmt.Errorf("record job %s: %w", job.JobID, err)
+	}
 	if err != nil {
 		return messages.JobRecord{}, false, fmt.Errorf("record job %s: %w: %w", job.JobID, pipeline.ErrUnavailable, err)
 	}
@@ -88,6 +91,9 @@ func (s *Service) createAfterPublish(ctx context.Context, rec messages.JobRecord
 		stored, created, err := s.cfg.Store.Create(ctx, rec)
 		if err == nil {
 			return stored, created, nil
+		}
+		if _, ok := errors.AsType[*pipeline.PermanentError](err); ok {
+			return messages.JobRecord{}, false, err // the worker dead-letters the message too
 		}
 		delay := min(time.Duration(attempt)*50*time.Millisecond, time.Second)
 		s.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Int("attempt", attempt).

@@ -180,6 +180,17 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	start := time.Now()
 	rec, run, err := w.admit(ctx, job, d)
 	w.cfg.Metrics.StageDone("admit", start)
+	if perm, ok := errors.AsType[*pipeline.PermanentError](err); ok {
+		// The store will never take this job's record (a message dropped on a queue that is
+		// too large for it): no retry can help, so its message goes to the dead-letter place.
+		jerr := messages.JobError{Code: perm.Code, Message: perm.Error()}
+		key := messageKeyPrefix + d.MessageID
+		if derr := w.deadLetter(ctx, d, jerr, 0, job.JobID, job.Task); derr != nil {
+			return w.infraRetry(key, classify(pipeline.Infrastructure("dead-letter", derr)).jobErr, "dead-letter")
+		}
+		w.ledger.forget(key)
+		return Outcome{}
+	}
 	if err != nil {
 		// Nothing was recorded, so nothing was spent.
 		return w.infraRetry(job.JobID, classify(pipeline.Infrastructure("admit", err)).jobErr, "admit")

@@ -318,3 +318,34 @@ func TestWorkerRecordsFallbacksAndPromptOnTheJob(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 }
+
+// refusingStore is a real job store that refuses every new record for good, as DynamoDB does
+// a job over its item size.
+type refusingStore struct{ pipeline.JobStore }
+
+func (refusingStore) Create(context.Context, messages.JobRecord) (messages.JobRecord, bool, error) {
+	return messages.JobRecord{}, false, pipeline.Permanent(messages.ErrCodeInvalidJob, errors.New("job too large for the store"))
+}
+
+// A message whose record the store will never take goes to the dead-letter place at once
+// instead of being retried as an infrastructure failure without end.
+func TestWorkerDeadLettersAJobTheStoreRefusesForGood(t *testing.T) {
+	t.Parallel()
+	b := pipelinetest.Setup(t, nil)
+	w, err := worker.New(worker.Config{Store: refusingStore{b.Store}, Results: b.Results,
+		Router: pipelinetest.Picker{Model: pipeline.Model{Name: "fast", Client: b.Model}}, DeadLetters: b.PubSub,
+		Topics: pipelinetest.Topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := w.Process(context.Background(), pipelinetest.JobDelivery(t, pipelinetest.TextJob("huge"))); out.Retry {
+		t.Fatalf("outcome %+v, want the delivery acknowledged", out)
+	}
+	dead := pipelinetest.Receive(t, b.Dead)
+	if code := dead.Metadata.Get(pipeline.MetaDeadCode); code != messages.ErrCodeInvalidJob {
+		t.Fatalf("dead-letter code %q, want %s", code, messages.ErrCodeInvalidJob)
+	}
+	if n := b.Model.Calls.Load(); n != 0 {
+		t.Fatalf("model calls %d, want 0", n)
+	}
+}
