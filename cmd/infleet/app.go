@@ -112,11 +112,14 @@ func (a *app) logDurability() {
 	if len(unaffected) > 0 {
 		ev = ev.Strs("unaffected", unaffected)
 	}
-	if a.cfg.Fsync() {
-		ev.Msg("durability: a job answered 202 survives a power loss (the embedded queue and SQLite fsync every write)")
-		return
+	switch {
+	case len(governs) == 0:
+		ev.Msg("durability: no part of this process follows it; the transport and the store keep their own durability")
+	case a.cfg.Fsync():
+		ev.Msg("durability: the parts it governs fsync every write before a 202 (survives a power loss)")
+	default:
+		ev.Msg("durability: the parts it governs hand writes to the operating system before a 202 (survives a crash of the process, not necessarily a power loss)")
 	}
-	ev.Msg("durability: a job answered 202 survives a crash of the process, not necessarily a power loss")
 }
 
 // sqliteSynchronous is the SQLite synchronous setting durability asks for.
