@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// Defaults of the top-level settings (addr, data_dir), applied by ApplyDefaults (and so by Load) to
+// Defaults of the top-level settings (addr, data_dir; durability is in durability.go), applied by ApplyDefaults (and so by Load) to
 // every setting left unset.
 const (
 	DefaultAddr    = ":8080"
@@ -26,12 +26,17 @@ type Config struct {
 	// Addr is the HTTP listen address. Default ":8080".
 	Addr string `yaml:"addr,omitempty"`
 	// DataDir holds the embedded transport, the SQLite store and result files. Default "./data".
-	DataDir   string    `yaml:"data_dir,omitempty"`
-	Transport Transport `yaml:"transport,omitempty"`
-	Store     Store     `yaml:"store,omitempty"`
-	Results   Results   `yaml:"results,omitempty"`
-	Notify    Notify    `yaml:"notify,omitempty"`
-	Workers   Workers   `yaml:"workers,omitempty"`
+	DataDir string `yaml:"data_dir,omitempty"`
+	// Durability says what a job answered 202 survives: "process" (a crash of the process) or
+	// "fsync" (a power loss too: the embedded queue and SQLite fsync every write). It governs the
+	// embedded transport and the SQLite store; the other transports and stores are unaffected.
+	// Default "process".
+	Durability string    `yaml:"durability,omitempty"`
+	Transport  Transport `yaml:"transport,omitempty"`
+	Store      Store     `yaml:"store,omitempty"`
+	Results    Results   `yaml:"results,omitempty"`
+	Notify     Notify    `yaml:"notify,omitempty"`
+	Workers    Workers   `yaml:"workers,omitempty"`
 	// Models names every model jobs can use. Default: one sim model named "fast" with 20ms latency.
 	Models []Model `yaml:"models,omitempty"`
 	// Routes maps a task to a model name; the "default" route catches every other task. Default
@@ -75,6 +80,7 @@ func (c *Config) ApplyDefaults() {
 	// routes the models.
 	c.Addr = cmp.Or(c.Addr, DefaultAddr)
 	c.DataDir = cmp.Or(c.DataDir, DefaultDataDir)
+	c.Durability = cmp.Or(c.Durability, DefaultDurability)
 	c.Transport.applyDefaults()
 	c.Store.applyDefaults(c.DataDir)
 	c.Results.applyDefaults()

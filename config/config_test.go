@@ -39,8 +39,9 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Addr:    ":8080",
-		DataDir: "./data",
+		Addr:       ":8080",
+		DataDir:    "./data",
+		Durability: "process",
 		Transport: Transport{
 			Kind:     "embedded",
 			Embedded: Embedded{StreamPrefix: "INFLEET"},
@@ -99,6 +100,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 const fullConfig = `
 addr: "127.0.0.1:9090"
 data_dir: /var/lib/infleet
+durability: fsync
 transport:
   kind: sqs
   sqs:
@@ -160,6 +162,8 @@ func TestLoadFullConfig(t *testing.T) {
 	}{
 		{"addr", c.Addr, "127.0.0.1:9090"},
 		{"sqlite path follows data_dir", c.Store.SQLite.Path, "/var/lib/infleet/infleet.db"},
+		{"durability", c.Durability, DurabilityFsync},
+		{"fsync", c.Fsync(), true},
 		{"sqs queues", c.Transport.SQS.Queues, PriorityNames{"q-high", "q-normal", "q-low"}},
 		{"visibility", c.Transport.SQS.VisibilityTimeout, 2 * time.Minute},
 		{"brokers", c.Transport.Kafka.Brokers, []string{"k1:9092", "k2:9092"}},

@@ -15,6 +15,7 @@ func TestEnvOverrides(t *testing.T) {
 	c, err := Load(path, []string{
 		"INFLEET_ADDR=:9090",
 		"INFLEET_DATA_DIR=/tmp/infleet",
+		"INFLEET_DURABILITY=fsync",
 		"INFLEET_TRANSPORT_KIND=kafka",
 		"INFLEET_TRANSPORT_KAFKA_BROKERS= k1:9092, k2:9092 ,",
 		"INFLEET_TRANSPORT_SQS_QUEUES_HIGH=urgent",
@@ -38,6 +39,7 @@ func TestEnvOverrides(t *testing.T) {
 	}{
 		{"addr", c.Addr, ":9090"},
 		{"data dir", c.DataDir, "/tmp/infleet"},
+		{"durability", c.Durability, "fsync"},
 		{"sqlite path follows", c.Store.SQLite.Path, "/tmp/infleet/infleet.db"},
 		{"kind", c.Transport.Kind, "kafka"},
 		{"brokers", c.Transport.Kafka.Brokers, []string{"k1:9092", "k2:9092"}},
@@ -62,12 +64,14 @@ func TestEnvOverrideProblemsNameTheVariable(t *testing.T) {
 		"INFLEET_WORKERS_CONCURRENCY=lots",
 		"INFLEET_WORKERS_STRICT=maybe",
 		"INFLEET_TRANSPORT_KIND=rabbit",
+		"INFLEET_DURABILITY=disk",
 		"INFLEET_TRANSPORT_SQS_VISIBILITY_TIMEOUT=60",
 	})
 	got := problemsOf(t, err)
 	want := []schemas.FieldError{
 		{Field: "workers.concurrency", Message: `INFLEET_WORKERS_CONCURRENCY="lots": must be an integer`},
 		{Field: "workers.strict", Message: `INFLEET_WORKERS_STRICT="maybe": must be true or false`},
+		{Field: "durability", Message: "must be one of process, fsync (set by INFLEET_DURABILITY)"},
 		{Field: "transport.kind", Message: "must be one of embedded, sqs, kafka (set by INFLEET_TRANSPORT_KIND)"},
 		{Field: "transport.sqs.visibility_timeout", Message: "must be a Go duration such as 250ms, 30s or 1m30s (set by INFLEET_TRANSPORT_SQS_VISIBILITY_TIMEOUT)"},
 	}

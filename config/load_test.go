@@ -17,6 +17,7 @@ func TestLoadListsEveryStructuralProblem(t *testing.T) {
 	t.Parallel()
 	path := writeConfig(t, `
 adr: ":8080"
+durability: disk
 transport: {kind: rabbit, sqs: {visibility_timeout: soon}}
 store: {kind: sqlite, sqlite: {path: ""}}
 workers: {concurrency: "many", max_attempts: 0, priority_weights: {high: -1}}
@@ -29,6 +30,7 @@ log: {format: text}
 	got := problemsOf(t, err)
 	want := []schemas.FieldError{
 		{Field: "adr", Message: "is not a known field (did you mean addr?)"},
+		{Field: "durability", Message: "must be one of process, fsync"},
 		{Field: "http.max_body_bytes", Message: "must be at least 1024"},
 		{Field: "log.format", Message: "must be one of json, pretty, auto"},
 		{Field: "models[0].latency", Message: "must be a Go duration such as 250ms, 30s or 1m30s (write zero as 0s)"},

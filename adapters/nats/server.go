@@ -288,6 +288,14 @@ func (s *Server) Connect() (*natsgo.Conn, error) {
 	return nc, nil
 }
 
+// SyncAlways reports whether the running JetStream fsyncs every write (ServerConfig.SyncAlways),
+// read back from JetStream's own configuration; false also while JetStream is down (being
+// restarted after a failed write, or after Shutdown).
+func (s *Server) SyncAlways() bool {
+	c := s.ns.JetStreamConfig()
+	return c != nil && c.SyncAlways
+}
+
 // ClientURL is the nats:// URL other processes use to reach the server; it is meaningful only
 // when ServerConfig.Listen was set.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }

@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,7 @@ var ErrClosed = errors.New("sqlite store is closed (the process is shutting down
 type Store struct {
 	log  zerolog.Logger
 	path string
+	sync string // PRAGMA synchronous of the write connection, read at Open: NORMAL or FULL
 
 	wdb   *sql.DB   // the write database, holding exactly one connection: wconn
 	wconn *sql.Conn // owned by the writer goroutine after Open
@@ -196,6 +198,9 @@ func (s *Store) openDatabases(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("sqlite store: open %s (check that the file is a SQLite database and is writable): %w", cfg.Path, err)
 	}
+	if s.sync, err = readSynchronous(ctx, s.wconn); err != nil {
+		return err
+	}
 	version, err := migrate(ctx, s.wconn)
 	if err != nil {
 		return err
@@ -229,6 +234,31 @@ func (s *Store) openDatabases(ctx context.Context, cfg Config) error {
 		Int("read_connections", readers).Msg("sqlite job store open")
 	return nil
 }
+
+// readSynchronous reads PRAGMA synchronous on conn and names it as Config.Synchronous does.
+func readSynchronous(ctx context.Context, conn *sql.Conn) (string, error) {
+	var level int
+	if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+		return "", fmt.Errorf("sqlite store: read PRAGMA synchronous: %w", err)
+	}
+	switch level {
+	case 0:
+		return "OFF", nil
+	case 1:
+		return SynchronousNormal, nil
+	case 2:
+		return SynchronousFull, nil
+	case 3:
+		return "EXTRA", nil
+	}
+	return strconv.Itoa(level), nil
+}
+
+// Synchronous returns the synchronous setting SQLite reported on the write connection when the
+// store opened — the one every commit runs under: "NORMAL" (a commit survives a crash of the
+// process) or "FULL" (it is fsynced, and survives a power loss too). It is the value of
+// Config.Synchronous as SQLite applied it, read back rather than remembered.
+func (s *Store) Synchronous() string { return s.sync }
 
 // dsn returns the data source name of a write or read-only connection to cfg.Path.
 func dsn(cfg Config, readOnly bool) string {

@@ -379,3 +379,23 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("Check once space returned: %v", err)
 	}
 }
+
+func TestSynchronousIsWhatSQLiteApplied(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ set, want string }{
+		{"", sqlite.SynchronousNormal},
+		{"normal", sqlite.SynchronousNormal},
+		{"FULL", sqlite.SynchronousFull},
+	} {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db"), Synchronous: tc.set})
+		if err != nil {
+			t.Fatalf("Open(Synchronous %q): %v", tc.set, err)
+		}
+		if got := s.Synchronous(); got != tc.want {
+			t.Errorf("Synchronous %q: store reports %q, want %q", tc.set, got, tc.want)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+}

@@ -141,6 +141,20 @@ func TestChildConfigLoads(t *testing.T) {
 	if cfg.Store.RetentionPeriod() != time.Second || cfg.Store.RetentionInterval != 250*time.Millisecond {
 		t.Fatalf("generated config with a 1s retention loads as store %+v", cfg.Store)
 	}
+	if cfg.Durability != config.DurabilityProcess {
+		t.Fatalf("generated config without a durability loads with %q, want the default", cfg.Durability)
+	}
+
+	c.durability = config.DurabilityFsync
+	if err := os.WriteFile(path, []byte(c.yaml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(path, nil); err != nil {
+		t.Fatalf("config.Load of the generated config at durability fsync: %v\n%s", err, c.yaml())
+	}
+	if cfg.Durability != config.DurabilityFsync || cfg.Store.RetentionPeriod() != time.Second {
+		t.Fatalf("generated config at durability fsync with a 1s retention loads with durability %q, store %+v", cfg.Durability, cfg.Store)
+	}
 }
 
 func TestBareHandler(t *testing.T) {
@@ -171,11 +185,14 @@ func TestParseOptions(t *testing.T) {
 		t.Fatalf("rc = %d: %s", rc, errOut.String())
 	}
 	if strings.Join(o.scenarios, ",") != "memory,burndown" || o.memoryJobs != 5000 || o.roundTime != time.Second ||
-		o.burndownRetention != time.Second || o.burndownRounds != 3 {
+		o.burndownRetention != time.Second || o.burndownRounds != 3 || !o.burndownFsync {
 		t.Fatalf("options = %+v", o)
 	}
 	if _, rc := parseOptions([]string{"-burndown-retention", "-1s"}, &errOut); rc != exitUsage {
 		t.Fatalf("negative -burndown-retention: rc = %d", rc)
+	}
+	if o, rc := parseOptions([]string{"-burndown-fsync=false"}, &errOut); rc != -1 || o.burndownFsync {
+		t.Fatalf("-burndown-fsync=false: rc = %d, burndownFsync %v", rc, o.burndownFsync)
 	}
 	if _, rc := parseOptions([]string{"-scenario", "nope"}, &errOut); rc != exitUsage {
 		t.Fatalf("unknown scenario: rc = %d", rc)

@@ -61,6 +61,8 @@ Scenarios (-scenario, comma-separated; default all):
                (1s), in which the reaper deletes finished jobs and their result files while the
                workers burn the backlog down: -burndown-rounds (3) rounds of one run each way,
                alternating which goes first; the median per-round ratio is reported.
+               It is also compared, the same way, with runs at durability fsync (JetStream
+               fsyncs every write, SQLite synchronous=FULL) unless -burndown-fsync=false.
   fleet        end-to-end jobs/s of a fleet: -fleet-jobs jobs enqueued by 'infleet ingress',
                burnt down by 1 and then by 2 'infleet worker' processes (64 workers each,
                0 ms model), on SQS + DynamoDB + S3 (emulators from .ci/peers/with-aws.sh)
@@ -89,18 +91,21 @@ type options struct {
 	burndownJobs    int
 	// burndownRetention is store.retention of the 0 ms burn-down repeated with deletions.
 	burndownRetention time.Duration
-	// burndownRounds is how many runs with and without deletions are compared.
+	// burndownRounds is how many runs with and without deletions, and at durability process
+	// and fsync, are compared.
 	burndownRounds int
-	fleetJobs      int
-	memoryJobs     int
-	rounds         int
-	roundTime      time.Duration
-	latencyTime    time.Duration
-	latencyRate    float64
-	profileDir     string
-	keep           bool
-	timeout        time.Duration
-	childLogLevel  string
+	// burndownFsync repeats the 0 ms burn-down at durability fsync.
+	burndownFsync bool
+	fleetJobs     int
+	memoryJobs    int
+	rounds        int
+	roundTime     time.Duration
+	latencyTime   time.Duration
+	latencyRate   float64
+	profileDir    string
+	keep          bool
+	timeout       time.Duration
+	childLogLevel string
 }
 
 func main() {
@@ -192,7 +197,8 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&o.burndownJobs, "burndown-jobs", 0, "jobs in each burndown run (default 20000; 2000 with -quick)")
 	fs.DurationVar(&o.burndownRetention, "burndown-retention", time.Second,
 		"store.retention of the 0 ms burn-down repeated with the reaper deleting (sweeps every quarter of it); 0 skips that run")
-	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, alternating which goes first")
+	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, and at durability process and fsync, alternating which goes first")
+	fs.BoolVar(&o.burndownFsync, "burndown-fsync", true, "repeat the 0 ms burn-down at durability fsync and compare it with process (the default)")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.memoryJobs, "memory-jobs", 0, "queued jobs in the memory scenario (default 100000; 5000 with -quick)")
 	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")

@@ -427,6 +427,13 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 					return rows, err
 				}
 			}
+			if h.opts.burndownFsync {
+				more, err := h.burndownWithFsync(ctx, rate)
+				rows = append(rows, more...)
+				if err != nil {
+					return rows, err
+				}
+			}
 			continue
 		}
 		limit := float64(w) / latency.Seconds()
@@ -460,39 +467,25 @@ func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]r
 		}
 		return b, nil
 	}
-	var plains, kept, ratios, deleted []float64
+	var deleted []float64
 	var lastAll time.Duration
-	for r := range rounds {
-		sides := []string{"plain", "retention"}
-		if r%2 == 1 {
-			sides[0], sides[1] = sides[1], sides[0]
+	plains, kept, ratios, err := h.alternate(plain, "without deletions", "with", func() (float64, error) {
+		b, err := burn("burndown-0ms", h.cfg(0, w))
+		return b.fin.steadyRate(n), err
+	}, func() (float64, error) {
+		b, err := burn("burndown-0ms-retention", cfg)
+		if err != nil {
+			return 0, err
 		}
-		var p, k float64
-		for _, side := range sides {
-			if r == 0 && side == "plain" {
-				p = plain // the burn-down just run
-				continue
-			}
-			if side == "plain" {
-				b, err := burn("burndown-0ms", h.cfg(0, w))
-				if err != nil {
-					return nil, err
-				}
-				p = b.fin.steadyRate(n)
-				continue
-			}
-			b, err := burn("burndown-0ms-retention", cfg)
-			if err != nil {
-				return nil, err
-			}
-			k = b.fin.steadyRate(n)
-			deleted = append(deleted, b.fin.final.expired)
-			lastAll = b.allDeletedAfter
-			h.progress("  retention %s: %.0f jobs/s; %.0f of %d deleted by the last completion, all %s after it",
-				cfg.retention, k, b.fin.final.expired, n, b.allDeletedAfter.Round(time.Millisecond))
-		}
-		plains, kept, ratios = append(plains, p), append(kept, k), append(ratios, k/p)
-		h.progress("  round %d: without deletions %.0f jobs/s, with %.0f jobs/s, ratio %.3f", r+1, p, k, k/p)
+		k := b.fin.steadyRate(n)
+		deleted = append(deleted, b.fin.final.expired)
+		lastAll = b.allDeletedAfter
+		h.progress("  retention %s: %.0f jobs/s; %.0f of %d deleted by the last completion, all %s after it",
+			cfg.retention, k, b.fin.final.expired, n, b.allDeletedAfter.Round(time.Millisecond))
+		return k, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	ratio := median(ratios)
 	h.progress("burndown 0 ms with retention %s: ratio %.3f (median of %d rounds)", cfg.retention, ratio, rounds)
@@ -509,6 +502,80 @@ func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]r
 		{Scenario: "burndown", Measure: measure + "jobs deleted, with their result files, by the last completion (median of rounds)",
 			Result: fmt.Sprintf("%s of %s; all %s after it in the last round", thousands(median(deleted)), thousands(float64(n)), lastAll.Round(10*time.Millisecond)),
 			Setup:  setup},
+	}, nil
+}
+
+// alternate runs -burndown-rounds rounds of a plain run and a variant run, alternating which goes
+// first so that drift in the machine's load does not favour one side, and returns the jobs/s of
+// each side and the per-round ratios variant / plain. plain is the jobs/s of the plain run just
+// done: it and the variant run after it make the first round. The names label the progress lines.
+func (h *harness) alternate(plain float64, plainName, variantName string, runPlain, runVariant func() (float64, error)) (plains, variants, ratios []float64, err error) {
+	for r := range h.opts.burndownRounds {
+		sides := []string{"plain", "variant"}
+		if r%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		var p, v float64
+		for _, side := range sides {
+			switch {
+			case r == 0 && side == "plain":
+				p = plain // the burn-down just run
+			case side == "plain":
+				if p, err = runPlain(); err != nil {
+					return nil, nil, nil, err
+				}
+			default:
+				if v, err = runVariant(); err != nil {
+					return nil, nil, nil, err
+				}
+			}
+		}
+		plains, variants, ratios = append(plains, p), append(variants, v), append(ratios, v/p)
+		h.progress("  round %d: %s %.0f jobs/s, %s %.0f jobs/s, ratio %.3f", r+1, plainName, p, variantName, v, v/p)
+	}
+	return plains, variants, ratios, nil
+}
+
+// burndownWithFsync compares the 0 ms burn-down at durability process (the default) and fsync,
+// where the embedded queue fsyncs every write and SQLite commits with synchronous=FULL. plain is
+// the jobs/s of the burn-down just run at process; rounds alternate as in burndownWithRetention.
+func (h *harness) burndownWithFsync(ctx context.Context, plain float64) ([]row, error) {
+	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
+	cfg := h.cfg(0, w)
+	cfg.durability = "fsync"
+	burn := func(name string, cfg childConfig) (float64, error) {
+		h.cleanScenario("burndown")
+		h.settle()
+		b, err := h.burnBacklog(ctx, name, n, cfg)
+		if err != nil {
+			return 0, fmt.Errorf("0 ms model (%s): %w", name, err)
+		}
+		return b.fin.steadyRate(n), nil
+	}
+	plains, synced, ratios, err := h.alternate(plain, "durability process", "fsync",
+		func() (float64, error) { return burn("burndown-0ms", h.cfg(0, w)) },
+		func() (float64, error) {
+			k, err := burn("burndown-0ms-fsync", cfg)
+			if err == nil {
+				h.progress("  durability fsync: %.0f jobs/s", k)
+			}
+			return k, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	ratio := median(ratios)
+	h.progress("burndown 0 ms at durability fsync: %.0f jobs/s, process %.0f jobs/s, ratio %.3f (median of %d rounds)",
+		median(synced), median(plains), ratio, rounds)
+	setup := fmt.Sprintf("as the 0 ms run above, at durability fsync (JetStream sync_always: every write fsynced; SQLite synchronous=FULL) and at process (the default: writes handed to the OS; SQLite WAL synchronous=NORMAL), both for the ingress that enqueues and the worker that burns down; %d rounds of one run each, alternating which goes first (the first round's run at process is the one above)", rounds)
+	measure := "0 ms model, durability "
+	return []row{
+		{Scenario: "burndown", Measure: measure + "fsync: jobs/s (median of rounds)",
+			Result: thousands(median(synced)) + " jobs/s", Setup: setup},
+		{Scenario: "burndown", Measure: measure + "process: jobs/s (median of rounds)",
+			Result: thousands(median(plains)) + " jobs/s", Setup: setup},
+		{Scenario: "burndown", Measure: measure + "fsync / process (median of per-round ratios)",
+			Result: fmt.Sprintf("%.2f (rounds: %s)", ratio, joinRatios(ratios)), Setup: setup},
 	}, nil
 }
 

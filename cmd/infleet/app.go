@@ -38,6 +38,8 @@ type app struct {
 	hub     *pipeline.Hub
 	topics  pipeline.Topics
 
+	// queue is the embedded NATS server when transport.kind is embedded, else nil.
+	queue      *natsadapter.Server
 	publisher  message.Publisher
 	subscriber message.Subscriber
 	depth      pipeline.DepthReporter
@@ -87,7 +89,45 @@ func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *a
 	if err := a.openNotifiers(ctx); err != nil {
 		return nil, err
 	}
+	a.logDurability()
 	return a, nil
+}
+
+// logDurability says once, at start-up, what the durability setting governs in this process:
+// the embedded queue and the SQLite store follow it; the other transports and stores keep their
+// own durability whatever it says.
+func (a *app) logDurability() {
+	var governs, unaffected []string
+	if a.cfg.Transport.Kind == config.TransportEmbedded {
+		governs = append(governs, "transport embedded")
+	} else {
+		unaffected = append(unaffected, "transport "+a.cfg.Transport.Kind)
+	}
+	if a.cfg.Store.Kind == config.StoreSQLite {
+		governs = append(governs, "store sqlite")
+	} else {
+		unaffected = append(unaffected, "store "+a.cfg.Store.Kind)
+	}
+	ev := a.log.Info().Str("durability", a.cfg.Durability).Strs("governs", governs)
+	if len(unaffected) > 0 {
+		ev = ev.Strs("unaffected", unaffected)
+	}
+	switch {
+	case len(governs) == 0:
+		ev.Msg("durability: no part of this process follows it; the transport and the store keep their own durability")
+	case a.cfg.Fsync():
+		ev.Msg("durability: the parts it governs fsync every write before a 202 (survives a power loss)")
+	default:
+		ev.Msg("durability: the parts it governs hand writes to the operating system before a 202 (survives a crash of the process, not necessarily a power loss)")
+	}
+}
+
+// sqliteSynchronous is the SQLite synchronous setting durability asks for.
+func sqliteSynchronous(cfg config.Config) string {
+	if cfg.Fsync() {
+		return sqlite.SynchronousFull
+	}
+	return sqlite.SynchronousNormal
 }
 
 func (a *app) onClose(f func() error) { a.closers = append(a.closers, f) }
@@ -126,11 +166,16 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	}
 	a.onClose(unlock)
 	log := a.log.With().Str("component", "nats").Logger()
-	srv, err := natsadapter.StartServer(natsadapter.ServerConfig{StoreDir: filepath.Join(a.cfg.DataDir, "nats"), Logger: log})
+	srv, err := natsadapter.StartServer(natsadapter.ServerConfig{
+		StoreDir:   filepath.Join(a.cfg.DataDir, "nats"),
+		SyncAlways: a.cfg.Fsync(), // durability: fsync
+		Logger:     log,
+	})
 	if err != nil {
 		return fmt.Errorf("start the embedded queue under %s: %w", a.cfg.DataDir, err)
 	}
 	a.onClose(func() error { srv.Shutdown(); return nil })
+	a.queue = srv
 	nc, err := srv.Connect()
 	if err != nil {
 		return fmt.Errorf("connect to the embedded queue: %w", err)
@@ -185,7 +230,7 @@ func (a *app) openStore(ctx context.Context) error {
 		if path == "" {
 			path = filepath.Join(a.cfg.DataDir, "infleet.db")
 		}
-		s, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: a.log})
+		s, err := sqlite.Open(ctx, sqlite.Config{Path: path, Synchronous: sqliteSynchronous(a.cfg), Logger: a.log})
 		if err != nil {
 			return fmt.Errorf("open the SQLite job store %s: %w", path, err)
 		}
