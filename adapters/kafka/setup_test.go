@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	infkafka "github.com/infleet/infleet/adapters/kafka"
 )
 
@@ -99,29 +100,14 @@ func publishN(t testing.TB, pub *infkafka.Publisher, topic string, n int) []*mes
 	return msgs
 }
 
-// receive waits up to timeout for one message.
+// receive waits up to timeout for one message (deliverytest.Receive).
 func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
 	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("messages channel closed")
-		}
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %s", timeout)
-	}
-	return nil
+	return deliverytest.Receive(t, ch, timeout)
 }
 
-// noMessage fails if a message arrives within d.
+// noMessage fails if a message arrives within d (deliverytest.NoMessage).
 func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
 	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if ok {
-			t.Fatalf("unexpected message %s (partition %s offset %s)", m.UUID, m.Metadata.Get(infkafka.MetaPartition), m.Metadata.Get(infkafka.MetaOffset))
-		}
-	case <-time.After(d):
-	}
+	deliverytest.NoMessage(t, ch, d)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	"github.com/infleet/infleet/adapters/sqs"
 )
 
@@ -106,31 +107,16 @@ func publishN(t testing.TB, pub *sqs.Publisher, topic string, n int) []*message.
 	return msgs
 }
 
-// receive waits up to timeout for one message.
+// receive waits up to timeout for one message (deliverytest.Receive).
 func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
 	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("messages channel closed")
-		}
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %s", timeout)
-	}
-	return nil
+	return deliverytest.Receive(t, ch, timeout)
 }
 
-// noMessage fails if a message arrives within d.
+// noMessage fails if a message arrives within d (deliverytest.NoMessage).
 func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
 	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if ok {
-			t.Fatalf("unexpected message %s (receive count %s)", m.UUID, m.Metadata.Get(sqs.MetaReceiveCount))
-		}
-	case <-time.After(d):
-	}
+	deliverytest.NoMessage(t, ch, d)
 }
 
 // waitFor polls cond every 50 ms until it holds or timeout passes.
