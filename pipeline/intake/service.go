@@ -13,7 +13,8 @@ import (
 	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
-// defaultIntakeTimeout bounds one Submit: its publish and the record write after it.
+// defaultIntakeTimeout bounds each of a Submit's two steps: the key lookup and publish, then the
+// record write after it.
 const defaultIntakeTimeout = 10 * time.Second
 
 // Config wires a Service. Store, Results, Publisher and Topics are required.
@@ -33,8 +34,9 @@ type Config struct {
 	ResultURLs pipeline.BlobURLSigner
 	// PollInterval is how often Watch re-reads the job (default 250ms; with a Hub, a safety net).
 	PollInterval time.Duration
-	// IntakeTimeout bounds one Submit, which runs to its end whatever happens to the
-	// caller's context (default 10s).
+	// IntakeTimeout bounds each of a Submit's two steps (the key lookup and publish, then the
+	// record write), which run to their end whatever happens to the caller's context (default
+	// 10s; so one Submit takes at most twice it).
 	IntakeTimeout time.Duration
 	Metrics       *telemetry.Metrics
 	Logger        zerolog.Logger

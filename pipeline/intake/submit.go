@@ -37,7 +37,10 @@ type SubmitOptions struct {
 // runs once the store is back: a retry with the same idempotency key then answers with that
 // job, never a second one.
 func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOptions) (messages.JobRecord, bool, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.IntakeTimeout)
+	// Detached from the caller, with values kept; the queue and the record each get their own
+	// IntakeTimeout, so a slow publish never leaves the record no time after it.
+	detached := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(detached, s.cfg.IntakeTimeout)
 	defer cancel()
 	if job.JobID == "" {
 		job.JobID = pipeline.NewJobID()
@@ -63,7 +66,9 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 		return messages.JobRecord{}, false, fmt.Errorf("queue job %s: %w: %w", job.JobID, pipeline.ErrUnavailable, err)
 	}
 	rec := pipeline.NewJobRecord(job, spec, opt.Tenant, time.Now().UTC())
-	stored, created, err := s.createAfterPublish(ctx, rec)
+	recordCtx, cancelRecord := context.WithTimeout(detached, s.cfg.IntakeTimeout)
+	defer cancelRecord()
+	stored, created, err := s.createAfterPublish(recordCtx, rec)
 	if _, ok := errors.AsType[*pipeline.PermanentError](err); ok {
 		return messages.JobRecord{}, false, fmt.Errorf("record job %s: %w", job.JobID, err)
 	}
@@ -96,8 +101,10 @@ func (s *Service) createAfterPublish(ctx context.Context, rec messages.JobRecord
 			return messages.JobRecord{}, false, err // the worker dead-letters the message too
 		}
 		delay := min(time.Duration(attempt)*50*time.Millisecond, time.Second)
-		s.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Int("attempt", attempt).
-			Msg("record a queued job: store write failed; retrying")
+		if attempt == 1 {
+			s.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).
+				Msg("record a queued job: store write failed; retrying")
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
