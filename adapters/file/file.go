@@ -76,6 +76,7 @@ type Store struct {
 	dir  string // absolute
 	sync bool
 	root *os.Root
+	top  *os.File // dir itself, for the objects at the top level
 }
 
 var (
@@ -105,7 +106,12 @@ func New(cfg Config) (*Store, error) {
 		_ = root.Close()
 		return nil, fmt.Errorf("file store: create %s/%s: %w", dir, tempDir, err)
 	}
-	s := &Store{dir: dir, sync: cfg.Sync, root: root}
+	top, err := root.Open(".")
+	if err != nil {
+		_ = root.Close()
+		return nil, fmt.Errorf("file store: open %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, sync: cfg.Sync, root: root, top: top}
 	n, err := s.RemoveStaleTemp(time.Now())
 	if err != nil {
 		cfg.Logger.Warn().Err(err).Str("dir", dir).Msg("file store: some temporary files left by an earlier process could not be removed")
@@ -121,18 +127,24 @@ func (s *Store) Dir() string { return s.dir }
 
 // Close releases the directory. Calls after Close fail; Close is idempotent.
 func (s *Store) Close() error {
+	if err := s.top.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		_ = s.root.Close()
+		return fmt.Errorf("file store: close %s: %w", s.dir, err)
+	}
 	if err := s.root.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("file store: close %s: %w", s.dir, err)
 	}
 	return nil
 }
 
-// Put writes data under key, replacing any object there: it writes a temporary file in the
-// store's temporary directory and renames it over the key (creating a file in a small
-// directory costs a third of creating it beside tens of thousands of results), so a reader
-// never sees a partial object and a failed Put leaves the previous object in place and no
-// temporary file behind. A Put that failed for want of space (ENOSPC, EDQUOT) returns an error
-// matching pipeline.ErrStorageFull. Put is idempotent.
+// Put writes data under key, replacing any object there, so that a reader never sees a
+// partial object and a failed Put leaves the previous object in place and no temporary file
+// behind. On Linux a new object is written as an unnamed file (O_TMPFILE) and linked under its
+// name: one directory operation. A replacement, and every Put where the kernel or file system
+// cannot do that, writes a temporary file in the store's temporary directory and renames it
+// over the key (creating a file in a small directory costs a third of creating it beside tens
+// of thousands of results). A Put that failed for want of space (ENOSPC, EDQUOT) returns an
+// error matching pipeline.ErrStorageFull. Put is idempotent.
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 	name, err := checkKey(key)
 	if err != nil {
@@ -147,13 +159,19 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 			return fmt.Errorf("file store: put %s: create directory: %w", key, full(err))
 		}
 	}
-	tmp, err := s.writeTemp(tempDir, data)
+	linked, err := s.putLinked(parent, path.Base(name), data)
 	if err != nil {
 		return fmt.Errorf("file store: put %s (check %s is writable and has space): %w", key, s.dir, full(err))
 	}
-	if err := s.root.Rename(tmp, name); err != nil {
-		_ = s.root.Remove(tmp)
-		return fmt.Errorf("file store: put %s: rename into place: %w", key, full(err))
+	if !linked {
+		tmp, err := s.writeTemp(tempDir, data)
+		if err != nil {
+			return fmt.Errorf("file store: put %s (check %s is writable and has space): %w", key, s.dir, full(err))
+		}
+		if err := s.root.Rename(tmp, name); err != nil {
+			_ = s.root.Remove(tmp)
+			return fmt.Errorf("file store: put %s: rename into place: %w", key, full(err))
+		}
 	}
 	if s.sync {
 		if err := s.syncDir(parent); err != nil {
@@ -162,6 +180,29 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 	}
 	return nil
 }
+
+// putLinked writes a new object through the linked fast path and reports whether it did; false
+// with no error means Put must take the temporary-file path (the key exists, or the fast path
+// is unavailable).
+func (s *Store) putLinked(parent, base string, data []byte) (bool, error) {
+	dir := s.top
+	if parent != "." {
+		d, err := s.root.Open(parent)
+		if err != nil {
+			return false, err
+		}
+		defer d.Close()
+		dir = d
+	}
+	err := putLinked(dir, base, data, s.sync)
+	if errors.Is(err, errNotLinked) || errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// errNotLinked says the linked fast path of Put is unavailable here.
+var errNotLinked = errors.New("file store: unnamed files are not supported here")
 
 // writeTemp writes data to a new temporary file in dir (relative to the root) and returns its
 // name. When anything fails the file is removed again and the name is "".
