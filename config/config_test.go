@@ -73,6 +73,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 		},
 		Workers: Workers{
 			Concurrency:     64,
+			Prefetch:        64,
 			MaxAttempts:     5,
 			PriorityWeights: PriorityWeights{High: 6, Normal: 3, Low: 1},
 			RetryBackoff:    RetryBackoff{Initial: time.Second, Max: time.Minute},

@@ -19,10 +19,21 @@ const (
 	DefaultJobTimeout          = 10 * time.Minute
 )
 
+// InFlight is how many messages a process holds at most: Concurrency plus Prefetch. The
+// transports and the scheduler are sized by it.
+func (w Workers) InFlight() int { return w.Concurrency + w.Prefetch }
+
 // Workers configures job processing.
 type Workers struct {
-	// Concurrency is how many jobs one process runs at once. Default 64.
+	// Concurrency is how many jobs one process runs at once: jobs between their claim and the
+	// hand-over of their result to the result store (guardrails, the model, the result write).
+	// Default 64.
 	Concurrency int `yaml:"concurrency,omitempty"`
+	// Prefetch is how many messages a process holds beyond Concurrency: being claimed (their
+	// PROCESSING record being written) before a worker is free, or waiting, their result
+	// stored, for their outcome to be recorded and the message acknowledged. A worker is
+	// never kept from the next job by those writes. Default: Concurrency.
+	Prefetch int `yaml:"prefetch,omitempty"`
 	// MaxAttempts before a job fails and is dead-lettered. Default 5.
 	MaxAttempts int `yaml:"max_attempts,omitempty"`
 	// PriorityWeights share the workers among the priority queues. Default 6/3/1.
@@ -63,6 +74,7 @@ type RetryBackoff struct {
 // priority_weights.strict agree.
 func (w *Workers) applyDefaults() {
 	w.Concurrency = cmp.Or(w.Concurrency, DefaultConcurrency)
+	w.Prefetch = cmp.Or(w.Prefetch, max(w.Concurrency, 0))
 	w.MaxAttempts = cmp.Or(w.MaxAttempts, DefaultMaxAttempts)
 	w.PriorityWeights.High = cmp.Or(w.PriorityWeights.High, DefaultWeightHigh)
 	w.PriorityWeights.Normal = cmp.Or(w.PriorityWeights.Normal, DefaultWeightNormal)

@@ -204,7 +204,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	a.onClose(pub.Close)
 	sub, err := natsadapter.NewSubscriber(natsadapter.SubscriberConfig{
 		Conn:        nc,
-		MaxInFlight: a.cfg.Workers.Concurrency,
+		MaxInFlight: a.cfg.Workers.InFlight(),
 		Logger:      log,
 	})
 	if err != nil {
@@ -305,6 +305,7 @@ func (a *app) worker() (*worker.Worker, error) {
 		Notifier:    a.notifier,
 		Hub:         a.hub,
 		MaxAttempts: a.cfg.Workers.MaxAttempts,
+		Concurrency: a.cfg.Workers.Concurrency,
 		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
 		JobTimeout:  a.cfg.Workers.JobTimeout,
 		Metrics:     a.metrics,
@@ -318,7 +319,7 @@ func (a *app) scheduler() (*worker.Scheduler, error) {
 	return worker.NewScheduler(worker.SchedulerConfig{
 		Subscriber:   a.subscriber,
 		Topics:       a.topics,
-		Concurrency:  a.cfg.Workers.Concurrency,
+		Concurrency:  a.cfg.Workers.InFlight(),
 		WeightHigh:   w.High,
 		WeightNormal: w.Normal,
 		WeightLow:    w.Low,

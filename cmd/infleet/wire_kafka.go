@@ -24,7 +24,7 @@ func (a *app) openKafka(ctx context.Context) error {
 	}
 	a.onClose(pub.Close)
 	sub, err := kafkaadapter.NewSubscriber(kafkaadapter.SubscriberConfig{
-		Brokers: k.Brokers, Group: k.Group, MaxInFlight: a.cfg.Workers.Concurrency,
+		Brokers: k.Brokers, Group: k.Group, MaxInFlight: a.cfg.Workers.InFlight(),
 		// A member heartbeats ten times per session timeout, so a live one is never taken
 		// for dead.
 		SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.SessionTimeout, HeartbeatInterval: k.SessionTimeout / 10,

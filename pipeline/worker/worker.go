@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -47,6 +48,13 @@ type Config struct {
 	Decoder Decoder
 	// MaxAttempts is how many attempts a job gets before it fails (default 5).
 	MaxAttempts int
+	// Concurrency bounds the jobs running their stages from the input guard to the stored
+	// result at once; 0 leaves them bounded only by the deliveries handed in. A job takes its
+	// place once claimed and gives it up as soon as its result is handed to the result store,
+	// so the records that claim jobs and settle them never keep a place from the next job:
+	// the transport may hand in more deliveries than Concurrency, to be claimed or settled
+	// meanwhile. Jobs take free places in the order they were claimed.
+	Concurrency int
 	// Backoff spaces the attempts (default 1s doubling to 1m, full jitter).
 	Backoff pipeline.Backoff
 	// JobTimeout bounds one attempt (default 10m).
@@ -66,6 +74,10 @@ type Worker struct {
 	handedBack     atomic.Int64
 
 	ledger ledger // infrastructure failures and owed attempts, by job
+
+	// places bounds the jobs between claim and stored result (Config.Concurrency); nil
+	// means no bound. Its waiters are served first come, first served.
+	places *semaphore.Weighted
 }
 
 // New checks cfg, applies defaults and returns a Worker.
@@ -97,6 +109,9 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Decoder = DecodeJob
 	}
 	w := &Worker{cfg: cfg}
+	if cfg.Concurrency > 0 {
+		w.places = semaphore.NewWeighted(int64(cfg.Concurrency))
+	}
 	w.hardStop, w.cancelHardStop = context.WithCancel(context.Background())
 	return w, nil
 }
@@ -217,10 +232,8 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	defer stopWatch()
 	unregister := w.cfg.Hub.Running(rec.JobID, cancelJob)
 	defer unregister()
-	attemptCtx, cancelAttempt := context.WithTimeout(jobCtx, w.cfg.JobTimeout)
-	defer cancelAttempt()
 
-	res, report, err := w.run(attemptCtx, job, rec)
+	res, report, err := w.runInPlace(jobCtx, job, rec)
 	if err == nil {
 		return w.complete(ctx, d, rec, res, report)
 	}
@@ -232,10 +245,29 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 		log.Info().Msg("job cancelled while running")
 		return Outcome{}
 	}
-	if errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil {
+	return w.settle(ctx, d, rec, report, err)
+}
+
+// runInPlace runs the model stages of a claimed job once a place is free (Config.Concurrency)
+// and gives the place up as soon as they end, before the outcome is recorded. The attempt's
+// time (workers.job_timeout) counts from when it has its place. An error from jobCtx ending
+// while it waits is that context's error.
+func (w *Worker) runInPlace(jobCtx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
+	if w.places != nil {
+		start := time.Now()
+		if err := w.places.Acquire(jobCtx, 1); err != nil {
+			return runResult{}, nil, err
+		}
+		defer w.places.Release(1)
+		w.cfg.Metrics.StageDone("wait", start)
+	}
+	attemptCtx, cancelAttempt := context.WithTimeout(jobCtx, w.cfg.JobTimeout)
+	defer cancelAttempt()
+	res, report, err := w.run(attemptCtx, job, rec)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && attemptCtx.Err() != nil && jobCtx.Err() == nil {
 		err = fmt.Errorf("attempt timed out after %s (raise workers.job_timeout for longer jobs): %w", w.cfg.JobTimeout, err)
 	}
-	return w.settle(ctx, d, rec, report, err)
+	return res, report, err
 }
 
 var errShutdown = errors.New("worker shutting down")
