@@ -11,10 +11,13 @@ BENCHTIME ?= 1s
 # Extra flags of the load harness, e.g. BENCHFLAGS=-quick or -scenario throughput.
 BENCHFLAGS ?=
 # Runs a command beside a throwaway PostgreSQL, exporting INFLEET_TEST_POSTGRES_DSN.
-PG_PEER  := .ci/peers/with-postgres.sh
+PG_PEER    := .ci/peers/with-postgres.sh
 # Runs a command beside fauxqs (SQS, SNS, S3) and dynalite (DynamoDB), exporting
 # INFLEET_TEST_AWS_ENDPOINT and INFLEET_TEST_DYNAMODB_ENDPOINT.
-AWS_PEER := .ci/peers/with-aws.sh
+AWS_PEER   := .ci/peers/with-aws.sh
+# Runs a command beside a throwaway Redis (persistence off), exporting INFLEET_TEST_REDIS_ADDR:
+# only the load harness needs it, for asynq (bench/peers).
+REDIS_PEER := .ci/peers/with-redis.sh
 
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ_TARGETS := \
@@ -59,8 +62,10 @@ bench: bench-go bench-load
 bench-go:
 	$(PG_PEER) $(AWS_PEER) $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
+# PostgreSQL runs with fsync and synchronous commit on (INFLEET_PG_DURABLE=1): River, measured
+# beside infleet's burn-down, and infleet's PostgreSQL store are then durable.
 bench-load: build
-	$(PG_PEER) $(AWS_PEER) $(GO) run ./bench/load -bin $(BIN) $(BENCHFLAGS)
+	INFLEET_PG_DURABLE=1 $(PG_PEER) $(AWS_PEER) $(REDIS_PEER) $(GO) run ./bench/load -bin $(BIN) $(BENCHFLAGS)
 
 clean:
 	rm -rf bin data

@@ -23,6 +23,9 @@ type harness struct {
 	machine  machine
 	split    bool                // the binary has `ingress` and `worker`
 	profiles map[string][]string // scenario -> CPU profile paths of its children
+	// peersBin is the peer programs' binary once built; peersErr why it could not be.
+	peersBin string
+	peersErr error
 
 	out   io.Writer
 	mu    sync.Mutex // serialises progress lines

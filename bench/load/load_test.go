@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +196,12 @@ func TestParseOptions(t *testing.T) {
 	if o, rc := parseOptions([]string{"-burndown-fsync=false"}, &errOut); rc != -1 || o.burndownFsync {
 		t.Fatalf("-burndown-fsync=false: rc = %d, burndownFsync %v", rc, o.burndownFsync)
 	}
+	if !o.peers {
+		t.Fatal("the peers are off by default")
+	}
+	if o, rc := parseOptions([]string{"-peers=false"}, &errOut); rc != -1 || o.peers {
+		t.Fatalf("-peers=false: rc = %d, peers %v", rc, o.peers)
+	}
 	if _, rc := parseOptions([]string{"-scenario", "nope"}, &errOut); rc != exitUsage {
 		t.Fatalf("unknown scenario: rc = %d", rc)
 	}
@@ -223,6 +231,81 @@ func TestSmoke(t *testing.T) {
 	for _, want := range []string{"| throughput | jobs/s, first POST to last COMPLETED |", "| memory | VmRSS with the jobs queued |"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("results lack %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// The peers' rows carry the issue's targets: infleet >= 1.0x River at FetchCooldown 1 ms and
+// >= 1.5x asynq at 0 ms; a peer without its server is skipped, one that failed is an error.
+func TestPeerRows(t *testing.T) {
+	t.Parallel()
+	res := func(peer string, rate float64) peerResult {
+		return peerResult{Peer: peer, Jobs: 100, SteadyJobsPerSec: rate, JobsPerSec: rate * 0.9, Settings: map[string]string{}}
+	}
+	outs := []peerOutcome{
+		{spec: peerSpec{key: "river-default", name: "River default", args: []string{"river"}}, res: res("river", 2000)},
+		{spec: peerSpec{key: "river-1ms", name: "River 1 ms", args: []string{"river"}}, res: res("river", 5000)},
+		{spec: peerSpec{key: "asynq", name: "asynq", args: []string{"asynq"}}, skip: "INFLEET_TEST_REDIS_ADDR unset"},
+	}
+	var b bytes.Buffer
+	r := newReport(machine{})
+	r.add(peerRows(outs, 0, 100, 8, 6000)...)
+	r.write(&b)
+	out := b.String()
+	for _, want := range []string{
+		"| burndown | 0 ms model: River default: jobs/s | 2,000 jobs/s (1,800 from the workers' start) |  | measured |",
+		"| burndown | 0 ms model: infleet / River 1 ms | 1.20× (6,000 / 5,000 jobs/s) | >= 1.0× | met |",
+		"| burndown | 0 ms model: infleet / River default | 3.00× (6,000 / 2,000 jobs/s) |  |  |",
+		"| burndown | 0 ms model: asynq: not run | skipped |",
+		"INFLEET_TEST_REDIS_ADDR unset",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rows lack %q:\n%s", want, out)
+		}
+	}
+	if peersFailed(outs) != nil {
+		t.Errorf("peersFailed = %v with no failed peer", peersFailed(outs))
+	}
+
+	outs[2] = peerOutcome{spec: outs[2].spec, res: res("asynq", 5000)}
+	rows := peerRows(outs, 0, 100, 8, 6000)
+	if i := slices.IndexFunc(rows, func(r row) bool { return r.Measure == "0 ms model: infleet / asynq" }); i < 0 || rows[i].Verdict != verdictMissed {
+		t.Errorf("infleet at 1.2x asynq is not MISSED against the 1.5x target: %+v", rows)
+	}
+	outs[1].err = errors.New("boom")
+	if err := peersFailed(outs); err == nil || !strings.Contains(err.Error(), "River 1 ms") {
+		t.Errorf("peersFailed = %v, want River 1 ms named", err)
+	}
+
+	// 100 ms: shares of the limit (8 workers / 0.1 s = 80/s).
+	rows = peerRows([]peerOutcome{{spec: outs[0].spec, res: res("river", 50)}}, 100*time.Millisecond, 100, 8, 76)
+	if len(rows) != 2 || !strings.HasPrefix(rows[0].Result, "62.5% (50 jobs/s") || !strings.HasPrefix(rows[1].Result, "1.52× (95.0% / 62.5%)") {
+		t.Errorf("100 ms rows = %+v", rows)
+	}
+}
+
+// The harness finds the peer programs' module from inside the repository, and it is a module of
+// its own (so that `go test ./...` at the root does not descend into it).
+func TestPeersModule(t *testing.T) {
+	t.Parallel()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile(filepath.Join(root, peersDir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mod), "module github.com/infleet/infleet/bench/peers\n") {
+		t.Errorf("%s/go.mod does not declare its own module:\n%s", peersDir, mod)
+	}
+	rootMod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range []string{"riverqueue", "hibiken/asynq", "go-redis"} {
+		if strings.Contains(string(rootMod), dep) {
+			t.Errorf("the root go.mod requires %s: the peers' dependencies belong in %s/go.mod", dep, peersDir)
 		}
 	}
 }

@@ -55,8 +55,14 @@ Scenarios (-scenario, comma-separated; default all):
   memory       VmRSS and VmHWM (/proc/PID/status) of 'infleet ingress' holding -memory-jobs
                queued jobs that no worker runs. Target <= 150 MiB.
   burndown     the peers' workload: -burndown-jobs jobs enqueued first, -concurrency workers,
-               ~200-byte results, with a 0 ms model and with a 100 ms model; shown next to
-               figures quoted for asynq + Redis and River + PostgreSQL (not measured here).
+               ~200-byte results, with a 0 ms model and with a 100 ms model; beside the peers
+               on the same workload in the same run (bench/peers, built once, run as child
+               processes): River + PostgreSQL at FetchCooldown 100 ms (River's default) and
+               1 ms, asynq + Redis; infleet / peer ratios with the targets (0 ms: >= 1.0x River
+               at 1 ms, >= 1.5x asynq; 100 ms: infleet >= 96% of the workers/0.1 s limit). A
+               peer whose server is absent (INFLEET_TEST_POSTGRES_DSN, INFLEET_TEST_REDIS_ADDR
+               unset) is skipped. infleet on Kafka (kfake) + the same PostgreSQL burns the 0 ms
+               backlog too, beside River. -peers=false skips the peers and that run.
                The 0 ms run is compared with runs under store.retention = -burndown-retention
                (1s), in which the reaper deletes finished jobs and their result files while the
                workers burn the backlog down: -burndown-rounds (3) rounds of one run each way,
@@ -96,6 +102,9 @@ type options struct {
 	burndownRounds int
 	// burndownFsync repeats the 0 ms burn-down at durability fsync.
 	burndownFsync bool
+	// peers runs the peer programs (bench/peers) and infleet on PostgreSQL beside them in the
+	// burn-down.
+	peers         bool
 	fleetJobs     int
 	memoryJobs    int
 	rounds        int
@@ -199,6 +208,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 		"store.retention of the 0 ms burn-down repeated with the reaper deleting (sweeps every quarter of it); 0 skips that run")
 	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, and at durability process and fsync, alternating which goes first")
 	fs.BoolVar(&o.burndownFsync, "burndown-fsync", true, "repeat the 0 ms burn-down at durability fsync and compare it with process (the default)")
+	fs.BoolVar(&o.peers, "peers", true, "measure River + PostgreSQL and asynq + Redis (bench/peers), and infleet on PostgreSQL, beside the burn-down")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.memoryJobs, "memory-jobs", 0, "queued jobs in the memory scenario (default 100000; 5000 with -quick)")
 	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")

@@ -16,10 +16,10 @@ import (
 
 // Verdicts of a row.
 const (
-	verdictMet    = "met"
-	verdictMissed = "MISSED"
-	verdictQuoted = "quoted, not measured in this run"
-	verdictError  = "ERROR"
+	verdictMet      = "met"
+	verdictMissed   = "MISSED"
+	verdictMeasured = "measured"
+	verdictError    = "ERROR"
 )
 
 // row is one line of the results table.
@@ -155,7 +155,8 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintln(w, ".")
 	fmt.Fprintf(w, "infleet runs as a child process on the embedded default (NATS JetStream, SQLite, result files,\n"+
-		"sim model); the harness's HTTP clients run on the same machine and share its CPUs.\n\n")
+		"sim model); the harness's HTTP clients run on the same machine and share its CPUs, as do the\n"+
+		"peers (bench/peers) and their servers, measured in the same run.\n\n")
 	fmt.Fprintln(w, "| Scenario | Measure | Result | Target | | Setup |")
 	fmt.Fprintln(w, "|---|---|---:|---|---|---|")
 	var notes []string
