@@ -109,7 +109,9 @@ func TestWaitingForAPlaceHandsBackUnspent(t *testing.T) {
 	w := placesWorker(t, b, b.Store, model, 1)
 
 	done := make(chan worker.Outcome, 1)
-	go func() { done <- w.Process(context.Background(), pipelinetest.JobDelivery(t, pipelinetest.TextJob("busy"))) }()
+	go func() {
+		done <- w.Process(context.Background(), pipelinetest.JobDelivery(t, pipelinetest.TextJob("busy")))
+	}()
 	pipelinetest.WaitFor(t, func() bool { return model.Calls.Load() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
