@@ -3,13 +3,13 @@
 //
 // Every write is atomic in the database, so any number of processes may share one: Create is
 // an INSERT ... ON CONFLICT DO NOTHING on the job id and the (tenant, idempotency key) pair,
-// then a read of the job that holds them; Transition is a compare-and-swap on the row's
-// version column: read the job, check Transition.From, apply pipeline.Transition.Apply (so
-// every store applies a transition the same way) and UPDATE ... WHERE version = the one read,
-// reading again when another write came first. Racing transitions serialize and at most one
-// leaves a given status. The compare-and-swap takes two round trips and holds no transaction
-// open between them; a SELECT ... FOR UPDATE transaction takes four and ran about 20% fewer
-// jobs/s in BenchmarkCreateTransitionParallel.
+// then, when it inserted nothing, a read of the job that holds them; Transition is one
+// conditional UPDATE ... WHERE job_id = $1 AND status = ANY(From) RETURNING the row, which says
+// pipeline.Transition.Apply in SQL (the conformance suite checks the two agree field by field),
+// so a state change is one statement that neither reads the row first nor sends the columns it
+// leaves alone. Racing transitions serialize on the row and at most one leaves a given
+// status. Only a transition that finds no row reads the job, to tell a conflict from a missing
+// job.
 //
 // The schema is created by Migrate (run by `infleet init`), not by Open: migrations are
 // embedded, recorded in the schema_migrations table and applied under an advisory lock, so
