@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,10 @@ RETURNING ` + columns
 // the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
 // and returned in UTC; a zero CreatedAt means now and a zero UpdatedAt means CreatedAt.
 // It is atomic and idempotent across processes: racing creates of one id or key store one
-// job, and every loser gets that job back with created false.
+// job, and every loser gets that job back with created false. The insert goes to the database
+// in a batch with the other writes waiting at the moment (see Transition); only an insert
+// that was refused reads the job holding the id or key, on its own. A caller whose ctx ends
+// before the answer gets the ctx's error, and the job may still be created.
 func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
 	rec, err := storecodec.ForCreate(rec)
 	if err != nil {
@@ -73,15 +77,16 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 		return messages.JobRecord{}, false, err
 	}
 	for range createAttempts {
-		tag, err := s.pool.Exec(ctx, insertSQL, args...)
-		if err != nil {
-			return messages.JobRecord{}, false, s.wrap("insert job "+rec.JobID, err)
+		r := &request{ctx: ctx, op: opCreate, id: rec.JobID, args: args}
+		if err := s.submit(r); err != nil {
+			return messages.JobRecord{}, false, err
 		}
-		if tag.RowsAffected() == 1 {
+		if r.inserted {
 			return rec, true, nil
 		}
-		// The insert waited for any racing insert of the same id or key to commit, so this
-		// read (a new snapshot) sees the winner, unless it was deleted meanwhile.
+		// The insert waited for any racing insert of the same id or key to commit, and its
+		// batch has committed since, so this read (a new snapshot) sees the winner, unless it
+		// was deleted meanwhile.
 		existing, err := scanRecord(s.pool.QueryRow(ctx, selectExistingSQL, rec.JobID, rec.Tenant, rec.IdempotencyKey))
 		if err == nil {
 			return existing, false, nil
@@ -111,18 +116,25 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 // the changed columns in the database, without reading the job first: racing transitions
 // serialize on the row and at most one leaves a given status. Only when no row comes back does
 // it read the job, to return ErrNotFound, or ErrConflict with the job's current state.
+//
+// The UPDATE is not sent on its own: the Store's writers (see Config.MaxConns) each take the
+// Creates and Transitions waiting at the moment, up to 256, and send them as one pipelined
+// batch, one round trip and one commit. A write's answer comes after its batch has committed,
+// so a Get that follows sees it. One write's failure, conflict or missing job does not fail the
+// others of its batch. A caller whose ctx ends before the answer gets the ctx's error, and the
+// transition may still be applied.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
 	args, err := transitionArgs(id, t)
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
 	for {
-		next, err := scanRecord(s.pool.QueryRow(ctx, transitionSQL, args...))
-		if err == nil {
-			return next, nil
+		r := &request{ctx: ctx, op: opTransition, id: id, args: args}
+		if err := s.submit(r); err != nil {
+			return messages.JobRecord{}, err
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return messages.JobRecord{}, s.wrap("update job "+id, err)
+		if r.found {
+			return r.row.record()
 		}
 		cur, err := s.Get(ctx, id)
 		if err != nil {
@@ -165,11 +177,14 @@ func transitionArgs(id string, t pipeline.Transition) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
+	if t.AttemptsDelta < math.MinInt32 || t.AttemptsDelta > math.MaxInt32 {
+		return nil, fmt.Errorf("postgres store: transition job %s by %d attempts (the attempt count is a 32-bit integer)", id, t.AttemptsDelta)
+	}
 	at := t.At
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return []any{id, string(t.To), from, terminalStatuses, t.ResetAttempts, t.AttemptsDelta, t.Model,
+	return []any{id, string(t.To), from, terminalStatuses, t.ResetAttempts, int32(t.AttemptsDelta), t.Model,
 		cols.Usage, cols.Guardrail, cols.Error, t.ResultURL, t.ReplayName, t.Call != nil, cols.ModelCall,
 		storecodec.Millis(at)}, nil
 }
@@ -254,23 +269,39 @@ func insertArgs(rec messages.JobRecord) ([]any, error) {
 
 // scanRecord reads one row of columns. A missing row is pgx.ErrNoRows, unwrapped.
 func scanRecord(row pgx.Row) (messages.JobRecord, error) {
-	var (
-		rec                      messages.JobRecord
-		status, priority         string
-		usage, guardrail, jobErr []byte
-		spec, call               []byte
-	)
-	err := row.Scan(&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
-		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec, &call)
-	if err != nil {
-		return rec, err
+	var r jobRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return messages.JobRecord{}, err
 	}
-	rec.Status, rec.Priority = messages.Status(status), messages.Priority(priority)
+	return r.record()
+}
+
+// jobRow is one row of columns as scanned, its JSON columns not decoded yet: the writers scan
+// rows and leave the decoding to the callers.
+type jobRow struct {
+	rec                      messages.JobRecord
+	status, priority         string
+	usage, guardrail, jobErr []byte
+	spec, call               []byte
+}
+
+// dest returns the scan destinations of columns, in order.
+func (r *jobRow) dest() []any {
+	return []any{&r.rec.JobID, &r.rec.Tenant, &r.rec.IdempotencyKey, &r.status, &r.rec.Task, &r.priority, &r.rec.Model,
+		&r.rec.Attempts, &r.rec.CreatedAt, &r.rec.UpdatedAt, &r.usage, &r.guardrail, &r.jobErr, &r.rec.ResultURL,
+		&r.rec.ReplayName, &r.spec, &r.call}
+}
+
+// record returns the scanned row as a JobRecord, times in UTC. A JSON column that does not
+// decode is an error naming the job.
+func (r *jobRow) record() (messages.JobRecord, error) {
+	rec := r.rec
+	rec.Status, rec.Priority = messages.Status(r.status), messages.Priority(r.priority)
 	rec.CreatedAt, rec.UpdatedAt = rec.CreatedAt.UTC(), rec.UpdatedAt.UTC()
-	if len(spec) > 0 {
-		rec.Spec = spec
+	if len(r.spec) > 0 {
+		rec.Spec = r.spec
 	}
-	if err := storecodec.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
+	if err := storecodec.DecodeJSONColumns(&rec, r.usage, r.guardrail, r.jobErr, r.call); err != nil {
 		return rec, fmt.Errorf("postgres store: %w", err)
 	}
 	return rec, nil
