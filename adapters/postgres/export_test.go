@@ -40,3 +40,16 @@ func Exec(ctx context.Context, s *Store, sql string, args ...any) error {
 	_, err := s.pool.Exec(ctx, sql, args...)
 	return err
 }
+
+// OpenHeld opens a store whose writers, each time they take a write, wait to receive from hold
+// (or for it to be closed) before they gather the rest of their batch, for tests that need
+// writes to go out together.
+func OpenHeld(ctx context.Context, cfg Config, hold chan struct{}) (*Store, error) {
+	return open(ctx, cfg, hold)
+}
+
+// QueueLen returns how many writes wait for a writer.
+func QueueLen(s *Store) int { return len(s.reqs) }
+
+// Batches returns how many batches s's writers have taken.
+func Batches(s *Store) int64 { return s.batches.Load() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -34,18 +35,38 @@ const (
 	// one with its tenant and non-empty key.
 	selectExistingSQL = "SELECT " + columns + " FROM jobs WHERE job_id = $1 OR (tenant = $2 AND idempotency_key = $3 AND $3 <> '') " +
 		"ORDER BY job_id = $1 DESC LIMIT 1"
-	selectSQL        = "SELECT " + columns + " FROM jobs WHERE job_id = $1"
-	selectVersionSQL = "SELECT " + columns + ", version FROM jobs WHERE job_id = $1"
-	// updateSQL writes a transition's result only over the version it was computed from.
-	updateSQL = "UPDATE jobs SET status = $3, model = $4, attempts = $5, updated_at = $6, usage = $7, guardrail = $8, " +
-		"error = $9, result_url = $10, replay_name = $11, model_call = $12, version = version + 1 WHERE job_id = $1 AND version = $2"
+	selectSQL = "SELECT " + columns + " FROM jobs WHERE job_id = $1"
+	// transitionSQL is pipeline.Transition.Apply as one conditional write, with the arguments
+	// transitionArgs gives: $1 the job id, $2 To, $3 From ($4 the terminal statuses, which an
+	// empty From may not leave), $5 ResetAttempts, $6 AttemptsDelta, $7 Model, $8 Usage,
+	// $9 Guardrail, $10 Error (JSON, NULL when unset), $11 ResultURL, $12 ReplayName, $13 whether
+	// Call is set and $14 its JSON (NULL when it records nothing), $15 the update time. It bumps
+	// version, the row's count of updates. No row back means the job is missing or in a status
+	// From does not list.
+	transitionSQL = `UPDATE jobs SET
+	status = $2::text,
+	attempts = GREATEST(CASE WHEN $5::boolean THEN 0 ELSE attempts END + $6::integer, 0),
+	model = CASE WHEN $7::text = '' THEN model ELSE $7::text END,
+	usage = COALESCE($8::jsonb, usage),
+	guardrail = COALESCE($9::jsonb, guardrail),
+	error = CASE WHEN $10::jsonb IS NOT NULL THEN $10::jsonb WHEN $2::text IN ('QUEUED', 'COMPLETED') THEN NULL ELSE error END,
+	result_url = CASE WHEN $11::text = '' THEN result_url ELSE $11::text END,
+	replay_name = CASE WHEN $12::text = '' THEN replay_name ELSE $12::text END,
+	model_call = CASE WHEN $13::boolean THEN $14::jsonb ELSE model_call END,
+	updated_at = $15::timestamptz,
+	version = version + 1
+WHERE job_id = $1 AND CASE WHEN cardinality($3::text[]) = 0 THEN status <> ALL($4::text[]) ELSE status = ANY($3::text[]) END
+RETURNING ` + columns
 )
 
 // Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
 // the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
 // and returned in UTC; a zero CreatedAt means now and a zero UpdatedAt means CreatedAt.
 // It is atomic and idempotent across processes: racing creates of one id or key store one
-// job, and every loser gets that job back with created false.
+// job, and every loser gets that job back with created false. The insert goes to the database
+// in a batch with the other writes waiting at the moment (see Transition); only an insert
+// that was refused reads the job holding the id or key, on its own. A caller whose ctx ends
+// before the answer gets the ctx's error, and the job may still be created.
 func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.JobRecord, bool, error) {
 	rec, err := storecodec.ForCreate(rec)
 	if err != nil {
@@ -56,15 +77,16 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 		return messages.JobRecord{}, false, err
 	}
 	for range createAttempts {
-		tag, err := s.pool.Exec(ctx, insertSQL, args...)
-		if err != nil {
-			return messages.JobRecord{}, false, s.wrap("insert job "+rec.JobID, err)
+		r := &request{ctx: ctx, op: opCreate, id: rec.JobID, args: args}
+		if err := s.submit(r); err != nil {
+			return messages.JobRecord{}, false, err
 		}
-		if tag.RowsAffected() == 1 {
+		if r.inserted {
 			return rec, true, nil
 		}
-		// The insert waited for any racing insert of the same id or key to commit, so this
-		// read (a new snapshot) sees the winner, unless it was deleted meanwhile.
+		// The insert waited for any racing insert of the same id or key to commit, and its
+		// batch has committed since, so this read (a new snapshot) sees the winner, unless it
+		// was deleted meanwhile.
 		existing, err := scanRecord(s.pool.QueryRow(ctx, selectExistingSQL, rec.JobID, rec.Tenant, rec.IdempotencyKey))
 		if err == nil {
 			return existing, false, nil
@@ -89,44 +111,82 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 	return rec, nil
 }
 
-// Transition applies t to job id atomically with pipeline.Transition.Apply; see
-// pipeline.JobStore. It is a compare-and-swap on the row's version: it reads the job, checks
-// t.From, applies t and writes the result only if no other write came in between, else reads
-// again. Two statements, no transaction held open across them; racing transitions serialize
-// and at most one leaves a given status. On ErrConflict the returned record is the job's
-// current state.
+// Transition applies t to job id atomically as pipeline.Transition.Apply would; see
+// pipeline.JobStore. It is one conditional UPDATE (transitionSQL) that checks t.From and writes
+// the changed columns in the database, without reading the job first: racing transitions
+// serialize on the row and at most one leaves a given status. Only when no row comes back does
+// it read the job, to return ErrNotFound, or ErrConflict with the job's current state.
+//
+// The UPDATE is not sent on its own: the Store's writers (see Config.MaxConns) each take the
+// Creates and Transitions waiting at the moment, up to 256, and send them as one pipelined
+// batch, one round trip and one commit. A write's answer comes after its batch has committed,
+// so a Get that follows sees it. One write's failure, conflict or missing job does not fail the
+// others of its batch. A caller whose ctx ends before the answer gets the ctx's error, and the
+// transition may still be applied.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
+	args, err := transitionArgs(id, t)
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
 	for {
-		var version int64
-		cur, err := scanRecord(s.pool.QueryRow(ctx, selectVersionSQL, id), &version)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+		r := &request{ctx: ctx, op: opTransition, id: id, args: args}
+		if err := s.submit(r); err != nil {
+			return messages.JobRecord{}, err
 		}
+		if r.found {
+			return r.row.record()
+		}
+		cur, err := s.Get(ctx, id)
 		if err != nil {
-			return messages.JobRecord{}, s.wrap("read job "+id, err)
+			return messages.JobRecord{}, err
 		}
 		if !t.Allows(cur.Status) {
 			return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, t.From, pipeline.ErrConflict)
 		}
-		next := t.Apply(cur)
-		next.UpdatedAt = storecodec.Millis(next.UpdatedAt)
-		cols, err := storecodec.EncodeJSONColumns(next)
-		if err != nil {
-			return messages.JobRecord{}, fmt.Errorf("postgres store: %w", err)
-		}
-		tag, err := s.pool.Exec(ctx, updateSQL, id, version, string(next.Status), next.Model, next.Attempts, next.UpdatedAt,
-			cols.Usage, cols.Guardrail, cols.Error, next.ResultURL, next.ReplayName, cols.ModelCall)
-		if err != nil {
-			return messages.JobRecord{}, s.wrap("update job "+id, err)
-		}
-		if tag.RowsAffected() == 1 {
-			return next, nil
-		}
-		// Another write won the row since the read (or deleted it): start over from its result.
+		// The job moved into a status t may leave between the update and the read: try again.
 		if err := ctx.Err(); err != nil {
 			return messages.JobRecord{}, fmt.Errorf("postgres store: transition job %s: %w", id, context.Cause(ctx))
 		}
 	}
+}
+
+// terminalStatuses are the statuses a Transition with an empty From may not leave.
+var terminalStatuses = func() []string {
+	var ss []string
+	for _, st := range []messages.Status{messages.StatusQueued, messages.StatusProcessing, messages.StatusCompleted,
+		messages.StatusFailed, messages.StatusCancelled} {
+		if st.Terminal() {
+			ss = append(ss, string(st))
+		}
+	}
+	return ss
+}()
+
+// transitionArgs returns t on job id as the arguments of transitionSQL. The JSON columns are
+// encoded as storecodec encodes a record's; a zero t.At is now.
+func transitionArgs(id string, t pipeline.Transition) ([]any, error) {
+	from := make([]string, len(t.From))
+	for i, st := range t.From {
+		from[i] = string(st)
+	}
+	part := messages.JobRecord{JobID: id, Usage: t.Usage, Guardrail: t.Guardrail, Error: t.Error}
+	if t.Call != nil {
+		part.Degraded, part.Fallbacks, part.Prompt = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt
+	}
+	cols, err := storecodec.EncodeJSONColumns(part)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	if t.AttemptsDelta < math.MinInt32 || t.AttemptsDelta > math.MaxInt32 {
+		return nil, fmt.Errorf("postgres store: transition job %s by %d attempts (the attempt count is a 32-bit integer)", id, t.AttemptsDelta)
+	}
+	at := t.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return []any{id, string(t.To), from, terminalStatuses, t.ResetAttempts, int32(t.AttemptsDelta), t.Model,
+		cols.Usage, cols.Guardrail, cols.Error, t.ResultURL, t.ReplayName, t.Call != nil, cols.ModelCall,
+		storecodec.Millis(at)}, nil
 }
 
 // Delete removes job id; deleting a missing job is not an error. Its idempotency key becomes
@@ -207,28 +267,41 @@ func insertArgs(rec messages.JobRecord) ([]any, error) {
 	return args, nil
 }
 
-// scanRecord reads one row of columns, then of the columns that extra are for. A missing row
-// is pgx.ErrNoRows, unwrapped.
-func scanRecord(row pgx.Row, extra ...any) (messages.JobRecord, error) {
-	var (
-		rec                      messages.JobRecord
-		status, priority         string
-		usage, guardrail, jobErr []byte
-		spec, call               []byte
-	)
-	dest := append([]any{&rec.JobID, &rec.Tenant, &rec.IdempotencyKey, &status, &rec.Task, &priority, &rec.Model,
-		&rec.Attempts, &rec.CreatedAt, &rec.UpdatedAt, &usage, &guardrail, &jobErr, &rec.ResultURL, &rec.ReplayName, &spec, &call},
-		extra...)
-	err := row.Scan(dest...)
-	if err != nil {
-		return rec, err
+// scanRecord reads one row of columns. A missing row is pgx.ErrNoRows, unwrapped.
+func scanRecord(row pgx.Row) (messages.JobRecord, error) {
+	var r jobRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return messages.JobRecord{}, err
 	}
-	rec.Status, rec.Priority = messages.Status(status), messages.Priority(priority)
+	return r.record()
+}
+
+// jobRow is one row of columns as scanned, its JSON columns not decoded yet: the writers scan
+// rows and leave the decoding to the callers.
+type jobRow struct {
+	rec                      messages.JobRecord
+	status, priority         string
+	usage, guardrail, jobErr []byte
+	spec, call               []byte
+}
+
+// dest returns the scan destinations of columns, in order.
+func (r *jobRow) dest() []any {
+	return []any{&r.rec.JobID, &r.rec.Tenant, &r.rec.IdempotencyKey, &r.status, &r.rec.Task, &r.priority, &r.rec.Model,
+		&r.rec.Attempts, &r.rec.CreatedAt, &r.rec.UpdatedAt, &r.usage, &r.guardrail, &r.jobErr, &r.rec.ResultURL,
+		&r.rec.ReplayName, &r.spec, &r.call}
+}
+
+// record returns the scanned row as a JobRecord, times in UTC. A JSON column that does not
+// decode is an error naming the job.
+func (r *jobRow) record() (messages.JobRecord, error) {
+	rec := r.rec
+	rec.Status, rec.Priority = messages.Status(r.status), messages.Priority(r.priority)
 	rec.CreatedAt, rec.UpdatedAt = rec.CreatedAt.UTC(), rec.UpdatedAt.UTC()
-	if len(spec) > 0 {
-		rec.Spec = spec
+	if len(r.spec) > 0 {
+		rec.Spec = r.spec
 	}
-	if err := storecodec.DecodeJSONColumns(&rec, usage, guardrail, jobErr, call); err != nil {
+	if err := storecodec.DecodeJSONColumns(&rec, r.usage, r.guardrail, r.jobErr, r.call); err != nil {
 		return rec, fmt.Errorf("postgres store: %w", err)
 	}
 	return rec, nil

@@ -7,8 +7,10 @@
 //
 // The suite checks what pipeline.JobStore promises and the few things every store must agree
 // on beyond it: times are kept at millisecond precision and returned in UTC; List pages newest
-// first by created_at, then job_id, and the pages cover every job exactly once. A store that is
-// a pipeline.Expirer also runs the DeleteFinishedBefore tests; others skip them.
+// first by created_at, then job_id, and the pages cover every job exactly once; a Transition
+// writes, field by field, what pipeline.Transition.Apply makes of the record, whether the store
+// calls Apply or says the same in its own query language. A store that is a pipeline.Expirer
+// also runs the DeleteFinishedBefore tests; others skip them.
 package storetest
 
 import (
@@ -45,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"TransitionAttempts", testTransitionAttempts},
 		{"TransitionError", testTransitionError},
 		{"TransitionRacing", testTransitionRacing},
+		{"TransitionMatchesApply", testTransitionMatchesApply},
 		{"NotFound", testNotFound},
 		{"ListEmpty", testListEmpty},
 		{"ListOrderAndPages", testListOrderAndPages},
