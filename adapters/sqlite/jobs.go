@@ -56,8 +56,12 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 // Transition applies t to job id atomically with pipeline.Transition.Apply; see
 // pipeline.JobStore. On ErrConflict the returned record is the job's current state.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
-	r := &request{ctx: ctx, op: opTransition, id: id, tr: t}
-	err := s.submit(r)
+	args, err := transitionArgs(id, t)
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
+	r := &request{ctx: ctx, op: opTransition, id: id, tr: t, args: args}
+	err = s.submit(r)
 	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 		return messages.JobRecord{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -35,7 +36,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK",
 		"SAVEPOINT req", "RELEASE req", "ROLLBACK TO req",
 		"INSERT INTO jobs (" + columns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-		"UPDATE jobs SET status = ?, model = ?, attempts = ?, updated_at = ?, usage = ?, guardrail = ?, error = ?, result_url = ?, replay_name = ?, model_call = ? WHERE job_id = ?",
+		transitionSQL,
 		"DELETE FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key <> ''",
@@ -77,7 +78,7 @@ type request struct {
 	op   opKind
 	id   string
 	rec  messages.JobRecord
-	args []any // insert arguments of rec, encoded by the caller to keep the writer's work short
+	args []any // insert arguments of rec, or transition arguments of tr, encoded by the caller
 	tr   pipeline.Transition
 	// before (Unix ms) and limit bound an opExpire.
 	before int64
@@ -228,7 +229,7 @@ func (s *Store) runRequest(ctx context.Context, r *request) error {
 	case opCreate:
 		r.out, r.created, r.err = s.create(ctx, r.rec, r.args)
 	case opTransition:
-		r.out, r.err = s.transition(ctx, r.id, r.tr)
+		r.out, r.err = s.transition(ctx, r.id, r.tr, r.args)
 	case opDelete:
 		if _, err := s.w.delete.ExecContext(ctx, r.id); err != nil {
 			r.err = fmt.Errorf("sqlite store: delete job %s: %w", r.id, err)
@@ -273,8 +274,76 @@ func (s *Store) create(ctx context.Context, rec messages.JobRecord, args []any) 
 	return messages.JobRecord{}, false, fmt.Errorf("sqlite store: insert of job %s was refused but no job holds its id or idempotency key", rec.JobID)
 }
 
-// transition reads job id, checks tr.From, applies tr and writes the result.
-func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transition) (messages.JobRecord, error) {
+// transitionSQL is pipeline.Transition.Apply as one conditional write that returns the record
+// it wrote, with the arguments of transitionArgs: ?1 the new status, ?2 and ?3 the attempts'
+// reset and delta, ?4 the model, ?5 to ?7 the JSON usage, guardrail and error (NULL: keep),
+// ?8 and ?9 the result URL and replay name, ?10 and ?11 whether to set the model call and
+// its JSON, ?12 the update time, ?13 the job, ?14 the statuses it may leave as ",A,B," (empty:
+// any not in ?15, the terminal ones).
+const transitionSQL = `UPDATE jobs SET
+	status = ?1,
+	attempts = max(CASE WHEN ?2 THEN 0 ELSE attempts END + ?3, 0),
+	model = CASE WHEN ?4 = '' THEN model ELSE ?4 END,
+	usage = coalesce(?5, usage),
+	guardrail = coalesce(?6, guardrail),
+	error = CASE WHEN ?7 IS NOT NULL THEN ?7 WHEN ?1 IN ('QUEUED', 'COMPLETED') THEN NULL ELSE error END,
+	result_url = CASE WHEN ?8 = '' THEN result_url ELSE ?8 END,
+	replay_name = CASE WHEN ?9 = '' THEN replay_name ELSE ?9 END,
+	model_call = CASE WHEN ?10 THEN ?11 ELSE model_call END,
+	updated_at = ?12
+WHERE job_id = ?13 AND CASE WHEN ?14 = '' THEN instr(?15, ',' || status || ',') = 0 ELSE instr(?14, ',' || status || ',') > 0 END
+RETURNING ` + columns
+
+// terminalStatuses are the statuses a transition with an empty From may not leave, as
+// transitionSQL takes them.
+var terminalStatuses = func() string {
+	s := ","
+	for _, st := range []messages.Status{messages.StatusQueued, messages.StatusProcessing, messages.StatusCompleted,
+		messages.StatusFailed, messages.StatusCancelled} {
+		if st.Terminal() {
+			s += string(st) + ","
+		}
+	}
+	return s
+}()
+
+// transitionArgs returns tr on job id as the arguments of transitionSQL, encoded by the caller
+// to keep the writer's work short. A zero tr.At is now.
+func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
+	from := ""
+	if len(tr.From) > 0 {
+		from = ","
+		for _, st := range tr.From {
+			from += string(st) + ","
+		}
+	}
+	part := messages.JobRecord{JobID: id, Usage: tr.Usage, Guardrail: tr.Guardrail, Error: tr.Error}
+	if tr.Call != nil {
+		part.Degraded, part.Fallbacks, part.Prompt = tr.Call.Degraded, tr.Call.Fallbacks, tr.Call.Prompt
+	}
+	cols, err := storecodec.EncodeJSONColumns(part)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	at := tr.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return []any{string(tr.To), tr.ResetAttempts, tr.AttemptsDelta, tr.Model, cols.Usage, cols.Guardrail, cols.Error,
+		tr.ResultURL, tr.ReplayName, tr.Call != nil, cols.ModelCall, at.UnixMilli(), id, from, terminalStatuses}, nil
+}
+
+// transition applies a transition to job id with one conditional write (transitionSQL,
+// arguments from transitionArgs). Only when it changed no row is the job read, to tell a job
+// in another status (ErrConflict, with its record) from a missing one.
+func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transition, args []any) (messages.JobRecord, error) {
+	next, err := scanRecord(s.w.update.QueryRowContext(ctx, args...))
+	if err == nil {
+		return next, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return messages.JobRecord{}, fmt.Errorf("sqlite store: update job %s: %w", id, err)
+	}
 	cur, err := scanRecord(s.w.selectByID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return messages.JobRecord{}, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
@@ -282,18 +351,5 @@ func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transitio
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
-	if !tr.Allows(cur.Status) {
-		return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, tr.From, pipeline.ErrConflict)
-	}
-	next := tr.Apply(cur)
-	next.UpdatedAt = storecodec.Millis(next.UpdatedAt)
-	cols, err := storecodec.EncodeJSONColumns(next)
-	if err != nil {
-		return messages.JobRecord{}, fmt.Errorf("sqlite store: %w", err)
-	}
-	if _, err := s.w.update.ExecContext(ctx, string(next.Status), next.Model, next.Attempts, next.UpdatedAt.UnixMilli(),
-		cols.Usage, cols.Guardrail, cols.Error, next.ResultURL, next.ReplayName, cols.ModelCall, id); err != nil {
-		return messages.JobRecord{}, fmt.Errorf("sqlite store: update job %s: %w", id, err)
-	}
-	return next, nil
+	return cur, fmt.Errorf("job %s is %s, not one of %v: %w", id, cur.Status, tr.From, pipeline.ErrConflict)
 }
