@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,6 +208,33 @@ func TestParseOptions(t *testing.T) {
 	}
 	if _, rc := parseOptions([]string{"-help"}, &errOut); rc != exitOK || !strings.Contains(errOut.String(), "burndown") {
 		t.Fatalf("-help: rc = %d, output %q", rc, errOut.String())
+	}
+}
+
+// The usage text states the targets the scenarios judge by, and of the ingress scenario's two
+// comparisons with the bare handler only `infleet ingress` is judged.
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	for _, want := range []string{
+		"Target >= " + thousands(targetThroughput) + " jobs/s on 2 cores",
+		fmt.Sprintf("Target >= %.0f%%.", targetLimitShare*100),
+		fmt.Sprintf("'infleet ingress' alone (no workers; target >= %g)", targetIngressRatio),
+		fmt.Sprintf("target p99 <= %.0f ms", targetAcceptP99.Seconds()*1000),
+		fmt.Sprintf(">= %.0f%% of the workers/0.1 s limit", targetBurndownShare*100),
+	} {
+		if !strings.Contains(usageText, want) {
+			t.Errorf("usage text lacks %q", want)
+		}
+	}
+	ab := abRounds{infleet: []float64{4000, 6000, 5000}, bare: []float64{10000, 10000, 10000}, ratios: []float64{0.4, 0.6, 0.5}}
+	rows := ab.rows("infleet ingress", "setup", true)
+	if len(rows) != 3 || rows[0].Result != "5,000 /s" || rows[2].Result != "0.500" || rows[2].Target != ">= 0.5" || rows[2].Verdict != verdictMet {
+		t.Errorf("judged rows = %+v", rows)
+	}
+	for _, r := range ab.rows("infleet serve", "setup", false) {
+		if r.Target != "" || r.Verdict != "" {
+			t.Errorf("the serve comparison carries a target: %+v", r)
+		}
 	}
 }
 
