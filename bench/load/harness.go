@@ -115,7 +115,7 @@ func (h *harness) cleanScenario(name string) {
 		return
 	}
 	for _, dir := range []string{filepath.Join(h.tmp, name), filepath.Join(h.tmp, name+"-0ms"), filepath.Join(h.tmp, name+"-100ms"),
-		filepath.Join(h.tmp, name+"-0ms-retention")} {
+		filepath.Join(h.tmp, name+"-0ms-retention"), filepath.Join(h.tmp, name+"-0ms-fsync")} {
 		if _, err := os.Stat(dir); err != nil {
 			continue
 		}
