@@ -168,8 +168,9 @@ func (m *Metrics) Expired(jobs, results int) {
 	}
 }
 
-// StageDone observes the time since start spent in a pipeline stage (decode, admit, guard_in,
-// invoke, guard_out, store, record, notify) in infleet_stage_duration_seconds.
+// StageDone observes the time since start spent in a pipeline stage (decode, admit, wait for
+// a place, guard_in, invoke, guard_out, store, record, notify) in
+// infleet_stage_duration_seconds.
 func (m *Metrics) StageDone(stage string, start time.Time) {
 	if m != nil {
 		m.stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
