@@ -59,6 +59,8 @@ type Config struct {
 	Archive    Archive    `yaml:"archive,omitempty"`
 	Metrics    Metrics    `yaml:"metrics,omitempty"`
 	Log        Log        `yaml:"log,omitempty"`
+	// Telemetry exports traces over OTLP and writes CloudWatch Embedded Metric Format lines.
+	Telemetry Telemetry `yaml:"telemetry,omitempty"`
 
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
 	// none (emulators). Not a YAML key. Use AWSEndpoint(c, section) to pick.

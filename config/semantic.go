@@ -28,6 +28,7 @@ func (c *Config) semantic() *ValidationError {
 	c.checkAuth(&p)
 	c.checkHTTP(&p)
 	c.checkMetrics(&p)
+	c.checkTelemetry(&p)
 	if len(p) == 0 {
 		return nil
 	}
