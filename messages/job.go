@@ -273,6 +273,10 @@ const (
 	MetaPriority    = "priority"
 	MetaTenant      = "tenant"
 	MetaTraceparent = "traceparent"
+	// MetaPublishedAt is when intake published the message (RFC 3339 with nanoseconds, UTC):
+	// a worker's trace shows the time from it to the worker taking the message as its queue
+	// wait. Producers may leave it out.
+	MetaPublishedAt = "published_at"
 	MetaReplayName  = "replay_name"
 	// MetaDeadReason is set on a dead-lettered message: why it was dead-lettered.
 	MetaDeadReason = "dead_reason"

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/infleet/infleet/messages"
 )
 
@@ -49,6 +52,20 @@ func (ns Notifiers) Notify(ctx context.Context, n Notification) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// Announce delivers note through n in a span named notify (a producer span carrying the event's
+// type) when ctx's span records; the sinks see the span's context and may send it on.
+func Announce(ctx context.Context, n Notifier, note Notification) error {
+	if !Tracing(ctx) {
+		return n.Notify(ctx, note)
+	}
+	ctx, span := StartSpan(ctx, "notify", trace.SpanKindProducer)
+	span.SetAttributes(attribute.String("infleet.event_type", note.Event.Type),
+		attribute.String("infleet.job_id", note.Event.JobID))
+	err := n.Notify(ctx, note)
+	EndSpan(span, err)
+	return err
 }
 
 // NotificationOf is the lifecycle event of rec as it stands (its status, at its UpdatedAt),

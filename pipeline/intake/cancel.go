@@ -26,8 +26,8 @@ func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRe
 	s.cfg.Metrics.JobFinished(rec)
 	if s.cfg.Notifier != nil {
 		n := pipeline.NotificationOf(rec)
-		if err := s.cfg.Notifier.Notify(ctx, n); err != nil {
-			s.cfg.Logger.Warn().Err(err).Str("job_id", id).Msg("job.cancelled event not delivered")
+		if err := pipeline.Announce(ctx, s.cfg.Notifier, n); err != nil {
+			s.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", id).Msg("job.cancelled event not delivered")
 		}
 	}
 	return rec, nil

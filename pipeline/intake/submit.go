@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -60,10 +62,8 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 	if err != nil {
 		return messages.JobRecord{}, false, fmt.Errorf("encode job %s: %w", job.JobID, err)
 	}
-	msg := NewJobMessage(job.JobID, spec, job.Priority, opt.Tenant, opt.Traceparent)
-	msg.SetContext(ctx)
-	if err := s.cfg.Publisher.Publish(s.cfg.Topics.For(job.Priority), msg); err != nil {
-		return messages.JobRecord{}, false, fmt.Errorf("queue job %s: %w: %w", job.JobID, pipeline.ErrUnavailable, err)
+	if err := s.publish(ctx, job, spec, opt); err != nil {
+		return messages.JobRecord{}, false, err
 	}
 	rec := pipeline.NewJobRecord(job, spec, opt.Tenant, time.Now().UTC())
 	recordCtx, cancelRecord := context.WithTimeout(detached, s.cfg.IntakeTimeout)
@@ -88,6 +88,34 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 	return stored, true, nil
 }
 
+// publish queues the job's message, in a span of its own (a producer span, the parent of the
+// worker's) when ctx's span records. The message carries the trace context of ctx — of the
+// publish span when there is one — else the one the caller sent (opt.Traceparent).
+func (s *Service) publish(ctx context.Context, job messages.Job, spec []byte, opt SubmitOptions) (err error) {
+	topic := s.cfg.Topics.For(job.Priority)
+	span := trace.SpanFromContext(ctx)
+	if pipeline.Tracing(ctx) {
+		ctx, span = pipeline.StartSpan(ctx, "publish "+topic, trace.SpanKindProducer)
+		defer func() { pipeline.EndSpan(span, err) }()
+		span.SetAttributes(
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", topic),
+			attribute.String("infleet.job_id", job.JobID),
+			attribute.String("infleet.task", job.Task),
+		)
+	}
+	traceparent := opt.Traceparent
+	if tp := pipeline.TraceparentFromContext(ctx); tp != "" {
+		traceparent = tp
+	}
+	msg := NewJobMessage(job.JobID, spec, job.Priority, opt.Tenant, traceparent)
+	msg.SetContext(ctx)
+	if err := s.cfg.Publisher.Publish(topic, msg); err != nil {
+		return fmt.Errorf("queue job %s: %w: %w", job.JobID, pipeline.ErrUnavailable, err)
+	}
+	return nil
+}
+
 // createAfterPublish writes the record of a job whose message is queued, retrying a store
 // that fails until ctx ends: the message is out, so giving up early would only turn a job that
 // will run into an error for its client.
@@ -102,14 +130,14 @@ func (s *Service) createAfterPublish(ctx context.Context, rec messages.JobRecord
 		}
 		delay := min(time.Duration(attempt)*50*time.Millisecond, time.Second)
 		if attempt == 1 {
-			s.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).
+			s.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", rec.JobID).
 				Msg("record a queued job: store write failed; retrying")
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.cfg.Logger.Error().Err(err).Str("job_id", rec.JobID).
+			s.cfg.Logger.Error().Ctx(ctx).Err(err).Str("job_id", rec.JobID).
 				Msg("record a queued job: store unreachable; the job runs once a worker can record it")
 			return messages.JobRecord{}, false, err
 		case <-t.C:
@@ -117,7 +145,8 @@ func (s *Service) createAfterPublish(ctx context.Context, rec messages.JobRecord
 	}
 }
 
-// NewJobMessage builds the transport message for a job body with its metadata.
+// NewJobMessage builds the transport message for a job body with its metadata, stamped with
+// the time it is built (messages.MetaPublishedAt).
 func NewJobMessage(jobID string, body []byte, p messages.Priority, tenant, traceparent string) *message.Message {
 	msg := message.NewMessage(jobID, body)
 	msg.Metadata.Set(messages.MetaJobID, jobID)
@@ -128,5 +157,6 @@ func NewJobMessage(jobID string, body []byte, p messages.Priority, tenant, trace
 	if traceparent != "" {
 		msg.Metadata.Set(messages.MetaTraceparent, traceparent)
 	}
+	msg.Metadata.Set(messages.MetaPublishedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	return msg
 }

@@ -12,6 +12,7 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/infleet/infleet/pipeline"
 )
@@ -48,6 +51,9 @@ type ModelSpec struct {
 	ModelID string
 	// Client reaches the model. Required.
 	Client pipeline.ModelClient
+	// System names the provider in traces, as OpenTelemetry's GenAI conventions spell it
+	// (gen_ai.system: "aws.bedrock", "openai"...). Default "_OTHER".
+	System string
 	// Fallbacks are model names tried in order when this model cannot answer (retries spent,
 	// circuit open, context window too small, access denied).
 	Fallbacks []string
@@ -301,11 +307,21 @@ func (f *Fleet) invoke(ctx context.Context, name string, req pipeline.ModelReque
 		}
 		tried = append(tried, ep.spec.Name)
 		if next := nextAfter(chain, ep); next != "" {
+			if span := trace.SpanFromContext(ctx); span.IsRecording() {
+				span.AddEvent("fallback", trace.WithAttributes(
+					attribute.String("infleet.model", ep.spec.Name),
+					attribute.String("infleet.fallback_model", next),
+					attribute.String("error.type", string(kindOf(err)))))
+			}
 			f.metrics.fallbacks.WithLabelValues(ep.spec.Name, next).Inc()
 			f.log.Warn().Err(err).Str("model", ep.spec.Name).Str("fallback", next).Msg("model could not answer; trying its fallback")
 		}
 	}
 	if msg := st.policy.DegradedMessage; msg != "" {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("degraded", trace.WithAttributes(attribute.String("infleet.model", name),
+				attribute.StringSlice("infleet.tried_models", tried)))
+		}
 		f.metrics.degraded.WithLabelValues(name).Inc()
 		f.log.Warn().Err(lastErr).Str("model", name).Strs("tried", tried).Msg("no model could answer; degraded answer returned")
 		return pipeline.ModelResponse{Text: msg, StopReason: StopDegraded, Model: name, Degraded: true, Fallbacks: tried}, nil
@@ -373,7 +389,7 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 	ep.health.budget.Deposit()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		resp, err := f.attempt(ctx, ep, req)
+		resp, err := f.attempt(ctx, ep, req, attempt)
 		if err == nil {
 			return resp, nil
 		}
@@ -402,6 +418,13 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 			f.metrics.budgetExhausted.WithLabelValues(name).Inc()
 			return pipeline.ModelResponse{}, fmt.Errorf("retry budget of model %s spent (retries are capped at a share of calls while it fails): %w", name, err)
 		}
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("retry", trace.WithAttributes(
+				attribute.String("infleet.model", name),
+				attribute.Int("infleet.attempt", attempt+1),
+				attribute.Int64("infleet.retry_wait_ms", wait.Milliseconds()),
+				attribute.String("error.type", string(kind))))
+		}
 		f.metrics.retries.WithLabelValues(name, string(kind)).Inc()
 		t := time.NewTimer(wait)
 		select {
@@ -413,8 +436,36 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 	}
 }
 
-// attempt is one call through the breaker, limits and timeout.
-func (f *Fleet) attempt(ctx context.Context, ep *endpoint, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
+// attempt is one call through the breaker, limits and timeout, the n-th on this model, in a
+// span of its own following OpenTelemetry's GenAI conventions when the caller's span records.
+func (f *Fleet) attempt(ctx context.Context, ep *endpoint, req pipeline.ModelRequest, n int) (pipeline.ModelResponse, error) {
+	if !pipeline.Tracing(ctx) {
+		return f.tryOnce(ctx, ep, req)
+	}
+	ctx, span := pipeline.StartSpan(ctx, "chat "+req.ModelID, trace.SpanKindClient)
+	span.SetAttributes(
+		attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.system", cmp.Or(ep.spec.System, "_OTHER")),
+		attribute.String("gen_ai.request.model", req.ModelID),
+		attribute.String("infleet.model", ep.spec.Name),
+		attribute.Int("infleet.attempt", n))
+	resp, err := f.tryOnce(ctx, ep, req)
+	if err == nil {
+		span.SetAttributes(
+			attribute.Int("gen_ai.usage.input_tokens", resp.Usage.InputTokens),
+			attribute.Int("gen_ai.usage.output_tokens", resp.Usage.OutputTokens))
+		if resp.Model != "" {
+			span.SetAttributes(attribute.String("gen_ai.response.model", resp.Model))
+		}
+	} else {
+		span.SetAttributes(attribute.String("error.type", string(kindOf(err))))
+	}
+	pipeline.EndSpan(span, err)
+	return resp, err
+}
+
+// tryOnce is the body of attempt.
+func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
 	name := ep.spec.Name
 	if err := ep.health.breaker.Allow(); err != nil {
 		f.metrics.attempts.WithLabelValues(name, "circuit_open").Inc()

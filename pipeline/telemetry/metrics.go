@@ -1,7 +1,7 @@
 // Package telemetry holds the pipeline's Prometheus metrics: one Metrics that intake, the
 // worker, operations and the HTTP server record on, every name prefixed infleet_. The W3C
 // trace context, which adapters send on when they call out, is in the pipeline root
-// (ContextWithTraceparent, TraceparentFromContext).
+// (ContextWithTraceparent, TraceparentFromContext, StartSpan); TraceHook puts its ids in logs.
 package telemetry
 
 import (

@@ -34,7 +34,7 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 			return messages.JobRecord{}, false, cerr
 		}
 		if created.JobID != job.JobID {
-			w.cfg.Logger.Info().Str("job_id", job.JobID).Str("existing_job_id", created.JobID).
+			w.cfg.Logger.Info().Ctx(ctx).Str("job_id", job.JobID).Str("existing_job_id", created.JobID).
 				Msg("message repeats an idempotency key already used; dropped")
 			return messages.JobRecord{}, false, nil
 		}

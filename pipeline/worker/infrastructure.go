@@ -114,7 +114,7 @@ func (w *Worker) handBackInfra(ctx context.Context, rec messages.JobRecord, caus
 		return Outcome{}
 	case err != nil:
 		w.ledger.owe(rec.JobID)
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).
+		w.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", rec.JobID).
 			Msg("hand back after an infrastructure failure: record failed; the job's next delivery will not count as an attempt")
 	}
 	w.cfg.Hub.Notify(rec.JobID)

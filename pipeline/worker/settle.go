@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -22,6 +23,7 @@ import (
 func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
 	start := time.Now()
 	usage := res.resp.Usage
+	_, span := pipeline.StartSpan(ctx, "record", trace.SpanKindInternal)
 	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:      []messages.Status{messages.StatusProcessing},
 		To:        messages.StatusCompleted,
@@ -31,6 +33,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
 	})
+	pipeline.EndSpan(span, err)
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
 		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
@@ -78,11 +81,11 @@ func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr message
 		Error: &jerr,
 	})
 	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("record retry failed")
+		w.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", rec.JobID).Msg("record retry failed")
 	}
 	w.cfg.Hub.Notify(rec.JobID)
 	w.cfg.Metrics.JobRetried(rec.Task)
-	w.cfg.Logger.Info().Str("job_id", rec.JobID).Int("attempt", rec.Attempts).Str("error_code", jerr.Code).
+	w.cfg.Logger.Info().Ctx(ctx).Str("job_id", rec.JobID).Int("attempt", rec.Attempts).Str("error_code", jerr.Code).
 		Dur("delay", delay).Msg("attempt failed; retrying")
 	return Outcome{Retry: true, Delay: delay, Reason: jerr.Code}
 }
@@ -137,7 +140,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 			// record, for as long as the trouble lasts. What is lost is only the copy in the
 			// dead-letter place: the record keeps the reason, and the archive the message, so
 			// `infleet replay --job ID` runs it again.
-			w.cfg.Logger.Error().Err(err).Str("job_id", rec.JobID).Str("error_code", jerr.Code).
+			w.cfg.Logger.Error().Ctx(ctx).Err(err).Str("job_id", rec.JobID).Str("error_code", jerr.Code).
 				Msg("dead-letter publish failed; the job ends FAILED without a dead letter")
 			jerr.Message += " (it could not be kept in the dead letters; run it again with `infleet replay --job " + rec.JobID + "`)"
 		}
@@ -159,7 +162,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 		w.ledger.owe(rec.JobID)
 		return w.infraRetry(rec.JobID, classify(pipeline.Infrastructure("record failure", err)).jobErr, "record failure")
 	}
-	w.cfg.Logger.Info().Str("job_id", rec.JobID).Str("error_code", jerr.Code).Int("attempts", rec.Attempts).Msg("job failed")
+	w.cfg.Logger.Info().Ctx(ctx).Str("job_id", rec.JobID).Str("error_code", jerr.Code).Int("attempts", rec.Attempts).Msg("job failed")
 	w.notify(ctx, done)
 	return Outcome{}
 }
@@ -191,7 +194,7 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 		return fmt.Errorf("dead-letter message %s: %w", id, err)
 	}
 	w.cfg.Metrics.DeadLettered(jerr.Code)
-	w.cfg.Logger.Warn().Str("message_id", id).Str("job_id", d.Metadata[messages.MetaJobID]).
+	w.cfg.Logger.Warn().Ctx(ctx).Str("message_id", id).Str("job_id", d.Metadata[messages.MetaJobID]).
 		Str("error_code", jerr.Code).Msg("message dead-lettered")
 	return nil
 }
@@ -206,8 +209,8 @@ func (w *Worker) notify(ctx context.Context, rec messages.JobRecord) {
 	}
 	start := time.Now()
 	n := pipeline.NotificationOf(rec)
-	if err := w.cfg.Notifier.Notify(ctx, n); err != nil {
-		w.cfg.Logger.Warn().Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
+	if err := pipeline.Announce(ctx, w.cfg.Notifier, n); err != nil {
+		w.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", rec.JobID).Msg("lifecycle event not delivered")
 	}
 	w.cfg.Metrics.StageDone("notify", start)
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -39,12 +41,16 @@ type attempt struct {
 
 // stages are the steps of an attempt from the input guard to the stored result, in order.
 // Each takes what the ones before it left in the attempt; the first error ends the attempt.
-var stages = [...]func(*Worker, context.Context, *attempt) error{
-	(*Worker).guardIn,
-	(*Worker).route,
-	(*Worker).invoke,
-	(*Worker).guardOut,
-	(*Worker).storeResult,
+// Each runs in a span named after it.
+var stages = [...]struct {
+	name string
+	run  func(*Worker, context.Context, *attempt) error
+}{
+	{"guard_in", (*Worker).guardIn},
+	{"route", (*Worker).route},
+	{"invoke", (*Worker).invoke},
+	{"guard_out", (*Worker).guardOut},
+	{"store", (*Worker).storeResult},
 }
 
 // run executes the stages from guard-in to store. On error the returned report holds what the
@@ -52,7 +58,10 @@ var stages = [...]func(*Worker, context.Context, *attempt) error{
 func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
 	a := &attempt{job: job, rec: rec}
 	for _, stage := range stages {
-		if err := stage(w, ctx, a); err != nil {
+		stageCtx, span := pipeline.StartSpan(ctx, stage.name, trace.SpanKindInternal)
+		err := stage.run(w, stageCtx, a)
+		pipeline.EndSpan(span, err)
+		if err != nil {
 			return runResult{}, a.report, err
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/infleet/infleet/messages"
@@ -60,7 +62,11 @@ type Config struct {
 	// JobTimeout bounds one attempt (default 10m).
 	JobTimeout time.Duration
 	Metrics    *telemetry.Metrics
-	Logger     zerolog.Logger
+	// Tracer makes a span for each delivery (a consumer span, the child of the span that
+	// published the message when its traceparent says which), its queue wait and every stage;
+	// nil makes none, and the message's traceparent is still sent on to model providers.
+	Tracer trace.Tracer
+	Logger zerolog.Logger
 }
 
 // Worker runs job messages through the stages decode, admit, guard-in, route, invoke,
@@ -146,9 +152,16 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	w.cfg.Metrics.AddInFlight(1)
 	defer w.cfg.Metrics.AddInFlight(-1)
 
+	ctx, span := w.startDelivery(ctx, d)
+	defer span.End()
 	start := time.Now()
+	_, decodeSpan := pipeline.StartSpan(ctx, "decode", trace.SpanKindInternal)
 	jobs, err := w.cfg.Decoder(d)
+	pipeline.EndSpan(decodeSpan, err)
 	w.cfg.Metrics.StageDone("decode", start)
+	if len(jobs) == 1 && span.IsRecording() {
+		span.SetAttributes(attribute.String("infleet.job_id", jobs[0].JobID), attribute.String("infleet.task", jobs[0].Task))
+	}
 	if err != nil {
 		// The dead-letter place is the only copy of a message that never became a job: it is
 		// delivered again until the dead-letter place takes it.
@@ -160,7 +173,6 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 		w.ledger.forget(key)
 		return Outcome{}
 	}
-	ctx = pipeline.ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
 	out := Outcome{}
 	for i := range jobs {
 		o := w.processJob(ctx, d, &jobs[i])
@@ -169,6 +181,27 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 		}
 	}
 	return out
+}
+
+// startDelivery returns ctx carrying the trace context of d's traceparent and, with a Tracer,
+// starts the delivery's span under it, after recording the time d waited in the queue (from
+// its published_at to now) as a span of its own.
+func (w *Worker) startDelivery(ctx context.Context, d Delivery) (context.Context, trace.Span) {
+	ctx = pipeline.ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
+	if w.cfg.Tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	now := time.Now()
+	if at, err := time.Parse(time.RFC3339Nano, d.Metadata[messages.MetaPublishedAt]); err == nil && !at.After(now) {
+		_, wait := w.cfg.Tracer.Start(ctx, "queue wait", trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindConsumer))
+		wait.End(trace.WithTimestamp(now))
+	}
+	ctx, span := w.cfg.Tracer.Start(ctx, "process job", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(now))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.message.id", d.MessageID))
+	}
+	return ctx, span
 }
 
 // processJob runs one decoded job. What the worker remembers of the job's infrastructure
@@ -185,7 +218,7 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 // the attempt's outcome: complete when it succeeded; otherwise handed back when shutdown or a
 // cancellation cut it off, or settled by what its error means.
 func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
-	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Logger()
+	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Ctx(ctx).Logger()
 	if w.hardStop.Err() != nil {
 		w.handedBack.Add(1)
 		log.Debug().Msg("handed back to the queue unstarted: shutting down")
@@ -193,7 +226,9 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	}
 
 	start := time.Now()
+	_, admitSpan := pipeline.StartSpan(ctx, "admit", trace.SpanKindInternal)
 	rec, run, err := w.admit(ctx, job, d)
+	pipeline.EndSpan(admitSpan, err)
 	w.cfg.Metrics.StageDone("admit", start)
 	if perm, ok := errors.AsType[*pipeline.PermanentError](err); ok {
 		// The store will never take this job's record (a message dropped on a queue that is
@@ -255,7 +290,10 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 func (w *Worker) runInPlace(jobCtx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
 	if w.places != nil {
 		start := time.Now()
-		if err := w.places.Acquire(jobCtx, 1); err != nil {
+		_, span := pipeline.StartSpan(jobCtx, "wait", trace.SpanKindInternal)
+		err := w.places.Acquire(jobCtx, 1)
+		pipeline.EndSpan(span, err)
+		if err != nil {
 			return runResult{}, nil, err
 		}
 		defer w.places.Release(1)
