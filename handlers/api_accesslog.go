@@ -49,7 +49,7 @@ func AccessLog(log zerolog.Logger, observe ObserveFunc) func(http.Handler) http.
 				default:
 					ev = log.Info()
 				}
-				ev.Str("request_id", RequestIDFromContext(r.Context())).
+				ev.Ctx(traceContext(r)).Str("request_id", RequestIDFromContext(r.Context())).
 					Str("method", r.Method).
 					Str("route", route).
 					Str("path", r.URL.Path).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/schemas"
 )
@@ -174,6 +175,16 @@ func preferWait(values []string, maxWait time.Duration) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// traceContext is r's context carrying its trace: the server span's when tracing is on, else
+// the one of the request's traceparent header, if any. Logs take trace_id from it.
+func traceContext(r *http.Request) context.Context {
+	ctx := r.Context()
+	if pipeline.TraceID(ctx) != "" {
+		return ctx
+	}
+	return pipeline.ContextWithTraceparent(ctx, traceparent(r.Header.Get(HeaderTraceparent)))
 }
 
 // traceparent returns h when it is a well-formed W3C traceparent header, else "".

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/infleet/infleet/adapters/file"
 	natsadapter "github.com/infleet/infleet/adapters/nats"
@@ -35,6 +36,8 @@ type app struct {
 	log     zerolog.Logger
 	reg     *prometheus.Registry
 	metrics *telemetry.Metrics
+	// tracing exports spans over OTLP; nil when tracing is off (wire_telemetry.go).
+	tracing *sdktrace.TracerProvider
 	hub     *pipeline.Hub
 	topics  pipeline.Topics
 
@@ -66,12 +69,17 @@ func newApp(ctx context.Context, cfg config.Config, src configSource, log zerolo
 
 // newAppWith is newApp making its AWS clients with aws, which the caller may share.
 func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *awsClients, log zerolog.Logger) (_ *app, err error) {
+	log = log.Hook(telemetry.TraceHook{})
 	a := &app{cfg: cfg, src: src, aws: aws, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
 	defer func() {
 		if err != nil {
 			_ = a.close()
 		}
 	}()
+	// First opened, last closed: the spans of everything else are sent before it goes.
+	if err := a.openTracing(ctx); err != nil {
+		return nil, err
+	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = telemetry.NewMetrics(a.reg)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -309,6 +317,7 @@ func (a *app) worker() (*worker.Worker, error) {
 		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
 		JobTimeout:  a.cfg.Workers.JobTimeout,
 		Metrics:     a.metrics,
+		Tracer:      a.tracer(),
 		Logger:      a.log.With().Str("component", "worker").Logger(),
 	})
 }

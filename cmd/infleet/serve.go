@@ -150,6 +150,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 	if err != nil {
 		return err
 	}
+	log = a.log // with trace ids
 	defer func() {
 		if err := a.close(); err != nil {
 			log.Warn().Err(err).Msg("close")
@@ -189,6 +190,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		}
 		handler = sec.handler(handler)
 	}
+	handler = a.traceHTTP(handler)
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()

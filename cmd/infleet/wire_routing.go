@@ -127,6 +127,7 @@ func (a *app) modelSpecs(cfg config.Config) ([]models.ModelSpec, error) {
 			Name:      model.Name,
 			ModelID:   model.ModelID,
 			Client:    model.Client,
+			System:    genAISystem(m.Provider),
 			Fallbacks: m.Fallbacks,
 			Timeout:   m.Timeout,
 			Limits:    models.Limits{MaxConcurrency: m.MaxConcurrency, RPM: m.RPM, TPM: m.TPM},

@@ -43,6 +43,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		// The result is stored but the job is not COMPLETED: it runs again, uncounted.
 		return w.handBackInfra(ctx, rec, classify(pipeline.Infrastructure("record completion", err)).jobErr, "record completion")
 	}
+	w.cfg.Logger.Debug().Ctx(ctx).Str("job_id", rec.JobID).Str("model", res.model).Int("attempts", done.Attempts).Msg("job completed")
 	w.notify(ctx, done)
 	return Outcome{}
 }
