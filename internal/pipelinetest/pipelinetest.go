@@ -109,7 +109,14 @@ type Bundle struct {
 // Setup returns a Bundle over new stores in a temporary directory whose worker calls model
 // (a new FlakyModel when nil) as "fast", gives each job 3 attempts and backs off for at most
 // 2ms. The job store and the queue are closed at cleanup.
-func Setup(t *testing.T, model *FlakyModel) *Bundle {
+func Setup(t testing.TB, model *FlakyModel) *Bundle {
+	t.Helper()
+	return SetupWith(t, model, nil)
+}
+
+// SetupWith is Setup with configure, when not nil, changing the worker's Config before the
+// worker is made.
+func SetupWith(t testing.TB, model *FlakyModel, configure func(*worker.Config)) *Bundle {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -134,12 +141,16 @@ func Setup(t *testing.T, model *FlakyModel) *Bundle {
 	router := Picker{Model: pipeline.Model{Name: "fast", ModelID: "sim", Client: model}}
 	notes := &Recorder{}
 	hub := pipeline.NewHub()
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Store: store, Results: results, Router: router, DeadLetters: pubsub, Topics: Topics,
 		Notifier: notes, Hub: hub, MaxAttempts: 3,
 		Backoff: pipeline.Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
 		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +174,7 @@ func (b *Bundle) Record(t *testing.T, id string) messages.JobRecord {
 }
 
 // JobDelivery is job as a transport delivers its message.
-func JobDelivery(t *testing.T, job messages.Job) worker.Delivery {
+func JobDelivery(t testing.TB, job messages.Job) worker.Delivery {
 	t.Helper()
 	body, err := json.Marshal(job)
 	if err != nil {
