@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/infleet/infleet/adapters/otlp"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // openTracing starts the OTLP span exporter when telemetry.otlp.endpoint or the
@@ -41,6 +44,28 @@ func (a *app) openTracing(ctx context.Context) error {
 	a.log.Info().Str("endpoint", o.Endpoint).Float64("sample_ratio", o.Ratio()).
 		Msg("tracing: spans are exported over OTLP")
 	return nil
+}
+
+// openEMF, with telemetry.emf, has the key metrics written to stdout as CloudWatch Embedded
+// Metric Format lines every minute and once more when the app closes. The logs stay on
+// stderr, so stdout holds nothing else.
+func (a *app) openEMF() {
+	if !a.cfg.Telemetry.EMF {
+		return
+	}
+	e := telemetry.NewEMF(telemetry.EMFConfig{Out: os.Stdout})
+	a.metrics.SendTo(e)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	a.onClose(func() error {
+		cancel()
+		if err := <-done; err != nil {
+			return fmt.Errorf("telemetry.emf: write the metrics to stdout: %w", err)
+		}
+		return nil
+	})
+	a.log.Info().Msg("telemetry.emf: metrics are written to stdout in CloudWatch Embedded Metric Format")
 }
 
 // tracer is the tracer of the worker's spans, nil when tracing is off.

@@ -36,6 +36,16 @@ type Metrics struct {
 	// their latency by route; the HTTP server's observer records them.
 	HTTPRequests  *prometheus.CounterVec
 	HTTPDurations *prometheus.HistogramVec
+
+	// emf, when set, receives finished jobs and model calls too (telemetry.emf).
+	emf *EMF
+}
+
+// SendTo has m pass finished jobs and model calls to e as well; call it before m is shared.
+func (m *Metrics) SendTo(e *EMF) {
+	if m != nil {
+		m.emf = e
+	}
 }
 
 // NewMetrics creates the collectors and registers them with reg; it panics when reg holds
@@ -117,6 +127,9 @@ func (m *Metrics) JobFinished(rec messages.JobRecord) {
 		return
 	}
 	m.finished.WithLabelValues(string(rec.Status), rec.Task).Inc()
+	if m.emf != nil {
+		m.emf.JobFinished(rec)
+	}
 	if !rec.CreatedAt.IsZero() {
 		m.endToEnd.WithLabelValues(rec.Task, string(rec.Status)).Observe(time.Since(rec.CreatedAt).Seconds())
 	}
@@ -188,6 +201,9 @@ func (m *Metrics) ModelCalled(model string, d time.Duration, u messages.Usage, e
 		outcome = "error"
 	}
 	m.modelLatency.WithLabelValues(model, outcome).Observe(d.Seconds())
+	if m.emf != nil {
+		m.emf.ModelCalled(model, d, u, err)
+	}
 	if err == nil {
 		m.modelTokens.WithLabelValues(model, "input").Add(float64(u.InputTokens))
 		m.modelTokens.WithLabelValues(model, "output").Add(float64(u.OutputTokens))
