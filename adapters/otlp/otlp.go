@@ -27,8 +27,8 @@ const (
 	ProtocolGRPC = "grpc"
 )
 
-// Standard OpenTelemetry environment variables New reads beside its Config (the exporters
-// read the rest of OTEL_EXPORTER_OTLP_* themselves).
+// Standard OpenTelemetry environment variables New reads through Config.Getenv (the exporters
+// read the rest of OTEL_EXPORTER_OTLP_*, such as the certificate and timeout, themselves).
 const (
 	EnvEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
 	EnvTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -118,7 +118,15 @@ func New(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, error) {
 // newExporter makes the OTLP exporter of cfg's protocol.
 func newExporter(ctx context.Context, cfg Config) (*otlptrace.Exporter, error) {
 	headers := cfg.headers()
-	endpoint := cfg.Endpoint
+	endpoint, asIs := cfg.Endpoint, false
+	if endpoint == "" {
+		// Read here rather than by the exporter, so that Getenv is the one source.
+		if endpoint = cfg.getenv(EnvTracesEndpoint); endpoint != "" {
+			asIs = true // the signal's own URL is used as it is
+		} else if endpoint = cfg.getenv(EnvEndpoint); endpoint != "" {
+			asIs = false // a base URL: the signal's path is added
+		}
+	}
 	isURL := strings.Contains(endpoint, "://")
 	switch cfg.protocol() {
 	case ProtocolGRPC:
@@ -148,7 +156,11 @@ func newExporter(ctx context.Context, cfg Config) (*otlptrace.Exporter, error) {
 			if err != nil {
 				return nil, fmt.Errorf("telemetry.otlp.endpoint %q is not a URL: %w", endpoint, err)
 			}
-			if u.Path == "" || u.Path == "/" {
+			switch {
+			case asIs:
+			case cfg.Endpoint == "":
+				u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+			case u.Path == "" || u.Path == "/":
 				u.Path = "/v1/traces"
 			}
 			opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
@@ -180,18 +192,18 @@ func (cfg Config) protocol() string {
 	return ProtocolHTTP
 }
 
-// headers returns nil when cfg sets none (the exporters then read the environment's), else
-// the environment's headers overlaid with cfg's, since an exporter given headers reads none.
+// headers returns the environment's headers (read through Getenv) overlaid with cfg's, or nil
+// when there are none.
 func (cfg Config) headers() map[string]string {
-	if len(cfg.Headers) == 0 {
-		return nil
-	}
 	out := parseHeaders(cfg.getenv(EnvHeaders))
 	for k, v := range parseHeaders(cfg.getenv(EnvTracesHeaders)) {
 		out[k] = v
 	}
 	for k, v := range cfg.Headers {
 		out[k] = v
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

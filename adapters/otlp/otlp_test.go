@@ -74,6 +74,21 @@ func TestExportsOverOTLPHTTP(t *testing.T) {
 	}
 }
 
+func TestEndpointFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	for name, vars := range map[string]func(url string) map[string]string{
+		"base URL, path added": func(url string) map[string]string { return map[string]string{otlp.EnvEndpoint: url} },
+		"traces URL as is":     func(url string) map[string]string { return map[string]string{otlp.EnvTracesEndpoint: url + "/v1/traces"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rcv, url := otlptest.StartHTTP(t)
+			export(t, otlp.Config{SampleRatio: 1, Getenv: env(vars(url))})
+			rcv.Wait(t, 5*time.Second, func(s []otlptest.Span) bool { return len(s) == 2 })
+		})
+	}
+}
+
 func TestExportsOverOTLPGRPC(t *testing.T) {
 	t.Parallel()
 	rcv, addr := otlptest.StartGRPC(t)

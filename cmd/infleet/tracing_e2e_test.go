@@ -82,13 +82,25 @@ func TestTracesCoverRequestQueueAndWorker(t *testing.T) {
 	for name, transport := range transports {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			testTraces(t, transport(t, t.TempDir()))
+			testTraces(t, transport(t, t.TempDir()), false)
 		})
 	}
+	t.Run("embedded with OTEL_EXPORTER_OTLP_ENDPOINT", func(t *testing.T) {
+		t.Parallel()
+		testTraces(t, "", true)
+	})
 }
 
-func testTraces(t *testing.T, transport string) {
+// testTraces runs the check on transport, naming the receiver in telemetry.otlp.endpoint or,
+// with fromEnv, in the process's OTEL_EXPORTER_OTLP_ENDPOINT.
+func testTraces(t *testing.T, transport string, fromEnv bool) {
 	rcv, otlpURL := otlptest.StartHTTP(t)
+	telemetry := fmt.Sprintf("telemetry: {otlp: {endpoint: %q}}\n", otlpURL)
+	var src configSource
+	if fromEnv {
+		telemetry = ""
+		src.environ = []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlpURL}
+	}
 	recv := &hooks{}
 	hookSrv := httptest.NewServer(recv)
 	t.Cleanup(hookSrv.Close)
@@ -101,9 +113,8 @@ models: [{name: fast, provider: sim, model_id: sim-fast-1, latency: 5ms}]
 routes: {default: fast}
 workers: {concurrency: 4, shutdown_timeout: 1s}
 notify: {webhook: {url: %q, secret: s3cret, allow_private: true}}
-telemetry: {otlp: {endpoint: %q}}
 log: {level: debug, format: json}
-%s`, addr, filepath.Join(dir, "data"), hookSrv.URL, otlpURL, transport)
+%s%s`, addr, filepath.Join(dir, "data"), hookSrv.URL, telemetry, transport)
 	path := filepath.Join(dir, "infleet.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -122,7 +133,7 @@ log: {level: debug, format: json}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, configSource{}, zerolog.New(logs).Level(zerolog.DebugLevel), roles{ingress: true, workers: true})
+		done <- serve(ctx, cfg, src, zerolog.New(logs).Level(zerolog.DebugLevel), roles{ingress: true, workers: true})
 	}()
 	stopped := false
 	stop := func() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -41,7 +42,7 @@ func (a *app) openTracing(ctx context.Context) error {
 		defer cancel()
 		return tp.Shutdown(ctx)
 	})
-	a.log.Info().Str("endpoint", o.Endpoint).Float64("sample_ratio", o.Ratio()).
+	a.log.Info().Str("endpoint", cmp.Or(o.Endpoint, "from OTEL_EXPORTER_OTLP_*")).Float64("sample_ratio", o.Ratio()).
 		Msg("tracing: spans are exported over OTLP")
 	return nil
 }
