@@ -2,9 +2,12 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -47,6 +50,53 @@ type modelFunc func(context.Context, pipeline.ModelRequest) (pipeline.ModelRespo
 
 func (f modelFunc) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
 	return f(ctx, req)
+}
+
+// TestWorkerSpansQueueWaitOnceAndFailedStages: a job whose first attempt fails shows the
+// queue wait once (its first attempt's), the failing invoke stage as an error, and every
+// stage of the second attempt, all under the span that published the message.
+func TestWorkerSpansQueueWaitOnceAndFailedStages(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	b := pipelinetest.SetupWith(t, &pipelinetest.FlakyModel{Fails: 1, Err: errors.New("throttled")},
+		func(c *worker.Config) { c.Tracer = tp.Tracer(pipeline.TracerName) })
+	const traceID, publishSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("q1"))
+	d.Metadata[messages.MetaTraceparent] = "00-" + traceID + "-" + publishSpan + "-01"
+	d.Metadata[messages.MetaPublishedAt] = time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	if out := b.Worker.Process(context.Background(), d); !out.Retry {
+		t.Fatalf("first attempt: %+v, want a retry", out)
+	}
+	if out := b.Worker.Process(context.Background(), d); out.Retry {
+		t.Fatalf("second attempt: %+v", out)
+	}
+	count := map[string]int{}
+	for _, s := range rec.Ended() {
+		count[s.Name()]++
+		if s.SpanContext().TraceID().String() != traceID {
+			t.Errorf("span %s is in trace %s", s.Name(), s.SpanContext().TraceID())
+		}
+		switch s.Name() {
+		case "queue wait", "process job":
+			if s.Parent().SpanID().String() != publishSpan {
+				t.Errorf("%s has parent %s, want the publish span", s.Name(), s.Parent().SpanID())
+			}
+		}
+		if s.Name() == "queue wait" && s.EndTime().Sub(s.StartTime()) < time.Second {
+			t.Errorf("queue wait lasted %s, want at least the second since published_at", s.EndTime().Sub(s.StartTime()))
+		}
+		if s.Name() == "invoke" && count["invoke"] == 1 && s.Status().Code != codes.Error {
+			t.Errorf("the failed invoke has status %v", s.Status())
+		}
+	}
+	want := map[string]int{"queue wait": 1, "process job": 2, "decode": 2, "admit": 2, "guard_in": 2, "route": 2,
+		"invoke": 2, "guard_out": 1, "store": 1, "record": 1, "notify": 1}
+	for name, n := range want {
+		if count[name] != n {
+			t.Errorf("%d spans named %q, want %d (all: %v)", count[name], name, n, count)
+		}
+	}
 }
 
 // BenchmarkProcessTracing is one job through every stage of the worker (SQLite job store, file

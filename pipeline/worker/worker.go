@@ -183,27 +183,6 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	return out
 }
 
-// startDelivery returns ctx carrying the trace context of d's traceparent and, with a Tracer,
-// starts the delivery's span under it, after recording the time d waited in the queue (from
-// its published_at to now) as a span of its own.
-func (w *Worker) startDelivery(ctx context.Context, d Delivery) (context.Context, trace.Span) {
-	ctx = pipeline.ContextWithTraceparent(ctx, d.Metadata[messages.MetaTraceparent])
-	if w.cfg.Tracer == nil {
-		return ctx, trace.SpanFromContext(ctx)
-	}
-	now := time.Now()
-	if at, err := time.Parse(time.RFC3339Nano, d.Metadata[messages.MetaPublishedAt]); err == nil && !at.After(now) {
-		_, wait := w.cfg.Tracer.Start(ctx, "queue wait", trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindConsumer))
-		wait.End(trace.WithTimestamp(now))
-	}
-	ctx, span := w.cfg.Tracer.Start(ctx, "process job", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(now))
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.message.id", d.MessageID))
-	}
-	return ctx, span
-}
-
 // processJob runs one decoded job. What the worker remembers of the job's infrastructure
 // failures lasts until a delivery of it gets past them.
 func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
@@ -247,6 +226,9 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	}
 	if !run {
 		return Outcome{}
+	}
+	if rec.Attempts == 1 {
+		w.queueWait(ctx, d, rec.JobID)
 	}
 	w.cfg.Hub.Notify(rec.JobID)
 	if rec.Attempts == 1 && job.ReplayName == "" {
