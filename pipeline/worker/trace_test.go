@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -121,7 +122,7 @@ func BenchmarkProcessTracing(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			tracer := tc.tracer(b)
-			bundle := pipelinetest.SetupWith(b, nil, func(c *worker.Config) { c.Tracer = tracer })
+			bundle := pipelinetest.SetupWith(b, nil, func(c *worker.Config) { c.Tracer, c.Logger = tracer, zerolog.Nop() })
 			ctx := context.Background()
 			b.ReportAllocs()
 			i := 0
