@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -58,9 +57,6 @@ type Config struct {
 	// ServiceName and ServiceVersion describe the process (service.name, service.version);
 	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override them. Default "infleet".
 	ServiceName, ServiceVersion string
-	// BatchDelay is the longest a span waits before it is sent; 0 is the SDK's (5s, or
-	// OTEL_BSP_SCHEDULE_DELAY).
-	BatchDelay time.Duration
 	// Getenv reads the environment; nil reads none.
 	Getenv func(string) string
 }
@@ -103,13 +99,9 @@ func New(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, error) {
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("telemetry: describe the process for traces (check OTEL_RESOURCE_ATTRIBUTES): %w", err)
 	}
-	var batch []sdktrace.BatchSpanProcessorOption
-	if cfg.BatchDelay > 0 {
-		batch = append(batch, sdktrace.WithBatchTimeout(cfg.BatchDelay))
-	}
 	ratio := min(max(cfg.SampleRatio, 0), 1)
 	return sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp, batch...),
+		sdktrace.WithBatcher(exp), // OTEL_BSP_* tune it
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	), nil

@@ -78,7 +78,9 @@ func TestEndpointFromTheEnvironment(t *testing.T) {
 	t.Parallel()
 	for name, vars := range map[string]func(url string) map[string]string{
 		"base URL, path added": func(url string) map[string]string { return map[string]string{otlp.EnvEndpoint: url} },
-		"traces URL as is":     func(url string) map[string]string { return map[string]string{otlp.EnvTracesEndpoint: url + "/v1/traces"} },
+		"traces URL as is": func(url string) map[string]string {
+			return map[string]string{otlp.EnvTracesEndpoint: url + "/v1/traces"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -93,8 +93,8 @@ func (s *Service) Submit(ctx context.Context, job messages.Job, opt SubmitOption
 // publish span when there is one — else the one the caller sent (opt.Traceparent).
 func (s *Service) publish(ctx context.Context, job messages.Job, spec []byte, opt SubmitOptions) (err error) {
 	topic := s.cfg.Topics.For(job.Priority)
-	span := trace.SpanFromContext(ctx)
 	if pipeline.Tracing(ctx) {
+		var span trace.Span
 		ctx, span = pipeline.StartSpan(ctx, "publish "+topic, trace.SpanKindProducer)
 		defer func() { pipeline.EndSpan(span, err) }()
 		span.SetAttributes(
