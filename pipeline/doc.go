@@ -10,7 +10,8 @@
 //     InputFetcher.
 //   - model.go: Model, ModelPicker and ModelClient, with a provider-neutral ModelError.
 //   - guard.go: Guard and ContextGuard.
-//   - notifiers.go: Notifier, Notifiers (every sink at once) and NotificationOf.
+//   - notifiers.go: Notifier, Notifiers (every sink at once), Announce (in a span) and
+//     NotificationOf.
 //   - transport.go: what the pipeline needs of a queue beyond Watermill's Publisher and
 //     Subscriber: Topics, DeadLetterBox and the metadata of a dead letter, DepthReporter.
 //   - limits.go: LimitStore, the fleet-wide rate limits and quotas.
@@ -20,7 +21,9 @@
 //     ErrConflict, ErrUnavailable, ErrStorageFull, ErrInvalidCursor).
 //   - jobs.go: what every part builds the same way: job ids, QUEUED records, result keys.
 //   - backoff.go, hub.go, trace.go: retry backoff, the in-process Hub of job changes and
-//     running jobs, and the W3C trace context carried from intake to the model call.
+//     running jobs, and the W3C trace context carried from intake to the model call, with
+//     StartSpan, which makes a span only under a recording one (the OpenTelemetry API only;
+//     the SDK and exporters are wired in cmd/infleet through adapters/otlp).
 //
 // The rest of the pipeline lives in rooms below the root, each a package that imports the root
 // and never the other way round:
@@ -31,7 +34,8 @@
 //   - pipeline/ops: dead letters and their redrive, the archive and replays, the retention
 //     Reaper.
 //   - pipeline/models: the resilient model fleet and routing; pipeline/guard: the guardrails.
-//   - pipeline/telemetry: the Prometheus metrics the rooms record on.
+//   - pipeline/telemetry: the Prometheus metrics the rooms record on, their CloudWatch
+//     Embedded Metric Format writer, and the log hook adding trace ids.
 //   - pipeline/storecodec: the JSON columns and list cursor the job stores share.
 //   - pipeline/storetest: the conformance suite every JobStore passes.
 //
