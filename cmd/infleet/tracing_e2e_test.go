@@ -212,6 +212,15 @@ log: {level: debug, format: json}
 			t.Errorf("job %s: no completion log line", tc.job)
 		}
 	}
+	accessLogged := false
+	for _, l := range logs.lines() {
+		if l["message"] == "http request" && l["route"] == "POST /v1/jobs" && l["trace_id"] == callerTrace {
+			accessLogged = true
+		}
+	}
+	if !accessLogged {
+		t.Error("no access log line of the traced POST /v1/jobs carries its trace_id")
+	}
 }
 
 // checkTrace checks that trace id holds one request's spans, parented as the pipeline runs.
