@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/infleet/infleet/messages"
@@ -33,12 +34,14 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
 	})
-	pipeline.EndSpan(span, err)
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
 		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
+		span.SetAttributes(attribute.String("infleet.outcome", "conflict"))
+		span.End()
 		return Outcome{}
 	}
+	pipeline.EndSpan(span, err)
 	if err != nil {
 		// The result is stored but the job is not COMPLETED: it runs again, uncounted.
 		return w.handBackInfra(ctx, rec, classify(pipeline.Infrastructure("record completion", err)).jobErr, "record completion")
