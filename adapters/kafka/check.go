@@ -112,16 +112,36 @@ func (c Cluster) checkBroker(ctx context.Context, broker string) *CheckError {
 	}
 	conn, err := dialer.DialContext(ctx, "tcp", broker)
 	if err != nil {
-		return &CheckError{Broker: broker, Stage: stageOf(err, c.TLS != nil), Err: err}
+		return classify(broker, err, c.TLS != nil, c.SASL != nil)
 	}
 	defer func() { _ = conn.Close() }()
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
 	if _, err := conn.Brokers(); err != nil {
-		return &CheckError{Broker: broker, Stage: stageOf(err, c.TLS != nil), Err: err}
+		return classify(broker, err, c.TLS != nil, c.SASL != nil)
 	}
 	return nil
+}
+
+// classify turns err, met at broker after the TLS handshake (if any), into a CheckError at
+// the stage to fix. A broker that hangs up on the first request points at what the client
+// left out: a TLS listener hangs up on plaintext, a SASL listener on a request before
+// authentication.
+func classify(broker string, err error, withTLS, withSASL bool) *CheckError {
+	var opErr *net.OpError
+	stage := stageOf(err, withTLS)
+	hungUp := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	switch {
+	case stage == StageTLS && errors.As(err, &opErr) && opErr.Op == "remote error":
+		err = fmt.Errorf("the broker refused the TLS session: %w", opErr)
+	case stage != StageConnect || !hungUp:
+	case !withTLS && withSASL:
+		stage, err = StageTLS, fmt.Errorf("the broker hung up on the first request, as a TLS listener does on plaintext: %w", err)
+	case withTLS && !withSASL:
+		stage, err = StageSASL, fmt.Errorf("the broker hung up on the first request, as a listener that requires SASL does: %w", err)
+	}
+	return &CheckError{Broker: broker, Stage: stage, Err: err}
 }
 
 // stageOf tells which stage err comes from. A TLS alert from the broker counts as TLS

@@ -205,7 +205,7 @@ func TestCheckNamesWhatFailed(t *testing.T) {
 	checkFails(t, infkafka.Cluster{Brokers: brokers, TLS: tlsWith(infkafka.TLSOptions{CAFile: certs.CAFile}), SASL: s.sasl}, infkafka.StageTLS)
 	checkFails(t, infkafka.Cluster{Brokers: brokers, TLS: tlsWith(infkafka.TLSOptions{
 		CAFile: certs.CAFile, CertFile: certs.ClientCertFile, KeyFile: certs.ClientKeyFile, ServerName: "kafka.example.com"}), SASL: s.sasl}, infkafka.StageTLS)
-	checkFails(t, infkafka.Cluster{Brokers: brokers, TLS: s.tls}, infkafka.StageConnect)
+	checkFails(t, infkafka.Cluster{Brokers: brokers, TLS: s.tls}, infkafka.StageSASL)
 
 	plaintext := kafkatest.Start(t, kafkatest.Options{})
 	// kfake waits for the rest of the huge request a TLS hello reads as: the handshake's own

@@ -37,6 +37,8 @@ type app struct {
 	metrics *telemetry.Metrics
 	hub     *pipeline.Hub
 	topics  pipeline.Topics
+	// kafka is transport.kafka's cluster once checked.
+	kafka kafkaClusters
 
 	// queue is the embedded NATS server when transport.kind is embedded, else nil.
 	queue      *natsadapter.Server
