@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +119,38 @@ notify:
 	}
 	if !strings.Contains(problemsOf(t, err)[0].Message, "INFLEET_NOTIFY_KAFKA_SASL_PASSWORD") {
 		t.Errorf("the password problem does not say which variable to set: %v", problemsOf(t, err)[0])
+	}
+}
+
+// TestREADMEKafkaSecurityExamplesValidate loads each example of the README's Kafka security
+// part, the password coming from the environment as the README says.
+func TestREADMEKafkaSecurityExamplesValidate(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "\n<!-- kafka-security-examples -->\n```yaml\n")
+	if !ok {
+		t.Fatal("README.md has no ```yaml block after <!-- kafka-security-examples -->")
+	}
+	block, _, _ := strings.Cut(after, "\n```")
+	docs := strings.Split(block, "\n---\n")
+	if len(docs) != 3 {
+		t.Fatalf("%d examples; want MSK IAM, Confluent Cloud and SCRAM", len(docs))
+	}
+	want := []string{KafkaSASLAWSMSKIAM, KafkaSASLPlain, KafkaSASLScramSHA512}
+	for i, doc := range docs {
+		var environ []string
+		if want[i] != KafkaSASLAWSMSKIAM {
+			environ = []string{"INFLEET_TRANSPORT_KAFKA_SASL_PASSWORD=from-env"}
+		}
+		c, err := Load(writeConfig(t, doc), environ)
+		if err != nil {
+			t.Fatalf("example %d:\n%s\n%v", i, doc, err)
+		}
+		if k := c.Transport.Kafka; k.SASL.Mechanism != want[i] || !k.TLS.On() {
+			t.Errorf("example %d: sasl %+v, tls %+v", i, k.SASL, k.TLS)
+		}
 	}
 }

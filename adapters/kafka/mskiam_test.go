@@ -34,6 +34,7 @@ func TestMSKIAMPayload(t *testing.T) {
 	}
 	const host = "b-1.infleet.abc123.c2.kafka.eu-west-1.amazonaws.com"
 	ctx := sasl.WithMetadata(context.Background(), &sasl.Metadata{Host: host, Port: 9098})
+	before := time.Now().UTC().Format("20060102")
 	_, payload, err := mech.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +44,9 @@ func TestMSKIAMPayload(t *testing.T) {
 		t.Fatalf("payload %s is not a JSON object of strings: %v", payload, err)
 	}
 	day := time.Now().UTC().Format("20060102")
+	if day != before && strings.Contains(string(payload), "/"+before+"/") {
+		day = before // signed just before midnight UTC
+	}
 	for k, want := range map[string]string{
 		"version":              "2020_10_22",
 		"action":               "kafka-cluster:Connect",
