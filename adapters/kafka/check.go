@@ -61,7 +61,7 @@ func (e *CheckError) Unwrap() error { return e.Err }
 // Check connects to the brokers with c's TLS and SASL and asks for the cluster's metadata,
 // trying each broker in turn until one answers, within ctx and at most DefaultCheckTimeout.
 // It returns nil once one broker has answered, else a *CheckError naming the stage that
-// failed at the last broker tried. It never waits past its bound: a wrong password or
+// failed: the first TLS or SASL refusal, or the last broker's connect failure. It never waits past its bound: a wrong password or
 // certificate is an error at once, a broker that does not answer one at the deadline.
 func (c Cluster) Check(ctx context.Context) error {
 	if len(c.Brokers) == 0 {
@@ -76,8 +76,8 @@ func (c Cluster) Check(ctx context.Context) error {
 			return nil
 		}
 		last = err
-		if ctx.Err() != nil {
-			break
+		if err.Stage != StageConnect || ctx.Err() != nil {
+			break // TLS and SASL settings hold for every broker: the next would refuse them too
 		}
 	}
 	return last

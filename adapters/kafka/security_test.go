@@ -207,6 +207,18 @@ func TestCheckNamesWhatFailed(t *testing.T) {
 		CAFile: certs.CAFile, CertFile: certs.ClientCertFile, KeyFile: certs.ClientKeyFile, ServerName: "kafka.example.com"}), SASL: s.sasl}, infkafka.StageTLS)
 	checkFails(t, infkafka.Cluster{Brokers: brokers, TLS: s.tls}, infkafka.StageSASL)
 
+	// A broker that is down is passed over for the next; one that refuses the credentials
+	// ends the check, as every other would refuse them too.
+	down := "127.0.0.1:1"
+	if err := (infkafka.Cluster{Brokers: []string{down, brokers[0]}, TLS: s.tls, SASL: s.sasl}).Check(context.Background()); err != nil {
+		t.Fatalf("check past a broker that is down: %v", err)
+	}
+	checkFails(t, infkafka.Cluster{Brokers: []string{down}, TLS: s.tls, SASL: s.sasl}, infkafka.StageConnect)
+	refused := checkFails(t, infkafka.Cluster{Brokers: []string{brokers[0], down}, TLS: s.tls, SASL: mech(infkafka.SASLScramSHA512, "infleet", "wrong")}, infkafka.StageSASL)
+	if refused.Broker != brokers[0] {
+		t.Fatalf("the check went on to %s after a refusal", refused.Broker)
+	}
+
 	plaintext := kafkatest.Start(t, kafkatest.Options{})
 	// kfake waits for the rest of the huge request a TLS hello reads as: the handshake's own
 	// bound ends it (a real broker hangs up at once).
