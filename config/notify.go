@@ -39,6 +39,10 @@ type NotifyKafka struct {
 	Topic string `yaml:"topic,omitempty"`
 	// Brokers are host:port seed brokers. Default transport.kafka.brokers.
 	Brokers []string `yaml:"brokers,omitempty"`
+	// TLS and SASL to Brokers, when they are set. Default: transport.kafka.tls and
+	// transport.kafka.sasl when Brokers is unset (the transport's cluster), else off.
+	TLS  KafkaTLS  `yaml:"tls,omitempty"`
+	SASL KafkaSASL `yaml:"sasl,omitempty"`
 }
 
 // SNS configures publishing events to an SNS topic.

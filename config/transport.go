@@ -95,6 +95,11 @@ type Kafka struct {
 	// SessionTimeout is how long the group waits for a silent worker (one that was killed)
 	// before giving its partitions to others. Default 30s.
 	SessionTimeout time.Duration `yaml:"session_timeout,omitempty"`
+	// TLS to the brokers, for every connection: the topics, their retry topics, the
+	// dead-letter topic and (unless it names brokers of its own) notify.kafka. Default off.
+	TLS KafkaTLS `yaml:"tls,omitempty"`
+	// SASL authentication of every connection, as TLS. Default off.
+	SASL KafkaSASL `yaml:"sasl,omitempty"`
 }
 
 // applyDefaults fills the transport section's unset settings.

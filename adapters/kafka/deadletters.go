@@ -35,7 +35,7 @@ var _ pipeline.DeadLetterBox = (*Subscriber)(nil)
 // missing topic holds none. It implements pipeline.DeadLetterBox and is safe for concurrent
 // use; it holds the topic's records in memory while it runs.
 func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(id string, payload []byte, md map[string]string) bool) error {
-	client := &kafkago.Client{Addr: kafkago.TCP(s.cfg.Brokers...), Timeout: commitTimeout}
+	client := s.client()
 	removed := map[string]bool{}
 	_, err := scanTopic(ctx, client, RemovedTopic(topic), func(r *protocol.Record, _ int) error {
 		key, err := protocol.ReadAll(r.Key)

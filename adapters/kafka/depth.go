@@ -19,7 +19,7 @@ func (s *Subscriber) QueueDepth(ctx context.Context, topic string) (int64, error
 	if !s.cfg.MemoryRetries && strings.HasSuffix(topic, s.cfg.RetrySuffix) {
 		group += s.cfg.RetrySuffix
 	}
-	client := &kafkago.Client{Addr: kafkago.TCP(s.cfg.Brokers...)}
+	client := s.client()
 	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, fmt.Errorf("queue depth of %s: %w", topic, err)

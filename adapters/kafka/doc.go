@@ -28,4 +28,10 @@
 // (after a redrive) is a record keyed by the dead letter's id on the compacted topic
 // "<dead-letter topic>.removed", and scans skip the ids found there. Lifecycle events can be
 // published to a topic with Notifier.
+//
+// Every connection can use TLS (NewTLSConfig: a CA file, a client certificate, a server name)
+// and SASL (NewSASLMechanism: plain, scram-sha-256, scram-sha-512, or aws-msk-iam signed with
+// AWS credentials): each config takes a *tls.Config and a sasl.Mechanism, which reach every
+// writer, reader, consumer group and admin client it makes. Cluster.Check proves a connection
+// before start-up goes on, and names the stage that failed.
 package kafka

@@ -3,6 +3,7 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/infleet/infleet/pipeline"
 )
@@ -22,6 +24,10 @@ const HeaderEventType = "event_type"
 type NotifierConfig struct {
 	// Brokers are the bootstrap addresses, host:port (required).
 	Brokers []string
+	// TLS is the client TLS configuration (NewTLSConfig); nil: plaintext.
+	TLS *tls.Config
+	// SASL authenticates each connection (NewSASLMechanism); nil: no authentication.
+	SASL sasl.Mechanism
 	// Topic receives the events (required). It must exist (infleet init creates it).
 	Topic string
 	// Compression is none, gzip, snappy, lz4 or zstd (default DefaultCompression).
@@ -39,6 +45,7 @@ type NotifierConfig struct {
 // use, and concurrent calls share produce requests.
 type Notifier struct {
 	w     *kafkago.Writer
+	rt    kafkago.RoundTripper // nil: kafka-go's default
 	topic string
 }
 
@@ -60,10 +67,13 @@ func NewNotifier(cfg NotifierConfig) (*Notifier, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	rt := newTransport(cfg.TLS, cfg.SASL)
 	return &Notifier{
 		topic: cfg.Topic,
+		rt:    rt,
 		w: &kafkago.Writer{
 			Addr:         kafkago.TCP(cfg.Brokers...),
+			Transport:    rt,
 			Balancer:     &kafkago.Hash{},
 			BatchTimeout: cmp.Or(cfg.Linger, DefaultBatchTimeout),
 			RequiredAcks: kafkago.RequireAll,
@@ -96,7 +106,9 @@ func (n *Notifier) Notify(ctx context.Context, note pipeline.Notification) error
 
 // Close flushes and closes the writer. It is idempotent.
 func (n *Notifier) Close() error {
-	if err := n.w.Close(); err != nil {
+	err := n.w.Close()
+	closeTransport(n.rt)
+	if err != nil {
 		return fmt.Errorf("close kafka notifier: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+	"github.com/segmentio/kafka-go/sasl"
 )
 
 // Publisher defaults.
@@ -43,6 +45,10 @@ var compressions = map[string]compress.Compression{
 type PublisherConfig struct {
 	// Brokers are the bootstrap addresses, host:port (required).
 	Brokers []string
+	// TLS is the client TLS configuration (NewTLSConfig); nil: plaintext.
+	TLS *tls.Config
+	// SASL authenticates each connection (NewSASLMechanism); nil: no authentication.
+	SASL sasl.Mechanism
 	// BatchTimeout is the longest the message of a single-message Publish lingers for other
 	// calls' messages to fill its batch (default DefaultBatchTimeout). The messages of a
 	// multi-message Publish fill their own batches and linger at most bulkLinger (1ms).
@@ -80,8 +86,9 @@ func (cfg PublisherConfig) Validate() error {
 // every in-sync replica has the messages. Publish is safe for concurrent use; concurrent
 // calls share batches.
 type Publisher struct {
-	w       *kafkago.Writer // single-message calls: linger for other calls' messages
-	bulk    *kafkago.Writer // multi-message calls: the call fills its own batches
+	w       *kafkago.Writer      // single-message calls: linger for other calls' messages
+	bulk    *kafkago.Writer      // multi-message calls: the call fills its own batches
+	rt      kafkago.RoundTripper // shared by w and bulk; nil: kafka-go's default
 	timeout time.Duration
 	log     zerolog.Logger
 
@@ -96,9 +103,11 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	rt := newTransport(cfg.TLS, cfg.SASL)
 	newWriter := func(linger time.Duration) *kafkago.Writer {
 		return &kafkago.Writer{
 			Addr:                   kafkago.TCP(cfg.Brokers...),
+			Transport:              rt,
 			Balancer:               &kafkago.Hash{},
 			BatchTimeout:           linger,
 			BatchSize:              cmp.Or(cfg.BatchSize, DefaultBatchSize),
@@ -112,6 +121,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	return &Publisher{
 		w:       newWriter(linger),
 		bulk:    newWriter(min(linger, bulkLinger)),
+		rt:      rt,
 		timeout: cmp.Or(cfg.PublishTimeout, DefaultPublishTimeout),
 		log:     cfg.Logger,
 	}, nil
@@ -160,7 +170,9 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	if err := errors.Join(p.w.Close(), p.bulk.Close()); err != nil {
+	err := errors.Join(p.w.Close(), p.bulk.Close())
+	closeTransport(p.rt)
+	if err != nil {
 		return fmt.Errorf("close kafka publisher: %w", err)
 	}
 	return nil

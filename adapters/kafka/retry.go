@@ -28,9 +28,10 @@ func RetryTopic(topic string) string { return topic + DefaultRetrySuffix }
 
 // newRecordWriter returns the writer of retry records, forwards and removal records:
 // acknowledged by every in-sync replica, keyed by hash (a job's records stay together).
-func newRecordWriter(brokers []string, log zerolog.Logger) *kafkago.Writer {
+func newRecordWriter(brokers []string, rt kafkago.RoundTripper, log zerolog.Logger) *kafkago.Writer {
 	return &kafkago.Writer{
 		Addr:         kafkago.TCP(brokers...),
+		Transport:    rt,
 		Balancer:     &kafkago.Hash{},
 		BatchTimeout: recordLinger,
 		RequiredAcks: kafkago.RequireAll,
@@ -44,7 +45,7 @@ func (s *Subscriber) retryTopicReady(ctx context.Context, topic string) error {
 	if s.cfg.CreateMissingTopics {
 		return s.ensureTopic(ctx, topic)
 	}
-	client := &kafkago.Client{Addr: kafkago.TCP(s.cfg.Brokers...), Timeout: commitTimeout}
+	client := s.client()
 	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return fmt.Errorf("look up retry topic %s: %w", topic, err)

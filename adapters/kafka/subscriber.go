@@ -3,6 +3,7 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/infleet/infleet/adapters/internal/delivery"
 )
@@ -60,6 +62,10 @@ var ErrSubscriberClosed = errors.New("kafka subscriber is closed (create a new o
 type SubscriberConfig struct {
 	// Brokers are the bootstrap addresses, host:port (required).
 	Brokers []string
+	// TLS is the client TLS configuration (NewTLSConfig); nil: plaintext.
+	TLS *tls.Config
+	// SASL authenticates each connection (NewSASLMechanism); nil: no authentication.
+	SASL sasl.Mechanism
 	// Group is the consumer group (default DefaultGroup). Subscribers in one group share each
 	// topic's partitions; a new group starts at the oldest retained offset.
 	Group string
@@ -148,6 +154,10 @@ type Subscriber struct {
 
 	// writer writes retry records, forwards due ones and records dead-letter removals.
 	writer *kafkago.Writer
+	// rt carries writer's and every admin client's requests; dialer connects the group
+	// members and partition readers. Both nil without TLS and SASL (kafka-go's defaults).
+	rt     kafkago.RoundTripper
+	dialer *kafkago.Dialer
 
 	subs *delivery.Group
 }
@@ -173,7 +183,11 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	cfg.TopicPartitions = cmp.Or(cfg.TopicPartitions, DefaultTopicPartitions)
 	cfg.RetrySuffix = cmp.Or(cfg.RetrySuffix, DefaultRetrySuffix)
 	cfg.RetryInFlight = cmp.Or(cfg.RetryInFlight, DefaultRetryInFlight)
-	return &Subscriber{cfg: cfg, log: cfg.Logger, writer: newRecordWriter(cfg.Brokers, cfg.Logger), subs: delivery.NewGroup()}, nil
+	rt := newTransport(cfg.TLS, cfg.SASL)
+	return &Subscriber{
+		cfg: cfg, log: cfg.Logger, writer: newRecordWriter(cfg.Brokers, rt, cfg.Logger), rt: rt,
+		dialer: newDialer(cfg.TLS, cfg.SASL), subs: delivery.NewGroup(),
+	}, nil
 }
 
 // SubscribeInitialize creates topic when CreateMissingTopics is set; otherwise it does
@@ -192,7 +206,7 @@ func (s *Subscriber) ensureTopic(ctx context.Context, topic string) error {
 	if !s.cfg.CreateMissingTopics {
 		return nil
 	}
-	if err := EnsureTopics(ctx, s.cfg.Brokers, s.cfg.TopicPartitions, 1, topic); err != nil {
+	if err := s.cluster().EnsureTopics(ctx, s.cfg.TopicPartitions, 1, topic); err != nil {
 		return fmt.Errorf("subscribe to %s: %w", topic, err)
 	}
 	return nil
@@ -255,6 +269,7 @@ func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight in
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                group,
 		Brokers:           s.cfg.Brokers,
+		Dialer:            s.dialer,
 		Topics:            []string{topic},
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
 		SessionTimeout:    s.cfg.SessionTimeout,
@@ -290,7 +305,9 @@ func (s *Subscriber) start(ctx context.Context, topic, group string, inFlight in
 // subscription's channel is closed; it is idempotent, and Subscribe fails after it.
 func (s *Subscriber) Close() error {
 	s.subs.Close()
-	if err := s.writer.Close(); err != nil {
+	err := s.writer.Close()
+	closeTransport(s.rt)
+	if err != nil {
 		return fmt.Errorf("close kafka subscriber: %w", err)
 	}
 	return nil
@@ -397,6 +414,7 @@ func (sub *subscription) fetch(ctx context.Context, a kafkago.PartitionAssignmen
 	}
 	reader := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:        sub.s.cfg.Brokers,
+		Dialer:         sub.s.dialer,
 		Topic:          sub.topic,
 		Partition:      a.ID,
 		MinBytes:       1,
@@ -501,4 +519,14 @@ func (sub *subscription) finish() {
 		sub.log.Warn().Err(err).Msg("leaving the group failed; the group will notice the member gone after the session timeout")
 	}
 	<-sub.consumed
+}
+
+// client returns an admin client of the subscriber's brokers, with its TLS and SASL.
+func (s *Subscriber) client() *kafkago.Client {
+	return &kafkago.Client{Addr: kafkago.TCP(s.cfg.Brokers...), Timeout: commitTimeout, Transport: s.rt}
+}
+
+// cluster returns the subscriber's brokers, with its TLS and SASL, for administration.
+func (s *Subscriber) cluster() Cluster {
+	return Cluster{Brokers: s.cfg.Brokers, TLS: s.cfg.TLS, SASL: s.cfg.SASL}
 }

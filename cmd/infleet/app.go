@@ -40,6 +40,8 @@ type app struct {
 	tracing *sdktrace.TracerProvider
 	hub     *pipeline.Hub
 	topics  pipeline.Topics
+	// kafka is transport.kafka's cluster once checked.
+	kafka kafkaClusters
 
 	// queue is the embedded NATS server when transport.kind is embedded, else nil.
 	queue      *natsadapter.Server

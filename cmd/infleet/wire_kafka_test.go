@@ -25,10 +25,10 @@ func TestKafkaNotifier(t *testing.T) {
 		t.Cleanup(func() { _ = a.close() })
 		return a
 	}
-	if n, err := newTestApp(config.Config{}).kafkaNotifier(); n != nil || err != nil {
+	if n, err := newTestApp(config.Config{}).kafkaNotifier(context.Background()); n != nil || err != nil {
 		t.Fatalf("without notify.kafka.topic: %v, %v; want nil, nil", n, err)
 	}
-	if _, err := newTestApp(config.Config{Notify: config.Notify{Kafka: config.NotifyKafka{Topic: "events"}}}).kafkaNotifier(); err == nil {
+	if _, err := newTestApp(config.Config{Notify: config.Notify{Kafka: config.NotifyKafka{Topic: "events"}}}).kafkaNotifier(context.Background()); err == nil {
 		t.Fatal("a notifier without brokers was built")
 	}
 
@@ -48,7 +48,7 @@ func TestKafkaNotifier(t *testing.T) {
 	if err := a.initKafka(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n, err := a.kafkaNotifier()
+	n, err := a.kafkaNotifier(context.Background())
 	if err != nil || n == nil {
 		t.Fatalf("kafkaNotifier: %v, %v", n, err)
 	}

@@ -56,7 +56,7 @@ func (a *app) openNotifiers(ctx context.Context) error {
 		a.onClose(n.Close)
 		sinks = append(sinks, n)
 	}
-	k, err := a.kafkaNotifier()
+	k, err := a.kafkaNotifier(ctx)
 	if err != nil {
 		return err
 	}
