@@ -111,7 +111,7 @@ func TestServedOpenAPIPassesRedoclyAndPrism(t *testing.T) {
 	t.Run("redocly lint", func(t *testing.T) {
 		out, err := exec.Command(npmtest.Bin(tools, "redocly"), "lint", "--format=json", spec).Output()
 		var report struct {
-			Totals struct{ Errors, Warnings int }
+			Totals   struct{ Errors, Warnings int }
 			Problems []struct {
 				RuleID   string `json:"ruleId"`
 				Severity string
