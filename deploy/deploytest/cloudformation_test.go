@@ -291,9 +291,12 @@ func TestCloudFormationEventBridge(t *testing.T) {
 	}
 
 	// The roles put events on the bus; the ingress role replays the archive.
+	// PutEvents sends; DescribeEventBus is the notifier's start-up and readiness check.
 	for _, policy := range []string{"WorkerPolicy", "IngressPolicy"} {
-		if !allows(tp, policy, "events:PutEvents", isBus) {
-			t.Errorf("%s does not allow events:PutEvents on bus %s", policy, bus)
+		for _, action := range []string{"events:PutEvents", "events:DescribeEventBus"} {
+			if !allows(tp, policy, action, isBus) {
+				t.Errorf("%s does not allow %s on bus %s", policy, action, bus)
+			}
 		}
 	}
 	isArchive := func(v any) bool { res, _ := getAtt(v); return res == archives[0] }
@@ -301,9 +304,6 @@ func TestCloudFormationEventBridge(t *testing.T) {
 		if !allows(tp, "IngressPolicy", action, isArchive) {
 			t.Errorf("IngressPolicy does not allow %s on archive %s (infleet replay --archive)", action, archives[0])
 		}
-	}
-	if !allows(tp, "IngressPolicy", "events:DescribeEventBus", isBus) {
-		t.Errorf("IngressPolicy does not allow events:DescribeEventBus on bus %s", bus)
 	}
 }
 
