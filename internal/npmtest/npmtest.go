@@ -32,7 +32,8 @@ const EnvCache = "INFLEET_NPM_CACHE"
 const installTimeout = 10 * time.Minute
 
 // Install makes sure pkgs ("name@version", pinned: the cache is keyed by the list) are installed
-// and returns the npm prefix directory they live in; their programs are in Bin(dir, name) and
+// and returns the npm prefix directory they live in (installed without running their install
+// scripts: the tools used here need none); their programs are in Bin(dir, name) and
 // their modules in dir/node_modules. It fails t when they cannot be installed. Safe to call from
 // parallel tests and test processes.
 func Install(t testing.TB, pkgs ...string) string {
@@ -82,7 +83,7 @@ func install(pkgs []string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
-	args := append([]string{"install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error", "--prefix", dir}, sorted...)
+	args := append([]string{"install", "--ignore-scripts", "--no-audit", "--no-fund", "--no-save", "--loglevel=error", "--prefix", dir}, sorted...)
 	cmd := exec.CommandContext(ctx, "npm", args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
