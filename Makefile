@@ -3,6 +3,11 @@
 # throwaway server (installed from Debian packages when absent) for the duration of the tests.
 GO       ?= go
 BIN      := bin/infleet
+# What `infleet version` prints, linked into the binary (deploy/Dockerfile takes the same as
+# build arguments).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Each fuzz target's budget, as a count of executions: a duration budget (e.g. 5s) can end in a
 # spurious "context deadline exceeded" with no failing input on a loaded machine (Go's fuzz
 # coordinator races its own deadline, golang/go#75804, fixed in Go 1.27).
@@ -33,7 +38,7 @@ FUZZ_TARGETS := \
 .PHONY: build run test unit fuzz vet lint bench bench-go bench-load clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/infleet
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/infleet
 
 run: build
 	./$(BIN) serve

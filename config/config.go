@@ -65,6 +65,10 @@ type Config struct {
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
 	// none (emulators). Not a YAML key. Use AWSEndpoint(c, section) to pick.
 	AWSEndpoint string `yaml:"-"`
+	// AWSEmulator is INFLEET_AWS_EMULATOR: the endpoint overrides are emulators on purpose, so
+	// placeholder credentials may sign for them when the standard chain has none, even when the
+	// endpoint is not a loopback address. Not a YAML key. Default false.
+	AWSEmulator bool `yaml:"-"`
 }
 
 // Default returns the embedded default configuration: the zero Config with defaults applied.

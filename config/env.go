@@ -24,6 +24,10 @@ const (
 	EnvAPIKey = "INFLEET_API_KEY"
 	// EnvAWSEndpoint is the endpoint of every AWS client whose section sets none.
 	EnvAWSEndpoint = "INFLEET_AWS_ENDPOINT"
+	// EnvAWSEmulator, set to true (or 1), says the AWS endpoint overrides point at an emulator on
+	// purpose, so AWS clients may sign with placeholder credentials although the endpoint is not
+	// a loopback address (an emulator in another container or on another host).
+	EnvAWSEmulator = "INFLEET_AWS_EMULATOR"
 )
 
 // valueKind is how an environment value is turned into a config value.
@@ -152,7 +156,7 @@ func UnknownEnv(environ []string) []string {
 			continue
 		}
 		switch name {
-		case EnvConfig, EnvServer, EnvAPIKey, EnvAWSEndpoint:
+		case EnvConfig, EnvServer, EnvAPIKey, EnvAWSEndpoint, EnvAWSEmulator:
 			continue
 		}
 		out = append(out, name)

@@ -139,6 +139,14 @@ func parse(data []byte, environ []string) (Config, error) {
 		return Config{}, &ValidationError{Problems: []schemas.FieldError{{Message: err.Error()}}}
 	}
 	c.AWSEndpoint, _ = lookupEnv(environ, EnvAWSEndpoint)
+	if v, _ := lookupEnv(environ, EnvAWSEmulator); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, &ValidationError{Problems: []schemas.FieldError{{Field: EnvAWSEmulator,
+				Message: fmt.Sprintf("%q is not a boolean: set it to true or false", v)}}}
+		}
+		c.AWSEmulator = on
+	}
 	c.ApplyDefaults()
 	if verr := c.semantic(); verr != nil {
 		return Config{}, verr

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -184,7 +185,12 @@ var openAPIOnce = sync.OnceValue(func() []byte {
 			panic(fmt.Sprintf("schemas: embedded %s schema is not JSON: %v", name, err))
 		}
 		delete(s, "$schema") // OpenAPI 3.1 uses its own dialect; the body is 2020-12 compatible
+		// An $id would make every $ref inside resolve against the schema's own URL, which
+		// OpenAPI tools (Redocly, Prism, generators) do not follow; the component's place in the
+		// document is its identity here.
+		delete(s, "$id")
 		stripExtensions(s)
+		hoistDefs(s, name, schemasObj)
 		schemasObj[name] = s
 	}
 	// The batch schema refers to the job schema by relative URL; inside OpenAPI point it at the
@@ -202,6 +208,47 @@ var openAPIOnce = sync.OnceValue(func() []byte {
 	}
 	return append(out, '\n')
 })
+
+// hoistDefs moves the $defs of schema, the component named owner, to components.schemas as
+// owner+Name ("input" of Job becomes JobInput) and points every "#/$defs/name" reference inside
+// schema at the new component, so that every $ref of the served document is a plain pointer into
+// it. It panics when a hoisted name is already taken: the embedded documents are fixed, so that is
+// a build mistake a test catches.
+func hoistDefs(schema map[string]any, owner string, components map[string]any) {
+	defs, _ := schema["$defs"].(map[string]any)
+	delete(schema, "$defs")
+	renamed := make(map[string]string, len(defs))
+	for name := range defs {
+		comp := owner + strings.ToUpper(name[:1]) + name[1:]
+		if _, taken := components[comp]; taken {
+			panic(fmt.Sprintf("schemas: hoisting %s.$defs.%s: components.schemas.%s already exists", owner, name, comp))
+		}
+		renamed["#/$defs/"+name] = "#/components/schemas/" + comp
+	}
+	var rewrite func(v any)
+	rewrite = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				if to, ok := renamed[ref]; ok {
+					v["$ref"] = to
+				}
+			}
+			for _, c := range v {
+				rewrite(c)
+			}
+		case []any:
+			for _, c := range v {
+				rewrite(c)
+			}
+		}
+	}
+	rewrite(schema)
+	for name, def := range defs {
+		rewrite(def)
+		components[renamed["#/$defs/"+name][len("#/components/schemas/"):]] = def
+	}
+}
 
 // stripExtensions removes the "x-errors" keywords, which only this package reads, from a schema.
 func stripExtensions(v any) {

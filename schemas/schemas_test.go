@@ -275,14 +275,22 @@ func TestOpenAPI(t *testing.T) {
 	if _, ok := job["properties"].(map[string]any)["task"]; !ok {
 		t.Error("components.schemas.Job is not the inlined job schema")
 	}
-	if bytes.Contains(raw, []byte("x-errors")) {
-		t.Error("served document contains x-errors")
+	for _, private := range []string{"x-errors", `"$defs"`, `"$id"`} {
+		if bytes.Contains(raw, []byte(private)) {
+			t.Errorf("served document contains %s, which OpenAPI tools do not resolve", private)
+		}
+	}
+	for _, hoisted := range []string{"JobInput", "JobParams"} {
+		if _, ok := doc["components"].(map[string]any)["schemas"].(map[string]any)[hoisted]; !ok {
+			t.Errorf("components.schemas.%s (the job schema's $defs) is missing", hoisted)
+		}
 	}
 	var refs []string
 	collectRefs(doc, &refs)
 	for _, ref := range refs {
 		if !strings.HasPrefix(ref, "#/") {
-			continue // refs inside the inlined job schema resolve against its $id
+			t.Errorf("$ref %s is not a pointer into the document", ref)
+			continue
 		}
 		if resolvePointer(doc, ref) == nil {
 			t.Errorf("$ref %s does not resolve", ref)
@@ -296,9 +304,6 @@ func TestOpenAPI(t *testing.T) {
 func collectRefs(v any, out *[]string) {
 	switch v := v.(type) {
 	case map[string]any:
-		if _, isJob := v["$id"]; isJob {
-			return
-		}
 		if r, ok := v["$ref"].(string); ok {
 			*out = append(*out, r)
 		}

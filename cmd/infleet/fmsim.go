@@ -35,7 +35,8 @@ type fmsimFaultsFile struct {
 // runFmsim serves fmsim until ctx ends. listening, when not nil, is told the bound address.
 func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening func(addr string)) int {
 	fs := newFlagSet("fmsim", "[flags]",
-		"Serves a simulated foundation model on one port: Amazon Bedrock runtime Converse\n"+
+		"Serves a simulated foundation model on one port, over HTTP/1.1 and unencrypted HTTP/2\n"+
+			"(prior knowledge, as the AWS SDK for JavaScript sends): Amazon Bedrock runtime Converse\n"+
 			"(POST /model/{modelId}/converse), InvokeModel with the Anthropic messages body\n"+
 			"(POST /model/{modelId}/invoke) and OpenAI chat completions (POST /v1/chat/completions),\n"+
 			"with deterministic answers and injected latency, throttling, 5xx, ModelNotReady,\n"+
@@ -111,7 +112,7 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	if err != nil {
 		return usageError(stderr, "fmsim", "listen on %s (choose another --addr): %v", *addr, err)
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	srv := sim.HTTPServer() // HTTP/1.1 and unencrypted HTTP/2 on the one port
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Float64("throttle_rate", f.ThrottleRate).Float64("error_rate", f.ErrorRate).

@@ -160,3 +160,27 @@ func TestFmsimFaultsFile(t *testing.T) {
 		}
 	}
 }
+
+// TestFmsimCommandServesHTTP2 checks that `infleet fmsim` answers an HTTP/2 prior-knowledge
+// client (no TLS) and an HTTP/1.1 client on its one port.
+func TestFmsimCommandServesHTTP2(t *testing.T) {
+	t.Parallel()
+	url := startFmsim(t)
+	for _, major := range []int{2, 1} {
+		var p http.Protocols
+		if major == 2 {
+			p.SetUnencryptedHTTP2(true)
+		} else {
+			p.SetHTTP1(true)
+		}
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &p}}
+		resp, err := c.Get(url + "/healthz")
+		if err != nil {
+			t.Fatalf("HTTP/%d: %v", major, err)
+		}
+		_ = resp.Body.Close()
+		if resp.ProtoMajor != major || resp.StatusCode != http.StatusNoContent {
+			t.Errorf("HTTP/%d client: answered %s %d", major, resp.Proto, resp.StatusCode)
+		}
+	}
+}

@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"fmsim":   {"run a fault-injecting model server (Bedrock Converse/InvokeModel, OpenAI chat)", runFmsimCommand},
 		"submit":  {"submit a job to the HTTP API", runSubmit},
 		"status":  {"show a job's status, result or live events", runStatus},
+		"version": {"print the version, the commit and the Go version it was built with", runVersion},
 	}
 }
 
@@ -46,6 +47,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(args[1:], stdout, stderr)
 	}
 	cmd, ok := commands()[args[0]]
 	if !ok {

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,9 +39,11 @@ type awsClients struct {
 func newAWSClients(cfg config.Config) *awsClients { return &awsClients{cfg: cfg} }
 
 // config returns the SDK configuration for one AWS-backed config section, with the section's
-// endpoint override ("" for AWS itself). Credentials and region come from the standard chain;
-// against an endpoint override (an emulator) a missing region defaults to us-east-1 and missing
-// credentials to a placeholder pair, since emulators accept any.
+// endpoint override ("" for AWS itself). Credentials and region come from the standard chain.
+// Against an endpoint override a missing region defaults to us-east-1; missing credentials become
+// a placeholder pair only when the endpoint is an emulator (see usesPlaceholderCredentials), since
+// emulators accept any. Everywhere else (AWS itself, a VPC endpoint, a proxy) the standard chain
+// must yield credentials, and start-up fails naming it when it does not.
 func (c *awsClients) config(ctx context.Context, section string) (aws.Config, string, error) {
 	c.once.Do(func() { c.base, c.err = awsconfig.LoadDefaultConfig(ctx) })
 	if c.err != nil {
@@ -46,21 +51,51 @@ func (c *awsClients) config(ctx context.Context, section string) (aws.Config, st
 	}
 	ac := c.base.Copy()
 	endpoint := config.AWSEndpoint(c.cfg, section)
-	if endpoint != "" {
-		if ac.Region == "" {
-			ac.Region = defaultEmulatorRegion
-		}
-		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
-			ac.Credentials = credentials.NewStaticCredentialsProvider("infleet", "infleet", "")
-		}
+	if endpoint != "" && ac.Region == "" {
+		ac.Region = defaultEmulatorRegion
+	}
+	if usesPlaceholderCredentials(endpoint, c.cfg.AWSEmulator) {
+		ac.Credentials = credentials.NewStaticCredentialsProvider("infleet", "infleet", "")
 	}
 	if ac.Region == "" {
 		return aws.Config{}, "", fmt.Errorf("%s: no AWS region: set AWS_REGION or a region in the AWS profile", section)
 	}
 	if _, err := ac.Credentials.Retrieve(ctx); err != nil {
-		return aws.Config{}, "", fmt.Errorf("%s: no AWS credentials: give the process a role, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (%w)", section, err)
+		hint := ""
+		if endpoint != "" {
+			hint = fmt.Sprintf("; if %s is an emulator, set %s=true to sign with placeholder credentials", endpoint, config.EnvAWSEmulator)
+		}
+		return aws.Config{}, "", fmt.Errorf("%s: no AWS credentials from the SDK's default credential chain "+
+			"(environment, AWS_PROFILE and ~/.aws, web identity/IRSA, ECS task role, EC2 instance role): "+
+			"give the process a role, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY%s: %w", section, hint, err)
 	}
 	return ac, endpoint, nil
+}
+
+// usesPlaceholderCredentials reports whether clients of endpoint sign with a placeholder pair:
+// only for an endpoint override that is an emulator — a loopback address, or any address when
+// INFLEET_AWS_EMULATOR says so (emulator) — and only when the environment names no credentials
+// (AWS_ACCESS_KEY_ID or AWS_PROFILE), which then win.
+func usesPlaceholderCredentials(endpoint string, emulator bool) bool {
+	if endpoint == "" || os.Getenv("AWS_ACCESS_KEY_ID") != "" || os.Getenv("AWS_PROFILE") != "" {
+		return false
+	}
+	return emulator || isLoopbackEndpoint(endpoint)
+}
+
+// isLoopbackEndpoint reports whether endpoint, a URL, names this machine: localhost (or a name
+// under .localhost) or a loopback IP address. Names are not resolved.
+func isLoopbackEndpoint(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // shared returns a copy of the process's SDK configuration for adapters that lay their own

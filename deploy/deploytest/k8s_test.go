@@ -2,12 +2,9 @@ package deploytest
 
 import (
 	"cmp"
-	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -25,6 +22,20 @@ func overlays(t *testing.T) []string {
 	dirs, err := filepath.Glob(filepath.Join(k8sDir, "overlays", "*", "kustomization.yaml"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no overlays under deploy/k8s/overlays: %v", err)
+	}
+	for i, d := range dirs {
+		dirs[i] = filepath.Dir(d)
+	}
+	return dirs
+}
+
+// components returns the kustomize components under deploy/k8s/components, which overlays may
+// add (each is rendered with every overlay by the tests).
+func components(t *testing.T) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(k8sDir, "components", "*", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for i, d := range dirs {
 		dirs[i] = filepath.Dir(d)
@@ -58,7 +69,7 @@ func TestManifestsAreWellFormed(t *testing.T) {
 	t.Parallel()
 	used := map[string]bool{}
 	patches := map[string]bool{}
-	for _, dir := range overlays(t) {
+	for _, dir := range append(overlays(t), components(t)...) {
 		m, p := kustomizeFiles(t, dir)
 		for _, f := range m {
 			used[filepath.Clean(f)] = true
@@ -72,8 +83,12 @@ func TestManifestsAreWellFormed(t *testing.T) {
 		f = filepath.Clean(f)
 		docs := readYAML(t, f)
 		if filepath.Base(f) == "kustomization.yaml" {
-			if k := str(docs[0], "kind"); k != "Kustomization" || str(docs[0], "apiVersion") == "" {
-				t.Errorf("%s: kind %q, want a Kustomization with an apiVersion", rel(f), k)
+			want := "Kustomization"
+			if filepath.Base(filepath.Dir(filepath.Dir(f))) == "components" {
+				want = "Component"
+			}
+			if k := str(docs[0], "kind"); k != want || str(docs[0], "apiVersion") == "" {
+				t.Errorf("%s: kind %q, want a %s with an apiVersion", rel(f), k, want)
 			}
 			continue
 		}
@@ -207,26 +222,6 @@ func checkFleetConfig(t *testing.T, cfg config.Config, raw string) {
 	}
 }
 
-// render builds an overlay with `kubectl kustomize`.
-func render(t *testing.T, dir string) []any {
-	t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl is not installed: the rendered overlays are not checked")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, kubectl, "kustomize", dir).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("kubectl kustomize %s: %v\n%s", rel(dir), err, ee.Stderr)
-		}
-		t.Fatalf("kubectl kustomize %s: %v", rel(dir), err)
-	}
-	return decodeYAML(t, "kubectl kustomize "+rel(dir), out)
-}
-
 // objects indexes rendered documents by kind and name.
 type objects map[string]map[string]any
 
@@ -247,7 +242,7 @@ func index(docs []any) objects {
 // TestRenderedOverlays builds each overlay and checks the fleet it describes: the processes
 // run existing subcommands with the overlay's config, probes hit /healthz and /readyz on the
 // port the process listens on, the pods are locked down and can write data_dir, the grace
-// periods cover the shutdown's bounds, and the Service, budgets, autoscaler and service
+// periods cover the shutdown's bounds, and the Service, budgets, KEDA ScaledObject and service
 // accounts point at what exists.
 func TestRenderedOverlays(t *testing.T) {
 	t.Parallel()
@@ -275,7 +270,7 @@ func TestRenderedOverlays(t *testing.T) {
 				n, set := num(dep, "spec", "replicas")
 				switch {
 				case want.replicas == 0 && set:
-					t.Errorf("%s: replicas is set; the HorizontalPodAutoscaler owns it (an apply would reset it)", name)
+					t.Errorf("%s: replicas is set; the ScaledObject's autoscaler owns it (an apply would reset it)", name)
 				case want.replicas != 0 && n != want.replicas:
 					t.Errorf("%s: replicas %d, want %d", name, n, want.replicas)
 				}
@@ -292,7 +287,7 @@ func TestRenderedOverlays(t *testing.T) {
 			}
 			checkService(t, objs)
 			checkBudgets(t, objs)
-			checkAutoscaler(t, objs)
+			checkScaledObject(t, objs, dir)
 		})
 	}
 }
@@ -585,27 +580,5 @@ func checkBudgets(t *testing.T, objs objects) {
 		if got := selected(objs, stringMap(pdb, "spec", "selector", "matchLabels")); !slices.Equal(got, []string{name}) {
 			t.Errorf("PodDisruptionBudget %s selects the pods of %v, want only %s", name, got, name)
 		}
-	}
-}
-
-func checkAutoscaler(t *testing.T, objs objects) {
-	hpa := objs.get("HorizontalPodAutoscaler", "infleet-worker")
-	if hpa == nil {
-		t.Error("no HorizontalPodAutoscaler infleet-worker")
-		return
-	}
-	ref := get(hpa, "spec", "scaleTargetRef")
-	if str(ref, "kind") != "Deployment" || objs.get("Deployment", str(ref, "name")) == nil || str(ref, "name") != "infleet-worker" {
-		t.Errorf("HorizontalPodAutoscaler infleet-worker scales %s %s, want Deployment infleet-worker", str(ref, "kind"), str(ref, "name"))
-	}
-	if n, _ := num(hpa, "spec", "minReplicas"); n < 1 {
-		t.Errorf("HorizontalPodAutoscaler infleet-worker: minReplicas %d", n)
-	}
-	cpu := false
-	for _, m := range list(hpa, "spec", "metrics") {
-		cpu = cpu || str(m, "type") == "Resource" && str(m, "resource", "name") == "cpu"
-	}
-	if !cpu {
-		t.Error("HorizontalPodAutoscaler infleet-worker has no CPU metric")
 	}
 }
