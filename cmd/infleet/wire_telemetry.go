@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -30,7 +29,7 @@ func (a *app) openTracing(ctx context.Context) error {
 		Headers:        o.Headers,
 		Insecure:       o.Insecure,
 		SampleRatio:    o.Ratio(),
-		ServiceVersion: buildVersion(),
+		ServiceVersion: currentVersion().Version,
 		Getenv:         a.src.getenv,
 	})
 	if err != nil || tp == nil {
@@ -115,12 +114,4 @@ func genAISystem(provider string) string {
 		return "infleet.sim"
 	}
 	return "_OTHER"
-}
-
-// buildVersion is the main module's version as the build recorded it.
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
