@@ -248,3 +248,53 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	}
 	return out
 }
+
+// TestKafkaSASLComponent renders the kafka overlay with components/kafka-sasl and checks
+// that every kafka trigger then authenticates with a TriggerAuthentication the render holds, whose
+// every parameter is one KEDA's kafka scaler reads, and that the pods get the SASL password from
+// a required Secret key.
+func TestKafkaSASLComponent(t *testing.T) {
+	t.Parallel()
+	objs := index(render(t, filepath.Join(k8sDir, "overlays", "kafka"), filepath.Join(k8sDir, "components", "kafka-sasl")))
+	auth := objs.get("TriggerAuthentication", "infleet-kafka")
+	if auth == nil {
+		t.Fatal("the render holds no TriggerAuthentication infleet-kafka")
+	}
+	known := map[string]bool{"sasl": true, "username": true, "password": true, "tls": true, "ca": true, "cert": true, "key": true, "keyPassword": true}
+	refs := list(auth, "spec", "secretTargetRef")
+	if len(refs) == 0 {
+		t.Fatal("TriggerAuthentication infleet-kafka names no secret")
+	}
+	for _, r := range refs {
+		if !known[str(r, "parameter")] {
+			t.Errorf("TriggerAuthentication parameter %q is not one of KEDA's kafka scaler", str(r, "parameter"))
+		}
+	}
+	for _, name := range []string{"infleet-worker", "infleet-ingress"} {
+		containers := list(objs.get("Deployment", name), "spec", "template", "spec", "containers")
+		if len(containers) == 0 {
+			t.Fatalf("the render holds no Deployment %s", name)
+		}
+		found := false
+		for _, e := range list(containers[0], "env") {
+			if str(e, "name") == "INFLEET_TRANSPORT_KAFKA_SASL_PASSWORD" {
+				found = str(e, "valueFrom", "secretKeyRef", "key") != "" && get(e, "valueFrom", "secretKeyRef", "optional") == nil
+			}
+		}
+		if !found {
+			t.Errorf("%s: INFLEET_TRANSPORT_KAFKA_SASL_PASSWORD should come from a required Secret key", name)
+		}
+	}
+	triggers := list(objs.get("ScaledObject", "infleet-worker"), "spec", "triggers")
+	if len(triggers) == 0 {
+		t.Fatal("the ScaledObject has no triggers")
+	}
+	for _, tr := range triggers {
+		if str(tr, "type") != "kafka" {
+			continue
+		}
+		if got := str(tr, "authenticationRef", "name"); got != "infleet-kafka" {
+			t.Errorf("trigger %s authenticates with %q, want infleet-kafka", str(tr, "name"), got)
+		}
+	}
+}
