@@ -93,6 +93,9 @@ type PIIConfig struct {
 	// Restore puts the values anonymized on input back into the model's answer before it is
 	// stored (AnonymizeToken only). Default false: nothing masked on the way in comes back.
 	Restore bool
+	// PhoneRegions are the ISO 3166-1 regions whose national phone formats PHONE recognizes.
+	// Default DefaultPhoneRegions.
+	PhoneRegions []string
 }
 
 // CustomRegex is a named pattern in Go regexp syntax (RE2).
@@ -205,8 +208,12 @@ func New(cfg Config) (*Guard, error) {
 				errs = append(errs, fmt.Errorf("pii action for %s is %q: use BLOCK, ANONYMIZE or NONE", e, a))
 			}
 		}
-		d, err := NewDetector(p.Entities, custom)
-		if err != nil {
+		d, err := NewDetectorWithRegions(p.Entities, custom, p.PhoneRegions)
+		var unknownRegion *UnknownRegionError
+		switch {
+		case errors.As(err, &unknownRegion):
+			errs = append(errs, fmt.Errorf("pii.phone_regions: %w", err))
+		case err != nil:
 			errs = append(errs, fmt.Errorf("pii.entities: %w", err))
 		}
 		g.detector = d
