@@ -54,7 +54,9 @@ var (
 		instructies regels richtlijnen aanwijzingen beperkingen`)
 	overrideModifiers = set(`all any the your my our previous prior above earlier preceding former
 		existing original initial system safety given these those every of that you were have been
-		content developer and or before this hidden default current old
+		content developer and or before this hidden default current old complete full entire whole exact
+		kompletten kompletter vollstandigen ganzen gesamten complet complets complete completes completo completa
+		completos completas intero intera inteiro inteira volledige hele
 		alle allen die der den deine deinen deiner bisherigen vorherigen vorigen fruheren obigen
 		vorangegangenen ursprunglichen bisherige vorherige einfach bitte jetzt sofort komplett gegebenen dir
 		toutes tous les tes vos des de precedentes precedents anterieures initiales originales ci dessus
@@ -83,6 +85,13 @@ var (
 		toon laat herhaal geef`)
 	revealTargets = set(`prompt prompts instructions instruction systemprompt rules guidelines
 		anweisungen instruktionen consignes instrucciones istruzioni instrucoes instructies`)
+	precedenceGap = func() map[string]struct{} {
+		m := set(`over vor sur sobre su boven`)
+		for w := range overrideModifiers {
+			m[w] = struct{}{}
+		}
+		return m
+	}()
 	possessives2 = set(`your yours dein deine deinen deiner ihr ihre ton ta tes votre vos tu tus su sus
 		tuo tua tuoi tue seu sua seus suas je jouw uw`)
 	attackPhrases = []string{
@@ -252,6 +261,13 @@ func (d *attackDetector) count(ws []word) int {
 					n++
 					break
 				}
+			}
+			continue
+		}
+		if _, ok := supersedeVerbs[w.w]; ok {
+			// "take precedence over your original guidelines"
+			if reach(ws, i+1, 6, overrideTargets, precedenceGap, possessives2) > 0 {
+				n++
 			}
 			continue
 		}

@@ -220,13 +220,14 @@ func phoneRunAt(s string, i int, r *phoneRun) bool {
 // phoneCues are words that announce a phone number, so that a bare digit run after one is read
 // as a number.
 var phoneCues = []string{"tel", "phone", "mobile", "mob", "cell", "fax", "call", "handy", "telefon", "telefono",
-	"teléfono", "téléphone", "tél", "móvil", "cellulare", "telefoon", "whatsapp", "sms", "ph:", "tlf", "numéro", "nummer", "número", "numero"}
+	"teléfono", "téléphone", "tél", "móvil", "cellulare", "telefoon", "whatsapp", "sms", "ph:", "tlf"}
 
-// phoneCueBefore reports whether a phone word ends shortly before i.
+// phoneCueBefore reports whether a phone word starts shortly before i (at a word start:
+// "Hotel" holds no "tel").
 func phoneCueBefore(s string, i int) bool {
 	from := max(0, i-24)
-	var buf [24]byte
-	w := buf[:0]
+	var buf [25]byte
+	w := append(buf[:0], ' ')
 	for k := from; k < i; k++ {
 		c := s[k]
 		if isUpper(c) {
@@ -235,8 +236,15 @@ func phoneCueBefore(s string, i int) bool {
 		w = append(w, c)
 	}
 	for _, cue := range phoneCues {
-		if bytes.Contains(w, []byte(cue)) {
-			return true
+		for rest := w; ; {
+			k := bytes.Index(rest, []byte(cue))
+			if k < 0 {
+				break
+			}
+			if c := rest[k-1]; !isLower(c) && c < 0x80 {
+				return true
+			}
+			rest = rest[k+1:]
 		}
 	}
 	return false
@@ -246,10 +254,11 @@ func phoneCueBefore(s string, i int) bool {
 // (cut at spaces) that is a valid number of the default regions, or of its country when
 // written with +CC or 00CC.
 func (d *Detector) phoneAt(s string, i int) int {
-	// A run inside a grouped number ("1234 5698 7654 32") was tried from the number's start.
+	// A run inside a grouped number or code ("1234 5698 7654 32", "DE89 3704 0044") was tried
+	// from its start.
 	if i >= 2 && s[i-1] == ' ' && isDigit(s[i-2]) {
 		k := i - 2
-		for k > 0 && isDigit(s[k-1]) {
+		for k > 0 && isAlnum(s[k-1]) {
 			k--
 		}
 		if i-1-k <= 5 && (k == 0 || s[k-1] == ' ') {
@@ -270,7 +279,11 @@ func (d *Detector) phoneAt(s string, i int) int {
 		}
 		return cue == 1
 	}
-	for k := r.ng; k >= 1 && k >= r.ng-3 && r.nd[k-1] >= 7; k-- {
+	// A national number does not start with a year ("2023-0815-4711").
+	if !r.plus && r.glen[0] == 4 && (r.digits[0] == '1' && r.digits[1] == '9' || r.digits[0] == '2' && r.digits[1] == '0') {
+		return -1
+	}
+	for k := r.ng; k >= 1 && r.nd[k-1] >= 7; k-- {
 		if k < r.ng && !r.spaceAt[k-1] {
 			continue // a run is cut only where a space parts its groups
 		}
@@ -286,11 +299,26 @@ func (d *Detector) phoneAt(s string, i int) int {
 		if !r.plus && k == 3 && r.glen[0] == 3 && r.glen[1] == 2 && r.glen[2] == 4 {
 			continue
 		}
-		if d.validPhone(digits, r.plus, r.trunk, !r.plus && digits[0] != '0' && hasCue()) {
+		if d.validPhone(digits, r.plus, r.trunk, !r.plus && digits[0] != '0' && hasCue(), nanpGrouping(&r, k)) {
 			return r.ends[k-1]
 		}
 	}
 	return -1
+}
+
+// nanpGrouping reports whether the first k groups of r are grouped the North American way:
+// (NXX) NXX-XXXX, NXX-NXX-XXXX, 1-NXX-NXX-XXXX, or ten bare digits (after a phone word).
+func nanpGrouping(r *phoneRun, k int) bool {
+	g := r.glen[:k]
+	switch k {
+	case 1:
+		return g[0] == 10 || g[0] == 11 && r.digits[0] == '1'
+	case 3:
+		return g[0] == 3 && g[1] == 3 && g[2] == 4
+	case 4:
+		return g[0] == 1 && r.digits[0] == '1' && g[1] == 3 && g[2] == 3 && g[3] == 4
+	}
+	return false
 }
 
 // dateOrQuad reports whether the first k groups of r are shaped like a date (2024-11-23,
@@ -308,7 +336,7 @@ func dateOrQuad(r *phoneRun, k int) bool {
 
 // validPhone checks digits against the numbering plans: as an international number when
 // written with + or 00, else as a national number of each default region.
-func (d *Detector) validPhone(digits []byte, plus, trunk, cue bool) bool {
+func (d *Detector) validPhone(digits []byte, plus, trunk, cue, nanp bool) bool {
 	intl := plus
 	if !plus && len(digits) > 2 && digits[0] == '0' && digits[1] == '0' {
 		intl, digits = true, digits[2:]
@@ -338,7 +366,17 @@ func (d *Detector) validPhone(digits []byte, plus, trunk, cue bool) bool {
 		}
 		// Without its trunk prefix a number is national only where the prefix is optional (NANP)
 		// or absent (Spain, Italy), or when a phone word announces it.
-		if (pre == "" || pre == "1" || cue) && p.matches(digits) {
+		if p.cc == 1 {
+			// North American numbers are written 3-3-4, after an optional 1.
+			if !nanp {
+				continue
+			}
+			if len(digits) == 11 && digits[0] == '1' && p.matches(digits[1:]) || p.matches(digits) {
+				return true
+			}
+			continue
+		}
+		if (pre == "" || cue) && p.matches(digits) {
 			return true
 		}
 	}
