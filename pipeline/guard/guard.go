@@ -483,7 +483,8 @@ func (st *checkState) wordPolicies() {
 		for _, w := range ws {
 			s := ""
 			if contentWord(w.w) {
-				s = stem(w.w)
+				// Accents are dropped ("fièvre" meets "fievre"), as topic words are written.
+				s = stem(normalizeText(w.w))
 			}
 			st.stems = append(st.stems, s)
 		}

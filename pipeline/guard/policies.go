@@ -32,6 +32,7 @@ type topicMatcher struct {
 	name        string
 	phrases     *phraseSet
 	keywords    map[string]struct{}
+	related     map[string]struct{} // keywords and the member stems of the concepts they link
 	minKeywords int
 }
 
@@ -54,10 +55,15 @@ func newTopicMatcher(t Topic) *topicMatcher {
 			m.keywords[s] = struct{}{}
 		}
 	}
+	m.related = conceptStems(m.keywords)
+	for s := range m.keywords {
+		m.related[s] = struct{}{}
+	}
 	return m
 }
 
-// count returns the phrase hits in ws, or the keyword hits when they reach the minimum.
+// count returns the phrase hits in ws, or the keyword hits when they reach the minimum, or the
+// hits of keywords and concept words when those reach it in a request (see concepts.go).
 // stems holds the stem of each content word of ws ("" for the others).
 func (m *topicMatcher) count(ws []word, stems []string) int {
 	n := 0
@@ -65,7 +71,7 @@ func (m *topicMatcher) count(ws []word, stems []string) int {
 	if n > 0 {
 		return n
 	}
-	var seen []string
+	var seen, related []string
 	for _, s := range stems {
 		if s == "" {
 			continue
@@ -73,9 +79,19 @@ func (m *topicMatcher) count(ws []word, stems []string) int {
 		if _, ok := m.keywords[s]; ok && !contains(seen, s) {
 			seen = append(seen, s)
 		}
+		if _, ok := m.related[s]; ok && !contains(related, s) {
+			related = append(related, s)
+		}
 	}
 	if len(seen) >= m.minKeywords {
 		return len(seen)
+	}
+	if len(related) >= m.minKeywords {
+		for _, w := range ws {
+			if _, ok := requestCues[w.w]; ok {
+				return len(related)
+			}
+		}
 	}
 	return 0
 }
