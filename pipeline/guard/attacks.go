@@ -59,7 +59,7 @@ var (
 		completos completas intero intera inteiro inteira volledige hele
 		alle allen die der den deine deinen deiner bisherigen vorherigen vorigen fruheren obigen
 		vorangegangenen ursprunglichen bisherige vorherige einfach bitte jetzt sofort komplett gegebenen dir
-		toutes tous les tes vos des de precedentes precedents anterieures initiales originales ci dessus
+		toutes tous les tes vos des de en precedentes precedents anterieures initiales originales ci dessus
 		systeme du la le
 		todas todos las los tus sus anteriores previas previos iniciales originales del el
 		tutte tutti gli tue tuoi precedenti iniziali originali di il sistema
@@ -169,16 +169,37 @@ func rot13(s string) string {
 	return string(b)
 }
 
+// Word classes of the attack vocabulary: one map look-up a word tells which patterns may
+// start there.
+const (
+	clsVerb uint16 = 1 << iota
+	clsTarget
+	clsSupersede
+	clsReveal
+	clsPhrase
+	clsClaim
+	clsRole
+	clsJailbreak
+	clsRotated // the ROT13 form of a vocabulary word: the text is rotated and checked again
+	clsNegated // the noun of a negated "take into account" ("ne tiens plus compte de")
+)
+
+// negatedVerbs override when a negation precedes them: "ne tiens plus compte des
+// instructions", "no tengas en cuenta las reglas", "non tenere conto delle istruzioni".
+var (
+	negatedVerbs = set(`compte cuenta conto conta acht beachte beachten`)
+	negations    = set(`ne pas plus no non nao nicht kein keine`)
+)
+
 // attackDetector finds prompt attacks. Immutable and safe for concurrent use.
 type attackDetector struct {
 	phrases, roles, jailbreaks, claims *phraseSet
-	// rotated holds the ROT13 forms of the override vocabulary: a text with one is rotated.
-	rotated map[string]struct{}
+	vocab                              map[string]uint16
 }
 
 func newAttackDetector() *attackDetector {
 	d := &attackDetector{phrases: newPhraseSet(), roles: newPhraseSet(), jailbreaks: newPhraseSet(),
-		claims: newPhraseSet(), rotated: map[string]struct{}{}}
+		claims: newPhraseSet(), vocab: map[string]uint16{}}
 	for _, p := range attackPhrases {
 		d.phrases.add(p)
 	}
@@ -191,15 +212,34 @@ func newAttackDetector() *attackDetector {
 	for _, p := range newInstructionClaims {
 		d.claims.add(p)
 	}
+	for _, c := range []struct {
+		words map[string]struct{}
+		cls   uint16
+	}{{overrideVerbs, clsVerb}, {overrideTargets, clsTarget}, {supersedeVerbs, clsSupersede}, {revealVerbs, clsReveal}} {
+		for w := range c.words {
+			d.vocab[w] |= c.cls
+		}
+	}
+	for _, c := range []struct {
+		set *phraseSet
+		cls uint16
+	}{{d.phrases, clsPhrase}, {d.claims, clsClaim}, {d.roles, clsRole}, {d.jailbreaks, clsJailbreak}} {
+		for w := range c.set.byFirst {
+			d.vocab[w] |= c.cls
+		}
+	}
+	for w := range negatedVerbs {
+		d.vocab[w] |= clsNegated
+	}
 	for _, vocab := range []map[string]struct{}{overrideVerbs, supersedeVerbs, revealVerbs} {
 		for w := range vocab {
 			if len(w) >= 5 {
-				d.rotated[rot13(w)] = struct{}{}
+				d.vocab[rot13(w)] |= clsRotated
 			}
 		}
 	}
 	for _, w := range []string{"instructions", "previous", "pretend", "prompt", "system"} {
-		d.rotated[rot13(w)] = struct{}{}
+		d.vocab[rot13(w)] |= clsRotated
 	}
 	return d
 }
@@ -217,19 +257,20 @@ func (d *attackDetector) check(text string, ws []word, sc *attackScratch) int {
 		sc.ws = words(norm, sc.ws[:0])
 		ws = sc.ws
 	}
-	n := d.count(ws) + markers(norm)
-	n += d.hidden(norm, sc)
+	n, rotated := d.count(ws)
+	n += markers(norm) + d.hidden(norm)
 	if n == 0 {
-		n += d.encoded(norm, ws, sc)
+		n += d.encoded(norm, rotated)
 	}
 	return n
 }
 
-// checkDecoded checks a decoded or hidden piece of text with the word patterns.
-func (d *attackDetector) checkDecoded(text string, sc *attackScratch) int {
+// checkDecoded checks a decoded piece of text with the word patterns.
+func (d *attackDetector) checkDecoded(text string) int {
 	var ws []word
 	ws = words(normalizeText(text), ws)
-	return d.count(ws) + markers(text)
+	n, _ := d.count(ws)
+	return n + markers(text)
 }
 
 func markers(norm string) int {
@@ -244,17 +285,28 @@ func markers(norm string) int {
 	return n
 }
 
-// count returns how many word patterns ws holds.
-func (d *attackDetector) count(ws []word) int {
-	n := 0
+// count returns how many word patterns ws holds, and whether it holds a ROT13 form of the
+// vocabulary.
+func (d *attackDetector) count(ws []word) (n int, rotated bool) {
+	roles, jail := 0, 0
 	for i, w := range ws {
-		if _, ok := overrideVerbs[w.w]; ok {
-			if joined(ws, i+1, 6, overrideTargets, overrideModifiers) {
-				n++
-			}
+		cls := d.vocab[w.w]
+		if cls == 0 {
 			continue
 		}
-		if _, ok := overrideTargets[w.w]; ok {
+		rotated = rotated || cls&clsRotated != 0
+		if cls&clsVerb != 0 && joined(ws, i+1, 6, overrideTargets, overrideModifiers) {
+			n++
+		}
+		if cls&clsNegated != 0 && joined(ws, i+1, 6, overrideTargets, overrideModifiers) {
+			for k := max(0, i-3); k < i; k++ {
+				if _, ok := negations[ws[k].w]; ok {
+					n++
+					break
+				}
+			}
+		}
+		if cls&clsTarget != 0 {
 			// "die vorherigen Anweisungen ignorieren": the verb follows within two words.
 			for j := i + 1; j < len(ws) && j <= i+2; j++ {
 				if _, ok := overrideVerbsFinal[ws[j].w]; ok && qualified(ws, i) {
@@ -262,41 +314,39 @@ func (d *attackDetector) count(ws []word) int {
 					break
 				}
 			}
-			continue
 		}
-		if _, ok := supersedeVerbs[w.w]; ok {
-			// "take precedence over your original guidelines"
-			if reach(ws, i+1, 6, overrideTargets, precedenceGap, possessives2) > 0 {
-				n++
-			}
-			continue
-		}
-		if _, ok := revealVerbs[w.w]; ok {
-			if j := reach(ws, i+1, 5, revealTargets, overrideModifiers, possessives2); j > 0 {
-				n++
-			}
-		}
-	}
-	d.phrases.find(ws, func(int, int) { n++ })
-	// A claim of new instructions counts with a verb of superseding near it.
-	d.claims.find(ws, func(i, j int) {
-		for k := max(0, i-8); k < len(ws) && k < j+10; k++ {
-			if _, ok := supersedeVerbs[ws[k].w]; ok {
-				n++
-				return
-			}
-		}
-	})
-	roles := 0
-	d.roles.find(ws, func(int, int) { roles++ })
-	if roles > 0 {
-		jail := 0
-		d.jailbreaks.find(ws, func(int, int) { jail++ })
-		if jail > 0 {
+		// "take precedence over your original guidelines"
+		if cls&clsSupersede != 0 && reach(ws, i+1, 6, overrideTargets, precedenceGap, possessives2) > 0 {
 			n++
 		}
+		if cls&clsReveal != 0 && reach(ws, i+1, 5, revealTargets, overrideModifiers, possessives2) > 0 {
+			n++
+		}
+		if cls&clsPhrase != 0 && d.phrases.at(ws, i) > 0 {
+			n++
+		}
+		// A claim of new instructions counts with a verb of superseding near it.
+		if cls&clsClaim != 0 {
+			if j := d.claims.at(ws, i); j > 0 {
+				for k := max(0, i-8); k < len(ws) && k < j+10; k++ {
+					if d.vocab[ws[k].w]&clsSupersede != 0 {
+						n++
+						break
+					}
+				}
+			}
+		}
+		if cls&clsRole != 0 && d.roles.at(ws, i) > 0 {
+			roles++
+		}
+		if cls&clsJailbreak != 0 && d.jailbreaks.at(ws, i) > 0 {
+			jail++
+		}
 	}
-	return n
+	if roles > 0 && jail > 0 {
+		n++
+	}
+	return n, rotated
 }
 
 // joined reports whether a word of targets follows from ws[from] within span words, with only
@@ -352,12 +402,12 @@ func qualified(ws []word, i int) bool {
 // hidden checks the parts of the text a reader does not see: HTML and Markdown comments and
 // elements styled invisible. A hidden part that speaks to an AI, or holds a word pattern, is an
 // attack.
-func (d *attackDetector) hidden(norm string, sc *attackScratch) int {
+func (d *attackDetector) hidden(norm string) int {
 	n := 0
 	for _, part := range hiddenParts(norm) {
 		var ws []word
 		ws = words(part, ws)
-		if c := d.count(ws); c > 0 {
+		if c, _ := d.count(ws); c > 0 {
 			n += c
 			continue
 		}
@@ -426,13 +476,10 @@ func hiddenParts(s string) []string {
 
 // encoded decodes the base64 and hex runs of the text, and the whole text from ROT13 when
 // it holds a rotated word of the vocabulary, and checks what comes out.
-func (d *attackDetector) encoded(norm string, ws []word, sc *attackScratch) int {
+func (d *attackDetector) encoded(norm string, rotated bool) int {
 	n := 0
-	for _, w := range ws {
-		if _, ok := d.rotated[w.w]; ok {
-			n += d.checkDecoded(rot13(norm), sc)
-			break
-		}
+	if rotated {
+		n += d.checkDecoded(rot13(norm))
 	}
 	for i := 0; i < len(norm); i++ {
 		c := norm[i]
@@ -449,14 +496,14 @@ func (d *attackDetector) encoded(norm string, ws []word, sc *attackScratch) int 
 		}
 		if len(run) >= 16 {
 			if text, ok := decodeRun(run); ok {
-				n += d.checkDecoded(text, sc)
+				n += d.checkDecoded(text)
 			}
 		}
 		i = j
 	}
 	// Hex written as byte pairs with spaces or \x: "69 67 6e 6f 72 65".
 	if text, ok := spacedHex(norm); ok {
-		n += d.checkDecoded(text, sc)
+		n += d.checkDecoded(text)
 	}
 	return n
 }

@@ -199,6 +199,11 @@ func phoneRunAt(s string, i int, r *phoneRun) bool {
 			r.seps++
 			j++
 			continue
+		case c == ' ' && j+2 < len(s) && s[j+1] == '/' && s[j+2] == ' ' && j > i && isDigit(s[j-1]) && j+3 < len(s) && isDigit(s[j+3]):
+			// "040 / 123456-78": a spaced slash after the area code.
+			r.seps++
+			j += 3
+			continue
 		case c == ' ' || c == '-' || c == '.' || c == '/':
 			if j > i && (isDigit(s[j-1]) || s[j-1] == ')') && j+1 < len(s) && (isDigit(s[j+1]) || s[j+1] == '(' && c == ' ') {
 				r.seps++
@@ -222,9 +227,51 @@ func phoneRunAt(s string, i int, r *phoneRun) bool {
 var phoneCues = []string{"tel", "phone", "mobile", "mob", "cell", "fax", "call", "handy", "telefon", "telefono",
 	"teléfono", "téléphone", "tél", "móvil", "cellulare", "telefoon", "whatsapp", "sms", "ph:", "tlf"}
 
-// phoneCueBefore reports whether a phone word starts shortly before i (at a word start:
-// "Hotel" holds no "tel").
-func phoneCueBefore(s string, i int) bool {
+// referenceCues begin words that announce a reference rather than a phone number
+// ("réf. 0800-123-45", "Kundennummer 0049123456"): a number right after one is not a phone.
+var referenceCues = []string{"ref", "réf", "order", "invoice", "nr", "no", "n°", "id", "sku", "art", "ticket", "case",
+	"commande", "pedido", "auftrag", "bestell", "kunden", "vertrag", "contract", "policy", "claim", "dossier", "factura",
+	"facture", "rechnung", "fattura", "ordine", "tracking", "serial", "version", "build", "isbn"}
+
+// referenceBefore reports whether the word right before i begins with a reference cue.
+func referenceBefore(s string, i int) bool {
+	end := i
+	for end > 0 && end > i-4 && (s[end-1] == ' ' || s[end-1] == ':' || s[end-1] == '#' || s[end-1] == '.') {
+		end-- // "ref: ", "No. ", "#"; a comma or bracket ends the reference
+	}
+	if end > 1 && s[end-2] == 0xc2 && s[end-1] == 0xb0 { // "n°"
+		end -= 2
+	}
+	start := end
+	for start > 0 && (isUpper(s[start-1]) || isLower(s[start-1]) || s[start-1] >= 0x80) {
+		start--
+	}
+	if start == end || end-start > 24 {
+		return false
+	}
+	var buf [24]byte
+	w := buf[:0]
+	for k := start; k < end; k++ {
+		c := s[k]
+		if isUpper(c) {
+			c += 'a' - 'A'
+		}
+		w = append(w, c)
+	}
+	for _, cue := range referenceCues {
+		if cue == "n°" {
+			continue
+		}
+		if bytes.HasPrefix(w, []byte(cue)) && (len(cue) > 2 || len(w) == len(cue)) {
+			return true
+		}
+	}
+	return end < i && s[end] == 0xc2 && string(w) == "n"
+}
+
+// cueBefore returns the distance back from i to the nearest of the cues that starts a word
+// within 24 bytes, or -1.
+func cueBefore(s string, i int, cues []string) int {
 	from := max(0, i-24)
 	var buf [25]byte
 	w := append(buf[:0], ' ')
@@ -235,20 +282,27 @@ func phoneCueBefore(s string, i int) bool {
 		}
 		w = append(w, c)
 	}
-	for _, cue := range phoneCues {
-		for rest := w; ; {
+	best := -1
+	for _, cue := range cues {
+		for rest, at := w, 0; ; {
 			k := bytes.Index(rest, []byte(cue))
 			if k < 0 {
 				break
 			}
 			if c := rest[k-1]; !isLower(c) && c < 0x80 {
-				return true
+				if d := len(w) - (at + k); best < 0 || d < best {
+					best = d
+				}
 			}
-			rest = rest[k+1:]
+			rest, at = rest[k+1:], at+k+1
 		}
 	}
-	return false
+	return best
 }
+
+// phoneCueBefore reports whether a phone word starts shortly before i (at a word start:
+// "Hotel" holds no "tel").
+func phoneCueBefore(s string, i int) bool { return cueBefore(s, i, phoneCues) >= 0 }
 
 // phoneAt matches a phone number at token start i: the longest prefix of the phone-shaped run
 // (cut at spaces) that is a valid number of the default regions, or of its country when
@@ -281,6 +335,9 @@ func (d *Detector) phoneAt(s string, i int) int {
 	}
 	// A national number does not start with a year ("2023-0815-4711").
 	if !r.plus && r.glen[0] == 4 && (r.digits[0] == '1' && r.digits[1] == '9' || r.digits[0] == '2' && r.digits[1] == '0') {
+		return -1
+	}
+	if !r.plus && referenceBefore(s, i) {
 		return -1
 	}
 	for k := r.ng; k >= 1 && r.nd[k-1] >= 7; k-- {

@@ -50,7 +50,7 @@ type evalTopicDef struct {
 }
 
 // readJSONL decodes one value of T per line of testdata/eval/name.
-func readJSONL[T any](t *testing.T, name string) []T {
+func readJSONL[T any](t testing.TB, name string) []T {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", "eval", name))
 	if err != nil {

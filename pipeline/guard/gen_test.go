@@ -173,6 +173,9 @@ func (g *gen) text(size int, types []string) (string, []string) {
 	var values []string
 	for b.Len() < size {
 		b.WriteString(g.filler(5 + g.r.IntN(20)))
+		// A number right after "order", "invoice" or "ISBN" is read as that reference, not as a
+		// phone number; a value follows a neutral word.
+		b.WriteString(g.pick(" at", " for", " with", " and"))
 		b.WriteString(g.pick(" ", ", ", ". ", " (", ": "))
 		v := g.value(types[g.r.IntN(len(types))])
 		values = append(values, v)
