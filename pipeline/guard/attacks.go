@@ -547,6 +547,16 @@ func printable(b []byte) bool {
 	return space && good*10 >= len(b)*9
 }
 
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
 // spacedHex collects hex byte pairs separated by spaces, commas or "\x" (at least 8 in a row)
 // and decodes them.
 func spacedHex(s string) (string, bool) {
@@ -562,8 +572,7 @@ func spacedHex(s string) (string, bool) {
 			continue
 		}
 		if isHex(s[i]) && isHex(s[i+1]) && (i+2 == len(s) || !isAlnum(s[i+2])) && (i == 0 || !isAlnum(s[i-1]) || i >= 2 && s[i-1] == 'x' && s[i-2] == '\\') {
-			v, _ := hex.DecodeString(s[i : i+2])
-			out = append(out, v[0])
+			out = append(out, unhex(s[i])<<4|unhex(s[i+1]))
 			i += 2
 			for i < len(s) && (s[i] == ' ' || s[i] == ',') {
 				i++

@@ -337,9 +337,7 @@ func (d *Detector) phoneAt(s string, i int) int {
 	if !r.plus && r.glen[0] == 4 && (r.digits[0] == '1' && r.digits[1] == '9' || r.digits[0] == '2' && r.digits[1] == '0') {
 		return -1
 	}
-	if !r.plus && referenceBefore(s, i) {
-		return -1
-	}
+	ref := -1 // whether a reference word precedes; found out when needed
 	for k := r.ng; k >= 1 && r.nd[k-1] >= 7; k-- {
 		if k < r.ng && !r.spaceAt[k-1] {
 			continue // a run is cut only where a space parts its groups
@@ -355,6 +353,15 @@ func (d *Detector) phoneAt(s string, i int) int {
 		// AAA-GG-SSSS is how social security numbers are written, not phone numbers.
 		if !r.plus && k == 3 && r.glen[0] == 3 && r.glen[1] == 2 && r.glen[2] == 4 {
 			continue
+		}
+		if !r.plus && ref < 0 {
+			ref = 0
+			if referenceBefore(s, i) {
+				ref = 1
+			}
+		}
+		if ref == 1 {
+			return -1
 		}
 		if d.validPhone(digits, r.plus, r.trunk, !r.plus && digits[0] != '0' && hasCue(), nanpGrouping(&r, k)) {
 			return r.ends[k-1]

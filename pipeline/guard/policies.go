@@ -32,7 +32,7 @@ type topicMatcher struct {
 	name        string
 	phrases     *phraseSet
 	keywords    map[string]struct{}
-	related     map[string]struct{} // keywords and the member stems of the concepts they link
+	related     map[string]bool // keywords (true) and the member stems of the concepts they link
 	minKeywords int
 }
 
@@ -55,9 +55,12 @@ func newTopicMatcher(t Topic) *topicMatcher {
 			m.keywords[s] = struct{}{}
 		}
 	}
-	m.related = conceptStems(m.keywords)
+	m.related = map[string]bool{}
+	for s := range conceptStems(m.keywords) {
+		m.related[s] = false
+	}
 	for s := range m.keywords {
-		m.related[s] = struct{}{}
+		m.related[s] = true
 	}
 	return m
 }
@@ -76,11 +79,13 @@ func (m *topicMatcher) count(ws []word, stems []string) int {
 		if s == "" {
 			continue
 		}
-		if _, ok := m.keywords[s]; ok && !contains(seen, s) {
-			seen = append(seen, s)
+		own, ok := m.related[s]
+		if !ok || contains(related, s) {
+			continue
 		}
-		if _, ok := m.related[s]; ok && !contains(related, s) {
-			related = append(related, s)
+		related = append(related, s)
+		if own {
+			seen = append(seen, s)
 		}
 	}
 	if len(seen) >= m.minKeywords {
