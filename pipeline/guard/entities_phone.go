@@ -103,6 +103,7 @@ var plans = sync.OnceValue(func() (out struct {
 // UnknownRegionError names a phone region libphonenumber does not know.
 type UnknownRegionError struct{ Region string }
 
+// Error names the region and the kind of code expected.
 func (e *UnknownRegionError) Error() string {
 	return "unknown phone region " + e.Region + " (use ISO 3166-1 alpha-2 codes such as US, GB, DE)"
 }
