@@ -230,7 +230,7 @@ var phoneCues = []string{"tel", "phone", "mobile", "mob", "cell", "fax", "call",
 
 // referenceCues begin words that announce a reference rather than a phone number
 // ("réf. 0800-123-45", "Kundennummer 0049123456"): a number right after one is not a phone.
-var referenceCues = []string{"ref", "réf", "order", "invoice", "nr", "no", "n°", "id", "sku", "art", "ticket", "case",
+var referenceCues = []string{"ref", "réf", "order", "invoice", "nr", "no", "n", "id", "sku", "art", "ticket", "case",
 	"commande", "pedido", "auftrag", "bestell", "kunden", "vertrag", "contract", "policy", "claim", "dossier", "factura",
 	"facture", "rechnung", "fattura", "ordine", "tracking", "serial", "version", "build", "isbn"}
 
@@ -260,14 +260,12 @@ func referenceBefore(s string, i int) bool {
 		w = append(w, c)
 	}
 	for _, cue := range referenceCues {
-		if cue == "n°" {
-			continue
-		}
+		// Short cues ("no", "n" of "n°", "id") are whole words; longer ones begin words.
 		if bytes.HasPrefix(w, []byte(cue)) && (len(cue) > 2 || len(w) == len(cue)) {
-			return true
+			return len(cue) > 1 || end < i && s[end] == 0xc2 // "n" only as "n°"
 		}
 	}
-	return end < i && s[end] == 0xc2 && string(w) == "n"
+	return false
 }
 
 // cueBefore returns the distance back from i to the nearest of the cues that starts a word
@@ -290,7 +288,7 @@ func cueBefore(s string, i int, cues []string) int {
 			if k < 0 {
 				break
 			}
-			if c := rest[k-1]; !isLower(c) && c < 0x80 {
+			if c := w[at+k-1]; !isLower(c) && c < 0x80 {
 				if d := len(w) - (at + k); best < 0 || d < best {
 					best = d
 				}
