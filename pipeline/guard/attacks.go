@@ -66,7 +66,7 @@ var (
 		as os suas tuas seus previas iniciais originais do da
 		je jouw uw vorige eerdere voorgaande oorspronkelijke systeem het`)
 	// supersedeVerbs claim that new instructions replace the model's.
-	supersedeVerbs = set(`supersede supersedes override overrides replace replace replaces overrule overrules
+	supersedeVerbs = set(`supersede supersedes override overrides replace replaces overrule overrules
 		cancel cancels invalidate invalidates precedence
 		ersetzen ersetzt vorrang remplacent remplace annulent priment priorite reemplazan reemplaza
 		sustituyen anulan prevalecen prioridad sostituiscono sostituisce annullano prevalgono priorita
