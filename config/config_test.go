@@ -183,7 +183,7 @@ func TestLoadFullConfig(t *testing.T) {
 			{Name: "claude", Provider: "bedrock", ModelID: "anthropic.claude", Region: "eu-west-1", Endpoint: "http://127.0.0.1:4000", Timeout: time.Minute},
 		}},
 		{"routes", c.Routes, map[string]string{"default": "fast", "summarize": "main"}},
-		{"guardrails", c.Guardrails.Input, GuardrailPolicies{PII: &PIIPolicy{Entities: []string{"EMAIL"}, Action: "ANONYMIZE"}, Words: []string{"badword"}}},
+		{"guardrails", c.Guardrails.Input, GuardrailPolicies{PII: &PIIPolicy{Entities: []string{"EMAIL"}, Action: "ANONYMIZE", PhoneRegions: DefaultPhoneRegions}, Words: []string{"badword"}}},
 		{"guardrails on", c.Guardrails.Enabled(), true},
 		{"triggers", c.Triggers.S3, []S3Trigger{{Bucket: "inbox", Prefix: "docs/", Task: "summarize", Priority: "normal"}}},
 		{"api key", c.Auth.APIKeys, []APIKey{{Key: "k_live_123", Tenant: "acme", Role: RoleClient, QuotaPeriod: QuotaMonth, Rate: 2.5, Burst: 3, Tasks: []string{"*"}, Models: []string{"main"}}}},

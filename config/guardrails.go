@@ -1,6 +1,12 @@
 package config
 
-import "cmp"
+import (
+	"cmp"
+	"fmt"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
 
 // Defaults of the guardrails section, applied by ApplyDefaults (and so by Load) to every setting
 // left unset.
@@ -83,7 +89,15 @@ type PIIPolicy struct {
 	// RestoreInOutput puts the values anonymized on input back into the stored answer (input
 	// side, anonymize_with token only). Default false.
 	RestoreInOutput bool `yaml:"restore_in_output,omitempty"`
+	// PhoneRegions are the ISO 3166-1 regions whose national phone formats (without +CC) are
+	// recognized; international numbers are recognized for every country. Default
+	// DefaultPhoneRegions.
+	PhoneRegions []string `yaml:"phone_regions,omitempty"`
 }
+
+// DefaultPhoneRegions are the regions whose national phone formats PHONE recognizes when
+// pii.phone_regions is unset (the same list as the guard's).
+var DefaultPhoneRegions = []string{"US", "CA", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL", "ES", "PT", "IT", "IN", "AU"}
 
 // EntityAction is the action for one entity type.
 type EntityAction struct {
@@ -152,6 +166,9 @@ func (g *Guardrails) applyDefaults() {
 		if side.PII != nil {
 			pii := *side.PII
 			pii.Action = cmp.Or(pii.Action, DefaultPIIAction)
+			if len(pii.PhoneRegions) == 0 {
+				pii.PhoneRegions = append([]string(nil), DefaultPhoneRegions...)
+			}
 			side.PII = &pii
 		}
 	}
@@ -165,6 +182,15 @@ func (c *Config) checkGuardrails(p *problems) {
 		g    GuardrailPolicies
 	}{{"input", c.Guardrails.Input}, {"output", c.Guardrails.Output}} {
 		side, g := sg.side, sg.g
+		if g.PII != nil {
+			supported := phonenumbers.GetSupportedRegions()
+			for i, r := range g.PII.PhoneRegions {
+				if !supported[strings.ToUpper(r)] {
+					p.add(fmt.Sprintf("guardrails.%s.pii.phone_regions[%d]", side, i),
+						"%q is not a region with a phone numbering plan; use an ISO 3166-1 alpha-2 code such as US, GB or DE", r)
+				}
+			}
+		}
 		if tc := g.TopicClassifier; tc != nil {
 			field := "guardrails." + side + ".topic_classifier"
 			if _, ok := c.Model(tc.Model); !ok {

@@ -75,6 +75,9 @@ type Config struct {
 	// Seed selects the sequence of faults and latencies: two servers with the same Seed and
 	// Faults decide the same calls (by arrival order) the same way. Default 0.
 	Seed int64
+	// Classify, when set, answers classification prompts with a topic number (see Classify).
+	// Default nil: every call gets the echo answer.
+	Classify *Classify
 }
 
 // Faults are the failures and delays injected into one model's calls. Rates are shares of
@@ -131,6 +134,7 @@ type Server struct {
 	calls atomic.Uint64
 	known map[string]bool
 	key   string
+	clf   *Classify
 	done  chan struct{}
 	once  sync.Once
 
@@ -149,6 +153,7 @@ func New(cfg Config) *Server {
 		seed:   uint64(cfg.Seed),
 		start:  time.Now(),
 		key:    cfg.APIKey,
+		clf:    cfg.Classify,
 		done:   make(chan struct{}),
 		faults: cfg.Faults,
 		models: map[string]Faults{},

@@ -110,6 +110,11 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, 
 		return
 	}
 	s.record(api, model, OutcomeOK, r)
+	if s.clf != nil && isClassification(p.system) && len(p.messages) > 0 {
+		text := strconv.Itoa(s.clf.classify(p.system, p.messages[len(p.messages)-1].text))
+		ok(reply{text: text, in: p.inputTokens() - max(p.maxTokens, 0), out: 1, requestTag: "clf"})
+		return
+	}
 	ok(answer(model, p))
 }
 

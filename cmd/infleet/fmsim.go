@@ -39,8 +39,9 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 			"(prior knowledge, as the AWS SDK for JavaScript sends): Amazon Bedrock runtime Converse\n"+
 			"(POST /model/{modelId}/converse), InvokeModel with the Anthropic messages body\n"+
 			"(POST /model/{modelId}/invoke) and OpenAI chat completions (POST /v1/chat/completions),\n"+
-			"with deterministic answers and injected latency, throttling, 5xx, ModelNotReady,\n"+
-			"ModelTimeout, hangs and outages. GET /stats counts calls by API, model and outcome;\n"+
+			"with deterministic answers (or, with --classify, topic numbers for classification\n"+
+			"prompts such as the guardrails' topic_classifier sends) and injected latency,\n"+
+			"throttling, 5xx, ModelNotReady, ModelTimeout, hangs and outages. GET /stats counts calls by API, model and outcome;\n"+
 			"POST /admin/faults[?model=ID] replaces the faults at run time, e.g.\n"+
 			"  curl -X POST localhost:9000/admin/faults -d '{\"throttle_rate\":0.3,\"retry_after\":\"1s\"}'\n"+
 			"Point a bedrock model's endpoint (or INFLEET_AWS_ENDPOINT) at http://HOST:PORT, with any\n"+
@@ -61,6 +62,8 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	models := fs.String("models", "", "comma-separated model ids that exist; others get 404 (default: every id exists)")
 	apiKey := fs.String("api-key", "", "API key chat completions must send as a Bearer token (default: none checked)")
 	seed := fs.Int64("seed", 0, "seed of the fault and latency sequence")
+	classify := fs.Bool("classify", false, "answer classification prompts (\"Answer with only the number of the topic ...\") with the number of the topic whose words the text holds most of")
+	classifyRules := fs.String("classify-rules", "", "JSON file of further cue words per topic name for --classify, {\"rules\":{\"NAME\":[\"cue\",...]},\"min_score\":1}; implies --classify")
 	faultsFile := fs.String("faults-file", "", "JSON file of faults per model, shaped like GET /admin/faults ({\"default\":{...},\"models\":{\"ID\":{...}}}); wins over the fault flags")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -90,6 +93,18 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	cfg := fmsim.Config{Faults: f, APIKey: *apiKey, Seed: *seed}
 	if *models != "" {
 		cfg.KnownModels = strings.Split(*models, ",")
+	}
+	if *classify || *classifyRules != "" {
+		cfg.Classify = &fmsim.Classify{}
+	}
+	if *classifyRules != "" {
+		data, err := os.ReadFile(*classifyRules)
+		if err != nil {
+			return usageError(stderr, "fmsim", "--classify-rules: %v", err)
+		}
+		if err := json.Unmarshal(data, cfg.Classify); err != nil {
+			return usageError(stderr, "fmsim", "--classify-rules %s: %v", *classifyRules, err)
+		}
 	}
 	if *faultsFile != "" {
 		data, err := os.ReadFile(*faultsFile)

@@ -74,7 +74,7 @@ func guardConfig(p config.GuardrailPolicies, m *guard.Metrics, log zerolog.Logge
 	c := guard.Config{Metrics: m, Logger: log}
 	if pii := p.PII; pii != nil {
 		pc := &guard.PIIConfig{Entities: pii.Entities, Action: pii.Action, AnonymizeWith: pii.AnonymizeWith,
-			Message: pii.Message, Restore: pii.RestoreInOutput, Actions: map[string]string{}}
+			Message: pii.Message, Restore: pii.RestoreInOutput, Actions: map[string]string{}, PhoneRegions: pii.PhoneRegions}
 		for _, ea := range pii.EntityActions {
 			pc.Actions[ea.Type] = ea.Action
 		}

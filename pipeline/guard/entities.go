@@ -60,15 +60,31 @@ type CustomPattern struct {
 // Detector finds sensitive entities in text. Its zero value detects nothing; it is immutable
 // after NewDetector and safe for concurrent use.
 type Detector struct {
-	on     [numEntities]bool
-	custom []CustomPattern
-	tokens bool // any entity found from token starts
+	on         [numEntities]bool
+	custom     []CustomPattern
+	tokens     bool          // any entity found from token starts
+	phonePlans []*numberPlan // numbering plans of the regions whose national formats count
 }
 
 // NewDetector returns a detector of the named built-in types (see Entities) and the custom
-// patterns. It reports the first unknown type name.
+// patterns, reading national phone formats of DefaultPhoneRegions. It reports the first
+// unknown type name.
 func NewDetector(types []string, custom []CustomPattern) (*Detector, error) {
+	return NewDetectorWithRegions(types, custom, nil)
+}
+
+// NewDetectorWithRegions is NewDetector reading national phone formats of the given ISO 3166-1
+// regions (DefaultPhoneRegions when empty); international numbers (+CC, 00CC) of every
+// country are read whatever the regions. It reports the first unknown type or region.
+func NewDetectorWithRegions(types []string, custom []CustomPattern, phoneRegions []string) (*Detector, error) {
 	d := &Detector{custom: custom}
+	if len(phoneRegions) == 0 {
+		phoneRegions = DefaultPhoneRegions
+	}
+	var err error
+	if d.phonePlans, err = nationalPlans(phoneRegions); err != nil {
+		return nil, err
+	}
 	for _, t := range types {
 		i, ok := entityIndex(t)
 		if !ok {
@@ -175,21 +191,17 @@ func (d *Detector) at(s string, i int) (int, string) {
 			if d.on[entSSN] {
 				try(ssnAt(s, i), EntityUSSSN)
 			}
-			if d.on[entPhone] {
-				try(nanpAt(s, i), EntityPhone)
-			}
 			if d.on[entIP] {
 				try(ipv4At(s, i), EntityIPAddress)
+			}
+			// Tried last and only when it could win: the check is the costliest.
+			if d.on[entPhone] && (best < 0 || d.longerRun(s, i, best)) {
+				try(d.phoneAt(s, i), EntityPhone)
 			}
 		}
 	case c == '+' || c == '(':
 		if d.on[entPhone] {
-			// A North American number is definite; only other numbers are read as international.
-			if end := nanpAt(s, i); end > 0 {
-				try(end, EntityPhone)
-			} else if c == '+' {
-				try(intlPhoneAt(s, i), EntityPhone)
-			}
+			try(d.phoneAt(s, i), EntityPhone)
 		}
 	case isUpper(c):
 		if d.on[entAccessKey] && c == 'A' {
@@ -206,6 +218,18 @@ func (d *Detector) at(s string, i int) (int, string) {
 		try(secretKeyAt(s, i), EntityAWSSecretKey)
 	}
 	return best, typ
+}
+
+// longerRun reports whether the digits, separators and brackets from i run past end, so that
+// a phone number there would be longer than the entity already found.
+func (d *Detector) longerRun(s string, i, end int) bool {
+	for j := i; j < len(s) && j <= end; j++ {
+		c := s[j]
+		if !isDigit(c) && c != ' ' && c != '-' && c != '.' && c != '/' && c != '(' && c != ')' {
+			return false
+		}
+	}
+	return end < len(s)
 }
 
 // endOK reports whether an entity may end at e: the next byte does not continue a word or a

@@ -1,9 +1,7 @@
 package guard
 
-import "strings"
-
 // Recognizers of the entities people write in digits: payment cards (issuer prefix, grouping
-// and Luhn digit), US social security numbers and phone numbers (NANP and international).
+// and Luhn digit), and US social security numbers (phone numbers are in entities_phone.go).
 
 // creditCardAt matches 13 to 19 digits, bare or grouped by one kind of separator (space or
 // dash) in the groupings issuers print, with a known issuer prefix and a valid Luhn digit.
@@ -126,88 +124,4 @@ func ssnAt(s string, i int) int {
 		return -1
 	}
 	return i + 11
-}
-
-// nanpAt matches North American numbers with separators: (NXX) NXX-XXXX, NXX-NXX-XXXX,
-// NXX.NXX.XXXX, NXX NXX XXXX, optionally after +1 or 1. Ten bare digits are not matched:
-// they are more often order numbers than phone numbers.
-func nanpAt(s string, i int) int {
-	j := i
-	if strings.HasPrefix(s[j:], "+1") {
-		j += 2
-		if j < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') {
-			j++
-		}
-	} else if j+1 < len(s) && s[j] == '1' && (s[j+1] == ' ' || s[j+1] == '-' || s[j+1] == '.') {
-		j += 2
-	}
-	paren := j < len(s) && s[j] == '('
-	if paren {
-		j++
-	}
-	if !nxx(s, j) {
-		return -1
-	}
-	j += 3
-	var sep byte
-	if paren {
-		if j >= len(s) || s[j] != ')' {
-			return -1
-		}
-		j++
-		if j < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') {
-			j++
-		}
-	} else {
-		if j >= len(s) || (s[j] != '-' && s[j] != '.' && s[j] != ' ') {
-			return -1
-		}
-		sep = s[j]
-		j++
-	}
-	if !nxx(s, j) {
-		return -1
-	}
-	j += 3
-	if j >= len(s) || (sep != 0 && s[j] != sep) || (sep == 0 && s[j] != '-' && s[j] != '.' && s[j] != ' ') {
-		return -1
-	}
-	j++
-	if digitsAt(s, j) != j+4 || !endOK(s, j+4) {
-		return -1
-	}
-	return j + 4
-}
-
-// nxx reports whether s[j:j+3] is three digits, the first 2-9.
-func nxx(s string, j int) bool {
-	return j+3 <= len(s) && s[j] >= '2' && s[j] <= '9' && isDigit(s[j+1]) && isDigit(s[j+2])
-}
-
-// intlPhoneAt matches +CC followed by digit groups separated by single spaces, dashes or dots,
-// 8 to 15 digits in all (E.164). When more groups follow, the longest prefix of groups that
-// fits wins.
-func intlPhoneAt(s string, i int) int {
-	j := i + 1
-	if j >= len(s) || s[j] < '1' || s[j] > '9' {
-		return -1
-	}
-	best, n := -1, 0
-	for {
-		e := digitsAt(s, j)
-		n += e - j
-		j = e
-		if n > 15 {
-			break
-		}
-		if n >= 8 && endOK(s, j) {
-			best = j
-		}
-		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-' || s[j] == '.') && isDigit(s[j+1]) {
-			j++
-			continue
-		}
-		break
-	}
-	return best
 }

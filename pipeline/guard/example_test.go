@@ -37,3 +37,17 @@ func Example() {
 	// true the text contains sensitive information (US_SSN); remove it and submit the job again
 	// true [{prompt_attack PROMPT_ATTACK 1 BLOCKED}]
 }
+
+func ExampleNewDetectorWithRegions() {
+	d, err := guard.NewDetectorWithRegions([]string{guard.EntityPhone}, nil, []string{"GB", "DE"})
+	if err != nil {
+		panic(err)
+	}
+	text := "Call 020 7946 0958 or +49 (0)89 1234 5678, not order 4155552671 or ISBN 978-3-16-148410-0."
+	for _, m := range d.Detect(text, nil) {
+		fmt.Println(m.Type, text[m.Start:m.End])
+	}
+	// Output:
+	// PHONE 020 7946 0958
+	// PHONE +49 (0)89 1234 5678
+}

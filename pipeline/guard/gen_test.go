@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // gen makes random valid entity values and filler text for property tests and benchmarks.
@@ -40,18 +42,33 @@ func (g *gen) value(typ string) string {
 		return g.letters(1+g.r.IntN(8), lowerAZ) + g.pick("", ".", "_", "+") + g.letters(1+g.r.IntN(5), lowerAZ) +
 			"@" + g.letters(2+g.r.IntN(8), lowerAZ) + "." + g.pick("com", "org", "io", "co.uk", "example")
 	case EntityPhone:
-		nxx := func() string { return fmt.Sprint(2+g.r.IntN(8)) + g.digits(2) }
-		switch g.r.IntN(5) {
-		case 0:
-			return "(" + nxx() + ") " + nxx() + "-" + g.digits(4)
-		case 1:
-			return nxx() + "-" + nxx() + "-" + g.digits(4)
-		case 2:
-			return "+1 " + nxx() + " " + nxx() + " " + g.digits(4)
-		case 3:
-			return nxx() + "." + nxx() + "." + g.digits(4)
+		// Random digits in the formats people write, kept when libphonenumber finds them a valid
+		// number (with its full per-type check): a made-up area code is no phone number.
+		for {
+			nxx := func() string { return fmt.Sprint(2+g.r.IntN(8)) + g.digits(2) }
+			var v, region string
+			switch g.r.IntN(8) {
+			case 0:
+				v, region = "("+nxx()+") "+nxx()+"-"+g.digits(4), "US"
+			case 1:
+				v, region = nxx()+"-"+nxx()+"-"+g.digits(4), "US"
+			case 2:
+				v, region = "+1 "+nxx()+" "+nxx()+" "+g.digits(4), "US"
+			case 3:
+				v, region = nxx()+"."+nxx()+"."+g.digits(4), "US"
+			case 4:
+				v, region = g.pick("020 ", "0161 ", "0113 ", "07700 ", "07")+g.digits(3)+" "+g.digits(4), "GB"
+			case 5:
+				v, region = g.pick("030 ", "089 ", "0221 ", "+49 (0)89 ", "+49 30 ")+g.digits(4)+" "+g.digits(3+g.r.IntN(2)), "DE"
+			case 6:
+				v, region = g.pick("01", "06", "07", "04")+" "+g.digits(2)+" "+g.digits(2)+" "+g.digits(2)+" "+g.digits(2), "FR"
+			default:
+				v, region = "+"+g.pick("44", "33", "49", "81", "34", "39")+" "+g.digits(2)+" "+g.digits(4)+" "+g.digits(4), "ZZ"
+			}
+			if n, err := phonenumbers.Parse(v, region); err == nil && phonenumbers.IsValidNumber(n) {
+				return v
+			}
 		}
-		return "+" + g.pick("44", "33", "49", "81") + " " + g.digits(2) + " " + g.digits(4) + " " + g.digits(4)
 	case EntityCreditCard:
 		prefix, n := g.pick("4", "51", "55", "6011", "2221"), 16
 		if g.r.IntN(4) == 0 {
@@ -156,6 +173,9 @@ func (g *gen) text(size int, types []string) (string, []string) {
 	var values []string
 	for b.Len() < size {
 		b.WriteString(g.filler(5 + g.r.IntN(20)))
+		// A number right after "order", "invoice" or "ISBN" is read as that reference, not as a
+		// phone number; a value follows a neutral word.
+		b.WriteString(g.pick(" at", " for", " with", " and"))
 		b.WriteString(g.pick(" ", ", ", ". ", " (", ": "))
 		v := g.value(types[g.r.IntN(len(types))])
 		values = append(values, v)

@@ -93,6 +93,9 @@ type PIIConfig struct {
 	// Restore puts the values anonymized on input back into the model's answer before it is
 	// stored (AnonymizeToken only). Default false: nothing masked on the way in comes back.
 	Restore bool
+	// PhoneRegions are the ISO 3166-1 regions whose national phone formats PHONE recognizes.
+	// Default DefaultPhoneRegions.
+	PhoneRegions []string
 }
 
 // CustomRegex is a named pattern in Go regexp syntax (RE2).
@@ -205,8 +208,12 @@ func New(cfg Config) (*Guard, error) {
 				errs = append(errs, fmt.Errorf("pii action for %s is %q: use BLOCK, ANONYMIZE or NONE", e, a))
 			}
 		}
-		d, err := NewDetector(p.Entities, custom)
-		if err != nil {
+		d, err := NewDetectorWithRegions(p.Entities, custom, p.PhoneRegions)
+		var unknownRegion *UnknownRegionError
+		switch {
+		case errors.As(err, &unknownRegion):
+			errs = append(errs, fmt.Errorf("pii.phone_regions: %w", err))
+		case err != nil:
 			errs = append(errs, fmt.Errorf("pii.entities: %w", err))
 		}
 		g.detector = d
@@ -292,6 +299,8 @@ type checkState struct {
 	stems    []string
 	answer   map[string]bool // the answer's stems, true once found in the context
 	edits    []edit
+	text     string // the text being checked
+	attack   attackScratch
 }
 
 // statePool recycles the scratch buffers of checks: a job's check allocates little beyond
@@ -300,7 +309,7 @@ var statePool = sync.Pool{New: func() any { return new(checkState) }}
 
 // release resets st and returns it to the pool.
 func (st *checkState) release() {
-	st.g, st.blocked, st.tokens, st.counters = nil, "", nil, nil
+	st.g, st.blocked, st.tokens, st.counters, st.text = nil, "", nil, nil, ""
 	st.findings, st.matches, st.ws, st.stems, st.edits = st.findings[:0], st.matches[:0], st.ws[:0], st.stems[:0], st.edits[:0]
 	statePool.Put(st)
 }
@@ -378,7 +387,7 @@ func (g *Guard) CheckWithContext(ctx context.Context, stage pipeline.GuardStage,
 // checkText runs the text policies over t and returns it with the edits applied.
 func (st *checkState) checkText(t string) string {
 	g := st.g
-	st.edits = st.edits[:0]
+	st.edits, st.text = st.edits[:0], t
 	if g.detector != nil {
 		st.matches = g.detector.Detect(t, st.matches[:0])
 		st.sensitive(t)
@@ -474,7 +483,8 @@ func (st *checkState) wordPolicies() {
 		for _, w := range ws {
 			s := ""
 			if contentWord(w.w) {
-				s = stem(w.w)
+				// Accents are dropped ("fièvre" meets "fievre"), as topic words are written.
+				s = stem(normalizeText(w.w))
 			}
 			st.stems = append(st.stems, s)
 		}
@@ -486,7 +496,7 @@ func (st *checkState) wordPolicies() {
 		}
 	}
 	if g.attacks != nil {
-		if n := g.attacks.count(ws); n > 0 {
+		if n := g.attacks.check(st.text, ws, &st.attack); n > 0 {
 			st.find(PolicyAttack, TypePromptAttack, messages.GuardActionBlocked, n)
 			st.block(cmpOr(g.cfg.PromptAttack.Message, "the input looks like a prompt attack (an attempt to override instructions); rephrase it and submit the job again"))
 		}

@@ -118,6 +118,26 @@ func equalWords(a, b []string) bool {
 
 func (p *phraseSet) empty() bool { return p == nil || len(p.byFirst) == 0 }
 
+// at returns the end of the longest phrase starting at ws[i], or -1.
+func (p *phraseSet) at(ws []word, i int) int {
+	for _, seq := range p.byFirst[ws[i].w] {
+		if i+len(seq) > len(ws) {
+			continue
+		}
+		ok := true
+		for k := 1; k < len(seq); k++ {
+			if ws[i+k].w != seq[k] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return i + len(seq)
+		}
+	}
+	return -1
+}
+
 // find calls hit for every phrase occurrence in ws with the range of words [i, j); matches do
 // not overlap, and the longest phrase at a position wins.
 func (p *phraseSet) find(ws []word, hit func(i, j int)) {
