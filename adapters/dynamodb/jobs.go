@@ -126,7 +126,8 @@ func (s *Store) releaseKey(ctx context.Context, tenant, idemKey, id string) erro
 }
 
 // putNewJob writes item, the job rec, unless a job with its id exists, which it then returns.
-// releaseClaim says that this call claimed rec's key, which it gives back when it loses.
+// releaseClaim says that this call claimed rec's key, which it gives back when it loses to a job
+// that does not hold that key.
 func (s *Store) putNewJob(ctx context.Context, rec messages.JobRecord, item map[string]types.AttributeValue, releaseClaim bool) (messages.JobRecord, bool, error) {
 	for range createAttempts {
 		_, err := s.client.PutItem(ctx, &ddb.PutItemInput{
@@ -145,7 +146,10 @@ func (s *Store) putNewJob(ctx context.Context, rec messages.JobRecord, item map[
 		if err != nil {
 			return messages.JobRecord{}, false, err
 		}
-		if releaseClaim {
+		// The job with rec's id is rec written by another writer (intake and a worker taking
+		// its message race), and holds the key: the claim stays. Only a job that does not hold
+		// the key gives back the claim this call took for it.
+		if releaseClaim && (cur.Tenant != rec.Tenant || cur.IdempotencyKey != rec.IdempotencyKey) {
 			if err := s.releaseKey(ctx, rec.Tenant, rec.IdempotencyKey, rec.JobID); err != nil {
 				return messages.JobRecord{}, false, err
 			}

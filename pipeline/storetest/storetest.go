@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"CreateExistingJobID", testCreateExistingJobID},
 		{"CreateIdempotencyKey", testCreateIdempotencyKey},
 		{"CreateRacingSameKey", testCreateRacingSameKey},
+		{"CreateRacingSameJob", testCreateRacingSameJob},
 		{"KeyLookup", testKeyLookup},
 		{"TransitionFrom", testTransitionFrom},
 		{"TransitionEmptyFrom", testTransitionEmptyFrom},
@@ -306,6 +308,50 @@ func testKeyLookup(t *testing.T, s pipeline.JobStore) {
 	}
 	if _, err := lookup.JobByIdempotencyKey(ctx, "acme", "k1"); !errors.Is(err, pipeline.ErrNotFound) {
 		t.Fatalf("JobByIdempotencyKey after Delete: err = %v, want ErrNotFound", err)
+	}
+}
+
+// testCreateRacingSameJob races two creates of one keyed job, as intake and a worker taking its
+// message do: one creates it, the other gets it back, and afterwards the key still names the job,
+// so a later create with that key (a client's retry) returns it instead of making a second job.
+func testCreateRacingSameJob(t *testing.T, s pipeline.JobStore) {
+	const rounds = 30
+	for i := range rounds {
+		rec := queued(fmt.Sprintf("job-twin-%02d", i), base)
+		rec.IdempotencyKey = fmt.Sprintf("twin-%02d", i)
+		var (
+			wg      sync.WaitGroup
+			created atomic.Int32
+			errs    = make([]error, 2)
+		)
+		for w := range 2 {
+			wg.Go(func() {
+				stored, ok, err := s.Create(t.Context(), rec)
+				if err == nil && stored.JobID != rec.JobID {
+					err = fmt.Errorf("create of %s returned job %s", rec.JobID, stored.JobID)
+				}
+				if ok {
+					created.Add(1)
+				}
+				errs[w] = err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if n := created.Load(); n != 1 {
+			t.Fatalf("round %d: %d of two racing creates of one job created it, want 1", i, n)
+		}
+		retry := queued(fmt.Sprintf("job-retry-%02d", i), base)
+		retry.IdempotencyKey = rec.IdempotencyKey
+		stored, ok, err := s.Create(t.Context(), retry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok || stored.JobID != rec.JobID {
+			t.Fatalf("round %d: a retry with the key of %s made job %s (created %v): the race lost the key", i, rec.JobID, stored.JobID, ok)
+		}
 	}
 }
 
