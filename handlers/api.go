@@ -95,6 +95,8 @@ type APIConfig struct {
 	// Operations, when set, serves the operator routes (/v1/dead-letters...), each behind
 	// RequireOperator.
 	Operations Operations
+	// ModelReports, when set, serves GET /v1/models behind RequireOperator.
+	ModelReports ModelReportsFunc
 }
 
 // api holds the configured routes' shared state. Its methods are safe for concurrent use.
@@ -134,6 +136,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	if cfg.Operations != nil {
 		a.addOperationRoutes(cfg.Operations)
 	}
+	a.addStatsRoutes(cfg.Operations, cfg.ModelReports)
 
 	var h http.Handler = a.mux
 	for i := len(cfg.Middleware) - 1; i >= 0; i-- {

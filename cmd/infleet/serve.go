@@ -183,6 +183,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			Logger:               log.With().Str("component", "http").Logger(),
 			Observe:              observeHTTP(a.metrics),
 			Operations:           a.operations(),
+			ModelReports:         a.modelReports,
 		})
 		if err != nil {
 			return err
