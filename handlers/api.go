@@ -95,6 +95,9 @@ type APIConfig struct {
 	// Operations, when set, serves the operator routes (/v1/dead-letters...), each behind
 	// RequireOperator.
 	Operations Operations
+	// MaskInput, when set, masks the texts GET /v1/jobs/{id}/request shows: the values the
+	// input guardrails anonymize. Without it the texts are shown as accepted.
+	MaskInput MaskFunc
 	// ModelReports, when set, serves GET /v1/models behind RequireOperator.
 	ModelReports ModelReportsFunc
 }
@@ -129,6 +132,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("DELETE /v1/jobs/{id}", a.cancelJob)
 	a.mux.HandleFunc("GET /v1/jobs/{id}/result", a.getResult)
 	a.mux.HandleFunc("GET /v1/jobs/{id}/events", a.streamEvents)
+	a.mux.HandleFunc("GET /v1/jobs/{id}/request", a.getRequest)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.HandleFunc("GET /metrics", a.metrics)

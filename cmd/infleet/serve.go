@@ -172,6 +172,10 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 	defer func() { _ = sec.close() }()
 	sec.guard.Budget = a.tenantOverBudget
 	if r.ingress {
+		mask, err := inputMask(cfg, log)
+		if err != nil {
+			return err
+		}
 		handler, err = handlers.NewAPI(handlers.APIConfig{
 			Middleware:           sec.middleware,
 			Jobs:                 sec.jobs(svc),
@@ -184,6 +188,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			Observe:              observeHTTP(a.metrics),
 			Operations:           a.operations(),
 			ModelReports:         a.modelReports,
+			MaskInput:            mask,
 		})
 		if err != nil {
 			return err

@@ -155,3 +155,31 @@ func getValid(t *testing.T, h *apiHarness, path, schema string, header map[strin
 	}
 	return data
 }
+
+// TestJobRequestMasksInput submits a job whose input holds an e-mail address under an input
+// PII policy that blocks it, and reads GET /v1/jobs/{id}/request: the accepted request, in the
+// shape the OpenAPI document gives, with the address masked.
+func TestJobRequestMasksInput(t *testing.T) {
+	t.Parallel()
+	h := startServe(t, `
+models: [{name: fast, provider: sim, latency: 1ms}]
+guardrails: {input: {pii: {entities: [EMAIL], action: BLOCK}}}
+log: {level: warn}
+`)
+	id := h.submit(`{"task":"summarize","input":{"messages":[{"role":"user","content":"write to jane.doe@example.com"}]},"metadata":{"k":"v"},"context":"cc bob@example.org"}`)
+	h.waitStatus(id, messages.StatusFailed)
+	var got struct {
+		JobID   string       `json:"job_id"`
+		Masked  bool         `json:"masked"`
+		Request messages.Job `json:"request"`
+	}
+	data := getValid(t, h, "/v1/jobs/"+id+"/request", "JobRequest", nil)
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("example.com")) || bytes.Contains(data, []byte("bob@")) || !got.Masked ||
+		got.JobID != id || got.Request.Task != "summarize" || len(got.Request.Input.Messages) != 1 ||
+		!bytes.Contains(data, []byte("EMAIL")) || string(got.Request.Metadata) != `{"k":"v"}` {
+		t.Fatalf("request: %s", data)
+	}
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rs/zerolog"
+
+	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/handlers"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/guard"
+)
+
+// inputMask returns what masks the texts GET /v1/jobs/{id}/request shows: the input
+// guardrails' PII policy, run locally with every configured entity and custom pattern
+// anonymized (whatever its action, so that blocked values are masked too) and nothing
+// restored. nil when the input side has no PII policy.
+func inputMask(cfg config.Config, log zerolog.Logger) (handlers.MaskFunc, error) {
+	pii := cfg.Guardrails.Input.PII
+	if pii == nil {
+		return nil, nil
+	}
+	masking := *pii
+	masking.Action, masking.EntityActions, masking.RestoreInOutput = config.DefaultPIIAction, nil, false
+	masking.Custom = append([]config.CustomPattern(nil), pii.Custom...)
+	for i := range masking.Custom {
+		masking.Custom[i].Action = config.DefaultPIIAction
+	}
+	g, err := guard.New(guardConfig(config.GuardrailPolicies{PII: &masking}, guard.NewMetrics(nil), log))
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, texts []string) ([]string, error) {
+		out, err := g.Check(ctx, pipeline.GuardInput, texts)
+		if err != nil {
+			return nil, err
+		}
+		if len(out.Texts) != len(texts) {
+			return nil, errors.New("the input guard answered a different number of texts")
+		}
+		return out.Texts, nil
+	}, nil
+}
