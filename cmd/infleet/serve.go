@@ -193,7 +193,9 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		if err != nil {
 			return err
 		}
-		handler = sec.handler(handler)
+		if handler, err = withConsole(handler, sec.handler(handler), cfg, log); err != nil {
+			return err
+		}
 	}
 
 	runCtx, cancelRun := context.WithCancel(context.Background())

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
+	"github.com/infleet/infleet/handlers/ui"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/guard"
 )
@@ -41,4 +43,19 @@ func inputMask(cfg config.Config, log zerolog.Logger) (handlers.MaskFunc, error)
 		}
 		return out.Texts, nil
 	}, nil
+}
+
+// withConsole serves the operator console at /ui/ (and redirects / there) beside served, the
+// API as the outside reaches it; the console itself calls api, the API with its
+// authentication, in-process.
+func withConsole(api, served http.Handler, cfg config.Config, log zerolog.Logger) (http.Handler, error) {
+	console, err := ui.New(ui.Config{API: api, Auth: cfg.Auth.Enabled(), Logger: log.With().Str("component", "console").Logger()})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", console)
+	mux.HandleFunc("GET /{$}", ui.RedirectToConsole)
+	mux.Handle("/", served)
+	return mux, nil
 }
