@@ -85,12 +85,12 @@ func startLogged(t *testing.T, yaml string) (*apiHarness, *lockedBuffer) {
 
 // browser is a cookie-keeping HTTP client of the console that does not follow redirects.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	client *http.Client
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -119,6 +119,16 @@ func (b *browser) post(path string, form url.Values) (*http.Response, string) {
 }
 
 var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// login logs the browser in to the console with an operator's key.
+func (b *browser) login(key string) {
+	b.t.Helper()
+	_, page := b.get("/ui/login")
+	resp, _ := b.post("/ui/login", url.Values{"csrf": {b.csrf(page)}, "credential": {key}})
+	if resp.Header.Get("Location") != "/ui/" {
+		b.t.Fatalf("login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
 
 // csrf reads the CSRF token of a page's forms.
 func (b *browser) csrf(page string) string {
@@ -158,8 +168,16 @@ models: [{name: fast, provider: sim, latency: 1ms}]
 log: {level: warn}
 `)
 	b := newBrowser(t, h.base)
-	if resp, _ := b.get("/"); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
-		t.Fatalf("GET /: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	for _, path := range []string{"/", "/ui"} {
+		if resp, _ := b.get(path); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
+			t.Fatalf("GET %s: %d to %q", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	if resp, body := b.get("/ui/no-such-page"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /ui/no-such-page: %d %s", resp.StatusCode, body)
+	}
+	if code, _, _ := h.do(http.MethodPost, "/", "", nil); code != http.StatusMethodNotAllowed && code != http.StatusNotFound {
+		t.Fatalf("POST /: %d, want the API's problem", code)
 	}
 	id := h.submit(`{"task":"summarize","input":{"text":"open console"}}`)
 	h.waitStatus(id, messages.StatusCompleted)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -53,9 +54,16 @@ func withConsole(api, served http.Handler, cfg config.Config, log zerolog.Logger
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/ui/", console)
-	mux.HandleFunc("GET /{$}", ui.RedirectToConsole)
-	mux.Handle("/", served)
-	return mux, nil
+	// A prefix test, not a second mux: the API's requests pay a string comparison for the
+	// console, nothing more.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case strings.HasPrefix(p, "/ui/") || p == "/ui":
+			console.ServeHTTP(w, r)
+		case p == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			ui.RedirectToConsole(w, r)
+		default:
+			served.ServeHTTP(w, r)
+		}
+	}), nil
 }

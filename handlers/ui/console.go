@@ -92,6 +92,7 @@ func New(cfg Config) (http.Handler, error) {
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	c.mux.Handle("GET /ui/static/", cacheStatic(files))
+	c.mux.HandleFunc("GET /ui", RedirectToConsole)
 	c.mux.HandleFunc("GET /ui/login", c.loginPage)
 	c.mux.HandleFunc("POST /ui/login", c.login)
 	c.routes()

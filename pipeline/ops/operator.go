@@ -30,6 +30,7 @@ type OperatorConfig struct {
 type Operator struct {
 	cfg     OperatorConfig
 	replays replays
+	stats   statsCache
 }
 
 // ErrNoDeadLetterBox says the transport cannot list its dead letters.

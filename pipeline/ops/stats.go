@@ -67,7 +67,10 @@ type GroupCount struct {
 // Stats returns the figures of the window ending at now. window is cut to MaxStatsWindow;
 // zero or less means DefaultStatsWindow. Queue depths come from the transport when it can
 // report them (OperatorConfig.Depth), the series and live counts from the job store when it
-// is a pipeline.StatsReader, the dead letters from the transport's dead-letter place.
+// is a pipeline.StatsReader, the dead letters from the transport's dead-letter place. The
+// minutes that ended more than two minutes ago are kept between calls and read again in full
+// every five minutes, so a call reads the store for the recent minutes only; a replay,
+// redrive or retention that changes an older minute shows within five minutes.
 func (o *Operator) Stats(ctx context.Context, now time.Time, window time.Duration) (Stats, error) {
 	if window <= 0 {
 		window = DefaultStatsWindow
@@ -87,7 +90,7 @@ func (o *Operator) Stats(ctx context.Context, now time.Time, window time.Duratio
 		}
 	}
 	if r, ok := o.cfg.Store.(pipeline.StatsReader); ok {
-		js, err := r.JobStats(ctx, st.From, now)
+		js, err := o.stats.jobStats(ctx, r, st.From, now)
 		if err != nil {
 			return Stats{}, err
 		}
