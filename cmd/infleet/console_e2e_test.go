@@ -362,3 +362,62 @@ auth:
 		t.Fatalf("GET /ui/api/v1/stats after logout: %d", resp.StatusCode)
 	}
 }
+
+// TestConsoleOnIngress serves the console from `infleet ingress` alone: the pages answer, and
+// the models page, from a process that calls no model, shows the configuration and says so.
+func TestConsoleOnIngress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	path := filepath.Join(dir, "infleet.yaml")
+	yaml := fmt.Sprintf(`addr: %q
+data_dir: %q
+models: [{name: fast, provider: sim, latency: 1ms, rpm: 600}]
+log: {level: warn}
+`, addr, filepath.Join(dir, "data"))
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingress: %v", err)
+		}
+	})
+	h := &apiHarness{base: "http://" + addr, t: t}
+	h.eventually(10*time.Second, func() bool {
+		resp, err := http.Get(h.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	b := newBrowser(t, h.base)
+	for path, want := range map[string]string{
+		"/ui/":       `id="fig-queued">0<`,
+		"/ui/models": "This process calls no model",
+		"/ui/jobs":   "No jobs match",
+	} {
+		resp, body := b.get(path)
+		checkPage(t, path, resp, body)
+		if !strings.Contains(body, want) {
+			t.Fatalf("GET %s: %q not found in\n%s", path, want, body)
+		}
+	}
+	if _, body := b.get("/ui/api/v1/models"); !strings.Contains(body, `"live":false`) || !strings.Contains(body, `"rpm":600`) {
+		t.Fatalf("GET /v1/models through the console: %s", body)
+	}
+	if resp, _ := b.get("/ui/api/v1/jobs/x/events"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an event stream through the pass-through: %d", resp.StatusCode)
+	}
+}

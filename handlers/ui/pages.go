@@ -45,6 +45,11 @@ func (c *Console) failPage(w http.ResponseWriter, r *http.Request, name string, 
 // progress): the same JSON a script would get, with the session's credential.
 func (c *Console) proxy(w http.ResponseWriter, r *http.Request) {
 	path := "/v1/" + r.PathValue("path")
+	if strings.HasSuffix(path, "/events") {
+		// An event stream does not pass through an in-process call; the pages use their own.
+		http.Error(w, "event streams are not passed through the console", http.StatusNotFound)
+		return
+	}
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
