@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/config"
@@ -419,5 +420,37 @@ log: {level: warn}
 	}
 	if resp, _ := b.get("/ui/api/v1/jobs/x/events"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("an event stream through the pass-through: %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleLoginWithBearerToken logs in with a JWT from the identity provider: one with the
+// operator scope opens the console, one without it is turned away, an expired one too.
+func TestConsoleLoginWithBearerToken(t *testing.T) {
+	t.Parallel()
+	idp := newE2EJWKS(t)
+	h := startServe(t, fmt.Sprintf(`
+models: [{name: fast, provider: sim, latency: 1ms}]
+auth:
+  jwt: {issuer: "https://idp.test", jwks_url: %q, leeway: 1s}
+log: {level: warn}
+`, idp.server.URL))
+	for _, tc := range []struct {
+		name, token, want string
+	}{
+		{"client", idp.token(t, jwt.MapClaims{"tenant": "acme", "scope": "task:*"}), "error="},
+		{"expired", idp.token(t, jwt.MapClaims{"tenant": "ops", "scope": "operator", "exp": time.Now().Add(-time.Hour).Unix()}), "error="},
+		{"operator", "Bearer " + idp.token(t, jwt.MapClaims{"tenant": "ops", "scope": "operator"}), "/ui/"},
+	} {
+		b := newBrowser(t, h.base)
+		_, page := b.get("/ui/login")
+		resp, _ := b.post("/ui/login", url.Values{"csrf": {b.csrf(page)}, "credential": {tc.token}})
+		if loc := resp.Header.Get("Location"); !strings.Contains(loc, tc.want) {
+			t.Fatalf("%s token: login went to %q, want %q", tc.name, loc, tc.want)
+		}
+		if tc.name == "operator" {
+			if resp, body := b.get("/ui/models"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-model="fast"`) {
+				t.Fatalf("models page with a bearer token: %d", resp.StatusCode)
+			}
+		}
 	}
 }
