@@ -362,6 +362,13 @@ auth:
 	if resp, _ := b.get("/ui/api/v1/stats"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("GET /ui/api/v1/stats after logout: %d", resp.StatusCode)
 	}
+	req, _ := http.NewRequest(http.MethodGet, h.base+"/ui/models", nil)
+	req.Header.Set("HX-Request", "true")
+	if resp, err := b.client.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("HX-Redirect") != "/ui/login" {
+		t.Fatalf("a page's refresh after logout: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 // TestConsoleOnIngress serves the console from `infleet ingress` alone: the pages answer, and

@@ -67,8 +67,8 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// Console serves the pages. Safe for concurrent use.
-type Console struct {
+// console serves the pages. Safe for concurrent use.
+type console struct {
 	cfg      Config
 	log      zerolog.Logger
 	mux      *http.ServeMux
@@ -87,7 +87,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: p,
+	c := &console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: p,
 		sessions: newSessions(cfg.SessionTTL)}
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
@@ -278,13 +278,20 @@ func sessionFrom(ctx context.Context) *session {
 
 // page wraps a page or action: it finds the session (starting one on an open console, or
 // sending to the login page), and checks the CSRF token of every POST.
-func (c *Console) page(h http.HandlerFunc) http.Handler {
+func (c *console) page(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess := c.sessions.get(r)
 		if sess == nil && !c.cfg.Auth {
 			sess = c.sessions.start(w, r, credential{}, true)
 		}
 		if sess == nil || !sess.authed {
+			if r.Header.Get("HX-Request") == "true" {
+				// A page's periodic refresh after the session ended: the whole page goes to
+				// the login form, instead of a fragment of it being swapped in.
+				w.Header().Set("HX-Redirect", "/ui/login")
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 			if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/ui/api/") && !strings.HasSuffix(r.URL.Path, "/stream") {
 				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 				return
@@ -343,7 +350,7 @@ func (a apiAnswer) problem() string {
 }
 
 // call runs one API route in-process with the session's credential, as the request's client.
-func (c *Console) call(r *http.Request, method, path string, body any) apiAnswer {
+func (c *console) call(r *http.Request, method, path string, body any) apiAnswer {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -393,7 +400,7 @@ func (rec *recorder) Write(b []byte) (int, error) {
 }
 
 // loginPage shows the login form; an open console has none and goes to the overview.
-func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 	if !c.cfg.Auth {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
@@ -407,7 +414,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // login checks the credential against an operator route and logs the session in.
-func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	if !c.cfg.Auth {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
@@ -440,7 +447,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 
 // audit starts an audit line of a console action that has no API route of its own (login,
 // logout); actions on jobs are audited by their API routes.
-func (c *Console) audit(r *http.Request, action, actor string) *zerolog.Event {
+func (c *console) audit(r *http.Request, action, actor string) *zerolog.Event {
 	return c.log.Info().Bool("audit", true).Str("action", action).Str("actor", cmp.Or(actor, "console")).
 		Str("request_id", handlers.RequestIDFromContext(r.Context()))
 }

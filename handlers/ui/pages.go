@@ -14,7 +14,7 @@ import (
 	"github.com/infleet/infleet/pipeline/ops"
 )
 
-func (c *Console) routes() {
+func (c *console) routes() {
 	c.mux.Handle("GET /ui/{$}", c.page(c.overview))
 	c.mux.Handle("GET /ui/jobs", c.page(c.jobs))
 	c.mux.Handle("GET /ui/jobs/stream", c.page(c.jobsStream))
@@ -33,7 +33,7 @@ func (c *Console) routes() {
 }
 
 // failPage answers a page whose API call failed with the API's reason.
-func (c *Console) failPage(w http.ResponseWriter, r *http.Request, name string, ans apiAnswer) {
+func (c *console) failPage(w http.ResponseWriter, r *http.Request, name string, ans apiAnswer) {
 	status := ans.status
 	if status < 400 {
 		status = http.StatusBadGateway
@@ -43,7 +43,7 @@ func (c *Console) failPage(w http.ResponseWriter, r *http.Request, name string, 
 
 // proxy passes GET /ui/api/v1/... to the API's GET /v1/..., for the pages' scripts (charts,
 // progress): the same JSON a script would get, with the session's credential.
-func (c *Console) proxy(w http.ResponseWriter, r *http.Request) {
+func (c *console) proxy(w http.ResponseWriter, r *http.Request) {
 	path := "/v1/" + r.PathValue("path")
 	if strings.HasSuffix(path, "/events") {
 		// An event stream does not pass through an in-process call; the pages use their own.
@@ -61,7 +61,7 @@ func (c *Console) proxy(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(ans.body)
 }
 
-func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+func (c *console) logout(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
 	c.sessions.end(w, r, sess)
 	c.audit(r, "console_logout", "").Msg("operator action")
@@ -73,7 +73,7 @@ type overviewData struct {
 	StatsJSON string
 }
 
-func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
+func (c *console) overview(w http.ResponseWriter, r *http.Request) {
 	ans := c.call(r, http.MethodGet, "/v1/stats?window=1h", nil)
 	var st ops.Stats
 	if !ans.ok() || ans.decode(&st) != nil {
@@ -158,7 +158,7 @@ type jobList struct {
 	NextCursor string               `json:"next_cursor"`
 }
 
-func (c *Console) jobs(w http.ResponseWriter, r *http.Request) {
+func (c *console) jobs(w http.ResponseWriter, r *http.Request) {
 	f := filterOf(r)
 	find := strings.TrimSpace(r.URL.Query().Get("q"))
 	if find != "" {
@@ -191,7 +191,7 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request) {
 
 // find opens the job with that id, else the one holding that idempotency key (for the
 // filter's tenant), else says neither exists.
-func (c *Console) find(w http.ResponseWriter, r *http.Request, f jobFilter, s string) {
+func (c *console) find(w http.ResponseWriter, r *http.Request, f jobFilter, s string) {
 	if ans := c.call(r, http.MethodGet, "/v1/jobs/"+url.PathEscape(s), nil); ans.ok() {
 		http.Redirect(w, r, "/ui/jobs/"+url.PathEscape(s), http.StatusSeeOther)
 		return
@@ -239,7 +239,7 @@ type jobData struct {
 	ResultNote   string
 }
 
-func (c *Console) job(w http.ResponseWriter, r *http.Request) {
+func (c *console) job(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ans := c.call(r, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil)
 	var rec messages.JobRecord
@@ -339,7 +339,7 @@ func curlOf(job messages.Job) string {
 		"  -d '" + strings.ReplaceAll(string(body), "'", `'\''`) + "'"
 }
 
-func (c *Console) cancelJob(w http.ResponseWriter, r *http.Request) {
+func (c *console) cancelJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ans := c.call(r, http.MethodDelete, "/v1/jobs/"+url.PathEscape(id), nil)
 	msg := "Job cancelled."
@@ -349,7 +349,7 @@ func (c *Console) cancelJob(w http.ResponseWriter, r *http.Request) {
 	c.flashAndRedirect(w, r, "/ui/jobs/"+url.PathEscape(id), msg)
 }
 
-func (c *Console) redriveJob(w http.ResponseWriter, r *http.Request) {
+func (c *console) redriveJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ans := c.call(r, http.MethodPost, "/v1/dead-letters:redrive", map[string]any{"job_ids": []string{id}})
 	var res ops.RedriveResult
@@ -379,7 +379,7 @@ type deadLettersData struct {
 // maxListedDeadLetters is how many dead letters the page lists one by one.
 const maxListedDeadLetters = 100
 
-func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request) {
+func (c *console) deadLetters(w http.ResponseWriter, r *http.Request) {
 	ans := c.call(r, http.MethodGet, "/v1/dead-letters?limit=10000", nil)
 	var list struct {
 		DeadLetters []ops.DeadLetter `json:"dead_letters"`
@@ -427,7 +427,7 @@ type confirmData struct {
 }
 
 // confirmRedrive counts what a redrive of one group would send back, and asks.
-func (c *Console) confirmRedrive(w http.ResponseWriter, r *http.Request) {
+func (c *console) confirmRedrive(w http.ResponseWriter, r *http.Request) {
 	reason, task := r.URL.Query().Get("reason"), r.URL.Query().Get("task")
 	q := url.Values{"limit": {"10000"}}
 	if reason != "" {
@@ -447,7 +447,7 @@ func (c *Console) confirmRedrive(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "confirm", sessionFrom(r.Context()), confirmData{Reason: reason, Task: task, Count: list.Count})
 }
 
-func (c *Console) redrive(w http.ResponseWriter, r *http.Request) {
+func (c *console) redrive(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{}
 	reason, task := r.PostFormValue("reason"), r.PostFormValue("task")
 	if reason != "" {
@@ -511,14 +511,14 @@ type replaysData struct {
 	Priorities []messages.Priority
 }
 
-func (c *Console) replays(w http.ResponseWriter, r *http.Request) {
+func (c *console) replays(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "replays", sessionFrom(r.Context()), replaysData{Form: replayForm{Since: "1h"},
 		Statuses: allStatuses, Priorities: allPriorities})
 }
 
 // replayAction is the replay form's two buttons: a dry run shows the count and offers the
 // start; the start begins the replay and follows it.
-func (c *Console) replayAction(w http.ResponseWriter, r *http.Request) {
+func (c *console) replayAction(w http.ResponseWriter, r *http.Request) {
 	f := replayFormOf(r)
 	d := replaysData{Form: f, Statuses: allStatuses, Priorities: allPriorities}
 	start := r.PostFormValue("action") == "start"
@@ -545,7 +545,7 @@ type replayData struct {
 	Status ops.ReplayStatus
 }
 
-func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
+func (c *console) replay(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	ans := c.call(r, http.MethodGet, "/v1/replays/"+url.PathEscape(name), nil)
 	var st ops.ReplayStatus
@@ -561,7 +561,7 @@ type modelsData struct {
 	Models []models.Report
 }
 
-func (c *Console) models(w http.ResponseWriter, r *http.Request) {
+func (c *console) models(w http.ResponseWriter, r *http.Request) {
 	ans := c.call(r, http.MethodGet, "/v1/models", nil)
 	var d modelsData
 	if !ans.ok() || ans.decode(&d) != nil {

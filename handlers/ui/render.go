@@ -75,11 +75,11 @@ type view struct {
 }
 
 // render writes page name with data, taking (and clearing) the session's flash.
-func (c *Console) render(w http.ResponseWriter, r *http.Request, name string, sess *session, data any) {
+func (c *console) render(w http.ResponseWriter, r *http.Request, name string, sess *session, data any) {
 	c.renderStatus(w, r, http.StatusOK, name, sess, data, "")
 }
 
-func (c *Console) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, sess *session, data any, errMsg string) {
+func (c *console) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, sess *session, data any, errMsg string) {
 	v := view{Title: titles[name], Page: pageIDs[name], Open: !c.cfg.Auth, Data: data, Error: errMsg}
 	if sess != nil {
 		v.Authed, v.CSRF, v.Flash = sess.authed, sess.csrf, sess.flash
@@ -109,7 +109,7 @@ var pageIDs = map[string]string{"login": "login", "overview": "overview", "jobs"
 
 // flashAndRedirect leaves a message for the next page and sends the browser there (POST,
 // redirect, GET).
-func (c *Console) flashAndRedirect(w http.ResponseWriter, r *http.Request, to, msg string) {
+func (c *console) flashAndRedirect(w http.ResponseWriter, r *http.Request, to, msg string) {
 	if sess := sessionFrom(r.Context()); sess != nil {
 		sess.flash = msg
 		c.sessions.update(sess)

@@ -14,7 +14,7 @@ const streamHeartbeat = 15 * time.Second
 // page's filters, a "rows" event whenever they change. It reads GET /v1/jobs every
 // StreamInterval, so it sees the changes every process of the fleet makes, and costs the
 // job path nothing.
-func (c *Console) jobsStream(w http.ResponseWriter, r *http.Request) {
+func (c *console) jobsStream(w http.ResponseWriter, r *http.Request) {
 	q := filterOf(r).query()
 	q.Set("limit", "50")
 	path := "/v1/jobs?" + q.Encode()
@@ -65,7 +65,7 @@ func (c *Console) jobsStream(w http.ResponseWriter, r *http.Request) {
 }
 
 // send writes one event, each line of data as a data line, and flushes it.
-func (c *Console) send(w http.ResponseWriter, rc *http.ResponseController, event string, data []byte) bool {
+func (c *console) send(w http.ResponseWriter, rc *http.ResponseController, event string, data []byte) bool {
 	_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	var b bytes.Buffer
 	b.WriteString("event: " + event + "\n")
