@@ -47,7 +47,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	t.Parallel()
 	h, _ := startLogged(t, `
 models:
-  - {name: fast, provider: sim, latency: 1500ms}
+  - {name: fast, provider: sim, latency: 3s}
   - {name: broken, provider: sim, latency: 1ms, fail_rate: 1}
 routes: {default: fast, doomed: broken}
 workers: {concurrency: 4, max_attempts: 1}
@@ -161,7 +161,7 @@ auth:
 	row := fmt.Sprintf(`#jobs-rows tr[data-job=%q]`, id)
 	run("the new job appears", chromedp.WaitVisible(chromedp.CSS(row)))
 	if s := eval(fmt.Sprintf(`document.querySelector('%s').dataset.status`, row)); s == string(messages.StatusCompleted) {
-		t.Fatalf("the job was COMPLETED when it first showed; the model's 1.5 s latency should keep it running")
+		t.Fatalf("the job was COMPLETED when it first showed; the model's 3 s latency should keep it running")
 	}
 	shot("jobs-live")
 	run("the job turns COMPLETED", chromedp.WaitVisible(chromedp.CSS(row+`[data-status="COMPLETED"]`)))
