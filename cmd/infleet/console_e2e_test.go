@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -351,6 +352,36 @@ auth:
 		}
 	}
 
+	// The live job list streams the first page's rows, and ends when the session does.
+	streamResp, err := b.client.Get(h.base + "/ui/jobs/stream?task=summarize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer streamResp.Body.Close()
+	events := bufio.NewReader(streamResp.Body)
+	readEvent := func() (string, string) {
+		t.Helper()
+		var name, data string
+		for {
+			line, err := events.ReadString('\n')
+			if err != nil {
+				t.Fatalf("the job stream ended: %v (after %q %q)", err, name, data)
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case line == "" && name != "":
+				return name, data
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				data += strings.TrimPrefix(line, "data: ") + "\n"
+			}
+		}
+	}
+	if name, data := readEvent(); name != "rows" || !strings.Contains(data, `data-job="`+done+`"`) || strings.Contains(data, doomed) {
+		t.Fatalf("first event %s:\n%s", name, data)
+	}
+
 	// Logged out, the session is worth nothing.
 	_, page = b.get("/ui/")
 	if resp, _ := b.post("/ui/logout", url.Values{"csrf": {b.csrf(page)}}); resp.Header.Get("Location") != "/ui/login" {
@@ -358,6 +389,15 @@ auth:
 	}
 	if resp, _ := b.get("/ui/"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("GET /ui/ after logout: %d", resp.StatusCode)
+	}
+	for {
+		name, data := readEvent()
+		if name == "problem" && strings.Contains(data, "session ended") {
+			break
+		}
+		if name != "rows" {
+			t.Fatalf("job stream after logout: %s %s", name, data)
+		}
 	}
 	if resp, _ := b.get("/ui/api/v1/stats"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("GET /ui/api/v1/stats after logout: %d", resp.StatusCode)

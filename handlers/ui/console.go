@@ -212,6 +212,14 @@ func (s *sessions) get(r *http.Request) *session {
 	return &cp
 }
 
+// alive reports whether session id still exists and has not expired, without extending it.
+func (s *sessions) alive(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.m[id]
+	return sess != nil && time.Now().Before(sess.expires)
+}
+
 // update stores sess's changes (flash, login).
 func (s *sessions) update(sess *session) {
 	s.mu.Lock()

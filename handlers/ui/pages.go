@@ -167,7 +167,7 @@ func (c *console) jobs(w http.ResponseWriter, r *http.Request) {
 	}
 	cursor := r.URL.Query().Get("cursor")
 	q := f.query()
-	q.Set("limit", "50")
+	q.Set("limit", strconv.Itoa(jobPageSize))
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -13,10 +14,10 @@ const streamHeartbeat = 15 * time.Second
 // jobsStream is the live job list: Server-Sent Events of the first page's rows under the
 // page's filters, a "rows" event whenever they change. It reads GET /v1/jobs every
 // StreamInterval, so it sees the changes every process of the fleet makes, and costs the
-// job path nothing.
+// job path nothing. It ends with a "problem" event when the session ends (logout, expiry).
 func (c *console) jobsStream(w http.ResponseWriter, r *http.Request) {
 	q := filterOf(r).query()
-	q.Set("limit", "50")
+	q.Set("limit", strconv.Itoa(jobPageSize))
 	path := "/v1/jobs?" + q.Encode()
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -30,7 +31,12 @@ func (c *console) jobsStream(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	var last []byte
 	idle := time.Now()
+	sess := sessionFrom(r.Context())
 	for {
+		if !c.sessions.alive(sess.id) {
+			c.send(w, rc, "problem", []byte("the session ended; log in again"))
+			return
+		}
 		ans := c.call(r, http.MethodGet, path, nil)
 		var list jobList
 		if ans.ok() && ans.decode(&list) == nil {
