@@ -1,6 +1,7 @@
 # infleet's build, test and benchmark entry points. `make test` starts every peer it needs by
 # itself: NATS JetStream, SQLite and Kafka (kfake) run in-process; PostgreSQL runs as a
-# throwaway server (installed from Debian packages when absent) for the duration of the tests.
+# throwaway server (installed from Debian packages when absent) for the duration of the tests;
+# the console's browser test drives Debian's chromium, installed the same way.
 GO       ?= go
 BIN      := bin/infleet
 # What `infleet version` prints, linked into the binary (deploy/Dockerfile takes the same as
@@ -20,6 +21,9 @@ PG_PEER    := .ci/peers/with-postgres.sh
 # Runs a command beside fauxqs (SQS, SNS, S3) and dynalite (DynamoDB), exporting
 # INFLEET_TEST_AWS_ENDPOINT and INFLEET_TEST_DYNAMODB_ENDPOINT.
 AWS_PEER   := .ci/peers/with-aws.sh
+# Runs a command with INFLEET_TEST_CHROMIUM set to Debian's chromium (installed when absent), for
+# the console's browser test.
+CHROME_PEER := .ci/peers/with-chromium.sh
 # Runs a command beside a throwaway Redis (persistence off), exporting INFLEET_TEST_REDIS_ADDR:
 # only the load harness needs it, for asynq (bench/peers).
 REDIS_PEER := .ci/peers/with-redis.sh
@@ -51,7 +55,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(PG_PEER) $(AWS_PEER) $(GO) test -count=1 -timeout 20m ./...
+	$(PG_PEER) $(AWS_PEER) $(CHROME_PEER) $(GO) test -count=1 -timeout 20m ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -95,6 +95,11 @@ type APIConfig struct {
 	// Operations, when set, serves the operator routes (/v1/dead-letters...), each behind
 	// RequireOperator.
 	Operations Operations
+	// MaskInput, when set, masks the texts GET /v1/jobs/{id}/request shows: the values the
+	// input guardrails anonymize. Without it the texts are shown as accepted.
+	MaskInput MaskFunc
+	// ModelReports, when set, serves GET /v1/models behind RequireOperator.
+	ModelReports ModelReportsFunc
 }
 
 // api holds the configured routes' shared state. Its methods are safe for concurrent use.
@@ -127,6 +132,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("DELETE /v1/jobs/{id}", a.cancelJob)
 	a.mux.HandleFunc("GET /v1/jobs/{id}/result", a.getResult)
 	a.mux.HandleFunc("GET /v1/jobs/{id}/events", a.streamEvents)
+	a.mux.HandleFunc("GET /v1/jobs/{id}/request", a.getRequest)
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.HandleFunc("GET /metrics", a.metrics)
@@ -134,6 +140,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	if cfg.Operations != nil {
 		a.addOperationRoutes(cfg.Operations)
 	}
+	a.addStatsRoutes(cfg.Operations, cfg.ModelReports)
 
 	var h http.Handler = a.mux
 	for i := len(cfg.Middleware) - 1; i >= 0; i-- {

@@ -30,6 +30,8 @@ type Operations interface {
 	Replay(ctx context.Context, req ops.ReplayRequest) (ops.ReplayStatus, error)
 	// ReplayStatus returns a replay's progress, or pipeline.ErrNotFound.
 	ReplayStatus(name string) (ops.ReplayStatus, error)
+	// Stats returns the fleet's figures over the window ending at now.
+	Stats(ctx context.Context, now time.Time, window time.Duration) (ops.Stats, error)
 }
 
 // deadLetterView is a dead letter as the API shows it: the kept message's body as JSON when

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -59,7 +60,8 @@ type jobList struct {
 	NextCursor string               `json:"next_cursor,omitempty"`
 }
 
-// listJobs is GET /v1/jobs?status=&task=&limit=&cursor=.
+// listJobs is GET /v1/jobs?status=&task=&tenant=&priority=&created_after=&created_before=&
+// idempotency_key=&limit=&cursor=.
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	q := pipeline.ListQuery{
@@ -70,6 +72,30 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 		Cursor: qv.Get("cursor"),
 	}
 	var problems []FieldProblem
+	if q.Tenant == "" {
+		// An operator, or the open API, may narrow the list to one tenant; a client's tenant
+		// stays its own whatever it asks.
+		q.Tenant = qv.Get("tenant")
+	}
+	q.IdempotencyKey = qv.Get("idempotency_key")
+	if p := messages.Priority(qv.Get("priority")); p != "" {
+		if !p.Valid() {
+			problems = append(problems, FieldProblem{Field: "priority", Message: "must be one of high, normal, low"})
+		}
+		q.Priority = p
+	}
+	for _, f := range []struct {
+		name string
+		to   *time.Time
+	}{{"created_after", &q.CreatedAfter}, {"created_before", &q.CreatedBefore}} {
+		if v := qv.Get(f.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				problems = append(problems, FieldProblem{Field: f.name, Message: "must be an RFC 3339 time such as 2026-11-23T09:00:00Z"})
+			}
+			*f.to = t
+		}
+	}
 	if q.Status != "" && !q.Status.Valid() {
 		problems = append(problems, FieldProblem{Field: "status",
 			Message: "must be one of QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED"})

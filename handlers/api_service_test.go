@@ -206,3 +206,56 @@ func TestResultRedirectsToASignedURL(t *testing.T) {
 		t.Fatalf("Location = %q, want %q", got, want)
 	}
 }
+
+// TestServiceListFiltersAndKeyLookup lists over the real service by tenant, priority and
+// creation time, finds a job by its idempotency key, and answers bad filters with problems.
+func TestServiceListFiltersAndKeyLookup(t *testing.T) {
+	t.Parallel()
+	s := setupService(t)
+	post := func(body, tenant, key string) string {
+		t.Helper()
+		headers := []string{tenantHeader + ": " + tenant}
+		if key != "" {
+			headers = append(headers, "Idempotency-Key: "+key)
+		}
+		var acc struct {
+			JobID string `json:"job_id"`
+		}
+		decodeInto(t, s.do(t, http.MethodPost, "/v1/jobs", body, headers...), &acc)
+		return acc.JobID
+	}
+	high := post(`{"task":"summarize","input":{"text":"a"},"priority":"high"}`, "acme", "order-1")
+	low := post(`{"task":"summarize","input":{"text":"b"},"priority":"low"}`, "globex", "order-1")
+	ids := func(path string, headers ...string) []string {
+		t.Helper()
+		var page jobList
+		decodeInto(t, s.do(t, http.MethodGet, path, "", headers...), &page)
+		var out []string
+		for _, j := range page.Jobs {
+			out = append(out, j.JobID)
+		}
+		return out
+	}
+	for path, want := range map[string][]string{
+		"/v1/jobs?priority=high":                                    {high},
+		"/v1/jobs?tenant=globex":                                    {low},
+		"/v1/jobs?idempotency_key=order-1&tenant=acme":              {high},
+		"/v1/jobs?idempotency_key=order-1&tenant=globex":            {low},
+		"/v1/jobs?idempotency_key=order-1&tenant=initech":           nil,
+		"/v1/jobs?idempotency_key=order-1&tenant=acme&priority=low": nil,
+		"/v1/jobs?created_after=2000-01-01T00:00:00Z&priority=low":  {low},
+		"/v1/jobs?created_before=2000-01-01T00:00:00Z":              nil,
+	} {
+		if got := ids(path); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("GET %s: %v, want %v", path, got, want)
+		}
+	}
+	// A client's own tenant wins over the tenant it asks for.
+	if got := ids("/v1/jobs?tenant=globex", tenantHeader+": acme"); len(got) != 1 || got[0] != high {
+		t.Errorf("acme asking for globex's jobs got %v, want its own %s", got, high)
+	}
+	p := readProblem(t, s.do(t, http.MethodGet, "/v1/jobs?priority=urgent&created_after=yesterday", ""), http.StatusBadRequest, SlugInvalidQuery)
+	if len(p.Errors) != 2 {
+		t.Errorf("problems %+v, want priority and created_after", p.Errors)
+	}
+}

@@ -132,10 +132,30 @@ type ListQuery struct {
 	Task   string
 	// Tenant scopes the list when set (an operator lists with it empty).
 	Tenant string
+	// Priority filters when set.
+	Priority messages.Priority
+	// CreatedAfter and CreatedBefore bound CreatedAt when set: at or after CreatedAfter, before
+	// CreatedBefore (millisecond precision). Stores walk their created_at order between them.
+	CreatedAfter, CreatedBefore time.Time
+	// IdempotencyKey, when set, finds the one job holding that key for Tenant; the service
+	// answers it with KeyLookup, not the store's List, and applies the other filters with
+	// Matches.
+	IdempotencyKey string
 	// Limit caps the page size; stores treat 0 as 50.
 	Limit int
 	// Cursor is the opaque cursor a previous page returned.
 	Cursor string
+}
+
+// Matches reports whether rec passes q's filters (Status, Task, Tenant, Priority, the created
+// range and IdempotencyKey); Limit and Cursor play no part.
+func (q ListQuery) Matches(rec messages.JobRecord) bool {
+	ms := rec.CreatedAt.UnixMilli()
+	return (q.Status == "" || rec.Status == q.Status) && (q.Task == "" || rec.Task == q.Task) &&
+		(q.Tenant == "" || rec.Tenant == q.Tenant) && (q.Priority == "" || rec.Priority == q.Priority) &&
+		(q.CreatedAfter.IsZero() || ms >= q.CreatedAfter.UnixMilli()) &&
+		(q.CreatedBefore.IsZero() || ms < q.CreatedBefore.UnixMilli()) &&
+		(q.IdempotencyKey == "" || rec.IdempotencyKey == q.IdempotencyKey)
 }
 
 // KeyLookup is an optional ability of a JobStore: the job that holds a tenant's idempotency

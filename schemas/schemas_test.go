@@ -259,6 +259,9 @@ func TestOpenAPI(t *testing.T) {
 		"/v1/dead-letters":         {"get"},
 		"/v1/dead-letters:redrive": {"post"},
 		"/v1/replays":              {"post"},
+		"/v1/stats":                {"get"},
+		"/v1/models":               {"get"},
+		"/v1/jobs/{id}/request":    {"get"},
 	} {
 		item, ok := paths[route].(map[string]any)
 		if !ok {

@@ -28,7 +28,8 @@ const (
 // List returns the jobs matching q, newest first by created_at then job_id, and the cursor of
 // the next page ("" after the last). A Limit of 0 means 50; Limits above 1000 are cut to 1000.
 // It queries IndexByStatus when q.Status is set, else IndexByCreated, one Query per shard (in
-// parallel), filters Tenant and Task in DynamoDB and merges the shards. Pages are keyset
+// parallel), between CreatedBefore (in the key condition) and CreatedAfter (where each shard's
+// read stops), filters Tenant, Task and Priority in DynamoDB and merges the shards. Pages are keyset
 // pages: jobs created while paging never shift or repeat a page. The indexes are eventually
 // consistent on DynamoDB, so a job written a moment ago may be missing or show its previous
 // status.
@@ -46,6 +47,16 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 		}
 		before = listSK(createdAt, jobID)
 	}
+	if !q.CreatedBefore.IsZero() {
+		// Every sort key of that millisecond sorts after "ms#": they are all excluded.
+		if b := listSK(q.CreatedBefore.UnixMilli(), ""); before == "" || b < before {
+			before = b
+		}
+	}
+	var after string
+	if !q.CreatedAfter.IsZero() {
+		after = listSK(q.CreatedAfter.UnixMilli(), "")
+	}
 
 	perShard := max(minQueryLimit, (limit+1)/ListShards+2)
 	var filters []string
@@ -55,7 +66,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	if q.Status != "" {
 		index, names["#pk"] = IndexByStatus, attrStatusPK
 	}
-	for _, f := range []struct{ attr, value string }{{attrTenant, q.Tenant}, {attrTask, q.Task}} {
+	for _, f := range []struct{ attr, value string }{{attrTenant, q.Tenant}, {attrTask, q.Task}, {attrPriority, string(q.Priority)}} {
 		if f.value != "" {
 			names["#"+f.attr] = f.attr
 			values[":"+f.attr] = strAttr(f.value)
@@ -95,7 +106,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 		if len(filters) > 0 {
 			in.FilterExpression = aws.String(strings.Join(filters, " AND "))
 		}
-		shards[i] = &shardReader{in: in}
+		shards[i] = &shardReader{in: in, after: after}
 	}
 
 	recs := make([]messages.JobRecord, 0, min(limit+1, 64))
@@ -121,9 +132,11 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 
 // shardReader reads one index partition newest first, a Query page at a time.
 type shardReader struct {
-	in   *ddb.QueryInput
-	buf  []listed
-	done bool
+	in *ddb.QueryInput
+	// after is the oldest sort key wanted (ListQuery.CreatedAfter); the read stops below it.
+	after string
+	buf   []listed
+	done  bool
 }
 
 // listed is a job read from an index, with its sort key.
@@ -159,15 +172,21 @@ func (s *Store) readShard(ctx context.Context, sh *shardReader) error {
 		if err != nil {
 			return s.wrap("list jobs", err)
 		}
+		sh.in.ExclusiveStartKey = out.LastEvaluatedKey
+		sh.done = len(out.LastEvaluatedKey) == 0
 		for _, item := range out.Items {
+			sk := str(item, attrListSK)
+			if sk < sh.after {
+				// Newest first: everything further is older still.
+				sh.done = true
+				break
+			}
 			rec, _, err := decodeJob(item)
 			if err != nil {
 				return err
 			}
-			sh.buf = append(sh.buf, listed{sk: str(item, attrListSK), rec: rec})
+			sh.buf = append(sh.buf, listed{sk: sk, rec: rec})
 		}
-		sh.in.ExclusiveStartKey = out.LastEvaluatedKey
-		sh.done = len(out.LastEvaluatedKey) == 0
 	}
 	return nil
 }

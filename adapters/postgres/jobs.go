@@ -225,6 +225,15 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	if q.Tenant != "" {
 		where = append(where, "tenant = "+arg(q.Tenant))
 	}
+	if q.Priority != "" {
+		where = append(where, "priority = "+arg(string(q.Priority)))
+	}
+	if !q.CreatedAfter.IsZero() {
+		where = append(where, "created_at >= "+arg(storecodec.Millis(q.CreatedAfter)))
+	}
+	if !q.CreatedBefore.IsZero() {
+		where = append(where, "created_at < "+arg(storecodec.Millis(q.CreatedBefore)))
+	}
 	if q.Cursor != "" {
 		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
 		if err != nil {

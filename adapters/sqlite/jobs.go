@@ -97,6 +97,15 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	if q.Tenant != "" {
 		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
 	}
+	if q.Priority != "" {
+		where, args = append(where, "priority = ?"), append(args, string(q.Priority))
+	}
+	if !q.CreatedAfter.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, q.CreatedAfter.UnixMilli())
+	}
+	if !q.CreatedBefore.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, q.CreatedBefore.UnixMilli())
+	}
 	if q.Cursor != "" {
 		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
 		if err != nil {

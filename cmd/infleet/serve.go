@@ -173,6 +173,10 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 	defer func() { _ = sec.close() }()
 	sec.guard.Budget = a.tenantOverBudget
 	if r.ingress {
+		mask, err := inputMask(cfg, log)
+		if err != nil {
+			return err
+		}
 		handler, err = handlers.NewAPI(handlers.APIConfig{
 			Middleware:           sec.middleware,
 			Jobs:                 sec.jobs(svc),
@@ -184,11 +188,15 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			Logger:               log.With().Str("component", "http").Logger(),
 			Observe:              observeHTTP(a.metrics),
 			Operations:           a.operations(),
+			ModelReports:         a.modelReports,
+			MaskInput:            mask,
 		})
 		if err != nil {
 			return err
 		}
-		handler = sec.handler(handler)
+		if handler, err = withConsole(handler, sec.handler(handler), cfg, log); err != nil {
+			return err
+		}
 	}
 	handler = a.traceHTTP(handler)
 

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"slices"
+	"strings"
+
+	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/ops"
 )
 
@@ -17,6 +22,7 @@ func (a *app) operations() handlers.Operations {
 		Store:     a.store,
 		Results:   a.results,
 		Box:       box,
+		Depth:     a.depth,
 		Publisher: a.publisher,
 		Topics:    a.topics,
 		Hub:       a.hub,
@@ -40,4 +46,32 @@ func (a *app) archive() *ops.Archive {
 	}
 	a.onClose(ar.Close)
 	return ar
+}
+
+// modelReports is GET /v1/models: the live reports of this process's model fleet once its
+// workers run, else (an ingress) the configured models without live figures.
+func (a *app) modelReports() ([]models.Report, bool) {
+	if p := a.spend.Load(); p != nil {
+		return p.Reports(), true
+	}
+	return configuredModels(a.cfg), false
+}
+
+// configuredModels reports cfg's models as configured: limits, fallbacks and model budgets,
+// circuits closed and no figures.
+func configuredModels(cfg config.Config) []models.Report {
+	budgets := map[string]float64{}
+	for _, b := range cfg.Budgets {
+		if b.Model != "" && b.Tenant == "" {
+			budgets[b.Model] = b.DailyUSD
+		}
+	}
+	out := make([]models.Report, 0, len(cfg.Models))
+	for _, m := range cfg.Models {
+		out = append(out, models.Report{Name: m.Name, ModelID: m.ModelID, Fallbacks: m.Fallbacks,
+			Circuit: models.CircuitName(models.StateClosed), BudgetUSD: budgets[m.Name],
+			Limits: models.Limits{MaxConcurrency: m.MaxConcurrency, RPM: m.RPM, TPM: m.TPM}})
+	}
+	slices.SortFunc(out, func(x, y models.Report) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }

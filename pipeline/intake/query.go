@@ -2,6 +2,8 @@ package intake
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/infleet/infleet/messages"
@@ -21,9 +23,25 @@ func (s *Service) Get(ctx context.Context, id, tenant string) (messages.JobRecor
 	return rec, nil
 }
 
-// List returns a page of jobs, newest first.
+// List returns a page of jobs, newest first. With q.IdempotencyKey it returns the one job
+// holding that key for q.Tenant, when it passes q's other filters, through the store's
+// KeyLookup (one indexed read), and no cursor.
 func (s *Service) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobRecord, string, error) {
-	return s.cfg.Store.List(ctx, q)
+	if q.IdempotencyKey == "" {
+		return s.cfg.Store.List(ctx, q)
+	}
+	kl, ok := s.cfg.Store.(pipeline.KeyLookup)
+	if !ok {
+		return nil, "", fmt.Errorf("find a job by idempotency key: %w", &pipeline.PermanentError{Err: errors.New("this job store cannot look jobs up by idempotency key")})
+	}
+	rec, err := kl.JobByIdempotencyKey(ctx, q.Tenant, q.IdempotencyKey)
+	if errors.Is(err, pipeline.ErrNotFound) || (err == nil && !q.Matches(rec)) {
+		return []messages.JobRecord{}, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return []messages.JobRecord{rec}, "", nil
 }
 
 // Result opens the stored result of a completed job; pipeline.ErrNotFound until the job is

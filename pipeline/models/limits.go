@@ -14,13 +14,13 @@ import (
 // Limits bound the load one process puts on one model. The zero value sets no limit.
 type Limits struct {
 	// MaxConcurrency bounds calls in flight. Default 0: no bound.
-	MaxConcurrency int
+	MaxConcurrency int `json:"max_concurrency"`
 	// RPM bounds requests per minute (a token bucket with a burst of one second's share,
 	// at least 1). Default 0: no bound.
-	RPM int
+	RPM int `json:"rpm"`
 	// TPM bounds tokens per minute: each call takes its estimated tokens before it is made
 	// and the shortfall of its actual usage after. Default 0: no bound.
-	TPM int
+	TPM int `json:"tpm"`
 }
 
 // limiter enforces Limits. Safe for concurrent use.

@@ -14,8 +14,10 @@ import (
 type OperatorConfig struct {
 	Store pipeline.JobStore
 	// Results holds the archive that replays read; nil refuses replays.
-	Results   pipeline.BlobStore
-	Box       pipeline.DeadLetterBox
+	Results pipeline.BlobStore
+	Box     pipeline.DeadLetterBox
+	// Depth reports the queues' depths for Stats; nil leaves them out.
+	Depth     pipeline.DepthReporter
 	Publisher message.Publisher
 	Topics    pipeline.Topics
 	Hub       *pipeline.Hub
@@ -28,6 +30,7 @@ type OperatorConfig struct {
 type Operator struct {
 	cfg     OperatorConfig
 	replays replays
+	stats   statsCache
 }
 
 // ErrNoDeadLetterBox says the transport cannot list its dead letters.

@@ -106,6 +106,7 @@ func testListFilters(t *testing.T, s pipeline.JobStore) {
 		rec := queued(fmt.Sprintf("job-%02d", i), base.Add(time.Duration(i%4)*time.Second))
 		rec.Task = []string{"summarize", "classify"}[i%2]
 		rec.Tenant = []string{"acme", "globex", "initech"}[i%3]
+		rec.Priority = []messages.Priority{messages.PriorityHigh, messages.PriorityNormal, messages.PriorityLow, messages.PriorityNormal}[i%4]
 		mustCreate(t, s, rec)
 		if st := statuses[i%3]; st != messages.StatusQueued {
 			rec = mustTransition(t, s, rec.JobID, pipeline.Transition{
@@ -128,10 +129,17 @@ func testListFilters(t *testing.T, s pipeline.JobStore) {
 		{Tenant: "nobody"},
 		{Status: messages.StatusQueued, Limit: 2},
 		{Task: "summarize", Limit: 1},
+		{Priority: messages.PriorityHigh},
+		{Priority: messages.PriorityNormal, Tenant: "acme", Limit: 1},
+		{CreatedAfter: base.Add(time.Second)},
+		{CreatedBefore: base.Add(2 * time.Second), Limit: 3},
+		{CreatedAfter: base.Add(time.Second), CreatedBefore: base.Add(3 * time.Second), Status: messages.StatusCompleted, Limit: 2},
+		{CreatedAfter: base.Add(time.Second + time.Millisecond), CreatedBefore: base.Add(2*time.Second + time.Millisecond), Priority: messages.PriorityLow},
+		{CreatedAfter: base.Add(time.Hour)},
 	} {
 		var want []messages.JobRecord
 		for _, r := range all {
-			if (q.Status == "" || r.Status == q.Status) && (q.Task == "" || r.Task == q.Task) && (q.Tenant == "" || r.Tenant == q.Tenant) {
+			if q.Matches(r) {
 				want = append(want, r)
 			}
 		}

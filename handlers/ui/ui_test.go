@@ -1,0 +1,53 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+)
+
+func TestCredentialOf(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]credential{
+		"k_live_123":                 {apiKey: "k_live_123"},
+		"  k_live_123 \n":            {apiKey: "k_live_123"},
+		"eyJh.eyJz.c2ln":             {bearer: "eyJh.eyJz.c2ln"},
+		"Bearer eyJh.eyJz.c2ln":      {bearer: "eyJh.eyJz.c2ln"},
+		"Bearer opaque-token":        {bearer: "opaque-token"},
+		"a key.with.dots and spaces": {apiKey: "a key.with.dots and spaces"},
+	} {
+		if got := credentialOf(in); got != want {
+			t.Errorf("credentialOf(%q) = %+v, want %+v", in, got, want)
+		}
+	}
+}
+
+// TestTimelineOf orders a redriven job's attempts by time, with how it ended last.
+func TestTimelineOf(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	rec := messages.JobRecord{JobID: "j", Status: messages.StatusFailed, Priority: messages.PriorityHigh,
+		CreatedAt: t0, UpdatedAt: t0.Add(2 * time.Second), Model: "main", Fallbacks: []string{"spare"},
+		Error: &messages.JobError{Code: "model_error", Message: "down", History: []messages.AttemptError{
+			{Attempt: 2, Code: "model_error", Message: "down", Model: "main", At: t0.Add(3 * time.Second)},
+			{Attempt: 1, Code: "timeout", Message: "slow", At: t0.Add(time.Second)},
+		}}}
+	var got []string
+	for _, e := range timelineOf(rec) {
+		got = append(got, e.What)
+	}
+	want := "accepted|attempt 1 failed|fell back|attempt 2 failed|failed"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("timeline %v, want %s", got, want)
+	}
+}
+
+func TestCurlOfQuotesForTheShell(t *testing.T) {
+	t.Parallel()
+	got := curlOf(messages.Job{JobID: "j", Task: "t", Input: messages.Input{Text: "it's"}})
+	if !strings.Contains(got, `"text":"it'\''s"`) || strings.Contains(got, `"job_id"`) {
+		t.Fatalf("curl:\n%s", got)
+	}
+}
