@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,18 +22,6 @@ import (
 	"github.com/infleet/infleet/internal/otlptest"
 	"github.com/infleet/infleet/messages"
 )
-
-// lockedBuffer is a log sink that tests read while the process writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
 
 // lines returns the JSON log lines written so far.
 func (b *lockedBuffer) lines() []map[string]any {
