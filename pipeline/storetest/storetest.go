@@ -10,7 +10,8 @@
 // first by created_at, then job_id, and the pages cover every job exactly once; a Transition
 // writes, field by field, what pipeline.Transition.Apply makes of the record, whether the store
 // calls Apply or says the same in its own query language. A store that is a pipeline.Expirer
-// also runs the DeleteFinishedBefore tests; others skip them.
+// also runs the DeleteFinishedBefore tests, and one that is a pipeline.CancelFinder the
+// CancelledAmong test; others skip them.
 package storetest
 
 import (
@@ -57,6 +58,8 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"Delete", testDelete},
 		{"DeleteFinishedBefore", testDeleteFinishedBefore},
 		{"DeleteFinishedBeforeRacing", testDeleteFinishedBeforeRacing},
+		{"CancelledAmong", testCancelledAmong},
+		{"CancelWins", testCancelWins},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
