@@ -79,9 +79,10 @@ func (w *Worker) cancelledAmong(ctx context.Context, ids []string) ([]string, er
 	return out, nil
 }
 
-// dropCancelledResult removes the result an attempt stored for a job that was cancelled
-// meanwhile, so that a cancelled job never keeps a result. A result store that cannot delete
-// keeps it; the record, CANCELLED without a result_url, never points at it.
+// dropCancelledResult removes the result an attempt may have stored for a job that was
+// cancelled meanwhile, so that a cancelled job never keeps a result; a missing result is no
+// error. A result store that cannot delete keeps it; the record, CANCELLED without a
+// result_url, never points at it.
 func (w *Worker) dropCancelledResult(ctx context.Context, id string) {
 	del, ok := w.cfg.Results.(pipeline.BlobDeleter)
 	if !ok {

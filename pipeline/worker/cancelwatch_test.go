@@ -157,3 +157,43 @@ func (s *countingStore) CancelledAmong(ctx context.Context, ids []string) ([]str
 
 // plainStore is a job store with none of the optional abilities.
 type plainStore struct{ pipeline.JobStore }
+
+// landingResults stores a result and then waits for the attempt to be cancelled, answering
+// with the cancel: a write that landed although its caller saw it cut off.
+type landingResults struct {
+	*file.Store
+	stored chan struct{}
+}
+
+func (r landingResults) Put(ctx context.Context, key string, data []byte) error {
+	if err := r.Store.Put(context.WithoutCancel(ctx), key, data); err != nil {
+		return err
+	}
+	close(r.stored)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestCancelledJobKeepsNoResultWhoseWriteWasCutOff(t *testing.T) {
+	t.Parallel()
+	stored := make(chan struct{})
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) {
+		c.Results = landingResults{Store: c.Results.(*file.Store), stored: stored}
+	})
+	ctx := context.Background()
+	if _, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("cut"), intake.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan worker.Outcome, 1)
+	go func() { done <- b.Worker.Process(ctx, pipelinetest.JobDelivery(t, pipelinetest.TextJob("cut"))) }()
+	<-stored
+	if _, err := b.Service.Cancel(ctx, "cut", ""); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-done; out.Retry {
+		t.Fatalf("outcome %+v, want ack", out)
+	}
+	if _, err := b.Results.Get(ctx, pipeline.ResultKey("cut")); !errors.Is(err, pipeline.ErrNotFound) && !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("result of the cancelled job: %v, want it removed", err)
+	}
+}
