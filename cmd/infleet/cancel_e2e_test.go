@@ -129,7 +129,7 @@ func checkCancelAnywhere(t *testing.T, ingress *child, workers []*child, modelUR
 	for i := range n {
 		ids = append(ids, api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"cancel me %d"}}`, i)))
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		running := 0
 		for _, id := range ids {
 			if api.job(id).Status == messages.StatusProcessing {
@@ -141,7 +141,7 @@ func checkCancelAnywhere(t *testing.T, ingress *child, workers []*child, modelUR
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s %d of %d jobs PROCESSING, %v and %v in flight on the workers; want all, on both workers", running, n, a, b)
+			t.Fatalf("after 60s %d of %d jobs PROCESSING, %v and %v in flight on the workers; want all, on both workers", running, n, a, b)
 		}
 	}
 	// fmsim counts a call when it ends: give every claimed job's call time to arrive.
