@@ -79,6 +79,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 			RetryBackoff:    RetryBackoff{Initial: time.Second, Max: time.Minute},
 			ShutdownTimeout: 30 * time.Second,
 			JobTimeout:      10 * time.Minute,
+			CancelPoll:      250 * time.Millisecond,
 		},
 		Models: []Model{{Name: "fast", Provider: "sim", Latency: 20 * time.Millisecond}},
 		Routes: map[string]string{"default": "fast"},

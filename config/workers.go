@@ -17,6 +17,7 @@ const (
 	DefaultRetryBackoffMax     = time.Minute
 	DefaultShutdownTimeout     = 30 * time.Second
 	DefaultJobTimeout          = 10 * time.Minute
+	DefaultCancelPoll          = 250 * time.Millisecond
 )
 
 // InFlight is how many messages a process holds at most: Concurrency plus Prefetch. The
@@ -48,6 +49,10 @@ type Workers struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout,omitempty"`
 	// JobTimeout bounds one attempt of a job. Default 10m.
 	JobTimeout time.Duration `yaml:"job_timeout,omitempty"`
+	// CancelPoll is how often a worker process asks the job store, in one read for every job
+	// it runs, which of them were cancelled, so that DELETE /v1/jobs/{id} on any process stops
+	// the job where it runs. Nothing is read while no job runs. Default 250ms.
+	CancelPoll time.Duration `yaml:"cancel_poll,omitempty"`
 }
 
 // PriorityWeights are relative shares of the workers per priority.
@@ -85,6 +90,7 @@ func (w *Workers) applyDefaults() {
 	w.RetryBackoff.Max = cmp.Or(w.RetryBackoff.Max, DefaultRetryBackoffMax)
 	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, DefaultShutdownTimeout)
 	w.JobTimeout = cmp.Or(w.JobTimeout, DefaultJobTimeout)
+	w.CancelPoll = cmp.Or(w.CancelPoll, DefaultCancelPoll)
 }
 
 // checkWorkers checks that the retry backoff starts no higher than its cap.

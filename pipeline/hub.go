@@ -37,6 +37,20 @@ func (h *Hub) Running(jobID string, cancel context.CancelCauseFunc) (done func()
 	}
 }
 
+// RunningJobs returns the ids of the jobs running in this process, in no particular order.
+func (h *Hub) RunningJobs() []string {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := make([]string, 0, len(h.runs))
+	for id := range h.runs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // CancelRun stops the job if it runs in this process, with cause ErrCancelledByUser.
 func (h *Hub) CancelRun(jobID string) {
 	if h == nil {

@@ -167,6 +167,17 @@ type KeyLookup interface {
 	JobByIdempotencyKey(ctx context.Context, tenant, key string) (messages.JobRecord, error)
 }
 
+// CancelFinder is an optional ability of a JobStore: which of a set of jobs are CANCELLED, in
+// one read by primary key. A worker asks it, every workers.cancel_poll, about every job it runs,
+// so that a cancel recorded by any process stops the job wherever it runs. Implementations read
+// what every process has written, are safe for concurrent use, and split a long ids list into
+// the batches their database takes. A store without it is asked job by job with Get.
+type CancelFinder interface {
+	// CancelledAmong returns those of ids whose status is CANCELLED, in no particular order.
+	// Ids of missing jobs are left out.
+	CancelledAmong(ctx context.Context, ids []string) ([]string, error)
+}
+
 // Expirer is an optional ability of a JobStore: deleting finished jobs in small batches, for
 // retention. The SQLite and PostgreSQL stores have it; DynamoDB expires jobs with its own TTL.
 type Expirer interface {

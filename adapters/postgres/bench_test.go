@@ -76,3 +76,34 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCancelledAmong is the read a worker process makes every workers.cancel_poll while it
+// runs jobs: which of its 64 running jobs (workers.concurrency's default) were cancelled, in a
+// store of 2,000 jobs, two of them cancelled. One round trip.
+func BenchmarkCancelledAmong(b *testing.B) {
+	s, _ := setup(b)
+	ctx := context.Background()
+	var ids []string
+	for i := range 2000 {
+		id := fmt.Sprintf("job-%05d", i)
+		if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+		if i%30 == 0 && len(ids) < 64 {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids[:2] {
+		if _, err := s.Transition(ctx, id, pipeline.Transition{To: messages.StatusCancelled}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := s.CancelledAmong(ctx, ids)
+		if err != nil || len(got) != 2 {
+			b.Fatalf("CancelledAmong = %v, %v; want 2 ids", got, err)
+		}
+	}
+}

@@ -140,3 +140,38 @@ func BenchmarkDeleteFinishedBefore(b *testing.B) {
 	}
 	b.ReportMetric(float64(deleted)/float64(b.N), "jobs/op")
 }
+
+// BenchmarkCancelledAmong is the read a worker process makes every workers.cancel_poll while it
+// runs jobs: which of its 64 running jobs (workers.concurrency's default) were cancelled, in a
+// store of 10,000 jobs, two of them cancelled.
+func BenchmarkCancelledAmong(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "jobs.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	var ids []string
+	for i := range 10000 {
+		id := fmt.Sprintf("job-%05d", i)
+		if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+		if i%150 == 0 && len(ids) < 64 {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids[:2] {
+		if _, err := s.Transition(ctx, id, pipeline.Transition{To: messages.StatusCancelled}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := s.CancelledAmong(ctx, ids)
+		if err != nil || len(got) != 2 {
+			b.Fatalf("CancelledAmong = %v, %v; want 2 ids", got, err)
+		}
+	}
+}

@@ -281,6 +281,8 @@ func startWorkers(ctx context.Context, a *app) (*workers, error) {
 	router.AddConsumerHandler("jobs", worker.SchedulerTopic, sched, handlers.JobHandler(jobWorker))
 	w := &workers{worker: jobWorker, sched: sched, router: router, done: make(chan error, 1)}
 	go func() { w.done <- router.Run(ctx) }()
+	// A cancel recorded by any process stops the job here; ctx ends with the process.
+	go jobWorker.WatchCancels(ctx, a.cfg.Workers.CancelPoll)
 	select {
 	case <-router.Running():
 		return w, nil

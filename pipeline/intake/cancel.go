@@ -9,7 +9,8 @@ import (
 
 // Cancel moves a live job to CANCELLED and announces it. A job that already ended returns its
 // record and pipeline.ErrConflict. A queued job's message is still delivered later; the worker sees
-// the status and drops it. A running job is stopped when it runs in this process.
+// the status and drops it. A running job is stopped at once when it runs in this process, and
+// within workers.cancel_poll when it runs in another (worker.Worker.WatchCancels).
 func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
 	if _, err := s.Get(ctx, id, tenant); err != nil {
 		return messages.JobRecord{}, err

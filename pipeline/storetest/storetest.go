@@ -10,8 +10,8 @@
 // first by created_at, then job_id, and the pages cover every job exactly once; a Transition
 // writes, field by field, what pipeline.Transition.Apply makes of the record, whether the store
 // calls Apply or says the same in its own query language. A store that is a pipeline.Expirer
-// also runs the DeleteFinishedBefore tests, and one that is a pipeline.StatsReader the JobStats
-// test; others skip them.
+// also runs the DeleteFinishedBefore tests, one that is a pipeline.StatsReader the JobStats test,
+// and one that is a pipeline.CancelFinder the CancelledAmong test; others skip them.
 package storetest
 
 import (
@@ -61,6 +61,8 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"DeleteFinishedBefore", testDeleteFinishedBefore},
 		{"DeleteFinishedBeforeRacing", testDeleteFinishedBeforeRacing},
 		{"JobStats", testJobStats},
+		{"CancelledAmong", testCancelledAmong},
+		{"CancelWins", testCancelWins},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

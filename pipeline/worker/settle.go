@@ -36,9 +36,15 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 	})
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
-		// Cancelled while running, or finished by a concurrent delivery: nothing to add.
+		// Cancelled while running, or finished by a concurrent delivery. A cancelled job keeps
+		// no result: the one just stored goes. A concurrent delivery's result is the same
+		// object and stays.
 		span.SetAttributes(attribute.String("infleet.outcome", "conflict"))
 		span.End()
+		if done.Status == messages.StatusCancelled {
+			w.dropCancelledResult(ctx, rec.JobID)
+			w.cfg.Logger.Info().Ctx(ctx).Str("job_id", rec.JobID).Msg("job cancelled while its result was stored; result removed")
+		}
 		return Outcome{}
 	}
 	pipeline.EndSpan(span, err)

@@ -259,6 +259,8 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	case ctx.Err() != nil || errors.Is(cause, errShutdown):
 		return w.handBack(rec, "shutting down")
 	case errors.Is(cause, pipeline.ErrCancelledByUser):
+		// The cancel may have cut off a result write that still landed.
+		w.dropCancelledResult(ctx, rec.JobID)
 		log.Info().Msg("job cancelled while running")
 		return Outcome{}
 	}
