@@ -1,0 +1,34 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBatchingDefaultsAndProblems(t *testing.T) {
+	t.Parallel()
+	c, err := Load(writeConfig(t, "batching:\n  - task: tag\n  - {task: classify, max_items: 50, max_wait: 200ms, max_input_tokens: 8000}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := c.Batching[0]; b.MaxItems != DefaultBatchMaxItems || b.MaxWait != DefaultBatchMaxWait || b.MaxInputTokens != 0 {
+		t.Errorf("defaults: %+v", b)
+	}
+	if b := c.Batching[1]; b.MaxItems != 50 || b.MaxWait != 200*time.Millisecond || b.MaxInputTokens != 8000 {
+		t.Errorf("set: %+v", b)
+	}
+
+	_, err = Load(writeConfig(t, "batching:\n  - task: tag\n  - task: tag\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "batching[1].task") || !strings.Contains(err.Error(), "already batched") {
+		t.Errorf("duplicate task: %v", err)
+	}
+	_, err = Load(writeConfig(t, "batching:\n  - {task: tag, max_items: 1}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "batching[0].max_items") {
+		t.Errorf("max_items 1: %v", err)
+	}
+	_, err = Load(writeConfig(t, "batching:\n  - {max_items: 5}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "task") {
+		t.Errorf("no task: %v", err)
+	}
+}
