@@ -121,6 +121,12 @@ log: {level: error}
 	if batches != 2 || items != n-1 || spoiled != 2 || calls != batches+spoiled {
 		t.Errorf("fmsim saw %d calls, %d batches of %d items, %d spoiled; want 2 batches of 39 items and the 2 spoiled items alone", calls, batches, items, spoiled)
 	}
+	_, _, metrics := h.do(http.MethodGet, "/metrics", "", nil)
+	for _, want := range []string{"infleet_batch_items_total 39", "infleet_batch_calls_total 4", "infleet_batch_groups_total 2", "infleet_batch_items_alone_total 2"} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	for i := range n {
 		if i == 9 || i == 21 {
 			continue

@@ -144,6 +144,7 @@ type Picker struct {
 func NewPicker(f *Fleet, r *Routing) *Picker {
 	p := &Picker{fleet: f, batcher: batch.New()}
 	p.routing.Store(r)
+	f.metrics.registerBatching(p.batcher)
 	return p
 }
 
