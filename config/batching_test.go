@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,5 +31,27 @@ func TestBatchingDefaultsAndProblems(t *testing.T) {
 	_, err = Load(writeConfig(t, "batching:\n  - {max_items: 5}\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "task") {
 		t.Errorf("no task: %v", err)
+	}
+}
+
+// TestREADMEBatchingExampleValidates loads the README's request batching example.
+func TestREADMEBatchingExampleValidates(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "### Request batching\n")
+	_, block, ok2 := strings.Cut(sec, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no ```yaml block under ### Request batching")
+	}
+	c, err := Load(writeConfig(t, block), nil)
+	if err != nil {
+		t.Fatalf("the README's batching example: %v\n%s", err, block)
+	}
+	if len(c.Batching) != 1 || c.Batching[0].MaxInputTokens != 8000 || c.Batching[0].MaxWait != 50*time.Millisecond {
+		t.Errorf("the README's batching example loads as %+v", c.Batching)
 	}
 }
