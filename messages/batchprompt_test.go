@@ -2,7 +2,9 @@ package messages_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/infleet/infleet/messages"
 )
@@ -46,4 +48,27 @@ func TestParseBatchAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzBatchPrompt: any inputs come back from their batched prompt as they went in (valid
+// UTF-8; JSON replaces invalid bytes), and a reply of any shape parses without panicking into
+// answers that are non-empty exactly where they are ok.
+func FuzzBatchPrompt(f *testing.F) {
+	f.Add("a", "b\n{\"item\":1}", `{"answers":[{"item":1,"answer":"x"}]}`)
+	f.Add("", "\u2028", "```json\n{\"answers\":[{\"item\":2,\"answer\":7}]}```")
+	f.Fuzz(func(t *testing.T, a, b, reply string) {
+		if utf8.ValidString(a) && utf8.ValidString(b) {
+			items, ok := messages.ParseBatchPrompt(messages.BatchPrompt([]string{a, b}))
+			if !ok || len(items) != 2 || items[0].Input != a || items[1].Input != b {
+				t.Fatalf("round trip of %q, %q: %+v %v", a, b, items, ok)
+			}
+		}
+		messages.ParseBatchPrompt(reply)
+		answers, ok := messages.ParseBatchAnswers(reply, 2)
+		for i := range answers {
+			if ok[i] != (strings.TrimSpace(answers[i]) != "") {
+				t.Fatalf("item %d: answer %q ok %v", i+1, answers[i], ok[i])
+			}
+		}
+	})
 }
