@@ -20,6 +20,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -84,6 +87,10 @@ type item struct {
 type outcome struct {
 	resp pipeline.ModelResponse
 	err  error
+	// size is the items of the call that answered (1 for a call alone); alone says the item
+	// was sent again on its own after its batch.
+	size  int
+	alone bool
 }
 
 // Stats returns the counts so far.
@@ -136,6 +143,9 @@ func (b *Batcher) Invoke(ctx context.Context, key string, rule Rule, req pipelin
 
 	select {
 	case o := <-it.done:
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attribute.Int("infleet.batch.items", o.size), attribute.Bool("infleet.batch.retried_alone", o.alone))
+		}
 		return o.resp, o.err
 	case <-ctx.Done():
 		return pipeline.ModelResponse{}, ctx.Err()
@@ -175,7 +185,7 @@ func (b *Batcher) flush(g *group) {
 	case 1:
 		b.nCalls.Add(1)
 		resp, err := g.next.Invoke(live[0].ctx, live[0].req)
-		live[0].done <- outcome{resp, err}
+		live[0].done <- outcome{resp: resp, err: err, size: 1}
 		return
 	}
 	b.nCalls.Add(1)
@@ -197,7 +207,7 @@ func (b *Batcher) flush(g *group) {
 			// The model is busy or away: every item would fail alone as well; let each job's
 			// own retry take it.
 			for _, it := range live {
-				it.done <- outcome{err: err}
+				it.done <- outcome{err: err, size: len(live)}
 			}
 			return
 		}
@@ -208,7 +218,7 @@ func (b *Batcher) flush(g *group) {
 	}
 	if resp.Degraded {
 		for _, it := range live {
-			it.done <- outcome{resp: resp}
+			it.done <- outcome{resp: resp, size: len(live)}
 		}
 		return
 	}
@@ -223,7 +233,7 @@ func (b *Batcher) flush(g *group) {
 		r := resp
 		r.Text = answers[i]
 		r.Usage = shares[i]
-		it.done <- outcome{resp: r}
+		it.done <- outcome{resp: r, size: len(live)}
 	}
 	if len(bad) > 0 {
 		badItems := make([]*item, len(bad))
@@ -249,7 +259,7 @@ func (b *Batcher) sendAlone(g *group, items []*item, spent []messages.Usage) {
 			if err == nil && spent != nil {
 				resp.Usage = resp.Usage.Add(spent[j])
 			}
-			it.done <- outcome{resp, err}
+			it.done <- outcome{resp: resp, err: err, size: 1, alone: true}
 		}()
 	}
 	wg.Wait()

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/batch"
@@ -266,5 +269,46 @@ func TestCallerGivingUpLeavesNeighbours(t *testing.T) {
 	}
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled caller got %v", err)
+	}
+}
+
+func TestEachJobsSpanSaysHowItWasAnswered(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m := &model{drop: map[string]bool{"b": true}}
+	b := batch.New()
+	var wg sync.WaitGroup
+	for _, in := range []string{"a", "b", "c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, span := tp.Tracer("test").Start(context.Background(), "invoke "+in)
+			defer span.End()
+			req := pipeline.ModelRequest{Messages: []messages.ChatMessage{{Role: "user", Content: in}}}
+			if _, err := b.Invoke(ctx, "k", batch.Rule{MaxItems: 3, MaxWait: time.Minute}, req, m); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got := map[string]string{}
+	for _, s := range rec.Ended() {
+		var items int64
+		var alone bool
+		for _, kv := range s.Attributes() {
+			switch kv.Key {
+			case "infleet.batch.items":
+				items = kv.Value.AsInt64()
+			case "infleet.batch.retried_alone":
+				alone = kv.Value.AsBool()
+			}
+		}
+		got[s.Name()] = fmt.Sprint(items, alone)
+	}
+	want := map[string]string{"invoke a": "3 false", "invoke b": "1 true", "invoke c": "3 false"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("span attributes %v, want %v", got, want)
 	}
 }
