@@ -31,6 +31,7 @@ REDIS_PEER := .ci/peers/with-redis.sh
 # Fuzz targets run briefly by `make test`: package:target.
 FUZZ_TARGETS := \
 	./pipeline/worker:FuzzDecodeJob \
+	./messages:FuzzBatchPrompt \
 	./config:FuzzLoad \
 	./schemas:FuzzValidateJob \
 	./handlers:FuzzPostJob \

@@ -51,7 +51,9 @@ type Config struct {
 	// Budgets cap a model's estimated daily spend; over the cap its jobs are downgraded.
 	Budgets []Budget `yaml:"budgets,omitempty"`
 	// Prompts are versioned prompt templates per task.
-	Prompts    []Prompt   `yaml:"prompts,omitempty"`
+	Prompts []Prompt `yaml:"prompts,omitempty"`
+	// Batching turns on request batching per task. Default none.
+	Batching   []Batching `yaml:"batching,omitempty"`
 	Guardrails Guardrails `yaml:"guardrails,omitempty"`
 	Triggers   Triggers   `yaml:"triggers,omitempty"`
 	Auth       Auth       `yaml:"auth,omitempty"`
@@ -94,6 +96,7 @@ func (c *Config) ApplyDefaults() {
 	c.Workers.applyDefaults()
 	c.applyModelDefaults()
 	c.applyRouteDefaults()
+	c.applyBatchingDefaults()
 	c.Triggers.applyDefaults()
 	c.Auth.applyDefaults()
 	c.Guardrails.applyDefaults()

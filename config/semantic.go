@@ -19,6 +19,7 @@ func (c *Config) semantic() *ValidationError {
 	var p problems
 	c.checkModels(&p)
 	c.checkRoutes(&p)
+	c.checkBatching(&p)
 	c.checkTransport(&p)
 	c.checkKafkaSecurity(&p)
 	c.checkStore(&p)

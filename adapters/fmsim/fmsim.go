@@ -108,6 +108,19 @@ type Faults struct {
 	ContextWindow int
 	// Deny answers every call 403 AccessDeniedException.
 	Deny bool
+	// DropItemRate is the share of a batched prompt's items (messages.BatchPrompt) left out of
+	// the answer, chosen by a hash of the seed and the item's input, so the same items drop
+	// every time. An item sent alone is always answered.
+	DropItemRate float64
+	// GarbleItemRate is the share of a batched prompt's items answered with a JSON object
+	// instead of a string, chosen as DropItemRate's (after it).
+	GarbleItemRate float64
+	// DropItemsMatching, when set, leaves out of a batched answer every item whose input
+	// contains it.
+	DropItemsMatching string
+	// GarbleItemsMatching, when set, garbles every item of a batched answer whose input
+	// contains it.
+	GarbleItemsMatching string
 }
 
 // Latency is a distribution of answer delays given by its median and 99th percentile.
@@ -223,6 +236,12 @@ type Stats struct {
 	ByModel        map[string]int64            `json:"by_model"`
 	ByOutcome      map[string]int64            `json:"by_outcome"`
 	ByModelOutcome map[string]map[string]int64 `json:"by_model_outcome"`
+	// BatchCalls counts calls answered that held a batched prompt; BatchItems their items;
+	// DroppedItems and GarbledItems the items left out or garbled on purpose.
+	BatchCalls   int64 `json:"batch_calls"`
+	BatchItems   int64 `json:"batch_items"`
+	DroppedItems int64 `json:"dropped_items"`
+	GarbledItems int64 `json:"garbled_items"`
 	// LastTraceparent is the traceparent header of the latest model call that had one.
 	LastTraceparent string `json:"last_traceparent,omitempty"`
 	// LastUserAgent is the User-Agent of the latest model call.
@@ -239,6 +258,7 @@ func (s *Server) Stats() Stats {
 	defer s.statsMu.Unlock()
 	out := newStats()
 	out.Calls, out.LastTraceparent, out.LastUserAgent = s.stats.Calls, s.stats.LastTraceparent, s.stats.LastUserAgent
+	out.BatchCalls, out.BatchItems, out.DroppedItems, out.GarbledItems = s.stats.BatchCalls, s.stats.BatchItems, s.stats.DroppedItems, s.stats.GarbledItems
 	for k, v := range s.stats.ByAPI {
 		out.ByAPI[k] = v
 	}
@@ -426,6 +446,11 @@ type faultsJSON struct {
 	Outages       []outageJSON `json:"outages,omitempty"`
 	ContextWindow int          `json:"context_window,omitempty"`
 	Deny          bool         `json:"deny,omitempty"`
+
+	DropItemRate        float64 `json:"drop_item_rate,omitempty"`
+	GarbleItemRate      float64 `json:"garble_item_rate,omitempty"`
+	DropItemsMatching   string  `json:"drop_items_matching,omitempty"`
+	GarbleItemsMatching string  `json:"garble_items_matching,omitempty"`
 }
 
 type latencyJSON struct {
@@ -445,6 +470,8 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		ThrottleRate: f.ThrottleRate, ErrorRate: f.ErrorRate, NotReadyRate: f.NotReadyRate,
 		TimeoutRate: f.TimeoutRate, HangRate: f.HangRate, RetryAfter: duration(f.RetryAfter),
 		Down: f.Down, ContextWindow: f.ContextWindow, Deny: f.Deny,
+		DropItemRate: f.DropItemRate, GarbleItemRate: f.GarbleItemRate,
+		DropItemsMatching: f.DropItemsMatching, GarbleItemsMatching: f.GarbleItemsMatching,
 	}
 	if f.Latency != (Latency{}) {
 		j.Latency = &latencyJSON{Dist: f.Latency.Dist, P50: duration(f.Latency.P50), P99: duration(f.Latency.P99)}
@@ -468,6 +495,8 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		ThrottleRate: j.ThrottleRate, ErrorRate: j.ErrorRate, NotReadyRate: j.NotReadyRate,
 		TimeoutRate: j.TimeoutRate, HangRate: j.HangRate, RetryAfter: time.Duration(j.RetryAfter),
 		Down: j.Down, ContextWindow: j.ContextWindow, Deny: j.Deny,
+		DropItemRate: j.DropItemRate, GarbleItemRate: j.GarbleItemRate,
+		DropItemsMatching: j.DropItemsMatching, GarbleItemsMatching: j.GarbleItemsMatching,
 	}
 	if j.Latency != nil {
 		out.Latency = Latency{Dist: j.Latency.Dist, P50: time.Duration(j.Latency.P50), P99: time.Duration(j.Latency.P99)}
@@ -485,7 +514,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 // Validate reports every setting out of range.
 func (f Faults) Validate() error {
 	var errs []error
-	for name, r := range map[string]float64{"throttle_rate": f.ThrottleRate, "error_rate": f.ErrorRate, "not_ready_rate": f.NotReadyRate, "timeout_rate": f.TimeoutRate, "hang_rate": f.HangRate} {
+	for name, r := range map[string]float64{"throttle_rate": f.ThrottleRate, "error_rate": f.ErrorRate, "not_ready_rate": f.NotReadyRate, "timeout_rate": f.TimeoutRate, "hang_rate": f.HangRate, "drop_item_rate": f.DropItemRate, "garble_item_rate": f.GarbleItemRate} {
 		if r < 0 || r > 1 {
 			errs = append(errs, fmt.Errorf("%s %v: must be between 0 and 1", name, r))
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/infleet/infleet/messages"
 )
 
 // maxBody bounds a request body.
@@ -110,6 +112,12 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, 
 		return
 	}
 	s.record(api, model, OutcomeOK, r)
+	if len(p.messages) > 0 {
+		if items, isBatch := messages.ParseBatchPrompt(p.messages[len(p.messages)-1].text); isBatch {
+			ok(s.answerBatch(model, p, items))
+			return
+		}
+	}
 	if s.clf != nil && isClassification(p.system) && len(p.messages) > 0 {
 		text := strconv.Itoa(s.clf.classify(p.system, p.messages[len(p.messages)-1].text))
 		ok(reply{text: text, in: p.inputTokens() - max(p.maxTokens, 0), out: 1, requestTag: "clf"})

@@ -5,6 +5,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"strconv"
 	"strings"
@@ -108,8 +109,10 @@ func New(cfg Config) *Client {
 // first words of the input and a short hash of the request; for "classify" one of Labels
 // picked by that hash; for any other task an echo of the last message. Usage estimates 4
 // tokens per 3 words. A positive params.max_tokens truncates the text (StopReason
-// "max_tokens"). Invoke waits out the latency, returning ctx.Err() if ctx ends first, then
-// fails with a *Error for a FailRate share of calls.
+// "max_tokens"). A batched prompt (messages.BatchPrompt) is answered per item, each item as it
+// would be answered alone, in the JSON reply messages.ParseBatchAnswers reads. Invoke waits out
+// the latency, returning ctx.Err() if ctx ends first, then fails with a *Error for a FailRate
+// share of calls.
 func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return pipeline.ModelResponse{}, err
@@ -123,7 +126,31 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 	if c.failRate > 0 && unit(mix(c.seed, n, 1)) < c.failRate {
 		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelUnavailable, Err: &Error{Retryable: true, Call: n}}
 	}
+	if n := len(req.Messages); n > 0 {
+		if items, ok := messages.ParseBatchPrompt(req.Messages[n-1].Content); ok {
+			return answerBatch(req, items), nil
+		}
+	}
 	return answer(req), nil
+}
+
+// answerBatch answers each item of a batched prompt as answer would answer it alone.
+func answerBatch(req pipeline.ModelRequest, items []messages.BatchItem) pipeline.ModelResponse {
+	reply := messages.BatchReply{Answers: make([]messages.BatchAnswer, len(items))}
+	for i, it := range items {
+		one := req
+		one.Params.MaxTokens = req.Params.MaxTokens / len(items) // the batcher asks for each item's max_tokens
+		one.Messages = []messages.ChatMessage{{Role: "user", Content: it.Input}}
+		reply.Answers[i] = messages.BatchAnswer{Item: it.Item, Answer: answer(one).Text}
+	}
+	body, _ := json.Marshal(reply) // strings and ints always encode
+	text := string(body)
+	inWords := countWords(req.System) + countWords(req.Messages[len(req.Messages)-1].Content)
+	return pipeline.ModelResponse{
+		Text:       text,
+		Usage:      messages.Usage{InputTokens: tokens(inWords), OutputTokens: tokens(countWords(text))},
+		StopReason: StopEndTurn,
+	}
 }
 
 // delay returns the latency of call n.

@@ -307,3 +307,29 @@ func BenchmarkInvokeNoLatency(b *testing.B) {
 		}
 	}
 }
+
+func TestBatchedPromptIsAnsweredPerItem(t *testing.T) {
+	t.Parallel()
+	c := sim.New(sim.Config{})
+	inputs := []string{"first ticket text", "second ticket text", "third"}
+	req := func(text string) pipeline.ModelRequest {
+		return pipeline.ModelRequest{Task: "summarize", System: "be brief", Messages: []messages.ChatMessage{{Role: "user", Content: text}}}
+	}
+	resp, err := c.Invoke(t.Context(), req(messages.BatchPrompt(inputs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers, ok := messages.ParseBatchAnswers(resp.Text, len(inputs))
+	for i, in := range inputs {
+		alone, err := c.Invoke(t.Context(), req(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok[i] || answers[i] != alone.Text {
+			t.Errorf("item %d: %q (ok %v), alone %q", i+1, answers[i], ok[i], alone.Text)
+		}
+	}
+	if resp.Usage.InputTokens == 0 || resp.Usage.OutputTokens == 0 {
+		t.Errorf("usage %+v", resp.Usage)
+	}
+}

@@ -185,6 +185,8 @@ func (h *harness) runScenario(ctx context.Context, name string) ([]row, error) {
 		return h.burndown(ctx)
 	case "fleet":
 		return h.fleet(ctx)
+	case "batching":
+		return h.batching(ctx)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }

@@ -27,7 +27,7 @@ const (
 )
 
 // scenarioNames lists every scenario in the order "all" runs them.
-var scenarioNames = []string{"throughput", "concurrency", "ingress", "memory", "burndown", "fleet"}
+var scenarioNames = []string{"throughput", "concurrency", "ingress", "memory", "burndown", "fleet", "batching"}
 
 const usageText = `Usage: go run ./bench/load [flags]
 
@@ -77,6 +77,9 @@ Scenarios (-scenario, comma-separated; default all):
                0 ms model), on SQS + DynamoDB + S3 (emulators from .ci/peers/with-aws.sh)
                and on Kafka (kfake in this process) + PostgreSQL (.ci/peers/with-postgres.sh);
                a fleet whose peers are not there is reported as skipped.
+  batching     model calls per job and tokens per job of -batching-jobs short "tag" jobs
+               through 'infleet serve' against fmsim (in this process, 20 ms answers),
+               first unbatched and then, the same jobs, with batching at max_items 20.
 
 -quick shrinks every job count and duration for a smoke run (about a minute).
 A missed target prints MISSED; the exit status is 1 only when a scenario could not run.
@@ -109,6 +112,7 @@ type options struct {
 	// burn-down.
 	peers         bool
 	fleetJobs     int
+	batchingJobs  int
 	memoryJobs    int
 	rounds        int
 	roundTime     time.Duration
@@ -213,6 +217,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.BoolVar(&o.burndownFsync, "burndown-fsync", true, "repeat the 0 ms burn-down at durability fsync and compare it with process (the default)")
 	fs.BoolVar(&o.peers, "peers", true, "measure River + PostgreSQL and asynq + Redis (bench/peers), and infleet on PostgreSQL, beside the burn-down")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
+	fs.IntVar(&o.batchingJobs, "batching-jobs", 0, "jobs in each run of the batching scenario, unbatched and batched (default 2000; 400 with -quick)")
 	fs.IntVar(&o.memoryJobs, "memory-jobs", 0, "queued jobs in the memory scenario (default 100000; 5000 with -quick)")
 	fs.IntVar(&o.rounds, "rounds", 3, "A/B rounds in the ingress scenario")
 	fs.DurationVar(&o.roundTime, "round-time", 0, "length of each ingress round, per side (default 5s; 1s with -quick)")
@@ -248,6 +253,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	o.concurrencyJobs = cmp.Or(o.concurrencyJobs, q(10000, 1500))
 	o.burndownJobs = cmp.Or(o.burndownJobs, q(20000, 2000))
 	o.fleetJobs = cmp.Or(o.fleetJobs, q(5000, 500))
+	o.batchingJobs = cmp.Or(o.batchingJobs, q(2000, 400))
 	o.memoryJobs = cmp.Or(o.memoryJobs, q(100000, 5000))
 	o.roundTime = cmp.Or(o.roundTime, qd(5*time.Second, time.Second))
 	o.latencyTime = cmp.Or(o.latencyTime, qd(10*time.Second, 2*time.Second))
@@ -270,7 +276,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	}
 	for name, v := range map[string]int{"clients": o.clients, "concurrency": o.concurrency, "rounds": o.rounds,
 		"throughput-jobs": o.throughputJobs, "concurrency-jobs": o.concurrencyJobs,
-		"burndown-jobs": o.burndownJobs, "burndown-rounds": o.burndownRounds, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs} {
+		"burndown-jobs": o.burndownJobs, "burndown-rounds": o.burndownRounds, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs, "batching-jobs": o.batchingJobs} {
 		if v < 1 {
 			problems = append(problems, fmt.Sprintf("-%s must be at least 1", name))
 		}

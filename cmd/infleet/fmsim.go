@@ -39,7 +39,8 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 			"(prior knowledge, as the AWS SDK for JavaScript sends): Amazon Bedrock runtime Converse\n"+
 			"(POST /model/{modelId}/converse), InvokeModel with the Anthropic messages body\n"+
 			"(POST /model/{modelId}/invoke) and OpenAI chat completions (POST /v1/chat/completions),\n"+
-			"with deterministic answers (or, with --classify, topic numbers for classification\n"+
+			"with deterministic answers (per item for request batching's numbered prompts, some of which\n"+
+			"--drop-item-rate and --garble-item-rate spoil on purpose; or, with --classify, topic numbers for classification\n"+
 			"prompts such as the guardrails' topic_classifier sends) and injected latency,\n"+
 			"throttling, 5xx, ModelNotReady, ModelTimeout, hangs and outages. GET /stats counts calls by API, model and outcome;\n"+
 			"POST /admin/faults[?model=ID] replaces the faults at run time, e.g.\n"+
@@ -62,6 +63,10 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	models := fs.String("models", "", "comma-separated model ids that exist; others get 404 (default: every id exists)")
 	apiKey := fs.String("api-key", "", "API key chat completions must send as a Bearer token (default: none checked)")
 	seed := fs.Int64("seed", 0, "seed of the fault and latency sequence")
+	dropItems := fs.Float64("drop-item-rate", 0, "share of a batched prompt's items left out of the answer (the same items every time; an item sent alone is always answered), 0 to 1")
+	garbleItems := fs.Float64("garble-item-rate", 0, "share of a batched prompt's items answered with a JSON object instead of a string, 0 to 1")
+	dropMatching := fs.String("drop-items-matching", "", "leave out of batched answers every item whose input contains this text")
+	garbleMatching := fs.String("garble-items-matching", "", "garble in batched answers every item whose input contains this text")
 	classify := fs.Bool("classify", false, "answer classification prompts (\"Answer with only the number of the topic ...\") with the number of the topic whose words the text holds most of")
 	classifyRules := fs.String("classify-rules", "", "JSON file of further cue words per topic name for --classify, {\"rules\":{\"NAME\":[\"cue\",...]},\"min_score\":1}; implies --classify")
 	faultsFile := fs.String("faults-file", "", "JSON file of faults per model, shaped like GET /admin/faults ({\"default\":{...},\"models\":{\"ID\":{...}}}); wins over the fault flags")
@@ -79,6 +84,11 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 		RetryAfter:    *retryAfter,
 		ContextWindow: *window,
 		Down:          *down,
+
+		DropItemRate:        *dropItems,
+		GarbleItemRate:      *garbleItems,
+		DropItemsMatching:   *dropMatching,
+		GarbleItemsMatching: *garbleMatching,
 	}
 	if *outages != "" {
 		o, err := parseOutages(*outages)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/batch"
 	"github.com/infleet/infleet/pipeline/models"
 )
 
@@ -185,6 +186,10 @@ func routingOf(cfg config.Config) models.RoutingSpec {
 	}
 	for _, pr := range cfg.Prompts {
 		spec.Prompts = append(spec.Prompts, models.Prompt{Task: pr.Task, Version: pr.Version, System: pr.System, Template: pr.Template})
+	}
+	for _, b := range cfg.Batching {
+		spec.Batching = append(spec.Batching, models.Batching{Task: b.Task,
+			Rule: batch.Rule{MaxItems: b.MaxItems, MaxWait: b.MaxWait, MaxInputTokens: b.MaxInputTokens}})
 	}
 	return spec
 }

@@ -1,6 +1,10 @@
 package models
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infleet/infleet/pipeline/batch"
+)
 
 // AllTenants is the tenant label value of the per-tenant series when tenant labels are off
 // (FleetConfig.TenantLabels false): one series per model summing every tenant's figures.
@@ -23,6 +27,8 @@ type fleetMetrics struct {
 	tenantTokens    *prometheus.CounterVec
 	// tenantLabels keeps tenant names in the tenant label; false records AllTenants.
 	tenantLabels bool
+	// reg is where the collectors went, for those added later (batching's); nil for none.
+	reg prometheus.Registerer
 }
 
 // tenant returns the tenant label value of a job of tenant t.
@@ -36,6 +42,7 @@ func (m *fleetMetrics) tenant(t string) string {
 func newFleetMetrics(reg prometheus.Registerer, tenantLabels bool) *fleetMetrics {
 	by := `by tenant and model (jobs with a tenant only; tenant="*" sums every tenant unless metrics.tenant_labels is on)`
 	m := &fleetMetrics{
+		reg:          reg,
 		tenantLabels: tenantLabels,
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "infleet_model_circuit_state", Help: "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
@@ -78,4 +85,24 @@ func newFleetMetrics(reg prometheus.Registerer, tenantLabels bool) *fleetMetrics
 		reg.MustRegister(m.circuit, m.attempts, m.retries, m.budgetExhausted, m.fallbacks, m.degraded, m.cache, m.cost, m.routes, m.reloads, m.tenantCost, m.tenantTokens)
 	}
 	return m
+}
+
+// registerBatching adds request batching's counters, read from b's Stats. A second picker on
+// the same fleet keeps the first one's.
+func (m *fleetMetrics) registerBatching(b *batch.Batcher) {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range []struct {
+		name, help string
+		value      func(batch.Stats) int64
+	}{
+		{"infleet_batch_items_total", "Model requests of batched tasks (batching[]).", func(s batch.Stats) int64 { return s.Items }},
+		{"infleet_batch_calls_total", "Model calls made for batched tasks: one per group sent, plus one per item sent again alone.", func(s batch.Stats) int64 { return s.Calls }},
+		{"infleet_batch_groups_total", "Groups of two or more items sent as one model call.", func(s batch.Stats) int64 { return s.Batches }},
+		{"infleet_batch_items_alone_total", "Items sent again alone: their answer in the batch was missing or malformed, or the batch was refused.", func(s batch.Stats) int64 { return s.Alone }},
+	} {
+		_ = m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.value(b.Stats())) }))
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/batch"
 )
 
 // Rule kinds, as infleet_routing_decisions_total names them.
@@ -49,6 +50,16 @@ type RoutingSpec struct {
 	Budgets []Budget
 	// Prompts are prompt templates per task, several versions each.
 	Prompts []Prompt
+	// Batching sends the jobs of these tasks to their model in groups (request batching), at
+	// most one entry per task.
+	Batching []Batching
+}
+
+// Batching groups a task's jobs that share model and prompt version into one model call
+// (see package batch). The zero values of the bounds take batch's defaults.
+type Batching struct {
+	Task string
+	batch.Rule
 }
 
 // Rule sends matching jobs to Model. Every condition set must hold.
@@ -126,17 +137,22 @@ const DefaultMaxErrorRate = 0.2
 type Picker struct {
 	fleet   *Fleet
 	routing atomic.Pointer[Routing]
+	batcher *batch.Batcher
 }
 
 // NewPicker returns a Picker with routing r (from CompileRouting).
 func NewPicker(f *Fleet, r *Routing) *Picker {
-	p := &Picker{fleet: f}
+	p := &Picker{fleet: f, batcher: batch.New()}
 	p.routing.Store(r)
+	f.metrics.registerBatching(p.batcher)
 	return p
 }
 
-// Set replaces the routing.
+// Set replaces the routing. Groups already collecting keep the rule they started with.
 func (p *Picker) Set(r *Routing) { p.routing.Store(r) }
+
+// BatchStats returns what request batching did in this process so far.
+func (p *Picker) BatchStats() batch.Stats { return p.batcher.Stats() }
 
 // TenantOverBudget reports whether tenant has spent, today (UTC, in this process), at least a
 // tenant budget that has no downgrade_to: such a budget refuses the tenant's new jobs. It
@@ -163,6 +179,7 @@ type Routing struct {
 	regexes  []*regexp.Regexp
 	keywords [][]string
 	prompts  map[string][]*prompt
+	batching map[string]batch.Rule
 	// hasTenantBudgets is true when a budget names a tenant: such budgets are checked at call
 	// time, when the tenant is known.
 	hasTenantBudgets bool
@@ -171,7 +188,7 @@ type Routing struct {
 // CompileRouting checks spec against the configured model names (has) and compiles its
 // regular expressions and templates, listing every problem.
 func CompileRouting(spec RoutingSpec, has func(string) bool) (*Routing, error) {
-	r := &Routing{spec: spec, prompts: map[string][]*prompt{}}
+	r := &Routing{spec: spec, prompts: map[string][]*prompt{}, batching: map[string]batch.Rule{}}
 	var errs []error
 	model := func(field, name string) {
 		if !has(name) {
@@ -234,6 +251,19 @@ func CompileRouting(spec RoutingSpec, has func(string) bool) (*Routing, error) {
 		}
 		model(fmt.Sprintf("budgets[%d].downgrade_to", i), b.DowngradeTo)
 	}
+	for i, b := range spec.Batching {
+		switch {
+		case b.Task == "":
+			errs = append(errs, fmt.Errorf("batching[%d].task is empty; name the task whose jobs are batched", i))
+		case b.MaxItems < 0 || b.MaxWait < 0 || b.MaxInputTokens < 0:
+			errs = append(errs, fmt.Errorf("batching[%d] (%s): max_items, max_wait and max_input_tokens must not be negative", i, b.Task))
+		default:
+			if _, dup := r.batching[b.Task]; dup {
+				errs = append(errs, fmt.Errorf("batching[%d]: task %s is batched twice; keep one entry", i, b.Task))
+			}
+			r.batching[b.Task] = b.Rule
+		}
+	}
 	r.hasTenantBudgets = slices.ContainsFunc(spec.Budgets, func(b Budget) bool { return b.Tenant != "" })
 	for i, pr := range spec.Prompts {
 		c, err := compilePrompt(pr)
@@ -282,7 +312,11 @@ func (p *Picker) Pick(job *messages.Job) (pipeline.Model, error) {
 	if r.hasTenantBudgets {
 		client = &tenantBudgetClient{fleet: p.fleet, routing: r, name: name, opts: opts}
 	}
-	if pr := r.promptFor(job.Task, meta); pr != nil {
+	pr := r.promptFor(job.Task, meta)
+	if rule, ok := r.batching[job.Task]; ok {
+		client = &batchClient{batcher: p.batcher, rule: rule, next: client, prompt: pr, task: job.Task, meta: meta,
+			key: batchKey(job.Task, name, pr, opts)}
+	} else if pr != nil {
 		client = &promptClient{next: client, prompt: pr, task: job.Task, meta: meta}
 	}
 	return pipeline.Model{Name: name, ModelID: p.fleet.ModelID(name), Client: client}, nil

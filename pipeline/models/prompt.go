@@ -67,29 +67,42 @@ type promptClient struct {
 }
 
 func (c *promptClient) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
-	vars := map[string]any{"Task": c.task, "Metadata": c.meta}
+	req, err := c.prompt.apply(req, c.task, c.meta)
+	if err != nil {
+		return pipeline.ModelResponse{}, err
+	}
+	resp, err := c.next.Invoke(ctx, req)
+	resp.Prompt = c.prompt.name(c.task)
+	return resp, err
+}
+
+// name is the prompt as name@version.
+func (p *prompt) name(task string) string { return task + "@" + p.spec.Version }
+
+// apply renders the prompt's system prompt and template into req for a job of task with
+// metadata meta.
+func (p *prompt) apply(req pipeline.ModelRequest, task string, meta map[string]any) (pipeline.ModelRequest, error) {
+	vars := map[string]any{"Task": task, "Metadata": meta}
 	if n := len(req.Messages); n > 0 {
 		vars["Input"] = req.Messages[n-1].Content
 	}
 	var sb strings.Builder
-	if t := c.prompt.system; t != nil {
+	if t := p.system; t != nil {
 		if err := t.Execute(&sb, vars); err != nil {
-			return pipeline.ModelResponse{}, pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("prompt %s@%s: %w", c.task, c.prompt.spec.Version, err))
+			return req, pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("prompt %s@%s: %w", task, p.spec.Version, err))
 		}
 		req.System = sb.String()
 	}
-	if t := c.prompt.template; t != nil && len(req.Messages) > 0 {
+	if t := p.template; t != nil && len(req.Messages) > 0 {
 		sb.Reset()
 		if err := t.Execute(&sb, vars); err != nil {
-			return pipeline.ModelResponse{}, pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("prompt %s@%s: %w", c.task, c.prompt.spec.Version, err))
+			return req, pipeline.Permanent(messages.ErrCodeInvalidJob, fmt.Errorf("prompt %s@%s: %w", task, p.spec.Version, err))
 		}
 		msgs := append([]messages.ChatMessage(nil), req.Messages...)
 		msgs[len(msgs)-1].Content = sb.String()
 		req.Messages = msgs
 	}
-	resp, err := c.next.Invoke(ctx, req)
-	resp.Prompt = c.task + "@" + c.prompt.spec.Version
-	return resp, err
+	return req, nil
 }
 
 // parseSemver reads MAJOR.MINOR.PATCH (no pre-release part).
