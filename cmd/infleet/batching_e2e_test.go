@@ -10,27 +10,6 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
-// fmsimStats reads GET /stats of an `infleet fmsim` at base.
-func fmsimStats(t *testing.T, base string) (calls, batchCalls, batchItems, spoiled int64) {
-	t.Helper()
-	resp, err := http.Get(base + "/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st struct {
-		Calls        int64 `json:"calls"`
-		BatchCalls   int64 `json:"batch_calls"`
-		BatchItems   int64 `json:"batch_items"`
-		DroppedItems int64 `json:"dropped_items"`
-		GarbledItems int64 `json:"garbled_items"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Calls, st.BatchCalls, st.BatchItems, st.DroppedItems + st.GarbledItems
-}
-
 // fmsimAlone asks fmsim at base what it answers text alone, as model m with the system prompt.
 func fmsimAlone(t *testing.T, base, system, text string) string {
 	t.Helper()
@@ -115,7 +94,8 @@ log: {level: error}
 		sumIn += res.Usage.InputTokens
 		ids[i] = res.Output.Text // kept to compare below, once fmsim's counts are read
 	}
-	calls, batches, items, spoiled := fmsimStats(t, sim)
+	st := fmsimStats(t, sim)
+	calls, batches, items, spoiled := st.Calls, st.BatchCalls, st.BatchItems, st.DroppedItems+st.GarbledItems
 	t.Logf("fmsim: %d calls for %d jobs (%.3f per job), %d batches of %d items, %d items spoiled; %d input tokens billed to jobs",
 		calls, n, float64(calls)/n, batches, items, spoiled, sumIn)
 	if batches != 2 || items != n-1 || spoiled != 2 || calls != batches+spoiled {
