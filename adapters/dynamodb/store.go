@@ -86,12 +86,15 @@ type Store struct {
 	log       zerolog.Logger
 	// claimWait is defaultClaimWait; tests shorten it.
 	claimWait time.Duration
+	// noStats turns the figures' counters off, for benchmarks that measure their cost.
+	noStats bool
 }
 
 var (
-	_ pipeline.JobStore   = (*Store)(nil)
-	_ pipeline.LimitStore = (*Store)(nil)
-	_ pipeline.Checker    = (*Store)(nil)
+	_ pipeline.JobStore    = (*Store)(nil)
+	_ pipeline.StatsReader = (*Store)(nil)
+	_ pipeline.LimitStore  = (*Store)(nil)
+	_ pipeline.Checker     = (*Store)(nil)
 )
 
 // Open returns a Store on cfg.Table after checking that the table exists and is ACTIVE. It
