@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,12 +27,19 @@ import (
 //     latency (a count and a sum of milliseconds per bucket of LatencyBucketsMs);
 //   - a live item per shard, "stats#live#<shard>", with the jobs QUEUED and PROCESSING now.
 //
-// Each Create, Transition and Delete that changes a figure adds to them with UpdateItem ADD
-// (atomic, commutative) after its own write succeeded: a separate, best-effort write, since
-// the job write is conditional and DynamoDB's emulators have no transactions. Each write picks
-// a shard at random, so that no item takes every write of the fleet (one item takes about
-// 1,000 writes a second); JobStats sums the shards. Minute items carry expires_at (TTL) 48
-// hours after their minute.
+// Each Create, Transition and Delete that changes a figure adds its changes, once its own
+// write succeeded, to a buffer in the process; every statsFlush the process adds the buffer
+// to the items with UpdateItem ADD (atomic, commutative): one write per minute touched and one
+// of the live counts, however many jobs. So the job path pays no write for the figures (a
+// transaction with the job write would double each write's cost, and DynamoDB's emulators
+// have none), and a process writes about two counter items a second at any rate of jobs.
+// Each write picks a shard at random, so that no item takes the writes of the whole fleet
+// (one item takes about 1,000 writes a second); JobStats sums the shards, after flushing this
+// process's buffer, so a process sees its own jobs at once and the others' within statsFlush.
+// Close flushes. A process that dies unflushed loses its last second of counts: the minute's
+// figures miss them until the minute expires, the live counts for good. A failed counter
+// write is tried again with the next flush. Minute items carry expires_at (TTL) 48 hours after
+// their minute.
 const (
 	// StatsShards is how many items each minute's counters and the live counters are spread
 	// over. It is part of the table's data: lowering it would hide counts.
@@ -43,6 +51,10 @@ const (
 	batchGetKeys = 100
 	// statsReaders bounds the BatchGetItem calls of one JobStats in flight.
 	statsReaders = 4
+	// statsFlush is how often a process writes the counts of its job writes.
+	statsFlush = time.Second
+	// statsWriteWait bounds one counter write.
+	statsWriteWait = 10 * time.Second
 )
 
 // LatencyBucketsMs are the upper bounds, in milliseconds, of the latency histogram's buckets;
@@ -126,6 +138,29 @@ func (d *statsDelta) add(rec messages.JobRecord, sign int64, accepted bool) {
 	}
 }
 
+// merge adds o to d.
+func (d *statsDelta) merge(o statsDelta) {
+	d.queued += o.queued
+	d.processing += o.processing
+	for minute, om := range o.minutes {
+		if d.minutes == nil {
+			d.minutes = map[int64]*minuteDelta{}
+		}
+		m := d.minutes[minute]
+		if m == nil {
+			m = &minuteDelta{latN: map[int]int64{}, latMs: map[int]int64{}}
+			d.minutes[minute] = m
+		}
+		m.accepted += om.accepted
+		m.completed += om.completed
+		m.failed += om.failed
+		for b, n := range om.latN {
+			m.latN[b] += n
+			m.latMs[b] += om.latMs[b]
+		}
+	}
+}
+
 // created, transitioned and deleted are the changes of those writes.
 func created(rec messages.JobRecord) statsDelta {
 	var d statsDelta
@@ -146,10 +181,18 @@ func deleted(rec messages.JobRecord) statsDelta {
 	return d
 }
 
-// updates returns the UpdateItem calls that apply d, none for what cancels out.
-func (s *Store) updates(d statsDelta) []*ddb.UpdateItemInput {
-	var out []*ddb.UpdateItemInput
-	add := func(pk string, counts map[string]int64, set map[string]int64) {
+// counterUpdate is one UpdateItem of a flush and the part of the changes it carries, which
+// goes back to the buffer when the write fails.
+type counterUpdate struct {
+	input *ddb.UpdateItemInput
+	delta statsDelta
+}
+
+// updates returns the UpdateItem calls that apply d: one per minute and one of the live
+// counts, each on a shard picked at random, none for what cancels out.
+func (s *Store) updates(d statsDelta) []counterUpdate {
+	var out []counterUpdate
+	add := func(pk string, counts map[string]int64, set map[string]int64, part statsDelta) {
 		names, values := map[string]string{}, map[string]types.AttributeValue{}
 		var adds, sets []string
 		i := 0
@@ -175,10 +218,10 @@ func (s *Store) updates(d statsDelta) []*ddb.UpdateItemInput {
 		if len(sets) > 0 {
 			expr += " SET " + strings.Join(sets, ", ")
 		}
-		out = append(out, &ddb.UpdateItemInput{
+		out = append(out, counterUpdate{delta: part, input: &ddb.UpdateItemInput{
 			TableName: aws.String(s.table), Key: key(pk), UpdateExpression: aws.String(expr),
 			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
-		})
+		}})
 	}
 	for minute, m := range d.minutes {
 		counts := map[string]int64{attrAccepted: m.accepted, attrCompleted: m.completed, attrFailed: m.failed}
@@ -187,44 +230,109 @@ func (s *Store) updates(d statsDelta) []*ddb.UpdateItemInput {
 			counts[attrLatencyMs+strconv.Itoa(b)] = m.latMs[b]
 		}
 		add(minutePK(minute, rand.IntN(StatsShards)), counts,
-			map[string]int64{attrExpiresAt: time.Unix(minute, 0).Add(statsKeep).Unix()})
+			map[string]int64{attrExpiresAt: time.Unix(minute, 0).Add(statsKeep).Unix()},
+			statsDelta{minutes: map[int64]*minuteDelta{minute: m}})
 	}
-	add(livePK(rand.IntN(StatsShards)), map[string]int64{attrQueued: d.queued, attrProcessing: d.processing}, nil)
+	add(livePK(rand.IntN(StatsShards)), map[string]int64{attrQueued: d.queued, attrProcessing: d.processing}, nil,
+		statsDelta{queued: d.queued, processing: d.processing})
 	return out
 }
 
-// count applies d to the counters, the writes at once, after the job write that made d
-// succeeded. A failed write is logged and lost: the figures are then off by that job until
-// its minute expires (the live counts until they are corrected by hand).
-func (s *Store) count(ctx context.Context, jobID string, d statsDelta) {
+// counters buffers the changes of this process's job writes until the next flush. Safe for
+// concurrent use.
+type counters struct {
+	mu      sync.Mutex
+	pending statsDelta
+	closed  bool
+	// flushMu makes flushes take turns, so that a failed write's changes are back in the
+	// buffer before the next flush takes it.
+	flushMu sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	// writes counts the counter writes made, for benchmarks.
+	writes atomic.Int64
+}
+
+// count adds the changes of a job write that succeeded to the buffer; after Close, it
+// writes them at once.
+func (s *Store) count(ctx context.Context, d statsDelta) {
 	if s.noStats {
 		return
 	}
-	ups := s.updates(d)
-	if len(ups) == 0 {
-		return
+	c := &s.counters
+	c.mu.Lock()
+	c.pending.merge(d)
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		s.flush(context.WithoutCancel(ctx))
 	}
-	// The job write succeeded: its counts are due even when the caller gives up now.
-	ctx = context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
-	for _, up := range ups[1:] {
-		wg.Go(func() { s.countOne(ctx, jobID, up) })
-	}
-	s.countOne(ctx, jobID, ups[0])
-	wg.Wait()
 }
 
-func (s *Store) countOne(ctx context.Context, jobID string, up *ddb.UpdateItemInput) {
-	if _, err := s.client.UpdateItem(ctx, up); err != nil {
-		s.log.Warn().Err(err).Str("job_id", jobID).Str("item", str(up.Key, attrPK)).
-			Msg("job figures not counted: /v1/stats is off by this job")
+// runCounters flushes the buffer every statsFlush until Close, then once more.
+func (s *Store) runCounters() {
+	defer close(s.counters.done)
+	tick := time.NewTicker(statsFlush)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			s.flush(context.Background())
+		case <-s.counters.stop:
+			s.flush(context.Background())
+			return
+		}
 	}
+}
+
+// closeCounters stops the flushes after a last one; the writes that follow flush at once.
+func (s *Store) closeCounters() {
+	s.counters.once.Do(func() {
+		s.counters.mu.Lock()
+		s.counters.closed = true
+		s.counters.mu.Unlock()
+		if s.counters.stop != nil {
+			close(s.counters.stop)
+			<-s.counters.done
+		}
+	})
+}
+
+// flush writes the buffered changes, all items at once, each write bounded by statsWriteWait.
+// A write that fails puts its changes back for the next flush, and is logged.
+func (s *Store) flush(ctx context.Context) {
+	c := &s.counters
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.mu.Lock()
+	d := c.pending
+	c.pending = statsDelta{}
+	c.mu.Unlock()
+	ups := s.updates(d)
+	c.writes.Add(int64(len(ups)))
+	var wg sync.WaitGroup
+	for _, up := range ups {
+		wg.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, statsWriteWait)
+			defer cancel()
+			if _, err := s.client.UpdateItem(wctx, up.input); err != nil {
+				c.mu.Lock()
+				c.pending.merge(up.delta)
+				c.mu.Unlock()
+				s.log.Warn().Err(err).Str("item", str(up.input.Key, attrPK)).
+					Msg("job figures not written; trying again with the next flush")
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // JobStats returns the figures of [from, to) and the live job counts from the counter items;
 // see pipeline.StatsReader. Each bucket counts its whole minute (a window ending inside a
 // minute takes what that minute counted until now). It reads StatsShards items per minute
-// and StatsShards live items with eventually consistent BatchGetItem calls, at most
+// and StatsShards live items with eventually consistent BatchGetItem calls, after writing this
+// process's buffered counts,, at most
 // statsReaders at once: a one-hour window is 496 items, five calls. Latency percentiles come
 // from the histogram: the mean of the bucket holding the percentile's rank.
 func (s *Store) JobStats(ctx context.Context, from, to time.Time) (pipeline.JobStats, error) {
@@ -238,6 +346,7 @@ func (s *Store) JobStats(ctx context.Context, from, to time.Time) (pipeline.JobS
 	for sh := range StatsShards {
 		keys = append(keys, key(livePK(sh)))
 	}
+	s.flush(ctx)
 	items, err := s.batchGet(ctx, keys)
 	if err != nil {
 		return pipeline.JobStats{}, s.wrap("read job figures", err)
