@@ -329,7 +329,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred := credentialOf(r.PostFormValue("credential"))
-	if len(cred.apiKey)+len(cred.bearer) > MaxCredentialBytes {
+	if len(cred.apiKey)+len(cred.bearer) > MaxCredentialBytes || !c.sessions.fits(cred) {
 		c.audit(r, "console_login", "").Bool("granted", false).Msg("operator action")
 		http.Redirect(w, r, "/ui/login?error="+queryEscape("this credential is too long for a console session (at most 2048 characters)"), http.StatusSeeOther)
 		return

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -115,10 +116,13 @@ func additionalData() []byte { return []byte(cookieName + " " + sealVersion) }
 
 // seal returns sess as a cookie value: version, then base64url of nonce and ciphertext.
 func (s *sessions) seal(sess *session) (string, error) {
-	plain, err := json.Marshal(sess)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(sess); err != nil {
 		return "", err
 	}
+	plain := buf.Bytes()
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
@@ -211,13 +215,25 @@ func (s *sessions) save(w http.ResponseWriter, r *http.Request, sess *session) {
 		sess.Flash = sess.Flash[:maxFlashBytes]
 	}
 	v, err := s.seal(sess)
+	if err != nil && sess.Flash != "" {
+		// A message that does not fit is dropped rather than the session.
+		sess.Flash = ""
+		v, err = s.seal(sess)
+	}
 	if err != nil {
-		// Only a credential longer than login allows could get here; the browser then keeps
-		// its old cookie.
+		// Login refuses a credential that does not fit (fits); the browser keeps its old
+		// cookie.
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: v, Path: "/ui/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+// fits reports whether a session holding cred fits in a cookie.
+func (s *sessions) fits(cred credential) bool {
+	_, err := s.seal(&session{ID: token(), CSRF: token(), APIKey: cred.apiKey, Bearer: cred.bearer, Authed: true,
+		Login: s.now().Unix(), Expires: s.now().Unix()})
+	return err == nil
 }
 
 // end logs sess out: this process refuses it from now on, and the browser drops its cookie.

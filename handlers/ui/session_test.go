@@ -115,6 +115,9 @@ func TestSealedSessions(t *testing.T) {
 	if ck := rec.Result().Cookies()[0]; ck.MaxAge >= 0 || ck.Value != "" {
 		t.Fatalf("logout left the cookie: %+v", ck)
 	}
+	if !one.fits(credential{apiKey: secret}) || one.fits(credential{apiKey: strings.Repeat("\x01", MaxCredentialBytes)}) {
+		t.Fatal("fits: the longest plain credential should fit and one of control characters, escaped six-fold, not")
+	}
 	if _, err := newSessions(key[:31], time.Hour, time.Hour); err == nil {
 		t.Fatal("a 31-byte key was taken")
 	}
