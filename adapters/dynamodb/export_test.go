@@ -19,3 +19,11 @@ func FlushStats(s *Store) { s.flush(context.Background()) }
 
 // StatsWrites returns how many counter writes s has made.
 func StatsWrites(s *Store) int64 { return s.counters.writes.Load() }
+
+// StopStatsFlushes stops the flushes s makes every second (not those of FlushStats or
+// JobStats), so that a test decides when counts are written.
+func StopStatsFlushes(s *Store) {
+	close(s.counters.stop)
+	<-s.counters.done
+	s.counters.stop = nil
+}

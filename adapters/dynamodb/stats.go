@@ -252,6 +252,8 @@ type counters struct {
 	once    sync.Once
 	// writes counts the counter writes made, for benchmarks.
 	writes atomic.Int64
+	// warned is when a failed write was last logged (under mu): once a minute at most.
+	warned time.Time
 }
 
 // count adds the changes of a job write that succeeded to the buffer; after Close, it
@@ -318,10 +320,22 @@ func (s *Store) flush(ctx context.Context) {
 			defer cancel()
 			if _, err := s.client.UpdateItem(wctx, up.input); err != nil {
 				c.mu.Lock()
+				// A minute no window reads any more is not worth another try.
+				for minute := range up.delta.minutes {
+					if time.Since(time.Unix(minute, 0)) > statsKeep {
+						delete(up.delta.minutes, minute)
+					}
+				}
 				c.pending.merge(up.delta)
+				warn := time.Since(c.warned) >= time.Minute
+				if warn {
+					c.warned = time.Now()
+				}
 				c.mu.Unlock()
-				s.log.Warn().Err(err).Str("item", str(up.input.Key, attrPK)).
-					Msg("job figures not written; trying again with the next flush")
+				if warn {
+					s.log.Warn().Err(err).Str("item", str(up.input.Key, attrPK)).
+						Msg("job figures not written; trying again with each flush (logged once a minute)")
+				}
 			}
 		})
 	}
@@ -346,7 +360,7 @@ func (s *Store) JobStats(ctx context.Context, from, to time.Time) (pipeline.JobS
 	for sh := range StatsShards {
 		keys = append(keys, key(livePK(sh)))
 	}
-	s.flush(ctx)
+	s.flush(context.WithoutCancel(ctx))
 	items, err := s.batchGet(ctx, keys)
 	if err != nil {
 		return pipeline.JobStats{}, s.wrap("read job figures", err)

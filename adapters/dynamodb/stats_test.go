@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/infleet/infleet/adapters/dynamodb"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -124,5 +127,43 @@ func TestStatsCountersAcrossProcesses(t *testing.T) {
 	}
 	if got = stats(); got.Buckets[1].Accepted != 1 || got.Queued != 11 {
 		t.Fatalf("after a store closed: %+v", got)
+	}
+}
+
+// TestStatsCountersSurviveAFailedWrite keeps the counts of a flush that fails (the table is
+// gone for a while) and writes them with a later flush.
+func TestStatsCountersSurviveAFailedWrite(t *testing.T) {
+	t.Parallel()
+	s, cfg := setup(t, 0)
+	dynamodb.StopStatsFlushes(s)
+	ctx := t.Context()
+	minute := time.Now().UTC().Truncate(time.Minute)
+	if _, _, err := s.Create(ctx, job("kept", minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Client.DeleteTable(ctx, &ddb.DeleteTableInput{TableName: aws.String(cfg.Table)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := cfg.Client.DescribeTable(ctx, &ddb.DescribeTableInput{TableName: aws.String(cfg.Table)})
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the table was not deleted within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dynamodb.FlushStats(s) // fails: no table
+	if err := dynamodb.EnsureTable(ctx, cfg.Client, cfg.Table); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.JobStats(ctx, minute, minute.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Buckets[0].Accepted != 1 || got.Queued != 1 {
+		t.Fatalf("after a failed flush and a good one: %+v", got)
 	}
 }
