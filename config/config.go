@@ -63,6 +63,8 @@ type Config struct {
 	Log        Log        `yaml:"log,omitempty"`
 	// Telemetry exports traces over OTLP and writes CloudWatch Embedded Metric Format lines.
 	Telemetry Telemetry `yaml:"telemetry,omitempty"`
+	// Console configures the operator console's sessions.
+	Console Console `yaml:"console,omitempty"`
 
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
 	// none (emulators). Not a YAML key. Use AWSEndpoint(c, section) to pick.

@@ -29,6 +29,7 @@ func (c *Config) semantic() *ValidationError {
 	c.checkTriggers(&p)
 	c.checkAuth(&p)
 	c.checkHTTP(&p)
+	c.checkConsole(&p)
 	c.checkMetrics(&p)
 	c.checkTelemetry(&p)
 	if len(p) == 0 {

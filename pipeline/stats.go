@@ -10,9 +10,11 @@ import (
 // StatsStep is the width of one bucket of JobStats.Buckets.
 const StatsStep = time.Minute
 
-// StatsReader is an optional ability of a JobStore: fleet-wide figures for operators, read
-// with indexed range queries over the window asked for, never a scan of every job. The SQLite
-// and PostgreSQL stores have it. Implementations are safe for concurrent use.
+// StatsReader is an optional ability of a JobStore: fleet-wide figures for operators, never
+// a scan of every job. The SQLite and PostgreSQL stores read them with indexed range queries
+// over the window asked for; the DynamoDB store from counters its writes keep (the last
+// bucket then counts its whole minute, and its latencies come from a histogram).
+// Implementations are safe for concurrent use.
 type StatsReader interface {
 	// JobStats returns the figures of the window [from, to): one bucket per StatsStep from
 	// from (the last one may be partial), and the jobs QUEUED and PROCESSING now. A job counts

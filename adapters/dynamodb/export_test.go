@@ -1,9 +1,29 @@
 package dynamodb
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetClaimWait sets how long Create of s waits for the job of another's fresh claim, for tests.
 func SetClaimWait(s *Store, d time.Duration) { s.claimWait = d }
 
 // TableDefinition is tableDefinition, for tests.
 var TableDefinition = tableDefinition
+
+// DisableStatsCounters stops s counting jobs for JobStats, for benchmarks of their cost.
+func DisableStatsCounters(s *Store) { s.noStats = true }
+
+// FlushStats writes the job counts s has buffered, as its next flush would.
+func FlushStats(s *Store) { s.flush(context.Background()) }
+
+// StatsWrites returns how many counter writes s has made.
+func StatsWrites(s *Store) int64 { return s.counters.writes.Load() }
+
+// StopStatsFlushes stops the flushes s makes every second (not those of FlushStats or
+// JobStats), so that a test decides when counts are written.
+func StopStatsFlushes(s *Store) {
+	close(s.counters.stop)
+	<-s.counters.done
+	s.counters.stop = nil
+}

@@ -134,6 +134,7 @@ func (s *Store) putNewJob(ctx context.Context, rec messages.JobRecord, item map[
 			TableName: aws.String(s.table), Item: item, ConditionExpression: ifAbsent,
 		})
 		if err == nil {
+			s.count(ctx, created(rec))
 			return rec, true, nil
 		}
 		if !isConditionFailed(err) {
@@ -210,6 +211,7 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		})
 		if err == nil {
 			s.expireKey(ctx, cur, next)
+			s.count(ctx, transitioned(cur, next))
 			return next, nil
 		}
 		if !isConditionFailed(err) {
@@ -259,6 +261,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return s.wrap("delete job "+id, err)
+	}
+	if len(out.Attributes) > 0 {
+		if old, _, err := decodeJob(out.Attributes); err == nil {
+			s.count(ctx, deleted(old))
+		}
 	}
 	if k := str(out.Attributes, attrIdemKey); k != "" {
 		return s.releaseKey(ctx, str(out.Attributes, attrTenant), k, id)

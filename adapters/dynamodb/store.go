@@ -3,8 +3,9 @@
 //
 // One table holds every item, keyed by pk alone: a job ("job#<id>"), an idempotency key
 // ("idem#<len(tenant)>:<tenant>#<key>", naming the job that holds it), a rate bucket
-// ("rate#<key>") and a quota counter ("quota#<key>"). Every write is a single-item conditional
-// write, so the store needs no transactions (dynalite, the test emulator, has none):
+// ("rate#<key>"), a quota counter ("quota#<key>") and the figures' counters ("stats#..."). Every
+// job write is a single-item conditional write, so the store needs no transactions (dynalite,
+// the test emulator, has none):
 //
 //   - Create claims the idempotency key first (PutItem if absent), then writes the job (PutItem
 //     if absent). A racing create of the same key finds the claim and returns the job that holds
@@ -20,6 +21,9 @@
 //     appear in List after Create returns (Get sees it at once).
 //   - With Config.Retention set, a finished job (and its idempotency key) carries expires_at =
 //     finish time + Retention, and DynamoDB's TTL deletes it some time after.
+//   - JobStats (pipeline.StatsReader) reads counter items ("stats#<minute>#<shard>" and
+//     "stats#live#<shard>") that each process adds its jobs' changes to with UpdateItem ADD
+//     once a second, off the job path; see JobStats.
 //
 // The table is created by EnsureTable (run by `infleet init`) or from deploy/aws; Open only
 // checks that it is there.
@@ -77,8 +81,9 @@ func (c Config) Validate() error {
 }
 
 // Store is a pipeline.JobStore, pipeline.LimitStore and pipeline.Checker on one DynamoDB
-// table. It is safe for concurrent use by many goroutines and by many processes sharing the
-// table. It holds no resources of its own: Close only marks it closed.
+// table, and a pipeline.StatsReader through counter items (see JobStats). It is safe for
+// concurrent use by many goroutines and by many processes sharing the table. Its only
+// resource is the goroutine that writes the job counts every second: Close stops it.
 type Store struct {
 	client    *ddb.Client
 	table     string
@@ -86,12 +91,17 @@ type Store struct {
 	log       zerolog.Logger
 	// claimWait is defaultClaimWait; tests shorten it.
 	claimWait time.Duration
+	// noStats turns the figures' counters off, for benchmarks that measure their cost.
+	noStats bool
+	// counters buffers the figures' changes between flushes.
+	counters counters
 }
 
 var (
-	_ pipeline.JobStore   = (*Store)(nil)
-	_ pipeline.LimitStore = (*Store)(nil)
-	_ pipeline.Checker    = (*Store)(nil)
+	_ pipeline.JobStore    = (*Store)(nil)
+	_ pipeline.StatsReader = (*Store)(nil)
+	_ pipeline.LimitStore  = (*Store)(nil)
+	_ pipeline.Checker     = (*Store)(nil)
 )
 
 // Open returns a Store on cfg.Table after checking that the table exists and is ACTIVE. It
@@ -111,6 +121,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.Check(ctx); err != nil {
 		return nil, err
 	}
+	s.counters.stop, s.counters.done = make(chan struct{}), make(chan struct{})
+	go s.runCounters()
 	s.log.Info().Dur("retention", s.retention).Msg("dynamodb job store open")
 	return s, nil
 }
@@ -128,9 +140,13 @@ func (s *Store) Check(ctx context.Context) error {
 	return nil
 }
 
-// Close releases nothing (the client belongs to the caller); it exists so that every store
-// closes the same way. It is idempotent.
-func (s *Store) Close() error { return nil }
+// Close writes the job counts still buffered for JobStats and stops their flushes (the
+// client belongs to the caller). It is idempotent; a store used after Close writes each
+// job's counts at once.
+func (s *Store) Close() error {
+	s.closeCounters()
+	return nil
+}
 
 // wrap returns err as an error of the store's operation op, with the fix when the table is
 // missing.

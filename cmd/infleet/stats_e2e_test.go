@@ -2,13 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/infleet/infleet/adapters/dynamodb"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/ops"
@@ -35,7 +42,32 @@ log: {level: warn}
 // client key is refused and a bad window is a problem.
 func TestStatsAndModelsRoutes(t *testing.T) {
 	t.Parallel()
-	h := startServe(t, statsConfig)
+	checkStatsAndModels(t, startServe(t, statsConfig))
+}
+
+// TestStatsOnDynamoDB is TestStatsAndModelsRoutes with the DynamoDB job store (dynalite): its
+// counters give /v1/stats the same series and live counts as the SQL stores' queries.
+func TestStatsOnDynamoDB(t *testing.T) {
+	t.Parallel()
+	endpoint := os.Getenv("INFLEET_TEST_DYNAMODB_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("INFLEET_TEST_DYNAMODB_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
+	}
+	table := fmt.Sprintf("stats-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	client := ddb.New(ddb.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	if err := dynamodb.EnsureTable(t.Context(), client, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &ddb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	checkStatsAndModels(t, startServe(t, statsConfig+fmt.Sprintf("store: {kind: dynamodb, dynamodb: {table: %s, endpoint: %q}}\n", table, endpoint)))
+}
+
+// checkStatsAndModels runs the jobs of TestStatsAndModelsRoutes on h and checks the figures.
+func checkStatsAndModels(t *testing.T, h *apiHarness) {
+	t.Helper()
 	client := map[string]string{"X-Api-Key": "k_stats_client_1"}
 	operator := map[string]string{"X-Api-Key": "k_stats_ops_0001"}
 	submit := func(body string) string {

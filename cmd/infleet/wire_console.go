@@ -49,8 +49,17 @@ func inputMask(cfg config.Config, log zerolog.Logger) (handlers.MaskFunc, error)
 // withConsole serves the operator console at /ui/ (and redirects / there) beside served, the
 // API as the outside reaches it; the console itself calls api, the API with its
 // authentication, in-process.
+//
+// The console's sessions are sealed with console.session_key; without one, with a random key of
+// this process, which a warning says at start-up.
 func withConsole(api, served http.Handler, cfg config.Config, log zerolog.Logger) (http.Handler, error) {
-	console, err := ui.New(ui.Config{API: api, Auth: cfg.Auth.Enabled(), Logger: log.With().Str("component", "console").Logger()})
+	key, _ := cfg.Console.SessionKeyBytes() // Validate refused a malformed key
+	if key == nil {
+		log.Warn().Str("setting", "console.session_key").
+			Msg("no console session key: console sessions are sealed with a random key of this process and open in no other, so behind a load balancer route each operator's /ui/ to one process (sticky routing) or give every process the same console.session_key (INFLEET_CONSOLE_SESSION_KEY)")
+	}
+	console, err := ui.New(ui.Config{API: api, Auth: cfg.Auth.Enabled(), SessionKey: key,
+		Logger: log.With().Str("component", "console").Logger()})
 	if err != nil {
 		return nil, err
 	}

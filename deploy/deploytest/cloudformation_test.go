@@ -307,6 +307,23 @@ func TestCloudFormationEventBridge(t *testing.T) {
 	}
 }
 
+// TestCloudFormationJobTableActions wants the ingress and the workers allowed every DynamoDB
+// call the job store makes on the job table: the job writes, List's index queries, and
+// JobStats's counter writes (UpdateItem) and reads (BatchGetItem) behind GET /v1/stats.
+func TestCloudFormationJobTableActions(t *testing.T) {
+	t.Parallel()
+	tp := loadTemplate(t)
+	isTable := func(v any) bool { res, attr := getAtt(v); return res == "JobTable" && attr == "Arn" }
+	for _, policy := range []string{"WorkerPolicy", "IngressPolicy"} {
+		for _, action := range []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+			"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DescribeTable"} {
+			if !allows(tp, policy, action, isTable) {
+				t.Errorf("%s does not allow %s on the job table", policy, action)
+			}
+		}
+	}
+}
+
 // allows reports whether the managed policy id has an Allow statement with action on a
 // resource match accepts.
 func allows(tp template, id, action string, match func(any) bool) bool {

@@ -225,8 +225,9 @@ func envEntries(v any) []envEntry {
 	return out
 }
 
-// secretPlaceholder stands for a value the pod reads from a Secret.
-const secretPlaceholder = "value-from-a-kubernetes-secret"
+// secretPlaceholder stands for a value the pod reads from a Secret: base64 of more than 32
+// bytes, as console.session_key needs, and a plain string to every other secret.
+const secretPlaceholder = "dmFsdWUgZnJvbSBhIGt1YmVybmV0ZXMgc2VjcmV0LCAzMisgYnl0ZXM="
 
 // environ turns environment definitions into os.Environ() form; values from Secrets become a
 // placeholder.

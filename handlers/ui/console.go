@@ -8,26 +8,25 @@
 // carry a Content-Security-Policy without inline scripts or styles.
 //
 // With auth on, the console asks for an operator's API key or bearer token, checks it against
-// an operator route, and keeps it in a server-side session named by an HttpOnly,
-// SameSite=Strict cookie (Secure over TLS). Every state change is a POST carrying the
-// session's CSRF token. Sessions live in this process: behind a load balancer, route /ui/ to
-// one instance per operator (sticky sessions) or log in again.
+// an operator route, and keeps it in the session: an HttpOnly, SameSite=Strict cookie (Secure
+// over TLS) sealed with AES-256-GCM under Config.SessionKey, holding the credential, the CSRF
+// token and the expiry. Every process holding the same key serves the session, so a fleet
+// behind a load balancer needs no sticky routing; nothing about a session is kept server-side
+// but the list of sessions logged out through this process. Every state change is a POST
+// carrying the session's CSRF token.
 package ui
 
 import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,15 +40,8 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Defaults of Config.
-const (
-	// DefaultSessionTTL is how long a session lasts without use.
-	DefaultSessionTTL = 8 * time.Hour
-	// DefaultStreamInterval is how often the live job list reads the first page again.
-	DefaultStreamInterval = time.Second
-	// maxSessions bounds the sessions kept; the least recently used go first.
-	maxSessions = 10000
-)
+// DefaultStreamInterval is how often the live job list reads the first page again.
+const DefaultStreamInterval = time.Second
 
 // Config configures the console. Only API is required.
 type Config struct {
@@ -59,8 +51,16 @@ type Config struct {
 	// Auth says whether the API asks for credentials. When false the console is open like
 	// the API and says so in a banner.
 	Auth bool
-	// SessionTTL is how long a session lasts without use. Default 8h.
+	// SessionKey seals the sessions' cookies (at least MinSessionKeyBytes of secret key
+	// material). Every process that serves the same operators must hold the same key for a
+	// session made by one to open in another. Default: a random key of this process
+	// (RandomSessionKey), so its sessions open nowhere else.
+	SessionKey []byte
+	// SessionTTL is how long a session lasts without use. Default 1h.
 	SessionTTL time.Duration
+	// SessionMaxAge is how long a session lasts after login however much it is used.
+	// Default 12h.
+	SessionMaxAge time.Duration
 	// StreamInterval is how often the live job list reads the first page again. Default 1s.
 	StreamInterval time.Duration
 	// Logger receives the access log of the pages; the zero logger logs nothing.
@@ -82,13 +82,20 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, errMissingAPI
 	}
 	cfg.SessionTTL = cmp.Or(max(cfg.SessionTTL, 0), DefaultSessionTTL)
+	cfg.SessionMaxAge = cmp.Or(max(cfg.SessionMaxAge, 0), DefaultSessionMaxAge)
+	if cfg.SessionKey == nil {
+		cfg.SessionKey = RandomSessionKey()
+	}
+	sess, err := newSessions(cfg.SessionKey, cfg.SessionTTL, cfg.SessionMaxAge)
+	if err != nil {
+		return nil, err
+	}
 	cfg.StreamInterval = cmp.Or(max(cfg.StreamInterval, 0), DefaultStreamInterval)
 	p, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
-	c := &console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: p,
-		sessions: newSessions(cfg.SessionTTL)}
+	c := &console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), pages: p, sessions: sess}
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	c.mux.Handle("GET /ui/static/", cacheStatic(files))
@@ -166,117 +173,6 @@ func credentialOf(s string) credential {
 	return credential{apiKey: s}
 }
 
-// session is one browser's: its CSRF token and, once logged in, its credential.
-type session struct {
-	id      string
-	csrf    string
-	cred    credential
-	authed  bool
-	expires time.Time
-	// flash is a one-time message shown on the next page.
-	flash string
-}
-
-// sessions keeps sessions in memory. Safe for concurrent use.
-type sessions struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	m   map[string]*session
-}
-
-func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, m: map[string]*session{}}
-}
-
-const cookieName = "infleet_console"
-
-// get returns the request's live session, extending it, or nil.
-func (s *sessions) get(r *http.Request) *session {
-	ck, err := r.Cookie(cookieName)
-	if err != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess := s.m[ck.Value]
-	if sess == nil {
-		return nil
-	}
-	now := time.Now()
-	if now.After(sess.expires) {
-		delete(s.m, ck.Value)
-		return nil
-	}
-	sess.expires = now.Add(s.ttl)
-	cp := *sess
-	return &cp
-}
-
-// alive reports whether session id still exists and has not expired, without extending it.
-func (s *sessions) alive(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess := s.m[id]
-	return sess != nil && time.Now().Before(sess.expires)
-}
-
-// update stores sess's changes (flash, login).
-func (s *sessions) update(sess *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cur := s.m[sess.id]; cur != nil {
-		*cur = *sess
-	}
-}
-
-// start creates a session, sets its cookie on w and returns it.
-func (s *sessions) start(w http.ResponseWriter, r *http.Request, cred credential, authed bool) *session {
-	sess := &session{id: token(), csrf: token(), cred: cred, authed: authed, expires: time.Now().Add(s.ttl)}
-	s.mu.Lock()
-	if len(s.m) >= maxSessions {
-		s.evict()
-	}
-	s.m[sess.id] = sess
-	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sess.id, Path: "/ui/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
-	cp := *sess
-	return &cp
-}
-
-// evict drops expired sessions, and the soonest to expire when none has. Called with mu held.
-func (s *sessions) evict() {
-	now := time.Now()
-	var oldest *session
-	for id, sess := range s.m {
-		if now.After(sess.expires) {
-			delete(s.m, id)
-			continue
-		}
-		if oldest == nil || sess.expires.Before(oldest.expires) {
-			oldest = sess
-		}
-	}
-	if len(s.m) >= maxSessions && oldest != nil {
-		delete(s.m, oldest.id)
-	}
-}
-
-// end deletes the request's session and its cookie.
-func (s *sessions) end(w http.ResponseWriter, r *http.Request, sess *session) {
-	s.mu.Lock()
-	delete(s.m, sess.id)
-	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui/", MaxAge: -1, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
-}
-
-func token() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 type sessionKey struct{}
 
 func sessionFrom(ctx context.Context) *session {
@@ -288,11 +184,11 @@ func sessionFrom(ctx context.Context) *session {
 // sending to the login page), and checks the CSRF token of every POST.
 func (c *console) page(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess := c.sessions.get(r)
+		sess := c.sessions.get(w, r)
 		if sess == nil && !c.cfg.Auth {
 			sess = c.sessions.start(w, r, credential{}, true)
 		}
-		if sess == nil || !sess.authed {
+		if sess == nil || !sess.Authed {
 			if r.Header.Get("HX-Request") == "true" {
 				// A page's periodic refresh after the session ended: the whole page goes to
 				// the login form, instead of a fragment of it being swapped in.
@@ -322,7 +218,7 @@ func validCSRF(r *http.Request, sess *session) bool {
 	if got == "" {
 		got = r.Header.Get("X-CSRF-Token")
 	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.csrf)) == 1
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) == 1
 }
 
 // apiAnswer is what an API route answered.
@@ -377,7 +273,7 @@ func (c *console) call(r *http.Request, method, path string, body any) apiAnswer
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if sess := sessionFrom(r.Context()); sess != nil {
-		sess.cred.set(req.Header)
+		sess.cred().set(req.Header)
 	}
 	rec := &recorder{header: http.Header{}}
 	c.cfg.API.ServeHTTP(rec, req)
@@ -413,7 +309,7 @@ func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
-	sess := c.sessions.get(r)
+	sess := c.sessions.get(w, r)
 	if sess == nil {
 		sess = c.sessions.start(w, r, credential{}, false)
 	}
@@ -427,13 +323,18 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
-	sess := c.sessions.get(r)
+	sess := c.sessions.get(w, r)
 	if sess == nil || !validCSRF(r, sess) {
 		http.Redirect(w, r, "/ui/login?error="+queryEscape("the login form was stale; try again"), http.StatusSeeOther)
 		return
 	}
 	cred := credentialOf(r.PostFormValue("credential"))
-	probe := r.WithContext(context.WithValue(r.Context(), sessionKey{}, &session{cred: cred}))
+	if len(cred.apiKey)+len(cred.bearer) > MaxCredentialBytes || !c.sessions.fits(cred) {
+		c.audit(r, "console_login", "").Bool("granted", false).Msg("operator action")
+		http.Redirect(w, r, "/ui/login?error="+queryEscape("this credential is too long for a console session (at most 2048 characters)"), http.StatusSeeOther)
+		return
+	}
+	probe := r.WithContext(context.WithValue(r.Context(), sessionKey{}, &session{APIKey: cred.apiKey, Bearer: cred.bearer}))
 	ans := c.call(probe, http.MethodGet, "/v1/stats?window=1m", nil)
 	switch {
 	case ans.ok():
@@ -446,7 +347,8 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/login?error="+queryEscape("not accepted: "+ans.problem()), http.StatusSeeOther)
 		return
 	}
-	// A new session id on login, so that a session id seen before login is worth nothing.
+	// A new session (id and CSRF token) on login, so that one seen before login is worth
+	// nothing after.
 	c.sessions.end(w, r, sess)
 	c.sessions.start(w, r, cred, true)
 	c.audit(r, "console_login", "").Bool("granted", true).Msg("operator action")

@@ -82,10 +82,10 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, name string, se
 func (c *console) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, sess *session, data any, errMsg string) {
 	v := view{Title: titles[name], Page: pageIDs[name], Open: !c.cfg.Auth, Data: data, Error: errMsg}
 	if sess != nil {
-		v.Authed, v.CSRF, v.Flash = sess.authed, sess.csrf, sess.flash
-		if sess.flash != "" {
-			sess.flash = ""
-			c.sessions.update(sess)
+		v.Authed, v.CSRF, v.Flash = sess.Authed, sess.CSRF, sess.Flash
+		if sess.Flash != "" {
+			sess.Flash = ""
+			c.sessions.save(w, r, sess)
 		}
 	}
 	var buf bytes.Buffer
@@ -111,8 +111,8 @@ var pageIDs = map[string]string{"login": "login", "overview": "overview", "jobs"
 // redirect, GET).
 func (c *console) flashAndRedirect(w http.ResponseWriter, r *http.Request, to, msg string) {
 	if sess := sessionFrom(r.Context()); sess != nil {
-		sess.flash = msg
-		c.sessions.update(sess)
+		sess.Flash = msg
+		c.sessions.save(w, r, sess)
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }

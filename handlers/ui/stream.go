@@ -14,7 +14,8 @@ const streamHeartbeat = 15 * time.Second
 // jobsStream is the live job list: Server-Sent Events of the first page's rows under the
 // page's filters, a "rows" event whenever they change. It reads GET /v1/jobs every
 // StreamInterval, so it sees the changes every process of the fleet makes, and costs the
-// job path nothing. It ends with a "problem" event when the session ends (logout, expiry).
+// job path nothing. It ends with a "problem" event when the session it was opened with ends
+// (expiry, or logout through this process).
 func (c *console) jobsStream(w http.ResponseWriter, r *http.Request) {
 	q := filterOf(r).query()
 	q.Set("limit", strconv.Itoa(jobPageSize))
@@ -33,7 +34,7 @@ func (c *console) jobsStream(w http.ResponseWriter, r *http.Request) {
 	idle := time.Now()
 	sess := sessionFrom(r.Context())
 	for {
-		if !c.sessions.alive(sess.id) {
+		if !c.sessions.alive(sess) {
 			c.send(w, rc, "problem", []byte("the session ended; log in again"))
 			return
 		}
