@@ -156,6 +156,8 @@ type Server struct {
 	models map[string]Faults
 
 	statsMu sync.Mutex
+	// active counts the calls waiting out their latency now.
+	active atomic.Int64
 	stats   Stats
 }
 
@@ -242,6 +244,9 @@ type Stats struct {
 	BatchItems   int64 `json:"batch_items"`
 	DroppedItems int64 `json:"dropped_items"`
 	GarbledItems int64 `json:"garbled_items"`
+	// Active is the number of calls being answered now (waiting out their latency); it is not
+	// among Calls, which counts calls when they end.
+	Active int64 `json:"active"`
 	// LastTraceparent is the traceparent header of the latest model call that had one.
 	LastTraceparent string `json:"last_traceparent,omitempty"`
 	// LastUserAgent is the User-Agent of the latest model call.
@@ -258,6 +263,7 @@ func (s *Server) Stats() Stats {
 	defer s.statsMu.Unlock()
 	out := newStats()
 	out.Calls, out.LastTraceparent, out.LastUserAgent = s.stats.Calls, s.stats.LastTraceparent, s.stats.LastUserAgent
+	out.Active = s.active.Load()
 	out.BatchCalls, out.BatchItems, out.DroppedItems, out.GarbledItems = s.stats.BatchCalls, s.stats.BatchItems, s.stats.DroppedItems, s.stats.GarbledItems
 	for k, v := range s.stats.ByAPI {
 		out.ByAPI[k] = v

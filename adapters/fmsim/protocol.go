@@ -104,7 +104,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, 
 		fail(d)
 		return
 	}
-	if !s.wait(r.Context(), d.delay) {
+	s.active.Add(1)
+	waited := s.wait(r.Context(), d.delay)
+	s.active.Add(-1)
+	if !waited {
 		s.record(api, model, OutcomeCancelled, r)
 		if r.Context().Err() == nil {
 			fail(decision{outcome: OutcomeOutage})
