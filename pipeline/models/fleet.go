@@ -87,9 +87,17 @@ type Policy struct {
 	BackoffBase, BackoffMax time.Duration
 	// Deadline bounds one model's attempts together, waits included. Default 60s.
 	Deadline time.Duration
-	// MaxRetryAfter is the longest Retry-After waited for; a longer one moves to the fallback
-	// at once. Default 30s.
+	// MaxRetryAfter is the longest Retry-After waited for within a call; a longer one ends the
+	// call at once (the job waits in the queue for it, or, with ThrottleFallback, moves to the
+	// fallback). Default 30s.
 	MaxRetryAfter time.Duration
+	// ThrottleFallback moves a call to the model's fallback when the model keeps throttling it.
+	// Default false: throttling is the provider asking to slow down, so the model is paced
+	// down (see pacer) and a call still throttled at its last attempt or deadline fails as
+	// throttled, with a Retry-After, for the job to wait in the queue and come back to the
+	// same model. Throttled retries never spend the retry budget. Outages (5xx, timeouts,
+	// hangs, an open circuit) move to the fallback either way.
+	ThrottleFallback bool
 	// BudgetRatio is the share of calls that may be retried, per model (a token bucket).
 	// Default 0.2.
 	BudgetRatio float64
@@ -146,6 +154,7 @@ type health struct {
 	breaker *Breaker
 	budget  *RetryBudget
 	stats   *stats
+	pace    *pacer
 }
 
 // NewFleet checks cfg and returns a Fleet.
@@ -184,6 +193,7 @@ func (f *Fleet) Update(models []ModelSpec, p Policy) error {
 				breaker: NewBreaker(p.Breaker, func(s int) { f.metrics.circuit.WithLabelValues(name).Set(float64(s)) }),
 				budget:  NewRetryBudget(p.BudgetRatio, p.BudgetReserve),
 				stats:   newStats(),
+				pace:    newPacer(),
 			}
 			f.metrics.circuit.WithLabelValues(name).Set(StateClosed)
 		}
@@ -305,6 +315,9 @@ func (f *Fleet) invoke(ctx context.Context, name string, req pipeline.ModelReque
 		if ctx.Err() != nil || !fallsBack(err) {
 			return pipeline.ModelResponse{}, err
 		}
+		if kindOf(err) == pipeline.ModelThrottled && !st.policy.ThrottleFallback {
+			return pipeline.ModelResponse{}, waitForPace(ep, err)
+		}
 		tried = append(tried, ep.spec.Name)
 		if next := nextAfter(chain, ep); next != "" {
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
@@ -414,7 +427,7 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return pipeline.ModelResponse{}, err
 		}
-		if !ep.health.budget.Withdraw() {
+		if kind != pipeline.ModelThrottled && !ep.health.budget.Withdraw() {
 			f.metrics.budgetExhausted.WithLabelValues(name).Inc()
 			return pipeline.ModelResponse{}, fmt.Errorf("retry budget of model %s spent (retries are capped at a share of calls while it fails): %w", name, err)
 		}
@@ -471,6 +484,11 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 		f.metrics.attempts.WithLabelValues(name, "circuit_open").Inc()
 		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelUnavailable, Err: fmt.Errorf("model %s: %w", name, err)}
 	}
+	if err := ep.health.pace.wait(ctx, name); err != nil {
+		ep.health.breaker.Done(true)
+		f.metrics.attempts.WithLabelValues(name, "paced").Inc()
+		return pipeline.ModelResponse{}, err
+	}
 	estimate := estimateTokens(req)
 	release, err := ep.limits.acquire(ctx, estimate)
 	if err != nil {
@@ -493,6 +511,9 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	healthy := err == nil || !kindOf(err).Retryable() || kindOf(err) == pipeline.ModelThrottled ||
 		(ctx.Err() != nil && !timedOut)
 	ep.health.breaker.Done(healthy)
+	if err == nil || kindOf(err) == pipeline.ModelThrottled {
+		ep.health.pace.done(err != nil, retryAfter(err))
+	}
 	if err != nil {
 		kind := kindOf(err)
 		f.metrics.attempts.WithLabelValues(name, string(kind)).Inc()
@@ -553,4 +574,14 @@ func backoff(p Policy, attempt int) time.Duration {
 	}
 	d = min(d, ceil)
 	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// waitForPace is the error of a call that ended throttled: still throttled, with the longest
+// of its own Retry-After and the model's pause, at least a second, for the job to wait in the
+// queue and come back to the same model.
+func waitForPace(ep *endpoint, err error) error {
+	after := max(retryAfter(err), ep.health.pace.pause(), time.Second)
+	return &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: after,
+		Err: fmt.Errorf("model %s is throttling; the job waits %s and is retried on it (set resilience.throttle_fallback to move to the fallback instead): %w",
+			ep.spec.Name, after.Round(time.Millisecond), err)}
 }

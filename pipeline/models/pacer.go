@@ -1,0 +1,217 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/infleet/infleet/pipeline"
+)
+
+// Pacing constants: how a model's call rate follows its throttling.
+const (
+	// paceDecrease is the multiplicative decrease of a cut.
+	paceDecrease = 0.8
+	// paceRecover is the additive increase per second, as a share of the rate set by the last
+	// cut, while calls succeed.
+	paceRecover = 0.05
+	// paceFloor is the least paced rate, in calls per second.
+	paceFloor = 0.2
+	// paceExcess is how far the share of throttled calls of the last two seconds must rise
+	// above the model's usual share (the least of the last paceHistory seconds) for a cut, at
+	// least; a noisy share must rise by paceSigmas of its standard deviation too.
+	paceExcess = 0.05
+	paceSigmas = 2.5
+	// paceRun is the run of throttled answers in a row that says the callers are over the
+	// model's rate whatever its usual share: independent throttling at 30 % gives such a run
+	// once in 15,000 calls.
+	paceRun = 8
+	// paceMinCalls is the least number of calls a share is measured over.
+	paceMinCalls = 10
+	// paceHistory is how many one-second windows the usual share is taken from.
+	paceHistory = 30
+	// paceUnpaceAfter is how long a paced model must see no cut, while calls ran well under
+	// its pace, to be let unpaced again.
+	paceUnpaceAfter = time.Minute
+)
+
+// pacer paces one model's calls to what the model accepts, as additive-increase/
+// multiplicative-decrease limiters and the AWS SDK's adaptive retry mode do. A model starts
+// unpaced. A throttled answer with a Retry-After pauses every call to the model until then.
+// When the share of throttled calls of the last two seconds rises clearly above the model's
+// usual share (the least of the last half minute's, so a steady background of throttling
+// that does not answer the callers' rate is not mistaken for a quota), or throttled answers
+// come in a run, the rate is cut to 80 % of the lesser of the current rate and the rate the
+// model answered over the last seconds; at most once a second. Each success raises it again,
+// by 5 % of the rate the cut set per second, and a pace that has seen no cut for a minute
+// while calls ran at less than half of it is lifted. Released callers leave one at a time (a
+// burst of one), so the end of a pause is not a stampede. Safe for concurrent use.
+type pacer struct {
+	lim *rate.Limiter
+
+	mu         sync.Mutex
+	now        func() time.Time
+	pauseUntil time.Time
+	lastCut    time.Time
+	lastSet    float64 // the rate set by the last cut
+	win        paceWindow
+	prev       paceWindow // the last full second
+	history    []float64  // throttled shares of recent full seconds with enough calls
+	run        int        // throttled answers in a row
+	cuts       int
+}
+
+// paceWindow counts one second's calls.
+type paceWindow struct {
+	start                time.Time
+	calls, throttled, ok int
+}
+
+func newPacer() *pacer {
+	return &pacer{lim: rate.NewLimiter(rate.Inf, 1), now: time.Now}
+}
+
+// wait blocks until the model's pause is over and its pace lets one more call go, within
+// ctx. It fails as throttled, saying when to come back, when ctx ends first or would.
+func (p *pacer) wait(ctx context.Context, name string) error {
+	p.mu.Lock()
+	until := p.pauseUntil
+	p.mu.Unlock()
+	if d := time.Until(until); d > 0 {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return pacedErr(name, d, fmt.Errorf("model %s is paused for %s after throttling", name, d.Round(time.Millisecond)))
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return pacedErr(name, d, ctx.Err())
+		case <-t.C:
+		}
+	}
+	if err := p.lim.Wait(ctx); err != nil {
+		return pacedErr(name, time.Duration(float64(time.Second)/max(float64(p.lim.Limit()), paceFloor)), err)
+	}
+	return nil
+}
+
+// pacedErr is a call held back by the pace past its deadline: throttling, to be retried later.
+func pacedErr(name string, after time.Duration, err error) error {
+	return &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: after,
+		Err: fmt.Errorf("model %s is paced down after throttling and the call's deadline came first (the job waits and is retried): %w", name, err)}
+}
+
+// pause returns how long calls to the model are paused for, zero when they are not.
+func (p *pacer) pause() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return max(p.pauseUntil.Sub(p.now()), 0)
+}
+
+// rate returns the pace in calls per second; +Inf when unpaced.
+func (p *pacer) rate() float64 { return float64(p.lim.Limit()) }
+
+// done records a call's outcome: throttled (with the Retry-After asked for, if any) or
+// answered. Other failures say nothing about the pace and are not recorded.
+func (p *pacer) done(throttled bool, retryAfter time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	p.roll(now)
+	p.win.calls++
+	if !throttled {
+		p.win.ok++
+		p.run = 0
+		if lim := float64(p.lim.Limit()); !math.IsInf(lim, 1) {
+			// Additive increase, paced per second rather than per call: each success adds
+			// its share of paceRecover*lastMax per second.
+			next := lim + paceRecover*p.lastSet/lim
+			if p.now().Sub(p.lastCut) > paceUnpaceAfter && p.sendRate(now) < lim/2 {
+				next = math.Inf(1)
+			}
+			p.lim.SetLimitAt(now, rate.Limit(next))
+		}
+		return
+	}
+	p.win.throttled++
+	p.run++
+	if retryAfter > 0 && now.Add(retryAfter).After(p.pauseUntil) {
+		p.pauseUntil = now.Add(retryAfter)
+	}
+	if now.Sub(p.lastCut) < time.Second {
+		return
+	}
+	calls, throttledN := p.win.calls+p.prev.calls, p.win.throttled+p.prev.throttled
+	above := false
+	if len(p.history) > 0 && calls >= paceMinCalls {
+		u := p.usual()
+		sd := math.Sqrt(u * (1 - u) / float64(calls))
+		above = float64(throttledN)/float64(calls) > u+max(paceExcess, paceSigmas*sd)
+	}
+	if !above && p.run < paceRun {
+		return
+	}
+	p.run = 0
+	cur := float64(p.lim.Limit())
+	if math.IsInf(cur, 1) {
+		cur = p.sendRate(now)
+	}
+	next := max(paceFloor, min(paceDecrease*cur, paceDecrease*p.answerRate(now)))
+	p.lastSet, p.lastCut = next, now
+	p.cuts++
+	p.lim.SetLimitAt(now, rate.Limit(next))
+}
+
+// roll closes the current window when a second has passed.
+func (p *pacer) roll(now time.Time) {
+	if p.win.start.IsZero() {
+		p.win.start = now
+		return
+	}
+	if now.Sub(p.win.start) < time.Second {
+		return
+	}
+	if p.win.calls >= paceMinCalls {
+		p.history = append(p.history, float64(p.win.throttled)/float64(p.win.calls))
+		if len(p.history) > paceHistory {
+			p.history = p.history[1:]
+		}
+	}
+	if now.Sub(p.win.start) < 2*time.Second {
+		p.prev = p.win
+	} else {
+		p.prev = paceWindow{}
+	}
+	p.win = paceWindow{start: now}
+}
+
+// usual is the model's usual share of throttled calls: the least of the recent seconds'.
+func (p *pacer) usual() float64 {
+	u := 1.0
+	for _, s := range p.history {
+		u = min(u, s)
+	}
+	return u
+}
+
+// sendRate is the calls per second of the current and last second.
+func (p *pacer) sendRate(now time.Time) float64 {
+	return float64(p.win.calls+p.prev.calls) / p.span(now)
+}
+
+// answerRate is the answered calls per second of the current and last second.
+func (p *pacer) answerRate(now time.Time) float64 {
+	return float64(p.win.ok+p.prev.ok) / p.span(now)
+}
+
+func (p *pacer) span(now time.Time) float64 {
+	d := now.Sub(p.win.start)
+	if p.prev.calls > 0 {
+		d += time.Second
+	}
+	return max(d.Seconds(), 1)
+}
