@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,8 @@ type ModelSpec struct {
 	Fallbacks []string
 	// Timeout bounds one attempt. Default 60s.
 	Timeout time.Duration
-	// Limits bound this process's load on the model.
+	// Limits bound the load on the model: of this process, or of the whole fleet when the
+	// Fleet has a shared limit store (FleetConfig.Shared).
 	Limits Limits
 	// Price is the model's price, for cost figures and budgets.
 	Price Price
@@ -124,7 +126,12 @@ type FleetConfig struct {
 	// each job's tenant. Default false: they are recorded under tenant AllTenants, summed over
 	// tenants, so the metrics name no tenant. Budgets see each tenant's spend either way.
 	TenantLabels bool
-	Logger       zerolog.Logger
+	// Shared, when set, makes every model's Limits hold for the whole fleet: rpm and tpm are
+	// token buckets in the store, max_concurrency a count of expiring leases when the store is
+	// also a pipeline.LeaseStore (else it stays per process). Every process pointed at the
+	// same store shares them. Default nil: limits hold per process.
+	Shared pipeline.LimitStore
+	Logger zerolog.Logger
 }
 
 // Fleet holds the configured models and calls them resiliently. It is safe for concurrent use;
@@ -134,6 +141,11 @@ type Fleet struct {
 	log     zerolog.Logger
 	state   atomic.Pointer[fleetState]
 	tenants *tenantSpend
+
+	shared       pipeline.LimitStore
+	holder       string // names this process's leases
+	leaseSeq     atomic.Uint64
+	sharedWarned sync.Once
 }
 
 type fleetState struct {
@@ -145,7 +157,7 @@ type fleetState struct {
 // endpoint is one model: its spec and the health it shares with every job.
 type endpoint struct {
 	spec   ModelSpec
-	limits *limiter
+	limits callLimiter
 	health *health
 }
 
@@ -159,7 +171,8 @@ type health struct {
 
 // NewFleet checks cfg and returns a Fleet.
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
-	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger, tenants: newTenantSpend()}
+	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger, tenants: newTenantSpend(),
+		shared: cfg.Shared, holder: processID()}
 	if err := f.Update(cfg.Models, cfg.Policy); err != nil {
 		return nil, err
 	}
@@ -184,7 +197,7 @@ func (f *Fleet) Update(models []ModelSpec, p Policy) error {
 			errs = append(errs, fmt.Errorf("model %s is configured twice; names must be unique", m.Name))
 			continue
 		}
-		ep := &endpoint{spec: m, limits: newLimiter(m.Limits)}
+		ep := &endpoint{spec: m, limits: f.newCallLimiter(m)}
 		if old != nil && old.endpoints[m.Name] != nil && old.policy.Breaker == p.Breaker {
 			ep.health = old.endpoints[m.Name].health
 		} else {
@@ -512,7 +525,7 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 		(ctx.Err() != nil && !timedOut)
 	ep.health.breaker.Done(healthy)
 	if err == nil || kindOf(err) == pipeline.ModelThrottled {
-		ep.health.pace.done(err != nil, retryAfter(err))
+		ep.health.pace.done(err != nil)
 	}
 	if err != nil {
 		kind := kindOf(err)
@@ -576,11 +589,11 @@ func backoff(p Policy, attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d) + 1))
 }
 
-// waitForPace is the error of a call that ended throttled: still throttled, with the longest
-// of its own Retry-After and the model's pause, at least a second, for the job to wait in the
-// queue and come back to the same model.
+// waitForPace is the error of a call that ended throttled: still throttled, with its own
+// Retry-After, at least a second, for the job to wait in the queue and come back to the same
+// model.
 func waitForPace(ep *endpoint, err error) error {
-	after := max(retryAfter(err), ep.health.pace.pause(), time.Second)
+	after := max(retryAfter(err), time.Second)
 	return &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: after,
 		Err: fmt.Errorf("model %s is throttling; the job waits %s and is retried on it (set resilience.throttle_fallback to move to the fallback instead): %w",
 			ep.spec.Name, after.Round(time.Millisecond), err)}

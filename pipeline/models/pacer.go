@@ -16,6 +16,9 @@ import (
 const (
 	// paceDecrease is the multiplicative decrease of a cut.
 	paceDecrease = 0.8
+	// paceAnswered is the share of the rate the model answered over the last seconds that a
+	// cut goes down to at most.
+	paceAnswered = 0.9
 	// paceRecover is the additive increase per second, as a share of the rate set by the last
 	// cut, while calls succeed.
 	paceRecover = 0.05
@@ -41,21 +44,20 @@ const (
 
 // pacer paces one model's calls to what the model accepts, as additive-increase/
 // multiplicative-decrease limiters and the AWS SDK's adaptive retry mode do. A model starts
-// unpaced. A throttled answer with a Retry-After pauses every call to the model until then.
-// When the share of throttled calls of the last two seconds rises clearly above the model's
+// unpaced; a throttled call waits out its own Retry-After (in Fleet.call), which spreads the
+// callers of a model over a quota's window as its slots free. When the share of throttled calls of the last two seconds rises clearly above the model's
 // usual share (the least of the last half minute's, so a steady background of throttling
 // that does not answer the callers' rate is not mistaken for a quota), or throttled answers
-// come in a run, the rate is cut to 80 % of the lesser of the current rate and the rate the
-// model answered over the last seconds; at most once a second. Each success raises it again,
+// come in a run, the rate is cut to the lesser of 80 % of the current rate and 90 % of the rate
+// the model answered over the last seconds; at most once a second. Each success raises it again,
 // by 5 % of the rate the cut set per second, and a pace that has seen no cut for a minute
-// while calls ran at less than half of it is lifted. Released callers leave one at a time (a
-// burst of one), so the end of a pause is not a stampede. Safe for concurrent use.
+// while calls ran at less than half of it is lifted. Paced callers leave one at a time (a
+// burst of one). Safe for concurrent use.
 type pacer struct {
 	lim *rate.Limiter
 
 	mu         sync.Mutex
 	now        func() time.Time
-	pauseUntil time.Time
 	lastCut    time.Time
 	lastSet    float64 // the rate set by the last cut
 	win        paceWindow
@@ -75,24 +77,8 @@ func newPacer() *pacer {
 	return &pacer{lim: rate.NewLimiter(rate.Inf, 1), now: time.Now}
 }
 
-// wait blocks until the model's pause is over and its pace lets one more call go, within
-// ctx. It fails as throttled, saying when to come back, when ctx ends first or would.
+// wait blocks until the model's pace lets one more call go, within ctx. It fails as throttled, saying when to come back, when ctx ends first or would.
 func (p *pacer) wait(ctx context.Context, name string) error {
-	p.mu.Lock()
-	until := p.pauseUntil
-	p.mu.Unlock()
-	if d := time.Until(until); d > 0 {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-			return pacedErr(name, d, fmt.Errorf("model %s is paused for %s after throttling", name, d.Round(time.Millisecond)))
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return pacedErr(name, d, ctx.Err())
-		case <-t.C:
-		}
-	}
 	if err := p.lim.Wait(ctx); err != nil {
 		return pacedErr(name, time.Duration(float64(time.Second)/max(float64(p.lim.Limit()), paceFloor)), err)
 	}
@@ -105,19 +91,11 @@ func pacedErr(name string, after time.Duration, err error) error {
 		Err: fmt.Errorf("model %s is paced down after throttling and the call's deadline came first (the job waits and is retried): %w", name, err)}
 }
 
-// pause returns how long calls to the model are paused for, zero when they are not.
-func (p *pacer) pause() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return max(p.pauseUntil.Sub(p.now()), 0)
-}
-
 // rate returns the pace in calls per second; +Inf when unpaced.
 func (p *pacer) rate() float64 { return float64(p.lim.Limit()) }
 
-// done records a call's outcome: throttled (with the Retry-After asked for, if any) or
-// answered. Other failures say nothing about the pace and are not recorded.
-func (p *pacer) done(throttled bool, retryAfter time.Duration) {
+// done records a call's outcome: throttled or answered. Other failures say nothing about the pace and are not recorded.
+func (p *pacer) done(throttled bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -139,9 +117,6 @@ func (p *pacer) done(throttled bool, retryAfter time.Duration) {
 	}
 	p.win.throttled++
 	p.run++
-	if retryAfter > 0 && now.Add(retryAfter).After(p.pauseUntil) {
-		p.pauseUntil = now.Add(retryAfter)
-	}
 	if now.Sub(p.lastCut) < time.Second {
 		return
 	}
@@ -160,7 +135,7 @@ func (p *pacer) done(throttled bool, retryAfter time.Duration) {
 	if math.IsInf(cur, 1) {
 		cur = p.sendRate(now)
 	}
-	next := max(paceFloor, min(paceDecrease*cur, paceDecrease*p.answerRate(now)))
+	next := max(paceFloor, min(paceDecrease*cur, paceAnswered*p.answerRate(now)))
 	p.lastSet, p.lastCut = next, now
 	p.cuts++
 	p.lim.SetLimitAt(now, rate.Limit(next))
