@@ -56,15 +56,15 @@ const (
 type pacer struct {
 	lim *rate.Limiter
 
-	mu         sync.Mutex
-	now        func() time.Time
-	lastCut    time.Time
-	lastSet    float64 // the rate set by the last cut
-	win        paceWindow
-	prev       paceWindow // the last full second
-	history    []float64  // throttled shares of recent full seconds with enough calls
-	run        int        // throttled answers in a row
-	cuts       int
+	mu      sync.Mutex
+	now     func() time.Time
+	lastCut time.Time
+	lastSet float64 // the rate set by the last cut
+	win     paceWindow
+	prev    paceWindow // the last full second
+	history []float64  // throttled shares of recent full seconds with enough calls
+	run     int        // throttled answers in a row
+	cuts    int
 }
 
 // paceWindow counts one second's calls.
