@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -11,40 +12,48 @@ import (
 	"github.com/infleet/infleet/pipeline/models"
 )
 
-// TestPacingSettlesNearAProvidersRateQuota: a model that throttles the way providers do, past
-// a request quota (50 per sliding second here, a minute's quota at 60 times the speed), is
-// called by 16 callers without pause. The fleet settles near the quota's rate, with at most
-// 1.1 model calls per answer once settled, and no call moves to the fallback.
-func TestPacingSettlesNearAProvidersRateQuota(t *testing.T) {
-	t.Parallel()
+// quotaRun is what runQuota measured.
+type quotaRun struct {
+	quota              int
+	rate, perAnswer    float64 // once settled
+	answers, requeued  int
+	calls, backupCalls int64
+	outcomes           map[string]int64
+}
+
+// runQuota calls a model that throttles the way providers do, past a request quota (50 per
+// sliding second, a minute's quota at 60 times the speed), from 16 callers without pause for
+// 8 s, and measures the last 5 s. A throttled failure is handed back and retried after its
+// Retry-After, as the worker hands a job back to the queue.
+func runQuota(tb testing.TB) quotaRun {
 	const quota = 50
 	const settle, run = 3 * time.Second, 8 * time.Second
-	b := setup(t, map[string]fmsim.Faults{"q": {RPM: quota, RPMWindow: time.Second, Latency: fmsim.Latency{P50: 5 * time.Millisecond}}},
+	b := setup(tb, map[string]fmsim.Faults{"q": {RPM: quota, RPMWindow: time.Second, Latency: fmsim.Latency{P50: 5 * time.Millisecond}}},
 		models.Policy{Deadline: 2 * time.Second},
 		models.ModelSpec{Name: "q", Fallbacks: []string{"backup"}}, models.ModelSpec{Name: "backup"})
 	start := time.Now()
 	var mu sync.Mutex
-	answers, settledAnswers, requeued := 0, 0, 0
-	var settledCalls int64
+	r := quotaRun{quota: quota}
+	settledAnswers := 0
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for i := 0; time.Since(start) < run; i++ {
-				resp, err := b.fleet.Client("q").Invoke(t.Context(), request("paced "+itoa(i)))
+				resp, err := b.fleet.Client("q").Invoke(context.Background(), request("paced "+itoa(i)))
 				var me *pipeline.ModelError
 				if errors.As(err, &me) && me.Kind == pipeline.ModelThrottled {
 					mu.Lock()
-					requeued++
+					r.requeued++
 					mu.Unlock()
 					time.Sleep(min(me.RetryAfter, time.Until(start.Add(run))))
 					continue
 				}
 				if err != nil || resp.Model != "" {
-					t.Errorf("call: resp %+v, err %v: want q itself to answer", resp.Model, err)
+					tb.Errorf("call: resp %+v, err %v: want q itself to answer", resp.Model, err)
 					return
 				}
 				mu.Lock()
-				answers++
+				r.answers++
 				if time.Since(start) >= settle {
 					settledAnswers++
 				}
@@ -55,18 +64,35 @@ func TestPacingSettlesNearAProvidersRateQuota(t *testing.T) {
 	time.Sleep(settle)
 	settledFrom := b.total("q")
 	wg.Wait()
-	settledCalls = b.total("q") - settledFrom
-	rate := float64(settledAnswers) / (run - settle).Seconds()
-	perAnswer := float64(settledCalls) / float64(settledAnswers)
+	r.rate = float64(settledAnswers) / (run - settle).Seconds()
+	r.perAnswer = float64(b.total("q")-settledFrom) / float64(settledAnswers)
+	r.calls, r.backupCalls, r.outcomes = b.total("q"), b.total("backup"), b.calls("q")
+	return r
+}
+
+// TestPacingSettlesNearAProvidersRateQuota: against a request quota, the fleet settles near
+// the quota's rate, with at most 1.1 model calls per answer once settled, and no call moves to
+// the fallback.
+func TestPacingSettlesNearAProvidersRateQuota(t *testing.T) {
+	t.Parallel()
+	r := runQuota(t)
 	t.Logf("quota %d/s: settled at %.1f answers/s with %.3f model calls per answer (whole run: %d answers, %d calls, %d handed back); fmsim %v",
-		quota, rate, perAnswer, answers, b.total("q"), requeued, b.calls("q"))
-	if rate < 0.85*quota || rate > 1.12*quota {
-		t.Errorf("settled at %.1f answers/s, want near the quota of %d/s", rate, quota)
+		r.quota, r.rate, r.perAnswer, r.answers, r.calls, r.requeued, r.outcomes)
+	if r.rate < 0.85*float64(r.quota) || r.rate > 1.12*float64(r.quota) {
+		t.Errorf("settled at %.1f answers/s, want near the quota of %d/s", r.rate, r.quota)
 	}
-	if perAnswer > 1.1 {
-		t.Errorf("%.3f model calls per answer once settled, want at most 1.1", perAnswer)
+	if r.perAnswer > 1.1 {
+		t.Errorf("%.3f model calls per answer once settled, want at most 1.1", r.perAnswer)
 	}
-	if b.total("backup") != 0 {
-		t.Errorf("backup called %d times: throttling must be waited out, not fallen back from", b.total("backup"))
+	if r.backupCalls != 0 {
+		t.Errorf("backup called %d times: throttling must be waited out, not fallen back from", r.backupCalls)
 	}
+}
+
+// BenchmarkPacingAgainstARateQuota reports runQuota's figures (one 8 s run, whatever b.N).
+func BenchmarkPacingAgainstARateQuota(b *testing.B) {
+	r := runQuota(b)
+	b.ReportMetric(r.rate/float64(r.quota)*100, "%-of-quota")
+	b.ReportMetric(r.perAnswer, "calls/answer")
+	b.ReportMetric(float64(r.backupCalls), "fallback-calls")
 }

@@ -421,46 +421,50 @@ func TestCallerCancellationStopsAtOnce(t *testing.T) {
 	}
 }
 
-// TestFiveHundredJobsSurviveThrottlingErrorsAndHangs: 30% throttling, 5% 5xx and 1% hangs on
-// the primary, with a fallback and the shipped retry policy (4 attempts, a retry budget of 20%
-// of calls): throttling is waited out on the primary, so at least 95% of the jobs are
-// answered by it, and none fails. A call that ends in a retryable failure (still throttled at
-// its last attempt, or both models failing) is handed back, as the worker hands its job back
-// to the queue, and tried again after its Retry-After.
-func TestFiveHundredJobsSurviveThrottlingErrorsAndHangs(t *testing.T) {
-	t.Parallel()
+// chaosRun is what runChaos measured.
+type chaosRun struct {
+	primary, failed, degraded, requeued int
+	calls                               int64
+	outcomes                            map[string]map[string]int64
+}
+
+// runChaos sends 500 jobs from 50 callers to a primary at 30% throttling, 5% 5xx and 1% hangs,
+// with an equally faulty fallback and the shipped retry policy (4 attempts, a retry budget of
+// 20% of calls). A call that ends in a retryable failure (still throttled at its last attempt,
+// or both models failing) is handed back, as the worker hands its job back to the queue (5
+// attempts), and tried again after its Retry-After.
+func runChaos(tb testing.TB) chaosRun {
 	faults := fmsim.Faults{ThrottleRate: 0.30, ErrorRate: 0.05, HangRate: 0.01, RetryAfter: 2 * time.Millisecond,
 		Latency: fmsim.Latency{Dist: fmsim.DistLognormal, P50: time.Millisecond, P99: 5 * time.Millisecond}}
 	p := models.Policy{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Deadline: 5 * time.Second}
-	b := setup(t, map[string]fmsim.Faults{"primary": faults, "backup": faults}, p,
+	b := setup(tb, map[string]fmsim.Faults{"primary": faults, "backup": faults}, p,
 		models.ModelSpec{Name: "primary", Timeout: time.Second, Fallbacks: []string{"backup"}},
 		models.ModelSpec{Name: "backup", Timeout: time.Second})
 	jobs := make(chan int)
 	var mu sync.Mutex
-	failed, degraded, primary, requeued := 0, 0, 0, 0
+	var r chaosRun
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
 			for i := range jobs {
-				resp, err := b.fleet.Client("primary").Invoke(t.Context(), request("job number "+itoa(i)))
+				resp, err := b.fleet.Client("primary").Invoke(context.Background(), request("job number "+itoa(i)))
 				var me *pipeline.ModelError
-				// The worker hands a job with a retryable failure back to the queue (5 attempts).
 				for tries := 1; errors.As(err, &me) && me.Kind.Retryable() && tries < 5; tries++ {
 					mu.Lock()
-					requeued++
+					r.requeued++
 					mu.Unlock()
 					time.Sleep(max(me.RetryAfter, 10*time.Millisecond))
-					resp, err = b.fleet.Client("primary").Invoke(t.Context(), request("job number "+itoa(i)))
+					resp, err = b.fleet.Client("primary").Invoke(context.Background(), request("job number "+itoa(i)))
 				}
 				mu.Lock()
 				switch {
 				case err != nil:
-					failed++
-					t.Logf("job %d: %v", i, err)
+					r.failed++
+					tb.Logf("job %d: %v", i, err)
 				case resp.Degraded:
-					degraded++
+					r.degraded++
 				case resp.Model == "":
-					primary++
+					r.primary++
 				}
 				mu.Unlock()
 			}
@@ -471,15 +475,32 @@ func TestFiveHundredJobsSurviveThrottlingErrorsAndHangs(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	if failed != 0 || degraded != 0 {
-		t.Fatalf("%d calls failed and %d degraded of 500", failed, degraded)
-	}
-	if primary < 475 {
-		t.Errorf("%d of 500 answered by the primary, want at least 95%% (475)", primary)
-	}
 	st := b.sim.Stats()
+	r.calls, r.outcomes = st.Calls, st.ByModelOutcome
+	return r
+}
+
+// TestFiveHundredJobsSurviveThrottlingErrorsAndHangs: throttling is waited out on the primary,
+// so at least 95% of runChaos's 500 jobs are answered by it, and none fails.
+func TestFiveHundredJobsSurviveThrottlingErrorsAndHangs(t *testing.T) {
+	t.Parallel()
+	r := runChaos(t)
+	if r.failed != 0 || r.degraded != 0 {
+		t.Fatalf("%d calls failed and %d degraded of 500", r.failed, r.degraded)
+	}
+	if r.primary < 475 {
+		t.Errorf("%d of 500 answered by the primary, want at least 95%% (475)", r.primary)
+	}
 	t.Logf("primary answered %d of 500 (%d handed back and retried); fmsim calls %d (%.2f per job), outcomes %v",
-		primary, requeued, st.Calls, float64(st.Calls)/500, st.ByModelOutcome)
+		r.primary, r.requeued, r.calls, float64(r.calls)/500, r.outcomes)
+}
+
+// BenchmarkThrottlingErrorsAndHangs reports runChaos's figures (one run, whatever b.N).
+func BenchmarkThrottlingErrorsAndHangs(b *testing.B) {
+	r := runChaos(b)
+	b.ReportMetric(float64(r.primary)/5, "%-by-primary")
+	b.ReportMetric(float64(r.failed), "failed")
+	b.ReportMetric(float64(r.calls)/500, "calls/job")
 }
 
 func itoa(i int) string {
