@@ -18,10 +18,10 @@ const (
 	paceDecrease = 0.8
 	// paceAnswered is the share of the rate the model answered over the last seconds that a
 	// cut goes down to at most.
-	paceAnswered = 0.9
+	paceAnswered = 0.85
 	// paceRecover is the additive increase per second, as a share of the rate set by the last
 	// cut, while calls succeed.
-	paceRecover = 0.05
+	paceRecover = 0.04
 	// paceFloor is the least paced rate, in calls per second.
 	paceFloor = 0.2
 	// paceExcess is how far the share of throttled calls of the last two seconds must rise
@@ -29,10 +29,17 @@ const (
 	// least; a noisy share must rise by paceSigmas of its standard deviation too.
 	paceExcess = 0.05
 	paceSigmas = 2.5
-	// paceRun is the run of throttled answers in a row that says the callers are over the
-	// model's rate whatever its usual share: independent throttling at 30 % gives such a run
-	// once in 15,000 calls.
+	// paceRun is the run of throttled answers in a row that says the callers ran into the
+	// model's rate whatever its usual share.
 	paceRun = 8
+	// paceJudgeAfter is how long after a cut it is judged.
+	paceJudgeAfter = 2 * time.Second
+	// paceKept is the share of the answers of the second before a cut that must still come
+	// after it for the cut to stay: independent throttling loses answers in proportion to a
+	// cut (to 63 % or less), a quota hardly any.
+	paceKept = 0.7
+	// paceTolerance is how long nothing is cut after a cut was undone.
+	paceTolerance = 30 * time.Second
 	// paceMinCalls is the least number of calls a share is measured over.
 	paceMinCalls = 10
 	// paceHistory is how many one-second windows the usual share is taken from.
@@ -42,17 +49,24 @@ const (
 	paceUnpaceAfter = time.Minute
 )
 
+// unpaced is the limit of a model that is not paced: finite, because a rate.Limiter switched
+// from rate.Inf to a finite limit at the instant of its last update computes NaN tokens (0 s
+// times an infinite rate) and then allows every call.
+const unpaced = rate.Limit(1e9)
+
 // pacer paces one model's calls to what the model accepts, as additive-increase/
 // multiplicative-decrease limiters and the AWS SDK's adaptive retry mode do. A model starts
 // unpaced; a throttled call waits out its own Retry-After (in Fleet.call), which spreads the
-// callers of a model over a quota's window as its slots free. When the share of throttled calls of the last two seconds rises clearly above the model's
-// usual share (the least of the last half minute's, so a steady background of throttling
-// that does not answer the callers' rate is not mistaken for a quota), or throttled answers
-// come in a run, the rate is cut to the lesser of 80 % of the current rate and 90 % of the rate
-// the model answered over the last seconds; at most once a second. Each success raises it again,
-// by 5 % of the rate the cut set per second, and a pace that has seen no cut for a minute
-// while calls ran at less than half of it is lifted. Paced callers leave one at a time (a
-// burst of one). Safe for concurrent use.
+// callers of a model over a quota's window as its slots free. When throttles come in a run, or
+// the share of throttled calls of the last two seconds rises clearly above the model's usual
+// share (the least of the last half minute's), the rate is cut to the lesser of 80 % of the
+// current rate and 85 % of the rate the model answered in the last full second; at most once
+// a second. Each success raises it again, by 4 % of the rate the cut set per second, and a
+// pace that has seen no cut for a minute while calls ran at less than half of it is lifted.
+// A cut is judged two seconds later: when the model then answered clearly less than before
+// it, the throttling did not answer the callers' rate (a steady background of throttles that
+// no pace cures) and the cut only cost answers, so it is undone and nothing is cut for half a
+// minute. Paced callers leave one at a time (a burst of one). Safe for concurrent use.
 type pacer struct {
 	lim *rate.Limiter
 
@@ -65,6 +79,20 @@ type pacer struct {
 	history []float64  // throttled shares of recent full seconds with enough calls
 	run     int        // throttled answers in a row
 	cuts    int
+
+	probe         paceProbe // the cut being judged
+	tolerantUntil time.Time
+}
+
+// paceProbe is a cut under judgement: when it was made, the answer rate before it, the
+// limit to go back to, and the answers since.
+type paceProbe struct {
+	start  time.Time
+	before float64
+	undo   rate.Limit
+	ok     int
+	midAt  time.Time // paceJudgeAfter/2 after start, when ok was mid
+	mid    int
 }
 
 // paceWindow counts one second's calls.
@@ -74,7 +102,7 @@ type paceWindow struct {
 }
 
 func newPacer() *pacer {
-	return &pacer{lim: rate.NewLimiter(rate.Inf, 1), now: time.Now}
+	return &pacer{lim: rate.NewLimiter(unpaced, 1), now: time.Now}
 }
 
 // wait blocks until the model's pace lets one more call go, within ctx. It fails as throttled, saying when to come back, when ctx ends first or would.
@@ -91,7 +119,7 @@ func pacedErr(name string, after time.Duration, err error) error {
 		Err: fmt.Errorf("model %s is paced down after throttling and the call's deadline came first (the job waits and is retried): %w", name, err)}
 }
 
-// rate returns the pace in calls per second; +Inf when unpaced.
+// rate returns the pace in calls per second; unpaced when unpaced.
 func (p *pacer) rate() float64 { return float64(p.lim.Limit()) }
 
 // done records a call's outcome: throttled or answered. Other failures say nothing about the pace and are not recorded.
@@ -101,15 +129,17 @@ func (p *pacer) done(throttled bool) {
 	now := p.now()
 	p.roll(now)
 	p.win.calls++
+	p.judge(now)
 	if !throttled {
 		p.win.ok++
+		p.probe.ok++
 		p.run = 0
-		if lim := float64(p.lim.Limit()); !math.IsInf(lim, 1) {
+		if lim := float64(p.lim.Limit()); lim < float64(unpaced) {
 			// Additive increase, paced per second rather than per call: each success adds
 			// its share of paceRecover*lastMax per second.
 			next := lim + paceRecover*p.lastSet/lim
 			if p.now().Sub(p.lastCut) > paceUnpaceAfter && p.sendRate(now) < lim/2 {
-				next = math.Inf(1)
+				next = float64(unpaced)
 			}
 			p.lim.SetLimitAt(now, rate.Limit(next))
 		}
@@ -121,24 +151,54 @@ func (p *pacer) done(throttled bool) {
 		return
 	}
 	calls, throttledN := p.win.calls+p.prev.calls, p.win.throttled+p.prev.throttled
-	above := false
-	if len(p.history) > 0 && calls >= paceMinCalls {
-		u := p.usual()
-		sd := math.Sqrt(u * (1 - u) / float64(calls))
-		above = float64(throttledN)/float64(calls) > u+max(paceExcess, paceSigmas*sd)
+	if len(p.history) == 0 || calls < paceMinCalls || !p.probe.start.IsZero() {
+		return
 	}
-	if !above && p.run < paceRun {
+	before := float64(p.prev.ok)
+	share := float64(throttledN) / float64(calls)
+	u := p.usual()
+	sd := math.Sqrt(u * (1 - u) / float64(calls))
+	rising := share > u+max(paceExcess, paceSigmas*sd)
+	run := p.run >= paceRun
+	if (!rising && !run) || now.Before(p.tolerantUntil) {
 		return
 	}
 	p.run = 0
 	cur := float64(p.lim.Limit())
-	if math.IsInf(cur, 1) {
+	if cur >= float64(unpaced) {
 		cur = p.sendRate(now)
 	}
-	next := max(paceFloor, min(paceDecrease*cur, paceAnswered*p.answerRate(now)))
+	next := max(paceFloor, min(paceDecrease*cur, paceAnswered*before))
+	p.probe = paceProbe{start: now, before: before, undo: p.lim.Limit()}
 	p.lastSet, p.lastCut = next, now
 	p.cuts++
 	p.lim.SetLimitAt(now, rate.Limit(next))
+}
+
+// judge ends a cut's probe paceJudgeAfter after it: when the model answered clearly less in
+// the second half of that time than in the second before the cut (the throttling did not answer the callers' rate, so the cut
+// only cost answers), the cut is undone and nothing is cut for paceTolerance.
+func (p *pacer) judge(now time.Time) {
+	if p.probe.start.IsZero() {
+		return
+	}
+	if p.probe.midAt.IsZero() {
+		// The first second after a cut is not judged: callers are still waiting out the
+		// Retry-After of the throttles that led to it.
+		if now.Sub(p.probe.start) >= paceJudgeAfter/2 {
+			p.probe.midAt, p.probe.mid = now, p.probe.ok
+		}
+		return
+	}
+	if now.Sub(p.probe.start) < paceJudgeAfter {
+		return
+	}
+	after := float64(p.probe.ok-p.probe.mid) / now.Sub(p.probe.midAt).Seconds()
+	if after < paceKept*p.probe.before {
+		p.lim.SetLimitAt(now, p.probe.undo)
+		p.tolerantUntil = now.Add(paceTolerance)
+	}
+	p.probe = paceProbe{}
 }
 
 // roll closes the current window when a second has passed.

@@ -15,7 +15,6 @@ import (
 // processes; 24 callers between them never get more than max_concurrency calls in flight at
 // the model, nor more than its rpm.
 func TestLimitsHoldForTheFleetThroughASharedStore(t *testing.T) {
-	t.Parallel()
 	const maxConc, rpm = 3, 1200 // 20 calls a second, a burst of 20
 	b := setup(t, map[string]fmsim.Faults{"m": {Latency: fmsim.Latency{P50: 20 * time.Millisecond}}}, fastPolicy())
 	path := filepath.Join(t.TempDir(), "limits.db")
