@@ -16,7 +16,7 @@ type quota struct {
 }
 
 // admit counts one request at now when fewer than n were admitted within window; otherwise it
-// returns how long until the oldest of them leaves the window.
+// returns how long until the oldest of them leaves the window, at least a millisecond.
 func (q *quota) admit(now time.Time, n int, window time.Duration) (ok bool, wait time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -26,7 +26,10 @@ func (q *quota) admit(now time.Time, n int, window time.Duration) (ok bool, wait
 	}
 	q.times = q.times[cut:]
 	if len(q.times) >= n {
-		return false, max(q.times[len(q.times)-n].Add(window).Sub(now), time.Millisecond)
+		// Rounded up to the millisecond, as Retry-After-Ms carries it: a client that waits
+		// what it is told finds the slot free.
+		wait := q.times[len(q.times)-n].Add(window).Sub(now)
+		return false, (wait + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
 	q.times = append(q.times, now)
 	return true, 0
