@@ -16,8 +16,8 @@ import (
 const (
 	// paceDecrease is the multiplicative decrease of a cut.
 	paceDecrease = 0.8
-	// paceAnswered is the share of the rate the model answered over the last seconds that a
-	// cut goes down to at most.
+	// paceAnswered is the share of the rate the model answered in the last full second that
+	// a cut goes down to at most.
 	paceAnswered = 0.85
 	// paceRecover is the additive increase per second, as a share of the rate set by the last
 	// cut, while calls succeed.
@@ -78,7 +78,6 @@ type pacer struct {
 	prev    paceWindow // the last full second
 	history []float64  // throttled shares of recent full seconds with enough calls
 	run     int        // throttled answers in a row
-	cuts    int
 
 	probe         paceProbe // the cut being judged
 	tolerantUntil time.Time
@@ -105,7 +104,8 @@ func newPacer() *pacer {
 	return &pacer{lim: rate.NewLimiter(unpaced, 1), now: time.Now}
 }
 
-// wait blocks until the model's pace lets one more call go, within ctx. It fails as throttled, saying when to come back, when ctx ends first or would.
+// wait blocks until the model's pace lets one more call go, within ctx. It fails as throttled,
+// saying when to come back, when ctx ends first or would.
 func (p *pacer) wait(ctx context.Context, name string) error {
 	if err := p.lim.Wait(ctx); err != nil {
 		return pacedErr(name, time.Duration(float64(time.Second)/max(float64(p.lim.Limit()), paceFloor)), err)
@@ -119,10 +119,8 @@ func pacedErr(name string, after time.Duration, err error) error {
 		Err: fmt.Errorf("model %s is paced down after throttling and the call's deadline came first (the job waits and is retried): %w", name, err)}
 }
 
-// rate returns the pace in calls per second; unpaced when unpaced.
-func (p *pacer) rate() float64 { return float64(p.lim.Limit()) }
-
-// done records a call's outcome: throttled or answered. Other failures say nothing about the pace and are not recorded.
+// done records a call's outcome: throttled or answered. Other failures say nothing about the
+// pace and are not recorded.
 func (p *pacer) done(throttled bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -171,7 +169,6 @@ func (p *pacer) done(throttled bool) {
 	next := max(paceFloor, min(paceDecrease*cur, paceAnswered*before))
 	p.probe = paceProbe{start: now, before: before, undo: p.lim.Limit()}
 	p.lastSet, p.lastCut = next, now
-	p.cuts++
 	p.lim.SetLimitAt(now, rate.Limit(next))
 }
 
