@@ -526,6 +526,7 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	ep.health.breaker.Done(healthy)
 	if err == nil || kindOf(err) == pipeline.ModelThrottled {
 		ep.health.pace.done(err != nil)
+		f.metrics.pace.WithLabelValues(name).Set(ep.health.pace.paced())
 	}
 	if err != nil {
 		kind := kindOf(err)

@@ -119,6 +119,14 @@ func pacedErr(name string, after time.Duration, err error) error {
 		Err: fmt.Errorf("model %s is paced down after throttling and the call's deadline came first (the job waits and is retried): %w", name, err)}
 }
 
+// paced returns the calls per second the model is paced to; 0 when unpaced.
+func (p *pacer) paced() float64 {
+	if l := p.lim.Limit(); l < unpaced {
+		return float64(l)
+	}
+	return 0
+}
+
 // done records a call's outcome: throttled or answered. Other failures say nothing about the
 // pace and are not recorded.
 func (p *pacer) done(throttled bool) {

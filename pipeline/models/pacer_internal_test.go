@@ -8,8 +8,9 @@ import (
 
 // simulatePace drives a pacer on a fake clock for d with callers that would call 200 times a
 // second, and returns the answers and calls per second of the last 10 s. throttle decides
-// each call at its time, given the times of the calls the model answered so far.
-func simulatePace(d time.Duration, throttle func(now time.Time, answered []time.Time) bool) (answers, calls float64) {
+// each call at its time, given the times of the calls the model answered so far. It also
+// returns the pace at the end (0: unpaced).
+func simulatePace(d time.Duration, throttle func(now time.Time, answered []time.Time) bool) (answers, calls, pace float64) {
 	t0 := time.Unix(1_700_000_000, 0)
 	now := t0
 	p := newPacer()
@@ -36,7 +37,7 @@ func simulatePace(d time.Duration, throttle func(now time.Time, answered []time.
 		}
 		now = now.Add(step)
 	}
-	return float64(nAns) / 10, float64(nCalls) / 10
+	return float64(nAns) / 10, float64(nCalls) / 10, p.paced()
 }
 
 // Throttling at a steady 30 %, independent of the rate and with runs of ten now and then (as
@@ -45,7 +46,7 @@ func TestPaceDoesNotCollapseUnderRandomThrottling(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	run := 0
-	answers, calls := simulatePace(3*time.Minute, func(now time.Time, _ []time.Time) bool {
+	answers, calls, _ := simulatePace(3*time.Minute, func(now time.Time, _ []time.Time) bool {
 		if now.UnixMilli()%3000 == 0 {
 			run = 10
 		}
@@ -65,14 +66,17 @@ func TestPaceDoesNotCollapseUnderRandomThrottling(t *testing.T) {
 // with few throttled calls.
 func TestPaceSettlesUnderAQuota(t *testing.T) {
 	t.Parallel()
-	answers, calls := simulatePace(time.Minute, func(now time.Time, answered []time.Time) bool {
+	answers, calls, pace := simulatePace(time.Minute, func(now time.Time, answered []time.Time) bool {
 		n := 0
 		for i := len(answered) - 1; i >= 0 && now.Sub(answered[i]) < time.Second; i-- {
 			n++
 		}
 		return n >= 50
 	})
-	t.Logf("last 10 s: %.1f answers/s, %.3f calls per answer", answers, calls/answers)
+	t.Logf("last 10 s: %.1f answers/s, %.3f calls per answer; paced to %.1f/s", answers, calls/answers, pace)
+	if pace <= 0 || pace > 60 {
+		t.Errorf("paced to %.1f calls/s at the end, want near the quota of 50 (0 is unpaced)", pace)
+	}
 	if answers < 42 || calls/answers > 1.1 {
 		t.Errorf("%.1f answers/s with %.3f calls per answer, want near 50/s with at most 1.1", answers, calls/answers)
 	}
