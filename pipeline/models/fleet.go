@@ -414,6 +414,7 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 	maxAttempts := cmpPos(p.MaxAttempts, DefaultMaxAttempts)
 	ep.health.budget.Deposit()
 	var lastErr error
+	throttled := false
 	for attempt := 1; ; attempt++ {
 		resp, err := f.attempt(ctx, ep, req, attempt)
 		if err == nil {
@@ -421,6 +422,13 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 		}
 		lastErr = err
 		kind := kindOf(err)
+		throttled = throttled || kind == pipeline.ModelThrottled
+		if ctx.Err() != nil && throttled && kind.Retryable() && kind != pipeline.ModelThrottled {
+			// The deadline ran out while the model was throttling this call: it is still a
+			// throttled call (to wait for), not a failing model (to fall back from).
+			return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: retryAfter(err),
+				Err: fmt.Errorf("model %s throttled the call until its deadline: %w", name, err)}
+		}
 		if !kind.Retryable() || ctx.Err() != nil {
 			return pipeline.ModelResponse{}, err
 		}
