@@ -13,8 +13,17 @@ type Resilience struct {
 	Backoff RetryBackoff `yaml:"backoff,omitempty"`
 	// Deadline bounds all attempts on one model, waits included. Default 60s.
 	Deadline time.Duration `yaml:"deadline,omitempty"`
-	// MaxRetryAfter is the longest Retry-After honoured; longer moves to the fallback. Default 30s.
+	// MaxRetryAfter is the longest Retry-After waited for within a call; a longer one ends the
+	// call (the job waits in the queue, or with ThrottleFallback moves to the fallback).
+	// Default 30s.
 	MaxRetryAfter time.Duration `yaml:"max_retry_after,omitempty"`
+	// ThrottleFallback moves a call to the model's fallback when the model keeps throttling it.
+	// Default false: a throttled model is paced down, throttled retries spend no retry budget,
+	// and a job still throttled waits in the queue for the same model.
+	ThrottleFallback bool `yaml:"throttle_fallback,omitempty"`
+	// LimitsScope is where models[].max_concurrency, rpm and tpm hold: LimitsScopeFleet (every
+	// process sharing the job store shares them) or LimitsScopeProcess. Default "" (fleet).
+	LimitsScope string `yaml:"limits_scope,omitempty"`
 	// RetryBudget keeps retries a bounded share of calls per model.
 	RetryBudget RetryBudget `yaml:"retry_budget,omitempty"`
 	// Breaker is the circuit breaker of each model.
@@ -25,6 +34,12 @@ type Resilience struct {
 	// Default "" (the job fails or retries instead).
 	DegradedMessage string `yaml:"degraded_message,omitempty"`
 }
+
+// Scopes of resilience.limits_scope.
+const (
+	LimitsScopeFleet   = "fleet"
+	LimitsScopeProcess = "process"
+)
 
 // RetryBudget is a token bucket of retries per model.
 type RetryBudget struct {

@@ -14,7 +14,8 @@
 //     NotificationOf.
 //   - transport.go: what the pipeline needs of a queue beyond Watermill's Publisher and
 //     Subscriber: Topics, DeadLetterBox and the metadata of a dead letter, DepthReporter.
-//   - limits.go: LimitStore, the fleet-wide rate limits and quotas.
+//   - limits.go: LimitStore, the fleet-wide rate limits and quotas, and LeaseStore, the
+//     fleet-wide counts of work in flight (a model's max_concurrency).
 //   - checker.go: Checker, the readiness of a dependency.
 //   - errors.go: the typed outcomes of a job (PermanentError, RetryAfterError, BlockedError,
 //     InfrastructureError) and the sentinels every store and queue wraps (ErrNotFound,

@@ -70,3 +70,18 @@ func RefillWait(tokens float64, rate float64, cost int) time.Duration {
 	}
 	return time.Duration(math.Ceil(missing / rate * float64(time.Second)))
 }
+
+// LeaseStore keeps counted leases where every process of a fleet sees the same ones, so that
+// a bound on work in flight (a model's max_concurrency) holds for the fleet. A lease expires
+// on its own, so the slots of a process that died come back without it. It is an optional
+// ability of a LimitStore, found by type assertion. Implementations are safe for concurrent
+// use, also by several processes sharing the store; each call is atomic.
+type LeaseStore interface {
+	// Lease takes a lease named holder on key, valid until expires, when fewer than limit
+	// leases on key are unexpired at now; ok says whether it did. Taking a lease holder
+	// already holds renews it (and is allowed). now is the caller's clock.
+	Lease(ctx context.Context, key, holder string, limit int, expires, now time.Time) (ok bool, err error)
+	// Release gives holder's lease on key back. Releasing a lease not held (expired, or
+	// never taken) is no error.
+	Release(ctx context.Context, key, holder string) error
+}

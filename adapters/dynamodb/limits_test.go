@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/adapters/dynamodb"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 func TestLimitsTakeRefillsAtTheRate(t *testing.T) {
@@ -118,4 +120,12 @@ func TestLimitsQuotaSurvivesReopenAndRefunds(t *testing.T) {
 	if d, _ := s.UseQuota(ctx, "big", 3, 4); d.Allowed {
 		t.Fatalf("cost over the limit = %+v, want refused", d)
 	}
+}
+
+func TestLeasesConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t, 0)
+	storetest.RunLeases(t, func(t *testing.T) (pipeline.LeaseStore, pipeline.LeaseStore) {
+		return a, reopen(t, cfg)
+	})
 }

@@ -4,8 +4,9 @@
 // (POST /v1/chat/completions), answers deterministically, and injects the faults real model
 // services show: latency from a distribution, throttling with Retry-After, 5xx,
 // ModelNotReadyException, ModelTimeoutException, hangs, scheduled or toggled outages and a
-// context-window limit per model. GET /stats counts calls by API, model and outcome;
-// POST /admin/faults changes the faults while it runs.
+// context-window limit per model, and a requests-per-minute quota answered with 429 past it.
+// GET /stats counts calls by API, model and outcome, the peak of calls in flight and the calls
+// arriving each second; POST /admin/faults changes the faults while it runs.
 package fmsim
 
 import (
@@ -121,6 +122,13 @@ type Faults struct {
 	// GarbleItemsMatching, when set, garbles every item of a batched answer whose input
 	// contains it.
 	GarbleItemsMatching string
+	// RPM is a request quota, as providers set one: past RPM requests admitted within any
+	// sliding RPMWindow, calls are answered as throttled, with a Retry-After saying when the
+	// oldest admitted request leaves the window; refused calls do not count. It is checked
+	// before the random faults. Default 0: no quota.
+	RPM int
+	// RPMWindow is the sliding window RPM counts over. Default DefaultRPMWindow (a minute).
+	RPMWindow time.Duration
 }
 
 // Latency is a distribution of answer delays given by its median and 99th percentile.
@@ -157,8 +165,12 @@ type Server struct {
 
 	statsMu sync.Mutex
 	// active counts the calls waiting out their latency now.
-	active atomic.Int64
+	active  atomic.Int64
 	stats   Stats
+	traffic traffic
+
+	quotaMu sync.Mutex
+	quotas  map[string]*quota
 }
 
 // New returns a Server behaving as cfg says; its outage clock starts now.
@@ -172,7 +184,9 @@ func New(cfg Config) *Server {
 		done:   make(chan struct{}),
 		faults: cfg.Faults,
 		models: map[string]Faults{},
+		quotas: map[string]*quota{},
 	}
+	s.traffic.since = s.start
 	for id, f := range cfg.Models {
 		s.models[id] = f
 	}
@@ -251,10 +265,16 @@ type Stats struct {
 	LastTraceparent string `json:"last_traceparent,omitempty"`
 	// LastUserAgent is the User-Agent of the latest model call.
 	LastUserAgent string `json:"last_user_agent,omitempty"`
+	// MaxInFlight is the most model calls (of any model and outcome) the server was serving
+	// at once since it started or its stats were reset.
+	MaxInFlight int64 `json:"max_in_flight"`
+	// PerSecond counts the model calls that arrived in each second since the server started
+	// or its stats were reset: PerSecond[i] arrived in [i s, i+1 s).
+	PerSecond []int64 `json:"per_second"`
 }
 
 func newStats() Stats {
-	return Stats{ByAPI: map[string]int64{}, ByModel: map[string]int64{}, ByOutcome: map[string]int64{}, ByModelOutcome: map[string]map[string]int64{}}
+	return Stats{ByAPI: map[string]int64{}, ByModel: map[string]int64{}, ByOutcome: map[string]int64{}, ByModelOutcome: map[string]map[string]int64{}, PerSecond: []int64{}}
 }
 
 // Stats returns a copy of the counters.
@@ -265,6 +285,7 @@ func (s *Server) Stats() Stats {
 	out.Calls, out.LastTraceparent, out.LastUserAgent = s.stats.Calls, s.stats.LastTraceparent, s.stats.LastUserAgent
 	out.Active = s.active.Load()
 	out.BatchCalls, out.BatchItems, out.DroppedItems, out.GarbledItems = s.stats.BatchCalls, s.stats.BatchItems, s.stats.DroppedItems, s.stats.GarbledItems
+	out.MaxInFlight, out.PerSecond = s.traffic.read()
 	for k, v := range s.stats.ByAPI {
 		out.ByAPI[k] = v
 	}
@@ -289,6 +310,7 @@ func (s *Server) ResetStats() {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
 	s.stats = newStats()
+	s.traffic.reset(time.Now())
 }
 
 func (s *Server) record(api, model, outcome string, r *http.Request) {
@@ -331,6 +353,11 @@ func (s *Server) decide(id string, tokens int) decision {
 		return decision{outcome: OutcomeOutage}
 	case f.ContextWindow > 0 && tokens > f.ContextWindow:
 		return decision{outcome: OutcomeContextOverflow, window: f.ContextWindow}
+	}
+	if f.RPM > 0 {
+		if ok, wait := s.quotaFor(id).admit(time.Now(), f.RPM, cmp.Or(f.RPMWindow, DefaultRPMWindow)); !ok {
+			return decision{outcome: OutcomeThrottled, retryAfter: wait}
+		}
 	}
 	n := s.calls.Add(1)
 	u := unit(mix(s.seed, n, 1))
@@ -453,10 +480,12 @@ type faultsJSON struct {
 	ContextWindow int          `json:"context_window,omitempty"`
 	Deny          bool         `json:"deny,omitempty"`
 
-	DropItemRate        float64 `json:"drop_item_rate,omitempty"`
-	GarbleItemRate      float64 `json:"garble_item_rate,omitempty"`
-	DropItemsMatching   string  `json:"drop_items_matching,omitempty"`
-	GarbleItemsMatching string  `json:"garble_items_matching,omitempty"`
+	DropItemRate        float64  `json:"drop_item_rate,omitempty"`
+	GarbleItemRate      float64  `json:"garble_item_rate,omitempty"`
+	DropItemsMatching   string   `json:"drop_items_matching,omitempty"`
+	GarbleItemsMatching string   `json:"garble_items_matching,omitempty"`
+	RPM                 int      `json:"rpm,omitempty"`
+	RPMWindow           duration `json:"rpm_window,omitempty"`
 }
 
 type latencyJSON struct {
@@ -475,7 +504,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 	j := faultsJSON{
 		ThrottleRate: f.ThrottleRate, ErrorRate: f.ErrorRate, NotReadyRate: f.NotReadyRate,
 		TimeoutRate: f.TimeoutRate, HangRate: f.HangRate, RetryAfter: duration(f.RetryAfter),
-		Down: f.Down, ContextWindow: f.ContextWindow, Deny: f.Deny,
+		Down: f.Down, ContextWindow: f.ContextWindow, Deny: f.Deny, RPM: f.RPM, RPMWindow: duration(f.RPMWindow),
 		DropItemRate: f.DropItemRate, GarbleItemRate: f.GarbleItemRate,
 		DropItemsMatching: f.DropItemsMatching, GarbleItemsMatching: f.GarbleItemsMatching,
 	}
@@ -500,7 +529,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	out := Faults{
 		ThrottleRate: j.ThrottleRate, ErrorRate: j.ErrorRate, NotReadyRate: j.NotReadyRate,
 		TimeoutRate: j.TimeoutRate, HangRate: j.HangRate, RetryAfter: time.Duration(j.RetryAfter),
-		Down: j.Down, ContextWindow: j.ContextWindow, Deny: j.Deny,
+		Down: j.Down, ContextWindow: j.ContextWindow, Deny: j.Deny, RPM: j.RPM, RPMWindow: time.Duration(j.RPMWindow),
 		DropItemRate: j.DropItemRate, GarbleItemRate: j.GarbleItemRate,
 		DropItemsMatching: j.DropItemsMatching, GarbleItemsMatching: j.GarbleItemsMatching,
 	}
@@ -532,6 +561,12 @@ func (f Faults) Validate() error {
 	}
 	if f.Latency.P99 != 0 && f.Latency.P99 < f.Latency.P50 {
 		errs = append(errs, fmt.Errorf("latency.p99 %s is below latency.p50 %s", f.Latency.P99, f.Latency.P50))
+	}
+	if f.RPM < 0 {
+		errs = append(errs, fmt.Errorf("rpm %d: must be 0 (no quota) or more", f.RPM))
+	}
+	if f.RPMWindow < 0 {
+		errs = append(errs, fmt.Errorf("rpm_window %s: must be positive (or 0 for a minute)", f.RPMWindow))
 	}
 	for i, o := range f.Outages {
 		if o.To <= o.From {

@@ -89,6 +89,7 @@ func countWords(s string) int { return len(strings.Fields(s)) }
 // run decides and answers one call: it records the outcome, writes an error through fail, or
 // waits out the latency and writes the answer through ok.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, p prompt, fail func(decision), ok func(reply)) {
+	defer s.traffic.enter(time.Now())()
 	d := s.decide(model, p.inputTokens())
 	switch d.outcome {
 	case OutcomeOK:

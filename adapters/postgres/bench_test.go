@@ -107,3 +107,25 @@ func BenchmarkCancelledAmong(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkModelLimitsPerCall is what a model call with fleet-wide rpm, tpm and
+// max_concurrency costs the PostgreSQL store: a bucket take for each rate, a lease and its
+// release.
+func BenchmarkModelLimitsPerCall(b *testing.B) {
+	s, _ := setup(b)
+	ctx := context.Background()
+	for b.Loop() {
+		now := time.Now()
+		for _, k := range []string{"model:m:rpm", "model:m:tpm"} {
+			if _, err := s.Take(ctx, k, 1e9, 1e9, 1, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if ok, err := s.Lease(ctx, "model:m:concurrency", "bench", 1<<20, now.Add(time.Minute), now); err != nil || !ok {
+			b.Fatalf("lease: %v, %v", ok, err)
+		}
+		if err := s.Release(ctx, "model:m:concurrency", "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/adapters/postgres"
+	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 func TestLimitsTakeRefillsAtTheRate(t *testing.T) {
@@ -71,4 +73,17 @@ func TestLimitsAreSharedAcrossStores(t *testing.T) {
 	if d, _ := a.UseQuota(t.Context(), "q:2026-11", 25, 2); d.Allowed {
 		t.Fatalf("over quota = %+v, want refused", d)
 	}
+}
+
+func TestLeasesConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t)
+	storetest.RunLeases(t, func(t *testing.T) (pipeline.LeaseStore, pipeline.LeaseStore) {
+		b, err := postgres.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return a, b
+	})
 }

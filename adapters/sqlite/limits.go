@@ -22,12 +22,18 @@ import (
 // It may share the file with a Store: the schema is the same, versioned migrations included.
 // Limits is safe for concurrent use. Close it to release the file.
 type Limits struct {
-	db    *sql.DB
-	take  *sql.Stmt
-	quota *sql.Stmt
+	db      *sql.DB
+	take    *sql.Stmt
+	quota   *sql.Stmt
+	lease   *sql.Stmt
+	release *sql.Stmt
+	expire  *sql.Stmt
 }
 
-var _ pipeline.LimitStore = (*Limits)(nil)
+var (
+	_ pipeline.LimitStore = (*Limits)(nil)
+	_ pipeline.LeaseStore = (*Limits)(nil)
+)
 
 // limitConns is how many connections a Limits holds; writers serialize on SQLite's lock, so a
 // few suffice.
@@ -92,6 +98,25 @@ ON CONFLICT (key) DO UPDATE SET
 RETURNING used, last_ok`); err != nil {
 		return fmt.Errorf("sqlite limits: prepare quota: %w", err)
 	}
+	// ?1 key, ?2 holder, ?3 expires (ns), ?4 now (ns), ?5 limit. One statement: the count and
+	// the insert see the same snapshot under SQLite's write lock. A holder renewing its own
+	// lease is not counted against itself.
+	if l.lease, err = l.db.PrepareContext(ctx, `
+INSERT INTO model_leases (key, holder, expires_ns)
+SELECT ?1, ?2, ?3
+WHERE (SELECT count(*) FROM model_leases WHERE key = ?1 AND holder <> ?2 AND expires_ns > ?4) < ?5
+ON CONFLICT (key, holder) DO UPDATE SET expires_ns = excluded.expires_ns
+RETURNING 1`); err != nil {
+		return fmt.Errorf("sqlite limits: prepare lease: %w", err)
+	}
+	// ?1 key, ?2 holder.
+	if l.release, err = l.db.PrepareContext(ctx, `DELETE FROM model_leases WHERE key = ?1 AND holder = ?2`); err != nil {
+		return fmt.Errorf("sqlite limits: prepare release: %w", err)
+	}
+	// ?1 key, ?2 now (ns).
+	if l.expire, err = l.db.PrepareContext(ctx, `DELETE FROM model_leases WHERE key = ?1 AND expires_ns <= ?2`); err != nil {
+		return fmt.Errorf("sqlite limits: prepare lease expiry: %w", err)
+	}
 	return nil
 }
 
@@ -125,10 +150,36 @@ func (l *Limits) UseQuota(ctx context.Context, key string, limit, cost int64) (p
 	return d, nil
 }
 
+// Lease implements pipeline.LeaseStore: one statement, atomic across the processes sharing
+// the file. A refused lease clears the key's expired rows (they never counted) before it
+// answers.
+func (l *Limits) Lease(ctx context.Context, key, holder string, limit int, expires, now time.Time) (bool, error) {
+	var one int
+	err := l.lease.QueryRowContext(ctx, key, holder, expires.UnixNano(), now.UnixNano(), limit).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := l.expire.ExecContext(ctx, key, now.UnixNano()); err != nil {
+			return false, fmt.Errorf("sqlite limits: expire leases of %q: %w: %w", key, pipeline.ErrUnavailable, err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite limits: lease %q: %w: %w", key, pipeline.ErrUnavailable, err)
+	}
+	return true, nil
+}
+
+// Release implements pipeline.LeaseStore.
+func (l *Limits) Release(ctx context.Context, key, holder string) error {
+	if _, err := l.release.ExecContext(ctx, key, holder); err != nil {
+		return fmt.Errorf("sqlite limits: release %q: %w: %w", key, pipeline.ErrUnavailable, err)
+	}
+	return nil
+}
+
 // Close releases the file. It is safe to call more than once.
 func (l *Limits) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{l.take, l.quota} {
+	for _, st := range []*sql.Stmt{l.take, l.quota, l.lease, l.release, l.expire} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

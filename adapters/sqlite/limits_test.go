@@ -10,6 +10,7 @@ import (
 
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 // openLimits opens a Limits on path, closed at the end of the test.
@@ -138,4 +139,12 @@ func TestQuotaWindow(t *testing.T) {
 	if id, end := pipeline.QuotaWindow("month", now); id != "2026-12" || !end.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("month window = %s, %s", id, end)
 	}
+}
+
+func TestLeasesConformance(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "leases.db")
+	storetest.RunLeases(t, func(t *testing.T) (a, b pipeline.LeaseStore) {
+		return openLimits(t, path), openLimits(t, path)
+	})
 }

@@ -42,7 +42,9 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 			"with deterministic answers (per item for request batching's numbered prompts, some of which\n"+
 			"--drop-item-rate and --garble-item-rate spoil on purpose; or, with --classify, topic numbers for classification\n"+
 			"prompts such as the guardrails' topic_classifier sends) and injected latency,\n"+
-			"throttling, 5xx, ModelNotReady, ModelTimeout, hangs and outages. GET /stats counts calls by API, model and outcome;\n"+
+			"throttling, 5xx, ModelNotReady, ModelTimeout, hangs, outages and a requests-per-minute quota\n"+
+			"(--rpm). GET /stats counts calls by API, model and outcome, the peak of calls in flight\n"+
+			"(max_in_flight) and the calls arriving each second (per_second);\n"+
 			"POST /admin/faults[?model=ID] replaces the faults at run time, e.g.\n"+
 			"  curl -X POST localhost:9000/admin/faults -d '{\"throttle_rate\":0.3,\"retry_after\":\"1s\"}'\n"+
 			"Point a bedrock model's endpoint (or INFLEET_AWS_ENDPOINT) at http://HOST:PORT, with any\n"+
@@ -57,6 +59,7 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	timeout := fs.Float64("timeout-rate", 0, "share of calls answered ModelTimeoutException, 0 to 1")
 	hang := fs.Float64("hang-rate", 0, "share of calls never answered until the client gives up, 0 to 1")
 	retryAfter := fs.Duration("retry-after", fmsim.DefaultRetryAfter, "wait a throttled answer asks for")
+	rpm := fs.Int("rpm", 0, "request quota per model: past N requests in any sliding minute, answer 429 with a Retry-After saying when the oldest leaves it (0: no quota)")
 	window := fs.Int("context-window", 0, "context window in tokens; longer calls get a context-length error (0: no limit)")
 	outages := fs.String("outages", "", "outage windows after start, FROM-TO[,FROM-TO...], e.g. 30s-1m,5m-6m (503 while inside)")
 	down := fs.Bool("down", false, "start in an outage (503 until POST /admin/faults sets down false)")
@@ -89,6 +92,7 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 		GarbleItemRate:      *garbleItems,
 		DropItemsMatching:   *dropMatching,
 		GarbleItemsMatching: *garbleMatching,
+		RPM:                 *rpm,
 	}
 	if *outages != "" {
 		o, err := parseOutages(*outages)

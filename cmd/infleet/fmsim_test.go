@@ -60,6 +60,7 @@ func TestFmsimCommandFlags(t *testing.T) {
 		{"--throttle-rate", "2"},
 		{"--outages", "soon"},
 		{"--latency-dist", "zipf"},
+		{"--rpm", "-1"},
 		{"--faults-file", "/nonexistent/faults.json"},
 	} {
 		out.Reset()

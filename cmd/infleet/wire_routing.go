@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
@@ -46,11 +48,16 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 	if err != nil {
 		return nil, err
 	}
+	shared, err := a.modelLimitStore()
+	if err != nil {
+		return nil, err
+	}
 	fleet, err := models.NewFleet(models.FleetConfig{
 		Models:       specs,
 		Policy:       policyOf(a.cfg),
 		Registerer:   a.reg,
 		TenantLabels: a.cfg.Metrics.TenantLabels,
+		Shared:       shared,
 		Logger:       a.log.With().Str("component", "models").Logger(),
 	})
 	if err != nil {
@@ -80,6 +87,31 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 	}
 	return p, nil
 }
+
+// modelLimitStore opens the store through which models' max_concurrency, rpm and tpm hold for
+// the whole fleet (the job store's: wire_auth.go openLimits), or returns nil when they hold per
+// process (resilience.limits_scope: process) or no model has a limit at start; limits first
+// set by a reload then hold per process until a restart.
+func (a *app) modelLimitStore() (pipeline.LimitStore, error) {
+	if a.cfg.Resilience.LimitsScope == config.LimitsScopeProcess || !slices.ContainsFunc(a.cfg.Models, func(m config.Model) bool {
+		return m.MaxConcurrency > 0 || m.RPM > 0 || m.TPM > 0
+	}) {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limitStoreOpenBound)
+	defer cancel()
+	l, where, err := openLimits(ctx, a.cfg, a.aws, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("model limits for the fleet (or set resilience.limits_scope: process): %w", err)
+	}
+	a.onClose(l.close)
+	_, leases := l.LimitStore.(pipeline.LeaseStore)
+	a.log.Info().Str("limit_store", where).Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
+	return l.LimitStore, nil
+}
+
+// limitStoreOpenBound bounds opening the model limit store at start.
+const limitStoreOpenBound = 30 * time.Second
 
 // reloadModels loads and validates the config file and applies its model settings; on any
 // error nothing changes.
@@ -142,13 +174,14 @@ func (a *app) modelSpecs(cfg config.Config) ([]models.ModelSpec, error) {
 func policyOf(cfg config.Config) models.Policy {
 	r := cfg.Resilience
 	return models.Policy{
-		MaxAttempts:   r.MaxAttempts,
-		BackoffBase:   r.Backoff.Initial,
-		BackoffMax:    r.Backoff.Max,
-		Deadline:      r.Deadline,
-		MaxRetryAfter: r.MaxRetryAfter,
-		BudgetRatio:   r.RetryBudget.Ratio,
-		BudgetReserve: r.RetryBudget.Reserve,
+		MaxAttempts:      r.MaxAttempts,
+		BackoffBase:      r.Backoff.Initial,
+		BackoffMax:       r.Backoff.Max,
+		Deadline:         r.Deadline,
+		MaxRetryAfter:    r.MaxRetryAfter,
+		ThrottleFallback: r.ThrottleFallback,
+		BudgetRatio:      r.RetryBudget.Ratio,
+		BudgetReserve:    r.RetryBudget.Reserve,
 		Breaker: models.BreakerConfig{
 			Failures: r.Breaker.Failures,
 			Ratio:    r.Breaker.Ratio,

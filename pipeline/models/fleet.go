@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,8 @@ type ModelSpec struct {
 	Fallbacks []string
 	// Timeout bounds one attempt. Default 60s.
 	Timeout time.Duration
-	// Limits bound this process's load on the model.
+	// Limits bound the load on the model: of this process, or of the whole fleet when the
+	// Fleet has a shared limit store (FleetConfig.Shared).
 	Limits Limits
 	// Price is the model's price, for cost figures and budgets.
 	Price Price
@@ -87,9 +89,17 @@ type Policy struct {
 	BackoffBase, BackoffMax time.Duration
 	// Deadline bounds one model's attempts together, waits included. Default 60s.
 	Deadline time.Duration
-	// MaxRetryAfter is the longest Retry-After waited for; a longer one moves to the fallback
-	// at once. Default 30s.
+	// MaxRetryAfter is the longest Retry-After waited for within a call; a longer one ends the
+	// call at once (the job waits in the queue for it, or, with ThrottleFallback, moves to the
+	// fallback). Default 30s.
 	MaxRetryAfter time.Duration
+	// ThrottleFallback moves a call to the model's fallback when the model keeps throttling it.
+	// Default false: throttling is the provider asking to slow down, so the model is paced
+	// down (see pacer) and a call still throttled at its last attempt or deadline fails as
+	// throttled, with a Retry-After, for the job to wait in the queue and come back to the
+	// same model. Throttled retries never spend the retry budget. Outages (5xx, timeouts,
+	// hangs, an open circuit) move to the fallback either way.
+	ThrottleFallback bool
 	// BudgetRatio is the share of calls that may be retried, per model (a token bucket).
 	// Default 0.2.
 	BudgetRatio float64
@@ -116,7 +126,12 @@ type FleetConfig struct {
 	// each job's tenant. Default false: they are recorded under tenant AllTenants, summed over
 	// tenants, so the metrics name no tenant. Budgets see each tenant's spend either way.
 	TenantLabels bool
-	Logger       zerolog.Logger
+	// Shared, when set, makes every model's Limits hold for the whole fleet: rpm and tpm are
+	// token buckets in the store, max_concurrency a count of expiring leases when the store is
+	// also a pipeline.LeaseStore (else it stays per process). Every process pointed at the
+	// same store shares them. Default nil: limits hold per process.
+	Shared pipeline.LimitStore
+	Logger zerolog.Logger
 }
 
 // Fleet holds the configured models and calls them resiliently. It is safe for concurrent use;
@@ -126,6 +141,11 @@ type Fleet struct {
 	log     zerolog.Logger
 	state   atomic.Pointer[fleetState]
 	tenants *tenantSpend
+
+	shared       pipeline.LimitStore
+	holder       string // names this process's leases
+	leaseSeq     atomic.Uint64
+	sharedWarned sync.Once
 }
 
 type fleetState struct {
@@ -137,7 +157,7 @@ type fleetState struct {
 // endpoint is one model: its spec and the health it shares with every job.
 type endpoint struct {
 	spec   ModelSpec
-	limits *limiter
+	limits callLimiter
 	health *health
 }
 
@@ -146,11 +166,13 @@ type health struct {
 	breaker *Breaker
 	budget  *RetryBudget
 	stats   *stats
+	pace    *pacer
 }
 
 // NewFleet checks cfg and returns a Fleet.
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
-	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger, tenants: newTenantSpend()}
+	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger, tenants: newTenantSpend(),
+		shared: cfg.Shared, holder: processID()}
 	if err := f.Update(cfg.Models, cfg.Policy); err != nil {
 		return nil, err
 	}
@@ -175,7 +197,7 @@ func (f *Fleet) Update(models []ModelSpec, p Policy) error {
 			errs = append(errs, fmt.Errorf("model %s is configured twice; names must be unique", m.Name))
 			continue
 		}
-		ep := &endpoint{spec: m, limits: newLimiter(m.Limits)}
+		ep := &endpoint{spec: m, limits: f.newCallLimiter(m)}
 		if old != nil && old.endpoints[m.Name] != nil && old.policy.Breaker == p.Breaker {
 			ep.health = old.endpoints[m.Name].health
 		} else {
@@ -184,6 +206,7 @@ func (f *Fleet) Update(models []ModelSpec, p Policy) error {
 				breaker: NewBreaker(p.Breaker, func(s int) { f.metrics.circuit.WithLabelValues(name).Set(float64(s)) }),
 				budget:  NewRetryBudget(p.BudgetRatio, p.BudgetReserve),
 				stats:   newStats(),
+				pace:    newPacer(),
 			}
 			f.metrics.circuit.WithLabelValues(name).Set(StateClosed)
 		}
@@ -305,6 +328,9 @@ func (f *Fleet) invoke(ctx context.Context, name string, req pipeline.ModelReque
 		if ctx.Err() != nil || !fallsBack(err) {
 			return pipeline.ModelResponse{}, err
 		}
+		if kindOf(err) == pipeline.ModelThrottled && !st.policy.ThrottleFallback {
+			return pipeline.ModelResponse{}, waitForPace(ep, err)
+		}
 		tried = append(tried, ep.spec.Name)
 		if next := nextAfter(chain, ep); next != "" {
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
@@ -388,6 +414,7 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 	maxAttempts := cmpPos(p.MaxAttempts, DefaultMaxAttempts)
 	ep.health.budget.Deposit()
 	var lastErr error
+	throttled := false
 	for attempt := 1; ; attempt++ {
 		resp, err := f.attempt(ctx, ep, req, attempt)
 		if err == nil {
@@ -395,6 +422,13 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 		}
 		lastErr = err
 		kind := kindOf(err)
+		throttled = throttled || kind == pipeline.ModelThrottled
+		if ctx.Err() != nil && throttled && kind.Retryable() && kind != pipeline.ModelThrottled {
+			// The deadline ran out while the model was throttling this call: it is still a
+			// throttled call (to wait for), not a failing model (to fall back from).
+			return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: retryAfter(err),
+				Err: fmt.Errorf("model %s throttled the call until its deadline: %w", name, err)}
+		}
 		if !kind.Retryable() || ctx.Err() != nil {
 			return pipeline.ModelResponse{}, err
 		}
@@ -414,7 +448,7 @@ func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipe
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return pipeline.ModelResponse{}, err
 		}
-		if !ep.health.budget.Withdraw() {
+		if kind != pipeline.ModelThrottled && !ep.health.budget.Withdraw() {
 			f.metrics.budgetExhausted.WithLabelValues(name).Inc()
 			return pipeline.ModelResponse{}, fmt.Errorf("retry budget of model %s spent (retries are capped at a share of calls while it fails): %w", name, err)
 		}
@@ -471,6 +505,11 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 		f.metrics.attempts.WithLabelValues(name, "circuit_open").Inc()
 		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelUnavailable, Err: fmt.Errorf("model %s: %w", name, err)}
 	}
+	if err := ep.health.pace.wait(ctx, name); err != nil {
+		ep.health.breaker.Done(true)
+		f.metrics.attempts.WithLabelValues(name, "paced").Inc()
+		return pipeline.ModelResponse{}, err
+	}
 	estimate := estimateTokens(req)
 	release, err := ep.limits.acquire(ctx, estimate)
 	if err != nil {
@@ -493,6 +532,10 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	healthy := err == nil || !kindOf(err).Retryable() || kindOf(err) == pipeline.ModelThrottled ||
 		(ctx.Err() != nil && !timedOut)
 	ep.health.breaker.Done(healthy)
+	if err == nil || kindOf(err) == pipeline.ModelThrottled {
+		ep.health.pace.done(err != nil)
+		f.metrics.pace.WithLabelValues(name).Set(ep.health.pace.paced())
+	}
 	if err != nil {
 		kind := kindOf(err)
 		f.metrics.attempts.WithLabelValues(name, string(kind)).Inc()
@@ -553,4 +596,14 @@ func backoff(p Policy, attempt int) time.Duration {
 	}
 	d = min(d, ceil)
 	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// waitForPace is the error of a call that ended throttled: still throttled, with its own
+// Retry-After, at least a second, for the job to wait in the queue and come back to the same
+// model.
+func waitForPace(ep *endpoint, err error) error {
+	after := max(retryAfter(err), time.Second)
+	return &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: after,
+		Err: fmt.Errorf("model %s is throttling; the job waits %s and is retried on it (set resilience.throttle_fallback to move to the fallback instead): %w",
+			ep.spec.Name, after.Round(time.Millisecond), err)}
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-// Limits bound the load one process puts on one model. The zero value sets no limit.
+// Limits bound the load put on one model: by this process, or by the whole fleet when the
+// Fleet shares them through a store (FleetConfig.Shared). The zero value sets no limit.
 type Limits struct {
 	// MaxConcurrency bounds calls in flight. Default 0: no bound.
 	MaxConcurrency int `json:"max_concurrency"`
@@ -81,11 +82,12 @@ func (l *limiter) acquire(ctx context.Context, estimate int) (release func(actua
 	}, nil
 }
 
-// limitErr reports that a call could not get under a limit before its deadline: the model is
-// saturated, which the fallback chain treats like throttling.
+// limitErr reports that a call could not get under a limit (of the process or of the fleet)
+// before its deadline: the model is saturated, which is treated like throttling: the job
+// waits in the queue for the model (or, with Policy.ThrottleFallback, moves to the fallback).
 func limitErr(which string, err error) error {
 	return &pipeline.ModelError{Kind: pipeline.ModelThrottled,
-		Err: fmt.Errorf("local %s limit reached before the deadline (raise the model's %s or add a fallback): %w", which, which, err)}
+		Err: fmt.Errorf("%s limit reached before the deadline (the job waits and is retried; raise the model's %s to let more through): %w", which, which, err)}
 }
 
 // semaphore is a counting semaphore whose acquire honours a context.

@@ -14,6 +14,7 @@ const AllTenants = "*"
 // infleet_routing_. Safe for concurrent use.
 type fleetMetrics struct {
 	circuit         *prometheus.GaugeVec
+	pace            *prometheus.GaugeVec
 	attempts        *prometheus.CounterVec
 	retries         *prometheus.CounterVec
 	budgetExhausted *prometheus.CounterVec
@@ -46,6 +47,9 @@ func newFleetMetrics(reg prometheus.Registerer, tenantLabels bool) *fleetMetrics
 		tenantLabels: tenantLabels,
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "infleet_model_circuit_state", Help: "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
+		}, []string{"model"}),
+		pace: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "infleet_model_pace", Help: "Calls per second this process is paced to per model after throttling; 0 when unpaced.",
 		}, []string{"model"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_model_attempts_total", Help: "Model call attempts, by model and outcome (ok, an error kind, circuit_open, limited).",
@@ -82,7 +86,7 @@ func newFleetMetrics(reg prometheus.Registerer, tenantLabels bool) *fleetMetrics
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.circuit, m.attempts, m.retries, m.budgetExhausted, m.fallbacks, m.degraded, m.cache, m.cost, m.routes, m.reloads, m.tenantCost, m.tenantTokens)
+		reg.MustRegister(m.circuit, m.pace, m.attempts, m.retries, m.budgetExhausted, m.fallbacks, m.degraded, m.cache, m.cost, m.routes, m.reloads, m.tenantCost, m.tenantTokens)
 	}
 	return m
 }

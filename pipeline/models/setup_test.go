@@ -38,7 +38,7 @@ func fastPolicy() models.Policy {
 
 // setup starts fmsim with faults per model id (a model's id is its name) and a Fleet over the
 // specs, each given a real openai client.
-func setup(t *testing.T, faults map[string]fmsim.Faults, policy models.Policy, specs ...models.ModelSpec) *bundle {
+func setup(t testing.TB, faults map[string]fmsim.Faults, policy models.Policy, specs ...models.ModelSpec) *bundle {
 	t.Helper()
 	sim := fmsim.New(fmsim.Config{Models: faults, Seed: 7})
 	srv := httptest.NewServer(sim)
@@ -61,7 +61,7 @@ func setup(t *testing.T, faults map[string]fmsim.Faults, policy models.Policy, s
 	return b
 }
 
-func (b *bundle) client(t *testing.T, id string) pipeline.ModelClient {
+func (b *bundle) client(t testing.TB, id string) pipeline.ModelClient {
 	t.Helper()
 	c, err := openai.New(openai.Config{BaseURL: b.url, ModelID: id})
 	if err != nil {
