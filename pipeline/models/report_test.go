@@ -15,6 +15,7 @@ func TestReportsShowLiveFiguresAgainstLimits(t *testing.T) {
 	t.Parallel()
 	p := fastPolicy()
 	p.MaxAttempts = 1
+	p.ThrottleFallback = true // the throttled model's calls go to good, which then reports them
 	b := setup(t, map[string]fmsim.Faults{
 		"good":      {Latency: fmsim.Latency{P50: 5 * time.Millisecond}},
 		"throttled": {ThrottleRate: 1, RetryAfter: time.Millisecond},
