@@ -62,14 +62,7 @@ func (s *Store) Lease(ctx context.Context, key, holder string, limit int, expire
 				attrVersion: numAttr(version + 1),
 			},
 		}
-		if version < 0 {
-			in.ConditionExpression = ifAbsent
-		} else {
-			in.ConditionExpression = aws.String("#v = :v")
-			in.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": numAttr(version)}
-		}
-		_, err = s.client.PutItem(ctx, in)
+		_, err = s.client.PutItem(ctx, ifVersion(in, version))
 		if err == nil {
 			return true, nil
 		}

@@ -63,14 +63,7 @@ func (s *Store) Take(ctx context.Context, key string, rate float64, burst, cost 
 				attrVersion:   numAttr(version + 1),
 			},
 		}
-		if version < 0 {
-			in.ConditionExpression = ifAbsent
-		} else {
-			in.ConditionExpression = aws.String("#v = :v")
-			in.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": numAttr(version)}
-		}
-		_, err = s.client.PutItem(ctx, in)
+		_, err = s.client.PutItem(ctx, ifVersion(in, version))
 		if err == nil {
 			return pipeline.RateDecision{Allowed: true, Remaining: int(math.Floor(left))}, nil
 		}
@@ -150,4 +143,18 @@ func float(item map[string]types.AttributeValue, name string) (float64, error) {
 		return 0, fmt.Errorf("attribute %s = %q is not a number", name, v.Value)
 	}
 	return f, nil
+}
+
+// ifVersion makes in, a put of an item that carries attrVersion, conditional on the item read
+// before: absent when version < 0, else still at version. A condition failure then means another
+// writer came between the read and the put. It returns in.
+func ifVersion(in *ddb.PutItemInput, version int64) *ddb.PutItemInput {
+	if version < 0 {
+		in.ConditionExpression = ifAbsent
+		return in
+	}
+	in.ConditionExpression = aws.String("#v = :v")
+	in.ExpressionAttributeNames = map[string]string{"#v": attrVersion}
+	in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": numAttr(version)}
+	return in
 }
