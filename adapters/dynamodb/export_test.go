@@ -27,3 +27,9 @@ func StopStatsFlushes(s *Store) {
 	<-s.counters.done
 	s.counters.stop = nil
 }
+
+// ForceCancelSweep makes the next CancelledAmong of s check every job it is asked about.
+func ForceCancelSweep(s *Store) { s.lastSweep.Store(0) }
+
+// CancelMarkerItem returns the key of the cancel marker item of now's window.
+func CancelMarkerItem(now time.Time) string { return cancelPK(cancelWindowOf(now)) }

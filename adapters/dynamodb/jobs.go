@@ -188,6 +188,7 @@ func (s *Store) get(ctx context.Context, id string) (messages.JobRecord, int64, 
 // deleted meanwhile stays deleted (ErrNotFound). On ErrConflict the returned record is the
 // job's current state.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
+	marked := false
 	for {
 		cur, version, err := s.get(ctx, id)
 		if err != nil {
@@ -198,6 +199,11 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		}
 		next := t.Apply(cur)
 		next.UpdatedAt = storecodec.Millis(next.UpdatedAt)
+		if next.Status == messages.StatusCancelled && cur.Status != messages.StatusCancelled && !marked {
+			// Before the job's item, so that a poll that finds the job CANCELLED finds its marker.
+			s.markCancel(ctx, id, time.Now())
+			marked = true
+		}
 		item, err := s.jobItem(next, version+1)
 		if err != nil {
 			return messages.JobRecord{}, err

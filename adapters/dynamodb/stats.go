@@ -361,7 +361,7 @@ func (s *Store) JobStats(ctx context.Context, from, to time.Time) (pipeline.JobS
 		keys = append(keys, key(livePK(sh)))
 	}
 	s.flush(context.WithoutCancel(ctx))
-	items, err := s.batchGet(ctx, keys)
+	items, err := s.batchGet(ctx, keys, types.KeysAndAttributes{})
 	if err != nil {
 		return pipeline.JobStats{}, s.wrap("read job figures", err)
 	}
@@ -427,9 +427,10 @@ func histogramPercentile(n, ms []int64, p float64) time.Duration {
 	return 0
 }
 
-// batchGet reads keys, batchGetKeys at a time and statsReaders calls at once, reading again
-// the keys DynamoDB leaves unprocessed (with backoff). Missing items are left out.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+// batchGet reads keys, batchGetKeys at a time and statsReaders calls at once, each call made
+// from how (its consistency and projection; its Keys are ignored), reading again the keys
+// DynamoDB leaves unprocessed (with backoff). Missing items are left out.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, how types.KeysAndAttributes) ([]map[string]types.AttributeValue, error) {
 	var (
 		mu  sync.Mutex
 		out []map[string]types.AttributeValue
@@ -439,7 +440,9 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 	for lo := 0; lo < len(keys); lo += batchGetKeys {
 		chunk := keys[lo:min(lo+batchGetKeys, len(keys))]
 		g.Go(func() error {
-			req := map[string]types.KeysAndAttributes{s.table: {Keys: chunk}}
+			ka := how
+			ka.Keys = chunk
+			req := map[string]types.KeysAndAttributes{s.table: ka}
 			delay := 10 * time.Millisecond
 			for len(req) > 0 {
 				res, err := s.client.BatchGetItem(gctx, &ddb.BatchGetItemInput{RequestItems: req})

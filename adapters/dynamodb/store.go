@@ -33,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -95,6 +96,8 @@ type Store struct {
 	noStats bool
 	// counters buffers the figures' changes between flushes.
 	counters counters
+	// lastSweep is when CancelledAmong last checked every job it was asked about (Unix ns).
+	lastSweep atomic.Int64
 }
 
 var (
