@@ -190,6 +190,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			Operations:           a.operations(),
 			ModelReports:         a.modelReports,
 			MaskInput:            mask,
+			Deltas:               a.deltaFeed(r),
 		})
 		if err != nil {
 			return err
