@@ -196,6 +196,11 @@ type JobRecord struct {
 	Fallbacks []string `json:"fallbacks,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
 
+	// StreamFrom is the base URL of the process streaming the answer of a job that asked for
+	// streaming, while an attempt runs there; the API relays the job's deltas from it. Kept
+	// with the model call; not part of the API.
+	StreamFrom string `json:"-"`
+
 	Tenant         string `json:"-"`
 	IdempotencyKey string `json:"-"`
 	// Spec is the job message body (a Job in JSON) as it was accepted.

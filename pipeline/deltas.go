@@ -9,9 +9,10 @@ import (
 // are safe for concurrent use; the Hub is the in-process one.
 type DeltaFeed interface {
 	// Follow sends the job's streamed text from byte offset on, in order and in pieces as
-	// they arrive (a slow reader gets fewer, larger pieces; the writer never waits for it),
-	// until ctx ends; the channel is closed then. A job whose stream has not begun, or is no
-	// longer held, sends nothing: the stored result is the rest.
+	// they arrive (a slow reader gets fewer, larger pieces; the writer never waits for it). The
+	// channel is closed when the attempt streaming it ends and its text was sent, or when ctx
+	// ends. A job whose stream has not begun waits for it; one whose stream is no longer held
+	// sends nothing: the stored result is the rest.
 	Follow(ctx context.Context, jobID string, offset int) <-chan string
 }
 
@@ -24,7 +25,8 @@ type deltas struct {
 	text      []byte
 	changed   chan struct{} // closed and replaced at each write
 	followers int
-	ended     bool
+	// started is set when an attempt began writing, ended when the latest one stopped.
+	started, ended bool
 }
 
 func newDeltas() *deltas { return &deltas{changed: make(chan struct{})} }
@@ -37,14 +39,31 @@ func (d *deltas) write(s string) {
 	d.mu.Unlock()
 }
 
-// since returns the text from off on and a channel closed at the next write.
-func (d *deltas) since(off int) (string, <-chan struct{}) {
+// since returns the text from off on, a channel closed at the next change, and whether the
+// attempt writing it has ended.
+func (d *deltas) since(off int) (string, <-chan struct{}, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if off < 0 || off > len(d.text) {
 		off = len(d.text)
 	}
-	return string(d.text[off:]), d.changed
+	return string(d.text[off:]), d.changed, d.started && d.ended
+}
+
+// idle reports whether no attempt writes to d now.
+func (d *deltas) idle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.started || d.ended
+}
+
+// setEnded marks whether an attempt writes to d, waking its followers.
+func (d *deltas) setEnded(ended bool) {
+	d.mu.Lock()
+	d.started, d.ended = true, ended
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
 }
 
 // StartStream begins the streamed answer of a job's attempt in this process: the returned
@@ -61,16 +80,16 @@ func (h *Hub) StartStream(jobID string) (s *Stream, end func()) {
 		d = newDeltas()
 		h.deltas[jobID] = d
 	}
-	d.ended = false
 	h.mu.Unlock()
+	d.setEnded(false)
 	d.mu.Lock()
 	s = NewStream(d.write)
 	s.text.Write(d.text)
 	d.mu.Unlock()
 	return s, func() {
+		d.setEnded(true)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		d.ended = true
 		if d.followers == 0 && h.deltas[jobID] == d {
 			delete(h.deltas, jobID)
 		}
@@ -89,7 +108,6 @@ func (h *Hub) Follow(ctx context.Context, jobID string, offset int) <-chan strin
 	d := h.deltas[jobID]
 	if d == nil {
 		d = newDeltas()
-		d.ended = true // no attempt writes to it yet
 		h.deltas[jobID] = d
 	}
 	d.followers++
@@ -99,13 +117,16 @@ func (h *Hub) Follow(ctx context.Context, jobID string, offset int) <-chan strin
 		defer func() {
 			h.mu.Lock()
 			d.followers--
-			if d.followers == 0 && d.ended && h.deltas[jobID] == d {
+			if d.followers == 0 && d.idle() && h.deltas[jobID] == d {
 				delete(h.deltas, jobID)
 			}
 			h.mu.Unlock()
 		}()
 		for {
-			text, changed := d.since(offset)
+			text, changed, ended := d.since(offset)
+			if text == "" && ended {
+				return
+			}
 			if text != "" {
 				select {
 				case out <- text:

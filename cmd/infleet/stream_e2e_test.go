@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/messages"
 )
 
@@ -42,7 +43,7 @@ func followEvents(t *testing.T, base, id string, header map[string]string) strea
 		t.Fatalf("events of %s: %d", id, resp.StatusCode)
 	}
 	var out streamed
-	err = readEvents(resp.Body, func(ev sseEvent) bool {
+	err = handlers.ReadEvents(resp.Body, func(ev handlers.Event) bool {
 		switch ev.Event {
 		case "delta":
 			var d struct{ Text string }
@@ -147,4 +148,36 @@ log: {level: error}
 	if got := followEvents(t, h.base, plain, nil); len(got.deltas) != 0 || got.end.Outcome != "" {
 		t.Errorf("a job without stream got deltas %q and end %+v", got.deltas, got.end)
 	}
+}
+
+// followSome reads the first n delta events of job id's event stream and leaves; it returns
+// their text and the id of the last one.
+func followSome(t *testing.T, base, id string, n int) (string, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/jobs/"+id+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var text strings.Builder
+	var last string
+	seen := 0
+	err = handlers.ReadEvents(resp.Body, func(ev handlers.Event) bool {
+		if ev.Event == "delta" {
+			var d struct{ Text string }
+			_ = json.Unmarshal([]byte(ev.Data), &d)
+			text.WriteString(d.Text)
+			last = ev.ID
+			seen++
+		}
+		return seen < n && ev.Event != "stream_end"
+	})
+	if err != nil || seen < n {
+		t.Fatalf("events of %s: %d deltas, %v", id, seen, err)
+	}
+	return text.String(), last
 }

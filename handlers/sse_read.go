@@ -1,4 +1,4 @@
-package main
+package handlers
 
 import (
 	"bufio"
@@ -6,18 +6,20 @@ import (
 	"strings"
 )
 
-// sseEvent is one server-sent event.
-type sseEvent struct {
+// Event is one server-sent event as ReadEvents reads it.
+type Event struct {
+	// Event is the event's type ("message" when it names none), ID its id ("" for none) and
+	// Data its data lines joined with newlines.
 	Event, ID, Data string
 }
 
-// readEvents reads the server-sent events of r and hands each to fn until fn returns false,
-// the stream ends (nil) or fails (its error). Comment lines are skipped; data lines join with
-// newlines.
-func readEvents(r io.Reader, fn func(sseEvent) bool) error {
+// ReadEvents reads the server-sent events of r and hands each to fn until fn returns false,
+// the stream ends (nil) or fails (its error). Comment lines are skipped. It reads lines of up
+// to 16 MiB.
+func ReadEvents(r io.Reader, fn func(Event) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 16<<20)
-	var ev sseEvent
+	var ev Event
 	var data []string
 	for sc.Scan() {
 		line := sc.Text()
@@ -31,7 +33,7 @@ func readEvents(r io.Reader, fn func(sseEvent) bool) error {
 					return nil
 				}
 			}
-			ev, data = sseEvent{}, nil
+			ev, data = Event{}, nil
 			continue
 		}
 		if strings.HasPrefix(line, ":") {
