@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/infleet/infleet/handlers"
@@ -180,4 +181,59 @@ func followSome(t *testing.T, base, id string, n int) (string, string) {
 		t.Fatalf("events of %s: %d deltas, %v", id, seen, err)
 	}
 	return text.String(), last
+}
+
+// writes records each write to it, to see text printed as it arrives.
+type writes struct {
+	mu     sync.Mutex
+	pieces []string
+}
+
+func (w *writes) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pieces = append(w.pieces, string(p))
+	return len(p), nil
+}
+
+// TestSubmitStreamPrintsTheAnswerAsItArrives runs `infleet submit --stream` against serve and
+// `infleet fmsim`, which breaks every stream after 3 chunks: the command prints the answer in
+// pieces as they come, exactly the stored result, and exits 0; a job whose streamed answer the
+// output guardrail blocks exits 1 and says so.
+func TestSubmitStreamPrintsTheAnswerAsItArrives(t *testing.T) {
+	t.Parallel()
+	sim := startFmsim(t, "--drop-stream-after", "3", "--chunk-interval", "20ms")
+	h := startServe(t, fmt.Sprintf(`
+models:
+  - {name: m, provider: openai, base_url: %q, model_id: m}
+routes: {default: m}
+guardrails:
+  output: {words: [zebra]}
+workers: {concurrency: 4, max_attempts: 1, shutdown_timeout: 1s}
+log: {level: error}
+`, sim+"/v1"))
+	var out writes
+	var errOut strings.Builder
+	if rc := run([]string{"submit", "--server", h.base, "--stream", "--task", "t", "--text", streamText}, &out, &errOut); rc != 0 {
+		t.Fatalf("submit --stream: rc %d: %s", rc, errOut.String())
+	}
+	want := fmsimAlone(t, sim, "", streamText)
+	if got := strings.Join(out.pieces, ""); got != want+"\n" {
+		t.Fatalf("printed %q, want the answer %q and a newline", got, want)
+	}
+	if len(out.pieces) < 4 {
+		t.Errorf("printed in %d pieces, want the answer as it arrived", len(out.pieces))
+	}
+	if !strings.Contains(errOut.String(), "accepted") {
+		t.Errorf("stderr %q does not name the job", errOut.String())
+	}
+
+	out, errOut = writes{}, strings.Builder{}
+	rc := run([]string{"submit", "--server", h.base, "--stream", "--task", "t", "--text", "a zebra crossed the road"}, &out, &errOut)
+	if rc != 1 || !strings.Contains(errOut.String(), "blocked") {
+		t.Errorf("blocked answer: rc %d, stderr %q; want 1 and the reason", rc, errOut.String())
+	}
+	if rc := run([]string{"submit", "--server", h.base, "--stream", "--wait", "5s", "--task", "t", "--text", "x"}, &out, &errOut); rc != 2 {
+		t.Errorf("--stream with --wait: rc %d, want 2", rc)
+	}
 }
