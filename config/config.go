@@ -65,6 +65,8 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry,omitempty"`
 	// Console configures the operator console's sessions.
 	Console Console `yaml:"console,omitempty"`
+	// Streaming configures the relay of streaming jobs' answers between processes.
+	Streaming Streaming `yaml:"streaming,omitempty"`
 
 	// AWSEndpoint is INFLEET_AWS_ENDPOINT: the endpoint of every AWS client whose section sets
 	// none (emulators). Not a YAML key. Use AWSEndpoint(c, section) to pick.

@@ -30,6 +30,7 @@ func (c *Config) semantic() *ValidationError {
 	c.checkAuth(&p)
 	c.checkHTTP(&p)
 	c.checkConsole(&p)
+	c.checkStreaming(&p)
 	c.checkMetrics(&p)
 	c.checkTelemetry(&p)
 	if len(p) == 0 {

@@ -100,6 +100,10 @@ type APIConfig struct {
 	MaskInput MaskFunc
 	// ModelReports, when set, serves GET /v1/models behind RequireOperator.
 	ModelReports ModelReportsFunc
+	// Deltas, when set, feeds the "delta" events of GET /v1/jobs/{id}/events for jobs
+	// submitted with "stream": true: the process's pipeline.Hub, or a relay from the worker
+	// that runs the job. Nil sends status events only.
+	Deltas pipeline.DeltaFeed
 }
 
 // api holds the configured routes' shared state. Its methods are safe for concurrent use.

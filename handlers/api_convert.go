@@ -39,6 +39,12 @@ func jobFromDoc(doc any) (messages.Job, error) {
 			job.ReplayName, err = str(k, v)
 		case "context":
 			job.Context, err = str(k, v)
+		case "stream":
+			b, ok := v.(bool)
+			if !ok {
+				err = errors.New("stream: must be true or false")
+			}
+			job.Stream = b
 		case "input":
 			job.Input, err = inputFromDoc(v)
 		case "params":

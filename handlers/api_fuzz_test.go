@@ -115,6 +115,7 @@ func TestJobFromDocMatchesUnmarshal(t *testing.T) {
 			`"callback_url":"https://example.com/hook?a=1","idempotency_key":"k","replay_name":"r",` +
 			`"metadata":{"n":1.50,"s":"<&>","nested":{"a":[true,null]}}}`,
 		`{"task":"t","input":{"s3_uri":"s3://bucket/key.txt"},"params":{},"metadata":{}}`,
+		`{"task":"t","input":{"text":"x"},"stream":true,"context":"c"}`,
 	} {
 		if errs := schemas.ValidateJob(mustDoc(t, body)); len(errs) > 0 {
 			t.Fatalf("test job %s is not valid: %v", body, errs)

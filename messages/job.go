@@ -94,6 +94,10 @@ type Job struct {
 	// Context is reference text the model answers from: it is checked by the input guardrails,
 	// sent as the system prompt, and the answer's contextual grounding is scored against it.
 	Context string `json:"context,omitempty"`
+	// Stream asks for the answer as it is generated: the worker calls the model's streaming
+	// API and publishes the text on the job's event stream (GET /v1/jobs/{id}/events, "delta"
+	// events). The stored result is the whole answer either way.
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Usage counts the tokens a model call consumed.
@@ -191,6 +195,11 @@ type JobRecord struct {
 	Degraded  bool     `json:"degraded,omitempty"`
 	Fallbacks []string `json:"fallbacks,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
+
+	// StreamFrom is the base URL of the process streaming the answer of a job that asked for
+	// streaming, while an attempt runs there; the API relays the job's deltas from it. Kept
+	// with the model call; not part of the API.
+	StreamFrom string `json:"-"`
 
 	Tenant         string `json:"-"`
 	IdempotencyKey string `json:"-"`

@@ -10,16 +10,19 @@ import (
 var ErrCancelledByUser = errors.New("job cancelled")
 
 // Hub tells watchers in this process that a job changed. It carries no data: a watcher re-reads
-// the job from the store. A nil *Hub is valid and announces nothing. Safe for concurrent use.
+// the job from the store. It also carries the streamed text of streaming jobs to their
+// followers in this process (StartStream, Follow). A nil *Hub is valid and announces nothing.
+// Safe for concurrent use.
 type Hub struct {
-	mu   sync.Mutex
-	subs map[string]map[chan struct{}]struct{}
-	runs map[string]context.CancelCauseFunc
+	mu     sync.Mutex
+	subs   map[string]map[chan struct{}]struct{}
+	runs   map[string]context.CancelCauseFunc
+	deltas map[string]*deltas
 }
 
 // NewHub returns an empty Hub.
 func NewHub() *Hub {
-	return &Hub{subs: map[string]map[chan struct{}]struct{}{}, runs: map[string]context.CancelCauseFunc{}}
+	return &Hub{subs: map[string]map[chan struct{}]struct{}{}, runs: map[string]context.CancelCauseFunc{}, deltas: map[string]*deltas{}}
 }
 
 // Running registers the cancel function of a job running in this process until done is called.

@@ -94,7 +94,7 @@ func (t Transition) Apply(rec messages.JobRecord) messages.JobRecord {
 		rec.ReplayName = t.ReplayName
 	}
 	if t.Call != nil {
-		rec.Degraded, rec.Fallbacks, rec.Prompt = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt
+		t.Call.ApplyTo(&rec)
 	}
 	switch {
 	case t.Error != nil:
@@ -110,19 +110,27 @@ func (t Transition) Apply(rec messages.JobRecord) messages.JobRecord {
 	return rec
 }
 
-// ModelCall is how the model layer answered a job, as a JobRecord keeps it.
+// ModelCall is how the model layer answered a job, as a JobRecord keeps it, and where a
+// streaming job's answer is being streamed from.
 type ModelCall struct {
 	Degraded  bool     `json:"degraded,omitempty"`
 	Fallbacks []string `json:"fallbacks,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
+	// StreamFrom is the JobRecord's StreamFrom.
+	StreamFrom string `json:"stream_from,omitempty"`
 }
 
 // ModelCallOf returns what rec records of its model call, or nil when there is nothing.
 func ModelCallOf(rec messages.JobRecord) *ModelCall {
-	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" {
+	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" && rec.StreamFrom == "" {
 		return nil
 	}
-	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt}
+	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt, StreamFrom: rec.StreamFrom}
+}
+
+// ApplyTo sets rec's fields of the model call to c's, replacing them all.
+func (c *ModelCall) ApplyTo(rec *messages.JobRecord) {
+	rec.Degraded, rec.Fallbacks, rec.Prompt, rec.StreamFrom = c.Degraded, c.Fallbacks, c.Prompt, c.StreamFrom
 }
 
 // ListQuery selects jobs for JobStore.List.

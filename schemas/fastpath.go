@@ -63,6 +63,10 @@ func jobSurelyValid(doc any) bool {
 			if s, ok := v.(string); !ok || len(s) > 200000 {
 				return false
 			}
+		case "stream":
+			if _, ok := v.(bool); !ok {
+				return false
+			}
 		default:
 			return false
 		}

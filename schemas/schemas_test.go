@@ -118,10 +118,10 @@ func TestValidateJobReportsEveryProblem(t *testing.T) {
 		{"unknown top-level", `{"task":"t","input":{"text":"x"},"prio":"high","zzz":1}`,
 			[]FieldError{
 				{"prio", "is not a known field (did you mean priority?)"},
-				{"zzz", "is not a known field; known fields: callback_url, context, idempotency_key, input, job_id, metadata, model, params, priority, replay_name, task"},
+				{"zzz", "is not a known field; known fields: callback_url, context, idempotency_key, input, job_id, metadata, model, params, priority, replay_name, stream, task"},
 			}},
 		{"odd key", `{"task":"t","input":{"text":"x"},"a.b":1}`,
-			[]FieldError{{`["a.b"]`, "is not a known field; known fields: callback_url, context, idempotency_key, input, job_id, metadata, model, params, priority, replay_name, task"}}},
+			[]FieldError{{`["a.b"]`, "is not a known field; known fields: callback_url, context, idempotency_key, input, job_id, metadata, model, params, priority, replay_name, stream, task"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

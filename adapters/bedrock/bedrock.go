@@ -139,7 +139,10 @@ func addTraceparent(stack *middleware.Stack) error {
 
 // Invoke calls the model once. The model is the Client's ModelID (req.ModelID is ignored, so a
 // request handed on to a fallback keeps each client's own model). Messages with role "system"
-// join req.System as the system prompt. Every failure is a *pipeline.ModelError, except
+// join req.System as the system prompt. When ctx carries a pipeline.Stream and the API is
+// converse, the call is ConverseStream: the answer goes into the Stream as it arrives, and a
+// stream that breaks is resumed with the text so far as the assistant's prefix
+// (pipeline.RunStream); invoke_model calls are not streamed. Every failure is a *pipeline.ModelError, except
 // cancellation of ctx, which returns ctx's error.
 func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -147,9 +150,21 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 	system, turns := split(req)
 	var resp pipeline.ModelResponse
 	var err error
-	if c.invoke {
+	switch st := pipeline.StreamFromContext(ctx); {
+	case c.invoke:
 		resp, err = c.invokeModel(ctx, system, turns, req.Params)
-	} else {
+	case st != nil:
+		resp, err = pipeline.RunStream(ctx, st, pipeline.DefaultStreamResumes, func(ctx context.Context, prefix string, write func(string)) (pipeline.ModelResponse, error) {
+			resp, err := c.converseStream(ctx, system, withPrefix(turns, prefix), req.Params, write)
+			if err != nil {
+				err = c.mapError(ctx, err)
+			}
+			return resp, err
+		})
+		if err != nil {
+			return pipeline.ModelResponse{}, err
+		}
+	default:
 		resp, err = c.converse(ctx, system, turns, req.Params)
 	}
 	if err != nil {
@@ -183,30 +198,39 @@ func split(req pipeline.ModelRequest) (system []string, turns []messages.ChatMes
 	return system, turns
 }
 
-func (c *Client) converse(ctx context.Context, system []string, turns []messages.ChatMessage, p messages.Params) (pipeline.ModelResponse, error) {
-	in := &bedrockruntime.ConverseInput{ModelId: aws.String(c.modelID)}
+// converseInput is the system prompt, conversation and inference settings of a Converse or
+// ConverseStream call.
+func converseInput(system []string, turns []messages.ChatMessage, p messages.Params) ([]types.SystemContentBlock, []types.Message, *types.InferenceConfiguration) {
+	var sys []types.SystemContentBlock
 	for _, s := range system {
-		in.System = append(in.System, &types.SystemContentBlockMemberText{Value: s})
+		sys = append(sys, &types.SystemContentBlockMemberText{Value: s})
 	}
+	var msgs []types.Message
 	for _, m := range turns {
-		in.Messages = append(in.Messages, types.Message{
+		msgs = append(msgs, types.Message{
 			Role:    types.ConversationRole(m.Role),
 			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: m.Content}},
 		})
 	}
-	if p.MaxTokens > 0 || p.Temperature != nil || p.TopP != nil || len(p.Stop) > 0 {
-		ic := &types.InferenceConfiguration{StopSequences: p.Stop}
-		if p.MaxTokens > 0 {
-			ic.MaxTokens = aws.Int32(int32(min(p.MaxTokens, 1<<31-1)))
-		}
-		if p.Temperature != nil {
-			ic.Temperature = aws.Float32(float32(*p.Temperature))
-		}
-		if p.TopP != nil {
-			ic.TopP = aws.Float32(float32(*p.TopP))
-		}
-		in.InferenceConfig = ic
+	if p.MaxTokens <= 0 && p.Temperature == nil && p.TopP == nil && len(p.Stop) == 0 {
+		return sys, msgs, nil
 	}
+	ic := &types.InferenceConfiguration{StopSequences: p.Stop}
+	if p.MaxTokens > 0 {
+		ic.MaxTokens = aws.Int32(int32(min(p.MaxTokens, 1<<31-1)))
+	}
+	if p.Temperature != nil {
+		ic.Temperature = aws.Float32(float32(*p.Temperature))
+	}
+	if p.TopP != nil {
+		ic.TopP = aws.Float32(float32(*p.TopP))
+	}
+	return sys, msgs, ic
+}
+
+func (c *Client) converse(ctx context.Context, system []string, turns []messages.ChatMessage, p messages.Params) (pipeline.ModelResponse, error) {
+	in := &bedrockruntime.ConverseInput{ModelId: aws.String(c.modelID)}
+	in.System, in.Messages, in.InferenceConfig = converseInput(system, turns, p)
 	out, err := c.api.Converse(ctx, in)
 	if err != nil {
 		return pipeline.ModelResponse{}, err

@@ -59,7 +59,7 @@ func (c *Client) mapError(ctx context.Context, err error) error {
 	switch code {
 	case "ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException":
 		out.Kind = pipeline.ModelThrottled
-	case "ServiceUnavailableException", "InternalServerException", "ModelErrorException":
+	case "ServiceUnavailableException", "InternalServerException", "ModelErrorException", "ModelStreamErrorException":
 		out.Kind = pipeline.ModelUnavailable
 	case "ModelTimeoutException":
 		out.Kind = pipeline.ModelTimeout

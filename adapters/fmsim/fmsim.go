@@ -1,7 +1,9 @@
 // Package fmsim is a foundation-model server for tests and chaos drills. One http.Handler
 // speaks Amazon Bedrock runtime Converse (POST /model/{modelId}/converse), InvokeModel with the
 // Anthropic messages body (POST /model/{modelId}/invoke) and OpenAI chat completions
-// (POST /v1/chat/completions), answers deterministically, and injects the faults real model
+// (POST /v1/chat/completions), answers deterministically, streams the answer in chunks
+// (ConverseStream's event stream at POST /model/{modelId}/converse-stream, server-sent events
+// for chat with "stream": true, either of which it can break after N chunks), and injects the faults real model
 // services show: latency from a distribution, throttling with Retry-After, 5xx,
 // ModelNotReadyException, ModelTimeoutException, hangs, scheduled or toggled outages and a
 // context-window limit per model, and a requests-per-minute quota answered with 429 past it.
@@ -129,6 +131,14 @@ type Faults struct {
 	RPM int
 	// RPMWindow is the sliding window RPM counts over. Default DefaultRPMWindow (a minute).
 	RPMWindow time.Duration
+	// ChunkInterval is the wait between two chunks of a streamed answer (the first comes after
+	// Latency). Default 0: chunks follow each other at once.
+	ChunkInterval time.Duration
+	// DropStreamAfter, when above 0, breaks every streamed answer after that many text chunks:
+	// the connection is cut without the stream's end, as a network fault or a crashed model
+	// server would. A call resumed with the text so far as the assistant's prefix gets the
+	// next chunks, and is dropped again after as many more. Default 0: streams end normally.
+	DropStreamAfter int
 }
 
 // Latency is a distribution of answer delays given by its median and 99th percentile.
@@ -199,6 +209,7 @@ func New(cfg Config) *Server {
 	s.stats = newStats()
 	s.mux.HandleFunc("POST /model/{modelId}/converse", s.converse)
 	s.mux.HandleFunc("POST /model/{modelId}/invoke", s.invoke)
+	s.mux.HandleFunc("POST /model/{modelId}/converse-stream", s.converseStream)
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	s.mux.HandleFunc("POST /chat/completions", s.chat)
 	s.mux.HandleFunc("GET /stats", s.getStats)
@@ -258,6 +269,12 @@ type Stats struct {
 	BatchItems   int64 `json:"batch_items"`
 	DroppedItems int64 `json:"dropped_items"`
 	GarbledItems int64 `json:"garbled_items"`
+	// Streams counts the streamed answers begun (ConverseStream, chat with stream: true),
+	// ResumedStreams those that continued an assistant prefix, DroppedStreams those broken
+	// on purpose (Faults.DropStreamAfter).
+	Streams        int64 `json:"streams"`
+	ResumedStreams int64 `json:"resumed_streams"`
+	DroppedStreams int64 `json:"dropped_streams"`
 	// Active is the number of calls being answered now (waiting out their latency); it is not
 	// among Calls, which counts calls when they end.
 	Active int64 `json:"active"`
@@ -285,6 +302,7 @@ func (s *Server) Stats() Stats {
 	out.Calls, out.LastTraceparent, out.LastUserAgent = s.stats.Calls, s.stats.LastTraceparent, s.stats.LastUserAgent
 	out.Active = s.active.Load()
 	out.BatchCalls, out.BatchItems, out.DroppedItems, out.GarbledItems = s.stats.BatchCalls, s.stats.BatchItems, s.stats.DroppedItems, s.stats.GarbledItems
+	out.Streams, out.ResumedStreams, out.DroppedStreams = s.stats.Streams, s.stats.ResumedStreams, s.stats.DroppedStreams
 	out.MaxInFlight, out.PerSecond = s.traffic.read()
 	for k, v := range s.stats.ByAPI {
 		out.ByAPI[k] = v
@@ -486,6 +504,8 @@ type faultsJSON struct {
 	GarbleItemsMatching string   `json:"garble_items_matching,omitempty"`
 	RPM                 int      `json:"rpm,omitempty"`
 	RPMWindow           duration `json:"rpm_window,omitempty"`
+	ChunkInterval       duration `json:"chunk_interval,omitempty"`
+	DropStreamAfter     int      `json:"drop_stream_after,omitempty"`
 }
 
 type latencyJSON struct {
@@ -507,6 +527,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		Down: f.Down, ContextWindow: f.ContextWindow, Deny: f.Deny, RPM: f.RPM, RPMWindow: duration(f.RPMWindow),
 		DropItemRate: f.DropItemRate, GarbleItemRate: f.GarbleItemRate,
 		DropItemsMatching: f.DropItemsMatching, GarbleItemsMatching: f.GarbleItemsMatching,
+		ChunkInterval: duration(f.ChunkInterval), DropStreamAfter: f.DropStreamAfter,
 	}
 	if f.Latency != (Latency{}) {
 		j.Latency = &latencyJSON{Dist: f.Latency.Dist, P50: duration(f.Latency.P50), P99: duration(f.Latency.P99)}
@@ -532,6 +553,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		Down: j.Down, ContextWindow: j.ContextWindow, Deny: j.Deny, RPM: j.RPM, RPMWindow: time.Duration(j.RPMWindow),
 		DropItemRate: j.DropItemRate, GarbleItemRate: j.GarbleItemRate,
 		DropItemsMatching: j.DropItemsMatching, GarbleItemsMatching: j.GarbleItemsMatching,
+		ChunkInterval: time.Duration(j.ChunkInterval), DropStreamAfter: j.DropStreamAfter,
 	}
 	if j.Latency != nil {
 		out.Latency = Latency{Dist: j.Latency.Dist, P50: time.Duration(j.Latency.P50), P99: time.Duration(j.Latency.P99)}
@@ -567,6 +589,12 @@ func (f Faults) Validate() error {
 	}
 	if f.RPMWindow < 0 {
 		errs = append(errs, fmt.Errorf("rpm_window %s: must be positive (or 0 for a minute)", f.RPMWindow))
+	}
+	if f.ChunkInterval < 0 {
+		errs = append(errs, fmt.Errorf("chunk_interval %s: must be 0 or more", f.ChunkInterval))
+	}
+	if f.DropStreamAfter < 0 {
+		errs = append(errs, fmt.Errorf("drop_stream_after %d: must be 0 (never drop) or more", f.DropStreamAfter))
 	}
 	for i, o := range f.Outages {
 		if o.To <= o.From {

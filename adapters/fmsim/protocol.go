@@ -184,10 +184,10 @@ type converseRequest struct {
 	} `json:"inferenceConfig"`
 }
 
-func (s *Server) converse(w http.ResponseWriter, r *http.Request) {
-	model := r.PathValue("modelId")
+// converseRequestPrompt reads a Converse or ConverseStream body.
+func converseRequestPrompt(w http.ResponseWriter, r *http.Request) (prompt, error) {
 	var req converseRequest
-	p, err := func() (prompt, error) {
+	return func() (prompt, error) {
 		if err := decodeBody(w, r, &req); err != nil {
 			return prompt{}, err
 		}
@@ -218,6 +218,11 @@ func (s *Server) converse(w http.ResponseWriter, r *http.Request) {
 		}
 		return p, nil
 	}()
+}
+
+func (s *Server) converse(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("modelId")
+	p, err := converseRequestPrompt(w, r)
 	if err != nil {
 		s.record(APIConverse, model, OutcomeBadRequest, r)
 		bedrockError(w, http.StatusBadRequest, "ValidationException", "Malformed input request: "+err.Error())
@@ -337,8 +342,12 @@ type chatRequest struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
-	MaxTokens           int `json:"max_tokens"`
-	MaxCompletionTokens int `json:"max_completion_tokens"`
+	MaxTokens           int  `json:"max_tokens"`
+	MaxCompletionTokens int  `json:"max_completion_tokens"`
+	Stream              bool `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
 }
 
 // openaiError writes an OpenAI error body.
@@ -408,6 +417,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.record(APIChat, req.Model, OutcomeBadRequest, r)
 		openaiError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
+		return
+	}
+	if req.Stream {
+		s.chatStream(w, r, req, p)
 		return
 	}
 	s.run(w, r, APIChat, req.Model, p, func(d decision) { s.chatFail(w, d) }, func(a reply) {

@@ -99,6 +99,13 @@ type chatRequest struct {
 	Temperature *float64      `json:"temperature,omitempty"`
 	TopP        *float64      `json:"top_p,omitempty"`
 	Stop        []string      `json:"stop,omitempty"`
+	// Stream asks for server-sent events of chat.completion.chunk objects.
+	Stream        bool           `json:"stream,omitempty"`
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 type chatMessage struct {
@@ -130,52 +137,34 @@ type errorBody struct {
 
 // Invoke sends req as one chat completion. The model is the Client's ModelID (req.ModelID is
 // ignored, so a request handed on to a fallback keeps each client's own model). A system
-// prompt goes first as a "system" message. The W3C traceparent of ctx is sent along. Every
+// prompt goes first as a "system" message. The W3C traceparent of ctx is sent along. When ctx
+// carries a pipeline.Stream the call streams ("stream": true): the answer goes into the Stream
+// as it arrives, and a stream that breaks is resumed with the text so far as the assistant's
+// prefix (pipeline.RunStream). Every
 // failure is a *pipeline.ModelError, except cancellation of ctx, which returns ctx's error.
 func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
-	body := chatRequest{
-		Model:       c.modelID,
-		MaxTokens:   req.Params.MaxTokens,
-		Temperature: req.Params.Temperature,
-		TopP:        req.Params.TopP,
-		Stop:        req.Params.Stop,
+	if st := pipeline.StreamFromContext(ctx); st != nil {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return pipeline.RunStream(ctx, st, pipeline.DefaultStreamResumes, func(ctx context.Context, prefix string, write func(string)) (pipeline.ModelResponse, error) {
+			return c.stream(ctx, c.body(req, prefix), write)
+		})
 	}
-	if req.System != "" {
-		body.Messages = append(body.Messages, chatMessage{Role: "system", Content: req.System})
-	}
-	for _, m := range req.Messages {
-		body.Messages = append(body.Messages, chatMessage{Role: cmp.Or(m.Role, "user"), Content: m.Content})
-	}
+	body := c.body(req, "")
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelInvalidRequest, Err: fmt.Errorf("encode the request: %w", err)}
 	}
-
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(buf))
+	resp, err := c.post(ctx, buf, "application/json")
 	if err != nil {
-		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelInvalidRequest, Err: err}
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Accept", "application/json")
-	if c.auth != "" {
-		hr.Header.Set("Authorization", c.auth)
-	}
-	if tp := pipeline.TraceparentFromContext(ctx); tp != "" {
-		hr.Header.Set("traceparent", tp)
-	}
-	resp, err := c.http.Do(hr)
-	if err != nil {
-		return pipeline.ModelResponse{}, c.transportError(ctx, err)
+		return pipeline.ModelResponse{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return pipeline.ModelResponse{}, c.transportError(ctx, fmt.Errorf("read the response: %w", err))
-	}
-	if resp.StatusCode/100 != 2 {
-		return pipeline.ModelResponse{}, statusError(resp, data)
 	}
 	var out chatResponse
 	if err := json.Unmarshal(data, &out); err != nil || len(out.Choices) == 0 {
@@ -191,6 +180,58 @@ func (c *Client) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipelin
 		Usage:      messages.Usage{InputTokens: out.Usage.PromptTokens, OutputTokens: out.Usage.CompletionTokens},
 		StopReason: stopReason(ch.FinishReason),
 	}, nil
+}
+
+// body is the chat request of req, with prefix, when not empty, as the assistant's last
+// message for the model to continue.
+func (c *Client) body(req pipeline.ModelRequest, prefix string) chatRequest {
+	body := chatRequest{
+		Model:       c.modelID,
+		MaxTokens:   req.Params.MaxTokens,
+		Temperature: req.Params.Temperature,
+		TopP:        req.Params.TopP,
+		Stop:        req.Params.Stop,
+	}
+	if req.System != "" {
+		body.Messages = append(body.Messages, chatMessage{Role: "system", Content: req.System})
+	}
+	for _, m := range req.Messages {
+		body.Messages = append(body.Messages, chatMessage{Role: cmp.Or(m.Role, "user"), Content: m.Content})
+	}
+	if prefix != "" {
+		body.Messages = append(body.Messages, chatMessage{Role: "assistant", Content: prefix})
+	}
+	return body
+}
+
+// post sends one request body and returns a 2xx response, whose body the caller closes; any
+// other answer is mapped to a *pipeline.ModelError.
+func (c *Client) post(ctx context.Context, buf []byte, accept string) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(buf))
+	if err != nil {
+		return nil, &pipeline.ModelError{Kind: pipeline.ModelInvalidRequest, Err: err}
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Accept", accept)
+	if c.auth != "" {
+		hr.Header.Set("Authorization", c.auth)
+	}
+	if tp := pipeline.TraceparentFromContext(ctx); tp != "" {
+		hr.Header.Set("traceparent", tp)
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return nil, c.transportError(ctx, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+		if err != nil {
+			return nil, c.transportError(ctx, fmt.Errorf("read the response: %w", err))
+		}
+		return nil, statusError(resp, data)
+	}
+	return resp, nil
 }
 
 // stopReason maps OpenAI finish reasons to the Bedrock names the rest of infleet uses.

@@ -319,7 +319,7 @@ func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
 	}
 	part := messages.JobRecord{JobID: id, Usage: tr.Usage, Guardrail: tr.Guardrail, Error: tr.Error}
 	if tr.Call != nil {
-		part.Degraded, part.Fallbacks, part.Prompt = tr.Call.Degraded, tr.Call.Fallbacks, tr.Call.Prompt
+		tr.Call.ApplyTo(&part)
 	}
 	cols, err := storecodec.EncodeJSONColumns(part)
 	if err != nil {

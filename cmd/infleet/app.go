@@ -315,6 +315,7 @@ func (a *app) worker() (*worker.Worker, error) {
 		Topics:      a.topics,
 		Notifier:    a.notifier,
 		Hub:         a.hub,
+		StreamFrom:  a.streamFrom(),
 		MaxAttempts: a.cfg.Workers.MaxAttempts,
 		Concurrency: a.cfg.Workers.Concurrency,
 		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},

@@ -43,7 +43,10 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 			"--drop-item-rate and --garble-item-rate spoil on purpose; or, with --classify, topic numbers for classification\n"+
 			"prompts such as the guardrails' topic_classifier sends) and injected latency,\n"+
 			"throttling, 5xx, ModelNotReady, ModelTimeout, hangs, outages and a requests-per-minute quota\n"+
-			"(--rpm). GET /stats counts calls by API, model and outcome, the peak of calls in flight\n"+
+			"(--rpm). Answers stream in word chunks on ConverseStream (POST /model/{modelId}/converse-stream,\n"+
+			"AWS event stream) and on chat completions with \"stream\": true (server-sent events), paced by\n"+
+			"--chunk-interval and broken on purpose by --drop-stream-after.\n"+
+			"GET /stats counts calls by API, model and outcome, the peak of calls in flight\n"+
 			"(max_in_flight) and the calls arriving each second (per_second);\n"+
 			"POST /admin/faults[?model=ID] replaces the faults at run time, e.g.\n"+
 			"  curl -X POST localhost:9000/admin/faults -d '{\"throttle_rate\":0.3,\"retry_after\":\"1s\"}'\n"+
@@ -72,6 +75,8 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	garbleMatching := fs.String("garble-items-matching", "", "garble in batched answers every item whose input contains this text")
 	classify := fs.Bool("classify", false, "answer classification prompts (\"Answer with only the number of the topic ...\") with the number of the topic whose words the text holds most of")
 	classifyRules := fs.String("classify-rules", "", "JSON file of further cue words per topic name for --classify, {\"rules\":{\"NAME\":[\"cue\",...]},\"min_score\":1}; implies --classify")
+	chunkInterval := fs.Duration("chunk-interval", 0, "wait between two chunks of a streamed answer (ConverseStream, chat with stream: true)")
+	dropStream := fs.Int("drop-stream-after", 0, "break every streamed answer after N text chunks, cutting the connection (a call resumed with the text so far as the assistant's prefix gets the next N); 0: never")
 	faultsFile := fs.String("faults-file", "", "JSON file of faults per model, shaped like GET /admin/faults ({\"default\":{...},\"models\":{\"ID\":{...}}}); wins over the fault flags")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -93,6 +98,8 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 		DropItemsMatching:   *dropMatching,
 		GarbleItemsMatching: *garbleMatching,
 		RPM:                 *rpm,
+		ChunkInterval:       *chunkInterval,
+		DropStreamAfter:     *dropStream,
 	}
 	if *outages != "" {
 		o, err := parseOutages(*outages)

@@ -177,6 +177,10 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		if err != nil {
 			return err
 		}
+		deltas, err := a.deltaFeed(r)
+		if err != nil {
+			return err
+		}
 		handler, err = handlers.NewAPI(handlers.APIConfig{
 			Middleware:           sec.middleware,
 			Jobs:                 sec.jobs(svc),
@@ -190,6 +194,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			Operations:           a.operations(),
 			ModelReports:         a.modelReports,
 			MaskInput:            mask,
+			Deltas:               deltas,
 		})
 		if err != nil {
 			return err
@@ -197,6 +202,10 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		if handler, err = withConsole(handler, sec.handler(handler), cfg, log); err != nil {
 			return err
 		}
+	}
+	if r.workers {
+		// Other processes relay the answers of the streaming jobs running here from this route.
+		handler = handlers.WithStreamRelay(handler, a.hub, cfg.Streaming.RelayKey)
 	}
 	handler = a.traceHTTP(handler)
 

@@ -16,7 +16,8 @@ import (
 
 func runSubmit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("submit", "--task TASK (--text TEXT | --file FILE | --json FILE) [flags]",
-		"Submits one job and prints the API's answer (the job id and status URL).", stderr)
+		"Submits one job and prints the API's answer (the job id and status URL). With --stream,\n"+
+			"prints the answer instead, as the model generates it.", stderr)
 	server := addServerFlag(fs)
 	task := fs.String("task", "", "task name, e.g. summarize (required unless --json)")
 	text := fs.String("text", "", "input text")
@@ -27,8 +28,12 @@ func runSubmit(args []string, stdout, stderr io.Writer) int {
 	callback := fs.String("callback-url", "", "webhook URL for the job's lifecycle events")
 	idem := fs.String("idempotency-key", "", "makes retries of this submit return the same job")
 	wait := fs.Duration("wait", 0, "wait up to this long (at most 60s) for the job to finish")
+	stream := fs.Bool("stream", false, "submit the job with \"stream\": true and print its answer's text as it arrives (the job id goes to standard error); exits 1 unless the streamed text is the job's result")
 	if rc := parseFlags(fs, args); rc >= 0 {
 		return rc
+	}
+	if *stream && *wait > 0 {
+		return usageError(stderr, "submit", "--stream and --wait do not go together: --stream already follows the job to its end")
 	}
 	var body []byte
 	switch {
@@ -57,6 +62,14 @@ func runSubmit(args []string, stdout, stderr io.Writer) int {
 			Priority: messages.Priority(*priority), CallbackURL: *callback}
 		body, _ = json.Marshal(job)
 	}
+	if *stream {
+		var doc map[string]any
+		if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
+			return usageError(stderr, "submit", "--json must hold a JSON object to add \"stream\": true to")
+		}
+		doc["stream"] = true
+		body, _ = json.Marshal(doc)
+	}
 	header := http.Header{}
 	if *idem != "" {
 		header.Set("Idempotency-Key", *idem)
@@ -66,12 +79,22 @@ func runSubmit(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *wait+30*time.Second)
 	defer cancel()
-	status, resp, err := newAPIClient(*server).do(ctx, http.MethodPost, "/v1/jobs", body, header)
+	c := newAPIClient(*server)
+	status, resp, err := c.do(ctx, http.MethodPost, "/v1/jobs", body, header)
 	if err != nil {
 		fmt.Fprintln(stderr, "infleet submit:", err)
 		return 1
 	}
-	return reportHTTP(stdout, stderr, status, resp)
+	if !*stream || status != http.StatusAccepted && status != http.StatusOK {
+		return reportHTTP(stdout, stderr, status, resp)
+	}
+	var rec messages.JobRecord
+	if err := json.Unmarshal(resp, &rec); err != nil || rec.JobID == "" {
+		fmt.Fprintln(stderr, "infleet submit: the API's answer names no job:", string(resp))
+		return 1
+	}
+	fmt.Fprintf(stderr, "job %s accepted\n", rec.JobID)
+	return streamAnswer(context.Background(), c, rec.JobID, stdout, stderr)
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) int {

@@ -62,6 +62,7 @@ func applyTransitions() []pipeline.Transition {
 		{To: messages.StatusProcessing, AttemptsDelta: -5, At: at},
 		{To: messages.StatusProcessing, Guardrail: guard, Call: &pipeline.ModelCall{}, At: at},
 		{To: messages.StatusProcessing, Call: &pipeline.ModelCall{Degraded: true}, Model: "backup", At: at},
+		{From: nonTerminal, To: messages.StatusProcessing, AttemptsDelta: 1, Call: &pipeline.ModelCall{StreamFrom: "http://10.0.3.7:8080"}, At: at},
 		{From: []messages.Status{messages.StatusCompleted}, To: messages.StatusCompleted, At: at},
 		{From: []messages.Status{messages.StatusProcessing, messages.StatusQueued}, To: messages.StatusFailed, AttemptsDelta: 2, Error: jobErr, At: at},
 	}

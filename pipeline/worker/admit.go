@@ -26,6 +26,10 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 		To:            messages.StatusProcessing,
 		AttemptsDelta: delta,
 	}
+	if job.Stream && w.cfg.StreamFrom != "" {
+		// Where the API relays this attempt's deltas from, recorded with the claim itself.
+		start.Call = &pipeline.ModelCall{StreamFrom: w.cfg.StreamFrom}
+	}
 	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		// A producer dropped the message straight on the queue: create its record.

@@ -118,14 +118,26 @@ func (w *Worker) route(_ context.Context, a *attempt) error {
 }
 
 // invoke calls the picked model with the guarded conversation, the job's context as the system
-// prompt.
+// prompt. A job that asked for streaming calls it with a pipeline.Stream from the Hub, which
+// publishes the answer to the job's followers as it arrives; an answer that came whole (a
+// cached one, a model API that does not stream) is published whole.
 func (w *Worker) invoke(ctx context.Context, a *attempt) error {
 	start := time.Now()
 	req := pipeline.ModelRequest{ModelID: a.model.ModelID, Task: a.job.Task, Messages: a.chat, System: a.jc.Context, Tenant: a.rec.Tenant}
 	if a.job.Params != nil {
 		req.Params = *a.job.Params
 	}
+	var stream *pipeline.Stream
+	if a.job.Stream {
+		var end func()
+		stream, end = w.cfg.Hub.StartStream(a.rec.JobID)
+		defer end()
+		ctx = pipeline.ContextWithStream(ctx, stream)
+	}
 	resp, err := a.model.Client.Invoke(ctx, req)
+	if stream != nil && err == nil {
+		stream.Complete(resp.Text)
+	}
 	w.cfg.Metrics.ModelCalled(a.model.Name, time.Since(start), resp.Usage, err)
 	w.cfg.Metrics.StageDone("invoke", start)
 	if err != nil {

@@ -44,8 +44,13 @@ type Config struct {
 	Inputs pipeline.InputFetcher
 	// Notifier receives terminal lifecycle events; nil sends none.
 	Notifier pipeline.Notifier
-	// Hub announces changes to watchers and lets Cancel stop running jobs; may be nil.
+	// Hub announces changes to watchers and lets Cancel stop running jobs; it also carries the
+	// answers of streaming jobs to their followers. May be nil.
 	Hub *pipeline.Hub
+	// StreamFrom is the base URL at which other processes reach this process's stream relay
+	// route; the claim of a streaming job records it, so the API of any process relays the
+	// job's deltas from here. Empty records none: only this process's API sees the deltas.
+	StreamFrom string
 	// Decoder turns a delivery into jobs; nil means DecodeJob (job messages only).
 	Decoder Decoder
 	// MaxAttempts is how many attempts a job gets before it fails (default 5).
