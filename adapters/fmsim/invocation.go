@@ -184,7 +184,7 @@ func (s *Server) createInvocationJob(w http.ResponseWriter, r *http.Request) {
 	id := fmt.Sprintf("fmsim%07d", st.seq)
 	now := timestamp(time.Now())
 	j := &invocationJob{
-		JobArn: fmt.Sprintf("arn:aws:bedrock:%s:%s:model-invocation-job/%s", invocationRegion, invocationAccount, id),
+		JobArn:  fmt.Sprintf("arn:aws:bedrock:%s:%s:model-invocation-job/%s", invocationRegion, invocationAccount, id),
 		JobName: req.JobName, ModelID: req.ModelID, ClientRequestToken: req.ClientRequestToken, RoleArn: req.RoleArn,
 		Status: JobSubmitted, SubmitTime: now, LastModifiedTime: now,
 		InputDataConfig: in.InputDataConfig, OutputDataConfig: in.OutputDataConfig,
