@@ -191,6 +191,9 @@ type JobRecord struct {
 	Degraded  bool     `json:"degraded,omitempty"`
 	Fallbacks []string `json:"fallbacks,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
+	// BatchJob is the batch inference job (its ARN) that holds, or answered, the job; empty
+	// for a job called on demand.
+	BatchJob string `json:"batch_job,omitempty"`
 
 	Tenant         string `json:"-"`
 	IdempotencyKey string `json:"-"`

@@ -44,7 +44,8 @@ type Transition struct {
 	Guardrail  *messages.GuardrailReport
 	ResultURL  string
 	ReplayName string
-	// Call, when set, replaces how the model layer answered (degraded, fallbacks, prompt).
+	// Call, when set, replaces how the model layer answered (degraded, fallbacks, prompt,
+	// batch job).
 	Call *ModelCall
 	// Error replaces the stored error when set; a transition to QUEUED or COMPLETED clears it
 	// when nil.
@@ -94,7 +95,7 @@ func (t Transition) Apply(rec messages.JobRecord) messages.JobRecord {
 		rec.ReplayName = t.ReplayName
 	}
 	if t.Call != nil {
-		rec.Degraded, rec.Fallbacks, rec.Prompt = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt
+		rec.Degraded, rec.Fallbacks, rec.Prompt, rec.BatchJob = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt, t.Call.BatchJob
 	}
 	switch {
 	case t.Error != nil:
@@ -115,14 +116,16 @@ type ModelCall struct {
 	Degraded  bool     `json:"degraded,omitempty"`
 	Fallbacks []string `json:"fallbacks,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
+	// BatchJob is the batch inference job holding or answering the job (JobRecord.BatchJob).
+	BatchJob string `json:"batch_job,omitempty"`
 }
 
 // ModelCallOf returns what rec records of its model call, or nil when there is nothing.
 func ModelCallOf(rec messages.JobRecord) *ModelCall {
-	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" {
+	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" && rec.BatchJob == "" {
 		return nil
 	}
-	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt}
+	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt, BatchJob: rec.BatchJob}
 }
 
 // ListQuery selects jobs for JobStore.List.

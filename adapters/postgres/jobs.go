@@ -171,7 +171,7 @@ func transitionArgs(id string, t pipeline.Transition) ([]any, error) {
 	}
 	part := messages.JobRecord{JobID: id, Usage: t.Usage, Guardrail: t.Guardrail, Error: t.Error}
 	if t.Call != nil {
-		part.Degraded, part.Fallbacks, part.Prompt = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt
+		part.Degraded, part.Fallbacks, part.Prompt, part.BatchJob = t.Call.Degraded, t.Call.Fallbacks, t.Call.Prompt, t.Call.BatchJob
 	}
 	cols, err := storecodec.EncodeJSONColumns(part)
 	if err != nil {

@@ -86,7 +86,7 @@ func DecodeJSONColumns(rec *messages.JobRecord, usage, guardrail, jobErr, modelC
 		if err := dec("model_call", modelCall, &call); err != nil {
 			return err
 		}
-		rec.Degraded, rec.Fallbacks, rec.Prompt = call.Degraded, call.Fallbacks, call.Prompt
+		rec.Degraded, rec.Fallbacks, rec.Prompt, rec.BatchJob = call.Degraded, call.Fallbacks, call.Prompt, call.BatchJob
 	}
 	return nil
 }
