@@ -21,6 +21,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/batchinf"
 	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/telemetry"
@@ -56,6 +57,8 @@ type app struct {
 	// resultURLs signs result URLs (results.s3.presign); nil streams results.
 	resultURLs pipeline.BlobURLSigner
 	ready      []intake.NamedChecker
+	// batches is batch_inference's collector and reconciler, made with the worker; nil when off.
+	batches *batchinf.Batches
 
 	closers []func() error
 
@@ -302,26 +305,30 @@ func (a *app) worker() (*worker.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.batches, err = a.batchInference(context.Background()); err != nil {
+		return nil, err
+	}
 	return worker.New(worker.Config{
-		InputGuard:  guardIn,
-		OutputGuard: guardOut,
-		Store:       a.store,
-		Results:     a.results,
-		Archive:     a.archive(),
-		Inputs:      a.inputs,
-		Decoder:     a.decoder(),
-		Router:      r,
-		DeadLetters: a.publisher,
-		Topics:      a.topics,
-		Notifier:    a.notifier,
-		Hub:         a.hub,
-		MaxAttempts: a.cfg.Workers.MaxAttempts,
-		Concurrency: a.cfg.Workers.Concurrency,
-		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
-		JobTimeout:  a.cfg.Workers.JobTimeout,
-		Metrics:     a.metrics,
-		Tracer:      a.tracer(),
-		Logger:      a.log.With().Str("component", "worker").Logger(),
+		BatchInference: workerBatchInference(a.batches),
+		InputGuard:     guardIn,
+		OutputGuard:    guardOut,
+		Store:          a.store,
+		Results:        a.results,
+		Archive:        a.archive(),
+		Inputs:         a.inputs,
+		Decoder:        a.decoder(),
+		Router:         r,
+		DeadLetters:    a.publisher,
+		Topics:         a.topics,
+		Notifier:       a.notifier,
+		Hub:            a.hub,
+		MaxAttempts:    a.cfg.Workers.MaxAttempts,
+		Concurrency:    a.cfg.Workers.Concurrency,
+		Backoff:        pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
+		JobTimeout:     a.cfg.Workers.JobTimeout,
+		Metrics:        a.metrics,
+		Tracer:         a.tracer(),
+		Logger:         a.log.With().Str("component", "worker").Logger(),
 	})
 }
 
