@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -166,8 +167,10 @@ type group struct {
 }
 
 type item struct {
-	rec  Record
-	done chan error
+	rec Record
+	// done has one channel per Add of the job: a delivery seen again while its group
+	// collects waits with the first instead of adding a second record.
+	done []chan error
 }
 
 // ErrTooFew is the answer of Add when its group held fewer than MinRecords at MaxWait: the job
@@ -242,7 +245,7 @@ func (b *Batches) Holds(ctx context.Context, id string) (bool, error) {
 // record could not be written, or ctx ended): the job runs on demand.
 func (b *Batches) Add(ctx context.Context, id string, req pipeline.ModelRequest) error {
 	req.ModelID = b.cfg.ModelID
-	it := &item{rec: Record{ID: id, Request: req}, done: make(chan error, 1)}
+	done := make(chan error, 1)
 	b.mu.Lock()
 	g := b.group
 	if g == nil {
@@ -250,14 +253,19 @@ func (b *Batches) Add(ctx context.Context, id string, req pipeline.ModelRequest)
 		b.group = g
 		g.timer = time.AfterFunc(b.cfg.MaxWait, func() { b.flush(g) })
 	}
-	g.items = append(g.items, it)
-	full := len(g.items) >= b.cfg.MaxRecords
+	full := false
+	if i := slices.IndexFunc(g.items, func(it *item) bool { return it.rec.ID == id }); i >= 0 {
+		g.items[i].done = append(g.items[i].done, done)
+	} else {
+		g.items = append(g.items, &item{rec: Record{ID: id, Request: req}, done: []chan error{done}})
+		full = len(g.items) >= b.cfg.MaxRecords
+	}
 	b.mu.Unlock()
 	if full {
 		go b.flush(g)
 	}
 	select {
-	case err := <-it.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return context.Cause(ctx)
@@ -277,7 +285,9 @@ func (b *Batches) flush(g *group) {
 
 	release := func(err error) {
 		for _, it := range g.items {
-			it.done <- err
+			for _, done := range it.done {
+				done <- err
+			}
 		}
 	}
 	if len(g.items) < b.cfg.MinRecords {
