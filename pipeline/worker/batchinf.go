@@ -62,8 +62,9 @@ func (w *Worker) toBatch(ctx context.Context, a *attempt, req pipeline.ModelRequ
 // record, its usage priced at the batch price) through the output guard, the result store and
 // the record of completion, as an on-demand answer would; or, when answer is nil, with an
 // on-demand call that counts as an attempt. done is false while the job is still to be tried
-// again (a retryable failure, attempts left); err says what kept it from being settled. A job
-// no longer PROCESSING (ended, cancelled) is done. Safe for concurrent use.
+// again (a retryable failure, attempts left); err says what kept it from being settled. A
+// QUEUED job (handed back at shutdown while its batch was recorded) is taken up again; one
+// that ended or was cancelled is done. Safe for concurrent use.
 func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.ModelResponse) (done bool, err error) {
 	rec, err := w.cfg.Store.Get(ctx, id)
 	if errors.Is(err, pipeline.ErrNotFound) {
@@ -71,6 +72,16 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	}
 	if err != nil {
 		return false, fmt.Errorf("read job %s: %w", id, err)
+	}
+	if rec.Status == messages.StatusQueued {
+		// Handed back to the queue at shutdown while its group was being recorded: the batch
+		// holds it (its deliveries are dropped), so the batch takes it up again here.
+		rec, err = w.cfg.Store.Transition(ctx, id, pipeline.Transition{
+			From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing,
+		})
+		if err != nil && !errors.Is(err, pipeline.ErrConflict) {
+			return false, fmt.Errorf("take up job %s: %w", id, err)
+		}
 	}
 	if rec.Status != messages.StatusProcessing {
 		return true, nil
