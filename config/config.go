@@ -53,18 +53,18 @@ type Config struct {
 	// Prompts are versioned prompt templates per task.
 	Prompts []Prompt `yaml:"prompts,omitempty"`
 	// Batching turns on request batching per task. Default none.
-	Batching []Batching `yaml:"batching,omitempty"`
-	// BatchInference sends jobs to Bedrock batch inference. Default off.
-	BatchInference BatchInference `yaml:"batch_inference,omitempty"`
-	Guardrails     Guardrails     `yaml:"guardrails,omitempty"`
-	Triggers       Triggers       `yaml:"triggers,omitempty"`
-	Auth           Auth           `yaml:"auth,omitempty"`
-	HTTP           HTTP           `yaml:"http,omitempty"`
-	Archive        Archive        `yaml:"archive,omitempty"`
-	Metrics        Metrics        `yaml:"metrics,omitempty"`
-	Log            Log            `yaml:"log,omitempty"`
+	Batching   []Batching `yaml:"batching,omitempty"`
+	Guardrails Guardrails `yaml:"guardrails,omitempty"`
+	Triggers   Triggers   `yaml:"triggers,omitempty"`
+	Auth       Auth       `yaml:"auth,omitempty"`
+	HTTP       HTTP       `yaml:"http,omitempty"`
+	Archive    Archive    `yaml:"archive,omitempty"`
+	Metrics    Metrics    `yaml:"metrics,omitempty"`
+	Log        Log        `yaml:"log,omitempty"`
 	// Telemetry exports traces over OTLP and writes CloudWatch Embedded Metric Format lines.
 	Telemetry Telemetry `yaml:"telemetry,omitempty"`
+	// BatchInference sends jobs to Bedrock batch inference. Default off.
+	BatchInference BatchInference `yaml:"batch_inference,omitempty"`
 	// Console configures the operator console's sessions.
 	Console Console `yaml:"console,omitempty"`
 

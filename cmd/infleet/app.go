@@ -308,28 +308,29 @@ func (a *app) worker() (*worker.Worker, error) {
 	if a.batches, err = a.batchInference(context.Background()); err != nil {
 		return nil, err
 	}
-	return worker.New(worker.Config{
-		BatchInference: workerBatchInference(a.batches),
-		InputGuard:     guardIn,
-		OutputGuard:    guardOut,
-		Store:          a.store,
-		Results:        a.results,
-		Archive:        a.archive(),
-		Inputs:         a.inputs,
-		Decoder:        a.decoder(),
-		Router:         r,
-		DeadLetters:    a.publisher,
-		Topics:         a.topics,
-		Notifier:       a.notifier,
-		Hub:            a.hub,
-		MaxAttempts:    a.cfg.Workers.MaxAttempts,
-		Concurrency:    a.cfg.Workers.Concurrency,
-		Backoff:        pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
-		JobTimeout:     a.cfg.Workers.JobTimeout,
-		Metrics:        a.metrics,
-		Tracer:         a.tracer(),
-		Logger:         a.log.With().Str("component", "worker").Logger(),
-	})
+	wc := worker.Config{
+		InputGuard:  guardIn,
+		OutputGuard: guardOut,
+		Store:       a.store,
+		Results:     a.results,
+		Archive:     a.archive(),
+		Inputs:      a.inputs,
+		Decoder:     a.decoder(),
+		Router:      r,
+		DeadLetters: a.publisher,
+		Topics:      a.topics,
+		Notifier:    a.notifier,
+		Hub:         a.hub,
+		MaxAttempts: a.cfg.Workers.MaxAttempts,
+		Concurrency: a.cfg.Workers.Concurrency,
+		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
+		JobTimeout:  a.cfg.Workers.JobTimeout,
+		Metrics:     a.metrics,
+		Tracer:      a.tracer(),
+		Logger:      a.log.With().Str("component", "worker").Logger(),
+	}
+	wc.BatchInference = workerBatchInference(a.batches)
+	return worker.New(wc)
 }
 
 // scheduler merges the priority subscriptions for the router.
