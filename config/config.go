@@ -63,6 +63,8 @@ type Config struct {
 	Log        Log        `yaml:"log,omitempty"`
 	// Telemetry exports traces over OTLP and writes CloudWatch Embedded Metric Format lines.
 	Telemetry Telemetry `yaml:"telemetry,omitempty"`
+	// BatchInference sends jobs to Bedrock batch inference. Default off.
+	BatchInference BatchInference `yaml:"batch_inference,omitempty"`
 	// Console configures the operator console's sessions.
 	Console Console `yaml:"console,omitempty"`
 	// Streaming configures the relay of streaming jobs' answers between processes.
@@ -101,6 +103,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyModelDefaults()
 	c.applyRouteDefaults()
 	c.applyBatchingDefaults()
+	c.BatchInference.applyDefaults()
 	c.Triggers.applyDefaults()
 	c.Auth.applyDefaults()
 	c.Guardrails.applyDefaults()

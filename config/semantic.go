@@ -20,6 +20,7 @@ func (c *Config) semantic() *ValidationError {
 	c.checkModels(&p)
 	c.checkRoutes(&p)
 	c.checkBatching(&p)
+	c.checkBatchInference(&p)
 	c.checkTransport(&p)
 	c.checkKafkaSecurity(&p)
 	c.checkStore(&p)

@@ -195,6 +195,9 @@ type JobRecord struct {
 	Degraded  bool     `json:"degraded,omitempty"`
 	Fallbacks []string `json:"fallbacks,omitempty"`
 	Prompt    string   `json:"prompt,omitempty"`
+	// BatchJob is the batch inference job (its ARN) that holds, or answered, the job; empty
+	// for a job called on demand.
+	BatchJob string `json:"batch_job,omitempty"`
 
 	// StreamFrom is the base URL of the process streaming the answer of a job that asked for
 	// streaming, while an attempt runs there; the API relays the job's deltas from it. Kept

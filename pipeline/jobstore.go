@@ -44,7 +44,8 @@ type Transition struct {
 	Guardrail  *messages.GuardrailReport
 	ResultURL  string
 	ReplayName string
-	// Call, when set, replaces how the model layer answered (degraded, fallbacks, prompt).
+	// Call, when set, replaces how the model layer answered (degraded, fallbacks, prompt,
+	// batch job).
 	Call *ModelCall
 	// Error replaces the stored error when set; a transition to QUEUED or COMPLETED clears it
 	// when nil.
@@ -118,19 +119,21 @@ type ModelCall struct {
 	Prompt    string   `json:"prompt,omitempty"`
 	// StreamFrom is the JobRecord's StreamFrom.
 	StreamFrom string `json:"stream_from,omitempty"`
+	// BatchJob is the batch inference job holding or answering the job (JobRecord.BatchJob).
+	BatchJob string `json:"batch_job,omitempty"`
 }
 
 // ModelCallOf returns what rec records of its model call, or nil when there is nothing.
 func ModelCallOf(rec messages.JobRecord) *ModelCall {
-	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" && rec.StreamFrom == "" {
+	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" && rec.StreamFrom == "" && rec.BatchJob == "" {
 		return nil
 	}
-	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt, StreamFrom: rec.StreamFrom}
+	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt, StreamFrom: rec.StreamFrom, BatchJob: rec.BatchJob}
 }
 
 // ApplyTo sets rec's fields of the model call to c's, replacing them all.
 func (c *ModelCall) ApplyTo(rec *messages.JobRecord) {
-	rec.Degraded, rec.Fallbacks, rec.Prompt, rec.StreamFrom = c.Degraded, c.Fallbacks, c.Prompt, c.StreamFrom
+	rec.Degraded, rec.Fallbacks, rec.Prompt, rec.StreamFrom, rec.BatchJob = c.Degraded, c.Fallbacks, c.Prompt, c.StreamFrom, c.BatchJob
 }
 
 // ListQuery selects jobs for JobStore.List.

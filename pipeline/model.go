@@ -55,6 +55,9 @@ type ModelResponse struct {
 	Fallbacks []string
 	// Prompt is the prompt template that built the request, as name@version; empty for none.
 	Prompt string
+	// BatchJob is the batch inference job (its ARN) whose output record this answer is;
+	// empty for an on-demand call.
+	BatchJob string
 }
 
 // ModelClient calls one model. Implementations are safe for concurrent use and honour ctx's

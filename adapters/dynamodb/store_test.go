@@ -414,3 +414,11 @@ func TestCreateTooLarge(t *testing.T) {
 		t.Fatalf("Get of the 300 KB job: %d bytes, %v", len(got.Spec), err)
 	}
 }
+
+func TestBatchesConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunBatches(t, func(t *testing.T) (pipeline.BatchStore, pipeline.BatchStore) {
+		a, cfg := setup(t, 0)
+		return a, reopen(t, cfg)
+	})
+}

@@ -8,7 +8,9 @@
 // ModelNotReadyException, ModelTimeoutException, hangs, scheduled or toggled outages and a
 // context-window limit per model, and a requests-per-minute quota answered with 429 past it.
 // GET /stats counts calls by API, model and outcome, the peak of calls in flight and the calls
-// arriving each second; POST /admin/faults changes the faults while it runs.
+// arriving each second; POST /admin/faults changes the faults while it runs. The Bedrock batch
+// inference control plane (CreateModelInvocationJob, GetModelInvocationJob,
+// ListModelInvocationJobs, StopModelInvocationJob) runs jobs over JSONL in S3 (see Invocations).
 package fmsim
 
 import (
@@ -81,6 +83,9 @@ type Config struct {
 	// Classify, when set, answers classification prompts with a topic number (see Classify).
 	// Default nil: every call gets the echo answer.
 	Classify *Classify
+	// Invocations shapes the Bedrock batch inference control plane (model invocation jobs
+	// over the S3 it names). Default: no S3, so every job fails.
+	Invocations Invocations
 }
 
 // Faults are the failures and delays injected into one model's calls. Rates are shares of
@@ -181,6 +186,8 @@ type Server struct {
 
 	quotaMu sync.Mutex
 	quotas  map[string]*quota
+
+	inv *invocationStore
 }
 
 // New returns a Server behaving as cfg says; its outage clock starts now.
@@ -217,6 +224,8 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /admin/faults", s.getFaults)
 	s.mux.HandleFunc("POST /admin/faults", s.postFaults)
 	s.mux.HandleFunc("DELETE /admin/faults", s.deleteFaults)
+	s.routeInvocations()
+	s.inv.cfg = cfg.Invocations
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	return s
 }

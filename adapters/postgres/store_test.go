@@ -308,3 +308,16 @@ func TestTransitionRacingDelete(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchesConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunBatches(t, func(t *testing.T) (pipeline.BatchStore, pipeline.BatchStore) {
+		a, cfg := setup(t)
+		b, err := postgres.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return a, b
+	})
+}

@@ -399,3 +399,16 @@ func TestSynchronousIsWhatSQLiteApplied(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchesConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunBatches(t, func(t *testing.T) (pipeline.BatchStore, pipeline.BatchStore) {
+		a, cfg := setup(t)
+		b, err := sqlite.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return a, b
+	})
+}

@@ -69,6 +69,7 @@ const (
 	opTransition
 	opDelete
 	opExpire
+	opFunc
 )
 
 // request is one write handed to the writer. The writer sets the answer fields, then closes
@@ -84,8 +85,12 @@ type request struct {
 	before int64
 	limit  int
 
-	out     messages.JobRecord
-	ids     []string // the jobs an opExpire deleted
+	out messages.JobRecord
+	ids []string // the jobs an opExpire deleted
+	// fn is an opFunc's write, run on the write connection inside the request's savepoint;
+	// any error it returns undoes what it wrote. name says what it writes, for errors.
+	fn      func(ctx context.Context, conn *sql.Conn) error
+	name    string
 	created bool
 	err     error
 	done    chan struct{}
@@ -95,6 +100,9 @@ type request struct {
 func (r *request) what() string {
 	if r.op == opExpire {
 		return "the deletion of finished jobs"
+	}
+	if r.op == opFunc {
+		return r.name
 	}
 	return "the write of job " + r.id
 }
@@ -236,8 +244,10 @@ func (s *Store) runRequest(ctx context.Context, r *request) error {
 		}
 	case opExpire:
 		r.ids, r.err = s.expire(ctx, r.before, r.limit)
+	case opFunc:
+		r.err = r.fn(ctx, s.wconn)
 	}
-	if r.err != nil && !errors.Is(r.err, pipeline.ErrConflict) && !errors.Is(r.err, pipeline.ErrNotFound) {
+	if r.err != nil && (r.op == opFunc || !errors.Is(r.err, pipeline.ErrConflict) && !errors.Is(r.err, pipeline.ErrNotFound)) {
 		// A failed statement may have rolled back the whole transaction; then the savepoint
 		// is gone and the batch must fail as one.
 		if _, err := s.w.rollbackTo.ExecContext(ctx); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/batchinf"
 	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/telemetry"
@@ -56,6 +57,8 @@ type app struct {
 	// resultURLs signs result URLs (results.s3.presign); nil streams results.
 	resultURLs pipeline.BlobURLSigner
 	ready      []intake.NamedChecker
+	// batches is batch_inference's collector and reconciler, made with the worker; nil when off.
+	batches *batchinf.Batches
 
 	closers []func() error
 
@@ -302,7 +305,10 @@ func (a *app) worker() (*worker.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return worker.New(worker.Config{
+	if a.batches, err = a.batchInference(context.Background()); err != nil {
+		return nil, err
+	}
+	wc := worker.Config{
 		InputGuard:  guardIn,
 		OutputGuard: guardOut,
 		Store:       a.store,
@@ -323,7 +329,9 @@ func (a *app) worker() (*worker.Worker, error) {
 		Metrics:     a.metrics,
 		Tracer:      a.tracer(),
 		Logger:      a.log.With().Str("component", "worker").Logger(),
-	})
+	}
+	wc.BatchInference = workerBatchInference(a.batches)
+	return worker.New(wc)
 }
 
 // scheduler merges the priority subscriptions for the router.

@@ -50,6 +50,9 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 			"(max_in_flight) and the calls arriving each second (per_second);\n"+
 			"POST /admin/faults[?model=ID] replaces the faults at run time, e.g.\n"+
 			"  curl -X POST localhost:9000/admin/faults -d '{\"throttle_rate\":0.3,\"retry_after\":\"1s\"}'\n"+
+			"Bedrock batch inference's control plane (POST /model-invocation-job, GET\n"+
+			"/model-invocation-job/{id}, GET /model-invocation-jobs, POST /model-invocation-job/{id}/stop)\n"+
+			"reads each job's JSONL input from, and writes its output to, the S3 at --s3-endpoint.\n"+
 			"Point a bedrock model's endpoint (or INFLEET_AWS_ENDPOINT) at http://HOST:PORT, with any\n"+
 			"AWS credentials, or an openai model's base_url at http://HOST:PORT/v1.", stderr)
 	addr := fs.String("addr", ":9000", "listen address")
@@ -77,6 +80,7 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 	classifyRules := fs.String("classify-rules", "", "JSON file of further cue words per topic name for --classify, {\"rules\":{\"NAME\":[\"cue\",...]},\"min_score\":1}; implies --classify")
 	chunkInterval := fs.Duration("chunk-interval", 0, "wait between two chunks of a streamed answer (ConverseStream, chat with stream: true)")
 	dropStream := fs.Int("drop-stream-after", 0, "break every streamed answer after N text chunks, cutting the connection (a call resumed with the text so far as the assistant's prefix gets the next N); 0: never")
+	batch := fmsimBatchFlags(fs)
 	faultsFile := fs.String("faults-file", "", "JSON file of faults per model, shaped like GET /admin/faults ({\"default\":{...},\"models\":{\"ID\":{...}}}); wins over the fault flags")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -127,6 +131,7 @@ func runFmsim(ctx context.Context, args []string, stderr io.Writer, listening fu
 			return usageError(stderr, "fmsim", "--classify-rules %s: %v", *classifyRules, err)
 		}
 	}
+	cfg.Invocations = batch.invocations()
 	if *faultsFile != "" {
 		data, err := os.ReadFile(*faultsFile)
 		if err != nil {

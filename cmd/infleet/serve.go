@@ -292,6 +292,10 @@ func startWorkers(ctx context.Context, a *app) (*workers, error) {
 	go func() { w.done <- router.Run(ctx) }()
 	// A cancel recorded by any process stops the job here; ctx ends with the process.
 	go jobWorker.WatchCancels(ctx, a.cfg.Workers.CancelPoll)
+	if a.batches != nil {
+		// Follows this process's batches and those a stopped process left behind.
+		go a.batches.Run(ctx, jobWorker)
+	}
 	select {
 	case <-router.Running():
 		return w, nil

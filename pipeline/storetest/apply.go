@@ -18,7 +18,7 @@ func applyStarts() []messages.JobRecord {
 	bare := queued("bare", base)
 	processing := fullRecord("processing")
 	processing.Status, processing.Attempts = messages.StatusProcessing, 1
-	processing.Degraded, processing.Fallbacks, processing.Prompt = false, nil, ""
+	processing.Degraded, processing.Fallbacks, processing.Prompt, processing.BatchJob = false, nil, "", ""
 	failed := queued("failed", base)
 	failed.Status, failed.Attempts = messages.StatusFailed, 3
 	failed.Error = &messages.JobError{Code: messages.ErrCodeAttemptsExceeded, Message: "took too long"}

@@ -104,6 +104,7 @@ func fullRecord(id string) messages.JobRecord {
 		Degraded:       true,
 		Fallbacks:      []string{"main", "backup"},
 		Prompt:         "summarize@1.2.0",
+		BatchJob:       "arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/b1",
 		Tenant:         "acme",
 		IdempotencyKey: "key-" + id,
 		Spec:           spec,
@@ -450,7 +451,7 @@ func testTransitionFields(t *testing.T, s pipeline.JobStore) {
 				Action: messages.GuardActionAnonymized,
 				Output: []messages.Assessment{{Policy: "pii", Type: "PHONE", Matches: 1, Action: messages.GuardActionAnonymized}},
 			},
-			Call: &pipeline.ModelCall{Fallbacks: []string{"main"}, Prompt: "summarize@2.0.0"},
+			Call: &pipeline.ModelCall{Fallbacks: []string{"main"}, Prompt: "summarize@2.0.0", BatchJob: "arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/b2"},
 			At:   base.Add(2*time.Second + 999999*time.Nanosecond),
 		},
 		// Unset fields keep their stored values.

@@ -32,7 +32,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Usage:     &usage,
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
-		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
+		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob},
 	})
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {

@@ -37,6 +37,11 @@ type attempt struct {
 	model      pipeline.Model
 	resp       pipeline.ModelResponse
 	answeredBy string
+
+	// batched, when set, is the job's answer from a batch inference output record: it
+	// replaces the route and the model call. onDemand keeps the job out of batch inference.
+	batched  *pipeline.ModelResponse
+	onDemand bool
 }
 
 // stages are the steps of an attempt from the input guard to the stored result, in order.
@@ -56,7 +61,11 @@ var stages = [...]struct {
 // run executes the stages from guard-in to store. On error the returned report holds what the
 // guards did so far.
 func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
-	a := &attempt{job: job, rec: rec}
+	return w.runAttempt(ctx, &attempt{job: job, rec: rec})
+}
+
+// runAttempt runs a's stages from guard-in to store.
+func (w *Worker) runAttempt(ctx context.Context, a *attempt) (runResult, *messages.GuardrailReport, error) {
 	for _, stage := range stages {
 		stageCtx, span := pipeline.StartSpan(ctx, stage.name, trace.SpanKindInternal)
 		err := stage.run(w, stageCtx, a)
@@ -109,6 +118,9 @@ func (w *Worker) guardIn(ctx context.Context, a *attempt) error {
 
 // route picks the model for the job.
 func (w *Worker) route(_ context.Context, a *attempt) error {
+	if a.batched != nil {
+		return nil
+	}
 	model, err := w.cfg.Router.Pick(a.job)
 	if err != nil {
 		return err
@@ -123,9 +135,16 @@ func (w *Worker) route(_ context.Context, a *attempt) error {
 // cached one, a model API that does not stream) is published whole.
 func (w *Worker) invoke(ctx context.Context, a *attempt) error {
 	start := time.Now()
+	if a.batched != nil {
+		a.resp, a.answeredBy = *a.batched, a.batched.Model
+		return nil
+	}
 	req := pipeline.ModelRequest{ModelID: a.model.ModelID, Task: a.job.Task, Messages: a.chat, System: a.jc.Context, Tenant: a.rec.Tenant}
 	if a.job.Params != nil {
 		req.Params = *a.job.Params
+	}
+	if err := w.toBatch(ctx, a, req); err != nil {
+		return err
 	}
 	var stream *pipeline.Stream
 	if a.job.Stream {

@@ -51,6 +51,8 @@ type Config struct {
 	// route; the claim of a streaming job records it, so the API of any process relays the
 	// job's deltas from here. Empty records none: only this process's API sees the deltas.
 	StreamFrom string
+	// BatchInference takes the jobs it wants to batch inference; nil sends none.
+	BatchInference BatchInference
 	// Decoder turns a delivery into jobs; nil means DecodeJob (job messages only).
 	Decoder Decoder
 	// MaxAttempts is how many attempts a job gets before it fails (default 5).
@@ -209,6 +211,13 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
 	}
 
+	if held, err := w.heldByBatch(ctx, job); err != nil {
+		return w.infraRetry(job.JobID, classify(pipeline.Infrastructure("batch lookup", err)).jobErr, "batch lookup")
+	} else if held {
+		log.Debug().Msg("delivery of a job a batch holds; dropped")
+		return Outcome{}
+	}
+
 	start := time.Now()
 	_, admitSpan := pipeline.StartSpan(ctx, "admit", trace.SpanKindInternal)
 	rec, run, err := w.admit(ctx, job, d)
@@ -259,6 +268,9 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 	if err == nil {
 		return w.complete(ctx, d, rec, res, report)
 	}
+	if errors.Is(err, errInBatch) {
+		return Outcome{}
+	}
 
 	switch cause := context.Cause(jobCtx); {
 	case ctx.Err() != nil || errors.Is(cause, errShutdown):
@@ -277,7 +289,8 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 // time (workers.job_timeout) counts from when it has its place. An error from jobCtx ending
 // while it waits is that context's error.
 func (w *Worker) runInPlace(jobCtx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
-	if w.places != nil {
+	if w.places != nil && !w.batchable(job) {
+		// A job bound for batch inference waits for its batch without a place.
 		start := time.Now()
 		_, span := pipeline.StartSpan(jobCtx, "wait", trace.SpanKindInternal)
 		err := w.places.Acquire(jobCtx, 1)
