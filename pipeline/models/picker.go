@@ -168,6 +168,10 @@ func (p *Picker) TenantOverBudget(ctx context.Context, tenant string) (spent, ca
 	return p.fleet.ledger.tenantOverBudget(ctx, tenant)
 }
 
+// FlushUsage writes the usage the Picker's Fleet gathered so far to its store now (see
+// Fleet.FlushUsage).
+func (p *Picker) FlushUsage(ctx context.Context) error { return p.fleet.FlushUsage(ctx) }
+
 // BudgetSpent returns what budget b has counted today (UTC), with the estimates of calls in
 // flight, in US dollars.
 func (p *Picker) BudgetSpent(ctx context.Context, b Budget) (float64, error) {

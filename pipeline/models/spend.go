@@ -289,3 +289,21 @@ func usageOf(now time.Time, model string, req pipeline.ModelRequest, u messages.
 	return pipeline.UsageRow{Day: pipeline.UsageDay(now), Tenant: req.Tenant, Model: model, Task: req.Task,
 		Calls: 1, InputTokens: int64(u.InputTokens), OutputTokens: int64(u.OutputTokens), CostNanoUSD: cost}
 }
+
+// BudgetView answers, in a process that calls no model (an ingress), whether a tenant's budget
+// is spent, from the spend the fleet's workers keep in the store. Safe for concurrent use.
+type BudgetView struct{ l *ledger }
+
+// NewBudgetView returns a view of budgets over store, where the workers' Fleets keep their
+// spend (FleetConfig.Spend).
+func NewBudgetView(store pipeline.LimitStore, budgets []Budget) *BudgetView {
+	nop := zerolog.Nop()
+	l := newLedger(store, &nop)
+	l.setBudgets(budgets)
+	return &BudgetView{l: l}
+}
+
+// TenantOverBudget is Picker.TenantOverBudget for the view's budgets.
+func (v *BudgetView) TenantOverBudget(ctx context.Context, tenant string) (spent, cap float64, over bool, err error) {
+	return v.l.tenantOverBudget(ctx, tenant)
+}
