@@ -104,6 +104,9 @@ type APIConfig struct {
 	// submitted with "stream": true: the process's pipeline.Hub, or a relay from the worker
 	// that runs the job. Nil sends status events only.
 	Deltas pipeline.DeltaFeed
+	// Usage, when set, serves GET /v1/usage from it: operators see every tenant's usage,
+	// other callers their own tenant's.
+	Usage pipeline.UsageStore
 }
 
 // api holds the configured routes' shared state. Its methods are safe for concurrent use.
@@ -145,6 +148,9 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 		a.addOperationRoutes(cfg.Operations)
 	}
 	a.addStatsRoutes(cfg.Operations, cfg.ModelReports)
+	if cfg.Usage != nil {
+		a.addUsageRoute(cfg.Usage)
+	}
 
 	var h http.Handler = a.mux
 	for i := len(cfg.Middleware) - 1; i >= 0; i-- {

@@ -26,8 +26,9 @@ type GuardConfig struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Budget, when set, reports whether a tenant's spend today reached a budget that refuses
-	// new jobs (429 until the next UTC day).
-	Budget func(tenant string) (spent, cap float64, over bool)
+	// new jobs (429 until the next UTC day); an error (the spend cannot be read) fails the
+	// submission as the store's errors do.
+	Budget func(ctx context.Context, tenant string) (spent, cap float64, over bool, err error)
 }
 
 // GuardJobs wraps jobs with the rules that need the job itself: the principal in the context
@@ -74,7 +75,11 @@ func (g *guardedJobs) Submit(ctx context.Context, job messages.Job, opt intake.S
 	}
 	opt.Tenant = p.Tenant
 	if g.cfg.Budget != nil {
-		if spent, cap, over := g.cfg.Budget(p.Tenant); over {
+		spent, cap, over, err := g.cfg.Budget(ctx, p.Tenant)
+		if err != nil {
+			return messages.JobRecord{}, false, err
+		}
+		if over {
 			now := g.cfg.Now().UTC()
 			next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 			prob := newProblem(http.StatusTooManyRequests, SlugRateLimited, fmt.Sprintf(

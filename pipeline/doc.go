@@ -16,6 +16,8 @@
 //     Subscriber: Topics, DeadLetterBox and the metadata of a dead letter, DepthReporter.
 //   - limits.go: LimitStore, the fleet-wide rate limits and quotas, and LeaseStore, the
 //     fleet-wide counts of work in flight (a model's max_concurrency).
+//   - usage.go: UsageStore, model usage per day, tenant, model and task that every process
+//     adds to, and GroupUsage, which sums its rows for reports.
 //   - checker.go: Checker, the readiness of a dependency.
 //   - errors.go: the typed outcomes of a job (PermanentError, RetryAfterError, BlockedError,
 //     InfrastructureError) and the sentinels every store and queue wraps (ErrNotFound,

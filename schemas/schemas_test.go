@@ -261,6 +261,7 @@ func TestOpenAPI(t *testing.T) {
 		"/v1/replays":              {"post"},
 		"/v1/stats":                {"get"},
 		"/v1/models":               {"get"},
+		"/v1/usage":                {"get"},
 		"/v1/jobs/{id}/request":    {"get"},
 	} {
 		item, ok := paths[route].(map[string]any)

@@ -129,3 +129,11 @@ func TestLeasesConformance(t *testing.T) {
 		return a, reopen(t, cfg)
 	})
 }
+
+func TestUsageConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t, 0)
+	storetest.RunUsage(t, func(t *testing.T) (pipeline.UsageStore, pipeline.UsageStore) {
+		return a, reopen(t, cfg)
+	})
+}

@@ -28,6 +28,7 @@ type Limits struct {
 	lease   *sql.Stmt
 	release *sql.Stmt
 	expire  *sql.Stmt
+	usage   *sql.Stmt
 }
 
 var (
@@ -117,6 +118,9 @@ RETURNING 1`); err != nil {
 	if l.expire, err = l.db.PrepareContext(ctx, `DELETE FROM model_leases WHERE key = ?1 AND expires_ns <= ?2`); err != nil {
 		return fmt.Errorf("sqlite limits: prepare lease expiry: %w", err)
 	}
+	if l.usage, err = l.db.PrepareContext(ctx, addUsageSQL); err != nil {
+		return fmt.Errorf("sqlite limits: prepare usage: %w", err)
+	}
 	return nil
 }
 
@@ -179,7 +183,7 @@ func (l *Limits) Release(ctx context.Context, key, holder string) error {
 // Close releases the file. It is safe to call more than once.
 func (l *Limits) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{l.take, l.quota, l.lease, l.release, l.expire} {
+	for _, st := range []*sql.Stmt{l.take, l.quota, l.lease, l.release, l.expire, l.usage} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -148,3 +148,11 @@ func TestLeasesConformance(t *testing.T) {
 		return openLimits(t, path), openLimits(t, path)
 	})
 }
+
+func TestUsageConformance(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "usage.db")
+	storetest.RunUsage(t, func(t *testing.T) (a, b pipeline.UsageStore) {
+		return openLimits(t, path), openLimits(t, path)
+	})
+}

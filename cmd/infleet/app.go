@@ -64,6 +64,9 @@ type app struct {
 
 	// spend is the model fleet's router once workers start, for tenant budgets at intake.
 	spend atomic.Pointer[models.Picker]
+	// shared is the store every process of the fleet shares for model limits, spend and
+	// usage, once opened (wire_usage.go sharedStore).
+	shared *closableLimits
 }
 
 // newApp builds the transport, stores and notifier the config names. Errors say which setting

@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"fmsim":   {"run a fault-injecting model server (Bedrock Converse/InvokeModel, OpenAI chat)", runFmsimCommand},
 		"submit":  {"submit a job to the HTTP API", runSubmit},
 		"status":  {"show a job's status, result or live events", runStatus},
+		"usage":   {"show model usage and spend per day, tenant, model and task (the fleet's)", runUsage},
 		"version": {"print the version, the commit and the Go version it was built with", runVersion},
 	}
 }

@@ -171,8 +171,14 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		return err
 	}
 	defer func() { _ = sec.close() }()
-	sec.guard.Budget = a.tenantOverBudget
 	if r.ingress {
+		if sec.guard.Budget, err = a.tenantBudgets(); err != nil {
+			return err
+		}
+		usage, err := a.usageStore()
+		if err != nil {
+			return err
+		}
 		mask, err := inputMask(cfg, log)
 		if err != nil {
 			return err
@@ -195,6 +201,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			ModelReports:         a.modelReports,
 			MaskInput:            mask,
 			Deltas:               deltas,
+			Usage:                usage,
 		})
 		if err != nil {
 			return err

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
@@ -49,12 +51,53 @@ func (a *app) archive() *ops.Archive {
 }
 
 // modelReports is GET /v1/models: the live reports of this process's model fleet once its
-// workers run, else (an ingress) the configured models without live figures.
+// workers run, else (an ingress) the configured models without live figures. Either way each
+// model's spend today is the fleet's, from the usage every worker adds to the shared store.
 func (a *app) modelReports() ([]models.Report, bool) {
-	if p := a.spend.Load(); p != nil {
-		return p.Reports(), true
+	reports, live := configuredModels(a.cfg), false
+	p := a.spend.Load()
+	if p != nil {
+		reports, live = p.Reports(), true
 	}
-	return configuredModels(a.cfg), false
+	a.fleetSpendToday(p, reports)
+	return reports, live
+}
+
+// spendReadBound bounds the read of the fleet's spend for a model report.
+const spendReadBound = 2 * time.Second
+
+// fleetSpendToday sets each report's SpendTodayUSD to the fleet's spend today (UTC) from the
+// shared usage store, after adding p's latest usage (p nil: an ingress); when the store cannot
+// be read the reports keep this process's figures.
+func (a *app) fleetSpendToday(p *models.Picker, reports []models.Report) {
+	if a.shared == nil {
+		return
+	}
+	store, ok := a.shared.LimitStore.(pipeline.UsageStore)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), spendReadBound)
+	defer cancel()
+	if p != nil {
+		// This process's latest calls first, so that the figure includes them.
+		if err := p.FlushUsage(ctx); err != nil {
+			a.log.Warn().Err(err).Msg("could not write model usage to the store")
+		}
+	}
+	today := pipeline.UsageDay(time.Now())
+	rows, err := store.Usage(ctx, pipeline.UsageFilter{From: today, To: today})
+	if err != nil {
+		a.log.Warn().Err(err).Msg("could not read the fleet's spend; the models report shows this process's")
+		return
+	}
+	spend := map[string]float64{}
+	for _, r := range pipeline.GroupUsage(rows, []string{pipeline.UsageByModel}) {
+		spend[r.Model] = pipeline.NanoToUSD(r.CostNanoUSD)
+	}
+	for i := range reports {
+		reports[i].SpendTodayUSD = spend[reports[i].Name]
+	}
 }
 
 // configuredModels reports cfg's models as configured: limits, fallbacks and model budgets,

@@ -52,17 +52,29 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 	if err != nil {
 		return nil, err
 	}
+	spend, err := a.sharedStore()
+	if err != nil {
+		return nil, fmt.Errorf("model spend and usage for the fleet: %w", err)
+	}
+	usage, _ := spend.(pipeline.UsageStore)
 	fleet, err := models.NewFleet(models.FleetConfig{
 		Models:       specs,
 		Policy:       policyOf(a.cfg),
 		Registerer:   a.reg,
 		TenantLabels: a.cfg.Metrics.TenantLabels,
 		Shared:       shared,
+		Spend:        spend,
+		Usage:        usage,
 		Logger:       a.log.With().Str("component", "models").Logger(),
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), usageCloseBound)
+		defer cancel()
+		return fleet.Close(ctx)
+	})
 	routing, err := models.CompileRouting(routingOf(a.cfg), fleet.Has)
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
@@ -98,16 +110,13 @@ func (a *app) modelLimitStore() (pipeline.LimitStore, error) {
 	}) {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limitStoreOpenBound)
-	defer cancel()
-	l, where, err := openLimits(ctx, a.cfg, a.aws, a.log)
+	l, err := a.sharedStore()
 	if err != nil {
 		return nil, fmt.Errorf("model limits for the fleet (or set resilience.limits_scope: process): %w", err)
 	}
-	a.onClose(l.close)
-	_, leases := l.LimitStore.(pipeline.LeaseStore)
-	a.log.Info().Str("limit_store", where).Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
-	return l.LimitStore, nil
+	_, leases := l.(pipeline.LeaseStore)
+	a.log.Info().Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
+	return l, nil
 }
 
 // limitStoreOpenBound bounds opening the model limit store at start.
@@ -238,13 +247,4 @@ func lookup(environ []string, name string) string {
 		return os.Getenv(name)
 	}
 	return ""
-}
-
-// tenantOverBudget reports a tenant budget that refuses new jobs. Spend is tracked by this
-// process's model fleet: an ingress without workers sees none.
-func (a *app) tenantOverBudget(tenant string) (spent, cap float64, over bool) {
-	if p := a.spend.Load(); p != nil {
-		return p.TenantOverBudget(tenant)
-	}
-	return 0, 0, false
 }

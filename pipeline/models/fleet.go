@@ -131,7 +131,18 @@ type FleetConfig struct {
 	// also a pipeline.LeaseStore (else it stays per process). Every process pointed at the
 	// same store shares them. Default nil: limits hold per process.
 	Shared pipeline.LimitStore
-	Logger zerolog.Logger
+	// Spend, when set, keeps the spend that budgets count (per budget and UTC day) in the
+	// store: every process pointed at it sees the same spend, which survives restarts, and
+	// a call holds its estimated cost there while it runs, so that budgets hold for the
+	// fleet. Default nil: spend is kept per process, in memory.
+	Spend pipeline.LimitStore
+	// Usage, when set, receives the usage of every answered call (calls, tokens, cost) per
+	// UTC day, tenant, model and task, summed in memory and added every UsageFlush. Close
+	// writes what is left. Default nil: usage is not recorded.
+	Usage pipeline.UsageStore
+	// UsageFlush is how often usage is written to Usage. Default 1s.
+	UsageFlush time.Duration
+	Logger     zerolog.Logger
 }
 
 // Fleet holds the configured models and calls them resiliently. It is safe for concurrent use;
@@ -140,7 +151,8 @@ type Fleet struct {
 	metrics *fleetMetrics
 	log     zerolog.Logger
 	state   atomic.Pointer[fleetState]
-	tenants *tenantSpend
+	ledger  *ledger
+	usage   *usageRecorder // nil without a UsageStore
 
 	shared       pipeline.LimitStore
 	holder       string // names this process's leases
@@ -171,12 +183,38 @@ type health struct {
 
 // NewFleet checks cfg and returns a Fleet.
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
-	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger, tenants: newTenantSpend(),
+	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger,
 		shared: cfg.Shared, holder: processID()}
+	var spend quotaStore
+	if cfg.Spend != nil {
+		spend = cfg.Spend
+	}
+	f.ledger = newLedger(spend, &f.log)
 	if err := f.Update(cfg.Models, cfg.Policy); err != nil {
 		return nil, err
 	}
+	if cfg.Usage != nil {
+		f.usage = newUsageRecorder(cfg.Usage, cfg.UsageFlush, &f.log)
+	}
 	return f, nil
+}
+
+// FlushUsage writes the usage gathered so far to the FleetConfig.Usage store now, rather than
+// at the next flush. Safe for concurrent use; a no-op without a store.
+func (f *Fleet) FlushUsage(ctx context.Context) error {
+	if f.usage == nil {
+		return nil
+	}
+	return f.usage.flush(ctx)
+}
+
+// Close stops the periodic usage writes and writes what is left, within ctx. Calls made after
+// Close still count but their usage is not written. Safe to call more than once.
+func (f *Fleet) Close(ctx context.Context) error {
+	if f.usage == nil {
+		return nil
+	}
+	return f.usage.close(ctx)
 }
 
 // Update replaces the models and policy. Models that keep their name keep their breaker,
@@ -547,8 +585,12 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	ep.health.stats.record(took, true, false, resp.Usage.InputTokens+resp.Usage.OutputTokens, cost)
 	f.metrics.attempts.WithLabelValues(name, "ok").Inc()
 	f.metrics.cost.WithLabelValues(name).Add(cost)
+	nano := pipeline.USDToNano(cost)
+	f.ledger.charge(ctx, name, req.Tenant, nano)
+	if f.usage != nil {
+		f.usage.add(usageOf(time.Now(), name, req, resp.Usage, nano))
+	}
 	if req.Tenant != "" {
-		f.tenants.add(req.Tenant, cost)
 		tenant := f.metrics.tenant(req.Tenant)
 		f.metrics.tenantCost.WithLabelValues(tenant, name).Add(cost)
 		f.metrics.tenantTokens.WithLabelValues(tenant, name, "input").Add(float64(resp.Usage.InputTokens))

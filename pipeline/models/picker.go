@@ -106,10 +106,13 @@ type Adaptive struct {
 	MaxErrorRate float64
 }
 
-// Budget caps estimated spend per UTC day in this process: a model's (Model set, Tenant
-// empty) or a tenant's, on every model (Tenant set). Over the cap, calls go to DowngradeTo; a
-// tenant budget with Model set downgrades only that model's calls; a tenant budget with neither
-// Model nor DowngradeTo refuses the tenant's new jobs at intake (Picker.TenantOverBudget).
+// Budget caps estimated spend per UTC day: a model's (Model set, Tenant empty) or a tenant's,
+// on every model (Tenant set). The spend is the fleet's when the Fleet has a FleetConfig.Spend
+// store, else this process's. A call is admitted while the spend is below the cap, and holds
+// its estimated cost (estimated input and max_tokens, else 256, of output) until it ends; once
+// the cap is reached calls go to DowngradeTo. A tenant budget with Model set downgrades only
+// that model's calls; a tenant budget with neither Model nor DowngradeTo refuses the tenant's
+// new jobs at intake (Picker.TenantOverBudget) and fails its queued ones (ErrCodeBudget).
 type Budget struct {
 	Model       string
 	Tenant      string
@@ -144,33 +147,36 @@ type Picker struct {
 func NewPicker(f *Fleet, r *Routing) *Picker {
 	p := &Picker{fleet: f, batcher: batch.New()}
 	p.routing.Store(r)
+	f.ledger.setBudgets(r.spec.Budgets)
 	f.metrics.registerBatching(p.batcher)
 	return p
 }
 
 // Set replaces the routing. Groups already collecting keep the rule they started with.
-func (p *Picker) Set(r *Routing) { p.routing.Store(r) }
+func (p *Picker) Set(r *Routing) {
+	p.routing.Store(r)
+	p.fleet.ledger.setBudgets(r.spec.Budgets)
+}
 
 // BatchStats returns what request batching did in this process so far.
 func (p *Picker) BatchStats() batch.Stats { return p.batcher.Stats() }
 
-// TenantOverBudget reports whether tenant has spent, today (UTC, in this process), at least a
-// tenant budget that has no downgrade_to: such a budget refuses the tenant's new jobs. It
-// returns the spend and the cap. Safe for concurrent use.
-func (p *Picker) TenantOverBudget(tenant string) (spent, cap float64, over bool) {
-	if tenant == "" {
-		return 0, 0, false
-	}
-	for _, b := range p.routing.Load().spec.Budgets {
-		if b.Tenant != tenant || b.Model != "" || b.DowngradeTo != "" || b.DailyUSD <= 0 {
-			continue
-		}
-		spent = p.fleet.TenantSpendToday(tenant)
-		if spent >= b.DailyUSD {
-			return spent, b.DailyUSD, true
-		}
-	}
-	return spent, 0, false
+// TenantOverBudget reports whether tenant has spent, today (UTC), at least a tenant budget
+// that has no downgrade_to: such a budget refuses the tenant's new jobs. It returns the spend
+// (with the estimates of calls in flight) and the cap. Safe for concurrent use.
+func (p *Picker) TenantOverBudget(ctx context.Context, tenant string) (spent, cap float64, over bool, err error) {
+	return p.fleet.ledger.tenantOverBudget(ctx, tenant)
+}
+
+// FlushUsage writes the usage the Picker's Fleet gathered so far to its store now (see
+// Fleet.FlushUsage).
+func (p *Picker) FlushUsage(ctx context.Context) error { return p.fleet.FlushUsage(ctx) }
+
+// BudgetSpent returns what budget b has counted today (UTC), with the estimates of calls in
+// flight, in US dollars.
+func (p *Picker) BudgetSpent(ctx context.Context, b Budget) (float64, error) {
+	n, err := p.fleet.ledger.spent(ctx, b)
+	return pipeline.NanoToUSD(n), err
 }
 
 // Routing is a checked, compiled RoutingSpec. Immutable.
@@ -180,9 +186,9 @@ type Routing struct {
 	keywords [][]string
 	prompts  map[string][]*prompt
 	batching map[string]batch.Rule
-	// hasTenantBudgets is true when a budget names a tenant: such budgets are checked at call
-	// time, when the tenant is known.
-	hasTenantBudgets bool
+	// hasBudgets is true when a budget is set: budgets are checked at call time, when the
+	// tenant is known and the spend of calls in flight counts.
+	hasBudgets bool
 }
 
 // CompileRouting checks spec against the configured model names (has) and compiles its
@@ -264,7 +270,7 @@ func CompileRouting(spec RoutingSpec, has func(string) bool) (*Routing, error) {
 			r.batching[b.Task] = b.Rule
 		}
 	}
-	r.hasTenantBudgets = slices.ContainsFunc(spec.Budgets, func(b Budget) bool { return b.Tenant != "" })
+	r.hasBudgets = slices.ContainsFunc(spec.Budgets, func(b Budget) bool { return b.DailyUSD > 0 })
 	for i, pr := range spec.Prompts {
 		c, err := compilePrompt(pr)
 		if err != nil {
@@ -288,9 +294,9 @@ func CompileRouting(spec RoutingSpec, has func(string) bool) (*Routing, error) {
 }
 
 // Pick returns the model for job: its own model when it names one, else the first matching
-// content rule, the task's split, its adaptive choice or its route, each downgraded while its
-// daily budget is spent. The returned client applies the task's prompt template and the job's
-// cache opt-out.
+// content rule, the task's split, its adaptive choice or its route. The returned client checks
+// the daily budgets when it calls (and moves to a budget's downgrade_to while the budget is
+// spent), applies the task's prompt template and the job's cache opt-out.
 func (p *Picker) Pick(job *messages.Job) (pipeline.Model, error) {
 	r := p.routing.Load()
 	name, by := "", ""
@@ -303,14 +309,13 @@ func (p *Picker) Pick(job *messages.Job) (pipeline.Model, error) {
 	} else {
 		name, by = r.choose(p.fleet, job)
 	}
-	name, by = r.downgrade(p.fleet, name, by)
 	p.fleet.metrics.routes.WithLabelValues(by, name).Inc()
 
 	meta := metadataOf(job)
 	opts := CallOptions{NoCache: meta[MetaCache] == false}
 	var client pipeline.ModelClient = p.fleet.ClientWith(name, opts)
-	if r.hasTenantBudgets {
-		client = &tenantBudgetClient{fleet: p.fleet, routing: r, name: name, opts: opts}
+	if r.hasBudgets {
+		client = &budgetClient{fleet: p.fleet, name: name, opts: opts}
 	}
 	pr := r.promptFor(job.Task, meta)
 	if rule, ok := r.batching[job.Task]; ok {
@@ -439,26 +444,6 @@ func (a Adaptive) pick(f *Fleet) string {
 	return best
 }
 
-// downgrade follows budgets while the chosen model's spend today is over its cap.
-func (r *Routing) downgrade(f *Fleet, name, by string) (string, string) {
-	for range len(r.spec.Budgets) + 1 {
-		moved := false
-		for _, b := range r.spec.Budgets {
-			if b.Model != name || b.Tenant != "" || b.DailyUSD <= 0 {
-				continue
-			}
-			if s, ok := f.Snapshot(name); ok && s.SpendToday >= b.DailyUSD {
-				name, by, moved = b.DowngradeTo, DecidedByBudget, true
-				break
-			}
-		}
-		if !moved {
-			break
-		}
-	}
-	return name, by
-}
-
 // jobKey is what sticky assignment hashes: the idempotency key, else the job id.
 func jobKey(job *messages.Job) string {
 	if job.IdempotencyKey != "" {
@@ -545,49 +530,4 @@ func DetectLanguage(s string) string {
 		}
 	}
 	return best
-}
-
-// tenantBudgetClient sends a call to the downgrade model while the request's tenant is over a
-// tenant budget.
-type tenantBudgetClient struct {
-	fleet   *Fleet
-	routing *Routing
-	name    string
-	opts    CallOptions
-}
-
-func (c *tenantBudgetClient) Invoke(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
-	name := c.name
-	if req.Tenant != "" {
-		for range len(c.routing.spec.Budgets) + 1 {
-			next := c.routing.tenantDowngrade(c.fleet, req.Tenant, name)
-			if next == "" || next == name {
-				break
-			}
-			name = next
-		}
-	}
-	if name == c.name {
-		return c.fleet.ClientWith(name, c.opts).Invoke(ctx, req)
-	}
-	c.fleet.metrics.routes.WithLabelValues(DecidedByBudget, name).Inc()
-	resp, err := c.fleet.ClientWith(name, c.opts).Invoke(ctx, req)
-	if err == nil && resp.Model == "" {
-		resp.Model = name
-	}
-	return resp, err
-}
-
-// tenantDowngrade returns where a tenant's call to model goes when a tenant budget is spent,
-// or "".
-func (r *Routing) tenantDowngrade(f *Fleet, tenant, model string) string {
-	for _, b := range r.spec.Budgets {
-		if b.Tenant != tenant || b.DailyUSD <= 0 || (b.Model != "" && b.Model != model) {
-			continue
-		}
-		if f.TenantSpendToday(tenant) >= b.DailyUSD {
-			return b.DowngradeTo
-		}
-	}
-	return ""
 }

@@ -157,10 +157,11 @@ func TestBudgetDowngradesWhenTheDailyCapIsSpent(t *testing.T) {
 		Routes:  map[string]string{"default": "premium"},
 		Budgets: []models.Budget{{Model: "premium", DailyUSD: 5, DowngradeTo: "cheap"}},
 	}, "premium", "cheap")
-	if got := pick(t, p, job("summarize", "x", "")); got != "premium" {
-		t.Fatalf("picked %s before spending, want premium", got)
+	if got := answeredBy(t, p, job("summarize", "x", ""), ""); got != "premium" {
+		t.Fatalf("answered by %s before spending, want premium", got)
 	}
-	// sim's price here is $1 a token: one call of a few tokens spends more than $5.
+	// sim's price here is $1 a token: one call of a few tokens spends more than $5, also when
+	// the call does not go through the picker.
 	resp, err := f.Client("premium").Invoke(t.Context(), request("spend some money please"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,9 +169,31 @@ func TestBudgetDowngradesWhenTheDailyCapIsSpent(t *testing.T) {
 	if resp.Usage.CostUSD < 5 {
 		t.Fatalf("cost %v, want over 5", resp.Usage.CostUSD)
 	}
-	if got := pick(t, p, job("summarize", "x", "")); got != "cheap" {
-		t.Fatalf("picked %s after the cap, want cheap", got)
+	if got := answeredBy(t, p, job("summarize", "x", ""), ""); got != "cheap" {
+		t.Fatalf("answered by %s after the cap, want cheap", got)
 	}
+	if spent, err := p.BudgetSpent(t.Context(), models.Budget{Model: "premium", DailyUSD: 5}); err != nil || spent < 10 {
+		t.Fatalf("premium's budget counted $%v, %v; want both premium calls", spent, err)
+	}
+}
+
+// answeredBy picks j's model and calls it for tenant, returning the model that answered.
+func answeredBy(t *testing.T, p *models.Picker, j *messages.Job, tenant string) string {
+	t.Helper()
+	m, err := p.Pick(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := request("spend some money please")
+	req.Tenant = tenant
+	resp, err := m.Client.Invoke(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Model != "" {
+		return resp.Model
+	}
+	return m.Name
 }
 
 func TestTenantBudgetDowngradesOnlyThatTenant(t *testing.T) {
@@ -179,23 +202,7 @@ func TestTenantBudgetDowngradesOnlyThatTenant(t *testing.T) {
 		Routes:  map[string]string{"default": "premium"},
 		Budgets: []models.Budget{{Tenant: "acme", DailyUSD: 5, DowngradeTo: "cheap"}},
 	}, "premium", "cheap")
-	call := func(tenant string) string {
-		t.Helper()
-		m, err := p.Pick(job("summarize", "x", ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := request("spend some money please")
-		req.Tenant = tenant
-		resp, err := m.Client.Invoke(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.Model != "" {
-			return resp.Model
-		}
-		return m.Name
-	}
+	call := func(tenant string) string { return answeredBy(t, p, job("summarize", "x", ""), tenant) }
 	if got := call("acme"); got != "premium" {
 		t.Fatalf("first acme call answered by %s, want premium", got)
 	}
@@ -204,6 +211,40 @@ func TestTenantBudgetDowngradesOnlyThatTenant(t *testing.T) {
 	}
 	if got := call("globex"); got != "premium" {
 		t.Fatalf("another tenant answered by %s, want premium", got)
+	}
+}
+
+// A tenant budget with nowhere to downgrade refuses the tenant at intake and fails its calls
+// once spent; other tenants go on.
+func TestTenantBudgetRefusesOnceSpent(t *testing.T) {
+	t.Parallel()
+	p, _ := setupPicker(t, models.RoutingSpec{
+		Routes:  map[string]string{"default": "premium"},
+		Budgets: []models.Budget{{Tenant: "acme", DailyUSD: 5}},
+	}, "premium")
+	if _, _, over, err := p.TenantOverBudget(t.Context(), "acme"); over || err != nil {
+		t.Fatalf("over before spending (%v)", err)
+	}
+	if got := answeredBy(t, p, job("summarize", "x", ""), "acme"); got != "premium" {
+		t.Fatalf("first call answered by %s", got)
+	}
+	spent, capUSD, over, err := p.TenantOverBudget(t.Context(), "acme")
+	if !over || err != nil || spent < 5 || capUSD != 5 {
+		t.Fatalf("after spending: spent %v cap %v over %v (%v); want over a $5 cap", spent, capUSD, over, err)
+	}
+	m, err := p.Pick(job("summarize", "x", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := request("one more")
+	req.Tenant = "acme"
+	_, err = m.Client.Invoke(t.Context(), req)
+	var perm *pipeline.PermanentError
+	if !errors.As(err, &perm) || perm.Code != models.ErrCodeBudget {
+		t.Fatalf("call over the budget: %v, want a permanent %s error", err, models.ErrCodeBudget)
+	}
+	if got := answeredBy(t, p, job("summarize", "x", ""), "globex"); got != "premium" {
+		t.Fatalf("another tenant answered by %s", got)
 	}
 }
 

@@ -22,8 +22,9 @@ type Report struct {
 	CallsPerMinute  int64  `json:"calls_per_minute"`
 	TokensPerMinute int64  `json:"tokens_per_minute"`
 	Limits          Limits `json:"limits"`
-	// SpendTodayUSD is the estimated spend since 00:00 UTC; BudgetUSD the model's daily budget
-	// (0: none).
+	// SpendTodayUSD is the estimated spend since 00:00 UTC (the fleet's where infleet keeps
+	// usage in the job store, else this process's); BudgetUSD the model's daily budget (0:
+	// none).
 	SpendTodayUSD float64 `json:"spend_today_usd"`
 	BudgetUSD     float64 `json:"budget_usd,omitempty"`
 }

@@ -120,38 +120,3 @@ func (m *lastMinute) sum(now time.Time) (calls, tokens int64) {
 	}
 	return calls, tokens
 }
-
-// tenantSpend keeps each tenant's estimated spend today (UTC). Safe for concurrent use.
-type tenantSpend struct {
-	mu    sync.Mutex
-	day   string
-	spend map[string]float64
-	now   func() time.Time
-}
-
-func newTenantSpend() *tenantSpend { return &tenantSpend{spend: map[string]float64{}, now: time.Now} }
-
-func (t *tenantSpend) add(tenant string, cost float64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.roll()
-	t.spend[tenant] += cost
-}
-
-func (t *tenantSpend) today(tenant string) float64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.roll()
-	return t.spend[tenant]
-}
-
-// roll starts a new day's figures at midnight UTC. Called with mu held.
-func (t *tenantSpend) roll() {
-	if day := t.now().UTC().Format(time.DateOnly); day != t.day {
-		t.day = day
-		clear(t.spend)
-	}
-}
-
-// TenantSpendToday returns the tenant's estimated spend since 00:00 UTC in this process.
-func (f *Fleet) TenantSpendToday(tenant string) float64 { return f.tenants.today(tenant) }

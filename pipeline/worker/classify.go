@@ -18,6 +18,9 @@ type verdict struct {
 	// infrastructure says infleet's own dependencies failed the attempt: it is handed back
 	// uncounted and retried, however many attempts the job has spent.
 	infrastructure bool
+	// throttled says the model throttled the call: the provider asked to slow down, which is
+	// not the job's failure, so the retry spends no attempt (within MaxThrottledWait).
+	throttled bool
 }
 
 // classify turns a stage error into the job error it records, whether a retry may help and
@@ -42,7 +45,8 @@ func classify(err error) verdict {
 	case errors.As(err, &ra):
 		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: true, after: ra.After}
 	case errors.As(err, &me):
-		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: me.Kind.Retryable(), after: me.RetryAfter}
+		return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: me.Kind.Retryable(), after: me.RetryAfter,
+			throttled: me.Kind == pipeline.ModelThrottled}
 	}
 	return verdict{jobErr: messages.JobError{Code: messages.ErrCodeModelError, Message: err.Error()}, retry: true}
 }

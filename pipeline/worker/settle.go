@@ -71,8 +71,14 @@ func (w *Worker) settle(ctx context.Context, d Delivery, rec messages.JobRecord,
 	if errors.As(err, &blocked) {
 		return w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
 	}
+	if v.retry && v.throttled && !rec.CreatedAt.IsZero() && time.Since(rec.CreatedAt) < MaxThrottledWait {
+		// Throttling is the provider asking to slow down, not the job failing: the job waits
+		// in the queue without spending an attempt, for at most MaxThrottledWait since it was
+		// accepted; after that its throttled attempts count as any other.
+		return w.retry(ctx, rec, v.jobErr, v.after, -1)
+	}
 	if v.retry && rec.Attempts < w.cfg.MaxAttempts {
-		return w.retry(ctx, rec, v.jobErr, v.after)
+		return w.retry(ctx, rec, v.jobErr, v.after, 0)
 	}
 	jerr := v.jobErr
 	if v.retry {
@@ -81,14 +87,20 @@ func (w *Worker) settle(ctx context.Context, d Delivery, rec messages.JobRecord,
 	return w.fail(ctx, d, rec, jerr, report, true)
 }
 
-// retry hands a failed attempt back to the queue with a backoff delay.
-func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration) Outcome {
+// MaxThrottledWait is how long after its acceptance a job whose model throttles it is requeued
+// without spending an attempt; past it a throttled attempt counts towards workers.max_attempts.
+const MaxThrottledWait = time.Hour
+
+// retry hands a failed attempt back to the queue with a backoff delay; attemptsDelta -1 gives
+// the attempt back (a throttled call).
+func (w *Worker) retry(ctx context.Context, rec messages.JobRecord, jerr messages.JobError, after time.Duration, attemptsDelta int) Outcome {
 	delay := max(after, w.cfg.Backoff.Delay(rec.Attempts))
 	jerr = withHistory(rec, jerr)
 	_, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
-		From:  []messages.Status{messages.StatusProcessing},
-		To:    messages.StatusQueued,
-		Error: &jerr,
+		From:          []messages.Status{messages.StatusProcessing},
+		To:            messages.StatusQueued,
+		Error:         &jerr,
+		AttemptsDelta: attemptsDelta,
 	})
 	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 		w.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", rec.JobID).Msg("record retry failed")

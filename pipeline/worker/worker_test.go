@@ -349,3 +349,27 @@ func TestWorkerDeadLettersAJobTheStoreRefusesForGood(t *testing.T) {
 		t.Fatalf("model calls %d, want 0", n)
 	}
 }
+
+// A model that throttles is the provider asking to slow down, not the job failing: the job
+// goes back to the queue more times than workers.max_attempts allows without spending an
+// attempt, and completes on its first counted one.
+func TestWorkerThrottledRequeueSpendsNoAttempt(t *testing.T) {
+	t.Parallel()
+	throttled := &pipeline.ModelError{Kind: pipeline.ModelThrottled, RetryAfter: time.Millisecond, Err: errors.New("slow down")}
+	b := pipelinetest.Setup(t, &pipelinetest.FlakyModel{Fails: 6, Err: throttled})
+	d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("thr"))
+	for i := range 6 {
+		if out := b.Worker.Process(context.Background(), d); !out.Retry {
+			t.Fatalf("throttled attempt %d: %+v, want a requeue", i+1, out)
+		}
+		if rec := b.Record(t, "thr"); rec.Status != messages.StatusQueued || rec.Attempts != 0 {
+			t.Fatalf("after throttled attempt %d: status %s, attempts %d; want QUEUED with none spent", i+1, rec.Status, rec.Attempts)
+		}
+	}
+	if out := b.Worker.Process(context.Background(), d); out.Retry {
+		t.Fatalf("after the throttling: %+v, want completed", out)
+	}
+	if rec := b.Record(t, "thr"); rec.Status != messages.StatusCompleted || rec.Attempts != 1 {
+		t.Fatalf("record %+v, want COMPLETED after 1 attempt", rec)
+	}
+}

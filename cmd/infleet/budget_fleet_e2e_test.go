@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/handlers"
+	"github.com/infleet/infleet/messages"
+)
+
+// TestBudgetHoldsForAFleetOfThreeWorkers runs one ingress and three workers (Kafka on kfake,
+// PostgreSQL) against fmsim with a model budget: the model's spend, read from GET /v1/usage on
+// the ingress, stops at the cap (exceeded by less than a call or two's cost in all, not per
+// worker), the rest is downgraded, and every job's call is in the usage.
+func TestBudgetHoldsForAFleetOfThreeWorkers(t *testing.T) {
+	dsn, brokers := kafkaFleetPeers(t)
+	bin := binary(t)
+	const n, capUSD = 60, 0.02
+	sim := startFmsim(t, "--latency", "50ms")
+	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
+log: {level: warn}
+`, dsn)
+	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
+	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
+	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+models:
+  - {name: m, provider: openai, base_url: %q, model_id: m, timeout: 10s, price: {input: 100, output: 100}}
+  - {name: cheap, provider: openai, base_url: %q, model_id: cheap, timeout: 10s}
+routes: {default: m}
+budgets: [{model: m, daily_usd: %v, downgrade_to: cheap}]
+workers: {concurrency: 8, max_attempts: 5, shutdown_timeout: 1s}
+`, sim+"/v1", sim+"/v1", capUSD))
+	dataDir := t.TempDir()
+	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+	for range 3 {
+		startRole(t, bin, "worker", dataDir, cfgPath, env)
+	}
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, ingress.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"budgeted job %d"},"params":{"max_tokens":16}}`, i)))
+	}
+	ingress.api.eventually(90*time.Second, func() bool {
+		for _, id := range ids {
+			if ingress.api.job(id).Status != messages.StatusCompleted {
+				return false
+			}
+		}
+		return true
+	})
+	var byModel map[string]handlers.UsageTotal
+	ingress.api.eventually(10*time.Second, func() bool {
+		code, _, data := ingress.api.do(http.MethodGet, "/v1/usage?group_by=model", "", nil)
+		var rep handlers.UsageReport
+		if code != http.StatusOK || json.Unmarshal(data, &rep) != nil {
+			return false
+		}
+		byModel = map[string]handlers.UsageTotal{}
+		for _, r := range rep.Rows {
+			byModel[r.Model] = r
+		}
+		return rep.Total.Calls >= n
+	})
+	m, cheap := byModel["m"], byModel["cheap"]
+	if m.Calls == 0 || cheap.Calls == 0 {
+		t.Fatalf("usage by model %+v: want calls on m up to its budget, then on cheap", byModel)
+	}
+	perCall := m.CostUSD / float64(m.Calls)
+	t.Logf("m: %d calls, $%.5f (cap $%.2f, $%.5f a call); cheap: %d calls", m.Calls, m.CostUSD, capUSD, perCall, cheap.Calls)
+	if m.CostUSD > capUSD+2*perCall || m.CostUSD < capUSD-2*perCall {
+		t.Errorf("m spent $%.5f across three workers, want the $%.2f cap within a call or two ($%.5f each), not one per worker", m.CostUSD, capUSD, perCall)
+	}
+}
