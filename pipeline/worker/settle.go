@@ -33,6 +33,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
+		EventID:   w.eventID(),
 	})
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
@@ -161,6 +162,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 		AttemptsDelta: delta,
 		Error:         &jerr,
 		Guardrail:     report,
+		EventID:       w.eventID(),
 	})
 	if errors.Is(err, pipeline.ErrConflict) {
 		return Outcome{}
@@ -209,11 +211,25 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	return nil
 }
 
+// eventID is the event id of a transition that ends a job: a new one when events go through
+// the store's outbox, else none.
+func (w *Worker) eventID() string {
+	if w.cfg.Outbox == nil {
+		return ""
+	}
+	return pipeline.NewEventID()
+}
+
 // notify is the last stage: it announces a terminal record to watchers, metrics and the
-// notifier. A notifier that fails is logged; the job stays as recorded.
+// notifier. A notifier that fails is logged; the job stays as recorded. With an outbox the
+// event is already kept by the store: notify only wakes its dispatcher.
 func (w *Worker) notify(ctx context.Context, rec messages.JobRecord) {
 	w.cfg.Hub.Notify(rec.JobID)
 	w.cfg.Metrics.JobFinished(rec)
+	if w.cfg.Outbox != nil {
+		w.cfg.Outbox.Wake()
+		return
+	}
 	if w.cfg.Notifier == nil {
 		return
 	}
