@@ -227,7 +227,13 @@ func (w *Worker) notify(ctx context.Context, rec messages.JobRecord) {
 	w.cfg.Hub.Notify(rec.JobID)
 	w.cfg.Metrics.JobFinished(rec)
 	if w.cfg.Outbox != nil {
+		// The event is kept by the store, its durable path to the sinks: the notify span
+		// marks the hand-over; the dispatcher's delivery is not part of the job's trace.
+		_, span := pipeline.StartSpan(ctx, "notify", trace.SpanKindProducer)
+		span.SetAttributes(attribute.String("infleet.event_type", messages.EventTypeFor(rec.Status)),
+			attribute.String("infleet.job_id", rec.JobID), attribute.Bool("infleet.outbox", true))
 		w.cfg.Outbox.Wake()
+		span.End()
 		return
 	}
 	if w.cfg.Notifier == nil {
