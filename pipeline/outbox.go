@@ -43,9 +43,12 @@ type Outbox interface {
 	DelayEvent(ctx context.Context, ev OutboxEvent, until time.Time) error
 }
 
-// OutboxWaker is told when a write has just recorded an event, so that a dispatcher in this
-// process claims it at once instead of at its next poll. Wake never blocks.
+// OutboxWaker is the dispatcher of this process as the writers of events see it. Wants tells
+// whether the event of rec would reach any sink (events no sink would take are not kept); Wake
+// is told when a write has just kept an event, so that the dispatcher claims it at once instead
+// of at its next poll. Both are safe for concurrent use and never block.
 type OutboxWaker interface {
+	Wants(rec messages.JobRecord) bool
 	Wake()
 }
 

@@ -67,7 +67,7 @@ func (a *app) openNotifiers(ctx context.Context) error {
 	a.notifier = sinks
 	if ob, ok := a.store.(pipeline.Outbox); ok {
 		d, err := events.New(events.Config{Outbox: ob, Notifier: sinks, Lease: c.Outbox.Lease, Poll: c.Outbox.Poll,
-			Logger: a.log})
+			CallbackOnly: len(sinks) == 1 && c.Webhook.URL == "", Logger: a.log})
 		if err != nil {
 			return fmt.Errorf("notify.outbox: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -47,6 +48,10 @@ type Config struct {
 	// one up to MaxBackoff (defaults 1s and 5m). An event is retried until it is delivered; the
 	// job's later events wait behind it.
 	Backoff, MaxBackoff time.Duration
+	// CallbackOnly says that the sinks deliver to a job's callback_url only (no webhook URL,
+	// SNS, EventBridge or Kafka topic is configured): Wants then refuses the events of jobs
+	// without one, which no sink would take, so that they cost no writes.
+	CallbackOnly bool
 	// Logger receives the dispatcher's logs; the zero Logger discards them.
 	Logger zerolog.Logger
 }
@@ -90,6 +95,12 @@ func New(cfg Config) (*Dispatcher, error) {
 		log:  cfg.Logger.With().Str("component", "events").Str("holder", cfg.Holder).Logger(),
 		wake: make(chan struct{}, 1),
 	}, nil
+}
+
+// Wants reports whether the event of rec reaches a sink: always, unless Config.CallbackOnly
+// is set and rec's body has no callback_url.
+func (d *Dispatcher) Wants(rec messages.JobRecord) bool {
+	return !d.cfg.CallbackOnly || pipeline.NotificationOf(rec).CallbackURL != ""
 }
 
 // Wake makes Run look for events now instead of at its next poll. It never blocks.

@@ -194,3 +194,24 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestWantsOnlyWhatASinkTakes: with callback_url the only destination, events of jobs without
+// one are not kept.
+func TestWantsOnlyWhatASinkTakes(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	with := messages.JobRecord{JobID: "a", Spec: []byte(`{"task":"summarize","callback_url":"https://example.com/h"}`)}
+	without := messages.JobRecord{JobID: "b", Spec: []byte(`{"task":"summarize"}`)}
+	only, err := events.New(events.Config{Outbox: s, Notifier: &receiver{}, CallbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	every, err := events.New(events.Config{Outbox: s, Notifier: &receiver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !only.Wants(with) || only.Wants(without) || !every.Wants(with) || !every.Wants(without) {
+		t.Fatalf("Wants: callback-only %v/%v, every sink %v/%v; want true/false, true/true",
+			only.Wants(with), only.Wants(without), every.Wants(with), every.Wants(without))
+	}
+}

@@ -12,11 +12,12 @@ import (
 // the status and drops it. A running job is stopped at once when it runs in this process, and
 // within workers.cancel_poll when it runs in another (worker.Worker.WatchCancels).
 func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRecord, error) {
-	if _, err := s.Get(ctx, id, tenant); err != nil {
+	cur, err := s.Get(ctx, id, tenant)
+	if err != nil {
 		return messages.JobRecord{}, err
 	}
 	var eventID string
-	if s.cfg.Outbox != nil {
+	if s.cfg.Outbox != nil && s.cfg.Outbox.Wants(cur) {
 		eventID = pipeline.NewEventID()
 	}
 	rec, err := s.cfg.Store.Transition(ctx, id, pipeline.Transition{

@@ -33,7 +33,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt},
-		EventID:   w.eventID(),
+		EventID:   w.eventID(rec),
 	})
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
@@ -162,7 +162,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 		AttemptsDelta: delta,
 		Error:         &jerr,
 		Guardrail:     report,
-		EventID:       w.eventID(),
+		EventID:       w.eventID(rec),
 	})
 	if errors.Is(err, pipeline.ErrConflict) {
 		return Outcome{}
@@ -211,10 +211,10 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	return nil
 }
 
-// eventID is the event id of a transition that ends a job: a new one when events go through
-// the store's outbox, else none.
-func (w *Worker) eventID() string {
-	if w.cfg.Outbox == nil {
+// eventID is the event id of a transition that ends job rec: a new one when events go through
+// the store's outbox and a sink would take rec's, else none.
+func (w *Worker) eventID(rec messages.JobRecord) string {
+	if w.cfg.Outbox == nil || !w.cfg.Outbox.Wants(rec) {
 		return ""
 	}
 	return pipeline.NewEventID()
