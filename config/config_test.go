@@ -70,6 +70,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 		Notify: Notify{
 			Webhook:     Webhook{MaxAttempts: 5},
 			EventBridge: EventBridge{Source: "infleet"},
+			Outbox:      Outbox{Lease: 30 * time.Second, Poll: 500 * time.Millisecond},
 		},
 		Workers: Workers{
 			Concurrency:     64,

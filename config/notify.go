@@ -1,6 +1,9 @@
 package config
 
-import "cmp"
+import (
+	"cmp"
+	"time"
+)
 
 // Defaults of the notify section, applied by ApplyDefaults (and so by Load) to every setting left
 // unset.
@@ -16,6 +19,26 @@ type Notify struct {
 	SNS         SNS         `yaml:"sns,omitempty"`
 	EventBridge EventBridge `yaml:"eventbridge,omitempty"`
 	Kafka       NotifyKafka `yaml:"kafka,omitempty"`
+	Outbox      Outbox      `yaml:"outbox,omitempty"`
+}
+
+// Defaults of the outbox's dispatcher.
+const (
+	DefaultOutboxLease = 30 * time.Second
+	DefaultOutboxPoll  = 500 * time.Millisecond
+)
+
+// Outbox configures the delivery of the lifecycle events the job store keeps in its outbox,
+// written by the same write as the status they announce. Every worker process runs a
+// dispatcher that claims them, delivers them to every sink and deletes them.
+type Outbox struct {
+	// Lease is how long a dispatcher's claim holds an event: events claimed by a process that
+	// dies are delivered by another after it, and one delivery may take two thirds of it.
+	// Default 30s.
+	Lease time.Duration `yaml:"lease,omitempty"`
+	// Poll is how often an idle dispatcher looks for events written by other processes.
+	// Default 500ms.
+	Poll time.Duration `yaml:"poll,omitempty"`
 }
 
 // Webhook configures signed webhook delivery.
@@ -67,4 +90,6 @@ type EventBridge struct {
 func (n *Notify) applyDefaults() {
 	n.Webhook.MaxAttempts = cmp.Or(n.Webhook.MaxAttempts, DefaultWebhookMaxAttempts)
 	n.EventBridge.Source = cmp.Or(n.EventBridge.Source, DefaultEventBridgeSource)
+	n.Outbox.Lease = cmp.Or(n.Outbox.Lease, DefaultOutboxLease)
+	n.Outbox.Poll = cmp.Or(n.Outbox.Poll, DefaultOutboxPoll)
 }

@@ -255,6 +255,10 @@ func EventTypeFor(s Status) string {
 
 // Event is a lifecycle event delivered to webhooks, SNS, EventBridge, Kafka or NATS.
 type Event struct {
+	// ID identifies the event: every delivery of one event carries the same ID, so a receiver
+	// that sees an ID twice has the same event twice (delivery is at least once). Empty only
+	// for events sent without an outbox.
+	ID         string    `json:"id,omitempty"`
 	Type       string    `json:"type"`
 	JobID      string    `json:"job_id"`
 	Status     Status    `json:"status"`

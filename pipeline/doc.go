@@ -12,6 +12,8 @@
 //   - guard.go: Guard and ContextGuard.
 //   - notifiers.go: Notifier, Notifiers (every sink at once), Announce (in a span) and
 //     NotificationOf.
+//   - outbox.go: Outbox, the optional ability of a JobStore to keep lifecycle events in the
+//     write of their transition (Transition.EventID) until delivered, and OutboxWaker.
 //   - transport.go: what the pipeline needs of a queue beyond Watermill's Publisher and
 //     Subscriber: Topics, DeadLetterBox and the metadata of a dead letter, DepthReporter.
 //   - limits.go: LimitStore, the fleet-wide rate limits and quotas, and LeaseStore, the
@@ -34,6 +36,7 @@
 //   - pipeline/intake: the Service behind the HTTP API: submit, query, cancel, watch.
 //   - pipeline/worker: the Worker and its stages from decode to notify, and the priority
 //     Scheduler that feeds it.
+//   - pipeline/events: the Dispatcher that delivers the events a store's Outbox keeps.
 //   - pipeline/ops: dead letters and their redrive, the archive and replays, the retention
 //     Reaper.
 //   - pipeline/models: the resilient model fleet and routing; pipeline/guard: the guardrails.

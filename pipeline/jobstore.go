@@ -52,6 +52,11 @@ type Transition struct {
 	Error *messages.JobError
 	// At is the update time; zero means now.
 	At time.Time
+	// EventID, when set, asks a store that is an Outbox to record the lifecycle event of the
+	// record this transition writes (NotificationOf the result, with this id) in the same
+	// atomic write, so the event exists exactly when the transition does. Stores that are not
+	// an Outbox ignore it, and Apply plays no part in it.
+	EventID string
 }
 
 // Allows reports whether t may leave status s.

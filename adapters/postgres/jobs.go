@@ -128,8 +128,12 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
+	op := opTransition
+	if t.EventID != "" {
+		op, args = opTransitionEvent, append(args, t.EventID)
+	}
 	for {
-		r := &request{ctx: ctx, op: opTransition, id: id, args: args}
+		r := &request{ctx: ctx, op: op, id: id, args: args}
 		if err := s.submit(r); err != nil {
 			return messages.JobRecord{}, err
 		}

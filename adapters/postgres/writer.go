@@ -28,6 +28,9 @@ type opKind uint8
 const (
 	opCreate opKind = iota
 	opTransition
+	// opTransitionEvent is a transition that keeps its event in the outbox
+	// (transitionEventSQL).
+	opTransitionEvent
 )
 
 // request is one write handed to the writers: the statement of a Create (insertSQL) or of a
@@ -197,9 +200,12 @@ func (s *Store) runBatch(batch []*request) {
 func (s *Store) sendBatch(pending []*request) (failed int, err error) {
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(pending))}
 	for _, r := range pending {
-		if r.op == opCreate {
+		switch r.op {
+		case opCreate:
 			b.Queue(insertSQL, r.args...)
-		} else {
+		case opTransitionEvent:
+			b.Queue(transitionEventSQL, r.args...)
+		default:
 			b.Queue(transitionSQL, r.args...)
 		}
 	}

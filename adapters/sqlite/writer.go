@@ -21,13 +21,13 @@ type writeStmts struct {
 	savepoint, release, rollbackTo *sql.Stmt
 	insert, update, delete         *sql.Stmt
 	selectByID, selectByKey        *sql.Stmt
-	expire                         *sql.Stmt
+	expire, insertEvent            *sql.Stmt
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{
 		&w.begin, &w.commit, &w.rollback, &w.savepoint, &w.release, &w.rollbackTo,
-		&w.insert, &w.update, &w.delete, &w.selectByID, &w.selectByKey, &w.expire,
+		&w.insert, &w.update, &w.delete, &w.selectByID, &w.selectByKey, &w.expire, &w.insertEvent,
 	}
 }
 
@@ -41,6 +41,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		"SELECT " + columns + " FROM jobs WHERE job_id = ?",
 		"SELECT " + columns + " FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key <> ''",
 		expireSQL,
+		insertEventSQL,
 	}
 	for i, p := range w.all() {
 		st, err := conn.PrepareContext(ctx, queries[i])
@@ -70,6 +71,7 @@ const (
 	opDelete
 	opExpire
 	opFunc
+	opOutbox
 )
 
 // request is one write handed to the writer. The writer sets the answer fields, then closes
@@ -81,6 +83,8 @@ type request struct {
 	rec  messages.JobRecord
 	args []any // insert arguments of rec, or transition arguments of tr, encoded by the caller
 	tr   pipeline.Transition
+	// outbox runs an opOutbox on the write connection, inside the batch's transaction.
+	outbox func(ctx context.Context, conn *sql.Conn) error
 	// before (Unix ms) and limit bound an opExpire.
 	before int64
 	limit  int
@@ -98,8 +102,11 @@ type request struct {
 
 // what names r in errors.
 func (r *request) what() string {
-	if r.op == opExpire {
+	switch r.op {
+	case opExpire:
 		return "the deletion of finished jobs"
+	case opOutbox:
+		return "the write of the outbox"
 	}
 	if r.op == opFunc {
 		return r.name
@@ -246,6 +253,8 @@ func (s *Store) runRequest(ctx context.Context, r *request) error {
 		r.ids, r.err = s.expire(ctx, r.before, r.limit)
 	case opFunc:
 		r.err = r.fn(ctx, s.wconn)
+	case opOutbox:
+		r.err = r.outbox(ctx, s.wconn)
 	}
 	if r.err != nil && (r.op == opFunc || !errors.Is(r.err, pipeline.ErrConflict) && !errors.Is(r.err, pipeline.ErrNotFound)) {
 		// A failed statement may have rolled back the whole transaction; then the savepoint
@@ -349,7 +358,10 @@ func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
 func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transition, args []any) (messages.JobRecord, error) {
 	next, err := scanRecord(s.w.update.QueryRowContext(ctx, args...))
 	if err == nil {
-		return next, nil
+		if tr.EventID != "" {
+			err = s.recordEvent(ctx, next, tr.EventID)
+		}
+		return next, err
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return messages.JobRecord{}, fmt.Errorf("sqlite store: update job %s: %w", id, err)

@@ -2,7 +2,9 @@
 // for a job's callback_url or a configured URL.
 //
 // Each request carries the JSON of a messages.Event, Content-Type application/json, the
-// event type in Infleet-Event and, when a secret is set, an Infleet-Signature header
+// event type in Infleet-Event, the event's stable id in Infleet-Event-Id when it has one (a
+// receiver that sees an id again has the same event again: delivery is at least once) and,
+// when a secret is set, an Infleet-Signature header
 // "t=UNIX,v1=HEX(HMAC-SHA256(secret, UNIX + "." + body))" that receivers check with Verify.
 // Deliveries are retried with exponential backoff on network errors, 5xx, 408 and 429, and
 // are never sent to loopback, private, link-local or other internal addresses unless
@@ -36,6 +38,9 @@ const (
 	UserAgent = "infleet-webhook/1"
 	// EventHeader carries the event type (job.completed, ...), for routing without parsing.
 	EventHeader = "Infleet-Event"
+	// EventIDHeader carries the event's stable id (the JSON's id), the same on every delivery
+	// of one event, for receivers to drop duplicates. Absent when the event has no id.
+	EventIDHeader = "Infleet-Event-Id"
 	// MaxBackoff caps the wait between two attempts, and the Retry-After a server may ask
 	// for: a longer Retry-After ends the delivery.
 	MaxBackoff = 30 * time.Second
@@ -197,7 +202,7 @@ func (nt *Notifier) Notify(ctx context.Context, n pipeline.Notification) error {
 		return fmt.Errorf("webhook %s for job %s: encode event: %w", ev.Type, ev.JobID, err)
 	}
 	for attempt := 1; ; attempt++ {
-		res := nt.attempt(ctx, u.String(), ev.Type, body)
+		res := nt.attempt(ctx, u.String(), ev.Type, ev.ID, body)
 		if res.err == nil {
 			return nil
 		}
@@ -245,7 +250,7 @@ type result struct {
 
 // attempt sends one signed request and reads at most maxResponseBody of the answer, all
 // within the per-attempt timeout.
-func (nt *Notifier) attempt(ctx context.Context, target, eventType string, body []byte) result {
+func (nt *Notifier) attempt(ctx context.Context, target, eventType, eventID string, body []byte) result {
 	ctx, cancel := context.WithTimeout(ctx, nt.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -255,6 +260,9 @@ func (nt *Notifier) attempt(ctx context.Context, target, eventType string, body 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set(EventHeader, eventType)
+	if eventID != "" {
+		req.Header.Set(EventIDHeader, eventID)
+	}
 	if nt.secret != "" {
 		req.Header.Set(SignatureHeader, Sign(nt.secret, nt.now(), body))
 	}

@@ -128,6 +128,7 @@ func TestDeliversSignedEvent(t *testing.T) {
 	rc := newReceiver(t, statuses(http.StatusNoContent))
 	n, _ := setup(t, webhook.Config{URL: rc.URL + "/hook", AllowPrivate: true})
 	nt := note("")
+	nt.Event.ID = "0193f1c2-event"
 	if err := n.Notify(context.Background(), nt); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
@@ -142,9 +143,10 @@ func TestDeliversSignedEvent(t *testing.T) {
 		t.Errorf("request %s %s, want POST /hook", r.Method, r.URL.Path)
 	}
 	for h, want := range map[string]string{
-		"Content-Type":      "application/json",
-		"User-Agent":        webhook.UserAgent,
-		webhook.EventHeader: messages.EventCompleted,
+		"Content-Type":        "application/json",
+		"User-Agent":          webhook.UserAgent,
+		webhook.EventHeader:   messages.EventCompleted,
+		webhook.EventIDHeader: "0193f1c2-event",
 	} {
 		if got := r.Header.Get(h); got != want {
 			t.Errorf("header %s = %q, want %q", h, got, want)

@@ -22,6 +22,7 @@ import (
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/batchinf"
+	"github.com/infleet/infleet/pipeline/events"
 	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/telemetry"
@@ -52,6 +53,9 @@ type app struct {
 	store      pipeline.JobStore
 	results    pipeline.BlobStore
 	notifier   pipeline.Notifier
+	// events delivers the events the job store keeps in its outbox; nil when the store keeps
+	// none (wire_notify.go).
+	events *events.Dispatcher
 	// inputs reads s3_uri inputs (the S3 result store); nil refuses them.
 	inputs pipeline.InputFetcher
 	// resultURLs signs result URLs (results.s3.presign); nil streams results.
@@ -291,6 +295,7 @@ func (a *app) service() (*intake.Service, error) {
 		Topics:     a.topics,
 		Hub:        a.hub,
 		Notifier:   a.notifier,
+		Outbox:     a.outboxWaker(),
 		Ready:      a.ready,
 		ResultURLs: a.resultURLs,
 		Metrics:    a.metrics,
@@ -323,6 +328,7 @@ func (a *app) worker() (*worker.Worker, error) {
 		DeadLetters: a.publisher,
 		Topics:      a.topics,
 		Notifier:    a.notifier,
+		Outbox:      a.outboxWaker(),
 		Hub:         a.hub,
 		StreamFrom:  a.streamFrom(),
 		MaxAttempts: a.cfg.Workers.MaxAttempts,

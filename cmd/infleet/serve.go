@@ -219,7 +219,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var w *workers
-	stopReaper := func() {}
+	stopReaper, stopEvents := func() {}, func() {}
 	if r.workers {
 		if w, err = startWorkers(runCtx, a); err != nil {
 			return err
@@ -228,6 +228,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			w.stop(log, 0)
 			return err
 		}
+		stopEvents = a.startEvents(runCtx)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -235,6 +236,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		if w != nil {
 			w.stop(log, 0)
 		}
+		stopEvents()
 		return fmt.Errorf("listen on %s (set --addr or addr to a free address): %w", cfg.Addr, err)
 	}
 	srv := newHTTPServer(cfg.HTTP, handler, log.With().Str("component", "http_server").Logger())
@@ -267,6 +269,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 	if w != nil {
 		w.stop(log, cfg.Workers.ShutdownTimeout)
 	}
+	stopEvents()
 	log.Info().Msg("stopped")
 	return runErr
 }

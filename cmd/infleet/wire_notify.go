@@ -9,6 +9,7 @@ import (
 	"github.com/infleet/infleet/adapters/sns"
 	"github.com/infleet/infleet/adapters/webhook"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/events"
 	"github.com/infleet/infleet/pipeline/intake"
 )
 
@@ -64,7 +65,41 @@ func (a *app) openNotifiers(ctx context.Context) error {
 		sinks = append(sinks, k)
 	}
 	a.notifier = sinks
+	if ob, ok := a.store.(pipeline.Outbox); ok {
+		d, err := events.New(events.Config{Outbox: ob, Notifier: sinks, Lease: c.Outbox.Lease, Poll: c.Outbox.Poll,
+			CallbackOnly: len(sinks) == 1 && c.Webhook.URL == "", Logger: a.log})
+		if err != nil {
+			return fmt.Errorf("notify.outbox: %w", err)
+		}
+		a.events = d
+	}
 	return nil
+}
+
+// outboxWaker is the dispatcher that events kept in the store's outbox wake, or nil when the
+// store keeps none and events go straight to the notifier.
+func (a *app) outboxWaker() pipeline.OutboxWaker {
+	if a.events == nil {
+		return nil
+	}
+	return a.events
+}
+
+// startEvents runs this process's outbox dispatcher, when the store keeps events. serve and
+// worker processes run one each, so delivery spreads over the workers and goes on when one of
+// them dies; an ingress process keeps the events of its cancels for them. The returned stop
+// ends it: events it was delivering stay kept and are delivered again after their lease.
+func (a *app) startEvents(ctx context.Context) (stop func()) {
+	if a.events == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.events.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // initSNS creates the SNS topic notify.sns.topic_arn names when it is missing.

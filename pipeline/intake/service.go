@@ -27,6 +27,10 @@ type Config struct {
 	Hub *pipeline.Hub
 	// Notifier receives job.cancelled events; nil sends none.
 	Notifier pipeline.Notifier
+	// Outbox, when set, makes job.cancelled go through the job store's outbox instead: the
+	// cancel keeps its event in the same write (Transition.EventID) and Outbox is woken; a
+	// dispatcher in a worker process delivers it. Set it only when Store is a pipeline.Outbox.
+	Outbox pipeline.OutboxWaker
 	// Ready lists named dependencies checked by Ready, in order.
 	Ready []NamedChecker
 	// ResultURLs, when set, makes ResultURL hand out links to results (presigned URLs)

@@ -11,7 +11,8 @@
 // writes, field by field, what pipeline.Transition.Apply makes of the record, whether the store
 // calls Apply or says the same in its own query language. A store that is a pipeline.Expirer
 // also runs the DeleteFinishedBefore tests, one that is a pipeline.StatsReader the JobStats test,
-// and one that is a pipeline.CancelFinder the CancelledAmong test; others skip them.
+// one that is a pipeline.CancelFinder the CancelledAmong test, and one that is a
+// pipeline.Outbox the Outbox tests; others skip them.
 package storetest
 
 import (
@@ -63,6 +64,10 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"JobStats", testJobStats},
 		{"CancelledAmong", testCancelledAmong},
 		{"CancelWins", testCancelWins},
+		{"OutboxEvents", testOutboxEvents},
+		{"OutboxOrder", testOutboxOrder},
+		{"OutboxLease", testOutboxLease},
+		{"OutboxRacingClaims", testOutboxRacingClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob},
+		EventID:   w.eventID(rec),
 	})
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
@@ -173,6 +174,7 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 		AttemptsDelta: delta,
 		Error:         &jerr,
 		Guardrail:     report,
+		EventID:       w.eventID(rec),
 	})
 	if errors.Is(err, pipeline.ErrConflict) {
 		return Outcome{}
@@ -221,11 +223,31 @@ func (w *Worker) deadLetter(ctx context.Context, d Delivery, jerr messages.JobEr
 	return nil
 }
 
+// eventID is the event id of a transition that ends job rec: a new one when events go through
+// the store's outbox and a sink would take rec's, else none.
+func (w *Worker) eventID(rec messages.JobRecord) string {
+	if w.cfg.Outbox == nil || !w.cfg.Outbox.Wants(rec) {
+		return ""
+	}
+	return pipeline.NewEventID()
+}
+
 // notify is the last stage: it announces a terminal record to watchers, metrics and the
-// notifier. A notifier that fails is logged; the job stays as recorded.
+// notifier. A notifier that fails is logged; the job stays as recorded. With an outbox the
+// event is already kept by the store: notify only wakes its dispatcher.
 func (w *Worker) notify(ctx context.Context, rec messages.JobRecord) {
 	w.cfg.Hub.Notify(rec.JobID)
 	w.cfg.Metrics.JobFinished(rec)
+	if w.cfg.Outbox != nil {
+		// The event is kept by the store, its durable path to the sinks: the notify span
+		// marks the hand-over; the dispatcher's delivery is not part of the job's trace.
+		_, span := pipeline.StartSpan(ctx, "notify", trace.SpanKindProducer)
+		span.SetAttributes(attribute.String("infleet.event_type", messages.EventTypeFor(rec.Status)),
+			attribute.String("infleet.job_id", rec.JobID), attribute.Bool("infleet.outbox", true))
+		w.cfg.Outbox.Wake()
+		span.End()
+		return
+	}
 	if w.cfg.Notifier == nil {
 		return
 	}

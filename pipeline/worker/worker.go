@@ -44,6 +44,11 @@ type Config struct {
 	Inputs pipeline.InputFetcher
 	// Notifier receives terminal lifecycle events; nil sends none.
 	Notifier pipeline.Notifier
+	// Outbox, when set, makes the events go through the job store's outbox instead: the
+	// transition that ends a job keeps its event in the same write (Transition.EventID), Outbox
+	// is woken, and a dispatcher (pipeline/events) delivers it at least once; Notifier is then
+	// not called. Set it only when Store is a pipeline.Outbox.
+	Outbox pipeline.OutboxWaker
 	// Hub announces changes to watchers and lets Cancel stop running jobs; it also carries the
 	// answers of streaming jobs to their followers. May be nil.
 	Hub *pipeline.Hub
