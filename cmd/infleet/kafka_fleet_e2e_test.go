@@ -90,7 +90,7 @@ log: {level: warn}
 	// The processes take the brokers from the environment, as a fleet's deployment would.
 	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
 	cfgPath := writeConfig(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
-models: [{name: m, provider: sim, latency: 100ms}]
+models: [{name: m, provider: sim, latency: 300ms}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 `)
