@@ -285,32 +285,10 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		if err := decodeBody(w, r, &req); err != nil {
 			return prompt{}, err
 		}
-		var p prompt
-		switch {
-		case req.AnthropicVersion == "":
-			return p, fmt.Errorf("anthropic_version: required (bedrock-2023-05-31)")
-		case req.MaxTokens <= 0:
-			return p, fmt.Errorf("max_tokens: required, at least 1")
-		case len(req.Messages) == 0:
-			return p, fmt.Errorf("messages: must not be empty")
+		if req.AnthropicVersion == "" {
+			return prompt{}, fmt.Errorf("anthropic_version: required (bedrock-2023-05-31)")
 		}
-		p.maxTokens = req.MaxTokens
-		sys, err := textOf(req.System)
-		if err != nil {
-			return p, fmt.Errorf("system: %w", err)
-		}
-		p.system = sys
-		for i, m := range req.Messages {
-			t, err := textOf(m.Content)
-			if err != nil {
-				return p, fmt.Errorf("messages.%d.%w", i, err)
-			}
-			if t == "" {
-				return p, fmt.Errorf("messages.%d: text content blocks must be non-empty", i)
-			}
-			p.messages = append(p.messages, turn{m.Role, t})
-		}
-		return p, nil
+		return anthropicPrompt(req)
 	}()
 	if err != nil {
 		s.record(APIInvoke, model, OutcomeBadRequest, r)
