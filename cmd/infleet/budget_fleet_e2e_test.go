@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -20,6 +21,10 @@ func TestBudgetHoldsForAFleetOfThreeWorkers(t *testing.T) {
 	bin := binary(t)
 	const n, capUSD = 60, 0.02
 	sim := startFmsim(t, "--latency", "50ms")
+	// The PostgreSQL database is shared with other tests, whose models are named m too: usage
+	// and budget counters are per model name, so this test's names are its own.
+	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	mName, cheapName := "m-"+sfx, "cheap-"+sfx
 	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
 log: {level: warn}
 `, dsn)
@@ -27,12 +32,12 @@ log: {level: warn}
 	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
 	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models:
-  - {name: m, provider: openai, base_url: %q, model_id: m, timeout: 10s, price: {input: 100, output: 100}}
-  - {name: cheap, provider: openai, base_url: %q, model_id: cheap, timeout: 10s}
-routes: {default: m}
-budgets: [{model: m, daily_usd: %v, downgrade_to: cheap}]
+  - {name: %[1]s, provider: openai, base_url: %[2]q, model_id: m, timeout: 10s, price: {input: 100, output: 100}}
+  - {name: %[3]s, provider: openai, base_url: %[2]q, model_id: cheap, timeout: 10s}
+routes: {default: %[1]s}
+budgets: [{model: %[1]s, daily_usd: %[4]v, downgrade_to: %[3]s}]
 workers: {concurrency: 8, max_attempts: 5, shutdown_timeout: 1s}
-`, sim+"/v1", sim+"/v1", capUSD))
+`, mName, sim+"/v1", cheapName, capUSD))
 	dataDir := t.TempDir()
 	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
 	for range 3 {
@@ -61,9 +66,9 @@ workers: {concurrency: 8, max_attempts: 5, shutdown_timeout: 1s}
 		for _, r := range rep.Rows {
 			byModel[r.Model] = r
 		}
-		return rep.Total.Calls >= n
+		return byModel[mName].Calls+byModel[cheapName].Calls >= n
 	})
-	m, cheap := byModel["m"], byModel["cheap"]
+	m, cheap := byModel[mName], byModel[cheapName]
 	if m.Calls == 0 || cheap.Calls == 0 {
 		t.Fatalf("usage by model %+v: want calls on m up to its budget, then on cheap", byModel)
 	}
