@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/infleet/infleet/pipeline"
@@ -28,6 +29,8 @@ type Limits struct {
 	lease   *sql.Stmt
 	release *sql.Stmt
 	expire  *sql.Stmt
+	// pruned is when PutModelStats last deleted old figures, Unix ns.
+	pruned atomic.Int64
 }
 
 var (
