@@ -48,15 +48,6 @@ func (a *app) archive() *ops.Archive {
 	return ar
 }
 
-// modelReports is GET /v1/models: the live reports of this process's model fleet once its
-// workers run, else (an ingress) the configured models without live figures.
-func (a *app) modelReports() ([]models.Report, bool) {
-	if p := a.spend.Load(); p != nil {
-		return p.Reports(), true
-	}
-	return configuredModels(a.cfg), false
-}
-
 // configuredModels reports cfg's models as configured: limits, fallbacks and model budgets,
 // circuits closed and no figures.
 func configuredModels(cfg config.Config) []models.Report {

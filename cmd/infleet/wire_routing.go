@@ -68,6 +68,7 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	p := models.NewPicker(fleet, routing)
+	a.publishModelStats(fleet)
 	a.spend.Store(p)
 	if uri := a.cfg.Routing.ReloadFrom; uri != "" {
 		w, err := a.s3ConfigWatch(uri, environ, fleet, p)
@@ -98,16 +99,13 @@ func (a *app) modelLimitStore() (pipeline.LimitStore, error) {
 	}) {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limitStoreOpenBound)
-	defer cancel()
-	l, where, err := openLimits(ctx, a.cfg, a.aws, a.log)
+	l, err := a.sharedStore()
 	if err != nil {
 		return nil, fmt.Errorf("model limits for the fleet (or set resilience.limits_scope: process): %w", err)
 	}
-	a.onClose(l.close)
-	_, leases := l.LimitStore.(pipeline.LeaseStore)
-	a.log.Info().Str("limit_store", where).Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
-	return l.LimitStore, nil
+	_, leases := l.(pipeline.LeaseStore)
+	a.log.Info().Str("limit_store", a.sharedWhere).Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
+	return l, nil
 }
 
 // limitStoreOpenBound bounds opening the model limit store at start.
