@@ -72,8 +72,10 @@ type app struct {
 	// stats is where every process's model figures meet; nil when the shared store keeps none.
 	statsOnce sync.Once
 	stats     pipeline.ModelStatsStore
-	// process names this process in the fleet's model figures.
+	// process names this process in the fleet's model figures; fleet is its model fleet once
+	// it publishes them.
 	process string
+	fleet   atomic.Pointer[models.Fleet]
 }
 
 // newApp builds the transport, stores and notifier the config names. Errors say which setting

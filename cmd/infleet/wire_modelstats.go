@@ -57,6 +57,7 @@ func (a *app) publishModelStats(fleet *models.Fleet) {
 	if s == nil {
 		return
 	}
+	a.fleet.Store(fleet)
 	stop := fleet.PublishStats(models.StatsConfig{Store: s, Process: a.process, Interval: models.DefaultStatsInterval,
 		Logger: a.log.With().Str("component", "model_stats").Logger()})
 	a.onClose(func() error { stop(); return nil })
@@ -80,6 +81,10 @@ func (a *app) modelReports(ctx context.Context) handlers.ModelReports {
 		rctx, cancel := context.WithTimeout(ctx, modelStatsReadWait)
 		figs, err := s.ModelStats(rctx, names, models.FleetStatsSince(now))
 		cancel()
+		if f := a.fleet.Load(); f != nil && err == nil {
+			// This process's own calls show at once, not after its next write.
+			figs = models.OverlayFigures(figs, f.Figures(a.process, now))
+		}
 		if err == nil {
 			return handlers.ModelReports{Models: models.FleetReports(base, figs, now, models.StaleIntervals*models.DefaultStatsInterval),
 				Live: true, Scope: models.ScopeFleet}

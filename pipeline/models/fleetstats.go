@@ -71,19 +71,22 @@ func (s *stats) minute(now time.Time) *minuteFigures {
 }
 
 // figures returns the minutes that changed since the last write, and now's minute always (it
-// carries the heartbeat), as ModelFigures of model with the given circuit; it marks them
-// written. settled tells it how the write went.
-func (s *stats) figures(model, circuit string, now time.Time) []pipeline.ModelFigures {
+// carries the heartbeat), as ModelFigures of model with the given circuit, and marks them
+// written (settled tells it how the write went); with all, it returns every minute it holds
+// and marks nothing.
+func (s *stats) figures(model, circuit string, now time.Time, all bool) []pipeline.ModelFigures {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.minute(now)
 	cur := now.Unix() - now.Unix()%60
 	var out []pipeline.ModelFigures
 	for key, m := range s.minutes {
-		if !m.dirty && key != cur {
+		if !all && !m.dirty && key != cur {
 			continue
 		}
-		m.dirty = false
+		if !all {
+			m.dirty = false
+		}
 		out = append(out, pipeline.ModelFigures{
 			Model: model, Minute: time.Unix(key, 0).UTC(),
 			Calls: m.calls, Errors: m.errors, Throttles: m.throttles, InputTokens: m.in, OutputTokens: m.out,
@@ -184,7 +187,7 @@ func (p *publisher) publish() {
 	var parts []part
 	var all []pipeline.ModelFigures
 	for name, ep := range st.endpoints {
-		figs := ep.health.stats.figures(name, CircuitName(ep.health.breaker.State()), now)
+		figs := ep.health.stats.figures(name, CircuitName(ep.health.breaker.State()), now, false)
 		parts = append(parts, part{ep.health.stats, figs})
 		all = append(all, figs...)
 	}
@@ -199,6 +202,40 @@ func (p *publisher) publish() {
 		p.cfg.Logger.Warn().Err(err).Str("process", p.cfg.Process).
 			Msg("model figures not written; the fleet's view of this process lags until a write succeeds (logged once a minute)")
 	}
+}
+
+// Figures returns this process's figures of every configured model that are still in memory
+// (the minutes the store may not have yet, and now's), named process, without marking them
+// written: to show this process's calls at once beside the store's (OverlayFigures).
+func (f *Fleet) Figures(process string, now time.Time) []pipeline.ModelFigures {
+	var out []pipeline.ModelFigures
+	for name, ep := range f.state.Load().endpoints {
+		for _, fig := range ep.health.stats.figures(name, CircuitName(ep.health.breaker.State()), now, true) {
+			fig.Process = process
+			out = append(out, fig)
+		}
+	}
+	return out
+}
+
+// OverlayFigures returns stored with each of mine (one process's fresher figures, from
+// Fleet.Figures) in place of the stored figures of the same model, minute and process.
+func OverlayFigures(stored, mine []pipeline.ModelFigures) []pipeline.ModelFigures {
+	type key struct {
+		model, process string
+		minute         int64
+	}
+	fresh := make(map[key]bool, len(mine))
+	for _, f := range mine {
+		fresh[key{f.Model, f.Process, f.Minute.Unix()}] = true
+	}
+	out := make([]pipeline.ModelFigures, 0, len(stored)+len(mine))
+	for _, f := range stored {
+		if !fresh[key{f.Model, f.Process, f.Minute.Unix()}] {
+			out = append(out, f)
+		}
+	}
+	return append(out, mine...)
 }
 
 // FleetStatsSince returns the start of the window FleetReports covers at now: the minute

@@ -144,3 +144,20 @@ func waitUntil(t *testing.T, cond func() bool, msg func() string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestOverlayFiguresPrefersTheFreshOnes: a process's figures in memory replace its stored
+// ones of the same model and minute, and leave the rest.
+func TestOverlayFiguresPrefersTheFreshOnes(t *testing.T) {
+	t.Parallel()
+	m := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	stored := []pipeline.ModelFigures{
+		{Model: "x", Process: "me", Minute: m, Calls: 1},
+		{Model: "x", Process: "me", Minute: m.Add(-time.Minute), Calls: 4},
+		{Model: "x", Process: "other", Minute: m, Calls: 2},
+	}
+	mine := []pipeline.ModelFigures{{Model: "x", Process: "me", Minute: m, Calls: 3}}
+	r := models.FleetReports([]models.Report{{Name: "x"}}, models.OverlayFigures(stored, mine), m.Add(time.Second), time.Hour)[0]
+	if r.Calls != 3+4+2 {
+		t.Errorf("calls %d, want 9: the fresh 3 in place of the stored 1, beside the rest", r.Calls)
+	}
+}
