@@ -68,7 +68,6 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	p := models.NewPicker(fleet, routing)
-	a.publishModelStats(fleet)
 	a.spend.Store(p)
 	if uri := a.cfg.Routing.ReloadFrom; uri != "" {
 		w, err := a.s3ConfigWatch(uri, environ, fleet, p)
@@ -86,6 +85,7 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		})
 		a.onClose(func() error { stop(); return nil })
 	}
+	a.publishModelStats(fleet)
 	return p, nil
 }
 
