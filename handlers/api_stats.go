@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -8,10 +9,20 @@ import (
 	"github.com/infleet/infleet/pipeline/ops"
 )
 
-// ModelReportsFunc returns the configured models' reports and whether they hold live figures:
-// false in a process that calls no model (an ingress), which knows only the configuration.
-// It is safe for concurrent use.
-type ModelReportsFunc func() (reports []models.Report, live bool)
+// ModelReportsFunc returns the configured models' reports, within ctx. It is safe for
+// concurrent use.
+type ModelReportsFunc func(ctx context.Context) ModelReports
+
+// ModelReports are the configured models as GET /v1/models shows them.
+type ModelReports struct {
+	Models []models.Report
+	// Live is true when the reports hold figures: false in a process that neither calls a
+	// model nor reads the fleet's figures, which knows only the configuration.
+	Live bool
+	// Scope says whose figures they are: models.ScopeFleet (every process's, from the shared
+	// store) or models.ScopeProcess (the answering process's own); "" when not Live.
+	Scope string
+}
 
 // addStatsRoutes registers GET /v1/stats (with the operator routes) and GET /v1/models (when
 // reports is set), each behind RequireOperator.
@@ -39,16 +50,17 @@ func (a *api) addStatsRoutes(operations Operations, reports ModelReportsFunc) {
 	}
 	if reports != nil {
 		a.mux.Handle("GET /v1/models", RequireOperator(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			list, live := reports()
-			if list == nil {
-				list = []models.Report{}
+			rep := reports(r.Context())
+			if rep.Models == nil {
+				rep.Models = []models.Report{}
 			}
 			w.Header().Set("Cache-Control", "no-store")
 			writeJSON(w, http.StatusOK, marshalJSON(struct {
 				GeneratedAt time.Time       `json:"generated_at"`
 				Live        bool            `json:"live"`
+				Scope       string          `json:"scope,omitempty"`
 				Models      []models.Report `json:"models"`
-			}{time.Now().UTC(), live, list}))
+			}{time.Now().UTC(), rep.Live, rep.Scope, rep.Models}))
 		})))
 	}
 }

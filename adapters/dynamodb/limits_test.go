@@ -137,3 +137,11 @@ func TestUsageConformance(t *testing.T) {
 		return a, reopen(t, cfg)
 	})
 }
+
+func TestModelStatsConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t, 0)
+	storetest.RunModelStats(t, func(t *testing.T) (pipeline.ModelStatsStore, pipeline.ModelStatsStore) {
+		return a, reopen(t, cfg)
+	})
+}

@@ -100,3 +100,16 @@ func TestUsageConformance(t *testing.T) {
 		return a, b
 	})
 }
+
+func TestModelStatsConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t)
+	storetest.RunModelStats(t, func(t *testing.T) (pipeline.ModelStatsStore, pipeline.ModelStatsStore) {
+		b, err := postgres.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return a, b
+	})
+}

@@ -111,6 +111,8 @@ type Store struct {
 	batches atomic.Int64   // batches the writers have taken, for tests
 	hold    chan struct{}  // tests only: a writer that took a write waits for it before filling its batch
 
+	statsPruned atomic.Int64 // when PutModelStats last deleted old figures, Unix ns
+
 	closeOnce sync.Once
 }
 

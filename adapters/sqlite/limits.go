@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/infleet/infleet/pipeline"
@@ -29,6 +30,8 @@ type Limits struct {
 	release *sql.Stmt
 	expire  *sql.Stmt
 	usage   *sql.Stmt
+	// pruned is when PutModelStats last deleted old figures, Unix ns.
+	pruned atomic.Int64
 }
 
 var (

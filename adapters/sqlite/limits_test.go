@@ -156,3 +156,11 @@ func TestUsageConformance(t *testing.T) {
 		return openLimits(t, path), openLimits(t, path)
 	})
 }
+
+func TestModelStatsConformance(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "modelstats.db")
+	storetest.RunModelStats(t, func(t *testing.T) (a, b pipeline.ModelStatsStore) {
+		return openLimits(t, path), openLimits(t, path)
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,9 +69,20 @@ type app struct {
 
 	// spend is the model fleet's router once workers start, for tenant budgets at intake.
 	spend atomic.Pointer[models.Picker]
-	// shared is the store every process of the fleet shares for model limits, spend and
-	// usage, once opened (wire_usage.go sharedStore).
-	shared *closableLimits
+
+	// shared is the store the fleet's processes share for model limits and figures, opened
+	// once (wire_modelstats.go sharedStore); sharedWhere names it for logs.
+	sharedOnce  sync.Once
+	shared      pipeline.LimitStore
+	sharedWhere string
+	sharedErr   error
+	// stats is where every process's model figures meet; nil when the shared store keeps none.
+	statsOnce sync.Once
+	stats     pipeline.ModelStatsStore
+	// process names this process in the fleet's model figures; fleet is its model fleet once
+	// it publishes them.
+	process string
+	fleet   atomic.Pointer[models.Fleet]
 }
 
 // newApp builds the transport, stores and notifier the config names. Errors say which setting
@@ -82,7 +94,8 @@ func newApp(ctx context.Context, cfg config.Config, src configSource, log zerolo
 // newAppWith is newApp making its AWS clients with aws, which the caller may share.
 func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *awsClients, log zerolog.Logger) (_ *app, err error) {
 	log = log.Hook(telemetry.TraceHook{})
-	a := &app{cfg: cfg, src: src, aws: aws, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub()}
+	a := &app{cfg: cfg, src: src, aws: aws, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub(),
+		process: models.ProcessName()}
 	defer func() {
 		if err != nil {
 			_ = a.close()

@@ -412,7 +412,8 @@ auth:
 }
 
 // TestConsoleOnIngress serves the console from `infleet ingress` alone: the pages answer, and
-// the models page, from a process that calls no model, shows the configuration and says so.
+// the models page, from a process that calls no model, shows the fleet's figures from the
+// job store (none yet: no worker runs) with the configured limits.
 func TestConsoleOnIngress(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -453,7 +454,7 @@ log: {level: warn}
 	b := newBrowser(t, h.base)
 	for path, want := range map[string]string{
 		"/ui/":       `id="fig-queued">0<`,
-		"/ui/models": "This process calls no model",
+		"/ui/models": "Figures of every process of the fleet",
 		"/ui/jobs":   "No jobs match",
 	} {
 		resp, body := b.get(path)
@@ -462,7 +463,8 @@ log: {level: warn}
 			t.Fatalf("GET %s: %q not found in\n%s", path, want, body)
 		}
 	}
-	if _, body := b.get("/ui/api/v1/models"); !strings.Contains(body, `"live":false`) || !strings.Contains(body, `"rpm":600`) {
+	if _, body := b.get("/ui/api/v1/models"); !strings.Contains(body, `"scope":"fleet"`) || !strings.Contains(body, `"rpm":600`) ||
+		!strings.Contains(body, `"circuits":{"processes":0`) {
 		t.Fatalf("GET /v1/models through the console: %s", body)
 	}
 	if resp, _ := b.get("/ui/api/v1/jobs/x/events"); resp.StatusCode != http.StatusNotFound {

@@ -50,19 +50,6 @@ func (a *app) archive() *ops.Archive {
 	return ar
 }
 
-// modelReports is GET /v1/models: the live reports of this process's model fleet once its
-// workers run, else (an ingress) the configured models without live figures. Either way each
-// model's spend today is the fleet's, from the usage every worker adds to the shared store.
-func (a *app) modelReports() ([]models.Report, bool) {
-	reports, live := configuredModels(a.cfg), false
-	p := a.spend.Load()
-	if p != nil {
-		reports, live = p.Reports(), true
-	}
-	a.fleetSpendToday(p, reports)
-	return reports, live
-}
-
 // spendReadBound bounds the read of the fleet's spend for a model report.
 const spendReadBound = 2 * time.Second
 
@@ -73,7 +60,7 @@ func (a *app) fleetSpendToday(p *models.Picker, reports []models.Report) {
 	if a.shared == nil {
 		return
 	}
-	store, ok := a.shared.LimitStore.(pipeline.UsageStore)
+	store, ok := a.shared.(pipeline.UsageStore)
 	if !ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ routing: {reload_interval: 10ms, reload_from: "s3://`+bucket+`/routing.yaml"}
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Store.SQLite.Path = filepath.Join(t.TempDir(), "infleet.db") // where the model figures go
 	a := &app{cfg: cfg, aws: newAWSClients(cfg), reg: prometheus.NewRegistry(), log: zerolog.Nop()}
 	t.Cleanup(func() { _ = a.close() })
 	p, err := a.pickerFrom("", nil)

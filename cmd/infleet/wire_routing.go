@@ -97,6 +97,7 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		})
 		a.onClose(func() error { stop(); return nil })
 	}
+	a.publishModelStats(fleet)
 	return p, nil
 }
 
@@ -115,7 +116,7 @@ func (a *app) modelLimitStore() (pipeline.LimitStore, error) {
 		return nil, fmt.Errorf("model limits for the fleet (or set resilience.limits_scope: process): %w", err)
 	}
 	_, leases := l.(pipeline.LeaseStore)
-	a.log.Info().Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
+	a.log.Info().Str("limit_store", a.sharedWhere).Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
 	return l, nil
 }
 

@@ -41,6 +41,7 @@ func TestRoutingReloadsAValidFileAndKeepsTheLastGoodOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Store.SQLite.Path = filepath.Join(t.TempDir(), "infleet.db") // where the model figures go
 	a := &app{cfg: cfg, reg: prometheus.NewRegistry(), log: zerolog.Nop()}
 	t.Cleanup(func() { _ = a.close() })
 	p, err := a.pickerFrom(path, nil)

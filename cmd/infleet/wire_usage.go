@@ -14,25 +14,6 @@ import (
 // usageCloseBound bounds the last usage write at shutdown.
 const usageCloseBound = 5 * time.Second
 
-// sharedStore opens, once per process, the store every process of the fleet shares for model
-// limits, budgets' spend and usage (wire_auth.go openLimits: the PostgreSQL database, the
-// DynamoDB table or the SQLite file of the job store), closed with the app.
-func (a *app) sharedStore() (pipeline.LimitStore, error) {
-	if a.shared != nil {
-		return a.shared.LimitStore, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), limitStoreOpenBound)
-	defer cancel()
-	l, where, err := openLimits(ctx, a.cfg, a.aws, a.log)
-	if err != nil {
-		return nil, err
-	}
-	a.onClose(l.close)
-	a.shared = &l
-	a.log.Info().Str("limit_store", where).Msg("model limits, spend and usage are kept for the fleet")
-	return l.LimitStore, nil
-}
-
 // usageStore returns the fleet's usage store for GET /v1/usage, or nil when the shared store
 // keeps no usage.
 func (a *app) usageStore() (pipeline.UsageStore, error) {

@@ -558,6 +558,7 @@ func (c *console) replay(w http.ResponseWriter, r *http.Request) {
 
 type modelsData struct {
 	Live   bool
+	Scope  string
 	Models []models.Report
 }
 

@@ -577,12 +577,12 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	if err != nil {
 		kind := kindOf(err)
 		f.metrics.attempts.WithLabelValues(name, string(kind)).Inc()
-		ep.health.stats.record(took, false, kind == pipeline.ModelThrottled, 0, 0)
+		ep.health.stats.record(took, false, kind == pipeline.ModelThrottled, 0, 0, 0)
 		return pipeline.ModelResponse{}, err
 	}
 	cost := ep.spec.Price.Cost(resp.Usage.InputTokens, resp.Usage.OutputTokens)
 	resp.Usage.CostUSD = cost
-	ep.health.stats.record(took, true, false, resp.Usage.InputTokens+resp.Usage.OutputTokens, cost)
+	ep.health.stats.record(took, true, false, resp.Usage.InputTokens, resp.Usage.OutputTokens, cost)
 	f.metrics.attempts.WithLabelValues(name, "ok").Inc()
 	f.metrics.cost.WithLabelValues(name).Add(cost)
 	nano := pipeline.USDToNano(cost)

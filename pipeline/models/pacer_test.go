@@ -26,21 +26,37 @@ type quotaRun struct {
 // 8 s, and measures the last 5 s. A retryable failure (throttled, or a call cut off by its
 // deadline on a loaded machine) is handed back and retried after its Retry-After, as the
 // worker hands a job back to the queue.
-func runQuota(tb testing.TB) quotaRun {
+func runQuota(tb testing.TB) quotaRun { return runQuotaOn(tb, 1) }
+
+// runQuotaOn is runQuota with the 16 callers spread over processes Fleets, each pacing the
+// model on its own, as the worker processes of a fleet do.
+func runQuotaOn(tb testing.TB, processes int) quotaRun {
 	const quota = 50
 	const settle, run = 3 * time.Second, 8 * time.Second
+	policy := models.Policy{Deadline: 2 * time.Second}
 	b := setup(tb, map[string]fmsim.Faults{"q": {RPM: quota, RPMWindow: time.Second, Latency: fmsim.Latency{P50: 5 * time.Millisecond}}},
-		models.Policy{Deadline: 2 * time.Second},
-		models.ModelSpec{Name: "q", Fallbacks: []string{"backup"}}, models.ModelSpec{Name: "backup"})
+		policy, models.ModelSpec{Name: "q", Fallbacks: []string{"backup"}}, models.ModelSpec{Name: "backup"})
+	fleets := []*models.Fleet{b.fleet}
+	for range processes - 1 {
+		f, err := models.NewFleet(models.FleetConfig{Policy: policy, Models: []models.ModelSpec{
+			{Name: "q", ModelID: "q", Client: b.client(tb, "q"), Timeout: 2 * time.Second, Fallbacks: []string{"backup"}},
+			{Name: "backup", ModelID: "backup", Client: b.client(tb, "backup"), Timeout: 2 * time.Second},
+		}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fleets = append(fleets, f)
+	}
 	start := time.Now()
 	var mu sync.Mutex
 	r := quotaRun{quota: quota}
 	settledAnswers := 0
 	var wg sync.WaitGroup
-	for range 16 {
+	for c := range 16 {
+		fleet := fleets[c%len(fleets)]
 		wg.Go(func() {
 			for i := 0; time.Since(start) < run; i++ {
-				resp, err := b.fleet.Client("q").Invoke(context.Background(), request("paced "+itoa(i)))
+				resp, err := fleet.Client("q").Invoke(context.Background(), request("paced "+itoa(i)))
 				var me *pipeline.ModelError
 				if errors.As(err, &me) && me.Kind.Retryable() {
 					mu.Lock()
@@ -93,6 +109,17 @@ func TestPacingSettlesNearAProvidersRateQuota(t *testing.T) {
 // BenchmarkPacingAgainstARateQuota reports runQuota's figures (one 8 s run, whatever b.N).
 func BenchmarkPacingAgainstARateQuota(b *testing.B) {
 	r := runQuota(b)
+	b.ReportMetric(r.rate/float64(r.quota)*100, "%-of-quota")
+	b.ReportMetric(r.perAnswer, "calls/answer")
+	b.ReportMetric(float64(r.backupCalls), "fallback-calls")
+}
+
+// BenchmarkPacingOfThreeProcesses reports runQuotaOn's figures for three Fleets, standing for
+// three worker processes that each pace the model on their own, sharing one request quota
+// between 16 callers (one 8 s run, whatever b.N): the baseline a pace shared through the
+// store is to improve on.
+func BenchmarkPacingOfThreeProcesses(b *testing.B) {
+	r := runQuotaOn(b, 3)
 	b.ReportMetric(r.rate/float64(r.quota)*100, "%-of-quota")
 	b.ReportMetric(r.perAnswer, "calls/answer")
 	b.ReportMetric(float64(r.backupCalls), "fallback-calls")

@@ -2,16 +2,32 @@ package models
 
 import "time"
 
-// Report is one configured model as an operator sees it: its configuration and this
-// process's live figures of it.
+// Scopes of a Report's figures.
+const (
+	// ScopeFleet figures are every process's (FleetReports).
+	ScopeFleet = "fleet"
+	// ScopeProcess figures are the reporting process's own calls (Picker.Reports).
+	ScopeProcess = "process"
+)
+
+// Report is one configured model as an operator sees it: its configuration and live figures
+// of it, of the whole fleet or of this process (Scope).
 type Report struct {
 	Name      string   `json:"name"`
 	ModelID   string   `json:"model_id,omitempty"`
 	Fallbacks []string `json:"fallbacks,omitempty"`
-	// Circuit is the breaker's state: closed, half_open or open.
+	// Scope says whose figures these are: ScopeFleet or ScopeProcess; empty for a
+	// configuration without figures.
+	Scope string `json:"scope,omitempty"`
+	// Circuit is the breaker's state: closed, half_open or open. For the fleet, the worst
+	// state among the live processes (Circuits counts them).
 	Circuit string `json:"circuit"`
-	// Calls is how many recent attempts P50Ms, P95Ms, ErrorRate and ThrottleRate cover (at
-	// most 256).
+	// Circuits counts the live processes by circuit state (fleet figures only).
+	Circuits *CircuitSummary `json:"circuits,omitempty"`
+	// Processes are the live processes calling the model (fleet figures only).
+	Processes []ProcessReport `json:"processes,omitempty"`
+	// Calls is how many attempts P50Ms, P95Ms, ErrorRate and ThrottleRate cover: the recent
+	// ones (at most 256) of a process, or the fleet's in FleetWindow.
 	Calls        int     `json:"calls"`
 	P50Ms        float64 `json:"p50_ms"`
 	P95Ms        float64 `json:"p95_ms"`
@@ -59,7 +75,7 @@ func (p *Picker) Reports() []Report {
 		}
 		s := ep.health.stats.snapshot()
 		out = append(out, Report{
-			Name: name, ModelID: ep.spec.ModelID, Fallbacks: ep.spec.Fallbacks,
+			Name: name, ModelID: ep.spec.ModelID, Fallbacks: ep.spec.Fallbacks, Scope: ScopeProcess,
 			Circuit: CircuitName(ep.health.breaker.State()), Calls: s.Calls,
 			P50Ms: ms(s.P50), P95Ms: ms(s.P95), ErrorRate: s.ErrorRate, ThrottleRate: s.ThrottleRate,
 			CallsPerMinute: s.CallsLastMinute, TokensPerMinute: s.TokensLastMinute, Limits: ep.spec.Limits,

@@ -40,17 +40,22 @@ type stats struct {
 	day   string
 	spend float64
 	now   func() time.Time
+	// minutes are this process's figures by minute (Unix seconds) until the store has them
+	// (fleetstats.go).
+	minutes map[int64]*minuteFigures
 }
 
-func newStats() *stats { return &stats{now: time.Now} }
+func newStats() *stats { return &stats{now: time.Now, minutes: map[int64]*minuteFigures{}} }
 
 // record adds one attempt: its latency, whether it was answered or throttled, its tokens and
 // cost.
-func (s *stats) record(d time.Duration, ok, throttled bool, tokens int, cost float64) {
+func (s *stats) record(d time.Duration, ok, throttled bool, in, out int, cost float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
 	s.lat[s.next], s.ok[s.next], s.thr[s.next] = d, ok, throttled
-	s.last.add(s.now(), int64(tokens))
+	s.last.add(now, int64(in+out))
+	s.minute(now).add(d, ok, throttled, in, out)
 	s.next = (s.next + 1) % statsWindow
 	s.n = min(s.n+1, statsWindow)
 	s.addSpend(cost)
