@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/infleet/infleet/adapters/fmsim"
 	"github.com/infleet/infleet/messages"
@@ -58,12 +57,7 @@ func TestCancelAnywhereOnKafkaWithSQLite(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()[0]
+	brokers := fleetKafka(t)
 	bin := binary(t)
 	model := startFmsim(t, "--latency", "1m")
 	dataDir := t.TempDir() // shared: the SQLite file and the result files of every process

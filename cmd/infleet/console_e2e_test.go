@@ -416,41 +416,7 @@ auth:
 // job store (none yet: no worker runs) with the configured limits.
 func TestConsoleOnIngress(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	path := filepath.Join(dir, "infleet.yaml")
-	yaml := fmt.Sprintf(`addr: %q
-data_dir: %q
-models: [{name: fast, provider: sim, latency: 1ms, rpm: 600}]
-log: {level: warn}
-`, addr, filepath.Join(dir, "data"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ingress: %v", err)
-		}
-	})
-	h := &apiHarness{base: "http://" + addr, t: t}
-	h.eventually(10*time.Second, func() bool {
-		resp, err := http.Get(h.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	h, _ := startRoles(t, t.TempDir(), "models: [{name: fast, provider: sim, latency: 1ms, rpm: 600}]\nlog: {level: warn}\n", roles{ingress: true})
 	b := newBrowser(t, h.base)
 	for path, want := range map[string]string{
 		"/ui/":       `id="fig-queued">0<`,

@@ -76,7 +76,14 @@ type apiHarness struct {
 
 func startServe(t *testing.T, yaml string) *apiHarness {
 	t.Helper()
-	dir := t.TempDir()
+	h, _ := startRoles(t, t.TempDir(), yaml, roles{ingress: true, workers: true})
+	return h
+}
+
+// startRoles runs serve with roles r on dir's data_dir and config yaml, and returns the
+// harness and a stop function that waits for serve to end (also run at cleanup).
+func startRoles(t *testing.T, dir, yaml string, r roles) (*apiHarness, func()) {
+	t.Helper()
 	addr := freeAddr(t)
 	path := filepath.Join(dir, "infleet.yaml")
 	full := fmt.Sprintf("addr: %q\ndata_dir: %q\n%s", addr, filepath.Join(dir, "data"), yaml)
@@ -90,9 +97,14 @@ func startServe(t *testing.T, yaml string) *apiHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true, workers: true})
+		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), r)
 	}()
-	t.Cleanup(func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case err := <-done:
@@ -102,7 +114,8 @@ func startServe(t *testing.T, yaml string) *apiHarness {
 		case <-time.After(30 * time.Second):
 			t.Error("serve did not stop within 30s")
 		}
-	})
+	}
+	t.Cleanup(stop)
 	h := &apiHarness{base: "http://" + addr, dataDir: filepath.Join(dir, "data"), t: t}
 	h.eventually(10*time.Second, func() bool {
 		resp, err := http.Get(h.base + "/readyz")
@@ -112,7 +125,7 @@ func startServe(t *testing.T, yaml string) *apiHarness {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return h
+	return h, stop
 }
 
 func (h *apiHarness) do(method, path, body string, header map[string]string) (int, http.Header, []byte) {

@@ -68,12 +68,19 @@ func kafkaFleetPeers(t *testing.T) (dsn, brokers string) {
 		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
 	}
 	t.Parallel()
+	return dsn, fleetKafka(t)
+}
+
+// fleetKafka starts a one-broker kfake cluster, closed at cleanup, whose consumer groups accept
+// the short session timeouts fleet tests give their workers, and returns its address.
+func fleetKafka(t *testing.T) string {
+	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	return dsn, cluster.ListenAddrs()[0]
+	return cluster.ListenAddrs()[0]
 }
 
 // TestKafkaFleetSurvivesWorkerKill runs one `infleet ingress` and two `infleet worker`

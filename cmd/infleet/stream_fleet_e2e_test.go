@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/infleet/infleet/messages"
 )
 
@@ -24,12 +22,7 @@ func TestStreamRelaysAcrossProcessesOnKafka(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()[0]
+	brokers := fleetKafka(t)
 	bin := binary(t)
 	sim := startFmsim(t, "--drop-stream-after", "4", "--chunk-interval", "40ms")
 	dataDir := t.TempDir() // shared: the SQLite file and the result files of every process

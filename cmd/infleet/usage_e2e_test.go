@@ -2,71 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/messages"
 )
-
-// startRoles runs serve with roles r on dir's data_dir and config yaml, and returns the
-// harness and a stop function that waits for serve to end (also run at cleanup).
-func startRoles(t *testing.T, dir, yaml string, r roles) (*apiHarness, func()) {
-	t.Helper()
-	addr := freeAddr(t)
-	path := filepath.Join(dir, "infleet.yaml")
-	full := fmt.Sprintf("addr: %q\ndata_dir: %q\n%s", addr, filepath.Join(dir, "data"), yaml)
-	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), r)
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop within 30s")
-		}
-	}
-	t.Cleanup(stop)
-	h := &apiHarness{base: "http://" + addr, dataDir: filepath.Join(dir, "data"), t: t}
-	h.eventually(10*time.Second, func() bool {
-		resp, err := http.Get(h.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return h, stop
-}
 
 // A tenant spends its budget on a serve process, which stops. An ingress-only process on the
 // same store then refuses the tenant (429 with Retry-After until midnight UTC) and reports the

@@ -38,47 +38,7 @@ import (
 // (also called at cleanup).
 func startInstance(t *testing.T, yaml string) (*apiHarness, func()) {
 	t.Helper()
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	path := filepath.Join(dir, "infleet.yaml")
-	full := fmt.Sprintf("addr: %q\ndata_dir: %q\n%s", addr, filepath.Join(dir, "data"), yaml)
-	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, configSource{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), roles{ingress: true, workers: true})
-	}()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("serve did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	h := &apiHarness{base: "http://" + addr, t: t}
-	h.eventually(10*time.Second, func() bool {
-		resp, err := http.Get(h.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return h, stop
+	return startRoles(t, t.TempDir(), yaml, roles{ingress: true, workers: true})
 }
 
 // e2eJWKS is an issuer: a JWKS server with one ES256 key, rotated on demand.
