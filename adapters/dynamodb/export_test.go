@@ -33,3 +33,9 @@ func ForceCancelSweep(s *Store) { s.lastSweep.Store(0) }
 
 // CancelMarkerItem returns the key of the cancel marker item of now's window.
 func CancelMarkerItem(now time.Time) string { return cancelPK(cancelWindowOf(now)) }
+
+// SetRecountSettle sets how long RecountLive of s waits before it compares the counters.
+func SetRecountSettle(s *Store, d time.Duration) { s.recountSettle = d }
+
+// TakeRecount takes the fleet's recount lease for s at now, as its recount turns do.
+func TakeRecount(s *Store, now time.Time) (bool, error) { return s.takeRecount(context.Background(), now) }

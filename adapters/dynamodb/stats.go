@@ -272,15 +272,28 @@ func (s *Store) count(ctx context.Context, d statsDelta) {
 	}
 }
 
-// runCounters flushes the buffer every statsFlush until Close, then once more.
+// runCounters flushes the buffer every statsFlush until Close, then once more; between
+// flushes it takes its turns at recounting the live jobs (recount.go).
 func (s *Store) runCounters() {
 	defer close(s.counters.done)
 	tick := time.NewTicker(statsFlush)
 	defer tick.Stop()
+	// Each process's turns start at a random point, so that the lease is not raced for at once.
+	recount := time.NewTicker(recountEvery/2 + rand.N(recountEvery))
+	defer recount.Stop()
+	// A recount runs beside the flushes (it waits for two of them); Close cancels it.
+	rctx, cancel := context.WithCancel(context.Background())
+	var recounting sync.WaitGroup
+	defer recounting.Wait()
+	defer cancel()
 	for {
 		select {
 		case <-tick.C:
 			s.flush(context.Background())
+		case <-recount.C:
+			recount.Reset(recountEvery)
+			recounting.Wait() // one at a time
+			recounting.Go(func() { s.recountTurn(rctx) })
 		case <-s.counters.stop:
 			s.flush(context.Background())
 			return

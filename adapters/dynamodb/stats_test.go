@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/infleet/infleet/adapters/dynamodb"
 	"github.com/infleet/infleet/messages"
@@ -165,5 +166,106 @@ func TestStatsCountersSurviveAFailedWrite(t *testing.T) {
 	}
 	if got.Buckets[0].Accepted != 1 || got.Queued != 1 {
 		t.Fatalf("after a failed flush and a good one: %+v", got)
+	}
+}
+
+// TestRecountRepairsLostLiveCounts stands for a process killed before it flushed: the live
+// counters are off by jobs it created and moved. RecountLive counts the jobs in the status
+// index and adds the difference, so the figures are right again; a second recount finds
+// nothing to repair; and a recount while another process writes leaves the counters alone.
+func TestRecountRepairsLostLiveCounts(t *testing.T) {
+	t.Parallel()
+	s, cfg := setup(t, 0)
+	dynamodb.SetRecountSettle(s, 100*time.Millisecond)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for i := range 5 {
+		id := fmt.Sprintf("job-%d", i)
+		if _, _, err := s.Create(ctx, job(id, now)); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			if _, err := s.Transition(ctx, id, pipeline.Transition{To: messages.StatusProcessing, At: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dynamodb.FlushStats(s)
+	// The lost writes of a killed process: three creates never counted, one start counted twice.
+	if _, err := cfg.Client.UpdateItem(ctx, &ddb.UpdateItemInput{
+		TableName:                 aws.String(cfg.Table),
+		Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "stats#live#3"}},
+		UpdateExpression:          aws.String("ADD queued :q, processing :p"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":q": &types.AttributeValueMemberN{Value: "-3"}, ":p": &types.AttributeValueMemberN{Value: "1"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	live := func() (int64, int64) {
+		t.Helper()
+		got, err := s.JobStats(ctx, now.Truncate(time.Minute), now.Truncate(time.Minute).Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Queued, got.Processing
+	}
+	if q, p := live(); q != 0 || p != 3 {
+		t.Fatalf("before the recount: queued %d processing %d, want the drift 0 and 3", q, p)
+	}
+	r, err := s.RecountLive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Applied || r.Queued != 3 || r.Processing != 2 || r.CountedQueued != 0 || r.CountedProcessing != 3 {
+		t.Fatalf("recount %+v", r)
+	}
+	if q, p := live(); q != 3 || p != 2 {
+		t.Fatalf("after the recount: queued %d processing %d, want 3 and 2", q, p)
+	}
+	if r, err := s.RecountLive(ctx); err != nil || !r.Applied || r.Queued != r.CountedQueued || r.Processing != r.CountedProcessing {
+		t.Fatalf("second recount %+v %v", r, err)
+	}
+
+	// Another process creates jobs while this one counts: its flushes move the counters, so
+	// the recount writes nothing.
+	other := reopen(t, cfg)
+	dynamodb.SetRecountSettle(s, 3*time.Second)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, _, err := other.Create(ctx, job(fmt.Sprintf("busy-%d", i), now)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	r, err = s.RecountLive(ctx)
+	close(stop)
+	wg.Wait()
+	if err != nil || r.Applied {
+		t.Fatalf("recount during writes: %+v %v, want nothing applied", r, err)
+	}
+}
+
+// TestRecountLeaseTakesOneProcessPerTurn: of two processes, one takes the recount lease; the
+// other takes it only once the lease has run out.
+func TestRecountLeaseTakesOneProcessPerTurn(t *testing.T) {
+	t.Parallel()
+	one, cfg := setup(t, 0)
+	two := reopen(t, cfg)
+	now := time.Now()
+	if ok, err := dynamodb.TakeRecount(one, now); err != nil || !ok {
+		t.Fatalf("first take: %v %v", ok, err)
+	}
+	if ok, err := dynamodb.TakeRecount(two, now.Add(time.Minute)); err != nil || ok {
+		t.Fatalf("second process within the turn: %v %v, want refused", ok, err)
+	}
+	if ok, err := dynamodb.TakeRecount(two, now.Add(5*time.Minute)); err != nil || !ok {
+		t.Fatalf("second process after the turn: %v %v", ok, err)
 	}
 }

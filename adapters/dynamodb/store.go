@@ -96,6 +96,11 @@ type Store struct {
 	noStats bool
 	// counters buffers the figures' changes between flushes.
 	counters counters
+	// recountSettle is how long RecountLive waits after counting before it compares the
+	// counters (two flushes); tests shorten it.
+	recountSettle time.Duration
+	// holder names this process in the recount lease item.
+	holder string
 	// lastSweep is when CancelledAmong last checked every job it was asked about (Unix ns).
 	lastSweep atomic.Int64
 }
@@ -115,11 +120,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		client:    cfg.Client,
-		table:     cfg.Table,
-		retention: cfg.Retention,
-		claimWait: defaultClaimWait,
-		log:       cfg.Logger.With().Str("component", "dynamodb_store").Str("table", cfg.Table).Logger(),
+		client:        cfg.Client,
+		table:         cfg.Table,
+		retention:     cfg.Retention,
+		claimWait:     defaultClaimWait,
+		recountSettle: 2*statsFlush + statsFlush/2,
+		holder:        holderName(),
+		log:           cfg.Logger.With().Str("component", "dynamodb_store").Str("table", cfg.Table).Logger(),
 	}
 	if err := s.Check(ctx); err != nil {
 		return nil, err
