@@ -28,6 +28,11 @@ const (
 	attrStatusPK = "status_pk"
 	// attrExpiresAt is the TTL attribute (Unix seconds) of finished jobs and their keys.
 	attrExpiresAt = "expires_at"
+	// attrOutboxPK and attrOutboxDue key IndexByOutbox: "outbox#<shard>" and when the job's
+	// earliest kept event may be claimed (Unix ms, a number). A job carries them only while it
+	// keeps events, so the index holds exactly the jobs with events to deliver.
+	attrOutboxPK  = "outbox_pk"
+	attrOutboxDue = "outbox_due"
 )
 
 // Index names of the table.
@@ -37,6 +42,9 @@ const (
 	IndexByCreated = "by_created"
 	// IndexByStatus lists the jobs in one status newest first, sharded the same way.
 	IndexByStatus = "by_status"
+	// IndexByOutbox is sparse: the jobs that keep lifecycle events not yet delivered, by the
+	// time their earliest event may be claimed, sharded over OutboxShards partitions.
+	IndexByOutbox = "by_outbox"
 )
 
 // ListShards is how many partitions each index spreads jobs over (a hash of the job id picks
@@ -51,24 +59,31 @@ func tableDefinition(table string) *ddb.CreateTableInput {
 	str := func(name string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
 	}
+	number := func(name string) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeN}
+	}
 	key := func(name string, kt types.KeyType) types.KeySchemaElement {
 		return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: kt}
 	}
-	index := func(name, hash, rng string) types.GlobalSecondaryIndex {
+	index := func(name, hash, rng string, proj types.ProjectionType) types.GlobalSecondaryIndex {
 		return types.GlobalSecondaryIndex{
 			IndexName:  aws.String(name),
 			KeySchema:  []types.KeySchemaElement{key(hash, types.KeyTypeHash), key(rng, types.KeyTypeRange)},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			Projection: &types.Projection{ProjectionType: proj},
 		}
 	}
 	return &ddb.CreateTableInput{
 		TableName:            aws.String(table),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK)},
+		AttributeDefinitions: []types.AttributeDefinition{str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK),
+			str(attrOutboxPK), number(attrOutboxDue)},
 		KeySchema:            []types.KeySchemaElement{key(attrPK, types.KeyTypeHash)},
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			index(IndexByCreated, attrListPK, attrListSK),
-			index(IndexByStatus, attrStatusPK, attrListSK),
+			index(IndexByCreated, attrListPK, attrListSK, types.ProjectionTypeAll),
+			index(IndexByStatus, attrStatusPK, attrListSK, types.ProjectionTypeAll),
+			// Keys only: a claim reads the job's events from the job itself, and a job write that
+			// changes neither key costs the index nothing.
+			index(IndexByOutbox, attrOutboxPK, attrOutboxDue, types.ProjectionTypeKeysOnly),
 		},
 	}
 }
