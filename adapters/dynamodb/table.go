@@ -73,11 +73,11 @@ func tableDefinition(table string) *ddb.CreateTableInput {
 		}
 	}
 	return &ddb.CreateTableInput{
-		TableName:            aws.String(table),
-		BillingMode:          types.BillingModePayPerRequest,
+		TableName:   aws.String(table),
+		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK),
 			str(attrOutboxPK), number(attrOutboxDue)},
-		KeySchema:            []types.KeySchemaElement{key(attrPK, types.KeyTypeHash)},
+		KeySchema: []types.KeySchemaElement{key(attrPK, types.KeyTypeHash)},
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
 			index(IndexByCreated, attrListPK, attrListSK, types.ProjectionTypeAll),
 			index(IndexByStatus, attrStatusPK, attrListSK, types.ProjectionTypeAll),
