@@ -72,12 +72,14 @@ func tableDefinition(table string) *ddb.CreateTableInput {
 			Projection: &types.Projection{ProjectionType: proj},
 		}
 	}
+	attrs := []types.AttributeDefinition{
+		str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK), str(attrOutboxPK), number(attrOutboxDue),
+	}
 	return &ddb.CreateTableInput{
-		TableName:   aws.String(table),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK),
-			str(attrOutboxPK), number(attrOutboxDue)},
-		KeySchema: []types.KeySchemaElement{key(attrPK, types.KeyTypeHash)},
+		TableName:            aws.String(table),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: attrs,
+		KeySchema:            []types.KeySchemaElement{key(attrPK, types.KeyTypeHash)},
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
 			index(IndexByCreated, attrListPK, attrListSK, types.ProjectionTypeAll),
 			index(IndexByStatus, attrStatusPK, attrListSK, types.ProjectionTypeAll),
