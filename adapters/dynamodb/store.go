@@ -98,6 +98,8 @@ type Store struct {
 	counters counters
 	// lastSweep is when CancelledAmong last checked every job it was asked about (Unix ns).
 	lastSweep atomic.Int64
+	// outboxChecked is set once Check has looked for IndexByOutbox.
+	outboxChecked atomic.Bool
 }
 
 var (
@@ -139,6 +141,10 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	if st := out.Table.TableStatus; st != types.TableStatusActive && st != types.TableStatusUpdating {
 		return fmt.Errorf("dynamodb store: table %q is %s, not ACTIVE (wait for it, or check it in the AWS console)", s.table, st)
+	}
+	if !s.outboxChecked.Swap(true) && missingOutboxIndex(tableDefinition(s.table), out.Table) {
+		// Not fatal: events stay kept on their jobs and are delivered once the index exists.
+		s.log.Error().Str("index", IndexByOutbox).Msg("the job table lacks the outbox index: lifecycle events are kept but not delivered until it is added (run \"infleet init\" for the fix)")
 	}
 	return nil
 }

@@ -112,6 +112,13 @@ func EnsureTable(ctx context.Context, client *ddb.Client, table string) error {
 	case err != nil:
 		return fmt.Errorf("dynamodb store: describe table %q: %w", table, err)
 	default:
+		if missingOutboxIndex(def, out.Table) {
+			return fmt.Errorf("dynamodb store: table %q lacks the index %s that keeps lifecycle events findable (added in this version): "+
+				"add it by updating the stack of deploy/aws, or with `aws dynamodb update-table --table-name %s "+
+				"--attribute-definitions AttributeName=%s,AttributeType=S AttributeName=%s,AttributeType=N "+
+				"--global-secondary-index-updates '[{\"Create\":{\"IndexName\":\"%s\",\"KeySchema\":[{\"AttributeName\":\"%s\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"%s\",\"KeyType\":\"RANGE\"}],\"Projection\":{\"ProjectionType\":\"KEYS_ONLY\"}}}]'`, then run init again",
+				table, IndexByOutbox, table, attrOutboxPK, attrOutboxDue, IndexByOutbox, attrOutboxPK, attrOutboxDue)
+		}
 		if err := sameSchema(def, out.Table); err != nil {
 			return fmt.Errorf("dynamodb store: table %q exists with another schema (%w): use another table name or recreate it from deploy/aws", table, err)
 		}
@@ -176,6 +183,22 @@ func sameSchema(want *ddb.CreateTableInput, got *types.TableDescription) error {
 		}
 	}
 	return nil
+}
+
+// missingOutboxIndex reports whether got is the table of want but for IndexByOutbox, which
+// tables created before the outbox lack.
+func missingOutboxIndex(want *ddb.CreateTableInput, got *types.TableDescription) bool {
+	hasOutbox := slices.ContainsFunc(got.GlobalSecondaryIndexes, func(g types.GlobalSecondaryIndexDescription) bool {
+		return aws.ToString(g.IndexName) == IndexByOutbox
+	})
+	if hasOutbox {
+		return false
+	}
+	older := *want
+	older.GlobalSecondaryIndexes = slices.DeleteFunc(slices.Clone(want.GlobalSecondaryIndexes), func(i types.GlobalSecondaryIndex) bool {
+		return aws.ToString(i.IndexName) == IndexByOutbox
+	})
+	return sameSchema(&older, got) == nil
 }
 
 // isNotFound reports whether err says the table does not exist.
