@@ -21,6 +21,10 @@
 //     appear in List after Create returns (Get sees it at once).
 //   - With Config.Retention set, a finished job (and its idempotency key) carries expires_at =
 //     finish time + Retention, and DynamoDB's TTL deletes it some time after.
+//   - The outbox (pipeline.Outbox) lives on the job items: a Transition with an EventID writes
+//     its event into the job's item in the same conditional PutItem as the status, and the
+//     sparse, keys-only index IndexByOutbox finds the jobs with events to deliver; see
+//     ClaimEvents and outbox.go.
 //   - JobStats (pipeline.StatsReader) reads counter items ("stats#<minute>#<shard>" and
 //     "stats#live#<shard>") that each process adds its jobs' changes to with UpdateItem ADD
 //     once a second, off the job path; see JobStats.
@@ -81,8 +85,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is a pipeline.JobStore, pipeline.LimitStore and pipeline.Checker on one DynamoDB
-// table, and a pipeline.StatsReader through counter items (see JobStats). It is safe for
+// Store is a pipeline.JobStore, pipeline.LimitStore, pipeline.Outbox and pipeline.Checker on
+// one DynamoDB table, and a pipeline.StatsReader through counter items (see JobStats). It is safe for
 // concurrent use by many goroutines and by many processes sharing the table. Its only
 // resource is the goroutine that writes the job counts every second: Close stops it.
 type Store struct {

@@ -91,11 +91,12 @@ func tableDefinition(table string) *ddb.CreateTableInput {
 }
 
 // EnsureTable creates the job table named table when it is missing (on-demand capacity, the
-// indexes IndexByCreated and IndexByStatus), waits until it is ACTIVE and turns on TTL on
-// expires_at. It is idempotent and safe to run from several processes at once: an existing
-// table is left as it is, but one whose key schema or indexes differ is an error naming the
-// difference. An endpoint that does not implement UpdateTimeToLive (an emulator) is logged at
-// warn level and tolerated. It logs to the logger of ctx (zerolog.Ctx), if any.
+// indexes IndexByCreated, IndexByStatus and IndexByOutbox), waits until it is ACTIVE and turns
+// on TTL on expires_at. It is idempotent and safe to run from several processes at once: an
+// existing table is left as it is, but one whose key schema or indexes differ is an error
+// naming the difference (for a table made before IndexByOutbox, how to add it). An endpoint
+// that does not implement UpdateTimeToLive (an emulator) is logged at warn level and
+// tolerated. It logs to the logger of ctx (zerolog.Ctx), if any.
 func EnsureTable(ctx context.Context, client *ddb.Client, table string) error {
 	log := zerolog.Ctx(ctx).With().Str("component", "dynamodb_store").Logger()
 	if client == nil || table == "" {
