@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,9 +21,10 @@ import (
 // (SQS and DynamoDB: fauxqs and dynalite), where the outbox lives on the job items. An ingress
 // takes N jobs; workers are started one after another and each is SIGKILLed as soon as its
 // dispatcher is sending an event (the job's status is written, its event kept, the receiver
-// holding the delivery), several times during the run. Then the receiver answers, a last
-// worker finishes the run, and every job's event must arrive: at least once, under one stable
-// id (header and JSON agree), none lost.
+// holding the delivery), several times during the run. Then the receiver answers; one more
+// worker is SIGKILLed after the receiver has taken an event and before it answers (so that
+// event must come again: a duplicate); a last worker finishes the run, and every job's event
+// must arrive: at least once, under one stable id (header and JSON agree), none lost.
 func TestOutboxEventsSurviveSIGKILLOnDynamoDB(t *testing.T) {
 	p := needAWSPeers(t)
 	if testing.Short() {
@@ -26,7 +32,8 @@ func TestOutboxEventsSurviveSIGKILLOnDynamoDB(t *testing.T) {
 	}
 	t.Parallel()
 	hooks := newHeldHooks()
-	srv := httptest.NewServer(hooks)
+	receipt := &killOnReceipt{hooks: hooks, done: make(chan string, 1)}
+	srv := httptest.NewServer(receipt)
 	t.Cleanup(srv.Close)
 	bin := binary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
@@ -87,6 +94,21 @@ log: {level: warn}
 	completedAtKills := countStatus(api.statuses(), messages.StatusCompleted)
 	close(hooks.held)
 
+	// The receiver takes one event, then the worker dies before the answer reaches it: that
+	// event is delivered again, a duplicate under the same id.
+	var (
+		victim      *child
+		victimReady = make(chan struct{})
+	)
+	receipt.setKill(func() {
+		<-victimReady
+		_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+		_ = victim.cmd.Wait()
+	})
+	victim = startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
+	close(victimReady)
+	dupEvent := receipt.killed(t, 30*time.Second)
+
 	startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
 	api.eventually(90*time.Second, func() bool {
 		return countStatus(api.statuses(), messages.StatusCompleted) == n
@@ -119,7 +141,59 @@ log: {level: warn}
 	if len(hooks.delivered) != n {
 		t.Fatalf("events of %d jobs delivered, want %d", len(hooks.delivered), n)
 	}
-	t.Logf("%d jobs, %d COMPLETED by the %d killed workers; %d deliveries were cut off by the kills; "+
-		"%d events delivered afterwards (%d duplicates), none lost",
-		n, completedAtKills, kills, hooks.heldSeen, deliveries, deliveries-n)
+	ev := hooks.events[dupEvent]
+	if times := hooks.delivered[ev.JobID][dupEvent]; times < 2 {
+		t.Fatalf("event %s, taken just before its worker was killed, delivered %d times; want it again under the same id", dupEvent, times)
+	}
+	t.Logf("%d jobs, %d COMPLETED by the %d workers killed while the receiver held their events "+
+		"(%d deliveries cut off), 1 worker killed after a receipt; %d events delivered (%d duplicates, "+
+		"each under its event's id), none lost", n, completedAtKills, kills, hooks.heldSeen, deliveries, deliveries-n)
+}
+
+// killOnReceipt is a heldHooks that, once told to, runs a kill after it has counted a delivery
+// and before it answers it, so that the sender dies with the event received but not known to
+// be.
+type killOnReceipt struct {
+	hooks *heldHooks
+	mu    sync.Mutex
+	kill  func()
+	done  chan string // the id of the event whose answer the kill cut off
+}
+
+func (k *killOnReceipt) setKill(kill func()) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kill = kill
+}
+
+func (k *killOnReceipt) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := httptest.NewRecorder()
+	k.hooks.ServeHTTP(rec, r)
+	if rec.Code == http.StatusOK {
+		k.mu.Lock()
+		kill := k.kill
+		k.kill = nil
+		k.mu.Unlock()
+		if kill != nil {
+			kill()
+			var ev messages.Event
+			_ = json.Unmarshal(body, &ev)
+			k.done <- ev.ID
+		}
+	}
+	w.WriteHeader(rec.Code)
+}
+
+// killed waits for the kill and returns the id of the event it cut off.
+func (k *killOnReceipt) killed(t *testing.T, within time.Duration) string {
+	t.Helper()
+	select {
+	case id := <-k.done:
+		return id
+	case <-time.After(within):
+		t.Fatalf("no event arrived within %s to kill its sender on", within)
+		return ""
+	}
 }
