@@ -1,6 +1,7 @@
 package dynamodb_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/adapters/dynamodb"
 	"github.com/infleet/infleet/messages"
@@ -123,5 +125,18 @@ func TestEnsureTableNamesTheMissingOutboxIndex(t *testing.T) {
 	err := dynamodb.EnsureTable(t.Context(), client, table)
 	if err == nil || !strings.Contains(err.Error(), "lacks the index by_outbox") || !strings.Contains(err.Error(), "update-table") {
 		t.Fatalf("EnsureTable on a table without the outbox index = %v, want an error naming the index and the fix", err)
+	}
+	// A process on such a table starts, says so, and its claims name the fix.
+	var logs bytes.Buffer
+	s, err := dynamodb.Open(t.Context(), dynamodb.Config{Client: client, Table: table, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatalf("Open on a table without the outbox index: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if !strings.Contains(logs.String(), "lacks the outbox index") {
+		t.Fatalf("Open logged %q, want an error about the missing outbox index", logs.String())
+	}
+	if _, err := s.ClaimEvents(t.Context(), "h", time.Minute, 10); err == nil || !strings.Contains(err.Error(), `run "infleet init"`) {
+		t.Fatalf("ClaimEvents without the outbox index = %v, want an error saying to run infleet init", err)
 	}
 }
