@@ -20,10 +20,11 @@ import (
 	"github.com/infleet/infleet/pipeline"
 )
 
-// TestOutboxRacingTransitions records a job's events while two dispatchers claim and delete
-// them: the events live on the job item, so every claim and delete races the transitions that
-// append to it. Every event must be delivered once, in the order of its transitions.
-func TestOutboxRacingTransitions(t *testing.T) {
+// TestOutboxRacingTransitionsTwoProcesses is the suite's OutboxRacingTransitions with the
+// dispatchers in two processes (a client each): the events live on the job item, so every
+// claim and delete races the transitions that append to it. Every event must be delivered
+// once, in order, and the job item must be left without outbox attributes (out of the index).
+func TestOutboxRacingTransitionsTwoProcesses(t *testing.T) {
 	t.Parallel()
 	s, cfg := setup(t, 0)
 	other := reopen(t, cfg)
