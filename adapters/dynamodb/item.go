@@ -117,15 +117,29 @@ const maxItemBytes = 400 * 1024
 func itemSize(item map[string]types.AttributeValue) int {
 	size := 0
 	for name, v := range item {
-		size += len(name)
-		switch v := v.(type) {
-		case *types.AttributeValueMemberS:
-			size += len(v.Value)
-		case *types.AttributeValueMemberN:
-			size += len(v.Value)
-		}
+		size += len(name) + valueSize(v)
 	}
 	return size
+}
+
+// valueSize returns the size DynamoDB counts for v (an upper bound, as itemSize), with 3 bytes
+// per list or map and 1 per element.
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return len(v.Value)
+	case *types.AttributeValueMemberL:
+		size := 3
+		for _, e := range v.Value {
+			size += 1 + valueSize(e)
+		}
+		return size
+	case *types.AttributeValueMemberM:
+		return itemSize(v.Value) + 3 + len(v.Value)
+	}
+	return 0
 }
 
 // expiresAt returns the TTL of rec (Unix seconds) when it has one: a finished job with a

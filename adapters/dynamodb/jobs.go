@@ -169,16 +169,23 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 
 // get reads job id and its version.
 func (s *Store) get(ctx context.Context, id string) (messages.JobRecord, int64, error) {
+	rec, version, _, err := s.getItem(ctx, id)
+	return rec, version, err
+}
+
+// getItem reads job id, its version and its item.
+func (s *Store) getItem(ctx context.Context, id string) (messages.JobRecord, int64, map[string]types.AttributeValue, error) {
 	out, err := s.client.GetItem(ctx, &ddb.GetItemInput{
 		TableName: aws.String(s.table), Key: key(jobPK(id)), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return messages.JobRecord{}, 0, s.wrap("get job "+id, err)
+		return messages.JobRecord{}, 0, nil, s.wrap("get job "+id, err)
 	}
 	if out.Item == nil {
-		return messages.JobRecord{}, 0, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
+		return messages.JobRecord{}, 0, nil, fmt.Errorf("job %s: %w", id, pipeline.ErrNotFound)
 	}
-	return decodeJob(out.Item)
+	rec, version, err := decodeJob(out.Item)
+	return rec, version, out.Item, err
 }
 
 // Transition applies t to job id atomically with pipeline.Transition.Apply; see
@@ -186,11 +193,12 @@ func (s *Store) get(ctx context.Context, id string) (messages.JobRecord, int64, 
 // checks t.From, applies t and writes the result only if no other write came in between, else
 // reads again. Racing transitions serialize and at most one leaves a given status; a job
 // deleted meanwhile stays deleted (ErrNotFound). On ErrConflict the returned record is the
-// job's current state.
+// job's current state. The job's kept events (see ClaimEvents) go over to the new item, with
+// the event of t.EventID, when set, added in the same write.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
 	marked := false
 	for {
-		cur, version, err := s.get(ctx, id)
+		cur, version, old, err := s.getItem(ctx, id)
 		if err != nil {
 			return messages.JobRecord{}, err
 		}
@@ -207,6 +215,13 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		item, err := s.jobItem(next, version+1)
 		if err != nil {
 			return messages.JobRecord{}, err
+		}
+		if err := keepOutbox(item, old, next, t.EventID, time.Now()); err != nil {
+			return messages.JobRecord{}, err
+		}
+		if size := itemSize(item); size > maxItemBytes {
+			return messages.JobRecord{}, fmt.Errorf("dynamodb store: job %s with the %d events it keeps takes %d bytes, over DynamoDB's 400 KB item limit (check that a dispatcher runs and that the event sinks answer)",
+				id, len(keptEvents(item)), size)
 		}
 		_, err = s.client.PutItem(ctx, &ddb.PutItemInput{
 			TableName:                 aws.String(s.table),

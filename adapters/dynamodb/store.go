@@ -21,6 +21,10 @@
 //     appear in List after Create returns (Get sees it at once).
 //   - With Config.Retention set, a finished job (and its idempotency key) carries expires_at =
 //     finish time + Retention, and DynamoDB's TTL deletes it some time after.
+//   - The outbox (pipeline.Outbox) lives on the job items: a Transition with an EventID writes
+//     its event into the job's item in the same conditional PutItem as the status, and the
+//     sparse, keys-only index IndexByOutbox finds the jobs with events to deliver; see
+//     ClaimEvents and outbox.go.
 //   - JobStats (pipeline.StatsReader) reads counter items ("stats#<minute>#<shard>" and
 //     "stats#live#<shard>") that each process adds its jobs' changes to with UpdateItem ADD
 //     once a second, off the job path; see JobStats.
@@ -81,8 +85,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is a pipeline.JobStore, pipeline.LimitStore and pipeline.Checker on one DynamoDB
-// table, and a pipeline.StatsReader through counter items (see JobStats). It is safe for
+// Store is a pipeline.JobStore, pipeline.LimitStore, pipeline.Outbox and pipeline.Checker on
+// one DynamoDB table, and a pipeline.StatsReader through counter items (see JobStats). It is safe for
 // concurrent use by many goroutines and by many processes sharing the table. Its only
 // resource is the goroutine that writes the job counts every second: Close stops it.
 type Store struct {
@@ -103,6 +107,8 @@ type Store struct {
 	holder string
 	// lastSweep is when CancelledAmong last checked every job it was asked about (Unix ns).
 	lastSweep atomic.Int64
+	// outboxChecked is set once Check has looked for IndexByOutbox.
+	outboxChecked atomic.Bool
 }
 
 var (
@@ -146,6 +152,10 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	if st := out.Table.TableStatus; st != types.TableStatusActive && st != types.TableStatusUpdating {
 		return fmt.Errorf("dynamodb store: table %q is %s, not ACTIVE (wait for it, or check it in the AWS console)", s.table, st)
+	}
+	if !s.outboxChecked.Swap(true) && missingOutboxIndex(tableDefinition(s.table), out.Table) {
+		// Not fatal: events stay kept on their jobs and are delivered once the index exists.
+		s.log.Error().Str("index", IndexByOutbox).Msg("the job table lacks the outbox index: lifecycle events are kept but not delivered until it is added (run \"infleet init\" for the fix)")
 	}
 	return nil
 }

@@ -111,8 +111,8 @@ func TestEnsureTableIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(out.Table.GlobalSecondaryIndexes); n != 2 {
-		t.Fatalf("table has %d indexes, want 2", n)
+	if n := len(out.Table.GlobalSecondaryIndexes); n != 3 {
+		t.Fatalf("table has %d indexes, want 3", n)
 	}
 }
 

@@ -28,6 +28,11 @@ const (
 	attrStatusPK = "status_pk"
 	// attrExpiresAt is the TTL attribute (Unix seconds) of finished jobs and their keys.
 	attrExpiresAt = "expires_at"
+	// attrOutboxPK and attrOutboxDue key IndexByOutbox: "outbox#<shard>" and when the job's
+	// earliest kept event may be claimed (Unix ms, a number). A job carries them only while it
+	// keeps events, so the index holds exactly the jobs with events to deliver.
+	attrOutboxPK  = "outbox_pk"
+	attrOutboxDue = "outbox_due"
 )
 
 // Index names of the table.
@@ -37,6 +42,9 @@ const (
 	IndexByCreated = "by_created"
 	// IndexByStatus lists the jobs in one status newest first, sharded the same way.
 	IndexByStatus = "by_status"
+	// IndexByOutbox is sparse: the jobs that keep lifecycle events not yet delivered, by the
+	// time their earliest event may be claimed, sharded over OutboxShards partitions.
+	IndexByOutbox = "by_outbox"
 )
 
 // ListShards is how many partitions each index spreads jobs over (a hash of the job id picks
@@ -51,34 +59,44 @@ func tableDefinition(table string) *ddb.CreateTableInput {
 	str := func(name string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
 	}
+	number := func(name string) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeN}
+	}
 	key := func(name string, kt types.KeyType) types.KeySchemaElement {
 		return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: kt}
 	}
-	index := func(name, hash, rng string) types.GlobalSecondaryIndex {
+	index := func(name, hash, rng string, proj types.ProjectionType) types.GlobalSecondaryIndex {
 		return types.GlobalSecondaryIndex{
 			IndexName:  aws.String(name),
 			KeySchema:  []types.KeySchemaElement{key(hash, types.KeyTypeHash), key(rng, types.KeyTypeRange)},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			Projection: &types.Projection{ProjectionType: proj},
 		}
+	}
+	attrs := []types.AttributeDefinition{
+		str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK), str(attrOutboxPK), number(attrOutboxDue),
 	}
 	return &ddb.CreateTableInput{
 		TableName:            aws.String(table),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{str(attrPK), str(attrListPK), str(attrListSK), str(attrStatusPK)},
+		AttributeDefinitions: attrs,
 		KeySchema:            []types.KeySchemaElement{key(attrPK, types.KeyTypeHash)},
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			index(IndexByCreated, attrListPK, attrListSK),
-			index(IndexByStatus, attrStatusPK, attrListSK),
+			index(IndexByCreated, attrListPK, attrListSK, types.ProjectionTypeAll),
+			index(IndexByStatus, attrStatusPK, attrListSK, types.ProjectionTypeAll),
+			// Keys only: a claim reads the job's events from the job itself, and a job write that
+			// changes neither key costs the index nothing.
+			index(IndexByOutbox, attrOutboxPK, attrOutboxDue, types.ProjectionTypeKeysOnly),
 		},
 	}
 }
 
 // EnsureTable creates the job table named table when it is missing (on-demand capacity, the
-// indexes IndexByCreated and IndexByStatus), waits until it is ACTIVE and turns on TTL on
-// expires_at. It is idempotent and safe to run from several processes at once: an existing
-// table is left as it is, but one whose key schema or indexes differ is an error naming the
-// difference. An endpoint that does not implement UpdateTimeToLive (an emulator) is logged at
-// warn level and tolerated. It logs to the logger of ctx (zerolog.Ctx), if any.
+// indexes IndexByCreated, IndexByStatus and IndexByOutbox), waits until it is ACTIVE and turns
+// on TTL on expires_at. It is idempotent and safe to run from several processes at once: an
+// existing table is left as it is, but one whose key schema or indexes differ is an error
+// naming the difference (for a table made before IndexByOutbox, how to add it). An endpoint
+// that does not implement UpdateTimeToLive (an emulator) is logged at warn level and
+// tolerated. It logs to the logger of ctx (zerolog.Ctx), if any.
 func EnsureTable(ctx context.Context, client *ddb.Client, table string) error {
 	log := zerolog.Ctx(ctx).With().Str("component", "dynamodb_store").Logger()
 	if client == nil || table == "" {
@@ -95,6 +113,13 @@ func EnsureTable(ctx context.Context, client *ddb.Client, table string) error {
 	case err != nil:
 		return fmt.Errorf("dynamodb store: describe table %q: %w", table, err)
 	default:
+		if missingOutboxIndex(def, out.Table) {
+			return fmt.Errorf("dynamodb store: table %q lacks the index %s that keeps lifecycle events findable (added in this version): "+
+				"add it by updating the stack of deploy/aws, or with `aws dynamodb update-table --table-name %s "+
+				"--attribute-definitions AttributeName=%s,AttributeType=S AttributeName=%s,AttributeType=N "+
+				"--global-secondary-index-updates '[{\"Create\":{\"IndexName\":\"%s\",\"KeySchema\":[{\"AttributeName\":\"%s\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"%s\",\"KeyType\":\"RANGE\"}],\"Projection\":{\"ProjectionType\":\"KEYS_ONLY\"}}}]'`, then run init again",
+				table, IndexByOutbox, table, attrOutboxPK, attrOutboxDue, IndexByOutbox, attrOutboxPK, attrOutboxDue)
+		}
 		if err := sameSchema(def, out.Table); err != nil {
 			return fmt.Errorf("dynamodb store: table %q exists with another schema (%w): use another table name or recreate it from deploy/aws", table, err)
 		}
@@ -159,6 +184,22 @@ func sameSchema(want *ddb.CreateTableInput, got *types.TableDescription) error {
 		}
 	}
 	return nil
+}
+
+// missingOutboxIndex reports whether got is the table of want but for IndexByOutbox, which
+// tables created before the outbox lack.
+func missingOutboxIndex(want *ddb.CreateTableInput, got *types.TableDescription) bool {
+	hasOutbox := slices.ContainsFunc(got.GlobalSecondaryIndexes, func(g types.GlobalSecondaryIndexDescription) bool {
+		return aws.ToString(g.IndexName) == IndexByOutbox
+	})
+	if hasOutbox {
+		return false
+	}
+	older := *want
+	older.GlobalSecondaryIndexes = slices.DeleteFunc(slices.Clone(want.GlobalSecondaryIndexes), func(i types.GlobalSecondaryIndex) bool {
+		return aws.ToString(i.IndexName) == IndexByOutbox
+	})
+	return sameSchema(&older, got) == nil
 }
 
 // isNotFound reports whether err says the table does not exist.

@@ -207,3 +207,68 @@ func testOutboxRacingClaims(t *testing.T, s pipeline.JobStore) {
 		t.Fatalf("handed out %d events, want %d", len(seen), jobs)
 	}
 }
+
+// testOutboxRacingTransitions records a job's events while two dispatchers claim and delete
+// them, so that every claim and delete races the transitions that add to the job's events:
+// each event is delivered once, in the order of its transitions, and none is lost.
+func testOutboxRacingTransitions(t *testing.T, s pipeline.JobStore) {
+	o := outbox(t, s)
+	ctx := t.Context()
+	mustCreate(t, s, queued("job-1", base))
+	const events = 30
+	want := make([]string, events)
+	for i := range want {
+		want[i] = fmt.Sprintf("ev-%03d", i)
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for _, id := range want {
+			if _, err := s.Transition(ctx, "job-1", pipeline.Transition{To: messages.StatusCancelled, EventID: id}); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := s.Transition(ctx, "job-1", pipeline.Transition{From: []messages.Status{messages.StatusCancelled}, To: messages.StatusQueued}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var (
+		mu  sync.Mutex
+		got []string
+		wg  sync.WaitGroup
+	)
+	deadline := time.Now().Add(30 * time.Second)
+	for h := range 2 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				evs, err := o.ClaimEvents(ctx, fmt.Sprint("holder-", h), time.Minute, 10)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got = append(got, eventIDs(evs)...)
+				n := len(got)
+				mu.Unlock()
+				if err := o.DeleteEvents(ctx, evs); err != nil {
+					t.Error(err)
+					return
+				}
+				if n >= events {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	<-writerDone
+	wg.Wait()
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %v,\nwant %v", got, want)
+	}
+	if left := claim(t, o, "late", 10); len(left) != 0 {
+		t.Fatalf("events left after every event was delivered: %v", eventIDs(left))
+	}
+}

@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"OutboxOrder", testOutboxOrder},
 		{"OutboxLease", testOutboxLease},
 		{"OutboxRacingClaims", testOutboxRacingClaims},
+		{"OutboxRacingTransitions", testOutboxRacingTransitions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
