@@ -38,4 +38,6 @@ func CancelMarkerItem(now time.Time) string { return cancelPK(cancelWindowOf(now
 func SetRecountSettle(s *Store, d time.Duration) { s.recountSettle = d }
 
 // TakeRecount takes the fleet's recount lease for s at now, as its recount turns do.
-func TakeRecount(s *Store, now time.Time) (bool, error) { return s.takeRecount(context.Background(), now) }
+func TakeRecount(s *Store, now time.Time) (bool, error) {
+	return s.takeRecount(context.Background(), now)
+}
