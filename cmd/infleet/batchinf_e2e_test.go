@@ -68,7 +68,9 @@ log: {level: info}
 	a.api.eventually(20*time.Second, func() bool {
 		for _, id := range ids {
 			rec := a.api.job(id)
-			if rec.Status != messages.StatusProcessing || rec.BatchJob == "" {
+			bi := rec.BatchInference
+			if rec.Status != messages.StatusProcessing || rec.BatchJob == "" || bi == nil || bi.State != messages.BatchRunning ||
+				bi.JobARN != rec.BatchJob || bi.Status == "" {
 				return false
 			}
 			arn = rec.BatchJob
@@ -91,13 +93,13 @@ log: {level: info}
 			t.Fatalf("job %d ended %s (%+v), want COMPLETED with usage", i, rec.Status, rec.Error)
 		}
 		if i == 4 {
-			if rec.BatchJob != "" {
-				t.Errorf("the poison job answered by batch job %s; want it run on demand", rec.BatchJob)
+			if rec.BatchJob != "" || rec.BatchInference == nil || rec.BatchInference.State != messages.BatchOnDemand {
+				t.Errorf("the poison job answered by batch job %q (%+v); want it run on demand", rec.BatchJob, rec.BatchInference)
 			}
 			continue
 		}
-		if rec.BatchJob != arn {
-			t.Errorf("job %d: batch_job %q, want %s", i, rec.BatchJob, arn)
+		if bi := rec.BatchInference; rec.BatchJob != arn || bi == nil || bi.State != messages.BatchAnswered || bi.JobARN != arn || bi.Status != "Completed" {
+			t.Errorf("job %d: batch_job %q, batch_inference %+v; want %s ANSWERED, Completed", i, rec.BatchJob, bi, arn)
 		}
 		// Batch price: half of 1000 $/Mtok for every token.
 		if want := float64(rec.Usage.InputTokens+rec.Usage.OutputTokens) * 500 / 1e6; rec.Usage.CostUSD < want*0.999 || rec.Usage.CostUSD > want*1.001 {
@@ -124,8 +126,8 @@ log: {level: info}
 	for _, id := range more {
 		var rec messages.JobRecord
 		b.api.eventually(40*time.Second, func() bool { rec = b.api.job(id); return rec.Status.Terminal() })
-		if rec.Status != messages.StatusCompleted || rec.BatchJob != "" {
-			t.Errorf("job of the failed batch: %s, batch_job %q; want COMPLETED on demand", rec.Status, rec.BatchJob)
+		if bi := rec.BatchInference; rec.Status != messages.StatusCompleted || rec.BatchJob != "" || bi == nil || bi.State != messages.BatchOnDemand || bi.Status != "Failed" {
+			t.Errorf("job of the failed batch: %s, batch_job %q, batch_inference %+v; want COMPLETED ON_DEMAND after Failed", rec.Status, rec.BatchJob, bi)
 		}
 	}
 	if n := onDemandCalls(t, sim); n != 4 {

@@ -398,6 +398,7 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) er
 			return fmt.Errorf("poll batch job %s: %w", batch.ARN, err)
 		}
 		if status != batch.Status || Ended(status) {
+			changed := status != batch.Status
 			batch.Status = status
 			if Ended(status) {
 				batch.State = pipeline.BatchEnded
@@ -405,6 +406,9 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) er
 			}
 			if err := b.update(ctx, &batch); err != nil {
 				return err
+			}
+			if changed {
+				b.markJobs(ctx, batch)
 			}
 		}
 	}
@@ -414,14 +418,15 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) er
 	return nil
 }
 
-// markJobs writes the provider job's ARN on each job of batch still running, so that its
-// record shows which batch job holds it. Best effort: a job not marked is finished all the
-// same.
+// markJobs writes the provider job's ARN and status on each job of batch still running, in
+// state RUNNING, so that its record shows which batch job holds it and how far that got. It
+// runs when the job is created and at each change of its status. Best effort: a job not
+// marked is finished all the same.
 func (b *Batches) markJobs(ctx context.Context, batch pipeline.Batch) {
 	for _, id := range batch.JobIDs {
 		_, err := b.cfg.Jobs.Transition(ctx, id, pipeline.Transition{
 			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing,
-			Call: &pipeline.ModelCall{BatchJob: batch.ARN},
+			Call: &pipeline.ModelCall{BatchJob: batch.ARN, Batch: batchOf(batch, messages.BatchRunning)},
 		})
 		if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 			b.cfg.Logger.Warn().Err(err).Str("job_id", id).Str("batch_id", batch.ID).Msg("job not marked with its batch job")
@@ -451,7 +456,7 @@ func (b *Batches) finish(ctx context.Context, f Finisher, batch pipeline.Batch) 
 		if out, ok := outputs[id]; ok && out.Err == nil {
 			resp := out.Response
 			resp.Usage.CostUSD = b.cfg.Price.Cost(resp.Usage.InputTokens, resp.Usage.OutputTokens)
-			resp.BatchJob, resp.Model = batch.ARN, batch.Model
+			resp.BatchJob, resp.Model, resp.Batch = batch.ARN, batch.Model, batchOf(batch, messages.BatchAnswered)
 			answer = &resp
 		} else if ok {
 			b.cfg.Logger.Info().Str("job_id", id).Str("batch_id", batch.ID).AnErr("record_error", out.Err).Msg("batch record failed; running the job on demand")
@@ -475,6 +480,11 @@ func (b *Batches) finish(ctx context.Context, f Finisher, batch pipeline.Batch) 
 	return nil
 }
 
+// batchOf is where a job of batch stands, in state.
+func batchOf(batch pipeline.Batch, state string) *messages.BatchInference {
+	return &messages.BatchInference{State: state, BatchID: batch.ID, JobARN: batch.ARN, Status: batch.Status}
+}
+
 // update writes batch with a renewed lease.
 func (b *Batches) update(ctx context.Context, batch *pipeline.Batch) error {
 	batch.LeaseUntil, batch.UpdatedAt = time.Now().Add(b.cfg.LeaseTTL), time.Now()
@@ -483,6 +493,9 @@ func (b *Batches) update(ctx context.Context, batch *pipeline.Batch) error {
 	}
 	return nil
 }
+
+// Model is the configured model the batches go to.
+func (b *Batches) Model() string { return b.cfg.Model }
 
 // Owner is the name this process holds leases under.
 func (b *Batches) Owner() string { return b.cfg.Owner }

@@ -84,3 +84,133 @@ func TestTooFewRunOnDemandAndDuplicatesCountOnce(t *testing.T) {
 		t.Errorf("Holds after a group went on demand = %v, %v", held, err)
 	}
 }
+
+// scripted is a Provider whose job goes through statuses, one per Status call, and whose
+// output answers every record.
+type scripted struct {
+	mu       sync.Mutex
+	statuses []string
+	records  []batchinf.Record
+}
+
+func (s *scripted) WriteInput(_ context.Context, _ string, records []batchinf.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = records
+	return nil
+}
+func (s *scripted) Create(_ context.Context, b pipeline.Batch) (string, error) {
+	return "arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/" + b.ID, nil
+}
+func (s *scripted) Status(context.Context, string) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.statuses[0]
+	if len(s.statuses) > 1 {
+		s.statuses = s.statuses[1:]
+	}
+	return st, "", nil
+}
+func (s *scripted) ReadOutput(context.Context, pipeline.Batch) (map[string]batchinf.Output, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]batchinf.Output{}
+	for _, r := range s.records {
+		out[r.ID] = batchinf.Output{Response: pipeline.ModelResponse{Text: "answer of " + r.ID, Usage: messages.Usage{InputTokens: 1000, OutputTokens: 500}}}
+	}
+	return out, nil
+}
+
+// finisher ends each job of an ended batch from its answer, recording it in the job store as
+// the worker does.
+type finisher struct {
+	store pipeline.JobStore
+	mu    sync.Mutex
+	got   map[string]*pipeline.ModelResponse
+}
+
+func (f *finisher) FinishBatched(ctx context.Context, id string, answer *pipeline.ModelResponse) (bool, error) {
+	f.mu.Lock()
+	f.got[id] = answer
+	f.mu.Unlock()
+	call := &pipeline.ModelCall{}
+	if answer != nil {
+		call = &pipeline.ModelCall{BatchJob: answer.BatchJob, Batch: answer.Batch}
+	}
+	_, err := f.store.Transition(ctx, id, pipeline.Transition{From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted, Call: call})
+	return err == nil, err
+}
+
+// Each job of a batch shows RUNNING with the batch job's ARN and the provider's status as
+// the reconciler follows it (its status stays PROCESSING), and is answered from its record at
+// the batch price, its answer saying ANSWERED.
+func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	prov := &scripted{statuses: []string{"Submitted", "InProgress", "InProgress", "Completed"}}
+	b, err := batchinf.New(batchinf.Config{Store: store, Jobs: store, Provider: prov, Model: "haiku", ModelID: "m",
+		Tasks: []string{"bulk"}, MinRecords: 2, MaxWait: 20 * time.Millisecond, Bucket: "b", PollInterval: time.Hour,
+		Price: batchinf.Price{InputPerMTok: 1, OutputPerMTok: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	ids := []string{"job-a", "job-b"}
+	for _, id := range ids {
+		if _, _, err := store.Create(ctx, messages.JobRecord{JobID: id, Status: messages.StatusQueued, Task: "bulk", Priority: messages.PriorityNormal}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Transition(ctx, id, pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			if err := b.Add(ctx, id, pipeline.ModelRequest{Messages: []messages.ChatMessage{{Role: "user", Content: id}}}); err != nil {
+				t.Errorf("add %s: %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	f := &finisher{store: store, got: map[string]*pipeline.ModelResponse{}}
+	check := func(status string) {
+		t.Helper()
+		for _, id := range ids {
+			rec, err := store.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bi := rec.BatchInference
+			if rec.Status != messages.StatusProcessing || bi == nil || bi.State != messages.BatchRunning || bi.Status != status ||
+				bi.JobARN == "" || bi.JobARN != rec.BatchJob || bi.BatchID == "" {
+				t.Fatalf("%s while the batch is %s: status %s, batch_job %q, batch_inference %+v", id, status, rec.Status, rec.BatchJob, bi)
+			}
+		}
+	}
+	b.Reconcile(ctx, f) // creates the job and polls it: Submitted
+	check("Submitted")
+	b.Reconcile(ctx, f)
+	check("InProgress")
+	b.Reconcile(ctx, f) // no change
+	check("InProgress")
+	b.Reconcile(ctx, f) // Completed: each job answered from its record
+	for _, id := range ids {
+		rec, err := store.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bi := rec.BatchInference
+		if rec.Status != messages.StatusCompleted || bi == nil || bi.State != messages.BatchAnswered || bi.Status != "Completed" {
+			t.Errorf("%s after the batch completed: %s, %+v", id, rec.Status, bi)
+		}
+		ans := f.got[id]
+		if ans == nil || ans.Text != "answer of "+id || ans.Usage.CostUSD != 0.002 || ans.Model != "haiku" {
+			t.Errorf("%s answered with %+v, want its record at the batch price (0.002)", id, ans)
+		}
+	}
+}

@@ -21,6 +21,8 @@ type BatchInference interface {
 	// Add hands job id's request to a batch; nil means the batch holding it is recorded and
 	// the job is the batch's. An error means it is not: the job runs on demand.
 	Add(ctx context.Context, id string, req pipeline.ModelRequest) error
+	// Model is the configured model the batches go to.
+	Model() string
 }
 
 // errInBatch ends an attempt whose job a recorded batch holds now: the delivery is
@@ -99,9 +101,15 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 			w.fail(ctx, d, rec, jerr, nil, true)
 			return true, nil
 		}
-		rec, err = w.cfg.Store.Transition(ctx, id, pipeline.Transition{
+		tr := pipeline.Transition{
 			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing, AttemptsDelta: 1,
-		})
+		}
+		if rec.BatchInference != nil {
+			bi := *rec.BatchInference
+			bi.State = messages.BatchOnDemand
+			tr.Call = &pipeline.ModelCall{BatchJob: rec.BatchJob, Batch: &bi}
+		}
+		rec, err = w.cfg.Store.Transition(ctx, id, tr)
 		if errors.Is(err, pipeline.ErrConflict) {
 			return true, nil
 		}

@@ -47,11 +47,21 @@ func TestFinishBatched(t *testing.T) {
 		t.Errorf("result %s", body)
 	}
 
+	// The on-demand job waited in a batch (the reconciler marked it RUNNING) whose job failed.
+	running := &messages.BatchInference{State: messages.BatchRunning, BatchID: "b1", JobARN: arn, Status: "Failed"}
+	if _, err := b.Store.Transition(ctx, "on-demand", pipeline.Transition{To: messages.StatusProcessing,
+		Call: &pipeline.ModelCall{BatchJob: arn, Batch: running}}); err != nil {
+		t.Fatal(err)
+	}
 	if done, err := b.Worker.FinishBatched(ctx, "on-demand", nil); !done || err != nil {
 		t.Fatalf("on demand: done %v, err %v", done, err)
 	}
-	if rec := b.Record(t, "on-demand"); rec.Status != messages.StatusCompleted || rec.BatchJob != "" || model.Calls.Load() != 1 {
+	rec = b.Record(t, "on-demand")
+	if rec.Status != messages.StatusCompleted || rec.BatchJob != "" || model.Calls.Load() != 1 {
 		t.Errorf("on demand: %+v after %d calls, want COMPLETED by one call", rec, model.Calls.Load())
+	}
+	if bi := rec.BatchInference; bi == nil || bi.State != messages.BatchOnDemand || bi.JobARN != arn || bi.Status != "Failed" {
+		t.Errorf("on demand after a failed batch: batch_inference %+v, want ON_DEMAND with the batch job", bi)
 	}
 	// A job that ended is done and not run again.
 	if done, err := b.Worker.FinishBatched(ctx, "from-batch", nil); !done || err != nil || model.Calls.Load() != 1 {

@@ -24,6 +24,13 @@ import (
 func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
 	start := time.Now()
 	usage := res.resp.Usage
+	batch := res.resp.Batch
+	if batch == nil && rec.BatchInference != nil {
+		// A job a batch held, answered on demand: it keeps saying so.
+		bi := *rec.BatchInference
+		bi.State = messages.BatchOnDemand
+		batch = &bi
+	}
 	_, span := pipeline.StartSpan(ctx, "record", trace.SpanKindInternal)
 	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:      []messages.Status{messages.StatusProcessing},
@@ -32,7 +39,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Usage:     &usage,
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
-		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob},
+		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob, Batch: batch},
 		EventID:   w.eventID(rec),
 	})
 	w.cfg.Metrics.StageDone("record", start)
