@@ -25,6 +25,15 @@ type BatchInference interface {
 	Model() string
 }
 
+// batchSpend is an optional ability of a Config.Router (models.Picker has it): batch
+// inference counted against the budgets and in the usage store, as on-demand calls are.
+type batchSpend interface {
+	// OverBudget reports whether a budget counting calls to model for tenant is spent today.
+	OverBudget(ctx context.Context, model, tenant string) (bool, error)
+	// ChargeBatch counts one answered batch record's usage and cost, whatever the caps.
+	ChargeBatch(ctx context.Context, model, tenant, task string, u messages.Usage)
+}
+
 // errInBatch ends an attempt whose job a recorded batch holds now: the delivery is
 // acknowledged and the job waits in the store for its batch.
 var errInBatch = errors.New("the job waits in a batch inference batch")
@@ -47,6 +56,19 @@ func (w *Worker) heldByBatch(ctx context.Context, job *messages.Job) (bool, erro
 func (w *Worker) toBatch(ctx context.Context, a *attempt, req pipeline.ModelRequest) error {
 	if a.batched != nil || a.onDemand || !w.batchable(a.job) {
 		return nil
+	}
+	if sp, ok := w.cfg.Router.(batchSpend); ok {
+		// A batch cannot be refused record by record once out, so a tenant or model whose
+		// budget is spent stays out of new batches: on demand its budget refuses or
+		// downgrades the job.
+		over, err := sp.OverBudget(ctx, w.cfg.BatchInference.Model(), a.rec.Tenant)
+		if err != nil {
+			w.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", a.job.JobID).Msg("budget spend unreadable; batching the job all the same")
+		}
+		if over {
+			w.cfg.Logger.Debug().Ctx(ctx).Str("job_id", a.job.JobID).Msg("budget spent; the job is not batched but called on demand")
+			return nil
+		}
 	}
 	err := w.cfg.BatchInference.Add(ctx, a.job.JobID, req)
 	if err == nil {
@@ -87,6 +109,20 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	}
 	if rec.Status != messages.StatusProcessing {
 		return true, nil
+	}
+	if sp, ok := w.cfg.Router.(batchSpend); ok && answer != nil {
+		// The provider billed the record: its cost counts once the job is settled from it
+		// (completed, or failed by a guardrail), not while it is to be tried again.
+		tenant, task := rec.Tenant, rec.Task
+		defer func() {
+			if done {
+				model := answer.Model
+				if model == "" && w.cfg.BatchInference != nil {
+					model = w.cfg.BatchInference.Model()
+				}
+				sp.ChargeBatch(ctx, model, tenant, task, answer.Usage)
+			}
+		}()
 	}
 	var job messages.Job
 	if err := json.Unmarshal(rec.Spec, &job); err != nil {

@@ -3,13 +3,21 @@ package worker_test
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/infleet/infleet/adapters/sim"
+	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/internal/pipelinetest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/batchinf"
 	"github.com/infleet/infleet/pipeline/intake"
+	"github.com/infleet/infleet/pipeline/models"
+	"github.com/infleet/infleet/pipeline/worker"
 )
 
 // FinishBatched ends a job from its batch answer without a model call, and on demand with
@@ -66,5 +74,109 @@ func TestFinishBatched(t *testing.T) {
 	// A job that ended is done and not run again.
 	if done, err := b.Worker.FinishBatched(ctx, "from-batch", nil); !done || err != nil || model.Calls.Load() != 1 {
 		t.Errorf("an ended job: done %v, err %v, %d calls", done, err, model.Calls.Load())
+	}
+}
+
+// writeCounter is a batchinf.Provider that counts the batch inputs written; its batches are
+// never followed in this test.
+type writeCounter struct{ writes atomic.Int64 }
+
+func (w *writeCounter) WriteInput(context.Context, string, []batchinf.Record) error {
+	w.writes.Add(1)
+	return nil
+}
+func (*writeCounter) Create(context.Context, pipeline.Batch) (string, error) { return "", nil }
+func (*writeCounter) Status(context.Context, string) (string, string, error) {
+	return "", "", nil
+}
+func (*writeCounter) ReadOutput(context.Context, pipeline.Batch) (map[string]batchinf.Output, error) {
+	return nil, nil
+}
+
+// A job answered from its batch record counts its usage and batch-priced cost in the usage
+// store and against its tenant's budget once, however often its batch finishes it; once the
+// tenant's budget is spent, its next batchable job stays out of batches and is refused on
+// demand by the budget.
+func TestFinishBatchedChargesBudgetsAndUsage(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "limits.db")
+	limits, err := sqlite.OpenLimits(t.Context(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = limits.Close() })
+	fleet, err := models.NewFleet(models.FleetConfig{Spend: limits, Usage: limits, UsageFlush: time.Hour, Models: []models.ModelSpec{
+		{Name: "fast", ModelID: "fast", Client: sim.New(sim.Config{}), Price: models.Price{InputPerMTok: 1, OutputPerMTok: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close(context.Background()) })
+	routing, err := models.CompileRouting(models.RoutingSpec{Routes: map[string]string{"default": "fast"},
+		Budgets: []models.Budget{{Tenant: "acme", DailyUSD: 0.01}}}, fleet.Has)
+	if err != nil {
+		t.Fatal(err)
+	}
+	picker := models.NewPicker(fleet, routing)
+	prov := &writeCounter{}
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) {
+		c.Router = picker
+		batches, err := batchinf.New(batchinf.Config{Store: c.Store.(pipeline.BatchStore), Jobs: c.Store, Provider: prov,
+			Model: "fast", ModelID: "fast", Tasks: []string{"summarize"}, MinRecords: 1, MaxWait: time.Millisecond, Bucket: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.BatchInference = batches
+	})
+	ctx := t.Context()
+	if _, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("batched"), intake.SubmitOptions{Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	answer := &pipeline.ModelResponse{Text: "from the record", Model: "fast", BatchJob: "arn:x",
+		Usage: messages.Usage{InputTokens: 1000, OutputTokens: 500, CostUSD: 0.012}}
+	for range 2 {
+		if done, err := b.Worker.FinishBatched(ctx, "batched", answer); !done || err != nil {
+			t.Fatalf("done %v, err %v", done, err)
+		}
+	}
+	if err := fleet.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	today := pipeline.UsageDay(time.Now())
+	rows, err := limits.Usage(ctx, pipeline.UsageFilter{From: today, To: today})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.UsageRow{Day: today, Tenant: "acme", Model: "fast", Task: "summarize", Calls: 1, InputTokens: 1000, OutputTokens: 500, CostNanoUSD: 12_000_000}
+	if len(rows) != 1 || rows[0] != want {
+		t.Errorf("usage %+v, want %+v", rows, want)
+	}
+	if spent, _, over, err := picker.TenantOverBudget(ctx, "acme"); !over || err != nil || spent != 0.012 {
+		t.Errorf("acme's budget: spent %v, over %v, %v; want $0.012 of $0.01", spent, over, err)
+	}
+
+	// Over budget: the next job is not batched, and on demand the budget refuses it.
+	job := pipelinetest.TextJob("refused")
+	if _, _, err := b.Service.Submit(ctx, job, intake.SubmitOptions{Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	d := pipelinetest.JobDelivery(t, job)
+	d.Metadata[messages.MetaTenant] = "acme"
+	b.Worker.Process(ctx, d)
+	if rec := b.Record(t, "refused"); rec.Status != messages.StatusFailed || rec.Error == nil || rec.Error.Code != models.ErrCodeBudget {
+		t.Errorf("job of a tenant over budget: %s %+v, want FAILED %s", rec.Status, rec.Error, models.ErrCodeBudget)
+	}
+	if n := prov.writes.Load(); n != 0 {
+		t.Errorf("%d batch inputs written for a tenant over budget, want 0", n)
+	}
+	// Under budget, the same kind of job goes to a batch (the test above can fail).
+	other := pipelinetest.TextJob("batchable")
+	if _, _, err := b.Service.Submit(ctx, other, intake.SubmitOptions{Tenant: "globex"}); err != nil {
+		t.Fatal(err)
+	}
+	d = pipelinetest.JobDelivery(t, other)
+	d.Metadata[messages.MetaTenant] = "globex"
+	b.Worker.Process(ctx, d)
+	if n := prov.writes.Load(); n != 1 {
+		t.Errorf("%d batch inputs written for a tenant under budget, want 1", n)
 	}
 }
