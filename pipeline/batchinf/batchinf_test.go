@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/batchinf"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // unreachable is a Provider for collections that must never reach the provider.
@@ -116,6 +120,10 @@ func (s *scripted) ReadOutput(context.Context, pipeline.Batch) (map[string]batch
 	defer s.mu.Unlock()
 	out := map[string]batchinf.Output{}
 	for _, r := range s.records {
+		if r.ID == "job-poison" {
+			out[r.ID] = batchinf.Output{Err: errors.New("the model refused the record")}
+			continue
+		}
 		out[r.ID] = batchinf.Output{Response: pipeline.ModelResponse{Text: "answer of " + r.ID, Usage: messages.Usage{InputTokens: 1000, OutputTokens: 500}}}
 	}
 	return out, nil
@@ -143,7 +151,8 @@ func (f *finisher) FinishBatched(ctx context.Context, id string, answer *pipelin
 
 // Each job of a batch shows RUNNING with the batch job's ARN and the provider's status as
 // the reconciler follows it (its status stays PROCESSING), and is answered from its record at
-// the batch price, its answer saying ANSWERED.
+// the batch price, its answer saying ANSWERED; a job whose record failed goes on demand. The
+// batch inference metrics follow the batch.
 func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 	t.Parallel()
 	store, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db")})
@@ -152,7 +161,9 @@ func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	prov := &scripted{statuses: []string{"Submitted", "InProgress", "InProgress", "Completed"}}
-	b, err := batchinf.New(batchinf.Config{Store: store, Jobs: store, Provider: prov, Model: "haiku", ModelID: "m",
+	reg := prometheus.NewRegistry()
+	metrics := telemetry.NewMetrics(reg)
+	b, err := batchinf.New(batchinf.Config{Store: store, Jobs: store, Provider: prov, Model: "haiku", ModelID: "m", Metrics: metrics,
 		Tasks: []string{"bulk"}, MinRecords: 2, MaxWait: 20 * time.Millisecond, Bucket: "b", PollInterval: time.Hour,
 		Price: batchinf.Price{InputPerMTok: 1, OutputPerMTok: 2}})
 	if err != nil {
@@ -160,7 +171,7 @@ func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 	}
 	ctx := t.Context()
 	ids := []string{"job-a", "job-b"}
-	for _, id := range ids {
+	for _, id := range append(ids, "job-poison") {
 		if _, _, err := store.Create(ctx, messages.JobRecord{JobID: id, Status: messages.StatusQueued, Task: "bulk", Priority: messages.PriorityNormal}); err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +180,7 @@ func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	for _, id := range append(ids, "job-poison") {
 		wg.Go(func() {
 			if err := b.Add(ctx, id, pipeline.ModelRequest{Messages: []messages.ChatMessage{{Role: "user", Content: id}}}); err != nil {
 				t.Errorf("add %s: %v", id, err)
@@ -192,8 +203,58 @@ func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 			}
 		}
 	}
+	metric := func(name string, labels ...string) float64 {
+		t.Helper()
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fam := range fams {
+			if fam.GetName() != name {
+				continue
+			}
+			sum := 0.0
+			for _, m := range fam.GetMetric() {
+				match := true
+				for i := 0; i+1 < len(labels); i += 2 {
+					for _, lp := range m.GetLabel() {
+						if lp.GetName() == labels[i] && lp.GetValue() != labels[i+1] {
+							match = false
+						}
+					}
+				}
+				if match {
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+			return sum
+		}
+		return 0
+	}
+	wantMetrics := func(when string, want map[string]float64) {
+		t.Helper()
+		for key, v := range want {
+			name, label, _ := strings.Cut(key, "|")
+			var labels []string
+			if label != "" {
+				k, val, _ := strings.Cut(label, "=")
+				labels = []string{k, val}
+			}
+			if got := metric(name, labels...); got != v {
+				t.Errorf("%s: %s = %v, want %v", when, key, got, v)
+			}
+		}
+	}
+	wantMetrics("recorded", map[string]float64{
+		"infleet_batch_inference_batches_recorded_total": 1, "infleet_batch_inference_jobs_batched_total": 3,
+		"infleet_batch_inference_batches_submitted_total": 0,
+	})
 	b.Reconcile(ctx, f) // creates the job and polls it: Submitted
 	check("Submitted")
+	wantMetrics("submitted", map[string]float64{
+		"infleet_batch_inference_batches_submitted_total": 1,
+		"infleet_batch_inference_batches_followed":        1, "infleet_batch_inference_jobs_waiting": 3,
+	})
 	b.Reconcile(ctx, f)
 	check("InProgress")
 	b.Reconcile(ctx, f) // no change
@@ -213,4 +274,17 @@ func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 			t.Errorf("%s answered with %+v, want its record at the batch price (0.002)", id, ans)
 		}
 	}
+	if ans, ok := f.got["job-poison"]; !ok || ans != nil {
+		t.Errorf("the job whose record failed was handed %+v (%v), want nil: on demand", ans, ok)
+	}
+	b.Reconcile(ctx, f) // nothing left to follow
+	wantMetrics("done", map[string]float64{
+		"infleet_batch_inference_batches_ended_total|status=Completed":     1,
+		"infleet_batch_inference_batches_ended_total":                      1,
+		"infleet_batch_inference_jobs_settled_total|outcome=answered":      2,
+		"infleet_batch_inference_jobs_settled_total|outcome=record_failed": 1,
+		"infleet_batch_inference_jobs_settled_total":                       3,
+		"infleet_batch_inference_batches_followed":                         0,
+		"infleet_batch_inference_jobs_waiting":                             0,
+	})
 }
