@@ -56,6 +56,18 @@ func TestTimelineOfBatchInference(t *testing.T) {
 	if end := tl[len(tl)-1]; end.What != "waiting in batch inference" || !strings.Contains(end.Detail, arn) || !strings.Contains(end.Detail, "InProgress") {
 		t.Errorf("running: %+v", end)
 	}
+	// The job page shows the batch inference state, the provider's status and the batch job.
+	p, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page strings.Builder
+	if err := p.set["job"].ExecuteTemplate(&page, "layout", view{Data: jobData{Job: rec, Timeline: tl}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `<dd id="batch-inference"><strong>RUNNING</strong> · provider status InProgress · <code>`+arn+`</code>`) {
+		t.Errorf("the job page does not show the batch inference state:\n%s", page.String())
+	}
 	rec.Status, rec.Model = messages.StatusCompleted, "haiku"
 	rec.BatchInference = &messages.BatchInference{State: messages.BatchAnswered, JobARN: arn, Status: "Completed"}
 	tl = timelineOf(rec)
