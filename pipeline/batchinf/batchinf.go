@@ -406,7 +406,9 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) (p
 		}
 		if batch.ARN != "" {
 			b.cfg.Metrics.BatchSubmitted()
-			b.markJobs(ctx, batch)
+			if err := b.markJobs(ctx, &batch); err != nil {
+				return pending, err
+			}
 		} else {
 			b.cfg.Metrics.BatchEnded(batch.Status)
 		}
@@ -430,7 +432,9 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) (p
 				b.cfg.Metrics.BatchEnded(status)
 			}
 			if changed {
-				b.markJobs(ctx, batch)
+				if err := b.markJobs(ctx, &batch); err != nil {
+					return pending, err
+				}
 			}
 		}
 	}
@@ -442,18 +446,30 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) (p
 
 // markJobs writes the provider job's ARN and status on each job of batch still running, in
 // state RUNNING, so that its record shows which batch job holds it and how far that got. It
-// runs when the job is created and at each change of its status. Best effort: a job not
-// marked is finished all the same.
-func (b *Batches) markJobs(ctx context.Context, batch pipeline.Batch) {
+// runs when the job is created and at each change of its status, renewing the batch's lease
+// as it goes (a large batch takes a while); it fails only when the lease went to another
+// process. Best effort otherwise: a job not marked is finished all the same.
+func (b *Batches) markJobs(ctx context.Context, batch *pipeline.Batch) error {
+	call := &pipeline.ModelCall{BatchJob: batch.ARN, Batch: batchOf(*batch, messages.BatchRunning)}
+	renewed := time.Now()
 	for _, id := range batch.JobIDs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(renewed) > b.cfg.LeaseTTL/3 {
+			if err := b.update(ctx, batch); err != nil {
+				return err
+			}
+			renewed = time.Now()
+		}
 		_, err := b.cfg.Jobs.Transition(ctx, id, pipeline.Transition{
-			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing,
-			Call: &pipeline.ModelCall{BatchJob: batch.ARN, Batch: batchOf(batch, messages.BatchRunning)},
+			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing, Call: call,
 		})
 		if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 			b.cfg.Logger.Warn().Err(err).Str("job_id", id).Str("batch_id", batch.ID).Msg("job not marked with its batch job")
 		}
 	}
+	return nil
 }
 
 // finish hands every job of an ended batch to f, and marks the batch DONE once all ended.
