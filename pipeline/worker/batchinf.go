@@ -133,6 +133,11 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	d := Delivery{Payload: rec.Spec, Metadata: map[string]string{messages.MetaJobID: id, messages.MetaTenant: rec.Tenant}}
 	if answer == nil {
 		if rec.Attempts >= w.cfg.MaxAttempts {
+			if rec.BatchInference != nil {
+				bi := *rec.BatchInference
+				bi.State = messages.BatchOnDemand
+				rec.BatchInference = &bi
+			}
 			jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded, Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) in batch inference and on demand", w.cfg.MaxAttempts)}
 			w.fail(ctx, d, rec, jerr, nil, true)
 			return true, nil
@@ -179,6 +184,9 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	case v.infrastructure:
 		return false, err
 	case errors.As(err, &blocked):
+		if answer != nil && answer.Batch != nil {
+			rec.BatchJob, rec.BatchInference = answer.BatchJob, answer.Batch // answered, then blocked
+		}
 		w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
 		return true, nil
 	case v.retry && rec.Attempts < w.cfg.MaxAttempts:

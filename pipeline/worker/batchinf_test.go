@@ -15,6 +15,7 @@ import (
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/batchinf"
+	"github.com/infleet/infleet/pipeline/guard"
 	"github.com/infleet/infleet/pipeline/intake"
 	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/worker"
@@ -70,6 +71,22 @@ func TestFinishBatched(t *testing.T) {
 	}
 	if bi := rec.BatchInference; bi == nil || bi.State != messages.BatchOnDemand || bi.JobARN != arn || bi.Status != "Failed" {
 		t.Errorf("on demand after a failed batch: batch_inference %+v, want ON_DEMAND with the batch job", bi)
+	}
+	// A job of a batch that failed, with no attempt left, fails without a call, no longer
+	// RUNNING.
+	if _, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("spent"), intake.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Store.Transition(ctx, "spent", pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 3,
+		Call: &pipeline.ModelCall{BatchJob: arn, Batch: running}}); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := b.Worker.FinishBatched(ctx, "spent", nil); !done || err != nil {
+		t.Fatalf("attempts spent: done %v, err %v", done, err)
+	}
+	rec = b.Record(t, "spent")
+	if bi := rec.BatchInference; rec.Status != messages.StatusFailed || bi == nil || bi.State != messages.BatchOnDemand || rec.BatchJob != arn || model.Calls.Load() != 1 {
+		t.Errorf("attempts spent: %s, batch_inference %+v after %d calls; want FAILED, ON_DEMAND, no call", rec.Status, bi, model.Calls.Load())
 	}
 	// A job that ended is done and not run again.
 	if done, err := b.Worker.FinishBatched(ctx, "from-batch", nil); !done || err != nil || model.Calls.Load() != 1 {
@@ -178,5 +195,36 @@ func TestFinishBatchedChargesBudgetsAndUsage(t *testing.T) {
 	b.Worker.Process(ctx, d)
 	if n := prov.writes.Load(); n != 1 {
 		t.Errorf("%d batch inputs written for a tenant under budget, want 1", n)
+	}
+}
+
+// A batch answer the output guardrail blocks fails the job, which says its record answered it.
+func TestFinishBatchedBlockedAnswerSaysAnswered(t *testing.T) {
+	t.Parallel()
+	out, err := guard.New(guard.Config{Words: &guard.WordsConfig{Words: []string{"zorp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) { c.OutputGuard = out })
+	ctx := t.Context()
+	if _, _, err := b.Service.Submit(ctx, pipelinetest.TextJob("blocked"), intake.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const arn = "arn:aws:bedrock:us-east-1:0:model-invocation-job/x"
+	running := &messages.BatchInference{State: messages.BatchRunning, BatchID: "b1", JobARN: arn, Status: "Completed"}
+	if _, err := b.Store.Transition(ctx, "blocked", pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1,
+		Call: &pipeline.ModelCall{BatchJob: arn, Batch: running}}); err != nil {
+		t.Fatal(err)
+	}
+	answered := *running
+	answered.State = messages.BatchAnswered
+	answer := &pipeline.ModelResponse{Text: "all about zorp", Model: "fast", BatchJob: arn, Batch: &answered}
+	if done, err := b.Worker.FinishBatched(ctx, "blocked", answer); !done || err != nil {
+		t.Fatalf("done %v, err %v", done, err)
+	}
+	rec := b.Record(t, "blocked")
+	if bi := rec.BatchInference; rec.Status != messages.StatusFailed || rec.Error == nil || rec.Error.Code != messages.ErrCodeGuardrailBlocked ||
+		bi == nil || bi.State != messages.BatchAnswered || rec.BatchJob != arn {
+		t.Errorf("blocked batch answer: %s %+v, batch_inference %+v; want FAILED guardrail_blocked, ANSWERED", rec.Status, rec.Error, bi)
 	}
 }

@@ -175,14 +175,19 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 			jerr.Message += " (it could not be kept in the dead letters; run it again with `infleet replay --job " + rec.JobID + "`)"
 		}
 	}
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
+	tr := pipeline.Transition{
 		From:          []messages.Status{messages.StatusProcessing},
 		To:            messages.StatusFailed,
 		AttemptsDelta: delta,
 		Error:         &jerr,
 		Guardrail:     report,
 		EventID:       w.eventID(rec),
-	})
+	}
+	if rec.BatchInference != nil {
+		// A job of batch inference ends saying how its batch left it (FinishBatched sets it).
+		tr.Call = &pipeline.ModelCall{BatchJob: rec.BatchJob, Batch: rec.BatchInference}
+	}
+	done, err := w.cfg.Store.Transition(ctx, rec.JobID, tr)
 	if errors.Is(err, pipeline.ErrConflict) {
 		return Outcome{}
 	}
