@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -287,4 +288,69 @@ func TestReconcileShowsTheBatchOnEachJob(t *testing.T) {
 		"infleet_batch_inference_batches_followed":                         0,
 		"infleet_batch_inference_jobs_waiting":                             0,
 	})
+}
+
+// slowJobs is a job store whose transitions take delay, as a remote store's do under load.
+type slowJobs struct {
+	pipeline.JobStore
+	delay time.Duration
+}
+
+func (s slowJobs) Transition(ctx context.Context, id string, tr pipeline.Transition) (messages.JobRecord, error) {
+	time.Sleep(s.delay)
+	return s.JobStore.Transition(ctx, id, tr)
+}
+
+// Marking the jobs of a batch that takes longer than its lease renews the lease as it goes,
+// so that no other process takes the batch over meanwhile.
+func TestMarkingRenewsTheLease(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "jobs.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	const jobs, delay, ttl = 12, 10 * time.Millisecond, 40 * time.Millisecond
+	b, err := batchinf.New(batchinf.Config{Store: store, Jobs: slowJobs{store, delay}, Provider: &scripted{statuses: []string{"Submitted"}},
+		Model: "haiku", ModelID: "m", MinRecords: jobs, MaxWait: 50 * time.Millisecond, Bucket: "b", PollInterval: time.Hour, LeaseTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for i := range jobs {
+		id := "job-" + strconv.Itoa(i)
+		if _, _, err := store.Create(ctx, messages.JobRecord{JobID: id, Status: messages.StatusProcessing, Task: "bulk", Priority: messages.PriorityNormal}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := b.Add(ctx, id, pipeline.ModelRequest{}); err != nil {
+				t.Errorf("add %s: %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	batchID, err := store.BatchOfJob(ctx, "job-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	b.Reconcile(ctx, &finisher{store: store, got: map[string]*pipeline.ModelResponse{}})
+	took := time.Since(start)
+	batch, err := store.GetBatch(ctx, batchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batch.State != pipeline.BatchSubmitted || batch.Owner != b.Owner() {
+		t.Fatalf("batch %s owned by %s after the marking, want SUBMITTED and %s", batch.State, batch.Owner, b.Owner())
+	}
+	// Marking took jobs*delay, past the lease: the lease was renewed during it.
+	// Without renewals it would run until about ttl after the start.
+	if took < jobs*delay || batch.LeaseUntil.Before(start.Add(took/2+ttl)) {
+		t.Errorf("marking took %v; the lease runs until %v after its start, want renewals through the marking (ttl %v)", took, batch.LeaseUntil.Sub(start), ttl)
+	}
+	rec, err := store.Get(ctx, "job-"+strconv.Itoa(jobs-1))
+	if err != nil || rec.BatchInference == nil || rec.BatchInference.State != messages.BatchRunning {
+		t.Errorf("the last job after the marking: %+v, %v", rec.BatchInference, err)
+	}
 }
