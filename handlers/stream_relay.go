@@ -103,13 +103,19 @@ type StreamRelayConfig struct {
 }
 
 // streamRelay is a pipeline.DeltaFeed that follows a job's answer wherever it streams.
-type streamRelay struct{ cfg StreamRelayConfig }
+type streamRelay struct {
+	cfg StreamRelayConfig
+	// where shares the reads of a job's record among its waiting clients.
+	where *locator
+}
 
 // NewStreamRelay returns a pipeline.DeltaFeed for the API of any process: it finds the process
 // streaming a job from the job's record and relays the job's text from that process's
 // WithStreamRelay route (or from Local, when it is this one), from the offset asked for and
 // without repeats: a relay that breaks resumes at the offset it reached. It follows the job
-// until the job ends or ctx does; the stored result is the rest. Safe for concurrent use.
+// until the job ends or ctx does; the stored result is the rest. The clients following one job
+// share its record's reads: at most one per Poll while any of them waits for the stream to
+// start (or start again), none while they all relay it. Safe for concurrent use.
 func NewStreamRelay(cfg StreamRelayConfig) (pipeline.DeltaFeed, error) {
 	if cfg.Key == "" || cfg.Locate == nil {
 		return nil, errors.New("stream relay: needs streaming.relay_key and a job store to locate streams in")
@@ -118,7 +124,7 @@ func NewStreamRelay(cfg StreamRelayConfig) (pipeline.DeltaFeed, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
 	}
-	return &streamRelay{cfg: cfg}, nil
+	return &streamRelay{cfg: cfg, where: newLocator(cfg.Locate, cfg.Poll)}, nil
 }
 
 // Follow implements pipeline.DeltaFeed.
@@ -135,10 +141,16 @@ func (s *streamRelay) Follow(ctx context.Context, jobID string, offset int) <-ch
 				return false
 			}
 		}
-		for ctx.Err() == nil {
-			from, ended, err := s.cfg.Locate(ctx, jobID)
+		w := s.where.join(jobID)
+		defer s.where.leave(jobID, w)
+		for fresh := false; ; fresh = true {
+			loc, ok := s.where.next(ctx, w, fresh)
+			if !ok {
+				return
+			}
+			from, ended, err := loc.from, loc.ended, loc.err
 			switch {
-			case ctx.Err() != nil || ended:
+			case ended:
 				return
 			case err != nil:
 				s.cfg.Logger.Warn().Err(err).Str("job_id", jobID).Msg("stream relay: locate the job's stream")
@@ -152,10 +164,6 @@ func (s *streamRelay) Follow(ctx context.Context, jobID string, offset int) <-ch
 				if err := s.relay(ctx, from, jobID, offset, send); err != nil && ctx.Err() == nil {
 					s.cfg.Logger.Debug().Err(err).Str("job_id", jobID).Str("stream_from", from).Msg("stream relay: relay broke; locating the stream again")
 				}
-			}
-			select {
-			case <-time.After(s.cfg.Poll):
-			case <-ctx.Done():
 			}
 		}
 	}()

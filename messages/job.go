@@ -198,6 +198,10 @@ type JobRecord struct {
 	// BatchJob is the batch inference job (its ARN) that holds, or answered, the job; empty
 	// for a job called on demand.
 	BatchJob string `json:"batch_job,omitempty"`
+	// BatchInference says where a job sent to batch inference stands: RUNNING while its batch
+	// is out (the job's Status stays PROCESSING, as the API's statuses are fixed), then how it
+	// ended. Nil for a job never held by a batch inference job.
+	BatchInference *BatchInference `json:"batch_inference,omitempty"`
 
 	// StreamFrom is the base URL of the process streaming the answer of a job that asked for
 	// streaming, while an attempt runs there; the API relays the job's deltas from it. Kept
@@ -208,6 +212,33 @@ type JobRecord struct {
 	IdempotencyKey string `json:"-"`
 	// Spec is the job message body (a Job in JSON) as it was accepted.
 	Spec json.RawMessage `json:"-"`
+}
+
+// States of a job in batch inference (BatchInference.State).
+const (
+	// BatchRunning: the job waits in a batch inference job that has not ended, or whose
+	// output is being read.
+	BatchRunning = "RUNNING"
+	// BatchAnswered: the job's output record answered it.
+	BatchAnswered = "ANSWERED"
+	// BatchOnDemand: the job's record failed, or its whole batch job did, and it was sent to
+	// an on-demand call instead.
+	BatchOnDemand = "ON_DEMAND"
+)
+
+// BatchInference is where a job held by a provider's batch inference job stands, as
+// GET /v1/jobs/{id} shows it.
+type BatchInference struct {
+	// State is BatchRunning, BatchAnswered or BatchOnDemand.
+	State string `json:"state"`
+	// BatchID is infleet's batch; JobARN the provider's batch job (Bedrock's model invocation
+	// job), once created.
+	BatchID string `json:"batch_id,omitempty"`
+	JobARN  string `json:"job_arn,omitempty"`
+	// Status is the provider job's last status as the reconciler saw it (Bedrock's
+	// Submitted, Validating, Scheduled, InProgress, Completed, PartiallyCompleted, Failed,
+	// Stopped, Expired).
+	Status string `json:"status,omitempty"`
 }
 
 // Output is what a model produced for a job.

@@ -126,19 +126,22 @@ type ModelCall struct {
 	StreamFrom string `json:"stream_from,omitempty"`
 	// BatchJob is the batch inference job holding or answering the job (JobRecord.BatchJob).
 	BatchJob string `json:"batch_job,omitempty"`
+	// Batch is where the job stands in batch inference (JobRecord.BatchInference).
+	Batch *messages.BatchInference `json:"batch,omitempty"`
 }
 
 // ModelCallOf returns what rec records of its model call, or nil when there is nothing.
 func ModelCallOf(rec messages.JobRecord) *ModelCall {
-	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" && rec.StreamFrom == "" && rec.BatchJob == "" {
+	if !rec.Degraded && len(rec.Fallbacks) == 0 && rec.Prompt == "" && rec.StreamFrom == "" && rec.BatchJob == "" && rec.BatchInference == nil {
 		return nil
 	}
-	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt, StreamFrom: rec.StreamFrom, BatchJob: rec.BatchJob}
+	return &ModelCall{Degraded: rec.Degraded, Fallbacks: rec.Fallbacks, Prompt: rec.Prompt, StreamFrom: rec.StreamFrom, BatchJob: rec.BatchJob, Batch: rec.BatchInference}
 }
 
 // ApplyTo sets rec's fields of the model call to c's, replacing them all.
 func (c *ModelCall) ApplyTo(rec *messages.JobRecord) {
 	rec.Degraded, rec.Fallbacks, rec.Prompt, rec.StreamFrom, rec.BatchJob = c.Degraded, c.Fallbacks, c.Prompt, c.StreamFrom, c.BatchJob
+	rec.BatchInference = c.Batch
 }
 
 // ListQuery selects jobs for JobStore.List.

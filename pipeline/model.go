@@ -58,6 +58,8 @@ type ModelResponse struct {
 	// BatchJob is the batch inference job (its ARN) whose output record this answer is;
 	// empty for an on-demand call.
 	BatchJob string
+	// Batch is where the job stands in batch inference, for an answer from an output record.
+	Batch *messages.BatchInference
 }
 
 // ModelClient calls one model. Implementations are safe for concurrent use and honour ctx's

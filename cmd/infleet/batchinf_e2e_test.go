@@ -15,6 +15,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/messages"
 )
 
@@ -68,7 +69,9 @@ log: {level: info}
 	a.api.eventually(20*time.Second, func() bool {
 		for _, id := range ids {
 			rec := a.api.job(id)
-			if rec.Status != messages.StatusProcessing || rec.BatchJob == "" {
+			bi := rec.BatchInference
+			if rec.Status != messages.StatusProcessing || rec.BatchJob == "" || bi == nil || bi.State != messages.BatchRunning ||
+				bi.JobARN != rec.BatchJob || bi.Status == "" {
 				return false
 			}
 			arn = rec.BatchJob
@@ -84,20 +87,22 @@ log: {level: info}
 	_ = a.cmd.Wait()
 	b := startRoleAt(t, bin, "serve", addr, dataDir, cfgPath, env...)
 
+	var jobsCost float64 // of every job, answered by a batch record or on demand
 	for i, id := range ids {
 		var rec messages.JobRecord
 		b.api.eventually(40*time.Second, func() bool { rec = b.api.job(id); return rec.Status.Terminal() })
 		if rec.Status != messages.StatusCompleted || rec.Usage == nil {
 			t.Fatalf("job %d ended %s (%+v), want COMPLETED with usage", i, rec.Status, rec.Error)
 		}
+		jobsCost += rec.Usage.CostUSD
 		if i == 4 {
-			if rec.BatchJob != "" {
-				t.Errorf("the poison job answered by batch job %s; want it run on demand", rec.BatchJob)
+			if rec.BatchJob != "" || rec.BatchInference == nil || rec.BatchInference.State != messages.BatchOnDemand {
+				t.Errorf("the poison job answered by batch job %q (%+v); want it run on demand", rec.BatchJob, rec.BatchInference)
 			}
 			continue
 		}
-		if rec.BatchJob != arn {
-			t.Errorf("job %d: batch_job %q, want %s", i, rec.BatchJob, arn)
+		if bi := rec.BatchInference; rec.BatchJob != arn || bi == nil || bi.State != messages.BatchAnswered || bi.JobARN != arn || bi.Status != "Completed" {
+			t.Errorf("job %d: batch_job %q, batch_inference %+v; want %s ANSWERED, Completed", i, rec.BatchJob, bi, arn)
 		}
 		// Batch price: half of 1000 $/Mtok for every token.
 		if want := float64(rec.Usage.InputTokens+rec.Usage.OutputTokens) * 500 / 1e6; rec.Usage.CostUSD < want*0.999 || rec.Usage.CostUSD > want*1.001 {
@@ -124,12 +129,48 @@ log: {level: info}
 	for _, id := range more {
 		var rec messages.JobRecord
 		b.api.eventually(40*time.Second, func() bool { rec = b.api.job(id); return rec.Status.Terminal() })
-		if rec.Status != messages.StatusCompleted || rec.BatchJob != "" {
-			t.Errorf("job of the failed batch: %s, batch_job %q; want COMPLETED on demand", rec.Status, rec.BatchJob)
+		if bi := rec.BatchInference; rec.Status != messages.StatusCompleted || rec.BatchJob != "" || bi == nil || bi.State != messages.BatchOnDemand || bi.Status != "Failed" {
+			t.Errorf("job of the failed batch: %s, batch_job %q, batch_inference %+v; want COMPLETED ON_DEMAND after Failed", rec.Status, rec.BatchJob, bi)
+		}
+		if rec.Usage != nil {
+			jobsCost += rec.Usage.CostUSD
 		}
 	}
 	if n := onDemandCalls(t, sim); n != 4 {
 		t.Errorf("%d on-demand calls in all, want 4", n)
+	}
+
+	// The usage store has the five batch records and the four on-demand calls, each once, at
+	// the cost the jobs show.
+	var haiku handlers.UsageTotal
+	b.api.eventually(10*time.Second, func() bool {
+		code, _, data := b.api.do(http.MethodGet, "/v1/usage?group_by=model", "", nil)
+		var rep handlers.UsageReport
+		if code != http.StatusOK || json.Unmarshal(data, &rep) != nil {
+			return false
+		}
+		for _, r := range rep.Rows {
+			if r.Model == "haiku" {
+				haiku = r
+			}
+		}
+		return haiku.Calls >= 9
+	})
+	if haiku.Calls != 9 || haiku.CostUSD < jobsCost*0.999 || haiku.CostUSD > jobsCost*1.001 {
+		t.Errorf("usage of haiku: %d calls, $%v; want 9 calls (5 batch records, 4 on demand) costing $%v as the jobs say", haiku.Calls, haiku.CostUSD, jobsCost)
+	}
+	_, _, metrics := b.api.do(http.MethodGet, "/metrics", "", nil)
+	for _, line := range []string{
+		`infleet_batch_inference_jobs_settled_total{outcome="answered"} 5`,
+		`infleet_batch_inference_jobs_settled_total{outcome="record_failed"} 1`,
+		`infleet_batch_inference_jobs_settled_total{outcome="unanswered"} 3`,
+		`infleet_batch_inference_batches_ended_total{status="Completed"} 1`,
+		`infleet_batch_inference_batches_ended_total{status="Failed"} 1`,
+		`infleet_batch_inference_jobs_waiting 0`,
+	} {
+		if !strings.Contains(string(metrics), line+"\n") {
+			t.Errorf("GET /metrics of the second process lacks %s", line)
+		}
 	}
 }
 

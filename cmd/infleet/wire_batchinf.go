@@ -41,9 +41,9 @@ func (a *app) batchInference(ctx context.Context) (*batchinf.Batches, error) {
 		Store: store, Jobs: a.store, Provider: provider,
 		Model: m.Name, ModelID: m.ModelID, Tasks: bc.Tasks, Priority: messages.Priority(bc.Priority),
 		MinRecords: bc.MinRecords, MaxWait: bc.MaxWait, Bucket: bc.Bucket, Prefix: bc.Prefix,
-		PollInterval: bc.PollInterval,
-		Price:        batchinf.Price{InputPerMTok: price.Input, OutputPerMTok: price.Output},
-		Logger:       a.log.With().Str("component", "batch_inference").Logger(),
+		PollInterval: bc.PollInterval, Metrics: a.metrics,
+		Price:  batchinf.Price{InputPerMTok: price.Input, OutputPerMTok: price.Output},
+		Logger: a.log.With().Str("component", "batch_inference").Logger(),
 	})
 }
 

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -313,6 +314,11 @@ func timelineOf(rec messages.JobRecord) []timelineEntry {
 	switch rec.Status {
 	case messages.StatusCompleted:
 		end.Detail = "by " + rec.Model + " in " + rec.UpdatedAt.Sub(rec.CreatedAt).Round(time.Millisecond).String() + " end to end"
+		if b := rec.BatchInference; b != nil && b.State == messages.BatchAnswered {
+			end.Detail += ", from its record in batch job " + b.JobARN
+		} else if b != nil && b.State == messages.BatchOnDemand {
+			end.Detail += ", on demand after batch job " + cmp.Or(b.JobARN, b.BatchID) + " (" + cmp.Or(b.Status, "unknown") + ") did not answer it"
+		}
 	case messages.StatusFailed:
 		if rec.Error != nil {
 			end.Detail = rec.Error.Code + ": " + rec.Error.Message
@@ -320,6 +326,10 @@ func timelineOf(rec messages.JobRecord) []timelineEntry {
 	case messages.StatusProcessing:
 		end.What = "running"
 		end.Detail = "attempt " + itoa(rec.Attempts)
+		if b := rec.BatchInference; b != nil && b.State == messages.BatchRunning {
+			end.What = "waiting in batch inference"
+			end.Detail = "batch job " + cmp.Or(b.JobARN, "not created yet") + ", provider status " + cmp.Or(b.Status, "unknown")
+		}
 	case messages.StatusQueued:
 		end.What = "waiting in the queue"
 	}

@@ -44,6 +44,43 @@ func TestTimelineOf(t *testing.T) {
 	}
 }
 
+// TestTimelineOfBatchInference says a PROCESSING job waits in batch inference, with the batch
+// job and its status, and how a batched job ended.
+func TestTimelineOfBatchInference(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	arn := "arn:aws:bedrock:us-east-1:000000000000:model-invocation-job/b1"
+	rec := messages.JobRecord{JobID: "j", Status: messages.StatusProcessing, Attempts: 1, CreatedAt: t0, UpdatedAt: t0,
+		BatchJob: arn, BatchInference: &messages.BatchInference{State: messages.BatchRunning, JobARN: arn, Status: "InProgress"}}
+	tl := timelineOf(rec)
+	if end := tl[len(tl)-1]; end.What != "waiting in batch inference" || !strings.Contains(end.Detail, arn) || !strings.Contains(end.Detail, "InProgress") {
+		t.Errorf("running: %+v", end)
+	}
+	// The job page shows the batch inference state, the provider's status and the batch job.
+	p, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page strings.Builder
+	if err := p.set["job"].ExecuteTemplate(&page, "layout", view{Data: jobData{Job: rec, Timeline: tl}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `<dd id="batch-inference"><strong>RUNNING</strong> · provider status InProgress · <code>`+arn+`</code>`) {
+		t.Errorf("the job page does not show the batch inference state:\n%s", page.String())
+	}
+	rec.Status, rec.Model = messages.StatusCompleted, "haiku"
+	rec.BatchInference = &messages.BatchInference{State: messages.BatchAnswered, JobARN: arn, Status: "Completed"}
+	tl = timelineOf(rec)
+	if end := tl[len(tl)-1]; !strings.Contains(end.Detail, "from its record in batch job "+arn) {
+		t.Errorf("answered: %+v", end)
+	}
+	rec.BatchInference = &messages.BatchInference{State: messages.BatchOnDemand, JobARN: arn, Status: "Failed"}
+	tl = timelineOf(rec)
+	if end := tl[len(tl)-1]; !strings.Contains(end.Detail, "on demand after batch job "+arn+" (Failed)") {
+		t.Errorf("on demand: %+v", end)
+	}
+}
+
 func TestCurlOfQuotesForTheShell(t *testing.T) {
 	t.Parallel()
 	got := curlOf(messages.Job{JobID: "j", Task: "t", Input: messages.Input{Text: "it's"}})

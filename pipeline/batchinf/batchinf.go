@@ -32,6 +32,7 @@ import (
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
 // Defaults.
@@ -147,8 +148,10 @@ type Config struct {
 	// Price is the batch price, recorded as the cost of the jobs answered by a batch.
 	Price Price
 	// Owner names this process in leases. Default hostname-pid-random.
-	Owner  string
-	Logger zerolog.Logger
+	Owner string
+	// Metrics, when set, counts the batches and their jobs (infleet_batch_inference_*).
+	Metrics *telemetry.Metrics
+	Logger  zerolog.Logger
 }
 
 // Batches collects jobs into batches and follows them. It is safe for concurrent use.
@@ -159,6 +162,9 @@ type Batches struct {
 
 	mu    sync.Mutex
 	group *group
+	// settled holds, per batch this process finishes, the jobs already counted as settled,
+	// so that a job is counted once however many polls its batch takes to finish.
+	settled map[string]map[string]bool
 }
 
 type group struct {
@@ -204,7 +210,7 @@ func New(cfg Config) (*Batches, error) {
 		host, _ := os.Hostname()
 		cfg.Owner = host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(rand.Uint64()>>40, 36)
 	}
-	b := &Batches{cfg: cfg, tasks: map[string]bool{}, kick: make(chan struct{}, 1)}
+	b := &Batches{cfg: cfg, tasks: map[string]bool{}, kick: make(chan struct{}, 1), settled: map[string]map[string]bool{}}
 	for _, t := range cfg.Tasks {
 		b.tasks[t] = true
 	}
@@ -320,6 +326,7 @@ func (b *Batches) flush(g *group) {
 		return
 	}
 	b.cfg.Logger.Info().Str("batch_id", id).Int("records", len(records)).Str("model", b.cfg.Model).Msg("batch recorded")
+	b.cfg.Metrics.BatchRecorded(len(records))
 	release(nil)
 	b.Kick()
 }
@@ -359,18 +366,27 @@ func (b *Batches) Reconcile(ctx context.Context, f Finisher) {
 		}
 		return
 	}
+	followed, waiting := 0, 0
 	for _, batch := range claimed {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := b.step(ctx, f, batch); err != nil && ctx.Err() == nil {
+		pending, err := b.step(ctx, f, batch)
+		if err != nil && ctx.Err() == nil {
 			b.cfg.Logger.Warn().Err(err).Str("batch_id", batch.ID).Str("state", string(batch.State)).Msg("batch step failed; trying again at the next poll")
 		}
+		if pending > 0 {
+			followed++
+			waiting += pending
+		}
 	}
+	b.cfg.Metrics.BatchesFollowed(followed, waiting)
 }
 
-// step takes batch from its state as far as it can go now.
-func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) error {
+// step takes batch from its state as far as it can go now. pending is how many of its jobs
+// still wait: none once it is DONE.
+func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) (pending int, err error) {
+	pending = len(batch.JobIDs)
 	log := b.cfg.Logger.With().Str("batch_id", batch.ID).Logger()
 	if batch.State == pipeline.BatchSubmitting {
 		arn, err := b.cfg.Provider.Create(ctx, batch)
@@ -380,80 +396,111 @@ func (b *Batches) step(ctx context.Context, f Finisher, batch pipeline.Batch) er
 			log.Warn().Err(err).Msg("the provider refused the batch job; its jobs run on demand")
 			batch.State, batch.Status = pipeline.BatchEnded, StatusFailed
 		case err != nil:
-			return fmt.Errorf("create the batch job: %w", err)
+			return pending, fmt.Errorf("create the batch job: %w", err)
 		default:
 			batch.ARN, batch.State, batch.Status = arn, pipeline.BatchSubmitted, "Submitted"
 			log.Info().Str("batch_job", arn).Int("records", len(batch.JobIDs)).Msg("batch job created")
 		}
 		if err := b.update(ctx, &batch); err != nil {
-			return err
+			return pending, err
 		}
 		if batch.ARN != "" {
-			b.markJobs(ctx, batch)
+			b.cfg.Metrics.BatchSubmitted()
+			if err := b.markJobs(ctx, &batch); err != nil {
+				return pending, err
+			}
+		} else {
+			b.cfg.Metrics.BatchEnded(batch.Status)
 		}
 	}
 	if batch.State == pipeline.BatchSubmitted {
 		status, msg, err := b.cfg.Provider.Status(ctx, batch.ARN)
 		if err != nil {
-			return fmt.Errorf("poll batch job %s: %w", batch.ARN, err)
+			return pending, fmt.Errorf("poll batch job %s: %w", batch.ARN, err)
 		}
 		if status != batch.Status || Ended(status) {
+			changed := status != batch.Status
 			batch.Status = status
 			if Ended(status) {
 				batch.State = pipeline.BatchEnded
 				log.Info().Str("batch_job", batch.ARN).Str("status", status).Str("message", msg).Msg("batch job ended")
 			}
 			if err := b.update(ctx, &batch); err != nil {
-				return err
+				return pending, err
+			}
+			if batch.State == pipeline.BatchEnded {
+				b.cfg.Metrics.BatchEnded(status)
+			}
+			if changed {
+				if err := b.markJobs(ctx, &batch); err != nil {
+					return pending, err
+				}
 			}
 		}
 	}
 	if batch.State == pipeline.BatchEnded {
 		return b.finish(ctx, f, batch)
 	}
-	return nil
+	return pending, nil
 }
 
-// markJobs writes the provider job's ARN on each job of batch still running, so that its
-// record shows which batch job holds it. Best effort: a job not marked is finished all the
-// same.
-func (b *Batches) markJobs(ctx context.Context, batch pipeline.Batch) {
+// markJobs writes the provider job's ARN and status on each job of batch still running, in
+// state RUNNING, so that its record shows which batch job holds it and how far that got. It
+// runs when the job is created and at each change of its status, renewing the batch's lease
+// as it goes (a large batch takes a while); it fails only when the lease went to another
+// process. Best effort otherwise: a job not marked is finished all the same.
+func (b *Batches) markJobs(ctx context.Context, batch *pipeline.Batch) error {
+	call := &pipeline.ModelCall{BatchJob: batch.ARN, Batch: batchOf(*batch, messages.BatchRunning)}
+	renewed := time.Now()
 	for _, id := range batch.JobIDs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(renewed) > b.cfg.LeaseTTL/3 {
+			if err := b.update(ctx, batch); err != nil {
+				return err
+			}
+			renewed = time.Now()
+		}
 		_, err := b.cfg.Jobs.Transition(ctx, id, pipeline.Transition{
-			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing,
-			Call: &pipeline.ModelCall{BatchJob: batch.ARN},
+			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing, Call: call,
 		})
 		if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 			b.cfg.Logger.Warn().Err(err).Str("job_id", id).Str("batch_id", batch.ID).Msg("job not marked with its batch job")
 		}
 	}
+	return nil
 }
 
 // finish hands every job of an ended batch to f, and marks the batch DONE once all ended.
-func (b *Batches) finish(ctx context.Context, f Finisher, batch pipeline.Batch) error {
+// pending is how many jobs have not ended yet.
+func (b *Batches) finish(ctx context.Context, f Finisher, batch pipeline.Batch) (pending int, err error) {
+	pending = len(batch.JobIDs)
 	var outputs map[string]Output
 	if answered(batch.Status) {
-		var err error
 		if outputs, err = b.cfg.Provider.ReadOutput(ctx, batch); err != nil {
-			return fmt.Errorf("read the output of batch job %s: %w", batch.ARN, err)
+			return pending, fmt.Errorf("read the output of batch job %s: %w", batch.ARN, err)
 		}
 	}
 	renewed := time.Now()
-	pending := 0
-	for _, id := range batch.JobIDs {
+	pending = 0
+	for i, id := range batch.JobIDs {
 		if time.Since(renewed) > b.cfg.LeaseTTL/3 {
 			if err := b.update(ctx, &batch); err != nil {
-				return err // the lease went to another process
+				return pending + len(batch.JobIDs) - i, err // the lease went to another process
 			}
 			renewed = time.Now()
 		}
 		var answer *pipeline.ModelResponse
+		outcome := telemetry.BatchRecordUnanswered
 		if out, ok := outputs[id]; ok && out.Err == nil {
+			outcome = telemetry.BatchRecordAnswered
 			resp := out.Response
 			resp.Usage.CostUSD = b.cfg.Price.Cost(resp.Usage.InputTokens, resp.Usage.OutputTokens)
-			resp.BatchJob, resp.Model = batch.ARN, batch.Model
+			resp.BatchJob, resp.Model, resp.Batch = batch.ARN, batch.Model, batchOf(batch, messages.BatchAnswered)
 			answer = &resp
 		} else if ok {
+			outcome = telemetry.BatchRecordFailed
 			b.cfg.Logger.Info().Str("job_id", id).Str("batch_id", batch.ID).AnErr("record_error", out.Err).Msg("batch record failed; running the job on demand")
 		}
 		done, err := f.FinishBatched(ctx, id, answer)
@@ -462,17 +509,42 @@ func (b *Batches) finish(ctx context.Context, f Finisher, batch pipeline.Batch) 
 		}
 		if !done {
 			pending++
+		} else {
+			b.countSettled(batch.ID, id, outcome)
 		}
 	}
 	if pending > 0 {
-		return nil
+		return pending, nil
 	}
+	b.mu.Lock()
+	delete(b.settled, batch.ID)
+	b.mu.Unlock()
 	batch.State = pipeline.BatchDone
 	if err := b.update(ctx, &batch); err != nil {
-		return err
+		return 0, err
 	}
 	b.cfg.Logger.Info().Str("batch_id", batch.ID).Str("batch_job", batch.ARN).Str("status", batch.Status).Msg("batch done")
-	return nil
+	return 0, nil
+}
+
+// countSettled counts job id of batch as settled with outcome, once.
+func (b *Batches) countSettled(batch, id, outcome string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seen := b.settled[batch]
+	if seen == nil {
+		seen = map[string]bool{}
+		b.settled[batch] = seen
+	}
+	if !seen[id] {
+		seen[id] = true
+		b.cfg.Metrics.BatchJobSettled(outcome)
+	}
+}
+
+// batchOf is where a job of batch stands, in state.
+func batchOf(batch pipeline.Batch, state string) *messages.BatchInference {
+	return &messages.BatchInference{State: state, BatchID: batch.ID, JobARN: batch.ARN, Status: batch.Status}
 }
 
 // update writes batch with a renewed lease.
@@ -483,6 +555,9 @@ func (b *Batches) update(ctx context.Context, batch *pipeline.Batch) error {
 	}
 	return nil
 }
+
+// Model is the configured model the batches go to.
+func (b *Batches) Model() string { return b.cfg.Model }
 
 // Owner is the name this process holds leases under.
 func (b *Batches) Owner() string { return b.cfg.Owner }

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -306,4 +307,46 @@ func NewBudgetView(store pipeline.LimitStore, budgets []Budget) *BudgetView {
 // TenantOverBudget is Picker.TenantOverBudget for the view's budgets.
 func (v *BudgetView) TenantOverBudget(ctx context.Context, tenant string) (spent, cap float64, over bool, err error) {
 	return v.l.tenantOverBudget(ctx, tenant)
+}
+
+// ChargeBatch counts an answer the fleet did not call for — a batch inference output record,
+// already billed by the provider — as an answered call to model for tenant and task: its cost
+// (u.CostUSD, at the batch price) goes onto every budget that counts model for tenant, whatever
+// the caps (a batch cannot be refused record by record), and its tokens and cost into the usage
+// store and the cost metrics. Not idempotent: call it once per record. Safe for concurrent use.
+func (p *Picker) ChargeBatch(ctx context.Context, model, tenant, task string, u messages.Usage) {
+	f := p.fleet
+	nano := pipeline.USDToNano(u.CostUSD)
+	f.ledger.charge(ctx, model, tenant, nano)
+	if f.usage != nil {
+		f.usage.add(usageOf(time.Now(), model, pipeline.ModelRequest{Tenant: tenant, Task: task}, u, nano))
+	}
+	f.metrics.cost.WithLabelValues(model).Add(u.CostUSD)
+	if tenant != "" {
+		t := f.metrics.tenant(tenant)
+		f.metrics.tenantCost.WithLabelValues(t, model).Add(u.CostUSD)
+		f.metrics.tenantTokens.WithLabelValues(t, model, "input").Add(float64(u.InputTokens))
+		f.metrics.tenantTokens.WithLabelValues(t, model, "output").Add(float64(u.OutputTokens))
+	}
+}
+
+// OverBudget reports whether a budget that counts calls to model for tenant has reached its
+// cap today (UTC), counting the estimates of calls in flight: a job of such a tenant or model
+// is kept out of new batch inference batches and called on demand, where the budget refuses
+// or downgrades it. A budget whose spend cannot be read does not hold the job back. Safe for
+// concurrent use.
+func (p *Picker) OverBudget(ctx context.Context, model, tenant string) (bool, error) {
+	l := p.fleet.ledger
+	var errs []error
+	for _, b := range l.counting(model, tenant) {
+		used, err := l.spent(ctx, b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if used >= pipeline.USDToNano(b.DailyUSD) {
+			return true, nil
+		}
+	}
+	return false, errors.Join(errs...)
 }

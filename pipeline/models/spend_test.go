@@ -206,3 +206,50 @@ func BenchmarkSpend(b *testing.B) {
 		})
 	}
 }
+
+// Batch records count as on-demand calls do: ChargeBatch puts their cost on every budget that
+// counts the model and tenant, past the cap (a batch is not refused record by record), and
+// their usage in the store; OverBudget then says the tenant's and the model's budgets are
+// spent, and not another tenant's.
+func TestChargeBatchCountsAgainstBudgetsAndUsage(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	spec := models.RoutingSpec{
+		Routes:  map[string]string{"default": "premium"},
+		Budgets: []models.Budget{{Tenant: "acme", DailyUSD: 0.01}},
+	}
+	p, f := fleetOnFile(t, path, spec, 0)
+	ctx := t.Context()
+	u := messages.Usage{InputTokens: 1000, OutputTokens: 500, CostUSD: 0.006}
+	p.ChargeBatch(ctx, "premium", "acme", "bulk", u)
+	if over, err := p.OverBudget(ctx, "premium", "acme"); over || err != nil {
+		t.Fatalf("after $0.006 of $0.01: over %v, %v", over, err)
+	}
+	p.ChargeBatch(ctx, "premium", "acme", "bulk", u)
+	if over, err := p.OverBudget(ctx, "premium", "acme"); !over || err != nil {
+		t.Errorf("after $0.012 of $0.01: over %v, %v; want over", over, err)
+	}
+	if spent, _, over, err := p.TenantOverBudget(ctx, "acme"); !over || err != nil || math.Abs(spent-0.012) > 1e-9 {
+		t.Errorf("tenant budget: spent %v, over %v, %v; want $0.012, over", spent, over, err)
+	}
+	if over, err := p.OverBudget(ctx, "premium", "globex"); over || err != nil {
+		t.Errorf("another tenant: over %v, %v", over, err)
+	}
+	if err := f.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.OpenLimits(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	today := pipeline.UsageDay(time.Now())
+	rows, err := store.Usage(ctx, pipeline.UsageFilter{From: today, To: today})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.UsageRow{Day: today, Tenant: "acme", Model: "premium", Task: "bulk", Calls: 2, InputTokens: 2000, OutputTokens: 1000, CostNanoUSD: 12_000_000}
+	if len(rows) != 1 || rows[0] != want {
+		t.Errorf("usage rows %+v, want %+v", rows, want)
+	}
+}

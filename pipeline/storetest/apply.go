@@ -19,6 +19,7 @@ func applyStarts() []messages.JobRecord {
 	processing := fullRecord("processing")
 	processing.Status, processing.Attempts = messages.StatusProcessing, 1
 	processing.Degraded, processing.Fallbacks, processing.Prompt, processing.BatchJob = false, nil, "", ""
+	processing.BatchInference = nil
 	failed := queued("failed", base)
 	failed.Status, failed.Attempts = messages.StatusFailed, 3
 	failed.Error = &messages.JobError{Code: messages.ErrCodeAttemptsExceeded, Message: "took too long"}

@@ -37,6 +37,9 @@ type Metrics struct {
 	HTTPRequests  *prometheus.CounterVec
 	HTTPDurations *prometheus.HistogramVec
 
+	// batch holds batch inference's collectors (batchinf.go).
+	batch *batchMetrics
+
 	// emf, when set, receives finished jobs and model calls too (telemetry.emf).
 	emf *EMF
 }
@@ -109,6 +112,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.accepted, m.finished, m.retries, m.deadLetters, m.infraFailures, m.redrives, m.replays,
 		m.expiredJobs, m.expiredBlobs, m.stage, m.endToEnd, m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth,
 		m.HTTPRequests, m.HTTPDurations)
+	m.batch = newBatchMetrics(reg)
 	return m
 }
 

@@ -21,6 +21,17 @@ type BatchInference interface {
 	// Add hands job id's request to a batch; nil means the batch holding it is recorded and
 	// the job is the batch's. An error means it is not: the job runs on demand.
 	Add(ctx context.Context, id string, req pipeline.ModelRequest) error
+	// Model is the configured model the batches go to.
+	Model() string
+}
+
+// batchSpend is an optional ability of a Config.Router (models.Picker has it): batch
+// inference counted against the budgets and in the usage store, as on-demand calls are.
+type batchSpend interface {
+	// OverBudget reports whether a budget counting calls to model for tenant is spent today.
+	OverBudget(ctx context.Context, model, tenant string) (bool, error)
+	// ChargeBatch counts one answered batch record's usage and cost, whatever the caps.
+	ChargeBatch(ctx context.Context, model, tenant, task string, u messages.Usage)
 }
 
 // errInBatch ends an attempt whose job a recorded batch holds now: the delivery is
@@ -45,6 +56,19 @@ func (w *Worker) heldByBatch(ctx context.Context, job *messages.Job) (bool, erro
 func (w *Worker) toBatch(ctx context.Context, a *attempt, req pipeline.ModelRequest) error {
 	if a.batched != nil || a.onDemand || !w.batchable(a.job) {
 		return nil
+	}
+	if sp, ok := w.cfg.Router.(batchSpend); ok {
+		// A batch cannot be refused record by record once out, so a tenant or model whose
+		// budget is spent stays out of new batches: on demand its budget refuses or
+		// downgrades the job.
+		over, err := sp.OverBudget(ctx, w.cfg.BatchInference.Model(), a.rec.Tenant)
+		if err != nil {
+			w.cfg.Logger.Warn().Ctx(ctx).Err(err).Str("job_id", a.job.JobID).Msg("budget spend unreadable; batching the job all the same")
+		}
+		if over {
+			w.cfg.Logger.Debug().Ctx(ctx).Str("job_id", a.job.JobID).Msg("budget spent; the job is not batched but called on demand")
+			return nil
+		}
 	}
 	err := w.cfg.BatchInference.Add(ctx, a.job.JobID, req)
 	if err == nil {
@@ -86,6 +110,20 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	if rec.Status != messages.StatusProcessing {
 		return true, nil
 	}
+	if sp, ok := w.cfg.Router.(batchSpend); ok && answer != nil {
+		// The provider billed the record: its cost counts once the job is settled from it
+		// (completed, or failed by a guardrail), not while it is to be tried again.
+		tenant, task := rec.Tenant, rec.Task
+		defer func() {
+			if done {
+				model := answer.Model
+				if model == "" && w.cfg.BatchInference != nil {
+					model = w.cfg.BatchInference.Model()
+				}
+				sp.ChargeBatch(ctx, model, tenant, task, answer.Usage)
+			}
+		}()
+	}
 	var job messages.Job
 	if err := json.Unmarshal(rec.Spec, &job); err != nil {
 		jerr := messages.JobError{Code: messages.ErrCodeInvalidJob, Message: fmt.Sprintf("the stored job does not decode: %v", err)}
@@ -95,13 +133,24 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	d := Delivery{Payload: rec.Spec, Metadata: map[string]string{messages.MetaJobID: id, messages.MetaTenant: rec.Tenant}}
 	if answer == nil {
 		if rec.Attempts >= w.cfg.MaxAttempts {
+			if rec.BatchInference != nil {
+				bi := *rec.BatchInference
+				bi.State = messages.BatchOnDemand
+				rec.BatchInference = &bi
+			}
 			jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded, Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) in batch inference and on demand", w.cfg.MaxAttempts)}
 			w.fail(ctx, d, rec, jerr, nil, true)
 			return true, nil
 		}
-		rec, err = w.cfg.Store.Transition(ctx, id, pipeline.Transition{
+		tr := pipeline.Transition{
 			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusProcessing, AttemptsDelta: 1,
-		})
+		}
+		if rec.BatchInference != nil {
+			bi := *rec.BatchInference
+			bi.State = messages.BatchOnDemand
+			tr.Call = &pipeline.ModelCall{BatchJob: rec.BatchJob, Batch: &bi}
+		}
+		rec, err = w.cfg.Store.Transition(ctx, id, tr)
 		if errors.Is(err, pipeline.ErrConflict) {
 			return true, nil
 		}
@@ -135,6 +184,9 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	case v.infrastructure:
 		return false, err
 	case errors.As(err, &blocked):
+		if answer != nil && answer.Batch != nil {
+			rec.BatchJob, rec.BatchInference = answer.BatchJob, answer.Batch // answered, then blocked
+		}
 		w.fail(ctx, d, rec, v.jobErr, blocked.Report, false)
 		return true, nil
 	case v.retry && rec.Attempts < w.cfg.MaxAttempts:

@@ -24,6 +24,13 @@ import (
 func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
 	start := time.Now()
 	usage := res.resp.Usage
+	batch := res.resp.Batch
+	if batch == nil && rec.BatchInference != nil {
+		// A job a batch held, answered on demand: it keeps saying so.
+		bi := *rec.BatchInference
+		bi.State = messages.BatchOnDemand
+		batch = &bi
+	}
 	_, span := pipeline.StartSpan(ctx, "record", trace.SpanKindInternal)
 	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
 		From:      []messages.Status{messages.StatusProcessing},
@@ -32,7 +39,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		Usage:     &usage,
 		Guardrail: report,
 		ResultURL: messages.ResultPath(rec.JobID),
-		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob},
+		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob, Batch: batch},
 		EventID:   w.eventID(rec),
 	})
 	w.cfg.Metrics.StageDone("record", start)
@@ -168,14 +175,19 @@ func (w *Worker) fail(ctx context.Context, d Delivery, rec messages.JobRecord, j
 			jerr.Message += " (it could not be kept in the dead letters; run it again with `infleet replay --job " + rec.JobID + "`)"
 		}
 	}
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
+	tr := pipeline.Transition{
 		From:          []messages.Status{messages.StatusProcessing},
 		To:            messages.StatusFailed,
 		AttemptsDelta: delta,
 		Error:         &jerr,
 		Guardrail:     report,
 		EventID:       w.eventID(rec),
-	})
+	}
+	if rec.BatchInference != nil {
+		// A job of batch inference ends saying how its batch left it (FinishBatched sets it).
+		tr.Call = &pipeline.ModelCall{BatchJob: rec.BatchJob, Batch: rec.BatchInference}
+	}
+	done, err := w.cfg.Store.Transition(ctx, rec.JobID, tr)
 	if errors.Is(err, pipeline.ErrConflict) {
 		return Outcome{}
 	}
