@@ -61,6 +61,7 @@ type fleetPace struct {
 	row          pipeline.Pace
 	readAt       time.Time
 	syncing      bool
+	standing     bool // the last sync read the row; until then, or after a failure, the local pace decides
 	failedUntil  time.Time
 	lastThrottle time.Time
 	reportedAt   time.Time
@@ -78,18 +79,16 @@ func newFleetPace(store pipeline.PaceStore, bucket pipeline.LimitStore, name str
 	return &fleetPace{store: store, bucket: bucket, name: name, log: log, warned: warned, gate: make(chan struct{}, 1)}
 }
 
-// healthy reports whether the shared pace stands (the store answered lately), kicking a
-// refresh when the row is stale, and returns the fleet's rate (0: unpaced).
+// healthy reports whether the shared pace stands (the store answered the last sync), kicking
+// a sync when the row is stale (after a failure, not before fleetPaceRetry), and returns the
+// fleet's rate (0: unpaced).
 func (fp *fleetPace) healthy(now time.Time) (rate float64, ok bool) {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
-	if now.Before(fp.failedUntil) {
-		return 0, false
-	}
-	if now.Sub(fp.readAt) >= fleetPaceRefresh {
+	if now.Sub(fp.readAt) >= fleetPaceRefresh && !now.Before(fp.failedUntil) {
 		fp.kickLocked()
 	}
-	return fp.row.Rate, true
+	return fp.row.Rate, fp.standing
 }
 
 // wait holds a call to the fleet's pace. handled is false when the shared pace does not
@@ -140,7 +139,7 @@ func fleetPaceBurst(rate float64) int { return max(1, int(rate/20)) }
 func (fp *fleetPace) rate() float64 {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
-	if time.Now().Before(fp.failedUntil) {
+	if !fp.standing {
 		return 0
 	}
 	return fp.row.Rate
@@ -186,10 +185,10 @@ func (fp *fleetPace) kickLocked() {
 // failed makes the local pace stand in for fleetPaceRetry, with one warning per Fleet.
 func (fp *fleetPace) failed(err error) {
 	fp.warned.Do(func() {
-		fp.log.Warn().Err(err).Str("model", fp.name).Msg("the shared pace cannot be reached; throttled models are paced per process until it can")
+		fp.log.Warn().Err(err).Str("model", fp.name).Msg("the shared pace cannot be reached (on PostgreSQL, run `infleet init` to create its table); throttled models are paced per process until it can")
 	})
 	fp.mu.Lock()
-	fp.failedUntil = time.Now().Add(fleetPaceRetry)
+	fp.failedUntil, fp.standing = time.Now().Add(fleetPaceRetry), false
 	fp.mu.Unlock()
 }
 
@@ -298,7 +297,7 @@ func (fp *fleetPace) syncOnce() (again bool) {
 	if row.Version >= fp.row.Version {
 		fp.row = row
 	}
-	fp.readAt = time.Now()
+	fp.readAt, fp.standing = time.Now(), true
 	if swapped && answers > 0 {
 		fp.reportedAt = fp.readAt
 		if fp.mine == nil {

@@ -183,3 +183,30 @@ func sqlitePace(tb testing.TB) func() pipeline.LimitStore {
 		return s
 	}
 }
+
+// brokenPace is a shared store whose pace and buckets cannot be reached.
+type brokenPace struct{}
+
+var errBroken = errors.New("store down")
+
+func (brokenPace) Take(context.Context, string, float64, int, int, time.Time) (pipeline.RateDecision, error) {
+	return pipeline.RateDecision{}, errBroken
+}
+
+func (brokenPace) UseQuota(context.Context, string, int64, int64) (pipeline.QuotaDecision, error) {
+	return pipeline.QuotaDecision{}, errBroken
+}
+
+func (brokenPace) Pace(context.Context, string) (pipeline.Pace, error) { return pipeline.Pace{}, errBroken }
+
+func (brokenPace) SwapPace(context.Context, string, pipeline.Pace) (bool, error) { return false, errBroken }
+
+// TestPacingFallsBackToTheProcessWhenThePaceStoreFails: a pace store that cannot be reached
+// leaves the pace to the process, which still holds the quota with few wasted calls.
+func TestPacingFallsBackToTheProcessWhenThePaceStoreFails(t *testing.T) {
+	r := runQuotaFor(t, 1, func() pipeline.LimitStore { return brokenPace{} }, 2*time.Second, 5*time.Second)
+	t.Logf("quota %d/s, pace store down: settled at %.1f answers/s with %.3f model calls per answer; fmsim %v", r.quota, r.rate, r.perAnswer, r.outcomes)
+	if r.perAnswer > 1.1 || r.rate < 0.6*float64(r.quota) {
+		t.Errorf("%.1f answers/s with %.3f model calls per answer, want near the quota of %d/s with at most 1.1: the process's own pace must stand in", r.rate, r.perAnswer, r.quota)
+	}
+}
