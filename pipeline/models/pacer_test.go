@@ -197,9 +197,13 @@ func (brokenPace) UseQuota(context.Context, string, int64, int64) (pipeline.Quot
 	return pipeline.QuotaDecision{}, errBroken
 }
 
-func (brokenPace) Pace(context.Context, string) (pipeline.Pace, error) { return pipeline.Pace{}, errBroken }
+func (brokenPace) Pace(context.Context, string) (pipeline.Pace, error) {
+	return pipeline.Pace{}, errBroken
+}
 
-func (brokenPace) SwapPace(context.Context, string, pipeline.Pace) (bool, error) { return false, errBroken }
+func (brokenPace) SwapPace(context.Context, string, pipeline.Pace) (bool, error) {
+	return false, errBroken
+}
 
 // TestPacingFallsBackToTheProcessWhenThePaceStoreFails: a pace store that cannot be reached
 // leaves the pace to the process, which still holds the quota with few wasted calls.
