@@ -21,8 +21,9 @@ type Resilience struct {
 	// Default false: a throttled model is paced down, throttled retries spend no retry budget,
 	// and a job still throttled waits in the queue for the same model.
 	ThrottleFallback bool `yaml:"throttle_fallback,omitempty"`
-	// LimitsScope is where models[].max_concurrency, rpm and tpm hold: LimitsScopeFleet (every
-	// process sharing the job store shares them) or LimitsScopeProcess. Default "" (fleet).
+	// LimitsScope is where models[].max_concurrency, rpm and tpm hold, and where a throttled
+	// model's pace is kept: LimitsScopeFleet (every process sharing the job store shares them)
+	// or LimitsScopeProcess. Default "" (fleet).
 	LimitsScope string `yaml:"limits_scope,omitempty"`
 	// RetryBudget keeps retries a bounded share of calls per model.
 	RetryBudget RetryBudget `yaml:"retry_budget,omitempty"`

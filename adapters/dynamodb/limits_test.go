@@ -145,3 +145,11 @@ func TestModelStatsConformance(t *testing.T) {
 		return a, reopen(t, cfg)
 	})
 }
+
+func TestPaceConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t, 0)
+	storetest.RunPace(t, func(t *testing.T) (pipeline.PaceStore, pipeline.PaceStore) {
+		return a, reopen(t, cfg)
+	})
+}

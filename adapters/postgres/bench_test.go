@@ -129,3 +129,15 @@ func BenchmarkModelLimitsPerCall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkModelPacePerCall is the store's cost of a call to a model paced for the fleet: one
+// take from the model's pace bucket (the row itself is read in the background, every 200 ms).
+func BenchmarkModelPacePerCall(b *testing.B) {
+	s, _ := setup(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := s.Take(ctx, "model:m:pace", 1e9, 1e9, 1, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

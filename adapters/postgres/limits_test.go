@@ -113,3 +113,16 @@ func TestModelStatsConformance(t *testing.T) {
 		return a, b
 	})
 }
+
+func TestPaceConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t)
+	storetest.RunPace(t, func(t *testing.T) (pipeline.PaceStore, pipeline.PaceStore) {
+		b, err := postgres.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return a, b
+	})
+}

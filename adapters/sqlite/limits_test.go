@@ -164,3 +164,11 @@ func TestModelStatsConformance(t *testing.T) {
 		return openLimits(t, path), openLimits(t, path)
 	})
 }
+
+func TestPaceConformance(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "pace.db")
+	storetest.RunPace(t, func(t *testing.T) (a, b pipeline.PaceStore) {
+		return openLimits(t, path), openLimits(t, path)
+	})
+}

@@ -57,12 +57,14 @@ func (a *app) pickerFrom(path string, environ []string) (*models.Picker, error) 
 		return nil, fmt.Errorf("model spend and usage for the fleet: %w", err)
 	}
 	usage, _ := spend.(pipeline.UsageStore)
+	pace := a.modelPaceStore(spend)
 	fleet, err := models.NewFleet(models.FleetConfig{
 		Models:       specs,
 		Policy:       policyOf(a.cfg),
 		Registerer:   a.reg,
 		TenantLabels: a.cfg.Metrics.TenantLabels,
 		Shared:       shared,
+		Pace:         pace,
 		Spend:        spend,
 		Usage:        usage,
 		Logger:       a.log.With().Str("component", "models").Logger(),
@@ -118,6 +120,21 @@ func (a *app) modelLimitStore() (pipeline.LimitStore, error) {
 	_, leases := l.(pipeline.LeaseStore)
 	a.log.Info().Str("limit_store", a.sharedWhere).Bool("shared_concurrency", leases).Msg("model limits hold for the fleet")
 	return l, nil
+}
+
+// modelPaceStore returns the store through which throttled models are paced for the whole
+// fleet (the shared store, when it keeps paces), or nil when they are paced per process
+// (resilience.limits_scope: process, or a store without paces).
+func (a *app) modelPaceStore(shared pipeline.LimitStore) pipeline.LimitStore {
+	if a.cfg.Resilience.LimitsScope == config.LimitsScopeProcess {
+		return nil
+	}
+	if _, ok := shared.(pipeline.PaceStore); !ok {
+		a.log.Info().Str("store", a.sharedWhere).Msg("throttled models are paced per process: the shared store keeps no pace")
+		return nil
+	}
+	a.log.Info().Str("pace_store", a.sharedWhere).Msg("throttled models are paced for the fleet")
+	return shared
 }
 
 // limitStoreOpenBound bounds opening the model limit store at start.

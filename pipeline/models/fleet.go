@@ -131,6 +131,12 @@ type FleetConfig struct {
 	// also a pipeline.LeaseStore (else it stays per process). Every process pointed at the
 	// same store shares them. Default nil: limits hold per process.
 	Shared pipeline.LimitStore
+	// Pace, when set and also a pipeline.PaceStore, shares each throttled model's pace with
+	// every process pointed at the same store: one rate per model for the fleet, cut once per
+	// back-off window whichever process saw the throttling and raised as the fleet's calls
+	// succeed, split among the processes by a token bucket of the store (see fleetPace).
+	// Default nil: each process paces its models on its own.
+	Pace pipeline.LimitStore
 	// Spend, when set, keeps the spend that budgets count (per budget and UTC day) in the
 	// store: every process pointed at it sees the same spend, which survives restarts, and
 	// a call holds its estimated cost there while it runs, so that budgets hold for the
@@ -158,6 +164,10 @@ type Fleet struct {
 	holder       string // names this process's leases
 	leaseSeq     atomic.Uint64
 	sharedWarned sync.Once
+
+	paceStore  pipeline.PaceStore // nil: pace per process
+	paceBucket pipeline.LimitStore
+	paceWarned sync.Once
 }
 
 type fleetState struct {
@@ -185,6 +195,9 @@ type health struct {
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	f := &Fleet{metrics: newFleetMetrics(cfg.Registerer, cfg.TenantLabels), log: cfg.Logger,
 		shared: cfg.Shared, holder: processID()}
+	if ps, ok := cfg.Pace.(pipeline.PaceStore); ok {
+		f.paceStore, f.paceBucket = ps, cfg.Pace
+	}
 	var spend quotaStore
 	if cfg.Spend != nil {
 		spend = cfg.Spend
@@ -244,7 +257,7 @@ func (f *Fleet) Update(models []ModelSpec, p Policy) error {
 				breaker: NewBreaker(p.Breaker, func(s int) { f.metrics.circuit.WithLabelValues(name).Set(float64(s)) }),
 				budget:  NewRetryBudget(p.BudgetRatio, p.BudgetReserve),
 				stats:   newStats(),
-				pace:    newPacer(),
+				pace:    f.newPacer(name),
 			}
 			f.metrics.circuit.WithLabelValues(name).Set(StateClosed)
 		}
@@ -543,6 +556,8 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 		f.metrics.attempts.WithLabelValues(name, "circuit_open").Inc()
 		return pipeline.ModelResponse{}, &pipeline.ModelError{Kind: pipeline.ModelUnavailable, Err: fmt.Errorf("model %s: %w", name, err)}
 	}
+	ep.health.pace.callers.Add(1)
+	defer ep.health.pace.callers.Add(-1)
 	if err := ep.health.pace.wait(ctx, name); err != nil {
 		ep.health.breaker.Done(true)
 		f.metrics.attempts.WithLabelValues(name, "paced").Inc()

@@ -49,7 +49,7 @@ func newFleetMetrics(reg prometheus.Registerer, tenantLabels bool) *fleetMetrics
 			Name: "infleet_model_circuit_state", Help: "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
 		}, []string{"model"}),
 		pace: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "infleet_model_pace", Help: "Calls per second this process is paced to per model after throttling; 0 when unpaced.",
+			Name: "infleet_model_pace", Help: "Calls per second this process is paced to per model after throttling (the fleet's rate when the pace is shared); 0 when unpaced.",
 		}, []string{"model"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infleet_model_attempts_total", Help: "Model call attempts, by model and outcome (ok, an error kind, circuit_open, limited).",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -32,12 +33,19 @@ const (
 	// paceRun is the run of throttled answers in a row that says the callers ran into the
 	// model's rate whatever its usual share.
 	paceRun = 8
+	// paceFleetRunMin is the least run of throttles that calls for a cut when the pace is
+	// shared.
+	paceFleetRunMin = 4
 	// paceJudgeAfter is how long after a cut it is judged.
 	paceJudgeAfter = 2 * time.Second
 	// paceKept is the share of the answers of the second before a cut that must still come
 	// after it for the cut to stay: independent throttling loses answers in proportion to a
 	// cut (to 63 % or less), a quota hardly any.
 	paceKept = 0.7
+	// paceKeptFleet is the share of the rate a shared cut set that the fleet must still be
+	// answered at after it for the cut to stay: a quota answers nearly all of it, a steady
+	// share of throttles that no pace cures answers that share less.
+	paceKeptFleet = 0.75
 	// paceTolerance is how long nothing is cut after a cut was undone.
 	paceTolerance = 30 * time.Second
 	// paceMinCalls is the least number of calls a share is measured over.
@@ -69,6 +77,13 @@ const unpaced = rate.Limit(1e9)
 // minute. Paced callers leave one at a time (a burst of one). Safe for concurrent use.
 type pacer struct {
 	lim *rate.Limiter
+	// fleet, when set, shares the pace with the fleet's other processes: the fleet's rate
+	// gates the calls, and this pacer's cuts and undos are proposed to it (see fleetPace).
+	fleet *fleetPace
+	// callers counts the calls between wait and done (or an attempt's end), which sizes
+	// the run of throttles that says the callers ran into the model's rate when the pace is
+	// shared: each process then has only its share of the fleet's callers.
+	callers atomic.Int64
 
 	mu      sync.Mutex
 	now     func() time.Time
@@ -78,6 +93,7 @@ type pacer struct {
 	prev    paceWindow // the last full second
 	history []float64  // throttled shares of recent full seconds with enough calls
 	run     int        // throttled answers in a row
+	first   time.Time  // the first outcome recorded
 
 	probe         paceProbe // the cut being judged
 	tolerantUntil time.Time
@@ -107,6 +123,11 @@ func newPacer() *pacer {
 // wait blocks until the model's pace lets one more call go, within ctx. It fails as throttled,
 // saying when to come back, when ctx ends first or would.
 func (p *pacer) wait(ctx context.Context, name string) error {
+	if p.fleet != nil {
+		if handled, err := p.fleet.wait(ctx); handled {
+			return err
+		}
+	}
 	if err := p.lim.Wait(ctx); err != nil {
 		return pacedErr(name, time.Duration(float64(time.Second)/max(float64(p.lim.Limit()), paceFloor)), err)
 	}
@@ -119,8 +140,14 @@ func pacedErr(name string, after time.Duration, err error) error {
 		Err: fmt.Errorf("model %s is paced down after throttling and the call's deadline came first (the job waits and is retried): %w", name, err)}
 }
 
-// paced returns the calls per second the model is paced to; 0 when unpaced.
+// paced returns the calls per second the model is paced to (the fleet's, when shared and
+// paced); 0 when unpaced.
 func (p *pacer) paced() float64 {
+	if p.fleet != nil {
+		if r := p.fleet.rate(); r > 0 {
+			return r
+		}
+	}
 	if l := p.lim.Limit(); l < unpaced {
 		return float64(l)
 	}
@@ -133,6 +160,9 @@ func (p *pacer) done(throttled bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
+	if p.first.IsZero() {
+		p.first = now
+	}
 	p.roll(now)
 	p.win.calls++
 	p.judge(now)
@@ -140,6 +170,9 @@ func (p *pacer) done(throttled bool) {
 		p.win.ok++
 		p.probe.ok++
 		p.run = 0
+		if p.fleet != nil {
+			p.fleet.answered()
+		}
 		if lim := float64(p.lim.Limit()); lim < float64(unpaced) {
 			// Additive increase, paced per second rather than per call: each success adds
 			// its share of paceRecover*lastMax per second.
@@ -153,6 +186,9 @@ func (p *pacer) done(throttled bool) {
 	}
 	p.win.throttled++
 	p.run++
+	if p.fleet != nil {
+		p.fleet.throttled(now)
+	}
 	if now.Sub(p.lastCut) < time.Second {
 		return
 	}
@@ -165,7 +201,7 @@ func (p *pacer) done(throttled bool) {
 	u := p.usual()
 	sd := math.Sqrt(u * (1 - u) / float64(calls))
 	rising := share > u+max(paceExcess, paceSigmas*sd)
-	run := p.run >= paceRun
+	run := p.run >= p.runNeeded()
 	if (!rising && !run) || now.Before(p.tolerantUntil) {
 		return
 	}
@@ -178,6 +214,9 @@ func (p *pacer) done(throttled bool) {
 	p.probe = paceProbe{start: now, before: before, undo: p.lim.Limit()}
 	p.lastSet, p.lastCut = next, now
 	p.lim.SetLimitAt(now, rate.Limit(next))
+	if p.fleet != nil {
+		p.fleet.proposeCut(next, p.answerRate(now), now.Sub(p.first))
+	}
 }
 
 // judge ends a cut's probe paceJudgeAfter after it: when the model answered clearly less in
@@ -199,7 +238,9 @@ func (p *pacer) judge(now time.Time) {
 		return
 	}
 	after := float64(p.probe.ok-p.probe.mid) / now.Sub(p.probe.midAt).Seconds()
-	if after < paceKept*p.probe.before {
+	if after < paceKept*p.probe.before && (p.fleet == nil || p.fleet.rate() <= 0) {
+		// A shared cut is judged by the fleet's answers (fleetPace.judge), not this
+		// process's share of them.
 		p.lim.SetLimitAt(now, p.probe.undo)
 		p.tolerantUntil = now.Add(paceTolerance)
 	}
@@ -227,6 +268,16 @@ func (p *pacer) roll(now time.Time) {
 		p.prev = paceWindow{}
 	}
 	p.win = paceWindow{start: now}
+}
+
+// runNeeded is the run of throttled answers in a row that calls for a cut: paceRun, or when
+// the pace is shared and this process has fewer callers, one per caller, at least
+// paceFleetRunMin.
+func (p *pacer) runNeeded() int {
+	if p.fleet == nil {
+		return paceRun
+	}
+	return int(min(paceRun, max(paceFleetRunMin, p.callers.Load())))
 }
 
 // usual is the model's usual share of throttled calls: the least of the recent seconds'.
