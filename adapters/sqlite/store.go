@@ -3,9 +3,11 @@
 //
 // Writes use group commit. One goroutine owns the only write connection; Create, Transition,
 // Delete and DeleteFinishedBefore (retention's batches) hand it a request and wait. It takes
-// every request waiting (up to 256), runs them in one transaction, each in its own savepoint so
-// that one failing request does not fail the others, commits once and then answers each. A
-// call returns only after the transaction holding its write has committed. Reads (Get, List)
+// every request waiting (up to 256), runs them in one transaction, commits once and then
+// answers each. Each request is one write statement, which SQLite undoes by itself when it
+// fails; a failure that may have ended the transaction rolls the batch back and runs it again
+// with each request in its own savepoint, so that one failing request does not fail the
+// others. A call returns only after the transaction holding its write has committed. Reads (Get, List)
 // use a pool of read-only connections that WAL mode lets run beside the writer, so a read never
 // waits for a write and always sees every write that has returned.
 //

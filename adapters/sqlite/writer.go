@@ -176,20 +176,40 @@ func (s *Store) fill(batch []*request) []*request {
 
 // runBatch runs batch in one transaction and answers every request. Statements run under a
 // background context: cancelling one caller must not interrupt the transaction the others share.
+//
+// Every request is one write statement (and reads), and SQLite undoes a failed statement by
+// itself, so the batch first runs without a savepoint per request: two statements fewer per
+// write. A failure other than a conflict or a missing job may have rolled back the whole
+// transaction, so then the batch is rolled back and run again with each request in its own
+// savepoint, where a failing request does not fail the others.
 func (s *Store) runBatch(batch []*request) {
-	ctx := context.Background()
 	defer func() {
 		for _, r := range batch {
 			close(r.done)
 		}
 	}()
+	if s.runTransaction(batch, false) {
+		return
+	}
+	for _, r := range batch {
+		r.out, r.created, r.ids, r.err = messages.JobRecord{}, false, nil, nil
+	}
+	s.runTransaction(batch, true)
+}
+
+// runTransaction runs batch in one transaction, each request in a savepoint of its own when
+// isolate is set, and sets every request's answer. Without isolate it returns false, having
+// rolled back, as soon as a request fails in a way that may have ended the transaction; the
+// answers are then not to be trusted.
+func (s *Store) runTransaction(batch []*request, isolate bool) bool {
+	ctx := context.Background()
 	if _, err := s.w.begin.ExecContext(ctx); err != nil {
 		err = fmt.Errorf("sqlite store: begin write transaction (another process may hold the database; raise busy_timeout or stop it): %w", err)
 		s.log.Error().Err(err).Int("batch_size", len(batch)).Msg("write batch failed")
 		for _, r := range batch {
 			r.err = err
 		}
-		return
+		return true
 	}
 	var aborted error
 	for _, r := range batch {
@@ -198,8 +218,14 @@ func (s *Store) runBatch(batch []*request) {
 			r.err = aborted
 		case r.ctx.Err() != nil:
 			r.err = context.Cause(r.ctx)
-		default:
+		case isolate:
 			aborted = s.runRequest(ctx, r)
+		default:
+			s.apply(ctx, r)
+			if !expected(r.err) {
+				_, _ = s.w.rollback.ExecContext(ctx)
+				return false
+			}
 		}
 	}
 	if aborted == nil {
@@ -217,14 +243,17 @@ func (s *Store) runBatch(batch []*request) {
 			r.out, r.created, r.ids, r.err = messages.JobRecord{}, false, nil, aborted
 		}
 	}
+	return true
 }
 
-// runRequest runs r in its own savepoint, undoing it when it fails. It returns an error only
-// when the whole transaction can no longer be trusted.
-func (s *Store) runRequest(ctx context.Context, r *request) error {
-	if _, err := s.w.savepoint.ExecContext(ctx); err != nil {
-		return fmt.Errorf("sqlite store: open savepoint: %w", err)
-	}
+// expected reports whether err is an answer rather than a failure: none, a conflict or a
+// missing job. Such a request changed nothing or exactly what it asked for.
+func expected(err error) bool {
+	return err == nil || errors.Is(err, pipeline.ErrConflict) || errors.Is(err, pipeline.ErrNotFound)
+}
+
+// apply runs r's statements on the writer's transaction and sets its answer.
+func (s *Store) apply(ctx context.Context, r *request) {
 	switch r.op {
 	case opCreate:
 		r.out, r.created, r.err = s.create(ctx, r.rec, r.args)
@@ -237,7 +266,16 @@ func (s *Store) runRequest(ctx context.Context, r *request) error {
 	case opExpire:
 		r.ids, r.err = s.expire(ctx, r.before, r.limit)
 	}
-	if r.err != nil && !errors.Is(r.err, pipeline.ErrConflict) && !errors.Is(r.err, pipeline.ErrNotFound) {
+}
+
+// runRequest runs r in its own savepoint, undoing it when it fails. It returns an error only
+// when the whole transaction can no longer be trusted.
+func (s *Store) runRequest(ctx context.Context, r *request) error {
+	if _, err := s.w.savepoint.ExecContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: open savepoint: %w", err)
+	}
+	s.apply(ctx, r)
+	if !expected(r.err) {
 		// A failed statement may have rolled back the whole transaction; then the savepoint
 		// is gone and the batch must fail as one.
 		if _, err := s.w.rollbackTo.ExecContext(ctx); err != nil {
