@@ -71,7 +71,10 @@ const (
 	walSizeLimit = 64 << 20
 	// maxBatch caps how many write requests one transaction holds.
 	maxBatch = 256
-	// queueDepth is how many write requests may wait for the writer before callers block.
+	// maxJoin caps how many creates may join a running batch beyond maxBatch.
+	maxJoin = 256
+	// queueDepth is how many write requests of each kind (creates, other writes) may wait for
+	// the writer before callers block.
 	queueDepth = 1024
 )
 
@@ -136,7 +139,8 @@ type Store struct {
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
 
 	batchLimit int
-	reqs       chan *request
+	creates    chan *request // Create's requests, taken before reqs
+	reqs       chan *request // every other write request
 	closing    chan struct{} // closed by Close: stop taking requests
 	done       chan struct{} // closed by the writer when it has stopped
 
@@ -171,6 +175,7 @@ func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
 		log:        cfg.Logger.With().Str("component", "sqlite_store").Logger(),
 		path:       cfg.Path,
 		batchLimit: batchLimit,
+		creates:    make(chan *request, queueDepth),
 		reqs:       make(chan *request, queueDepth),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,4 +400,45 @@ func TestSynchronousIsWhatSQLiteApplied(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	}
+}
+
+// TestCreateDoesNotQueueBehindTransitions queues thousands of transitions, as a busy worker
+// pool does, and then creates a job: the create is answered long before the transitions are
+// all written, because the writer takes creates first and lets them join a running batch.
+func TestCreateDoesNotQueueBehindTransitions(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, _ := setup(t)
+	const n = 3000
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, _, err := s.Create(ctx, job(fmt.Sprintf("job-%04d", i), time.Now())); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var done atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			if _, err := s.Transition(ctx, fmt.Sprintf("job-%04d", i), pipeline.Transition{To: messages.StatusProcessing}); err != nil {
+				t.Error(err)
+			}
+			done.Add(1)
+		})
+	}
+	// Once a tenth are written, the rest are queued (in the writer's queue or blocked on it).
+	for done.Load() < n/10 {
+		runtime.Gosched()
+	}
+	if _, _, err := s.Create(ctx, job("job-new", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	written := done.Load()
+	wg.Wait()
+	if written > n/2 {
+		t.Errorf("the create returned after %d of %d queued transitions were written; want it ahead of most", written, n)
+	}
+	t.Logf("the create returned after %d of %d queued transitions", written, n)
 }

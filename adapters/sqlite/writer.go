@@ -103,8 +103,12 @@ func (r *request) what() string {
 // by ctx after the writer took it may still be applied.
 func (s *Store) submit(r *request) error {
 	r.done = make(chan struct{})
+	queue := s.reqs
+	if r.op == opCreate {
+		queue = s.creates
+	}
 	select {
-	case s.reqs <- r:
+	case queue <- r:
 	case <-r.ctx.Done():
 		return context.Cause(r.ctx)
 	case <-s.closing:
@@ -140,19 +144,21 @@ func full(err error) error {
 // writeLoop is the writer goroutine: it owns wconn and the write statements until it returns.
 func (s *Store) writeLoop() {
 	defer close(s.done)
-	batch := make([]*request, 0, s.batchLimit)
+	batch := make([]*request, 0, s.batchLimit+s.joinLimit())
 	for {
 		select {
+		case r := <-s.creates:
+			batch = s.runBatch(s.fill(append(batch[:0], r)))
 		case r := <-s.reqs:
-			batch = s.fill(append(batch[:0], r))
-			s.runBatch(batch)
+			batch = s.runBatch(s.fill(append(batch[:0], r)))
 		case <-s.closing:
 			// Finish what callers handed over before Close.
 			for {
 				select {
+				case r := <-s.creates:
+					batch = s.runBatch(s.fill(append(batch[:0], r)))
 				case r := <-s.reqs:
-					batch = s.fill(append(batch[:0], r))
-					s.runBatch(batch)
+					batch = s.runBatch(s.fill(append(batch[:0], r)))
 				default:
 					return
 				}
@@ -161,17 +167,49 @@ func (s *Store) writeLoop() {
 	}
 }
 
-// fill adds to batch every request already waiting, up to the batch limit.
+// fill adds to batch every request already waiting, up to the batch limit: creates first, up
+// to half the limit, so that an accept never queues behind the transitions of a busy worker
+// pool while those still get at least half of every batch; then the other writes; then more
+// creates if there is room.
 func (s *Store) fill(batch []*request) []*request {
-	for len(batch) < s.batchLimit {
+	batch = take(batch, s.creates, max(s.batchLimit/2, 1))
+	batch = take(batch, s.reqs, s.batchLimit)
+	return take(batch, s.creates, s.batchLimit)
+}
+
+// take adds to batch the requests waiting in queue until batch holds limit.
+func take(batch []*request, queue chan *request, limit int) []*request {
+	for len(batch) < limit {
 		select {
-		case r := <-s.reqs:
+		case r := <-queue:
 			batch = append(batch, r)
 		default:
 			return batch
 		}
 	}
 	return batch
+}
+
+// joinLimit is how many creates may join a batch already running, beyond the batch limit.
+func (s *Store) joinLimit() int {
+	if s.batchLimit <= 1 {
+		return 0
+	}
+	return maxJoin
+}
+
+// join adds to a running batch a create that is waiting, if any and if the batch has room
+// for joiners: it commits with the batch instead of waiting for it to end.
+func (s *Store) join(batch []*request) []*request {
+	if len(batch) >= s.batchLimit+s.joinLimit() {
+		return batch
+	}
+	select {
+	case r := <-s.creates:
+		return append(batch, r)
+	default:
+		return batch
+	}
 }
 
 // runBatch runs batch in one transaction and answers every request. Statements run under a
@@ -182,26 +220,32 @@ func (s *Store) fill(batch []*request) []*request {
 // write. A failure other than a conflict or a missing job may have rolled back the whole
 // transaction, so then the batch is rolled back and run again with each request in its own
 // savepoint, where a failing request does not fail the others.
-func (s *Store) runBatch(batch []*request) {
+//
+// A create that arrives while the batch runs joins it (see join), so an accept waits for at
+// most the rest of one batch. runBatch returns the batch with those joiners.
+func (s *Store) runBatch(batch []*request) []*request {
 	defer func() {
 		for _, r := range batch {
 			close(r.done)
 		}
 	}()
-	if s.runTransaction(batch, false) {
-		return
+	batch, ok := s.runTransaction(batch, false)
+	if ok {
+		return batch
 	}
 	for _, r := range batch {
 		r.out, r.created, r.ids, r.err = messages.JobRecord{}, false, nil, nil
 	}
-	s.runTransaction(batch, true)
+	batch, _ = s.runTransaction(batch, true)
+	return batch
 }
 
 // runTransaction runs batch in one transaction, each request in a savepoint of its own when
-// isolate is set, and sets every request's answer. Without isolate it returns false, having
-// rolled back, as soon as a request fails in a way that may have ended the transaction; the
-// answers are then not to be trusted.
-func (s *Store) runTransaction(batch []*request, isolate bool) bool {
+// isolate is set, and sets every request's answer; without isolate, waiting creates join the
+// batch as it runs, and it returns the batch with them. Without isolate it returns false,
+// having rolled back, as soon as a request fails in a way that may have ended the transaction;
+// the answers are then not to be trusted.
+func (s *Store) runTransaction(batch []*request, isolate bool) ([]*request, bool) {
 	ctx := context.Background()
 	if _, err := s.w.begin.ExecContext(ctx); err != nil {
 		err = fmt.Errorf("sqlite store: begin write transaction (another process may hold the database; raise busy_timeout or stop it): %w", err)
@@ -209,10 +253,11 @@ func (s *Store) runTransaction(batch []*request, isolate bool) bool {
 		for _, r := range batch {
 			r.err = err
 		}
-		return true
+		return batch, true
 	}
 	var aborted error
-	for _, r := range batch {
+	for i := 0; i < len(batch); i++ {
+		r := batch[i]
 		switch {
 		case aborted != nil:
 			r.err = aborted
@@ -224,8 +269,9 @@ func (s *Store) runTransaction(batch []*request, isolate bool) bool {
 			s.apply(ctx, r)
 			if !expected(r.err) {
 				_, _ = s.w.rollback.ExecContext(ctx)
-				return false
+				return batch, false
 			}
+			batch = s.join(batch)
 		}
 	}
 	if aborted == nil {
@@ -243,7 +289,7 @@ func (s *Store) runTransaction(batch []*request, isolate bool) bool {
 			r.out, r.created, r.ids, r.err = messages.JobRecord{}, false, nil, aborted
 		}
 	}
-	return true
+	return batch, true
 }
 
 // expected reports whether err is an answer rather than a failure: none, a conflict or a
