@@ -71,6 +71,8 @@ const (
 	walSizeLimit = 64 << 20
 	// maxBatch caps how many write requests one transaction holds.
 	maxBatch = 256
+	// settleRounds caps how many times the writer yields for more requests before a batch.
+	settleRounds = 4
 	// maxJoin caps how many creates may join a running batch beyond maxBatch.
 	maxJoin = 256
 	// queueDepth is how many write requests of each kind (creates, other writes) may wait for
