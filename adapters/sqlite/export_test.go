@@ -1,6 +1,10 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+
+	"github.com/infleet/infleet/pipeline"
+)
 
 // OpenWithoutGroupCommit opens a store whose writer commits every write in its own
 // transaction, for side-by-side benchmarks.
@@ -10,3 +14,9 @@ func OpenWithoutGroupCommit(ctx context.Context, cfg Config) (*Store, error) {
 
 // ExpireSQL is the statement DeleteFinishedBefore runs, for query-plan tests.
 const ExpireSQL = expireSQL
+
+// ListQuery is the statement List runs for q, with its arguments, for query-plan tests.
+func ListQuery(q pipeline.ListQuery) (string, []any, error) {
+	query, args, _, err := listQuery(q)
+	return query, args, err
+}

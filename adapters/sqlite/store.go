@@ -3,9 +3,11 @@
 //
 // Writes use group commit. One goroutine owns the only write connection; Create, Transition,
 // Delete and DeleteFinishedBefore (retention's batches) hand it a request and wait. It takes
-// every request waiting (up to 256), runs them in one transaction, each in its own savepoint so
-// that one failing request does not fail the others, commits once and then answers each. A
-// call returns only after the transaction holding its write has committed. Reads (Get, List)
+// every request waiting (up to 256), runs them in one transaction, commits once and then
+// answers each. Each request is one write statement, which SQLite undoes by itself when it
+// fails; a failure that may have ended the transaction rolls the batch back and runs it again
+// with each request in its own savepoint, so that one failing request does not fail the
+// others. A call returns only after the transaction holding its write has committed. Reads (Get, List)
 // use a pool of read-only connections that WAL mode lets run beside the writer, so a read never
 // waits for a write and always sees every write that has returned.
 //
@@ -69,7 +71,12 @@ const (
 	walSizeLimit = 64 << 20
 	// maxBatch caps how many write requests one transaction holds.
 	maxBatch = 256
-	// queueDepth is how many write requests may wait for the writer before callers block.
+	// settleRounds caps how many times the writer yields for more requests before a batch.
+	settleRounds = 4
+	// maxJoin caps how many creates may join a running batch beyond maxBatch.
+	maxJoin = 256
+	// queueDepth is how many write requests of each kind (creates, other writes) may wait for
+	// the writer before callers block.
 	queueDepth = 1024
 )
 
@@ -134,7 +141,8 @@ type Store struct {
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
 
 	batchLimit int
-	reqs       chan *request
+	creates    chan *request // Create's requests, taken before reqs
+	reqs       chan *request // every other write request
 	closing    chan struct{} // closed by Close: stop taking requests
 	done       chan struct{} // closed by the writer when it has stopped
 
@@ -169,6 +177,7 @@ func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
 		log:        cfg.Logger.With().Str("component", "sqlite_store").Logger(),
 		path:       cfg.Path,
 		batchLimit: batchLimit,
+		creates:    make(chan *request, queueDepth),
 		reqs:       make(chan *request, queueDepth),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
