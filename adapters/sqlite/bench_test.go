@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,4 +205,73 @@ func BenchmarkCreateParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkCreateLatencyBesideTransitions measures what an accept waits for while a busy
+// worker pool writes: 256 goroutines keep moving their own job between QUEUED and PROCESSING,
+// and b.N creates are issued open loop, one every 500 µs (2,000/s), each timed from its
+// scheduled moment, so a stalled writer counts. It reports the creates' p50 and p99 in ms and
+// the transitions written per second beside them.
+func BenchmarkCreateLatencyBesideTransitions(b *testing.B) {
+	benchCreateLatency(b, sqlite.Open)
+}
+
+func benchCreateLatency(b *testing.B, open func(context.Context, sqlite.Config) (*sqlite.Store, error)) {
+	s, err := open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "jobs.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	const workers, every = 256, 500 * time.Microsecond
+	var moved atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		id := fmt.Sprintf("worker-%03d", w)
+		if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			to := []messages.Status{messages.StatusProcessing, messages.StatusQueued}
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := s.Transition(ctx, id, pipeline.Transition{To: to[i%2]}); err != nil && ctx.Err() == nil {
+					b.Error(err)
+					return
+				}
+				moved.Add(1)
+			}
+		})
+	}
+	lat := make([]time.Duration, b.N)
+	var creates sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	moved.Store(0)
+	for i := range b.N {
+		at := start.Add(time.Duration(i) * every)
+		time.Sleep(time.Until(at))
+		creates.Go(func() {
+			if _, _, err := s.Create(context.Background(), job(fmt.Sprintf("job-%07d", i), at)); err != nil {
+				b.Error(err)
+			}
+			lat[i] = time.Since(at)
+		})
+	}
+	creates.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stop()
+	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(moved.Load())/elapsed.Seconds(), "transitions/s")
+}
+
+func BenchmarkCreateLatencyBesideTransitionsWithoutSettle(b *testing.B) {
+	benchCreateLatency(b, sqlite.OpenWithoutSettle)
+}
+
+func BenchmarkCreateLatencyBesideTransitionsSettlingAlways(b *testing.B) {
+	benchCreateLatency(b, sqlite.OpenSettlingAlways)
 }

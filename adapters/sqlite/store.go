@@ -71,7 +71,8 @@ const (
 	walSizeLimit = 64 << 20
 	// maxBatch caps how many write requests one transaction holds.
 	maxBatch = 256
-	// settleRounds caps how many times the writer yields for more requests before a batch.
+	// settleRounds caps how many times the writer yields for more requests before a batch; it
+	// yields only while fewer than a quarter of the batch limit wait.
 	settleRounds = 4
 	// maxJoin caps how many creates may join a running batch beyond maxBatch.
 	maxJoin = 256
@@ -140,11 +141,13 @@ type Store struct {
 	cconn *sql.Conn   // owned by the checkpointer goroutine after Open
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
 
-	batchLimit int
-	creates    chan *request // Create's requests, taken before reqs
-	reqs       chan *request // every other write request
-	closing    chan struct{} // closed by Close: stop taking requests
-	done       chan struct{} // closed by the writer when it has stopped
+	batchLimit  int
+	settleMax   int           // how many times the writer may yield before a batch (see settle)
+	settleBelow int           // the writer yields only while fewer requests than this wait
+	creates     chan *request // Create's requests, taken before reqs
+	reqs        chan *request // every other write request
+	closing     chan struct{} // closed by Close: stop taking requests
+	done        chan struct{} // closed by the writer when it has stopped
 
 	checkpointDone chan struct{} // closed by the checkpointer when it has stopped
 
@@ -164,6 +167,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
+	return openWith(ctx, cfg, batchLimit, settleRounds, batchLimit/4)
+}
+
+func openWith(ctx context.Context, cfg Config, batchLimit, settle, settleBelow int) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -174,13 +181,15 @@ func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
 		}
 	}
 	s := &Store{
-		log:        cfg.Logger.With().Str("component", "sqlite_store").Logger(),
-		path:       cfg.Path,
-		batchLimit: batchLimit,
-		creates:    make(chan *request, queueDepth),
-		reqs:       make(chan *request, queueDepth),
-		closing:    make(chan struct{}),
-		done:       make(chan struct{}),
+		log:         cfg.Logger.With().Str("component", "sqlite_store").Logger(),
+		path:        cfg.Path,
+		batchLimit:  batchLimit,
+		settleMax:   settle,
+		settleBelow: settleBelow,
+		creates:     make(chan *request, queueDepth),
+		reqs:        make(chan *request, queueDepth),
+		closing:     make(chan struct{}),
+		done:        make(chan struct{}),
 
 		checkpointDone: make(chan struct{}),
 	}

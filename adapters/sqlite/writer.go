@@ -188,12 +188,19 @@ func (s *Store) writeLoop() {
 // tend to arrive in trickles behind the same stages (a request's queue publish, a worker's
 // model call), and an eager writer would commit each trickle on its own, paying a commit's WAL
 // frames for a handful of writes. A lone request loses a yield or two, microseconds.
+//
+// It does not yield when a quarter of a batch or more already waits: the batch is large
+// anyway, and a busy writer's yield puts it behind every runnable goroutine (a worker pool's
+// hundreds on two CPUs), while the creates it would answer queue behind it.
 func (s *Store) settle() {
 	if s.batchLimit <= 1 {
 		return
 	}
 	n := len(s.creates) + len(s.reqs)
-	for range settleRounds {
+	if n >= s.settleBelow {
+		return
+	}
+	for range s.settleMax {
 		runtime.Gosched()
 		m := len(s.creates) + len(s.reqs)
 		if m == n || m >= s.batchLimit {
