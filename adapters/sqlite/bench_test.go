@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -174,4 +175,103 @@ func BenchmarkCancelledAmong(b *testing.B) {
 			b.Fatalf("CancelledAmong = %v, %v; want 2 ids", got, err)
 		}
 	}
+}
+
+// BenchmarkCreateParallel is what `infleet ingress` asks of the store: only creates, from 64
+// goroutines (the harness's clients), of jobs without a tenant or an idempotency key and with a
+// spec of about 200 bytes. It reports jobs/s.
+func BenchmarkCreateParallel(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "jobs.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	spec := []byte(`{"job_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","task":"summarize","priority":"normal",` +
+		`"input":{"text":"The quarterly report shows revenue up four percent on the year, with costs flat."}}`)
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			now := time.Now()
+			rec := messages.JobRecord{JobID: pipeline.NewJobID(), Status: messages.StatusQueued, Task: "summarize",
+				Priority: messages.PriorityNormal, CreatedAt: now, UpdatedAt: now, Spec: spec}
+			if _, _, err := s.Create(ctx, rec); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkCreateLatencyBesideTransitions measures what an accept waits for while a busy
+// worker pool writes: 256 goroutines keep moving their own job between QUEUED and PROCESSING,
+// and b.N creates are issued open loop, one every 500 µs (2,000/s), each timed from its
+// scheduled moment, so a stalled writer counts. It reports the creates' p50 and p99 in ms and
+// the transitions written per second beside them.
+func BenchmarkCreateLatencyBesideTransitions(b *testing.B) {
+	benchCreateLatency(b, sqlite.Open)
+}
+
+func benchCreateLatency(b *testing.B, open func(context.Context, sqlite.Config) (*sqlite.Store, error)) {
+	s, err := open(context.Background(), sqlite.Config{Path: filepath.Join(b.TempDir(), "jobs.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	const workers, every = 256, 500 * time.Microsecond
+	var moved atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		id := fmt.Sprintf("worker-%03d", w)
+		if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			to := []messages.Status{messages.StatusProcessing, messages.StatusQueued}
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := s.Transition(ctx, id, pipeline.Transition{To: to[i%2]}); err != nil && ctx.Err() == nil {
+					b.Error(err)
+					return
+				}
+				moved.Add(1)
+			}
+		})
+	}
+	lat := make([]time.Duration, b.N)
+	var creates sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	moved.Store(0)
+	for i := range b.N {
+		at := start.Add(time.Duration(i) * every)
+		time.Sleep(time.Until(at))
+		creates.Go(func() {
+			if _, _, err := s.Create(context.Background(), job(fmt.Sprintf("job-%07d", i), at)); err != nil {
+				b.Error(err)
+			}
+			lat[i] = time.Since(at)
+		})
+	}
+	creates.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stop()
+	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(moved.Load())/elapsed.Seconds(), "transitions/s")
+}
+
+func BenchmarkCreateLatencyBesideTransitionsWithoutSettle(b *testing.B) {
+	benchCreateLatency(b, sqlite.OpenWithoutSettle)
+}
+
+func BenchmarkCreateLatencyBesideTransitionsSettlingAlways(b *testing.B) {
+	benchCreateLatency(b, sqlite.OpenSettlingAlways)
 }

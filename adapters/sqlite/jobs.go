@@ -78,48 +78,10 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // the next page ("" after the last). A Limit of 0 means 50; Limits above 1000 are cut to
 // 1000. Pages are keyset pages: jobs created while paging never shift or repeat a page.
 func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobRecord, string, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultListLimit
+	query, args, limit, err := listQuery(q)
+	if err != nil {
+		return nil, "", err
 	}
-	limit = min(limit, maxListLimit)
-
-	var (
-		where []string
-		args  []any
-	)
-	if q.Status != "" {
-		where, args = append(where, "status = ?"), append(args, string(q.Status))
-	}
-	if q.Task != "" {
-		where, args = append(where, "task = ?"), append(args, q.Task)
-	}
-	if q.Tenant != "" {
-		where, args = append(where, "tenant = ?"), append(args, q.Tenant)
-	}
-	if q.Priority != "" {
-		where, args = append(where, "priority = ?"), append(args, string(q.Priority))
-	}
-	if !q.CreatedAfter.IsZero() {
-		where, args = append(where, "created_at >= ?"), append(args, q.CreatedAfter.UnixMilli())
-	}
-	if !q.CreatedBefore.IsZero() {
-		where, args = append(where, "created_at < ?"), append(args, q.CreatedBefore.UnixMilli())
-	}
-	if q.Cursor != "" {
-		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where, args = append(where, "(created_at, job_id) < (?, ?)"), append(args, createdAt, jobID)
-	}
-	query := "SELECT " + columns + " FROM jobs"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
-	args = append(args, limit+1)
-
 	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite store: list jobs: %w", err)
@@ -138,6 +100,51 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 	}
 	page, next := storecodec.Page(recs, limit)
 	return page, next, nil
+}
+
+// listQuery returns List's statement for q, its arguments and the page size. A tenant filter
+// repeats the condition of the partial jobs_tenant_created index (migration 0010), as SQLite
+// requires to use it.
+func listQuery(q pipeline.ListQuery) (query string, args []any, limit int, err error) {
+	limit = q.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+
+	var where []string
+	if q.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(q.Status))
+	}
+	if q.Task != "" {
+		where, args = append(where, "task = ?"), append(args, q.Task)
+	}
+	if q.Tenant != "" {
+		where, args = append(where, "tenant = ? AND tenant <> ''"), append(args, q.Tenant)
+	}
+	if q.Priority != "" {
+		where, args = append(where, "priority = ?"), append(args, string(q.Priority))
+	}
+	if !q.CreatedAfter.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, q.CreatedAfter.UnixMilli())
+	}
+	if !q.CreatedBefore.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, q.CreatedBefore.UnixMilli())
+	}
+	if q.Cursor != "" {
+		createdAt, jobID, err := storecodec.DecodeListCursor(q.Cursor)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		where, args = append(where, "(created_at, job_id) < (?, ?)"), append(args, createdAt, jobID)
+	}
+	query = "SELECT " + columns + " FROM jobs"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+	args = append(args, limit+1)
+	return query, args, limit, nil
 }
 
 // insertArgs returns rec as the arguments of the insert statement, in columns order.

@@ -3,9 +3,11 @@
 //
 // Writes use group commit. One goroutine owns the only write connection; Create, Transition,
 // Delete and DeleteFinishedBefore (retention's batches) hand it a request and wait. It takes
-// every request waiting (up to 256), runs them in one transaction, each in its own savepoint so
-// that one failing request does not fail the others, commits once and then answers each. A
-// call returns only after the transaction holding its write has committed. Reads (Get, List)
+// every request waiting (up to 256), runs them in one transaction, commits once and then
+// answers each. Each request is one write statement, which SQLite undoes by itself when it
+// fails; a failure that may have ended the transaction rolls the batch back and runs it again
+// with each request in its own savepoint, so that one failing request does not fail the
+// others. A call returns only after the transaction holding its write has committed. Reads (Get, List)
 // use a pool of read-only connections that WAL mode lets run beside the writer, so a read never
 // waits for a write and always sees every write that has returned.
 //
@@ -69,7 +71,13 @@ const (
 	walSizeLimit = 64 << 20
 	// maxBatch caps how many write requests one transaction holds.
 	maxBatch = 256
-	// queueDepth is how many write requests may wait for the writer before callers block.
+	// settleRounds caps how many times the writer yields for more requests before a batch; it
+	// yields only while fewer than a quarter of the batch limit wait.
+	settleRounds = 4
+	// maxJoin caps how many creates may join a running batch beyond maxBatch.
+	maxJoin = 256
+	// queueDepth is how many write requests of each kind (creates, other writes) may wait for
+	// the writer before callers block.
 	queueDepth = 1024
 )
 
@@ -133,10 +141,13 @@ type Store struct {
 	cconn *sql.Conn   // owned by the checkpointer goroutine after Open
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
 
-	batchLimit int
-	reqs       chan *request
-	closing    chan struct{} // closed by Close: stop taking requests
-	done       chan struct{} // closed by the writer when it has stopped
+	batchLimit  int
+	settleMax   int           // how many times the writer may yield before a batch (see settle)
+	settleBelow int           // the writer yields only while fewer requests than this wait
+	creates     chan *request // Create's requests, taken before reqs
+	reqs        chan *request // every other write request
+	closing     chan struct{} // closed by Close: stop taking requests
+	done        chan struct{} // closed by the writer when it has stopped
 
 	checkpointDone chan struct{} // closed by the checkpointer when it has stopped
 
@@ -156,6 +167,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
+	return openWith(ctx, cfg, batchLimit, settleRounds, batchLimit/4)
+}
+
+func openWith(ctx context.Context, cfg Config, batchLimit, settle, settleBelow int) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -166,12 +181,15 @@ func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
 		}
 	}
 	s := &Store{
-		log:        cfg.Logger.With().Str("component", "sqlite_store").Logger(),
-		path:       cfg.Path,
-		batchLimit: batchLimit,
-		reqs:       make(chan *request, queueDepth),
-		closing:    make(chan struct{}),
-		done:       make(chan struct{}),
+		log:         cfg.Logger.With().Str("component", "sqlite_store").Logger(),
+		path:        cfg.Path,
+		batchLimit:  batchLimit,
+		settleMax:   settle,
+		settleBelow: settleBelow,
+		creates:     make(chan *request, queueDepth),
+		reqs:        make(chan *request, queueDepth),
+		closing:     make(chan struct{}),
+		done:        make(chan struct{}),
 
 		checkpointDone: make(chan struct{}),
 	}

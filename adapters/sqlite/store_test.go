@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,4 +413,121 @@ func TestBatchesConformance(t *testing.T) {
 		t.Cleanup(func() { _ = b.Close() })
 		return a, b
 	})
+}
+
+// TestCreateDoesNotQueueBehindTransitions queues thousands of transitions, as a busy worker
+// pool does, and then creates a job: the create is answered long before the transitions are
+// all written, because the writer takes creates first and lets them join a running batch.
+func TestCreateDoesNotQueueBehindTransitions(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, _ := setup(t)
+	const n = 3000
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, _, err := s.Create(ctx, job(fmt.Sprintf("job-%04d", i), time.Now())); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var done atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			if _, err := s.Transition(ctx, fmt.Sprintf("job-%04d", i), pipeline.Transition{To: messages.StatusProcessing}); err != nil {
+				t.Error(err)
+			}
+			done.Add(1)
+		})
+	}
+	// Once a tenth are written, the rest are queued (in the writer's queue or blocked on it).
+	for done.Load() < n/10 {
+		runtime.Gosched()
+	}
+	if _, _, err := s.Create(ctx, job("job-new", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	written := done.Load()
+	wg.Wait()
+	if written > n/2 {
+		t.Errorf("the create returned after %d of %d queued transitions were written; want it ahead of most", written, n)
+	}
+	t.Logf("the create returned after %d of %d queued transitions", written, n)
+}
+
+// TestHalfWrittenRequestIsUndone has SQLite refuse the outbox row of one job's transition, in
+// batches with other jobs' transitions and their events and with a batch creation that
+// conflicts after writing its first row: the refused transition leaves neither its status nor
+// its event, the conflicting creation leaves no row, and every other write lands with its
+// event, since a status change and its outbox row are written together or not at all.
+func TestHalfWrittenRequestIsUndone(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, cfg := setup(t)
+	const n = 60
+	for i := range n {
+		if _, _, err := s.Create(ctx, job(fmt.Sprintf("job-%02d", i), time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateBatch(ctx, pipeline.Batch{ID: "batch-1", Model: "m", JobIDs: []string{"job-01"}, Owner: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", cfg.Path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TRIGGER refuse_event BEFORE INSERT ON outbox WHEN NEW.job_id = 'job-00'
+		BEGIN SELECT RAISE(ABORT, 'event refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	var batchErr, laterErr error
+	wg.Go(func() {
+		batchErr = s.CreateBatch(ctx, pipeline.Batch{ID: "batch-2", Model: "m", JobIDs: []string{"job-02", "job-01"}, Owner: "w"})
+	})
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.Transition(ctx, fmt.Sprintf("job-%02d", i), pipeline.Transition{
+				To: messages.StatusProcessing, From: []messages.Status{messages.StatusQueued}, EventID: fmt.Sprintf("ev-%02d", i)})
+		})
+	}
+	wg.Wait()
+	// Once more alone, so that no other request's failure rolls back the batch it runs in.
+	laterErr = s.CreateBatch(ctx, pipeline.Batch{ID: "batch-3", Model: "m", JobIDs: []string{"job-03", "job-01"}, Owner: "w"})
+	for id, err := range map[string]error{"batch-2": batchErr, "batch-3": laterErr} {
+		if !errors.Is(err, pipeline.ErrConflict) {
+			t.Errorf("CreateBatch %s of a job in another batch: err = %v, want ErrConflict", id, err)
+		}
+		if _, err := s.GetBatch(ctx, id); !errors.Is(err, pipeline.ErrNotFound) {
+			t.Errorf("GetBatch %s, which conflicted: err = %v, want ErrNotFound (its first row undone)", id, err)
+		}
+	}
+	for i, err := range errs {
+		id := fmt.Sprintf("job-%02d", i)
+		rec, gerr := s.Get(ctx, id)
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		var events int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM outbox WHERE job_id = ?", id).Scan(&events); err != nil {
+			t.Fatal(err)
+		}
+		want, wantEvents := messages.StatusProcessing, 1
+		if i == 0 {
+			want, wantEvents = messages.StatusQueued, 0
+			if err == nil || !strings.Contains(err.Error(), "event refused") {
+				t.Errorf("Transition of %s: err = %v, want the refusal of its event", id, err)
+			}
+		} else if err != nil {
+			t.Errorf("Transition of %s beside a refused one: %v", id, err)
+		}
+		if rec.Status != want || events != wantEvents {
+			t.Errorf("%s is %s with %d outbox rows, want %s with %d", id, rec.Status, events, want, wantEvents)
+		}
+	}
 }
