@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,8 @@ type ArchiveConfig struct {
 
 // Archive keeps every accepted job message as time-partitioned JSON lines
 // (archive/YYYY/MM/DD/HH/<time>-<n>.jsonl) in the result store, for replay. Entries are written
-// in batches, one object per batch and hour partition: a batch is written Window after its
+// in batches, one object per batch and hour partition (or, where the store can append, one
+// append per batch to an object of this Archive's per hour partition): a batch is written Window after its
 // first entry or as soon as it holds MaxBatch, one batch at a time, so that under load the
 // batches grow while the previous one is written (group commit). Add returns an ArchiveWrite
 // whose Wait returns once the entry's batch is written, so that a worker acknowledges a message
@@ -79,6 +81,9 @@ type Archive struct {
 	done  chan struct{}
 	seq   atomic.Uint64
 	close sync.Once
+	// id names this archive's objects in a store that appends: the start time and a random
+	// part, so that processes sharing a directory never append to one object.
+	id string
 }
 
 // archiveBatch is the entries one write takes; done is closed once err is set.
@@ -125,7 +130,8 @@ func NewArchive(cfg ArchiveConfig) (*Archive, error) {
 		cfg.MaxBatch = defaultArchiveBatch
 	}
 	a := &Archive{cfg: cfg, ready: make(chan struct{}, 1), full: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}),
+		id: fmt.Sprintf("%d-%016x", time.Now().UTC().UnixNano(), rand.Uint64())}
 	go a.loop()
 	return a, nil
 }
@@ -245,10 +251,20 @@ func (a *Archive) write(ctx context.Context, entries []ArchiveEntry) error {
 		b.WriteByte('\n')
 	}
 	now := time.Now().UTC().UnixNano()
+	appender, appends := a.cfg.Store.(pipeline.BlobAppender)
 	var errs []error
 	for part, b := range parts {
+		var err error
 		key := fmt.Sprintf("%s%s/%d-%d.jsonl", ArchivePrefix, part, now, a.seq.Add(1))
-		if err := a.cfg.Store.Put(ctx, key, b.Bytes()); err != nil {
+		if appends {
+			// One object per archive and hour, grown by one append per batch: a file
+			// created per batch costs the local disk far more than a write.
+			key = fmt.Sprintf("%s%s/%s.jsonl", ArchivePrefix, part, a.id)
+			err = appender.Append(ctx, key, b.Bytes())
+		} else {
+			err = a.cfg.Store.Put(ctx, key, b.Bytes())
+		}
+		if err != nil {
 			a.cfg.Logger.Warn().Err(err).Str("key", key).Int("entries", len(entries)).Msg("archive write failed")
 			errs = append(errs, fmt.Errorf("archive write %s: %w", key, err))
 		}

@@ -144,3 +144,37 @@ func TestArchiveBackgroundKeepsAFailedBatchForTheNextWrite(t *testing.T) {
 		t.Fatalf("archive %v, want the entry written at the next write", got)
 	}
 }
+
+func TestArchiveAppendsBatchesToOneObjectPerHour(t *testing.T) {
+	t.Parallel()
+	fs, err := file.New(file.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ops.NewArchive(ops.ArchiveConfig{Store: fs, Window: time.Millisecond, MaxBatch: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	now := time.Now().UTC()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			if err := a.Add(entry(fmt.Sprintf("j%02d", i), now)).Wait(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	keys, err := fs.List(context.Background(), ops.ArchivePrefix)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("archive objects %v (%v), want one for the hour", keys, err)
+	}
+	// An append cut off by a crash leaves a line without its newline: it is not read.
+	if err := fs.Append(context.Background(), keys[0], []byte(`{"job_id":"torn","accepted_at":"`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := scanIDs(t, fs, now); len(got) != 30 || got["torn"] != 0 {
+		t.Fatalf("archive %v, want the 30 whole entries", got)
+	}
+}

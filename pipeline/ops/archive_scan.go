@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -97,11 +98,19 @@ func scanObject(ctx context.Context, store pipeline.BlobStore, key string, from,
 		return false, fmt.Errorf("read archive %s: %w", key, err)
 	}
 	defer rc.Close()
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for line := 1; sc.Scan(); line++ {
+	r := bufio.NewReaderSize(rc, 64<<10)
+	for line := 1; ; line++ {
+		b, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			// A last line without its newline is an append still being written, or one cut
+			// off by a crash: its job's message was not acknowledged, so it is archived again.
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read archive %s: %w", key, err)
+		}
 		var e ArchiveEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(b, &e); err != nil {
 			return false, fmt.Errorf("archive %s line %s: %w", key, strconv.Itoa(line), err)
 		}
 		if e.AcceptedAt.Before(from) || e.AcceptedAt.After(to) {
@@ -111,5 +120,4 @@ func scanObject(ctx context.Context, store pipeline.BlobStore, key string, from,
 			return false, nil
 		}
 	}
-	return true, sc.Err()
 }
