@@ -24,6 +24,8 @@ const (
 	defaultArchiveBackground = time.Second
 	defaultArchiveBatch      = 500
 	archivePartitionHour     = "2006/01/02/15"
+	// archiveWriters is how many batches are written at once.
+	archiveWriters = 4
 )
 
 // ErrArchiveClosed is returned by ArchiveWrite.Wait for an entry added after the Archive closed:
@@ -66,8 +68,8 @@ type ArchiveConfig struct {
 // (archive/YYYY/MM/DD/HH/<time>-<n>.jsonl) in the result store, for replay. Entries are written
 // in batches, one object per batch and hour partition (or, where the store can append, one
 // append per batch to an object of this Archive's per hour partition): a batch is written Window after its
-// first entry or as soon as it holds MaxBatch, one batch at a time, so that under load the
-// batches grow while the previous one is written (group commit). Add returns an ArchiveWrite
+// first entry or as soon as it holds MaxBatch, up to four batches at a time, so that under
+// load the batches grow while earlier ones are written (group commit). Add returns an ArchiveWrite
 // whose Wait returns once the entry's batch is written, so that a worker acknowledges a message
 // only once its entry is in the archive. Safe for concurrent use.
 type Archive struct {
@@ -81,6 +83,9 @@ type Archive struct {
 	done  chan struct{}
 	seq   atomic.Uint64
 	close sync.Once
+	// writers bounds the batches written at once; inflight tracks them.
+	writers  chan struct{}
+	inflight sync.WaitGroup
 	// id names this archive's objects in a store that appends: the start time and a random
 	// part, so that processes sharing a directory never append to one object.
 	id string
@@ -130,7 +135,7 @@ func NewArchive(cfg ArchiveConfig) (*Archive, error) {
 		cfg.MaxBatch = defaultArchiveBatch
 	}
 	a := &Archive{cfg: cfg, ready: make(chan struct{}, 1), full: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), writers: make(chan struct{}, archiveWriters),
 		id: fmt.Sprintf("%d-%016x", time.Now().UTC().UnixNano(), rand.Uint64())}
 	go a.loop()
 	return a, nil
@@ -191,6 +196,7 @@ func (a *Archive) loop() {
 			a.prune(context.Background(), now)
 			continue
 		case <-a.stop:
+			a.inflight.Wait()
 			a.Flush(context.Background())
 			return
 		}
@@ -199,26 +205,44 @@ func (a *Archive) loop() {
 		case <-window.C:
 		case <-a.full:
 		case <-a.stop:
+			a.inflight.Wait()
 			a.Flush(context.Background())
 			return
 		}
 		window.Stop()
-		a.Flush(context.Background())
+		// Up to archiveWriters batches are written at once: a batch's waiters need not wait
+		// for the write before theirs to return.
+		a.writers <- struct{}{}
+		b := a.take()
+		a.inflight.Go(func() {
+			defer func() { <-a.writers }()
+			a.flushBatch(context.Background(), b)
+		})
 	}
+}
+
+// take detaches the current batch (nil when there is none).
+func (a *Archive) take() *archiveBatch {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.cur
+	a.cur = nil
+	select { // a full signal of this batch is spent by its write
+	case <-a.full:
+	default:
+	}
+	return b
 }
 
 // Flush writes the current batch now, one object per hour partition, and reports the write's
 // outcome to the batch's waiters. In the background mode a batch that cannot be written is kept
 // for the next write.
 func (a *Archive) Flush(ctx context.Context) {
-	a.mu.Lock()
-	b := a.cur
-	a.cur = nil
-	select { // a full signal of this batch is spent by this write
-	case <-a.full:
-	default:
-	}
-	a.mu.Unlock()
+	a.flushBatch(ctx, a.take())
+}
+
+// flushBatch writes b and reports the outcome to its waiters.
+func (a *Archive) flushBatch(ctx context.Context, b *archiveBatch) {
 	if b == nil {
 		return
 	}
