@@ -5,10 +5,24 @@ import (
 	"time"
 )
 
+// Archive write settings (archive.write): when a job's message is in the archive.
+const (
+	// ArchiveWriteBeforeAck: a worker acknowledges a job's message only once the archive batch
+	// holding it has been written (and fsynced, at durability fsync), so a killed worker never
+	// loses a job from the archive.
+	ArchiveWriteBeforeAck = "before_ack"
+	// ArchiveWriteBackground: the archive is written in the background, about every second,
+	// and a worker killed before a write loses that second of archive (the jobs themselves run).
+	ArchiveWriteBackground = "background"
+)
+
 // Defaults of the archive section, applied by ApplyDefaults (and so by Load) to every setting left
 // unset.
 const (
-	DefaultArchiveRetention = 7 * 24 * time.Hour
+	DefaultArchiveRetention   = 7 * 24 * time.Hour
+	DefaultArchiveWrite       = ArchiveWriteBeforeAck
+	DefaultArchiveBatchWindow = 2 * time.Millisecond
+	DefaultArchiveBatchMax    = 500
 )
 
 // Archive keeps every accepted job message for replay, in the result store.
@@ -16,9 +30,24 @@ type Archive struct {
 	// Retention is how long archived job messages are kept, and so how far back `infleet
 	// replay` reaches. Default 168h.
 	Retention time.Duration `yaml:"retention,omitempty"`
+	// Write is when a job's message is in the archive: before_ack (default; the worker acks a
+	// message only once its archive write returned) or background (written about every second,
+	// not waited for).
+	Write string `yaml:"write,omitempty"`
+	// BatchWindow is how long an archive batch waits for more messages after its first before
+	// it is written, at write before_ack (group commit). Default 2ms.
+	BatchWindow time.Duration `yaml:"batch_window,omitempty"`
+	// BatchMax writes a batch as soon as it holds this many messages. Default 500.
+	BatchMax int `yaml:"batch_max,omitempty"`
 }
 
 // applyDefaults fills the archive section's unset settings.
 func (a *Archive) applyDefaults() {
 	a.Retention = cmp.Or(a.Retention, DefaultArchiveRetention)
+	a.Write = cmp.Or(a.Write, DefaultArchiveWrite)
+	a.BatchWindow = cmp.Or(a.BatchWindow, DefaultArchiveBatchWindow)
+	a.BatchMax = cmp.Or(a.BatchMax, DefaultArchiveBatchMax)
 }
+
+// BeforeAck reports whether a job's message must be in the archive before it is acknowledged.
+func (a Archive) BeforeAck() bool { return a.Write != ArchiveWriteBackground }

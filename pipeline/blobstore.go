@@ -42,3 +42,11 @@ type BlobURLSigner interface {
 type InputFetcher interface {
 	Fetch(ctx context.Context, uri string) (string, error)
 }
+
+// BlobAppender is an optional ability of a BlobStore: adding data at the end of an object,
+// creating it when missing, as one write that is as durable as a Put once Append returns.
+// Appends to one key do not interleave; a reader may see the last append partly written (an
+// object read while it grows ends with it). Implementations are safe for concurrent use.
+type BlobAppender interface {
+	Append(ctx context.Context, key string, data []byte) error
+}

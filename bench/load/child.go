@@ -35,6 +35,9 @@ type childConfig struct {
 	// durability, when set, is the durability setting (process or fsync); empty leaves the
 	// default (process).
 	durability string
+	// archiveWrite, when set, is archive.write (before_ack or background); empty leaves the
+	// default (before_ack).
+	archiveWrite string
 	// extra is appended to the config: a fleet's transport, store and result store.
 	extra string
 	// models, when set, replaces the models and routes (one sim model of the latency).
@@ -54,6 +57,9 @@ func (c childConfig) yaml() string {
 	}
 	if c.durability != "" {
 		store += "durability: " + c.durability + "\n"
+	}
+	if c.archiveWrite != "" {
+		store += "archive: {write: " + c.archiveWrite + "}\n"
 	}
 	models := c.models
 	if models == "" {

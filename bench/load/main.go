@@ -71,7 +71,9 @@ Scenarios (-scenario, comma-separated; default all):
                workers burn the backlog down: -burndown-rounds (3) rounds of one run each way,
                alternating which goes first; the median per-round ratio is reported.
                It is also compared, the same way, with runs at durability fsync (JetStream
-               fsyncs every write, SQLite synchronous=FULL) unless -burndown-fsync=false.
+               fsyncs every write, SQLite synchronous=FULL) unless -burndown-fsync=false,
+               and with the archive written in the background (archive.write: background)
+               against before the ack (the default) unless -burndown-archive=false.
   fleet        end-to-end jobs/s of a fleet: -fleet-jobs jobs enqueued by 'infleet ingress',
                burnt down by 1 and then by 2 'infleet worker' processes (64 workers each,
                0 ms model), on SQS + DynamoDB + S3 (emulators from .ci/peers/with-aws.sh)
@@ -108,6 +110,8 @@ type options struct {
 	burndownRounds int
 	// burndownFsync repeats the 0 ms burn-down at durability fsync.
 	burndownFsync bool
+	// burndownArchive repeats the 0 ms burn-down with the archive written in the background.
+	burndownArchive bool
 	// peers runs the peer programs (bench/peers) and infleet on PostgreSQL beside them in the
 	// burn-down.
 	peers         bool
@@ -215,6 +219,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 		"store.retention of the 0 ms burn-down repeated with the reaper deleting (sweeps every quarter of it); 0 skips that run")
 	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, and at durability process and fsync, alternating which goes first")
 	fs.BoolVar(&o.burndownFsync, "burndown-fsync", true, "repeat the 0 ms burn-down at durability fsync and compare it with process (the default)")
+	fs.BoolVar(&o.burndownArchive, "burndown-archive", true, "repeat the 0 ms burn-down with archive.write background and compare it with before_ack (the default)")
 	fs.BoolVar(&o.peers, "peers", true, "measure River + PostgreSQL and asynq + Redis (bench/peers), and infleet on PostgreSQL, beside the burn-down")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.batchingJobs, "batching-jobs", 0, "jobs in each run of the batching scenario, unbatched and batched (default 2000; 400 with -quick)")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/pipeline/ops"
 )
 
@@ -499,6 +500,13 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 					return rows, err
 				}
 			}
+			if h.opts.burndownArchive {
+				more, err := h.burndownWithArchive(ctx, rate)
+				rows = append(rows, more...)
+				if err != nil {
+					return rows, err
+				}
+			}
 			continue
 		}
 		limit := float64(w) / latency.Seconds()
@@ -652,6 +660,56 @@ func (h *harness) burndownWithFsync(ctx context.Context, plain float64, peers []
 				river.res.Settings["postgres_fsync"], river.res.Settings["postgres_synchronous_commit"])})
 	}
 	return rows, nil
+}
+
+// burndownWithArchive compares the 0 ms burn-down with the archive written before each ack
+// (archive.write: before_ack, the default) and in the background, once a second. plain is the
+// jobs/s of the burn-down just run at before_ack; rounds alternate as in burndownWithRetention.
+func (h *harness) burndownWithArchive(ctx context.Context, plain float64) ([]row, error) {
+	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
+	cfg := h.cfg(0, w)
+	cfg.archiveWrite = "background"
+	burn := func(name string, cfg childConfig) (float64, error) {
+		h.cleanScenario("burndown")
+		h.settle()
+		b, err := h.burnBacklog(ctx, name, n, cfg)
+		if err != nil {
+			return 0, fmt.Errorf("0 ms model (%s): %w", name, err)
+		}
+		return b.fin.steadyRate(n), nil
+	}
+	acked, background, ratios, err := h.alternate(plain, "archive before_ack", "background",
+		func() (float64, error) { return burn("burndown-0ms", h.cfg(0, w)) },
+		func() (float64, error) {
+			k, err := burn("burndown-0ms-archive-background", cfg)
+			if err == nil {
+				h.progress("  archive background: %.0f jobs/s", k)
+			}
+			return k, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	// before_ack / background per round: the cost of the archive before the ack.
+	inverse := make([]float64, len(ratios))
+	for i, r := range ratios {
+		inverse[i] = 1 / r
+	}
+	ratio := median(inverse)
+	h.progress("burndown 0 ms, archive before_ack %.0f jobs/s, background %.0f jobs/s, ratio %.3f (median of %d rounds)",
+		median(acked), median(background), ratio, rounds)
+	setup := fmt.Sprintf("as the 0 ms run above, with archive.write before_ack (the default: a message is acked once the archive batch holding it is written; batch_window %s, batch_max %d) and background (written once a second, not waited for); %d rounds of one run each, alternating which goes first (the first round's run at before_ack is the one above)",
+		config.DefaultArchiveBatchWindow, config.DefaultArchiveBatchMax, rounds)
+	measure := "0 ms model, archive "
+	return []row{
+		{Scenario: "burndown", Measure: measure + "before_ack: jobs/s (median of rounds)",
+			Result: thousands(median(acked)) + " jobs/s", Setup: setup},
+		{Scenario: "burndown", Measure: measure + "background: jobs/s (median of rounds)",
+			Result: thousands(median(background)) + " jobs/s", Setup: setup},
+		{Scenario: "burndown", Measure: measure + "before_ack / background (median of per-round ratios)",
+			Result: fmt.Sprintf("%.2f (rounds: %s)", ratio, joinRatios(inverse)), Target: ">= 0.95",
+			Verdict: judge(ratio >= 0.95), Setup: setup},
+	}, nil
 }
 
 // joinRatios formats ratios as "0.91, 1.02".

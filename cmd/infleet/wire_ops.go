@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/pipeline"
@@ -39,15 +41,38 @@ func (a *app) operations() handlers.Operations {
 }
 
 // archive starts the archive of accepted job messages in the result store; it is flushed when
-// the app closes.
+// the app closes. At durability fsync with local result files, the archive writes through a
+// store of its own on the same directory that fsyncs every object before a worker acks.
 func (a *app) archive() *ops.Archive {
-	ar, err := ops.NewArchive(ops.ArchiveConfig{Store: a.results, Retention: a.cfg.Archive.Retention, Logger: a.log.With().Str("component", "archive").Logger()})
+	store := a.results
+	if a.cfg.Results.Kind == config.ResultsFile && a.cfg.Fsync() {
+		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Sync: true,
+			Logger: a.log.With().Str("component", "archive").Logger()})
+		if err != nil {
+			a.log.Warn().Err(err).Msg("job messages are not archived; replay will find nothing")
+			return nil
+		}
+		a.onClose(s.Close)
+		store = s
+	}
+	ar, err := ops.NewArchive(ops.ArchiveConfig{Store: store, Retention: a.cfg.Archive.Retention,
+		Background: !a.cfg.Archive.BeforeAck(), Window: a.archiveWindow(), MaxBatch: a.cfg.Archive.BatchMax,
+		Logger: a.log.With().Str("component", "archive").Logger()})
 	if err != nil {
 		a.log.Warn().Err(err).Msg("job messages are not archived; replay will find nothing")
 		return nil
 	}
 	a.onClose(ar.Close)
 	return ar
+}
+
+// archiveWindow is the archive's batch window: archive.batch_window before an ack, the
+// archive's own default (about a second) in the background.
+func (a *app) archiveWindow() time.Duration {
+	if a.cfg.Archive.BeforeAck() {
+		return a.cfg.Archive.BatchWindow
+	}
+	return 0
 }
 
 // spendReadBound bounds the read of the fleet's spend for a model report.

@@ -1,13 +1,12 @@
 package ops
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +19,18 @@ import (
 
 // Archive defaults.
 const (
-	ArchivePrefix        = "archive/"
-	defaultArchiveFlush  = time.Second
-	defaultArchiveBatch  = 1000
-	archivePartitionHour = "2006/01/02/15"
+	ArchivePrefix            = "archive/"
+	defaultArchiveWindow     = 2 * time.Millisecond
+	defaultArchiveBackground = time.Second
+	defaultArchiveBatch      = 500
+	archivePartitionHour     = "2006/01/02/15"
+	// archiveWriters is how many batches are written at once.
+	archiveWriters = 4
 )
+
+// ErrArchiveClosed is returned by ArchiveWrite.Wait for an entry added after the Archive closed:
+// it was not written, so its message must not be acknowledged (it is delivered again).
+var ErrArchiveClosed = errors.New("archive closed: the job's message was not archived and goes back to the queue")
 
 // ArchiveEntry is one accepted job message as the archive keeps it.
 type ArchiveEntry struct {
@@ -39,12 +45,19 @@ type ArchiveEntry struct {
 
 // ArchiveConfig wires an Archive. Store is required.
 type ArchiveConfig struct {
-	// Store keeps the archive objects, under ArchivePrefix.
+	// Store keeps the archive objects, under ArchivePrefix. A Put that returned is taken as
+	// durable: the caller gives a store that syncs as the durability setting asks.
 	Store pipeline.BlobStore
-	// FlushEvery is how often buffered entries are written (default 1s); MaxBatch flushes
-	// sooner (default 1000).
-	FlushEvery time.Duration
-	MaxBatch   int
+	// Window is how long a batch waits for more entries after its first before it is written
+	// (group commit). Default 2ms; 1s when Background.
+	Window time.Duration
+	// MaxBatch writes a batch as soon as it holds this many entries (default 500).
+	MaxBatch int
+	// Background makes every ArchiveWrite report success at once: nobody waits for the write,
+	// and a batch that fails is kept for the next one (lost if the process dies first).
+	// Otherwise a failed batch fails the waits of its entries, whose messages must then be
+	// delivered again.
+	Background bool
 	// Retention is how long archived entries are kept (0: forever). Older hour partitions are
 	// deleted at start and hourly, when the store can list and delete.
 	Retention time.Duration
@@ -52,83 +65,203 @@ type ArchiveConfig struct {
 }
 
 // Archive keeps every accepted job message as time-partitioned JSON lines
-// (archive/YYYY/MM/DD/HH/<time>-<n>.jsonl) in the result store, for replay. Entries are
-// buffered and written at least every FlushEvery; entries buffered when a process is killed are
-// lost from the archive (the jobs themselves are not). Safe for concurrent use.
+// (archive/YYYY/MM/DD/HH/<time>-<n>.jsonl) in the result store, for replay. Entries are written
+// in batches, one object per batch and hour partition (or, where the store can append, one
+// append per batch to an object of this Archive's per hour partition): a batch is written Window after its
+// first entry or as soon as it holds MaxBatch, up to four batches at a time, so that under
+// load the batches grow while earlier ones are written (group commit). Add returns an ArchiveWrite
+// whose Wait returns once the entry's batch is written, so that a worker acknowledges a message
+// only once its entry is in the archive. Safe for concurrent use.
 type Archive struct {
 	cfg   ArchiveConfig
 	mu    sync.Mutex
-	buf   []ArchiveEntry
-	kick  chan struct{}
+	cur   *archiveBatch
+	shut  bool
+	ready chan struct{} // a new batch was started
+	full  chan struct{} // the current batch reached MaxBatch
 	stop  chan struct{}
 	done  chan struct{}
 	seq   atomic.Uint64
 	close sync.Once
+	// writers bounds the batches written at once; inflight tracks them.
+	writers  chan struct{}
+	inflight sync.WaitGroup
+	// id names this archive's objects in a store that appends: the start time and a random
+	// part, so that processes sharing a directory never append to one object.
+	id string
 }
 
-// NewArchive starts an Archive's flush loop; Close stops it after a last flush.
+// archiveBatch is the entries one write takes; done is closed once err is set.
+type archiveBatch struct {
+	entries []ArchiveEntry
+	done    chan struct{}
+	err     error
+}
+
+// ArchiveWrite is one entry's place in a batch. A nil *ArchiveWrite is written already.
+type ArchiveWrite struct {
+	batch *archiveBatch
+	err   error
+}
+
+// Wait returns once the entry's batch is written: nil when it is in the archive, the write's
+// error when it is not (then its message must not be acknowledged), or ctx's error.
+func (w *ArchiveWrite) Wait(ctx context.Context) error {
+	if w == nil {
+		return nil
+	}
+	if w.err != nil || w.batch == nil {
+		return w.err
+	}
+	select {
+	case <-w.batch.done:
+		return w.batch.err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the archive write: %w", ctx.Err())
+	}
+}
+
+// NewArchive starts an Archive's write loop; Close stops it after a last write.
 func NewArchive(cfg ArchiveConfig) (*Archive, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("archive: no result store configured")
 	}
-	cfg.FlushEvery = cmpDuration(cfg.FlushEvery, defaultArchiveFlush)
+	if cfg.Background {
+		cfg.Window = cmpDuration(cfg.Window, defaultArchiveBackground)
+	} else {
+		cfg.Window = cmpDuration(cfg.Window, defaultArchiveWindow)
+	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = defaultArchiveBatch
 	}
-	a := &Archive{cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Archive{cfg: cfg, ready: make(chan struct{}, 1), full: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), writers: make(chan struct{}, archiveWriters),
+		id: fmt.Sprintf("%d-%016x", time.Now().UTC().UnixNano(), rand.Uint64())}
 	go a.loop()
 	return a, nil
 }
 
-// Add buffers e for the next flush. A nil *Archive ignores it.
-func (a *Archive) Add(e ArchiveEntry) {
+// Add puts e in the current batch and returns its place there. A nil *Archive ignores e.
+func (a *Archive) Add(e ArchiveEntry) *ArchiveWrite {
 	if a == nil {
-		return
+		return nil
 	}
 	a.mu.Lock()
-	a.buf = append(a.buf, e)
-	full := len(a.buf) >= a.cfg.MaxBatch
-	a.mu.Unlock()
-	if full {
-		select {
-		case a.kick <- struct{}{}:
-		default:
+	if a.shut {
+		a.mu.Unlock()
+		if a.cfg.Background {
+			return nil
 		}
+		return &ArchiveWrite{err: ErrArchiveClosed}
+	}
+	first := a.cur == nil
+	if first {
+		a.cur = &archiveBatch{done: make(chan struct{})}
+	}
+	b := a.cur
+	b.entries = append(b.entries, e)
+	full := len(b.entries) >= a.cfg.MaxBatch
+	a.mu.Unlock()
+	if first {
+		signal(a.ready)
+	}
+	if full {
+		signal(a.full)
+	}
+	if a.cfg.Background {
+		return nil
+	}
+	return &ArchiveWrite{batch: b}
+}
+
+// signal wakes the loop through c without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
 func (a *Archive) loop() {
 	defer close(a.done)
-	t := time.NewTicker(a.cfg.FlushEvery)
-	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	a.prune(context.Background(), time.Now())
-	lastPrune := time.Now()
+	window := time.NewTimer(a.cfg.Window)
+	window.Stop()
 	for {
 		select {
-		case now := <-t.C:
-			if now.Sub(lastPrune) >= time.Hour {
-				a.prune(context.Background(), now)
-				lastPrune = now
-			}
-		case <-a.kick:
+		case <-a.ready:
+		case now := <-prune.C:
+			a.prune(context.Background(), now)
+			continue
 		case <-a.stop:
+			a.inflight.Wait()
 			a.Flush(context.Background())
 			return
 		}
-		a.Flush(context.Background())
+		window.Reset(a.cfg.Window)
+		select {
+		case <-window.C:
+		case <-a.full:
+		case <-a.stop:
+			a.inflight.Wait()
+			a.Flush(context.Background())
+			return
+		}
+		window.Stop()
+		// Up to archiveWriters batches are written at once: a batch's waiters need not wait
+		// for the write before theirs to return.
+		a.writers <- struct{}{}
+		b := a.take()
+		a.inflight.Go(func() {
+			defer func() { <-a.writers }()
+			a.flushBatch(context.Background(), b)
+		})
 	}
 }
 
-// Flush writes the buffered entries now, one object per hour partition. Entries that cannot be
-// written are kept for the next flush.
-func (a *Archive) Flush(ctx context.Context) {
+// take detaches the current batch (nil when there is none).
+func (a *Archive) take() *archiveBatch {
 	a.mu.Lock()
-	entries := a.buf
-	a.buf = nil
-	a.mu.Unlock()
-	if len(entries) == 0 {
+	defer a.mu.Unlock()
+	b := a.cur
+	a.cur = nil
+	select { // a full signal of this batch is spent by its write
+	case <-a.full:
+	default:
+	}
+	return b
+}
+
+// Flush writes the current batch now, one object per hour partition, and reports the write's
+// outcome to the batch's waiters. In the background mode a batch that cannot be written is kept
+// for the next write.
+func (a *Archive) Flush(ctx context.Context) {
+	a.flushBatch(ctx, a.take())
+}
+
+// flushBatch writes b and reports the outcome to its waiters.
+func (a *Archive) flushBatch(ctx context.Context, b *archiveBatch) {
+	if b == nil {
 		return
 	}
+	b.err = a.write(ctx, b.entries)
+	close(b.done)
+	if b.err == nil || !a.cfg.Background {
+		return
+	}
+	a.mu.Lock()
+	if a.cur == nil {
+		a.cur = &archiveBatch{done: make(chan struct{})}
+		signal(a.ready)
+	}
+	a.cur.entries = append(b.entries, a.cur.entries...)
+	a.mu.Unlock()
+}
+
+// write puts entries in the store, one object per hour partition.
+func (a *Archive) write(ctx context.Context, entries []ArchiveEntry) error {
 	parts := map[string]*bytes.Buffer{}
 	for _, e := range entries {
 		key := e.AcceptedAt.UTC().Format(archivePartitionHour)
@@ -142,133 +275,39 @@ func (a *Archive) Flush(ctx context.Context) {
 		b.WriteByte('\n')
 	}
 	now := time.Now().UTC().UnixNano()
-	var failed []ArchiveEntry
+	appender, appends := a.cfg.Store.(pipeline.BlobAppender)
+	var errs []error
 	for part, b := range parts {
+		var err error
 		key := fmt.Sprintf("%s%s/%d-%d.jsonl", ArchivePrefix, part, now, a.seq.Add(1))
-		if err := a.cfg.Store.Put(ctx, key, b.Bytes()); err != nil {
-			a.cfg.Logger.Warn().Err(err).Str("key", key).Msg("archive write failed; retrying at the next flush")
-			for _, e := range entries {
-				if e.AcceptedAt.UTC().Format(archivePartitionHour) == part {
-					failed = append(failed, e)
-				}
-			}
+		if appends {
+			// One object per archive and hour, grown by one append per batch: a file
+			// created per batch costs the local disk far more than a write.
+			key = fmt.Sprintf("%s%s/%s.jsonl", ArchivePrefix, part, a.id)
+			err = appender.Append(ctx, key, b.Bytes())
+		} else {
+			err = a.cfg.Store.Put(ctx, key, b.Bytes())
+		}
+		if err != nil {
+			a.cfg.Logger.Warn().Err(err).Str("key", key).Int("entries", len(entries)).Msg("archive write failed")
+			errs = append(errs, fmt.Errorf("archive write %s: %w", key, err))
 		}
 	}
-	if len(failed) > 0 {
-		a.mu.Lock()
-		a.buf = append(failed, a.buf...)
-		a.mu.Unlock()
-	}
+	return errors.Join(errs...)
 }
 
-// prune deletes the archive objects of hour partitions that ended more than Retention before
-// now, and reports how many it deleted.
-func (a *Archive) prune(ctx context.Context, now time.Time) int {
-	lister, okL := a.cfg.Store.(pipeline.BlobLister)
-	deleter, okD := a.cfg.Store.(pipeline.BlobDeleter)
-	if a.cfg.Retention <= 0 || !okL || !okD {
-		return 0
-	}
-	keys, err := lister.List(ctx, ArchivePrefix)
-	if err != nil {
-		a.cfg.Logger.Warn().Err(err).Msg("archive retention: list failed; retrying in an hour")
-		return 0
-	}
-	cutoff := now.Add(-a.cfg.Retention)
-	deleted := 0
-	for _, key := range keys {
-		rest := key[len(ArchivePrefix):]
-		if len(rest) < len(archivePartitionHour) {
-			continue
-		}
-		h, err := time.Parse(archivePartitionHour, rest[:len(archivePartitionHour)])
-		if err != nil || !h.Add(time.Hour).Before(cutoff) {
-			continue
-		}
-		if err := deleter.Delete(ctx, key); err != nil {
-			a.cfg.Logger.Warn().Err(err).Str("key", key).Msg("archive retention: delete failed")
-			continue
-		}
-		deleted++
-	}
-	if deleted > 0 {
-		a.cfg.Logger.Info().Int("objects", deleted).Dur("retention", a.cfg.Retention).Msg("archive retention: old partitions deleted")
-	}
-	return deleted
-}
-
-// Close flushes what is buffered and stops the flush loop. Safe to call twice; nil is a no-op.
+// Close writes what is batched and stops the write loop; later Adds fail (ErrArchiveClosed).
+// Safe to call twice; nil is a no-op.
 func (a *Archive) Close() error {
 	if a == nil {
 		return nil
 	}
-	a.close.Do(func() { close(a.stop) })
+	a.close.Do(func() {
+		a.mu.Lock()
+		a.shut = true
+		a.mu.Unlock()
+		close(a.stop)
+	})
 	<-a.done
 	return nil
-}
-
-// ScanArchive calls fn for every archived entry accepted in [from, to], partition by
-// partition, until fn returns false. The store must be a pipeline.BlobLister.
-func ScanArchive(ctx context.Context, store pipeline.BlobStore, from, to time.Time, fn func(ArchiveEntry) bool) error {
-	lister, ok := store.(pipeline.BlobLister)
-	if !ok {
-		return errors.New("the result store cannot list objects, so the archive cannot be read")
-	}
-	from, to = from.UTC(), to.UTC()
-	for day := from.Truncate(24 * time.Hour); !day.After(to); day = day.Add(24 * time.Hour) {
-		keys, err := lister.List(ctx, ArchivePrefix+day.Format("2006/01/02")+"/")
-		if err != nil {
-			return fmt.Errorf("list archive of %s: %w", day.Format(time.DateOnly), err)
-		}
-		for _, key := range keys {
-			if !partitionOverlaps(key, from, to) {
-				continue
-			}
-			cont, err := scanObject(ctx, store, key, from, to, fn)
-			if err != nil {
-				return err
-			}
-			if !cont {
-				return nil
-			}
-		}
-	}
-	return nil
-}
-
-// partitionOverlaps reads the hour from archive/YYYY/MM/DD/HH/... and reports whether that
-// hour meets [from, to].
-func partitionOverlaps(key string, from, to time.Time) bool {
-	rest := key[len(ArchivePrefix):]
-	if len(rest) < len(archivePartitionHour) {
-		return false
-	}
-	h, err := time.Parse(archivePartitionHour, rest[:len(archivePartitionHour)])
-	if err != nil {
-		return false
-	}
-	return !h.Add(time.Hour).Before(from) && !h.After(to)
-}
-
-func scanObject(ctx context.Context, store pipeline.BlobStore, key string, from, to time.Time, fn func(ArchiveEntry) bool) (bool, error) {
-	rc, err := store.Get(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("read archive %s: %w", key, err)
-	}
-	defer rc.Close()
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for line := 1; sc.Scan(); line++ {
-		var e ArchiveEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return false, fmt.Errorf("archive %s line %s: %w", key, strconv.Itoa(line), err)
-		}
-		if e.AcceptedAt.Before(from) || e.AcceptedAt.After(to) {
-			continue
-		}
-		if !fn(e) {
-			return false, nil
-		}
-	}
-	return true, sc.Err()
 }

@@ -24,7 +24,7 @@ func TestArchiveFlushScanAndRetention(t *testing.T) {
 	if err := store.Put(ctx, oldKey, []byte(`{"job_id":"old"}`+"\n")); err != nil {
 		t.Fatal(err)
 	}
-	a, err := ops.NewArchive(ops.ArchiveConfig{Store: store, Retention: 24 * time.Hour, FlushEvery: time.Hour})
+	a, err := ops.NewArchive(ops.ArchiveConfig{Store: store, Retention: 24 * time.Hour, Background: true, Window: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@
 //   - deadletters.go: list the dead letters a transport keeps (through its
 //     pipeline.DeadLetterBox) and redrive them to their queues, idempotently.
 //   - archive.go: the Archive, which keeps every accepted job message as hour-partitioned JSON
-//     lines in the result store; the worker adds to it, ScanArchive reads it back.
+//     lines in the result store, written in batches whose writes the worker waits for before
+//     it acks a message.
+//   - archive_scan.go: ScanArchive, which reads the archive back, and the archive's retention.
 //   - replay.go: run archived jobs again under a replay name, at a bounded rate.
 //   - retention.go: the Reaper, which deletes finished jobs and their results after
 //     store.retention, in small batches, through a pipeline.Expirer.

@@ -83,10 +83,11 @@ func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery
 	return rec, err
 }
 
-// archive keeps the job's message for replay.
-func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) {
+// archive hands the job's message to the archive and returns its place in the archive's
+// current batch, which runJob waits for before the message is acknowledged.
+func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) *ops.ArchiveWrite {
 	if w.cfg.Archive == nil {
-		return
+		return nil
 	}
 	body := rec.Spec
 	if len(body) == 0 {
@@ -99,6 +100,27 @@ func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) 
 			md[k] = v
 		}
 	}
-	w.cfg.Archive.Add(ops.ArchiveEntry{AcceptedAt: rec.CreatedAt, JobID: rec.JobID, Task: rec.Task,
+	return w.cfg.Archive.Add(ops.ArchiveEntry{AcceptedAt: rec.CreatedAt, JobID: rec.JobID, Task: rec.Task,
 		Priority: rec.Priority, Tenant: rec.Tenant, Body: body, Metadata: md})
+}
+
+// awaitArchive holds out, the outcome of a job whose message was handed to the archive, until
+// the archive write returned. A message is acknowledged only once its job is in the archive:
+// when the write failed, the delivery is retried as an infrastructure failure (no attempt
+// spent; the job's outcome is already recorded, so the next delivery only archives it again).
+func (w *Worker) awaitArchive(ctx context.Context, jobID string, pending *ops.ArchiveWrite, out Outcome) Outcome {
+	if pending == nil || out.Retry {
+		return out
+	}
+	start := time.Now()
+	err := pending.Wait(ctx)
+	w.cfg.Metrics.StageDone("archive", start)
+	if err == nil {
+		return out
+	}
+	if ctx.Err() != nil {
+		w.handedBack.Add(1)
+		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
+	}
+	return w.infraRetry(jobID, classify(pipeline.Infrastructure("archive", err)).jobErr, "archive")
 }

@@ -208,7 +208,9 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 // runJob runs one job through admission (admit), the model stages (run) and the record of
 // the attempt's outcome: complete when it succeeded; otherwise handed back when shutdown or a
 // cancellation cut it off, or settled by what its error means.
-func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
+func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out Outcome) {
+	var archived *ops.ArchiveWrite
+	defer func() { out = w.awaitArchive(ctx, job.JobID, archived, out) }()
 	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Ctx(ctx).Logger()
 	if w.hardStop.Err() != nil {
 		w.handedBack.Add(1)
@@ -243,6 +245,12 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 		// Nothing was recorded, so nothing was spent.
 		return w.infraRetry(job.JobID, classify(pipeline.Infrastructure("admit", err)).jobErr, "admit")
 	}
+	if job.ReplayName == "" && rec.JobID != "" {
+		// Every delivery of an accepted job is archived, a duplicate's too: a delivery that
+		// comes again may be the redelivery of one whose worker died before its archive write
+		// (replays read the newest entry of each job once).
+		archived = w.archive(d, job, rec)
+	}
 	if !run {
 		return Outcome{}
 	}
@@ -250,9 +258,6 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) Outc
 		w.queueWait(ctx, d, rec.JobID)
 	}
 	w.cfg.Hub.Notify(rec.JobID)
-	if rec.Attempts == 1 && job.ReplayName == "" {
-		w.archive(d, job, rec)
-	}
 	if rec.Attempts > w.cfg.MaxAttempts {
 		// The job spent its attempts but the outcome of the last one was never recorded: its
 		// worker died, or the job store refused the write. It ends here, without another
