@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/infleet/infleet/adapters/dynamodb"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 // withAndWithoutCounters runs bench twice, on a store that counts each job for JobStats (as
@@ -43,36 +43,7 @@ func withAndWithoutCounters(b *testing.B, retention time.Duration, bench func(*t
 // dynalite the figure is the emulator's (one Node.js process on LevelDB), not DynamoDB's.
 func BenchmarkCreateTransitionParallel(b *testing.B) {
 	withAndWithoutCounters(b, time.Hour, func(b *testing.B, s *dynamodb.Store) {
-		var seq atomic.Int64
-		usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
-		b.SetParallelism(32)
-		b.ReportAllocs()
-		b.ResetTimer()
-		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			ctx := context.Background()
-			for pb.Next() {
-				id := fmt.Sprintf("job-%09d", seq.Add(1))
-				if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
-					b.Error(err)
-					return
-				}
-				if _, err := s.Transition(ctx, id, pipeline.Transition{
-					From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast",
-				}); err != nil {
-					b.Error(err)
-					return
-				}
-				if _, err := s.Transition(ctx, id, pipeline.Transition{
-					From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
-					Usage: usage, ResultURL: messages.ResultPath(id),
-				}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+		storetest.BenchLifecycle(b, s, job)
 	})
 }
 

@@ -2,14 +2,11 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/infleet/infleet/adapters/postgres"
-	"github.com/infleet/infleet/messages"
-	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 // BenchmarkCreateTransitionParallel runs, per op, the three writes of one job's life: Create,
@@ -26,36 +23,7 @@ func BenchmarkCreateTransitionParallel(b *testing.B) {
 	if _, err := s.Migrate(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	var seq atomic.Int64
-	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			id := fmt.Sprintf("job-%09d", seq.Add(1))
-			if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.Transition(ctx, id, pipeline.Transition{
-				From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast",
-			}); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.Transition(ctx, id, pipeline.Transition{
-				From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
-				Usage: usage, ResultURL: messages.ResultPath(id),
-			}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+	storetest.BenchLifecycle(b, s, job)
 }
 
 // BenchmarkGet reads one job from many goroutines.
@@ -82,30 +50,7 @@ func BenchmarkGet(b *testing.B) {
 // store of 2,000 jobs, two of them cancelled. One round trip.
 func BenchmarkCancelledAmong(b *testing.B) {
 	s, _ := setup(b)
-	ctx := context.Background()
-	var ids []string
-	for i := range 2000 {
-		id := fmt.Sprintf("job-%05d", i)
-		if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
-			b.Fatal(err)
-		}
-		if i%30 == 0 && len(ids) < 64 {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids[:2] {
-		if _, err := s.Transition(ctx, id, pipeline.Transition{To: messages.StatusCancelled}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		got, err := s.CancelledAmong(ctx, ids)
-		if err != nil || len(got) != 2 {
-			b.Fatalf("CancelledAmong = %v, %v; want 2 ids", got, err)
-		}
-	}
+	storetest.BenchCancelledAmong(b, s, 2000)
 }
 
 // BenchmarkModelLimitsPerCall is what a model call with fleet-wide rpm, tpm and

@@ -13,6 +13,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 // benchJobLifecycle runs, per op, the three writes of one job's life: Create, QUEUED →
@@ -32,37 +33,7 @@ func benchJobLifecycleSync(b *testing.B, open func(context.Context, sqlite.Confi
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Close() })
-	var seq atomic.Int64
-	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			id := fmt.Sprintf("job-%09d", seq.Add(1))
-			rec := job(id, time.Now())
-			if _, _, err := s.Create(ctx, rec); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.Transition(ctx, id, pipeline.Transition{
-				From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast",
-			}); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := s.Transition(ctx, id, pipeline.Transition{
-				From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
-				Usage: usage, ResultURL: messages.ResultPath(id),
-			}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+	storetest.BenchLifecycle(b, s, job)
 }
 
 // BenchmarkCreateTransitionParallel is the store as infleet runs it, with group commit, at
@@ -151,30 +122,7 @@ func BenchmarkCancelledAmong(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Close() })
-	ctx := context.Background()
-	var ids []string
-	for i := range 10000 {
-		id := fmt.Sprintf("job-%05d", i)
-		if _, _, err := s.Create(ctx, job(id, time.Now())); err != nil {
-			b.Fatal(err)
-		}
-		if i%150 == 0 && len(ids) < 64 {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids[:2] {
-		if _, err := s.Transition(ctx, id, pipeline.Transition{To: messages.StatusCancelled}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		got, err := s.CancelledAmong(ctx, ids)
-		if err != nil || len(got) != 2 {
-			b.Fatalf("CancelledAmong = %v, %v; want 2 ids", got, err)
-		}
-	}
+	storetest.BenchCancelledAmong(b, s, 10000)
 }
 
 // BenchmarkCreateParallel is what `infleet ingress` asks of the store: only creates, from 64
