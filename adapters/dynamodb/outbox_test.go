@@ -3,10 +3,8 @@ package dynamodb_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/adapters/dynamodb"
-	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storetest"
 )
 
 // TestOutboxRacingTransitionsTwoProcesses is the suite's OutboxRacingTransitions with the
@@ -28,66 +26,7 @@ func TestOutboxRacingTransitionsTwoProcesses(t *testing.T) {
 	t.Parallel()
 	s, cfg := setup(t, 0)
 	other := reopen(t, cfg)
-	ctx := t.Context()
-	if _, _, err := s.Create(ctx, job("job-1", time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	const events = 30
-	var want []string
-	for i := range events {
-		want = append(want, fmt.Sprintf("ev-%03d", i))
-	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for _, id := range want {
-			if _, err := s.Transition(ctx, "job-1", pipeline.Transition{To: messages.StatusCancelled, EventID: id}); err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := s.Transition(ctx, "job-1", pipeline.Transition{From: []messages.Status{messages.StatusCancelled}, To: messages.StatusQueued}); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
-	var (
-		mu  sync.Mutex
-		got []string
-		wg  sync.WaitGroup
-	)
-	deadline := time.Now().Add(30 * time.Second)
-	for h, o := range []pipeline.Outbox{s, other} {
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				evs, err := o.ClaimEvents(ctx, fmt.Sprint("holder-", h), time.Minute, 10)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				got = append(got, eventIDs(evs)...)
-				n := len(got)
-				mu.Unlock()
-				if err := o.DeleteEvents(ctx, evs); err != nil {
-					t.Error(err)
-					return
-				}
-				if n >= events {
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-		})
-	}
-	<-writerDone
-	wg.Wait()
-	if !slices.Equal(got, want) {
-		t.Fatalf("delivered %v,\nwant %v", got, want)
-	}
-	if evs, err := s.ClaimEvents(ctx, "late", time.Minute, 10); err != nil || len(evs) != 0 {
-		t.Fatalf("ClaimEvents after every event was deleted = %v, %v; want none", eventIDs(evs), err)
-	}
+	storetest.OutboxRacingTransitions(t, s, s, other)
 	item := rawItem(t, cfg, "job#job-1")
 	for _, attr := range []string{"outbox", "outbox_pk", "outbox_due", "outbox_holder", "outbox_attempts"} {
 		if _, ok := item[attr]; ok {

@@ -213,6 +213,16 @@ func testOutboxRacingClaims(t *testing.T, s pipeline.JobStore) {
 // each event is delivered once, in the order of its transitions, and none is lost.
 func testOutboxRacingTransitions(t *testing.T, s pipeline.JobStore) {
 	o := outbox(t, s)
+	OutboxRacingTransitions(t, s, o, o)
+}
+
+// OutboxRacingTransitions is the suite's OutboxRacingTransitions for a store whose
+// dispatchers may live elsewhere (another client of the same table, as another process): s
+// records 30 events on job "job-1" (created here, so s must be empty of it) while each of
+// dispatchers claims and deletes them. It fails t unless every event is delivered once, in
+// order, and none is left to claim.
+func OutboxRacingTransitions(t *testing.T, s pipeline.JobStore, dispatchers ...pipeline.Outbox) {
+	t.Helper()
 	ctx := t.Context()
 	mustCreate(t, s, queued("job-1", base))
 	const events = 30
@@ -240,7 +250,7 @@ func testOutboxRacingTransitions(t *testing.T, s pipeline.JobStore) {
 		wg  sync.WaitGroup
 	)
 	deadline := time.Now().Add(30 * time.Second)
-	for h := range 2 {
+	for h, o := range dispatchers {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
 				evs, err := o.ClaimEvents(ctx, fmt.Sprint("holder-", h), time.Minute, 10)
@@ -268,7 +278,7 @@ func testOutboxRacingTransitions(t *testing.T, s pipeline.JobStore) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("delivered %v,\nwant %v", got, want)
 	}
-	if left := claim(t, o, "late", 10); len(left) != 0 {
+	if left := claim(t, dispatchers[0], "late", 10); len(left) != 0 {
 		t.Fatalf("events left after every event was delivered: %v", eventIDs(left))
 	}
 }
