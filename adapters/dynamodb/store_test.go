@@ -258,35 +258,6 @@ func TestRacingTransitionsLoseNoUpdate(t *testing.T) {
 	}
 }
 
-// TestTransitionRacingDelete checks that a transition racing a delete ends in ErrNotFound or
-// success, never in a resurrected job.
-func TestTransitionRacingDelete(t *testing.T) {
-	t.Parallel()
-	s, _ := setup(t, 0)
-	for i := range 10 {
-		id := fmt.Sprintf("job-%02d", i)
-		if _, _, err := s.Create(t.Context(), job(id, time.Now())); err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			_, err := s.Transition(t.Context(), id, pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1})
-			if err != nil && !errors.Is(err, pipeline.ErrNotFound) {
-				t.Errorf("Transition racing Delete: %v", err)
-			}
-		})
-		wg.Go(func() {
-			if err := s.Delete(t.Context(), id); err != nil {
-				t.Errorf("Delete: %v", err)
-			}
-		})
-		wg.Wait()
-		if _, err := s.Get(t.Context(), id); !errors.Is(err, pipeline.ErrNotFound) {
-			t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
-		}
-	}
-}
-
 // A create that died between claiming its key and writing its job leaves a claim with no job:
 // a fresh claim makes the next create of the key wait and then ask for a retry; a claim older
 // than ClaimTimeout is taken over.

@@ -280,35 +280,6 @@ func TestListSameMillisecond(t *testing.T) {
 	}
 }
 
-// TestTransitionRacingDelete checks that a transition racing a delete ends in ErrNotFound or
-// success, never in a resurrected job.
-func TestTransitionRacingDelete(t *testing.T) {
-	t.Parallel()
-	s, _ := setup(t)
-	for i := range 20 {
-		id := fmt.Sprintf("job-%02d", i)
-		if _, _, err := s.Create(t.Context(), job(id, time.Now())); err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			_, err := s.Transition(t.Context(), id, pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1})
-			if err != nil && !errors.Is(err, pipeline.ErrNotFound) {
-				t.Errorf("Transition racing Delete: %v", err)
-			}
-		})
-		wg.Go(func() {
-			if err := s.Delete(t.Context(), id); err != nil {
-				t.Errorf("Delete: %v", err)
-			}
-		})
-		wg.Wait()
-		if _, err := s.Get(t.Context(), id); !errors.Is(err, pipeline.ErrNotFound) {
-			t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
-		}
-	}
-}
-
 func TestBatchesConformance(t *testing.T) {
 	t.Parallel()
 	storetest.RunBatches(t, func(t *testing.T) (pipeline.BatchStore, pipeline.BatchStore) {

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) pipeline.JobStore) {
 		{"ListDefaultLimit", testListDefaultLimit},
 		{"ListInvalidCursor", testListInvalidCursor},
 		{"Delete", testDelete},
+		{"TransitionRacingDelete", testTransitionRacingDelete},
 		{"DeleteFinishedBefore", testDeleteFinishedBefore},
 		{"DeleteFinishedBeforeRacing", testDeleteFinishedBeforeRacing},
 		{"JobStats", testJobStats},
@@ -636,4 +637,30 @@ func testDelete(t *testing.T, s pipeline.JobStore) {
 	retry := queued("job-3", base)
 	retry.IdempotencyKey = "k1"
 	requireRecord(t, normalized(retry), mustCreate(t, s, retry))
+}
+
+// testTransitionRacingDelete checks that a transition racing a delete ends in ErrNotFound or
+// success, never in a resurrected job.
+func testTransitionRacingDelete(t *testing.T, s pipeline.JobStore) {
+	ctx := t.Context()
+	for i := range 10 {
+		id := fmt.Sprintf("job-%02d", i)
+		mustCreate(t, s, queued(id, base))
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, err := s.Transition(ctx, id, pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1})
+			if err != nil && !errors.Is(err, pipeline.ErrNotFound) {
+				t.Errorf("Transition racing Delete: %v", err)
+			}
+		})
+		wg.Go(func() {
+			if err := s.Delete(ctx, id); err != nil {
+				t.Errorf("Delete: %v", err)
+			}
+		})
+		wg.Wait()
+		if _, err := s.Get(ctx, id); !errors.Is(err, pipeline.ErrNotFound) {
+			t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
+		}
+	}
 }
