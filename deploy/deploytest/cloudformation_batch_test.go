@@ -167,3 +167,61 @@ func TestCloudFormationBatchInference(t *testing.T) {
 		t.Error("no output BatchInferenceRoleArn (batch_inference.role_arn)")
 	}
 }
+
+// TestCloudFormationBedrockModels wants, with BedrockModels "true" (the default): the workers
+// allowed every Bedrock runtime call the model provider makes (adapters/bedrock: Converse and
+// InvokeModel under bedrock:InvokeModel, ConverseStream under
+// bedrock:InvokeModelWithResponseStream) on the foundation models of every region and the
+// account's inference profiles, and ApplyGuardrail on the account's guardrails; the ingress
+// none of it; and with "false" the workers none of it either.
+func TestCloudFormationBedrockModels(t *testing.T) {
+	t.Parallel()
+	tp := loadTemplate(t)
+	if d, ok := get(tp.params, "BedrockModels", "Default").(string); !ok || d != "true" {
+		t.Errorf("BedrockModels defaults to %q, want \"true\"", d)
+	}
+	const cond = "CallsBedrock"
+	sts := statements(tp, "WorkerPolicy", cond)
+	var src []byte
+	for _, f := range []string{"bedrock.go", "stream.go"} {
+		b, err := os.ReadFile(filepath.Join(root, "adapters", "bedrock", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, b...)
+	}
+	action := map[string]string{
+		"Converse": "bedrock:InvokeModel", "InvokeModel": "bedrock:InvokeModel",
+		"ConverseStream": "bedrock:InvokeModelWithResponseStream", "InvokeModelWithResponseStream": "bedrock:InvokeModelWithResponseStream",
+	}
+	calls := regexp.MustCompile(`\.api\.([A-Z][A-Za-z]+)\(`).FindAllStringSubmatch(string(src), -1)
+	if len(calls) == 0 {
+		t.Fatal("found no Bedrock runtime call in adapters/bedrock")
+	}
+	for _, m := range calls {
+		a, ok := action[m[1]]
+		if !ok {
+			t.Errorf("the Bedrock provider calls %s, which this test does not map to an IAM action", m[1])
+			continue
+		}
+		for _, res := range []string{
+			"arn:${AWS::Partition}:bedrock:*::foundation-model/*",
+			"arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/*",
+		} {
+			if _, ok := grants(sts, a, subIs(res)); !ok {
+				t.Errorf("WorkerPolicy does not allow %s (for %s) on %s", a, m[1], res)
+			}
+		}
+	}
+	if _, ok := grants(sts, "bedrock:ApplyGuardrail", subIs("arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:guardrail/*")); !ok {
+		t.Error("WorkerPolicy does not allow bedrock:ApplyGuardrail on the account's guardrails")
+	}
+	for _, st := range statements(tp, "IngressPolicy", cond) {
+		if hasAction(st, "bedrock:") {
+			t.Errorf("IngressPolicy allows %v", get(st, "Action"))
+		}
+	}
+	if c := list(tp.doc, "Conditions", "CallsBedrock", "Fn::Equals"); len(c) != 2 || get(c[0], "Ref") != "BedrockModels" || c[1] != "true" {
+		t.Errorf("condition CallsBedrock = %v, want BedrockModels equal to \"true\"", c)
+	}
+}
