@@ -105,7 +105,8 @@ func runQuotaFor(tb testing.TB, processes int, open func() pipeline.LimitStore, 
 // The target is 1.1, and BenchmarkPacingAgainstARateQuota and BenchmarkPacingOfThreeProcesses
 // report the figure in make bench (1.02–1.07 there); the tests, which share the machine with
 // the rest of make test, fail only well past it: three processes each pacing on their own
-// measure 1.45–1.48 (1.264 seen once under heavy load with sharing), so a bound of 1.3 still tells shared pacing from none.
+// measure 1.45–1.48, sharing measured 1.264 once under heavy load, so a bound of 1.3 still
+// tells shared pacing from none.
 const maxCallsPerAnswer = 1.3
 
 // TestPacingSettlesNearAProvidersRateQuota: against a request quota, the fleet settles near
