@@ -88,13 +88,35 @@ func (h *harness) close() {
 	}
 }
 
+// quietBusy is the share of the machine's CPUs below which settle counts it as quiet, and
+// quietWait how long settle waits for that at the most.
+const (
+	quietBusy = 0.25
+	quietWait = 10 * time.Second
+)
+
 // settle flushes dirty pages left by earlier scenarios (their data directories, other work on
-// the machine) so that their write-back does not stall the next measurement.
+// the machine) so that their write-back does not stall the next measurement, then waits up to
+// quietWait for the CPUs to be quiet (under quietBusy busy over 250 ms): a peer's server that
+// is still checkpointing or vacuuming after its run, or a child still exiting, would otherwise
+// be charged to the next measurement. It goes on after quietWait either way (the machine may
+// be busy with other work) and says so.
 func (h *harness) settle() {
 	start := time.Now()
 	syncDisks()
 	if d := time.Since(start); d > 100*time.Millisecond {
 		h.progress("  flushing earlier writes to disk took %s", d.Round(time.Millisecond))
+	}
+	start = time.Now()
+	busy := cpuBusy(250 * time.Millisecond)
+	for busy >= quietBusy && time.Since(start) < quietWait {
+		busy = cpuBusy(250 * time.Millisecond)
+	}
+	switch d := time.Since(start); {
+	case busy >= quietBusy:
+		h.progress("  CPUs still %.0f%% busy after %s; measuring anyway", busy*100, d.Round(time.Millisecond))
+	case d > 300*time.Millisecond:
+		h.progress("  waited %s for quiet CPUs (%.0f%% busy)", d.Round(time.Millisecond), busy*100)
 	}
 }
 
