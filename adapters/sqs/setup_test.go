@@ -2,13 +2,10 @@ package sqs_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
@@ -23,16 +20,7 @@ type testBundle struct {
 // setup returns a client on INFLEET_TEST_AWS_ENDPOINT, or skips the test when it is unset.
 func setup(t testing.TB) *testBundle {
 	t.Helper()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
-	client := awssqs.New(awssqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	return &testBundle{client: client}
+	return &testBundle{client: sqs.NewTestClient(t)}
 }
 
 func newName(prefix string) string { return prefix + "-" + watermill.NewShortUUID() }
