@@ -67,6 +67,10 @@ func subscriberConfig(b *testBundle, group string) infkafka.SubscriberConfig {
 	}
 }
 
+// newGroup returns a fresh consumer group name.
+func newGroup() string { return "g_" + watermill.NewShortUUID() }
+
+// newSubscriber returns a subscriber closed at cleanup; a test may close it itself before.
 func newSubscriber(t testing.TB, cfg infkafka.SubscriberConfig) *infkafka.Subscriber {
 	t.Helper()
 	sub, err := infkafka.NewSubscriber(cfg)
