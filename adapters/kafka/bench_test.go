@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	infkafka "github.com/infleet/infleet/adapters/kafka"
 )
 
@@ -45,14 +46,7 @@ func BenchmarkConsumeAck(b *testing.B) {
 	cfg.MaxInFlight = benchInFlight
 	cfg.CommitInterval = time.Second
 	sub := newSubscriber(b, cfg)
-	b.ResetTimer()
-	ch := subscribe(b, sub, topic)
-	for range b.N {
-		m := <-ch
-		go m.Ack()
-	}
-	b.StopTimer()
-	_ = sub.Close()
+	deliverytest.BenchConsumeAck(b, sub, topic)
 }
 
 // BenchmarkRawConsumeAck does the same with a bare kafka-go consumer-group Reader:

@@ -54,3 +54,17 @@ func NoMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// BenchConsumeAck times taking b.N messages from sub's subscription to topic, each acked on a
+// goroutine of its own, then closes sub untimed. Transports' consume benchmarks share it so that
+// they measure alike.
+func BenchConsumeAck(b *testing.B, sub message.Subscriber, topic string) {
+	b.ResetTimer()
+	ch := Subscribe(b, sub, topic)
+	for range b.N {
+		m := <-ch
+		go m.Ack()
+	}
+	b.StopTimer()
+	_ = sub.Close()
+}
