@@ -24,19 +24,7 @@ func TestChatStreamResumesADroppedStreamFromItsPrefix(t *testing.T) {
 		if err != nil {
 			t.Fatalf("drop after %d: %v", drop, err)
 		}
-		if resp.Text != whole.Text || d.Joined() != whole.Text {
-			t.Fatalf("drop after %d: text %q, deltas %q; want both %q", drop, resp.Text, d.Joined(), whole.Text)
-		}
-		if d.Len() < len(fmsim.Chunks(whole.Text)) {
-			t.Errorf("drop after %d: %d deltas, want one per chunk (%d)", drop, d.Len(), len(fmsim.Chunks(whole.Text)))
-		}
-		st := b.sim.Stats()
-		if drop > 0 && (st.DroppedStreams == 0 || st.ResumedStreams != st.DroppedStreams) {
-			t.Errorf("drop after %d: stats %+v, want every dropped stream resumed", drop, st)
-		}
-		if drop == 0 && st.Streams != 1 {
-			t.Errorf("streams = %d, want 1", st.Streams)
-		}
+		fmsimtest.CheckResumed(t, b.sim, drop, whole.Text, resp.Text, &d)
 		if resp.StopReason != "end_turn" || resp.Usage.OutputTokens == 0 || resp.Usage.InputTokens == 0 {
 			t.Errorf("drop after %d: stop %q usage %+v", drop, resp.StopReason, resp.Usage)
 		}

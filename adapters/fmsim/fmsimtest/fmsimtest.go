@@ -1,6 +1,6 @@
 // Package fmsimtest is what the tests of model clients share when they run against fmsim: a
-// simulator served in-process, a collector of streamed deltas, and a benchmark of one way of
-// calling a model that reports per-call percentiles. Only tests import it.
+// simulator served in-process, a collector of streamed deltas and the check of a resumed
+// stream, and a benchmark of one way of calling a model that reports per-call percentiles. Only tests import it.
 package fmsimtest
 
 import (
@@ -43,6 +43,27 @@ func (d *Deltas) Len() int { d.mu.Lock(); defer d.mu.Unlock(); return len(d.got)
 
 // Joined returns the deltas recorded, joined.
 func (d *Deltas) Joined() string { d.mu.Lock(); defer d.mu.Unlock(); return strings.Join(d.got, "") }
+
+// CheckResumed checks an answer streamed from sim, which drops every stream after drop chunks
+// (0: never), against the whole text want: the answer's text and the deltas d collected both
+// equal want (else t fails at once), d holds a delta per chunk at least, and sim resumed every
+// stream it dropped, or served one stream when it drops none.
+func CheckResumed(t testing.TB, sim *fmsim.Server, drop int, want, text string, d *Deltas) {
+	t.Helper()
+	if text != want || d.Joined() != want {
+		t.Fatalf("drop after %d: text %q, deltas %q; want both %q", drop, text, d.Joined(), want)
+	}
+	if d.Len() < len(fmsim.Chunks(want)) {
+		t.Errorf("drop after %d: %d deltas, want one per chunk (%d)", drop, d.Len(), len(fmsim.Chunks(want)))
+	}
+	st := sim.Stats()
+	if drop > 0 && (st.DroppedStreams == 0 || st.ResumedStreams != st.DroppedStreams) {
+		t.Errorf("drop after %d: stats %+v, want every dropped stream resumed", drop, st)
+	}
+	if drop == 0 && st.Streams != 1 {
+		t.Errorf("streams = %d, want 1", st.Streams)
+	}
+}
 
 // Bench runs call as the sub-benchmark name: once first to warm the connection, then in
 // b.Loop, reporting allocations and the calls' durations as p50 and p99 in microseconds.
