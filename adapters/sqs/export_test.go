@@ -1,12 +1,13 @@
 package sqs
 
 import (
-	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/infleet/infleet/internal/awstest"
 )
 
 // NewTestClient returns a client on the SQS emulator at INFLEET_TEST_AWS_ENDPOINT, started by
@@ -14,10 +15,7 @@ import (
 // internal and external.
 func NewTestClient(t testing.TB) *awssqs.Client {
 	t.Helper()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
+	endpoint := awstest.Endpoint(t)
 	return awssqs.New(awssqs.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(endpoint),
