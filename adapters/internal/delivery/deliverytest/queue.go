@@ -2,7 +2,7 @@
 // conformance suite, which a transport's Source passes beside Watermill's universal Pub/Sub
 // suite, and Queue is an in-memory Source with a leasing broker's semantics, for the engine's
 // own tests and examples. Subscribe, PublishN, Receive and NoMessage serve a transport's own
-// tests.
+// tests, and BenchConsumeAck its consume benchmark.
 package deliverytest
 
 import (
