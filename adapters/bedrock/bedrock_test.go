@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/infleet/infleet/adapters/bedrock"
 	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/adapters/fmsim/fmsimtest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -24,16 +24,11 @@ type bundle struct {
 	url string
 }
 
-// setup starts fmsim with cfg in-process.
+// setup starts fmsim with cfg in-process (fmsimtest.Start).
 func setup(t *testing.T, cfg fmsim.Config) bundle {
 	t.Helper()
-	sim := fmsim.New(cfg)
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		sim.Close()
-		srv.Close()
-	})
-	return bundle{sim: sim, url: srv.URL}
+	sim, url := fmsimtest.Start(t, cfg)
+	return bundle{sim: sim, url: url}
 }
 
 // client returns a Bedrock client for model on b's fmsim.

@@ -2,23 +2,13 @@ package bedrock_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/infleet/infleet/adapters/bedrock"
 	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/adapters/fmsim/fmsimtest"
 	"github.com/infleet/infleet/pipeline"
 )
-
-// deltas collects what a pipeline.Stream publishes.
-type deltas struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (d *deltas) add(s string) { d.mu.Lock(); d.got = append(d.got, s); d.mu.Unlock() }
-
-func (d *deltas) joined() string { d.mu.Lock(); defer d.mu.Unlock(); return strings.Join(d.got, "") }
 
 const longQuestion = "tell me how the tides of the sea follow the moon as it goes around the earth"
 
@@ -31,25 +21,13 @@ func TestConverseStreamResumesADroppedStreamFromItsPrefix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d deltas
-		st := pipeline.NewStream(d.add)
+		var d fmsimtest.Deltas
+		st := pipeline.NewStream(d.Add)
 		resp, err := c.Invoke(pipeline.ContextWithStream(t.Context(), st), request(longQuestion))
 		if err != nil {
 			t.Fatalf("drop after %d: %v", drop, err)
 		}
-		if resp.Text != whole.Text || d.joined() != whole.Text {
-			t.Fatalf("drop after %d: text %q, deltas %q; want both %q", drop, resp.Text, d.joined(), whole.Text)
-		}
-		if len(d.got) < len(fmsim.Chunks(whole.Text)) {
-			t.Errorf("drop after %d: %d deltas, want one per chunk (%d)", drop, len(d.got), len(fmsim.Chunks(whole.Text)))
-		}
-		st2 := b.sim.Stats()
-		if drop > 0 && (st2.DroppedStreams == 0 || st2.ResumedStreams != st2.DroppedStreams) {
-			t.Errorf("drop after %d: stats %+v, want every dropped stream resumed", drop, st2)
-		}
-		if drop == 0 && st2.Streams != 1 {
-			t.Errorf("streams = %d, want 1", st2.Streams)
-		}
+		fmsimtest.CheckResumed(t, b.sim, drop, whole.Text, resp.Text, &d)
 		if resp.StopReason != "end_turn" || resp.Usage.OutputTokens == 0 || resp.Usage.InputTokens == 0 {
 			t.Errorf("drop after %d: stop %q usage %+v", drop, resp.StopReason, resp.Usage)
 		}

@@ -466,17 +466,7 @@ func (s *Server) answerRecord(model string, input json.RawMessage) (json.RawMess
 		if err != nil {
 			return nil, err
 		}
-		a := answer(model, p)
-		stop := "end_turn"
-		if a.truncated {
-			stop = "max_tokens"
-		}
-		return json.Marshal(map[string]any{
-			"id": "msg_fmsim_" + a.requestTag, "type": "message", "role": "assistant", "model": model,
-			"content":     []any{map[string]string{"type": "text", "text": a.text}},
-			"stop_reason": stop, "stop_sequence": nil,
-			"usage": map[string]int{"input_tokens": a.in, "output_tokens": a.out},
-		})
+		return json.Marshal(messagesBody(model, answer(model, p)))
 	}
 	var req converseRequest
 	if err := json.Unmarshal(input, &req); err != nil {
@@ -501,16 +491,7 @@ func (s *Server) answerRecord(model string, input json.RawMessage) (json.RawMess
 	if len(p.messages) == 0 {
 		return nil, errors.New("messages: must not be empty")
 	}
-	a := answer(model, p)
-	stop := "end_turn"
-	if a.truncated {
-		stop = "max_tokens"
-	}
-	return json.Marshal(map[string]any{
-		"output":     map[string]any{"message": map[string]any{"role": "assistant", "content": []any{map[string]string{"text": a.text}}}},
-		"stopReason": stop,
-		"usage":      map[string]int{"inputTokens": a.in, "outputTokens": a.out, "totalTokens": a.in + a.out},
-	})
+	return json.Marshal(converseBody(answer(model, p)))
 }
 
 // anthropicPrompt reads an Anthropic messages body the way InvokeModel does.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/internal/awstest"
 )
 
 // invBundle is an fmsim with its control plane over a fresh bucket of the S3 emulator, and a
@@ -33,10 +33,7 @@ type invBundle struct {
 
 func setupInvocations(t *testing.T, inv fmsim.Invocations) *invBundle {
 	t.Helper()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
+	endpoint := awstest.Endpoint(t)
 	s3c := s3.New(s3.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,

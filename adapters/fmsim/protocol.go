@@ -44,6 +44,47 @@ type reply struct {
 	requestTag string
 }
 
+// stopReason is a's Bedrock stop reason (Converse and Anthropic messages alike).
+func (a reply) stopReason() string {
+	if a.truncated {
+		return "max_tokens"
+	}
+	return "end_turn"
+}
+
+// finishReason is a's OpenAI finish reason.
+func (a reply) finishReason() string {
+	if a.truncated {
+		return "length"
+	}
+	return "stop"
+}
+
+// converseBody is a as a Converse response body, without the metrics the runtime API adds.
+// Converse and batch records answered as Converse both write it.
+func converseBody(a reply) map[string]any {
+	return map[string]any{
+		"output":     map[string]any{"message": map[string]any{"role": "assistant", "content": []any{map[string]string{"text": a.text}}}},
+		"stopReason": a.stopReason(),
+		"usage":      map[string]int{"inputTokens": a.in, "outputTokens": a.out, "totalTokens": a.in + a.out},
+	}
+}
+
+// messagesBody is a, by model, as an Anthropic messages response body. InvokeModel and batch
+// records answered as InvokeModel both write it.
+func messagesBody(model string, a reply) map[string]any {
+	return map[string]any{
+		"id":            "msg_fmsim_" + a.requestTag,
+		"type":          "message",
+		"role":          "assistant",
+		"model":         model,
+		"content":       []any{map[string]string{"type": "text", "text": a.text}},
+		"stop_reason":   a.stopReason(),
+		"stop_sequence": nil,
+		"usage":         map[string]int{"input_tokens": a.in, "output_tokens": a.out},
+	}
+}
+
 // answer builds the deterministic reply of model to p: a short hash of the request and the
 // first words of the last message, cut to maxTokens.
 func answer(model string, p prompt) reply {
@@ -229,16 +270,9 @@ func (s *Server) converse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.run(w, r, APIConverse, model, p, func(d decision) { s.bedrockFail(w, d) }, func(a reply) {
-		stop := "end_turn"
-		if a.truncated {
-			stop = "max_tokens"
-		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"output":     map[string]any{"message": map[string]any{"role": "assistant", "content": []any{map[string]string{"text": a.text}}}},
-			"stopReason": stop,
-			"usage":      map[string]int{"inputTokens": a.in, "outputTokens": a.out, "totalTokens": a.in + a.out},
-			"metrics":    map[string]int64{"latencyMs": 0},
-		})
+		body := converseBody(a)
+		body["metrics"] = map[string]int64{"latencyMs": 0}
+		writeJSON(w, http.StatusOK, body)
 	})
 }
 
@@ -296,20 +330,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.run(w, r, APIInvoke, model, p, func(d decision) { s.bedrockFail(w, d) }, func(a reply) {
-		stop := "end_turn"
-		if a.truncated {
-			stop = "max_tokens"
-		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"id":            "msg_fmsim_" + a.requestTag,
-			"type":          "message",
-			"role":          "assistant",
-			"model":         model,
-			"content":       []any{map[string]string{"type": "text", "text": a.text}},
-			"stop_reason":   stop,
-			"stop_sequence": nil,
-			"usage":         map[string]int{"input_tokens": a.in, "output_tokens": a.out},
-		})
+		writeJSON(w, http.StatusOK, messagesBody(model, a))
 	})
 }
 
@@ -402,10 +423,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.run(w, r, APIChat, req.Model, p, func(d decision) { s.chatFail(w, d) }, func(a reply) {
-		finish := "stop"
-		if a.truncated {
-			finish = "length"
-		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id":      "chatcmpl-fmsim-" + a.requestTag,
 			"object":  "chat.completion",
@@ -414,7 +431,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			"choices": []any{map[string]any{
 				"index":         0,
 				"message":       map[string]string{"role": "assistant", "content": a.text},
-				"finish_reason": finish,
+				"finish_reason": a.finishReason(),
 			}},
 			"usage": map[string]int{"prompt_tokens": a.in, "completion_tokens": a.out, "total_tokens": a.in + a.out},
 		})

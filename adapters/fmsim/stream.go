@@ -112,10 +112,6 @@ func (s *Server) converseStream(w http.ResponseWriter, r *http.Request) {
 	p, prefix := prefill(p)
 	s.run(w, r, APIConverse, model, p, func(d decision) { s.bedrockFail(w, d) }, func(a reply) {
 		text := continuation(a.text, prefix)
-		stop := "end_turn"
-		if a.truncated {
-			stop = "max_tokens"
-		}
 		w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 		w.Header().Set("X-Amzn-RequestId", "fmsim")
 		w.WriteHeader(http.StatusOK)
@@ -146,7 +142,7 @@ func (s *Server) converseStream(w http.ResponseWriter, r *http.Request) {
 		}
 		out := tokens(countWords(text))
 		end := frame("contentBlockStop", map[string]int{"contentBlockIndex": 0})
-		end = append(end, frame("messageStop", map[string]string{"stopReason": stop})...)
+		end = append(end, frame("messageStop", map[string]string{"stopReason": a.stopReason()})...)
 		end = append(end, frame("metadata", map[string]any{
 			"usage":   map[string]int{"inputTokens": a.in, "outputTokens": out, "totalTokens": a.in + out},
 			"metrics": map[string]int64{"latencyMs": 0},
@@ -162,10 +158,6 @@ func (s *Server) chatStream(w http.ResponseWriter, r *http.Request, req chatRequ
 	p, prefix := prefill(p)
 	s.run(w, r, APIChat, req.Model, p, func(d decision) { s.chatFail(w, d) }, func(a reply) {
 		text := continuation(a.text, prefix)
-		finish := "stop"
-		if a.truncated {
-			finish = "length"
-		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
@@ -193,7 +185,7 @@ func (s *Server) chatStream(w http.ResponseWriter, r *http.Request, req chatRequ
 				return
 			}
 		}
-		end := event(delta(map[string]string{}, finish), nil)
+		end := event(delta(map[string]string{}, a.finishReason()), nil)
 		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 			out := tokens(countWords(text))
 			end = append(end, event([]any{}, map[string]int{"prompt_tokens": a.in, "completion_tokens": out, "total_tokens": a.in + out})...)

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	infkafka "github.com/infleet/infleet/adapters/kafka"
 )
 
@@ -45,14 +46,7 @@ func BenchmarkConsumeAck(b *testing.B) {
 	cfg.MaxInFlight = benchInFlight
 	cfg.CommitInterval = time.Second
 	sub := newSubscriber(b, cfg)
-	b.ResetTimer()
-	ch := subscribe(b, sub, topic)
-	for range b.N {
-		m := <-ch
-		go m.Ack()
-	}
-	b.StopTimer()
-	_ = sub.Close()
+	deliverytest.BenchConsumeAck(b, sub, topic)
 }
 
 // BenchmarkRawConsumeAck does the same with a bare kafka-go consumer-group Reader:
@@ -61,19 +55,7 @@ func BenchmarkConsumeAck(b *testing.B) {
 func BenchmarkRawConsumeAck(b *testing.B) {
 	bundle := setup(b)
 	topic := benchPublish(b, bundle, b.N)
-	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:           bundle.brokers,
-		GroupID:           "raw_" + watermill.NewShortUUID(),
-		Topic:             topic,
-		StartOffset:       kafkago.FirstOffset,
-		MinBytes:          1,
-		MaxBytes:          10 << 20,
-		MaxWait:           100 * time.Millisecond,
-		QueueCapacity:     benchInFlight,
-		HeartbeatInterval: 200 * time.Millisecond,
-		CommitInterval:    time.Second,
-	})
-	b.Cleanup(func() { _ = r.Close() })
+	r := newRawReader(b, bundle, topic)
 	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
@@ -88,14 +70,10 @@ func BenchmarkRawConsumeAck(b *testing.B) {
 	b.StopTimer()
 }
 
-// BenchmarkRawHandOffConsumeAck is BenchmarkRawConsumeAck shaped like a Watermill consumer:
-// one goroutine fetches and hands each message over an unbuffered channel, and each is
-// committed by its own goroutine. Against it, BenchmarkConsumeAck shows the adapter's own cost
-// (checkpointing, the Watermill message, waiting for its answer) apart from the cost of that
-// shape.
-func BenchmarkRawHandOffConsumeAck(b *testing.B) {
-	bundle := setup(b)
-	topic := benchPublish(b, bundle, b.N)
+// newRawReader returns a bare kafka-go consumer-group Reader of topic in a fresh group, with
+// the subscriber's bench settings (in flight, heartbeats, commits batched every second),
+// closed at cleanup.
+func newRawReader(b *testing.B, bundle *testBundle, topic string) *kafkago.Reader {
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:           bundle.brokers,
 		GroupID:           "raw_" + watermill.NewShortUUID(),
@@ -109,6 +87,18 @@ func BenchmarkRawHandOffConsumeAck(b *testing.B) {
 		CommitInterval:    time.Second,
 	})
 	b.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// BenchmarkRawHandOffConsumeAck is BenchmarkRawConsumeAck shaped like a Watermill consumer:
+// one goroutine fetches and hands each message over an unbuffered channel, and each is
+// committed by its own goroutine. Against it, BenchmarkConsumeAck shows the adapter's own cost
+// (checkpointing, the Watermill message, waiting for its answer) apart from the cost of that
+// shape.
+func BenchmarkRawHandOffConsumeAck(b *testing.B) {
+	bundle := setup(b)
+	topic := benchPublish(b, bundle, b.N)
+	r := newRawReader(b, bundle, topic)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := make(chan kafkago.Message)

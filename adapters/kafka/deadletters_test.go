@@ -59,7 +59,7 @@ func TestDeadLetterBox(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond) // distinct record times: the scan orders by them
 	}
-	sub1 := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	sub1 := newSubscriber(t, subscriberConfig(b, newGroup()))
 	all := scanAll(t, sub1, dead)
 	if len(all) != 4 {
 		t.Fatalf("scanned %d dead letters, want 4: %+v", len(all), all)
@@ -80,7 +80,7 @@ func TestDeadLetterBox(t *testing.T) {
 		t.Fatal("a malformed id was accepted")
 	}
 
-	sub2 := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	sub2 := newSubscriber(t, subscriberConfig(b, newGroup()))
 	left := scanAll(t, sub2, dead)
 	if len(left) != 3 {
 		t.Fatalf("after a removal: %d dead letters, want 3: %+v", len(left), left)
@@ -109,7 +109,7 @@ func TestRemovalsOfExpiredDeadLettersAreForgotten(t *testing.T) {
 	}
 	pub := newPublisher(t, b)
 	publishN(t, pub, dead, 2)
-	sub := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	sub := newSubscriber(t, subscriberConfig(b, newGroup()))
 	all := scanAll(t, sub, dead)
 	if len(all) != 2 || all[0].id != "0-0" {
 		t.Fatalf("scanned %+v", all)

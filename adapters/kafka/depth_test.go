@@ -18,7 +18,7 @@ func TestQueueDepth(t *testing.T) {
 	topic := b.topic(t, 3)
 	pub := newPublisher(t, b)
 	publishN(t, pub, topic, 10)
-	cfg := subscriberConfig(b, "g_"+watermill.NewShortUUID())
+	cfg := subscriberConfig(b, newGroup())
 	cfg.MaxInFlight = 4
 	sub := newSubscriber(t, cfg)
 	var reporter pipeline.DepthReporter = sub

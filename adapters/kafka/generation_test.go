@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -22,17 +21,13 @@ func TestRevokedPartitionNotCommittedByOldOwner(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	topic := b.topic(t, 2)
-	group := "g_" + watermill.NewShortUUID()
+	group := newGroup()
 	produceTo(t, b, topic, 0, 3)
 	produceTo(t, b, topic, 1, 3)
 
 	cfgA := subscriberConfig(b, group)
 	cfgA.CloseTimeout = 100 * time.Millisecond
-	subA, err := infkafka.NewSubscriber(cfgA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = subA.Close() })
+	subA := newSubscriber(t, cfgA)
 	chA := subscribe(t, subA, topic)
 	var heldA []*message.Message
 	for range 6 {

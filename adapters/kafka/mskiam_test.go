@@ -110,7 +110,7 @@ func TestMSKIAMEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pub.Close() })
-	cfg := subscriberConfig(&testBundle{brokers: c.Brokers}, "g_"+watermill.NewShortUUID())
+	cfg := subscriberConfig(&testBundle{brokers: c.Brokers}, newGroup())
 	cfg.TLS, cfg.SASL, cfg.MemoryRetries = tlsCfg, admin.SASL, true
 	sub := newSubscriber(t, cfg)
 	sent := message.NewMessage(newID(), []byte("via iam"))

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-
 	infkafka "github.com/infleet/infleet/adapters/kafka"
 	"github.com/infleet/infleet/messages"
 )
@@ -39,7 +37,7 @@ func TestNackWithDelayMovesThePartitionOn(t *testing.T) {
 	topic := b.topic(t, 1)
 	pub := newPublisher(t, b)
 	sent := publishN(t, pub, topic, 3)
-	sub := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	sub := newSubscriber(t, subscriberConfig(b, newGroup()))
 	ch := subscribe(t, sub, topic)
 
 	first := receive(t, ch, waitLong)
@@ -84,11 +82,8 @@ func TestRetrySurvivesRestart(t *testing.T) {
 	topic := b.topic(t, 2)
 	pub := newPublisher(t, b)
 	sent := publishN(t, pub, topic, 1)
-	group := "g_" + watermill.NewShortUUID()
-	sub1, err := infkafka.NewSubscriber(subscriberConfig(b, group))
-	if err != nil {
-		t.Fatal(err)
-	}
+	group := newGroup()
+	sub1 := newSubscriber(t, subscriberConfig(b, group))
 	ch := subscribe(t, sub1, topic)
 	m := receive(t, ch, waitLong)
 	m.Metadata.Set(messages.MetaNackDelay, "1500ms")
@@ -116,7 +111,7 @@ func TestMemoryRetriesWithoutRetryTopic(t *testing.T) {
 	topic := b.topic(t, 1)
 	pub := newPublisher(t, b)
 	sent := publishN(t, pub, topic, 1)
-	cfg := subscriberConfig(b, "g_"+watermill.NewShortUUID())
+	cfg := subscriberConfig(b, newGroup())
 	cfg.CreateMissingTopics = false
 	sub := newSubscriber(t, cfg)
 	ch := subscribe(t, sub, topic)

@@ -88,7 +88,7 @@ func TestSecuredTransport(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = pub.Close() })
-			cfg := subscriberConfig(&testBundle{brokers: s.cluster.Brokers}, "g_"+watermill.NewShortUUID())
+			cfg := subscriberConfig(&testBundle{brokers: s.cluster.Brokers}, newGroup())
 			cfg.TLS, cfg.SASL, cfg.CreateMissingTopics = s.tls, s.sasl, false
 			sub := newSubscriber(t, cfg)
 

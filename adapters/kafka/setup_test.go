@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
@@ -68,6 +67,10 @@ func subscriberConfig(b *testBundle, group string) infkafka.SubscriberConfig {
 	}
 }
 
+// newGroup returns a fresh consumer group name.
+func newGroup() string { return "g_" + watermill.NewShortUUID() }
+
+// newSubscriber returns a subscriber closed at cleanup; a test may close it itself before.
 func newSubscriber(t testing.TB, cfg infkafka.SubscriberConfig) *infkafka.Subscriber {
 	t.Helper()
 	sub, err := infkafka.NewSubscriber(cfg)
@@ -78,36 +81,10 @@ func newSubscriber(t testing.TB, cfg infkafka.SubscriberConfig) *infkafka.Subscr
 	return sub
 }
 
-func subscribe(t testing.TB, sub *infkafka.Subscriber, topic string) <-chan *message.Message {
-	t.Helper()
-	ch, err := sub.Subscribe(context.Background(), topic)
-	if err != nil {
-		t.Fatalf("subscribe %s: %v", topic, err)
-	}
-	return ch
-}
-
-// publishN publishes n messages with payloads "0".."n-1" on topic and returns them.
-func publishN(t testing.TB, pub *infkafka.Publisher, topic string, n int) []*message.Message {
-	t.Helper()
-	msgs := make([]*message.Message, n)
-	for i := range msgs {
-		msgs[i] = message.NewMessage(newID(), []byte("x"))
-	}
-	if err := pub.Publish(topic, msgs...); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	return msgs
-}
-
-// receive waits up to timeout for one message (deliverytest.Receive).
-func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	return deliverytest.Receive(t, ch, timeout)
-}
-
-// noMessage fails if a message arrives within d (deliverytest.NoMessage).
-func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
-	t.Helper()
-	deliverytest.NoMessage(t, ch, d)
-}
+// The shared helpers of the transports' tests (deliverytest), by short names.
+var (
+	subscribe = deliverytest.Subscribe
+	publishN  = deliverytest.PublishN
+	receive   = deliverytest.Receive
+	noMessage = deliverytest.NoMessage
+)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -24,14 +23,11 @@ func TestLaterAckDoesNotCommitPastUnacked(t *testing.T) {
 	topic := b.topic(t, 1)
 	pub := newPublisher(t, b)
 	sent := publishN(t, pub, topic, 3)
-	group := "g_" + watermill.NewShortUUID()
+	group := newGroup()
 
 	cfg := subscriberConfig(b, group)
 	cfg.CloseTimeout = 100 * time.Millisecond
-	sub1, err := infkafka.NewSubscriber(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub1 := newSubscriber(t, cfg)
 	ch := subscribe(t, sub1, topic)
 	got := map[string]*message.Message{}
 	for range 3 {
@@ -67,14 +63,11 @@ func TestAckedIsNotRedelivered(t *testing.T) {
 	topic := b.topic(t, 3)
 	pub := newPublisher(t, b)
 	publishN(t, pub, topic, 20)
-	group := "g_" + watermill.NewShortUUID()
+	group := newGroup()
 
 	cfg := subscriberConfig(b, group)
 	cfg.CommitInterval = time.Hour // only the commit on close
-	sub1, err := infkafka.NewSubscriber(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub1 := newSubscriber(t, cfg)
 	ch := subscribe(t, sub1, topic)
 	for range 20 {
 		receive(t, ch, waitLong).Ack()
@@ -98,7 +91,7 @@ func TestNackRedelivers(t *testing.T) {
 	topic := b.topic(t, 1)
 	pub := newPublisher(t, b)
 	sent := publishN(t, pub, topic, 2)
-	sub := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	sub := newSubscriber(t, subscriberConfig(b, newGroup()))
 	ch := subscribe(t, sub, topic)
 
 	first := receive(t, ch, waitLong)
@@ -152,7 +145,7 @@ func TestRecordShape(t *testing.T) {
 		}
 	}
 
-	sub := newSubscriber(t, subscriberConfig(b, "g_"+watermill.NewShortUUID()))
+	sub := newSubscriber(t, subscriberConfig(b, newGroup()))
 	ch := subscribe(t, sub, topic)
 	m := receive(t, ch, waitLong)
 	defer m.Ack()
@@ -178,7 +171,7 @@ func TestConcurrentHandOut(t *testing.T) {
 	topic := b.topic(t, 1)
 	pub := newPublisher(t, b)
 	publishN(t, pub, topic, 10)
-	cfg := subscriberConfig(b, "g_"+watermill.NewShortUUID())
+	cfg := subscriberConfig(b, newGroup())
 	cfg.MaxInFlight = 5
 	sub := newSubscriber(t, cfg)
 	ch := subscribe(t, sub, topic)
@@ -203,14 +196,11 @@ func TestRebalanceLosesNothing(t *testing.T) {
 	topic := b.topic(t, 3)
 	pub := newPublisher(t, b)
 	sent := publishN(t, pub, topic, 60)
-	group := "g_" + watermill.NewShortUUID()
+	group := newGroup()
 
 	cfg := subscriberConfig(b, group)
 	cfg.CloseTimeout = 100 * time.Millisecond
-	sub1, err := infkafka.NewSubscriber(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub1 := newSubscriber(t, cfg)
 	ch1 := subscribe(t, sub1, topic)
 	acked := map[string]bool{}
 	for i := range 30 {

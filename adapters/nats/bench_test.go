@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	infnats "github.com/infleet/infleet/adapters/nats"
 )
 
@@ -44,14 +45,7 @@ func BenchmarkConsumeAck(b *testing.B) {
 			topic := "bench.adapter"
 			benchPublish(b, bundle, topic)
 			sub := newSubscriber(b, infnats.SubscriberConfig{Conn: bundle.nc, MaxInFlight: benchInFlight, ConfirmAcks: confirm})
-			b.ResetTimer()
-			ch := subscribe(b, sub, topic)
-			for range b.N {
-				m := <-ch
-				go m.Ack()
-			}
-			b.StopTimer()
-			_ = sub.Close()
+			deliverytest.BenchConsumeAck(b, sub, topic)
 		})
 	}
 }

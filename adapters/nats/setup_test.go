@@ -1,11 +1,8 @@
 package nats_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
@@ -62,36 +59,10 @@ func newSubscriber(t testing.TB, cfg infnats.SubscriberConfig) *infnats.Subscrib
 	return sub
 }
 
-func subscribe(t testing.TB, sub *infnats.Subscriber, topic string) <-chan *message.Message {
-	t.Helper()
-	ch, err := sub.Subscribe(context.Background(), topic)
-	if err != nil {
-		t.Fatalf("subscribe %s: %v", topic, err)
-	}
-	return ch
-}
-
-// publishN publishes n messages with payload "x" on topic and returns them.
-func publishN(t testing.TB, pub *infnats.Publisher, topic string, n int) []*message.Message {
-	t.Helper()
-	msgs := make([]*message.Message, n)
-	for i := range msgs {
-		msgs[i] = message.NewMessage(newID(), []byte("x"))
-	}
-	if err := pub.Publish(topic, msgs...); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	return msgs
-}
-
-// receive waits up to timeout for one message (deliverytest.Receive).
-func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	return deliverytest.Receive(t, ch, timeout)
-}
-
-// noMessage fails if a message arrives within d (deliverytest.NoMessage).
-func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
-	t.Helper()
-	deliverytest.NoMessage(t, ch, d)
-}
+// The shared helpers of the transports' tests (deliverytest), by short names.
+var (
+	subscribe = deliverytest.Subscribe
+	publishN  = deliverytest.PublishN
+	receive   = deliverytest.Receive
+	noMessage = deliverytest.NoMessage
+)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/adapters/fmsim/fmsimtest"
 	"github.com/infleet/infleet/adapters/openai"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
@@ -23,16 +24,11 @@ type bundle struct {
 	url string
 }
 
-// setup starts fmsim with cfg in-process.
+// setup starts fmsim with cfg in-process (fmsimtest.Start).
 func setup(t *testing.T, cfg fmsim.Config) bundle {
 	t.Helper()
-	sim := fmsim.New(cfg)
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		sim.Close()
-		srv.Close()
-	})
-	return bundle{sim: sim, url: srv.URL + "/v1"}
+	sim, url := fmsimtest.Start(t, cfg)
+	return bundle{sim: sim, url: url + "/v1"}
 }
 
 func (b bundle) client(t *testing.T, mod ...func(*openai.Config)) *openai.Client {

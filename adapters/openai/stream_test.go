@@ -2,23 +2,12 @@ package openai_test
 
 import (
 	"errors"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/infleet/infleet/adapters/fmsim"
+	"github.com/infleet/infleet/adapters/fmsim/fmsimtest"
 	"github.com/infleet/infleet/pipeline"
 )
-
-// deltas collects what a pipeline.Stream publishes.
-type deltas struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (d *deltas) add(s string) { d.mu.Lock(); d.got = append(d.got, s); d.mu.Unlock() }
-
-func (d *deltas) joined() string { d.mu.Lock(); defer d.mu.Unlock(); return strings.Join(d.got, "") }
 
 const longQuestion = "tell me how the tides of the sea follow the moon as it goes around the earth"
 
@@ -30,24 +19,12 @@ func TestChatStreamResumesADroppedStreamFromItsPrefix(t *testing.T) {
 	}
 	for _, drop := range []int{0, 2, 5} {
 		b := setup(t, fmsim.Config{Faults: fmsim.Faults{DropStreamAfter: drop}})
-		var d deltas
-		resp, err := b.client(t).Invoke(pipeline.ContextWithStream(t.Context(), pipeline.NewStream(d.add)), request(longQuestion))
+		var d fmsimtest.Deltas
+		resp, err := b.client(t).Invoke(pipeline.ContextWithStream(t.Context(), pipeline.NewStream(d.Add)), request(longQuestion))
 		if err != nil {
 			t.Fatalf("drop after %d: %v", drop, err)
 		}
-		if resp.Text != whole.Text || d.joined() != whole.Text {
-			t.Fatalf("drop after %d: text %q, deltas %q; want both %q", drop, resp.Text, d.joined(), whole.Text)
-		}
-		if len(d.got) < len(fmsim.Chunks(whole.Text)) {
-			t.Errorf("drop after %d: %d deltas, want one per chunk (%d)", drop, len(d.got), len(fmsim.Chunks(whole.Text)))
-		}
-		st := b.sim.Stats()
-		if drop > 0 && (st.DroppedStreams == 0 || st.ResumedStreams != st.DroppedStreams) {
-			t.Errorf("drop after %d: stats %+v, want every dropped stream resumed", drop, st)
-		}
-		if drop == 0 && st.Streams != 1 {
-			t.Errorf("streams = %d, want 1", st.Streams)
-		}
+		fmsimtest.CheckResumed(t, b.sim, drop, whole.Text, resp.Text, &d)
 		if resp.StopReason != "end_turn" || resp.Usage.OutputTokens == 0 || resp.Usage.InputTokens == 0 {
 			t.Errorf("drop after %d: stop %q usage %+v", drop, resp.StopReason, resp.Usage)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/infleet/infleet/adapters/s3"
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -69,10 +69,7 @@ type bundle struct {
 // the variable is unset.
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
+	endpoint := awstest.Endpoint(t)
 	rec := &recorder{}
 	client := awss3.New(awss3.Options{
 		Region:       "us-east-1",

@@ -3,7 +3,6 @@ package sns_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/infleet/infleet/adapters/sns"
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 )
@@ -33,10 +33,7 @@ type bundle struct {
 // delivery as given), or skips the test when the variable is unset.
 func setup(t *testing.T, raw bool) *bundle {
 	t.Helper()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
+	endpoint := awstest.Endpoint(t)
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	b := &bundle{
 		sns: awssns.New(awssns.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), Credentials: creds}),

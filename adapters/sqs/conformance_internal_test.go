@@ -2,15 +2,11 @@ package sqs
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/infleet/infleet/adapters/internal/delivery"
 	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
@@ -20,15 +16,7 @@ import (
 // queue a fresh one on the emulator.
 func TestSourceConformance(t *testing.T) {
 	t.Parallel()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
-	client := awssqs.New(awssqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	client := NewTestClient(t)
 	deliverytest.Run(t, deliverytest.Harness{
 		Open: func(t *testing.T, lease time.Duration) (func(*testing.T, ...*message.Message), func(*testing.T) delivery.Source) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -2,14 +2,10 @@ package sqs_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
@@ -24,16 +20,7 @@ type testBundle struct {
 // setup returns a client on INFLEET_TEST_AWS_ENDPOINT, or skips the test when it is unset.
 func setup(t testing.TB) *testBundle {
 	t.Helper()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
-	client := awssqs.New(awssqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	return &testBundle{client: client}
+	return &testBundle{client: sqs.NewTestClient(t)}
 }
 
 func newName(prefix string) string { return prefix + "-" + watermill.NewShortUUID() }
@@ -85,39 +72,13 @@ func newSubscriber(t testing.TB, cfg sqs.SubscriberConfig) *sqs.Subscriber {
 	return sub
 }
 
-func subscribe(t testing.TB, sub *sqs.Subscriber, topic string) <-chan *message.Message {
-	t.Helper()
-	ch, err := sub.Subscribe(context.Background(), topic)
-	if err != nil {
-		t.Fatalf("subscribe %s: %v", topic, err)
-	}
-	return ch
-}
-
-// publishN publishes n messages with payload "x" on topic and returns them.
-func publishN(t testing.TB, pub *sqs.Publisher, topic string, n int) []*message.Message {
-	t.Helper()
-	msgs := make([]*message.Message, n)
-	for i := range msgs {
-		msgs[i] = message.NewMessage(watermill.NewUUID(), []byte("x"))
-	}
-	if err := pub.Publish(topic, msgs...); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	return msgs
-}
-
-// receive waits up to timeout for one message (deliverytest.Receive).
-func receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	return deliverytest.Receive(t, ch, timeout)
-}
-
-// noMessage fails if a message arrives within d (deliverytest.NoMessage).
-func noMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
-	t.Helper()
-	deliverytest.NoMessage(t, ch, d)
-}
+// The shared helpers of the transports' tests (deliverytest), by short names.
+var (
+	subscribe = deliverytest.Subscribe
+	publishN  = deliverytest.PublishN
+	receive   = deliverytest.Receive
+	noMessage = deliverytest.NoMessage
+)
 
 // waitFor polls cond every 50 ms until it holds or timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -1,7 +1,8 @@
 // Package deliverytest tests message sources for the delivery engine: Run is the engine's
 // conformance suite, which a transport's Source passes beside Watermill's universal Pub/Sub
 // suite, and Queue is an in-memory Source with a leasing broker's semantics, for the engine's
-// own tests and examples.
+// own tests and examples. Subscribe, PublishN, Receive and NoMessage serve a transport's own
+// tests, and BenchConsumeAck its consume benchmark.
 package deliverytest
 
 import (

@@ -78,33 +78,6 @@ func newMessages(n int) []*message.Message {
 	return msgs
 }
 
-// Receive waits up to timeout for one message from ch.
-func Receive(t testing.TB, ch <-chan *message.Message, timeout time.Duration) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatal("messages channel closed")
-		}
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no message within %s", timeout)
-	}
-	return nil
-}
-
-// NoMessage fails if a message arrives on ch within d.
-func NoMessage(t testing.TB, ch <-chan *message.Message, d time.Duration) {
-	t.Helper()
-	select {
-	case m, ok := <-ch:
-		if ok {
-			t.Fatalf("unexpected message %s", m.UUID)
-		}
-	case <-time.After(d):
-	}
-}
-
 // closeWithin closes e and fails if that takes longer than d.
 func closeWithin(t *testing.T, e *delivery.Engine, d time.Duration) {
 	t.Helper()
