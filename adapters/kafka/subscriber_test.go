@@ -131,6 +131,7 @@ func TestRecordShape(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	wantKeys := []string{"job-42", plain.UUID}
+	wantUUIDs := []string{withJob.UUID, plain.UUID}
 	for i, want := range wantKeys {
 		r, err := raw.FetchMessage(ctx)
 		if err != nil {
@@ -139,9 +140,12 @@ func TestRecordShape(t *testing.T) {
 		if string(r.Key) != want {
 			t.Errorf("record %d key %q; want %q", i, r.Key, want)
 		}
-		i := slices.IndexFunc(r.Headers, func(h kafkago.Header) bool { return h.Key == infkafka.HeaderUUID })
-		if i < 0 {
+		h := slices.IndexFunc(r.Headers, func(h kafkago.Header) bool { return h.Key == infkafka.HeaderUUID })
+		switch {
+		case h < 0:
 			t.Errorf("record %d has no %s header", i, infkafka.HeaderUUID)
+		case string(r.Headers[h].Value) != wantUUIDs[i]:
+			t.Errorf("record %d %s header %q; want %q", i, infkafka.HeaderUUID, r.Headers[h].Value, wantUUIDs[i])
 		}
 	}
 
