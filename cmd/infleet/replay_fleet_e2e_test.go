@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline/ops"
+)
+
+// TestReplayProgressAnywhere runs two `infleet ingress` processes and a worker on kfake and
+// PostgreSQL, starts a slow replay on the first and follows it through the second; a repeated
+// start on the second answers the running replay, one with another filter is refused. The
+// first is SIGKILLed mid-replay: the second takes the replay over once its lease runs out and
+// continues it to the end, so that matched equals published and every archived job ran again
+// under the replay's name.
+func TestReplayProgressAnywhere(t *testing.T) {
+	dsn, brokers := kafkaFleetPeers(t)
+	bin := binary(t)
+	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
+log: {level: warn}
+`, dsn)
+	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
+	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
+	cfgPath := writeConfig(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+models: [{name: m, provider: sim, latency: 5ms}]
+routes: {default: m}
+workers: {concurrency: 4, max_attempts: 3, shutdown_timeout: 1s}
+archive: {replay_lease: 3s}
+`)
+	dataDir := t.TempDir() // shared: the result files and the archive of every process
+	a := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+	b := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+	startRole(t, bin, "worker", dataDir, cfgPath, env)
+
+	const n = 30
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, a.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"replayed anywhere %d"}}`, i)))
+	}
+	for _, id := range ids {
+		a.api.waitStatus(id, messages.StatusCompleted)
+	}
+	a.api.eventually(15*time.Second, func() bool {
+		_, _, data := a.api.do(http.MethodPost, "/v1/replays", `{"since":"1h","dry_run":true}`, nil)
+		var st ops.ReplayStatus
+		_ = json.Unmarshal(data, &st)
+		return st.Matched == n
+	})
+
+	const start = `{"since":"1h","name":"anywhere","rate":4}`
+	code, hdr, data := a.api.do(http.MethodPost, "/v1/replays", start, nil)
+	if code != http.StatusAccepted || hdr.Get("Location") != "/v1/replays/anywhere" {
+		t.Fatalf("start on the first process: %d %v %s", code, hdr, data)
+	}
+	status := func(h *apiHarness) ops.ReplayStatus {
+		code, _, data := h.do(http.MethodGet, "/v1/replays/anywhere", "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET /v1/replays/anywhere on %s: %d %s", h.base, code, data)
+		}
+		var st ops.ReplayStatus
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	var onB ops.ReplayStatus
+	b.api.eventually(15*time.Second, func() bool { onB = status(b.api); return onB.Published >= 3 })
+	first := onB.Process
+	if onB.Matched != n || onB.Done || onB.Interrupted || first == "" || onB.UpdatedAt.IsZero() {
+		t.Fatalf("progress read on the second process: %+v", onB)
+	}
+
+	// A repeated start anywhere answers the running replay; another filter is refused.
+	code, hdr, data = b.api.do(http.MethodPost, "/v1/replays", start, nil)
+	if code != http.StatusAccepted || hdr.Get("Location") != "/v1/replays/anywhere" || !strings.Contains(string(data), `"process":"`+first+`"`) {
+		t.Fatalf("repeated start on the second process: %d %v %s", code, hdr, data)
+	}
+	code, _, data = b.api.do(http.MethodPost, "/v1/replays", `{"since":"1h","name":"anywhere","task":"classify"}`, nil)
+	if code != http.StatusConflict || !strings.Contains(string(data), `"field":"task"`) {
+		t.Fatalf("start with another filter: %d %s, want 409 naming task", code, data)
+	}
+	code, _, data = b.api.do(http.MethodGet, "/v1/replays?limit=5", "", nil)
+	if code != http.StatusOK || !strings.Contains(string(data), `"replay_name":"anywhere"`) {
+		t.Fatalf("GET /v1/replays on the second process: %d %s", code, data)
+	}
+
+	b.api.eventually(15*time.Second, func() bool { onB = status(b.api); return onB.Published >= 8 })
+	if onB.Done {
+		t.Fatal("the replay ended before the kill; the test needs a slower rate")
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.cmd.Wait()
+	killedAt := onB.Published
+
+	b.api.eventually(60*time.Second, func() bool { onB = status(b.api); return onB.Done })
+	if onB.Error != "" || onB.Matched != n || onB.Published != n || onB.Process == first || onB.Interrupted {
+		t.Fatalf("after the takeover: %+v; want done by another process than %s with %d of %d published", onB, first, n, n)
+	}
+	t.Logf("killed at %d of %d published; %s continued it to the end", killedAt, n, onB.Process)
+	for _, id := range ids {
+		b.api.eventually(30*time.Second, func() bool {
+			rec := b.api.job(id)
+			return rec.ReplayName == "anywhere" && rec.Status == messages.StatusCompleted
+		})
+	}
+}
