@@ -406,8 +406,9 @@ func (o *Operator) finishReplay(rec *pipeline.Replay) bool {
 // ContinueReplays takes over, every interval until ctx ends, the unfinished replays whose
 // lease ran out (their process died), and continues each after its cursor from this
 // process. Jobs the dead process re-published after its last saved progress are re-published
-// again (at most ReplaySaveInterval of them); workers run a job again only under a replay
-// name it has not run under, so they run once. Call it once per Operator.
+// again (at most ReplaySaveInterval of them) under the same job ids and replay name: a worker
+// drops a delivery of a job that already ended under that name, and takes one that arrives
+// while the job runs as any redelivery. Call it once per Operator.
 func (o *Operator) ContinueReplays(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(cmp.Or(interval, o.cfg.ReplayLease/3))
 	defer t.Stop()
