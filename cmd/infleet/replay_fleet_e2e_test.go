@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,9 +36,53 @@ workers: {concurrency: 4, max_attempts: 3, shutdown_timeout: 1s}
 archive: {replay_lease: 3s}
 `)
 	dataDir := t.TempDir() // shared: the result files and the archive of every process
-	a := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	b := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	startRole(t, bin, "worker", dataDir, cfgPath, env)
+	checkReplayAnywhere(t, func() *child { return startRole(t, bin, "ingress", dataDir, cfgPath, env) },
+		func() { startRole(t, bin, "worker", dataDir, cfgPath, env) })
+}
+
+// TestReplayProgressAnywhereOnAWS is TestReplayProgressAnywhere on SQS, DynamoDB and S3
+// (fauxqs and dynalite), each process with its own data dir: the replay lives in the DynamoDB
+// job table and the archive in S3.
+func TestReplayProgressAnywhereOnAWS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := needAWSPeers(t)
+	t.Parallel()
+	bin := binary(t)
+	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	q := func(n string) string { return "rpa-" + sfx + "-" + n }
+	cfgPath := writeConfig(t, fmt.Sprintf(`transport:
+  kind: sqs
+  sqs:
+    queues: {high: %s, normal: %s, low: %s}
+    dead_letter_queue: %s
+    visibility_timeout: 30s
+store: {kind: dynamodb, dynamodb: {table: %s, endpoint: %q}}
+results: {kind: s3, s3: {bucket: %s, prefix: "results/"}}
+models: [{name: m, provider: sim, latency: 5ms}]
+routes: {default: m}
+workers: {concurrency: 4, max_attempts: 3, shutdown_timeout: 1s}
+archive: {replay_lease: 3s}
+log: {level: warn}
+`, q("high"), q("normal"), q("low"), q("dead"), q("jobs"), p.dynamo, q("results")))
+	aws := "INFLEET_AWS_ENDPOINT=" + p.endpoint
+	cmd := exec.Command(bin, "init", "--config", cfgPath, "--data-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), aws)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	checkReplayAnywhere(t, func() *child { return startRole(t, bin, "ingress", t.TempDir(), cfgPath, aws) },
+		func() { startRole(t, bin, "worker", t.TempDir(), cfgPath, aws) })
+}
+
+// checkReplayAnywhere starts two ingress processes and a worker, runs jobs, and checks that a
+// slow replay started on the first is followed, and finished after the first is SIGKILLed,
+// through the second.
+func checkReplayAnywhere(t *testing.T, startIngress func() *child, startWorker func()) {
+	t.Helper()
+	a, b := startIngress(), startIngress()
+	startWorker()
 
 	const n = 30
 	ids := make([]string, 0, n)
