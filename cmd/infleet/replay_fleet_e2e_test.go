@@ -158,3 +158,77 @@ func checkReplayAnywhere(t *testing.T, startIngress func() *child, startWorker f
 		})
 	}
 }
+
+// TestReplaySurvivesARestart stops `infleet serve` (the embedded default, SQLite) with SIGTERM
+// in the middle of a slow replay: the process hands the replay back, and the process started
+// again on the same data dir shows its progress at once and finishes it, each archived job
+// re-published once.
+func TestReplaySurvivesARestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := binary(t)
+	dataDir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, `
+models: [{name: m, provider: sim, latency: 5ms}]
+routes: {default: m}
+workers: {concurrency: 4, shutdown_timeout: 2s}
+archive: {replay_lease: 3s}
+log: {level: info}
+`)
+	c := startChild(t, bin, dataDir, addr, cfg)
+	const n = 16
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"restart replay %d"}}`, i)))
+	}
+	for _, id := range ids {
+		c.api.waitStatus(id, messages.StatusCompleted)
+	}
+	c.api.eventually(15*time.Second, func() bool {
+		_, _, data := c.api.do(http.MethodPost, "/v1/replays", `{"since":"1h","dry_run":true}`, nil)
+		var st ops.ReplayStatus
+		_ = json.Unmarshal(data, &st)
+		return st.Matched == n
+	})
+	if code, _, data := c.api.do(http.MethodPost, "/v1/replays", `{"since":"1h","name":"restarted","rate":4}`, nil); code != http.StatusAccepted {
+		t.Fatalf("start: %d %s", code, data)
+	}
+	status := func(h *apiHarness) ops.ReplayStatus {
+		code, _, data := h.do(http.MethodGet, "/v1/replays/restarted", "", nil)
+		var st ops.ReplayStatus
+		if code != http.StatusOK || json.Unmarshal(data, &st) != nil {
+			t.Fatalf("GET /v1/replays/restarted: %d %s", code, data)
+		}
+		return st
+	}
+	c.api.eventually(15*time.Second, func() bool { return status(c.api).Published >= 4 })
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM\n%s", err, c.logs.String())
+	}
+	if !strings.Contains(c.logs.String(), "replay handed back at shutdown") {
+		t.Fatalf("no hand-back logged at shutdown:\n%s", c.logs.String())
+	}
+
+	c2 := startChild(t, bin, dataDir, addr, cfg)
+	before := status(c2.api)
+	if before.Published < 4 || before.Done {
+		t.Fatalf("after the restart = %+v; want the progress made before it", before)
+	}
+	var st ops.ReplayStatus
+	c2.api.eventually(30*time.Second, func() bool { st = status(c2.api); return st.Done })
+	if st.Matched != n || st.Published != n || st.Error != "" || st.Process == before.Process {
+		t.Fatalf("finished = %+v; want %d of %d, by the new process", st, n, n)
+	}
+	for _, id := range ids {
+		c2.api.eventually(15*time.Second, func() bool {
+			rec := c2.api.job(id)
+			return rec.ReplayName == "restarted" && rec.Status == messages.StatusCompleted && rec.Attempts == 1
+		})
+	}
+}
