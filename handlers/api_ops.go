@@ -60,7 +60,8 @@ func viewOf(dl ops.DeadLetter, withBody bool) deadLetterView {
 	return v
 }
 
-// addOperationRoutes registers the operator routes, each behind RequireOperator.
+// addOperationRoutes registers the operator routes, each behind RequireOperator but the
+// reads of replays, which a tenant may make for its own.
 func (a *api) addOperationRoutes(operations Operations) {
 	op := func(f http.HandlerFunc) http.Handler { return RequireOperator(f) }
 	a.mux.Handle("POST /v1/replays", op(func(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +107,8 @@ func (a *api) addOperationRoutes(operations Operations) {
 		w.Header().Set("Location", "/v1/replays/"+st.Name)
 		writeJSON(w, http.StatusAccepted, marshalJSON(st))
 	}))
-	a.mux.Handle("GET /v1/replays/{name}", op(func(w http.ResponseWriter, r *http.Request) {
+	// A replay's progress is read by operators (every replay) and tenants (their own).
+	a.mux.Handle("GET /v1/replays/{name}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := operations.ReplayStatus(r.Context(), r.PathValue("name"), TenantFromContext(r.Context()))
 		if err != nil {
 			a.failed(w, r, err, "no replay "+strconv.Quote(r.PathValue("name"))+"; GET /v1/replays lists the recent ones")
@@ -115,7 +117,7 @@ func (a *api) addOperationRoutes(operations Operations) {
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, marshalJSON(st))
 	}))
-	a.mux.Handle("GET /v1/replays", op(func(w http.ResponseWriter, r *http.Request) {
+	a.mux.Handle("GET /v1/replays", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := defaultReplayList
 		if s := r.URL.Query().Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)

@@ -110,3 +110,33 @@ func TestReplayRoutes(t *testing.T) {
 		}
 	}
 }
+
+func TestTenantReadsItsOwnReplaysOnly(t *testing.T) {
+	t.Parallel()
+	fake := &fakeReplays{}
+	asTenant := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := ContextWithPrincipal(r.Context(), Principal{ID: "key:acme", Tenant: "acme"})
+			next.ServeHTTP(w, r.WithContext(ContextWithTenant(ctx, "acme")))
+		})
+	}
+	b := setup(t, func(c *APIConfig) {
+		c.Operations = fake
+		c.Middleware = []func(http.Handler) http.Handler{asTenant}
+	})
+	for _, path := range []string{"/v1/replays", "/v1/replays/r1"} {
+		resp := b.do(t, http.MethodGet, path, "")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s as a tenant: %d, want 200", path, resp.StatusCode)
+		}
+	}
+	if fake.listTenant != "acme" || fake.statusTenant != "acme" {
+		t.Fatalf("reads scoped to %q and %q, want acme", fake.listTenant, fake.statusTenant)
+	}
+	resp := b.do(t, http.MethodPost, "/v1/replays", `{"since":"2h"}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a tenant starting a replay: %d, want 403", resp.StatusCode)
+	}
+}
