@@ -14,7 +14,8 @@ import (
 	"github.com/infleet/infleet/pipeline/telemetry"
 )
 
-// OperatorConfig wires an Operator. Store, Box and Publisher are required.
+// OperatorConfig wires an Operator. Store, Box, Publisher, Topics and Hub are required; the
+// others are optional, as each says.
 type OperatorConfig struct {
 	Store pipeline.JobStore
 	// Results holds the archive that replays read; nil refuses replays.
