@@ -23,7 +23,12 @@ const (
 	DefaultArchiveWrite       = ArchiveWriteBeforeAck
 	DefaultArchiveBatchWindow = 2 * time.Millisecond
 	DefaultArchiveBatchMax    = 500
+	DefaultArchiveReplayLease = 15 * time.Second
 )
+
+// MinArchiveReplayLease is the shortest archive.replay_lease: a replay writes its progress
+// every 500ms, and a lease must outlast a few writes held up by a slow store.
+const MinArchiveReplayLease = 2 * time.Second
 
 // Archive keeps every accepted job message for replay, in the result store.
 type Archive struct {
@@ -39,6 +44,10 @@ type Archive struct {
 	BatchWindow time.Duration `yaml:"batch_window,omitempty"`
 	// BatchMax writes a batch as soon as it holds this many messages. Default 500.
 	BatchMax int `yaml:"batch_max,omitempty"`
+	// ReplayLease is how long a replay stays with the process running it without word from
+	// it (it writes its progress to the job store every 500ms); after that any serve or
+	// ingress process continues it from where it got. Default 15s, at least 2s.
+	ReplayLease time.Duration `yaml:"replay_lease,omitempty"`
 }
 
 // applyDefaults fills the archive section's unset settings.
@@ -47,6 +56,14 @@ func (a *Archive) applyDefaults() {
 	a.Write = cmp.Or(a.Write, DefaultArchiveWrite)
 	a.BatchWindow = cmp.Or(a.BatchWindow, DefaultArchiveBatchWindow)
 	a.BatchMax = cmp.Or(a.BatchMax, DefaultArchiveBatchMax)
+	a.ReplayLease = cmp.Or(a.ReplayLease, DefaultArchiveReplayLease)
+}
+
+// checkArchive checks the archive section's settings that the schema cannot.
+func (c *Config) checkArchive(p *problems) {
+	if c.Archive.ReplayLease < MinArchiveReplayLease {
+		p.add("archive.replay_lease", "is %s; make it at least %s (a replay renews its lease every 500ms)", c.Archive.ReplayLease, MinArchiveReplayLease)
+	}
 }
 
 // BeforeAck reports whether a job's message must be in the archive before it is acknowledged.

@@ -86,7 +86,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 		Routes: map[string]string{"default": "fast"},
 		HTTP: HTTP{MaxBodyBytes: 1 << 20, MaxWait: time.Minute, MaxInflightBodyBytes: 64 << 20, MaxHeaderBytes: 64 << 10,
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 75 * time.Second},
-		Archive: Archive{Retention: 168 * time.Hour, Write: ArchiveWriteBeforeAck, BatchWindow: 2 * time.Millisecond, BatchMax: 500},
+		Archive: Archive{Retention: 168 * time.Hour, Write: ArchiveWriteBeforeAck, BatchWindow: 2 * time.Millisecond, BatchMax: 500, ReplayLease: 15 * time.Second},
 		Log:     Log{Level: "info", Format: "auto"},
 	}
 	if !reflect.DeepEqual(c, want) {

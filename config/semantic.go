@@ -25,6 +25,7 @@ func (c *Config) semantic() *ValidationError {
 	c.checkKafkaSecurity(&p)
 	c.checkStore(&p)
 	c.checkResults(&p)
+	c.checkArchive(&p)
 	c.checkWorkers(&p)
 	c.checkGuardrails(&p)
 	c.checkTriggers(&p)

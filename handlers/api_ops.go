@@ -26,10 +26,16 @@ type Operations interface {
 	DeadLetter(ctx context.Context, jobID, tenant string) (ops.DeadLetter, error)
 	// Redrive sends the matching dead letters back to their queues; idempotent.
 	Redrive(ctx context.Context, f ops.DeadLetterFilter) (ops.RedriveResult, error)
-	// Replay re-publishes the archived jobs req selects (or counts them, on a dry run).
+	// Replay re-publishes the archived jobs req selects (or counts them, on a dry run); a
+	// start under the name of an unfinished replay returns it, or an *ops.ReplayConflictError
+	// when its filters differ.
 	Replay(ctx context.Context, req ops.ReplayRequest) (ops.ReplayStatus, error)
-	// ReplayStatus returns a replay's progress, or pipeline.ErrNotFound.
-	ReplayStatus(name string) (ops.ReplayStatus, error)
+	// ReplayStatus returns a replay's progress from the fleet's store, or
+	// pipeline.ErrNotFound (also for another tenant's replay, unless tenant is "").
+	ReplayStatus(ctx context.Context, name, tenant string) (ops.ReplayStatus, error)
+	// Replays returns up to limit replays, the latest started first; of tenant only unless
+	// tenant is "".
+	Replays(ctx context.Context, tenant string, limit int) ([]ops.ReplayStatus, error)
 	// Stats returns the fleet's figures over the window ending at now.
 	Stats(ctx context.Context, now time.Time, window time.Duration) (ops.Stats, error)
 }
@@ -54,7 +60,8 @@ func viewOf(dl ops.DeadLetter, withBody bool) deadLetterView {
 	return v
 }
 
-// addOperationRoutes registers the operator routes, each behind RequireOperator.
+// addOperationRoutes registers the operator routes, each behind RequireOperator but the
+// reads of replays, which a tenant may make for its own.
 func (a *api) addOperationRoutes(operations Operations) {
 	op := func(f http.HandlerFunc) http.Handler { return RequireOperator(f) }
 	a.mux.Handle("POST /v1/replays", op(func(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +84,11 @@ func (a *api) addOperationRoutes(operations Operations) {
 		}
 		req.Tenant = TenantFromContext(r.Context())
 		st, err := operations.Replay(r.Context(), req)
+		if conflict, ok := errors.AsType[*ops.ReplayConflictError](err); ok {
+			writeProblem(w, r, newProblem(http.StatusConflict, SlugConflict, conflict.Error(),
+				FieldProblem{Field: conflict.Field, Message: "differs from the running replay " + strconv.Quote(conflict.Name) + "'s"}))
+			return
+		}
 		if err != nil {
 			var perm *pipeline.PermanentError
 			if errors.As(err, &perm) {
@@ -95,13 +107,37 @@ func (a *api) addOperationRoutes(operations Operations) {
 		w.Header().Set("Location", "/v1/replays/"+st.Name)
 		writeJSON(w, http.StatusAccepted, marshalJSON(st))
 	}))
-	a.mux.Handle("GET /v1/replays/{name}", op(func(w http.ResponseWriter, r *http.Request) {
-		st, err := operations.ReplayStatus(r.PathValue("name"))
+	// A replay's progress is read by operators (every replay) and tenants (their own).
+	a.mux.Handle("GET /v1/replays/{name}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := operations.ReplayStatus(r.Context(), r.PathValue("name"), TenantFromContext(r.Context()))
 		if err != nil {
-			a.failed(w, r, err, "no replay "+strconv.Quote(r.PathValue("name"))+" started by this process")
+			a.failed(w, r, err, "no replay "+strconv.Quote(r.PathValue("name"))+"; GET /v1/replays lists the recent ones")
 			return
 		}
+		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, marshalJSON(st))
+	}))
+	a.mux.Handle("GET /v1/replays", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := defaultReplayList
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > pipeline.ReplaysMaxList {
+				writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidQuery, "fix the query parameters listed in errors",
+					FieldProblem{Field: "limit", Message: "must be a whole number from 1 to " + strconv.Itoa(pipeline.ReplaysMaxList)}))
+				return
+			}
+			limit = n
+		}
+		list, err := operations.Replays(r.Context(), TenantFromContext(r.Context()), limit)
+		if err != nil {
+			a.failed(w, r, err, "")
+			return
+		}
+		if list == nil {
+			list = []ops.ReplayStatus{}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, marshalJSON(map[string]any{"replays": list, "count": len(list)}))
 	}))
 	a.mux.Handle("GET /v1/dead-letters", op(func(w http.ResponseWriter, r *http.Request) {
 		f, problems := deadLetterQuery(r)
@@ -175,6 +211,9 @@ func (a *api) addOperationRoutes(operations Operations) {
 	}))
 }
 
+// defaultReplayList is how many replays GET /v1/replays lists without a limit.
+const defaultReplayList = 20
+
 // replayBody is the body of POST /v1/replays: the filters of `infleet replay`.
 type replayBody struct {
 	Since    string   `json:"since"`
@@ -202,7 +241,7 @@ func (b replayBody) request(now time.Time) (ops.ReplayRequest, []FieldProblem) {
 		if err != nil || d <= 0 {
 			bad("since", "must be a positive duration such as 2h")
 		}
-		req.From = now.Add(-d)
+		req.From, req.Since = now.Add(-d), d
 	case b.From != "":
 		t, err := time.Parse(time.RFC3339, b.From)
 		if err != nil {

@@ -153,3 +153,11 @@ func TestPaceConformance(t *testing.T) {
 		return a, reopen(t, cfg)
 	})
 }
+
+func TestReplaysConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t, 0)
+	storetest.RunReplays(t, func(t *testing.T) (pipeline.ReplayStore, pipeline.ReplayStore) {
+		return a, reopen(t, cfg)
+	})
+}

@@ -126,3 +126,16 @@ func TestPaceConformance(t *testing.T) {
 		return a, b
 	})
 }
+
+func TestReplaysConformance(t *testing.T) {
+	t.Parallel()
+	a, cfg := setup(t)
+	storetest.RunReplays(t, func(t *testing.T) (pipeline.ReplayStore, pipeline.ReplayStore) {
+		b, err := postgres.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return a, b
+	})
+}

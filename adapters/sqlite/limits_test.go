@@ -172,3 +172,11 @@ func TestPaceConformance(t *testing.T) {
 		return openLimits(t, path), openLimits(t, path)
 	})
 }
+
+func TestReplaysConformance(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "replays.db")
+	storetest.RunReplays(t, func(t *testing.T) (a, b pipeline.ReplayStore) {
+		return openLimits(t, path), openLimits(t, path)
+	})
+}

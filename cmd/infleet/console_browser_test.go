@@ -224,6 +224,12 @@ auth:
 	}
 	clean("replay")
 	shot("replay")
+	// The Replays page lists it among the fleet's replays, done, with its page a click away.
+	navigate("/ui/replays", "#replay-list")
+	if row := text("#replay-list tbody tr"); !strings.Contains(row, "done") || !strings.Contains(row, "1 of 1") {
+		t.Fatalf("the replay's row on the Replays page: %q", row)
+	}
+	clean("replays list")
 
 	navigate("/ui/models", "#models-table")
 	clean("models")

@@ -171,6 +171,9 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 		return err
 	}
 	defer func() { _ = sec.close() }()
+	// Ends the operator's takeover of interrupted replays before the stores close.
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	defer stopOps()
 	if r.ingress {
 		if sec.guard.Budget, err = a.tenantBudgets(); err != nil {
 			return err
@@ -197,7 +200,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 			Metrics:              metrics,
 			Logger:               log.With().Str("component", "http").Logger(),
 			Observe:              observeHTTP(a.metrics),
-			Operations:           a.operations(),
+			Operations:           a.operations(opsCtx),
 			ModelReports:         a.modelReports,
 			MaskInput:            mask,
 			Deltas:               deltas,

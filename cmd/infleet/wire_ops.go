@@ -16,28 +16,51 @@ import (
 )
 
 // operations builds the operator side when the transport can list its dead letters; nil
-// otherwise (the operator routes are then not served).
-func (a *app) operations() handlers.Operations {
+// otherwise (the operator routes are then not served). Its replays live in the fleet's shared
+// store, and it continues, until ctx ends, those whose process died.
+func (a *app) operations(ctx context.Context) handlers.Operations {
 	box, ok := a.subscriber.(pipeline.DeadLetterBox)
 	if !ok {
 		return nil
 	}
 	op, err := ops.NewOperator(ops.OperatorConfig{
-		Store:     a.store,
-		Results:   a.results,
-		Box:       box,
-		Depth:     a.depth,
-		Publisher: a.publisher,
-		Topics:    a.topics,
-		Hub:       a.hub,
-		Metrics:   a.metrics,
-		Logger:    a.log.With().Str("component", "operator").Logger(),
+		Store:       a.store,
+		Results:     a.results,
+		Box:         box,
+		Depth:       a.depth,
+		Publisher:   a.publisher,
+		Topics:      a.topics,
+		Hub:         a.hub,
+		Replays:     a.replayStore(),
+		Process:     a.process,
+		ReplayLease: a.cfg.Archive.ReplayLease,
+		Metrics:     a.metrics,
+		Logger:      a.log.With().Str("component", "operator").Logger(),
 	})
 	if err != nil {
 		a.log.Warn().Err(err).Msg("operator routes not served")
 		return nil
 	}
+	// Closed before the stores and the publisher: its replays are handed back, not failed.
+	a.onClose(op.Close)
+	go op.ContinueReplays(ctx, 0)
 	return op
+}
+
+// replayStore returns where the fleet's replays are kept, the shared store's, or nil (logged)
+// when it cannot be opened or keeps none: replays are then this process's own.
+func (a *app) replayStore() pipeline.ReplayStore {
+	l, err := a.sharedStore()
+	if err != nil {
+		a.log.Warn().Err(err).Msg("replays are this process's own: the fleet's shared store cannot be opened")
+		return nil
+	}
+	s, ok := l.(pipeline.ReplayStore)
+	if !ok {
+		a.log.Warn().Str("store", a.sharedWhere).Msg("replays are this process's own: the store keeps none")
+		return nil
+	}
+	return s
 }
 
 // archive starts the archive of accepted job messages in the result store; it is flushed when

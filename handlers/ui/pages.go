@@ -519,11 +519,37 @@ type replaysData struct {
 	DryRun     *ops.ReplayStatus
 	Statuses   []messages.Status
 	Priorities []messages.Priority
+	// Recent are the fleet's latest replays, from the job store; Running says whether any is
+	// unfinished (the list then refreshes itself).
+	Recent  []ops.ReplayStatus
+	Running bool
+	// RecentError says why the list could not be read ("" when it was).
+	RecentError string
+}
+
+// recentReplays is how many replays the Replays page lists.
+const recentReplays = 20
+
+// withRecent adds the fleet's latest replays to d.
+func (c *console) withRecent(r *http.Request, d replaysData) replaysData {
+	ans := c.call(r, http.MethodGet, "/v1/replays?limit="+strconv.Itoa(recentReplays), nil)
+	var list struct {
+		Replays []ops.ReplayStatus `json:"replays"`
+	}
+	if !ans.ok() || ans.decode(&list) != nil {
+		d.RecentError = ans.problem()
+		return d
+	}
+	d.Recent = list.Replays
+	for _, st := range list.Replays {
+		d.Running = d.Running || !st.Done
+	}
+	return d
 }
 
 func (c *console) replays(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, "replays", sessionFrom(r.Context()), replaysData{Form: replayForm{Since: "1h"},
-		Statuses: allStatuses, Priorities: allPriorities})
+	c.render(w, r, "replays", sessionFrom(r.Context()), c.withRecent(r, replaysData{Form: replayForm{Since: "1h"},
+		Statuses: allStatuses, Priorities: allPriorities}))
 }
 
 // replayAction is the replay form's two buttons: a dry run shows the count and offers the
@@ -547,7 +573,7 @@ func (c *console) replayAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.DryRun = &st
-	c.render(w, r, "replays", sessionFrom(r.Context()), d)
+	c.render(w, r, "replays", sessionFrom(r.Context()), c.withRecent(r, d))
 }
 
 type replayData struct {
