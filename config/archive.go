@@ -51,3 +51,18 @@ func (a *Archive) applyDefaults() {
 
 // BeforeAck reports whether a job's message must be in the archive before it is acknowledged.
 func (a Archive) BeforeAck() bool { return a.Write != ArchiveWriteBackground }
+
+// HeldAcks is how many messages a process holds beyond Workers.InFlight whose jobs are
+// recorded and whose acknowledgements wait for their archive write: archive.batch_max at
+// before_ack, so that a batch can fill while the workers take the next messages; none in the
+// background.
+func (c Config) HeldAcks() int {
+	if !c.Archive.BeforeAck() {
+		return 0
+	}
+	return c.Archive.BatchMax
+}
+
+// Unacked is how many messages a process holds unacknowledged at most: Workers.InFlight plus
+// HeldAcks. The transports are sized by it.
+func (c Config) Unacked() int { return c.Workers.InFlight() + c.HeldAcks() }

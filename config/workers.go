@@ -20,8 +20,9 @@ const (
 	DefaultCancelPoll          = 250 * time.Millisecond
 )
 
-// InFlight is how many messages a process holds at most: Concurrency plus Prefetch. The
-// transports and the scheduler are sized by it.
+// InFlight is how many messages a process runs at once, from their hand-out until their
+// outcome is recorded: Concurrency plus Prefetch. The scheduler is sized by it; the transports
+// by Config.Unacked, which adds the acknowledgements that wait for the archive.
 func (w Workers) InFlight() int { return w.Concurrency + w.Prefetch }
 
 // Workers configures job processing.

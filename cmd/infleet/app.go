@@ -238,7 +238,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	a.onClose(pub.Close)
 	sub, err := natsadapter.NewSubscriber(natsadapter.SubscriberConfig{
 		Conn:        nc,
-		MaxInFlight: a.cfg.Workers.InFlight(),
+		MaxInFlight: a.cfg.Unacked(),
 		Logger:      log,
 	})
 	if err != nil {
@@ -363,6 +363,7 @@ func (a *app) scheduler() (*worker.Scheduler, error) {
 		Subscriber:   a.subscriber,
 		Topics:       a.topics,
 		Concurrency:  a.cfg.Workers.InFlight(),
+		HeldAcks:     a.cfg.HeldAcks(),
 		WeightHigh:   w.High,
 		WeightNormal: w.Normal,
 		WeightLow:    w.Low,

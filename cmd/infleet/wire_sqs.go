@@ -49,7 +49,7 @@ func (a *app) openSQS(ctx context.Context) error {
 	sub, err := sqs.NewSubscriber(sqs.SubscriberConfig{
 		Client:            client,
 		VisibilityTimeout: a.cfg.Transport.SQS.VisibilityTimeout,
-		MaxInFlight:       a.cfg.Workers.InFlight(),
+		MaxInFlight:       a.cfg.Unacked(),
 		Logger:            log,
 	})
 	if err != nil {
