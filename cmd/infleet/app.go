@@ -284,7 +284,11 @@ func (a *app) openStore(ctx context.Context) error {
 func (a *app) openResults(ctx context.Context) error {
 	switch a.cfg.Results.Kind {
 	case config.ResultsFile:
-		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Logger: a.log.With().Str("component", "results").Logger()})
+		// At durability fsync a result file and its directory entry are fsynced before the
+		// result counts as stored (before the job is recorded COMPLETED), and so is every
+		// archive write before its message is acknowledged.
+		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Sync: a.cfg.Fsync(),
+			Logger: a.log.With().Str("component", "results").Logger()})
 		if err != nil {
 			return fmt.Errorf("open the result directory under %s: %w", a.cfg.DataDir, err)
 		}
