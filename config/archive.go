@@ -37,7 +37,9 @@ type Archive struct {
 	// BatchWindow is how long an archive batch waits for more messages after its first before
 	// it is written, at write before_ack (group commit). Default 2ms.
 	BatchWindow time.Duration `yaml:"batch_window,omitempty"`
-	// BatchMax writes a batch as soon as it holds this many messages. Default 500.
+	// BatchMax writes a batch as soon as it holds this many messages. At write before_ack it
+	// is also how many acknowledgements waiting for the archive a process holds beyond
+	// Workers.InFlight (HeldAcks). Default 500.
 	BatchMax int `yaml:"batch_max,omitempty"`
 }
 
