@@ -50,7 +50,10 @@ func (a *app) openSQS(ctx context.Context) error {
 		Client:            client,
 		VisibilityTimeout: a.cfg.Transport.SQS.VisibilityTimeout,
 		MaxInFlight:       a.cfg.Unacked(),
-		Logger:            log,
+		// As many long polls as the messages the workers take need: the acknowledgements
+		// held for the archive (Unacked beyond InFlight) need none of their own.
+		Pollers: max(1, a.cfg.Workers.InFlight()/10),
+		Logger:  log,
 	})
 	if err != nil {
 		return fmt.Errorf("transport.sqs: %w", err)

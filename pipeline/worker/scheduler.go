@@ -177,10 +177,12 @@ func (s *Scheduler) loop(ctx context.Context, ins [3]<-chan *message.Message, ou
 		case out <- handOut:
 		case <-ctx.Done():
 			handOut.Nack()
+			msg.Nack()
 			return
 		case <-s.draining:
 			// Never handed out: give it back to the transport for redelivery.
 			handOut.Nack()
+			msg.Nack()
 			return
 		}
 	}
