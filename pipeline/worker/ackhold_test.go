@@ -197,3 +197,66 @@ func TestSchedulerNacksAHeldAckWhoseArchiveWriteFailed(t *testing.T) {
 		t.Fatalf("record %+v, want its one attempt, none spent on the archive", rec)
 	}
 }
+
+// BenchmarkHeldAcks burns down b.N job messages (0 ms model, the archive written before the
+// ack with its default 2 ms batch window) through a Scheduler of 32 messages and 16 places,
+// each message run in its own goroutine as a Watermill router does: without held acks a
+// message keeps its handler until its archive batch is written, with them only until its
+// outcome is recorded.
+func BenchmarkHeldAcks(b *testing.B) {
+	for _, held := range []int{0, 500} {
+		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
+			bundle := pipelinetest.SetupWith(b, nil, func(c *worker.Config) {
+				a, err := ops.NewArchive(ops.ArchiveConfig{Store: c.Results})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = a.Close() })
+				c.Archive = a
+				c.Concurrency = 16
+			})
+			topic := pipelinetest.Topics.For(messages.PriorityNormal)
+			sub := &readySubscriber{topics: map[string][]*message.Message{}}
+			answered := make(chan struct{}, b.N)
+			for i := range b.N {
+				d := pipelinetest.JobDelivery(b, pipelinetest.TextJob(fmt.Sprintf("bench-%d", i)))
+				msg := message.NewMessage(d.MessageID, d.Payload)
+				msg.Metadata = d.Metadata
+				sub.topics[topic] = append(sub.topics[topic], msg)
+				go func() {
+					select {
+					case <-msg.Acked():
+					case <-msg.Nacked():
+					}
+					answered <- struct{}{}
+				}()
+			}
+			s, err := worker.NewScheduler(worker.SchedulerConfig{Subscriber: sub, Topics: pipelinetest.Topics, Concurrency: 32, HeldAcks: held})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = s.Close() })
+			b.ResetTimer()
+			out, err := s.Subscribe(context.Background(), worker.SchedulerTopic)
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for msg := range out {
+					go func() {
+						o := bundle.Worker.Process(msg.Context(), worker.Delivery{MessageID: msg.UUID, Payload: msg.Payload, Metadata: msg.Metadata})
+						if o.Retry {
+							msg.Nack()
+						} else {
+							msg.Ack()
+						}
+					}()
+				}
+			}()
+			for range b.N {
+				<-answered
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
+}
