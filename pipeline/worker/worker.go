@@ -198,8 +198,15 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 			out = o
 		}
 	}
-	if out.Retry || len(archived) == 0 {
-		// A delivery asked for again is not acknowledged: its archive writes need no wait.
+	if out.Retry {
+		// A delivery asked for again is not acknowledged: its archive writes need no wait,
+		// and those of its jobs that got past the infrastructure are done with it.
+		for _, a := range archived {
+			w.ledger.forget(a.jobID)
+		}
+		return out
+	}
+	if len(archived) == 0 {
 		return out
 	}
 	if hold := ackHoldFromContext(ctx); hold != nil {
