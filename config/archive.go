@@ -42,7 +42,9 @@ type Archive struct {
 	// BatchWindow is how long an archive batch waits for more messages after its first before
 	// it is written, at write before_ack (group commit). Default 2ms.
 	BatchWindow time.Duration `yaml:"batch_window,omitempty"`
-	// BatchMax writes a batch as soon as it holds this many messages. Default 500.
+	// BatchMax writes a batch as soon as it holds this many messages. At write before_ack it
+	// is also how many acknowledgements waiting for the archive a process holds beyond
+	// Workers.InFlight (HeldAcks). Default 500.
 	BatchMax int `yaml:"batch_max,omitempty"`
 	// ReplayLease is how long a replay stays with the process running it without word from
 	// it (it writes its progress to the job store every 500ms); after that any serve or
@@ -68,3 +70,18 @@ func (c *Config) checkArchive(p *problems) {
 
 // BeforeAck reports whether a job's message must be in the archive before it is acknowledged.
 func (a Archive) BeforeAck() bool { return a.Write != ArchiveWriteBackground }
+
+// HeldAcks is how many messages a process holds beyond Workers.InFlight whose jobs are
+// recorded and whose acknowledgements wait for their archive write: archive.batch_max at
+// before_ack, so that a batch can fill while the workers take the next messages; none in the
+// background.
+func (c Config) HeldAcks() int {
+	if !c.Archive.BeforeAck() {
+		return 0
+	}
+	return c.Archive.BatchMax
+}
+
+// Unacked is how many messages a process holds unacknowledged at most: Workers.InFlight plus
+// HeldAcks. The transports are sized by it.
+func (c Config) Unacked() int { return c.Workers.InFlight() + c.HeldAcks() }

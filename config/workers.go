@@ -20,8 +20,9 @@ const (
 	DefaultCancelPoll          = 250 * time.Millisecond
 )
 
-// InFlight is how many messages a process holds at most: Concurrency plus Prefetch. The
-// transports and the scheduler are sized by it.
+// InFlight is how many messages a process runs at once, from their hand-out until their
+// outcome is recorded: Concurrency plus Prefetch. The scheduler is sized by it; the transports
+// by Config.Unacked, which adds the acknowledgements that wait for the archive.
 func (w Workers) InFlight() int { return w.Concurrency + w.Prefetch }
 
 // Workers configures job processing.
@@ -33,7 +34,9 @@ type Workers struct {
 	// Prefetch is how many messages a process holds beyond Concurrency: being claimed (their
 	// PROCESSING record being written) before a worker is free, or waiting, their result
 	// stored, for their outcome to be recorded and the message acknowledged. A worker is
-	// never kept from the next job by those writes. Default: Concurrency.
+	// never kept from the next job by those writes. At archive.write before_ack a message
+	// whose outcome is recorded waits for its archive write among archive.batch_max more
+	// (Config.HeldAcks), not among these. Default: Concurrency.
 	Prefetch int `yaml:"prefetch,omitempty"`
 	// MaxAttempts before a job fails and is dead-lettered. Default 5.
 	MaxAttempts int `yaml:"max_attempts,omitempty"`

@@ -22,7 +22,9 @@ func (e *RetryError) Error() string { return "delivery handed back for retry: " 
 
 // JobHandler adapts a worker.Worker to a Watermill handler: the delivery is acked when the
 // worker settled it (completed, failed for good, dead-lettered or dropped as a duplicate) and
-// nacked, with messages.MetaNackDelay set to the backoff, when it asks for a retry.
+// nacked, with messages.MetaNackDelay set to the backoff, when it asks for a retry. Behind a
+// worker.Scheduler with held acks, the ack of the message the router gets frees the handler,
+// and the Scheduler acks the transport's message once its archive write returned.
 func JobHandler(w *worker.Worker) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		out := w.Process(msg.Context(), worker.Delivery{

@@ -39,7 +39,9 @@ func (s *Store) Append(ctx context.Context, key string, data []byte) error {
 	}
 	_, err = f.Write(data)
 	if err == nil && s.sync {
-		err = f.Sync()
+		if err = f.Sync(); err == nil {
+			s.synced("file")
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

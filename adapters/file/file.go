@@ -77,6 +77,8 @@ type Store struct {
 	sync bool
 	root *os.Root
 	top  *os.File // dir itself, for the objects at the top level
+	// onSync, when set (by tests), is told of every fsync done: "file" or "dir".
+	onSync func(what string)
 }
 
 var (
@@ -124,6 +126,16 @@ func New(cfg Config) (*Store, error) {
 
 // Dir returns the absolute path of the store's directory.
 func (s *Store) Dir() string { return s.dir }
+
+// Syncs reports whether Put and Append fsync what they wrote before they return (Config.Sync).
+func (s *Store) Syncs() bool { return s.sync }
+
+// synced tells onSync of an fsync done.
+func (s *Store) synced(what string) {
+	if s.onSync != nil {
+		s.onSync(what)
+	}
+}
 
 // Close releases the directory. Calls after Close fail; Close is idempotent.
 func (s *Store) Close() error {
@@ -198,6 +210,9 @@ func (s *Store) putLinked(parent, base string, data []byte) (bool, error) {
 	if errors.Is(err, errNotLinked) || errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}
+	if err == nil && s.sync {
+		s.synced("file")
+	}
 	return err == nil, err
 }
 
@@ -214,7 +229,9 @@ func (s *Store) writeTemp(dir string, data []byte) (string, error) {
 	}
 	_, err = f.Write(data)
 	if err == nil && s.sync {
-		err = f.Sync()
+		if err = f.Sync(); err == nil {
+			s.synced("file")
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -302,6 +319,9 @@ func (s *Store) syncDir(dir string) error {
 	}
 	serr := d.Sync()
 	cerr := d.Close()
+	if serr == nil {
+		s.synced("dir")
+	}
 	return errors.Join(serr, cerr)
 }
 

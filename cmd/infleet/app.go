@@ -238,7 +238,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	a.onClose(pub.Close)
 	sub, err := natsadapter.NewSubscriber(natsadapter.SubscriberConfig{
 		Conn:        nc,
-		MaxInFlight: a.cfg.Workers.InFlight(),
+		MaxInFlight: a.cfg.Unacked(),
 		Logger:      log,
 	})
 	if err != nil {
@@ -284,7 +284,11 @@ func (a *app) openStore(ctx context.Context) error {
 func (a *app) openResults(ctx context.Context) error {
 	switch a.cfg.Results.Kind {
 	case config.ResultsFile:
-		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Logger: a.log.With().Str("component", "results").Logger()})
+		// At durability fsync a result file and its directory entry are fsynced before the
+		// result counts as stored (before the job is recorded COMPLETED), and so is every
+		// archive write before its message is acknowledged.
+		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Sync: a.cfg.Fsync(),
+			Logger: a.log.With().Str("component", "results").Logger()})
 		if err != nil {
 			return fmt.Errorf("open the result directory under %s: %w", a.cfg.DataDir, err)
 		}
@@ -363,6 +367,7 @@ func (a *app) scheduler() (*worker.Scheduler, error) {
 		Subscriber:   a.subscriber,
 		Topics:       a.topics,
 		Concurrency:  a.cfg.Workers.InFlight(),
+		HeldAcks:     a.cfg.HeldAcks(),
 		WeightHigh:   w.High,
 		WeightNormal: w.Normal,
 		WeightLow:    w.Low,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/config"
 )
@@ -61,6 +62,15 @@ func TestDurabilityReachesTheEmbeddedQueueAndSQLite(t *testing.T) {
 			}
 			if got := s.Synchronous(); got != tc.sqlite {
 				t.Errorf("SQLite synchronous = %s, want %s", got, tc.sqlite)
+			}
+			// The result files (and the archive, written to the same store) are fsynced
+			// before a result counts as stored at fsync, and left to the page cache at process.
+			rs, ok := a.results.(*file.Store)
+			if !ok {
+				t.Fatalf("result store is %T, want *file.Store", a.results)
+			}
+			if got := rs.Syncs(); got != tc.syncAlways {
+				t.Errorf("result store syncs = %v, want %v", got, tc.syncAlways)
 			}
 			var lines int
 			for line := range strings.Lines(logs.String()) {

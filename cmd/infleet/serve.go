@@ -318,7 +318,9 @@ func startWorkers(ctx context.Context, a *app) (*workers, error) {
 }
 
 // stop drains the workers: no new messages, running jobs get drain to finish, then they are
-// cancelled and handed back to the queue.
+// cancelled and handed back to the queue. The acks that wait for archive writes get what is
+// left of drain; one still waiting then is answered late or not at all, and its message is
+// delivered again (that delivery only archives its job again).
 func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 	w.sched.Drain()
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
@@ -329,6 +331,10 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 		waitCtx, cancelWait := context.WithTimeout(context.Background(), shutdownBound)
 		defer cancelWait()
 		w.worker.Wait(waitCtx)
+	}
+	if drained && !w.sched.WaitAnswered(drainCtx) {
+		log.Warn().Dur("shutdown_timeout", drain).
+			Msg("some acknowledgements still waited for the archive at shutdown; their messages will be delivered again")
 	}
 	if err := w.router.Close(); err != nil {
 		log.Warn().Err(err).Msg("router close")

@@ -37,7 +37,7 @@ func (a *app) openKafka(ctx context.Context) error {
 	a.onClose(pub.Close)
 	sub, err := kafkaadapter.NewSubscriber(kafkaadapter.SubscriberConfig{
 		Brokers: k.Brokers, TLS: cluster.TLS, SASL: cluster.SASL,
-		Group: k.Group, MaxInFlight: a.cfg.Workers.InFlight(),
+		Group: k.Group, MaxInFlight: a.cfg.Unacked(),
 		// A member heartbeats ten times per session timeout, so a live one is never taken
 		// for dead.
 		SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.SessionTimeout, HeartbeatInterval: k.SessionTimeout / 10,

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/infleet/infleet/adapters/file"
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/pipeline"
@@ -64,21 +62,10 @@ func (a *app) replayStore() pipeline.ReplayStore {
 }
 
 // archive starts the archive of accepted job messages in the result store; it is flushed when
-// the app closes. At durability fsync with local result files, the archive writes through a
-// store of its own on the same directory that fsyncs every object before a worker acks.
+// the app closes. At durability fsync with local result files, the result store fsyncs every
+// write (openResults), so an archive write is on disk before a worker acks.
 func (a *app) archive() *ops.Archive {
-	store := a.results
-	if a.cfg.Results.Kind == config.ResultsFile && a.cfg.Fsync() {
-		s, err := file.New(file.Config{Dir: filepath.Join(a.cfg.DataDir, "results"), Sync: true,
-			Logger: a.log.With().Str("component", "archive").Logger()})
-		if err != nil {
-			a.log.Warn().Err(err).Msg("job messages are not archived; replay will find nothing")
-			return nil
-		}
-		a.onClose(s.Close)
-		store = s
-	}
-	ar, err := ops.NewArchive(ops.ArchiveConfig{Store: store, Retention: a.cfg.Archive.Retention,
+	ar, err := ops.NewArchive(ops.ArchiveConfig{Store: a.results, Retention: a.cfg.Archive.Retention,
 		Background: !a.cfg.Archive.BeforeAck(), Window: a.archiveWindow(), MaxBatch: a.cfg.Archive.BatchMax,
 		Logger: a.log.With().Str("component", "archive").Logger()})
 	if err != nil {

@@ -49,8 +49,11 @@ func (a *app) openSQS(ctx context.Context) error {
 	sub, err := sqs.NewSubscriber(sqs.SubscriberConfig{
 		Client:            client,
 		VisibilityTimeout: a.cfg.Transport.SQS.VisibilityTimeout,
-		MaxInFlight:       a.cfg.Workers.InFlight(),
-		Logger:            log,
+		MaxInFlight:       a.cfg.Unacked(),
+		// As many long polls as the messages the workers take need: the acknowledgements
+		// held for the archive (Unacked beyond InFlight) need none of their own.
+		Pollers: max(1, a.cfg.Workers.InFlight()/10),
+		Logger:  log,
 	})
 	if err != nil {
 		return fmt.Errorf("transport.sqs: %w", err)

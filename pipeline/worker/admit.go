@@ -104,23 +104,37 @@ func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) 
 		Priority: rec.Priority, Tenant: rec.Tenant, Body: body, Metadata: md})
 }
 
-// awaitArchive holds out, the outcome of a job whose message was handed to the archive, until
-// the archive write returned. A message is acknowledged only once its job is in the archive:
-// when the write failed, the delivery is retried as an infrastructure failure (no attempt
-// spent; the job's outcome is already recorded, so the next delivery only archives it again).
-func (w *Worker) awaitArchive(ctx context.Context, jobID string, pending *ops.ArchiveWrite, out Outcome) Outcome {
-	if pending == nil || out.Retry {
-		return out
+// archiveWait is a job's archive write that its message's acknowledgement waits for.
+type archiveWait struct {
+	jobID string
+	write *ops.ArchiveWrite
+}
+
+// awaitArchive returns once the archive writes of a delivery's jobs returned: the outcome of
+// the delivery, whose jobs' outcomes are recorded and asked for no retry. A message is
+// acknowledged only once its jobs are in the archive: when a write failed, the delivery is
+// retried as an infrastructure failure (no attempt spent; the job's outcome is already
+// recorded, so the next delivery only archives it again).
+func (w *Worker) awaitArchive(ctx context.Context, writes []archiveWait) Outcome {
+	out := Outcome{}
+	for _, a := range writes {
+		start := time.Now()
+		err := a.write.Wait(ctx)
+		w.cfg.Metrics.StageDone("archive", start)
+		var o Outcome
+		switch {
+		case err == nil:
+			w.ledger.forget(a.jobID)
+			continue
+		case ctx.Err() != nil:
+			w.handedBack.Add(1)
+			o = Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
+		default:
+			o = w.infraRetry(a.jobID, classify(pipeline.Infrastructure("archive", err)).jobErr, "archive")
+		}
+		if !out.Retry || o.Delay < out.Delay {
+			out = o
+		}
 	}
-	start := time.Now()
-	err := pending.Wait(ctx)
-	w.cfg.Metrics.StageDone("archive", start)
-	if err == nil {
-		return out
-	}
-	if ctx.Err() != nil {
-		w.handedBack.Add(1)
-		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
-	}
-	return w.infraRetry(jobID, classify(pipeline.Infrastructure("archive", err)).jobErr, "archive")
+	return out
 }

@@ -29,6 +29,9 @@ type Outcome struct {
 	// infrastructure marks a retry asked for because infleet's own dependencies failed: the
 	// worker keeps counting the job's failures in a row for its backoff.
 	infrastructure bool
+	// archived are the archive writes of the delivery's jobs that its acknowledgement waits
+	// for (archive.write: before_ack); none when it is asked for again.
+	archived []archiveWait
 }
 
 // Decoder turns a delivery into the jobs it carries (a job message is one job; an S3 event may

@@ -28,8 +28,14 @@ type SchedulerConfig struct {
 	// Subscriber is the transport's subscriber; the Scheduler subscribes to each priority topic.
 	Subscriber message.Subscriber
 	Topics     pipeline.Topics
-	// Concurrency caps messages handed out and not yet acked or nacked (default 64).
+	// Concurrency caps messages handed out whose handlers have not returned (default 64).
 	Concurrency int
+	// HeldAcks is how many more messages may wait, their handlers returned, for the archive
+	// write their acknowledgement needs (archive.write: before_ack): at most Concurrency +
+	// HeldAcks messages are handed out and not yet acked or nacked, and the transport must
+	// hold that many. 0 (the default) holds none: a handler returns only once its message
+	// may be acknowledged, and Concurrency caps the messages not yet acked or nacked.
+	HeldAcks int
 	// Weights share the hand-outs among priorities that have work waiting (default 6/3/1).
 	// With Strict, a lower priority gets a message only when every higher one has none ready.
 	WeightHigh, WeightNormal, WeightLow int
@@ -41,9 +47,17 @@ type SchedulerConfig struct {
 // the priorities that have a message ready) or strictly, and holding at most Concurrency
 // messages in flight. It is a message.Subscriber serving SchedulerTopic. A flood of low
 // messages never starves high ones; under weights, low ones still progress.
+//
+// With HeldAcks it is also the ack-holder of the messages it hands out: the router gets a
+// stand-in of each, and a job handler (Worker.Process) may leave the wait for its job's
+// archive write with the Scheduler and return; the stand-in's ack then frees the handler's
+// place at once, and the transport's message is acked only once that wait returned (nacked,
+// for redelivery, when the write failed).
 type Scheduler struct {
 	cfg     SchedulerConfig
 	weights [3]int
+	// unanswered counts the messages handed out and not yet acked or nacked.
+	unanswered ackHolder
 
 	mu       sync.Mutex
 	draining chan struct{}
@@ -62,6 +76,9 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.HeldAcks < 0 {
+		return nil, fmt.Errorf("scheduler: HeldAcks is %d (use 0 or more)", cfg.HeldAcks)
 	}
 	w := [3]int{cfg.WeightHigh, cfg.WeightNormal, cfg.WeightLow}
 	if w == [3]int{} {
@@ -111,39 +128,76 @@ func (s *Scheduler) Subscribe(ctx context.Context, topic string) (<-chan *messag
 
 // loop hands messages from ins to out by priority until ctx ends or the scheduler drains.
 func (s *Scheduler) loop(ctx context.Context, ins [3]<-chan *message.Message, out chan<- *message.Message) {
-	slots := make(chan struct{}, s.cfg.Concurrency)
+	// handling: one token per message whose handler has not returned; unacked: one per
+	// message not yet acked or nacked, held acks included.
+	handling := make(chan struct{}, s.cfg.Concurrency)
+	unacked := handling
+	if s.cfg.HeldAcks > 0 {
+		unacked = make(chan struct{}, s.cfg.Concurrency+s.cfg.HeldAcks)
+	}
 	m := merger{s: s, ins: ins}
 	defer m.giveBack()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !s.take(ctx, unacked) {
 			return
-		case <-s.draining:
+		}
+		if s.cfg.HeldAcks > 0 && !s.take(ctx, handling) {
+			<-unacked
 			return
 		}
 		msg, ok := m.next(ctx)
 		if !ok {
+			<-unacked
+			if s.cfg.HeldAcks > 0 {
+				<-handling
+			}
 			return
 		}
-		go func() {
-			select {
-			case <-msg.Acked():
-			case <-msg.Nacked():
-			case <-ctx.Done():
-			}
-			<-slots
-		}()
+		s.unanswered.add()
+		handOut := msg
+		if s.cfg.HeldAcks > 0 {
+			var hold *ackHold
+			handOut, hold = standIn(msg)
+			go func() {
+				defer func() { <-unacked; s.unanswered.done() }()
+				forward(ctx, msg, handOut, hold, func() { <-handling })
+			}()
+		} else {
+			go func() {
+				select {
+				case <-msg.Acked():
+				case <-msg.Nacked():
+				case <-ctx.Done():
+				}
+				<-unacked
+				s.unanswered.done()
+			}()
+		}
 		select {
-		case out <- msg:
+		case out <- handOut:
 		case <-ctx.Done():
+			handOut.Nack()
 			msg.Nack()
 			return
 		case <-s.draining:
 			// Never handed out: give it back to the transport for redelivery.
+			handOut.Nack()
 			msg.Nack()
 			return
 		}
+	}
+}
+
+// take puts a token in slots, waiting for room, and reports false when ctx ends or the
+// scheduler drains first.
+func (s *Scheduler) take(ctx context.Context, slots chan<- struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.draining:
+		return false
 	}
 }
 
@@ -277,6 +331,11 @@ func (s *Scheduler) Drain() {
 		close(s.draining)
 	}
 }
+
+// WaitAnswered blocks until every message handed out is acked or nacked, held acks included,
+// or ctx ends, and reports whether every one is. Called after Drain, it is the wait of a
+// graceful shutdown for the acks that wait on archive writes.
+func (s *Scheduler) WaitAnswered(ctx context.Context) bool { return s.unanswered.wait(ctx) }
 
 // Close drains, waits for the merge loop to stop and closes the transport subscriber.
 func (s *Scheduler) Close() error {

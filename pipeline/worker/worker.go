@@ -157,7 +157,11 @@ func (w *Worker) Wait(ctx context.Context) bool {
 }
 
 // Process runs one delivery to an outcome. It never returns Retry for a delivery that can never
-// succeed: such deliveries are dead-lettered and acknowledged.
+// succeed: such deliveries are dead-lettered and acknowledged. A delivery whose jobs were
+// handed to the archive is acknowledged only once their archive writes returned: Process
+// waits for them, unless ctx is that of a message handed out by a Scheduler with held acks
+// (SchedulerConfig.HeldAcks): it then returns as soon as the outcomes are recorded, and the
+// Scheduler acks the message once the writes returned, or nacks it when one failed.
 func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	w.inFlight.Add(1)
 	defer w.inFlight.Done()
@@ -186,20 +190,40 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 		return Outcome{}
 	}
 	out := Outcome{}
+	var archived []archiveWait
 	for i := range jobs {
 		o := w.processJob(ctx, d, &jobs[i])
+		archived = append(archived, o.archived...)
 		if o.Retry && (!out.Retry || o.Delay < out.Delay) {
 			out = o
 		}
 	}
-	return out
+	if out.Retry {
+		// A delivery asked for again is not acknowledged: its archive writes need no wait,
+		// and those of its jobs that got past the infrastructure are done with it.
+		for _, a := range archived {
+			w.ledger.forget(a.jobID)
+		}
+		return out
+	}
+	if len(archived) == 0 {
+		return out
+	}
+	if hold := ackHoldFromContext(ctx); hold != nil {
+		// The Scheduler acknowledges the message once the writes returned; the handler, and
+		// with it a place for the next message, is free now.
+		hold.settle = func(ctx context.Context) Outcome { return w.awaitArchive(ctx, archived) }
+		return out
+	}
+	return w.awaitArchive(ctx, archived)
 }
 
 // processJob runs one decoded job. What the worker remembers of the job's infrastructure
-// failures lasts until a delivery of it gets past them.
+// failures lasts until a delivery of it gets past them (for a job handed to the archive,
+// until its archive write returned).
 func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) Outcome {
 	out := w.runJob(ctx, d, job)
-	if !out.infrastructure {
+	if !out.infrastructure && len(out.archived) == 0 {
 		w.ledger.forget(job.JobID)
 	}
 	return out
@@ -210,7 +234,12 @@ func (w *Worker) processJob(ctx context.Context, d Delivery, job *messages.Job) 
 // cancellation cut it off, or settled by what its error means.
 func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out Outcome) {
 	var archived *ops.ArchiveWrite
-	defer func() { out = w.awaitArchive(ctx, job.JobID, archived, out) }()
+	defer func() {
+		if archived != nil && !out.Retry {
+			// The message is acknowledged only once the write returned (Process waits).
+			out.archived = []archiveWait{{jobID: job.JobID, write: archived}}
+		}
+	}()
 	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Ctx(ctx).Logger()
 	if w.hardStop.Err() != nil {
 		w.handedBack.Add(1)
