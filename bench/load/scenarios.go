@@ -604,7 +604,7 @@ func (h *harness) alternate(plain float64, plainName, variantName string, runPla
 			}
 		}
 		plains, variants, ratios = append(plains, p), append(variants, v), append(ratios, v/p)
-		h.progress("  round %d: %s %.0f jobs/s, %s %.0f jobs/s, ratio %.3f", r+1, plainName, p, variantName, v, v/p)
+		h.progress("  round %d: %s %.0f jobs/s, %s %.0f jobs/s, %s / %s %.3f", r+1, plainName, p, variantName, v, variantName, plainName, v/p)
 	}
 	return plains, variants, ratios, nil
 }
