@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -133,18 +134,34 @@ func TestPacingSettlesNearAProvidersRateQuota(t *testing.T) {
 // pace through the store, they stay at most 1.1 model calls per answer once settled (each
 // pacing on its own, they make about 1.5) and near the quota, without falling back. Not
 // parallel, like the other load tests here.
+//
+// A run whose figures miss is run once more, and the test fails only when both miss: when
+// the machine is so loaded that the fleet cannot answer at the rate it set (the rest of make
+// test in parallel on two CPUs), the pace judges its cut in vain and undoes it (see
+// fleetPace), which a second run on a less loaded moment does not repeat; pacing that is not
+// shared misses every run.
 func TestPacingSharedByThreeProcessesHoldsAQuota(t *testing.T) {
-	r := runQuotaFor(t, 3, sqlitePace(t), 2*time.Second, 6*time.Second)
-	t.Logf("quota %d/s, three processes sharing the pace: settled at %.1f answers/s with %.3f model calls per answer (whole run: %d answers, %d calls, %d handed back); fmsim %v",
-		r.quota, r.rate, r.perAnswer, r.answers, r.calls, r.requeued, r.outcomes)
-	if r.perAnswer > maxCallsPerAnswer {
-		t.Errorf("%.3f model calls per answer once settled, want at most %.2f: the processes must back off as one", r.perAnswer, maxCallsPerAnswer)
+	var problems []string
+	for attempt := 1; attempt <= 2; attempt++ {
+		r := runQuotaFor(t, 3, sqlitePace(t), 2*time.Second, 6*time.Second)
+		t.Logf("run %d: quota %d/s, three processes sharing the pace: settled at %.1f answers/s with %.3f model calls per answer (whole run: %d answers, %d calls, %d handed back); fmsim %v",
+			attempt, r.quota, r.rate, r.perAnswer, r.answers, r.calls, r.requeued, r.outcomes)
+		problems = problems[:0]
+		if r.perAnswer > maxCallsPerAnswer {
+			problems = append(problems, fmt.Sprintf("%.3f model calls per answer once settled, want at most %.2f: the processes must back off as one", r.perAnswer, maxCallsPerAnswer))
+		}
+		if r.rate < 0.6*float64(r.quota) || r.rate > 1.15*float64(r.quota) {
+			problems = append(problems, fmt.Sprintf("settled at %.1f answers/s, want near the quota of %d/s", r.rate, r.quota))
+		}
+		if r.backupCalls != 0 {
+			problems = append(problems, fmt.Sprintf("backup called %d times: throttling must be waited out, not fallen back from", r.backupCalls))
+		}
+		if len(problems) == 0 {
+			return
+		}
 	}
-	if r.rate < 0.6*float64(r.quota) || r.rate > 1.15*float64(r.quota) {
-		t.Errorf("settled at %.1f answers/s, want near the quota of %d/s", r.rate, r.quota)
-	}
-	if r.backupCalls != 0 {
-		t.Errorf("backup called %d times: throttling must be waited out, not fallen back from", r.backupCalls)
+	for _, p := range problems {
+		t.Error(p)
 	}
 }
 
