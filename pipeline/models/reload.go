@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -30,7 +31,10 @@ type WatchConfig struct {
 // WatchFile starts polling cfg.Path (or cfg.Version) and calls cfg.Apply after each change, until
 // the returned stop is called (stop waits for the poller to end). A change applies once two
 // checks in a row see the same new version, so a file caught half-written (truncated, then
-// written) is not applied. The file as it is when WatchFile is called counts as applied. A rejected change is logged and counted in
+// written) is not applied; an empty file is never a version (a writer starved between the
+// truncation and the write can leave it empty for two checks), so emptying the file changes
+// nothing. The file as it is when WatchFile is called counts as applied. A rejected change is
+// logged and counted in
 // infleet_config_reloads_total{result="rejected"}; it is not retried until the file changes
 // again. Metrics go to f's collectors (f may be nil).
 func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
@@ -76,14 +80,21 @@ func WatchFile(f *Fleet, cfg WatchConfig) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// stamp identifies a version of a file by its modification time and size.
+// stamp identifies a version of a file by its modification time and size; an empty file is
+// errEmptyFile, no version.
 func stamp(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", err
 	}
+	if fi.Size() == 0 {
+		return "", errEmptyFile
+	}
 	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size()), nil
 }
+
+// errEmptyFile says a watched file is empty: being written, or emptied, and not applied.
+var errEmptyFile = errors.New("the file is empty")
 
 func (f *Fleet) recordReload(ok bool) {
 	if f == nil {
