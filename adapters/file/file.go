@@ -79,6 +79,8 @@ type Store struct {
 	top  *os.File // dir itself, for the objects at the top level
 	// onSync, when set (by tests), is told of every fsync done: "file" or "dir".
 	onSync func(what string)
+	// appends are the files Append keeps open between calls.
+	appends appendHandles
 }
 
 var (
@@ -137,8 +139,10 @@ func (s *Store) synced(what string) {
 	}
 }
 
-// Close releases the directory. Calls after Close fail; Close is idempotent.
+// Close releases the directory and the files Append keeps open. Calls after Close fail;
+// Close is idempotent.
 func (s *Store) Close() error {
+	s.closeAppendHandles()
 	if err := s.top.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		_ = s.root.Close()
 		return fmt.Errorf("file store: close %s: %w", s.dir, err)

@@ -57,6 +57,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file store: delete %s: %w", key, err)
 	}
+	s.closeAppendHandle(name)
 	if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file store: delete %s: %w", key, err)
 	}

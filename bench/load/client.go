@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -357,6 +358,27 @@ type point struct {
 	at       time.Time
 	finished float64
 	inFlight float64
+	cpu      time.Duration // CPU time the process had used (procCPU), -1 when unknown
+}
+
+// cpuPerJob is the process's CPU time per job finished from the first completion to the
+// last, and the share of all CPUs it used meanwhile; 0, 0 when unknown.
+func (f finish) cpuPerJob() (time.Duration, float64) {
+	var a, b *point
+	for i := range f.samples {
+		p := &f.samples[i]
+		if a == nil && !p.at.Before(f.first) {
+			a = p
+		}
+		if !p.at.After(f.last) {
+			b = p
+		}
+	}
+	if a == nil || b == nil || a.cpu < 0 || b.cpu < 0 || b.finished <= a.finished || !b.at.After(a.at) {
+		return 0, 0
+	}
+	used := b.cpu - a.cpu
+	return used / time.Duration(b.finished-a.finished), used.Seconds() / b.at.Sub(a.at).Seconds() / float64(runtime.NumCPU())
 }
 
 // meanInFlight averages the in-flight gauge over the polls from the first completion to the
@@ -431,7 +453,7 @@ func (h *harness) waitFinished(ctx context.Context, p *proc, total int, timeout 
 			return f, fmt.Errorf("%.0f jobs FAILED and %.0f CANCELLED (the scenario's jobs should all complete); the log of infleet %s ends:\n%s",
 				c.failed, c.cancelled, p.role, p.logTail())
 		}
-		f.samples = append(f.samples, point{now, c.finished(), c.inFlight})
+		f.samples = append(f.samples, point{now, c.finished(), c.inFlight, procCPU(p.pid())})
 		if f.first.IsZero() && c.finished() > 0 {
 			f.first, f.firstCount = now, c.finished()
 		}

@@ -97,6 +97,35 @@ func procField(path, key string) string {
 	return "unknown"
 }
 
+// procCPU is the CPU time (user and system) process pid has used so far, from
+// /proc/<pid>/stat; -1 when it cannot tell.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces; the fields after its closing parenthesis
+	// start with the state (field 3), so utime and stime (14 and 15) are the 12th and 13th.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return -1
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return -1
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc's CPU times: 100 on every Linux
+// platform Go supports.
+const clockTicks = 100
+
 // cpuBusy measures the share of all CPUs that were not idle over d, from /proc/stat; -1 when
 // it cannot tell. Other work on the machine lowers every figure of the run.
 func cpuBusy(d time.Duration) float64 {

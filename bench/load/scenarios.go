@@ -143,8 +143,10 @@ func (h *harness) burnBacklog(ctx context.Context, name string, n int, cfg child
 		return b, err
 	}
 	b.fin = fin
-	h.progress("  completions per 500 ms after the first (%.0f at %s after start): %s; mean jobs in flight %.0f of %d",
-		fin.firstCount, fin.first.Sub(p.started).Round(time.Millisecond), fin.curve(500*time.Millisecond), fin.meanInFlight(), workers)
+	perJob, share := fin.cpuPerJob()
+	h.progress("  completions per 500 ms after the first (%.0f at %s after start): %s; mean jobs in flight %.0f of %d; infleet %s used %s CPU per job, %.0f%% of the CPUs",
+		fin.firstCount, fin.first.Sub(p.started).Round(time.Millisecond), fin.curve(500*time.Millisecond), fin.meanInFlight(), workers,
+		p.role, perJob.Round(time.Microsecond/10), share*100)
 	if len(ids) == 0 || ids[0] == "" {
 		return b, errors.New("no job ids recorded")
 	}
