@@ -39,10 +39,12 @@ const (
 // process proposes lowers it at once, and at most once per fleetPaceWindow, to the lesser of
 // 80 % of it and 85 % of the rate the fleet was answered at lately (every process reports its
 // answers into the row). The cut is judged by the fleet's answers in a full second starting a
-// second or more after it: when they fall clearly short of the rate it set (paceKeptFleet),
-// the throttling was not about the callers' rate, so the cut is undone and cuts are held for
-// paceTolerance. Each success earns its share of the additive increase, which its process
-// adds at its next write; the pace is lifted as the per-process one is. The rate is split
+// second or more after it: when they fall clearly short of the rate it set (paceKeptFleet)
+// while the process that cut still sees throttles, the throttling was not about the callers'
+// rate, so the cut is undone and cuts are held for paceTolerance (fewer answers without
+// throttles are the callers calling less, and the cut stands). Each success earns its share
+// of the additive increase, which its process adds at its next write; the pace is lifted as
+// the per-process one is. The rate is split
 // among the processes by a token bucket of the store (LimitStore.Take at the fleet rate),
 // taken by one waiting caller per process at a time, so a paced call costs one store write
 // and an unpaced one none; the row is read every fleetPaceRefresh in the background while
@@ -212,7 +214,7 @@ func (fp *fleetPace) syncOnce() (again bool) {
 	}
 	raise, cut, cutAnswered, cutSeen := fp.raise, fp.cut, fp.cutAnswered, fp.cutSeen
 	fp.raise, fp.cut = 0, 0
-	ours, oursUndo := fp.ours, fp.oursUndo
+	ours, oursUndo, lastThrottle := fp.ours, fp.oursUndo, fp.lastThrottle
 	mine := fp.mine[time.Now().Unix()-1] + fp.mine[time.Now().Unix()]
 	fp.mu.Unlock()
 
@@ -252,7 +254,9 @@ func (fp *fleetPace) syncOnce() (again bool) {
 				judged = true // cut again since, or no answers to judge by
 			case row.Second == sec && sec-1 >= ours.Unix()+2:
 				judged = true
-				if float64(row.PrevAnswers) < paceKeptFleet*row.Base {
+				// Fewer answers without throttles since are the callers calling less (a
+				// fleet short of CPU): the cut stands.
+				if float64(row.PrevAnswers) < paceKeptFleet*row.Base && !lastThrottle.Before(time.Unix(sec-1, 0)) {
 					next.Rate, next.HoldUntil = oursUndo, now.Add(paceTolerance)
 					changed = true
 				}

@@ -72,9 +72,10 @@ const unpaced = rate.Limit(1e9)
 // a second. Each success raises it again, by 4 % of the rate the cut set per second, and a
 // pace that has seen no cut for a minute while calls ran at less than half of it is lifted.
 // A cut is judged two seconds later: when the model then answered clearly less than before
-// it, the throttling did not answer the callers' rate (a steady background of throttles that
-// no pace cures) and the cut only cost answers, so it is undone and nothing is cut for half a
-// minute. Paced callers leave one at a time (a burst of one). Safe for concurrent use.
+// it and still throttled, the throttling did not answer the callers' rate (a steady
+// background of throttles that no pace cures) and the cut only cost answers, so it is undone
+// and nothing is cut for half a minute; fewer answers without throttles are the callers
+// calling less, and the cut stands. Paced callers leave one at a time (a burst of one). Safe for concurrent use.
 type pacer struct {
 	lim *rate.Limiter
 	// fleet, when set, shares the pace with the fleet's other processes: the fleet's rate
@@ -108,6 +109,9 @@ type paceProbe struct {
 	ok     int
 	midAt  time.Time // paceJudgeAfter/2 after start, when ok was mid
 	mid    int
+	// throttled counts the throttled answers since midAt: a cut after which the model
+	// throttles no more is kept, however few answers came (the callers may have called less).
+	throttled int
 }
 
 // paceWindow counts one second's calls.
@@ -186,6 +190,9 @@ func (p *pacer) done(throttled bool) {
 	}
 	p.win.throttled++
 	p.run++
+	if !p.probe.midAt.IsZero() {
+		p.probe.throttled++
+	}
 	if p.fleet != nil {
 		p.fleet.throttled(now)
 	}
@@ -220,8 +227,10 @@ func (p *pacer) done(throttled bool) {
 }
 
 // judge ends a cut's probe paceJudgeAfter after it: when the model answered clearly less in
-// the second half of that time than in the second before the cut (the throttling did not answer the callers' rate, so the cut
-// only cost answers), the cut is undone and nothing is cut for paceTolerance.
+// the second half of that time than in the second before the cut and still throttled then
+// (the throttling did not answer the callers' rate, so the cut only cost answers), the cut is
+// undone and nothing is cut for paceTolerance. Fewer answers without throttles are the
+// callers calling less (a process short of CPU, a backlog running out): the cut stands.
 func (p *pacer) judge(now time.Time) {
 	if p.probe.start.IsZero() {
 		return
@@ -238,7 +247,7 @@ func (p *pacer) judge(now time.Time) {
 		return
 	}
 	after := float64(p.probe.ok-p.probe.mid) / now.Sub(p.probe.midAt).Seconds()
-	if after < paceKept*p.probe.before && (p.fleet == nil || p.fleet.rate() <= 0) {
+	if after < paceKept*p.probe.before && p.probe.throttled > 0 && (p.fleet == nil || p.fleet.rate() <= 0) {
 		// A shared cut is judged by the fleet's answers (fleetPace.judge), not this
 		// process's share of them.
 		p.lim.SetLimitAt(now, p.probe.undo)

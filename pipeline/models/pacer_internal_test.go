@@ -81,3 +81,49 @@ func TestPaceSettlesUnderAQuota(t *testing.T) {
 		t.Errorf("%.1f answers/s with %.3f calls per answer, want near 50/s with at most 1.1", answers, calls/answers)
 	}
 }
+
+// A quota of 50 calls per sliding second cuts the pace; right after the cut the callers fall
+// to 10 calls a second (a process short of CPU) and are never throttled again. The cut must
+// stand: fewer answers without throttles are not throttling that no pace cures.
+func TestPaceKeepsACutWhenCallersCallLess(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_000, 0)
+	now := t0
+	p := newPacer()
+	p.now = func() time.Time { return now }
+	var answered []time.Time
+	var cutAt time.Time
+	for now.Before(t0.Add(30 * time.Second)) {
+		if cutAt.IsZero() && !p.probe.start.IsZero() {
+			cutAt = now
+		}
+		step := 5 * time.Millisecond
+		if !cutAt.IsZero() {
+			step = 100 * time.Millisecond // starved callers: 10 calls a second
+		}
+		if p.lim.AllowN(now, 1) {
+			n := 0
+			for i := len(answered) - 1; i >= 0 && now.Sub(answered[i]) < time.Second; i-- {
+				n++
+			}
+			th := n >= 50
+			if !th {
+				answered = append(answered, now)
+			}
+			p.done(th)
+		}
+		if !cutAt.IsZero() && now.Sub(cutAt) > 2*paceJudgeAfter {
+			break
+		}
+		now = now.Add(step)
+	}
+	if cutAt.IsZero() {
+		t.Fatal("the quota never led to a cut")
+	}
+	if lim := float64(p.lim.Limit()); lim >= float64(unpaced) {
+		t.Errorf("the cut at %s was undone once the callers called less, without a throttle since", cutAt.Sub(t0))
+	}
+	if !p.tolerantUntil.IsZero() {
+		t.Errorf("cuts are held until %s: the cut was judged in vain", p.tolerantUntil.Sub(t0))
+	}
+}
