@@ -448,8 +448,9 @@ func (s *Server) answerInvocationJob(ctx context.Context, j *invocationJob, cfg 
 	return JobCompleted, "", counts
 }
 
-// answerRecord answers one record's modelInput: an Anthropic messages body (with
-// anthropic_version) as InvokeModel does, anything else as a Converse request.
+// answerRecord answers one record's modelInput as the live call would: an Anthropic messages
+// body (with anthropic_version) as InvokeModel, anything else as a Converse request, with the
+// same checks and the same answer (Server.reply).
 func (s *Server) answerRecord(model string, input json.RawMessage) (json.RawMessage, error) {
 	var probe struct {
 		AnthropicVersion string `json:"anthropic_version"`
@@ -466,32 +467,17 @@ func (s *Server) answerRecord(model string, input json.RawMessage) (json.RawMess
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(messagesBody(model, answer(model, p)))
+		return json.Marshal(messagesBody(model, s.reply(model, p)))
 	}
 	var req converseRequest
 	if err := json.Unmarshal(input, &req); err != nil {
 		return nil, err
 	}
-	var p prompt
-	for _, b := range req.System {
-		p.system = strings.TrimPrefix(p.system+"\n"+b.Text, "\n")
+	p, err := req.prompt()
+	if err != nil {
+		return nil, err
 	}
-	if req.InferenceConfig != nil {
-		p.maxTokens = req.InferenceConfig.MaxTokens
-	}
-	for _, m := range req.Messages {
-		var parts []string
-		for _, c := range m.Content {
-			if c.Text != nil {
-				parts = append(parts, *c.Text)
-			}
-		}
-		p.messages = append(p.messages, turn{m.Role, strings.Join(parts, "\n")})
-	}
-	if len(p.messages) == 0 {
-		return nil, errors.New("messages: must not be empty")
-	}
-	return json.Marshal(converseBody(answer(model, p)))
+	return json.Marshal(converseBody(s.reply(model, p)))
 }
 
 // anthropicPrompt reads an Anthropic messages body the way InvokeModel does.

@@ -157,18 +157,23 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, api, model string, 
 		return
 	}
 	s.record(api, model, OutcomeOK, r)
+	ok(s.reply(model, p))
+}
+
+// reply is fmsim's answer to p, however it came (a live call or a batch inference record):
+// per item for a batched prompt, the topic's number for a classification prompt under
+// Config.Classify, otherwise the deterministic echo of answer.
+func (s *Server) reply(model string, p prompt) reply {
 	if len(p.messages) > 0 {
 		if items, isBatch := messages.ParseBatchPrompt(p.messages[len(p.messages)-1].text); isBatch {
-			ok(s.answerBatch(model, p, items))
-			return
+			return s.answerBatch(model, p, items)
 		}
 	}
 	if s.clf != nil && isClassification(p.system) && len(p.messages) > 0 {
 		text := strconv.Itoa(s.clf.classify(p.system, p.messages[len(p.messages)-1].text))
-		ok(reply{text: text, in: p.inputTokens() - max(p.maxTokens, 0), out: 1, requestTag: "clf"})
-		return
+		return reply{text: text, in: p.inputTokens() - max(p.maxTokens, 0), out: 1, requestTag: "clf"}
 	}
-	ok(answer(model, p))
+	return answer(model, p)
 }
 
 // bedrockError writes an AWS REST-JSON error.
@@ -228,37 +233,41 @@ type converseRequest struct {
 // converseRequestPrompt reads a Converse or ConverseStream body.
 func converseRequestPrompt(w http.ResponseWriter, r *http.Request) (prompt, error) {
 	var req converseRequest
-	return func() (prompt, error) {
-		if err := decodeBody(w, r, &req); err != nil {
-			return prompt{}, err
+	if err := decodeBody(w, r, &req); err != nil {
+		return prompt{}, err
+	}
+	return req.prompt()
+}
+
+// prompt checks a Converse body as Bedrock does (messages present, starting with the user and
+// alternating roles, no empty text block) and returns what it asks.
+func (req converseRequest) prompt() (prompt, error) {
+	var p prompt
+	var sys []string
+	for _, b := range req.System {
+		sys = append(sys, b.Text)
+	}
+	p.system = strings.Join(sys, "\n")
+	if req.InferenceConfig != nil {
+		p.maxTokens = req.InferenceConfig.MaxTokens
+	}
+	if len(req.Messages) == 0 {
+		return p, fmt.Errorf("messages: must not be empty")
+	}
+	for i, m := range req.Messages {
+		if (i == 0 && m.Role != "user") || (i > 0 && m.Role == req.Messages[i-1].Role) {
+			return p, fmt.Errorf("a conversation must start with a user message and alternate between user and assistant roles")
 		}
-		var p prompt
-		var sys []string
-		for _, b := range req.System {
-			sys = append(sys, b.Text)
-		}
-		p.system = strings.Join(sys, "\n")
-		if req.InferenceConfig != nil {
-			p.maxTokens = req.InferenceConfig.MaxTokens
-		}
-		if len(req.Messages) == 0 {
-			return p, fmt.Errorf("messages: must not be empty")
-		}
-		for i, m := range req.Messages {
-			if (i == 0 && m.Role != "user") || (i > 0 && m.Role == req.Messages[i-1].Role) {
-				return p, fmt.Errorf("a conversation must start with a user message and alternate between user and assistant roles")
+		var parts []string
+		for _, c := range m.Content {
+			if c.Text == nil || *c.Text == "" {
+				return p, fmt.Errorf("messages.%d.content: text content blocks must be non-empty", i)
 			}
-			var parts []string
-			for _, c := range m.Content {
-				if c.Text == nil || *c.Text == "" {
-					return p, fmt.Errorf("messages.%d.content: text content blocks must be non-empty", i)
-				}
-				parts = append(parts, *c.Text)
-			}
-			p.messages = append(p.messages, turn{m.Role, strings.Join(parts, "\n")})
+			parts = append(parts, *c.Text)
 		}
-		return p, nil
-	}()
+		p.messages = append(p.messages, turn{m.Role, strings.Join(parts, "\n")})
+	}
+	return p, nil
 }
 
 func (s *Server) converse(w http.ResponseWriter, r *http.Request) {
