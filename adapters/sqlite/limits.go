@@ -64,15 +64,15 @@ func OpenLimits(ctx context.Context, cfg Config) (*Limits, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	l := &Limits{db: db}
-	if err := l.prepare(ctx, cfg.Path); err != nil {
+	if err := l.prepare(ctx, cfg.Path, cfg.BusyTimeout); err != nil {
 		_ = l.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *Limits) prepare(ctx context.Context, path string) error {
-	conn, err := l.db.Conn(ctx)
+func (l *Limits) prepare(ctx context.Context, path string, busy time.Duration) error {
+	conn, err := connWhenFree(ctx, l.db, busy)
 	if err != nil {
 		return fmt.Errorf("sqlite limits: open %s (check that the file is a SQLite database and is writable): %w", path, err)
 	}

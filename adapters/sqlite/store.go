@@ -212,7 +212,7 @@ func (s *Store) openDatabases(ctx context.Context, cfg Config) error {
 	s.wdb.SetMaxIdleConns(1)
 	s.wdb.SetConnMaxLifetime(0)
 	s.wdb.SetConnMaxIdleTime(0)
-	s.wconn, err = s.wdb.Conn(ctx)
+	s.wconn, err = connWhenFree(ctx, s.wdb, cfg.BusyTimeout)
 	if err != nil {
 		return fmt.Errorf("sqlite store: open %s (check that the file is a SQLite database and is writable): %w", cfg.Path, err)
 	}
