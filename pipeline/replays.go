@@ -64,4 +64,8 @@ type ReplayStore interface {
 	// Replays returns up to limit replays (at most ReplaysMaxList), the latest started first
 	// (ties by name); of tenant only, unless tenant is "".
 	Replays(ctx context.Context, tenant string, limit int) ([]Replay, error)
+	// ForgetReplays deletes the replays last written before before whose lease ran out
+	// before it too (finished ones, and unfinished ones no process continued), and returns
+	// how many it deleted. A replay written or leased since is kept, however old its start.
+	ForgetReplays(ctx context.Context, before time.Time) (int, error)
 }

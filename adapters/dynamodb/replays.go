@@ -281,3 +281,66 @@ func decodeReplay(item map[string]types.AttributeValue) (pipeline.Replay, error)
 	r.StartedAt, r.UpdatedAt, r.LeaseUntil = fromMicros(started), fromMicros(updated), fromMicros(lease)
 	return r, nil
 }
+
+// ForgetReplays implements pipeline.ReplayStore over the list of recent replays: one GetItem
+// of the list, BatchGetItem of its replays, and for each old one a DeleteItem conditioned on
+// it being old still (a replay written or leased meanwhile is kept), then an UpdateItem that
+// removes it from the list only if the list still names that start (a replay started again
+// under the name meanwhile stays listed). Replays no longer listed (beyond the latest
+// replaysRecentKeep) are not found here: they stay readable by name.
+func (s *Store) ForgetReplays(ctx context.Context, before time.Time) (int, error) {
+	out, err := s.client.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.table), Key: key(replaysRecentPK), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replays", err))
+	}
+	listed := map[string]string{} // name -> its list entry
+	var keys []map[string]types.AttributeValue
+	for attr, v := range out.Item {
+		name, ok := strings.CutPrefix(attr, attrReplayPrefix)
+		if sv, isStr := v.(*types.AttributeValueMemberS); ok && isStr {
+			listed[name] = sv.Value
+			keys = append(keys, key(replayPK(name)))
+		}
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	items, err := s.batchGet(ctx, keys, types.KeysAndAttributes{ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replays", err))
+	}
+	b := toMicros(before)
+	n := 0
+	for _, item := range items {
+		r, err := decodeReplay(item)
+		if err != nil || !r.UpdatedAt.Before(before) || !r.LeaseUntil.Before(before) {
+			continue
+		}
+		_, err = s.client.DeleteItem(ctx, &ddb.DeleteItemInput{
+			TableName:                 aws.String(s.table),
+			Key:                       key(replayPK(r.Name)),
+			ConditionExpression:       aws.String("#u < :b AND #l < :b"),
+			ExpressionAttributeNames:  map[string]string{"#u": attrRplUpdatedUs, "#l": attrRplLeaseUs},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":b": numAttr(b)},
+		})
+		if isConditionFailed(err) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replay "+r.Name, err))
+		}
+		n++
+		_, err = s.client.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName:                 aws.String(s.table),
+			Key:                       key(replaysRecentPK),
+			UpdateExpression:          aws.String("REMOVE #r"),
+			ConditionExpression:       aws.String("#r = :v"),
+			ExpressionAttributeNames:  map[string]string{"#r": attrReplayPrefix + r.Name},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": strAttr(listed[r.Name])},
+		})
+		if err != nil && !isConditionFailed(err) {
+			return n, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replay "+r.Name, err))
+		}
+	}
+	return n, nil
+}

@@ -115,3 +115,12 @@ func scanReplay(row pgx.Row) (pipeline.Replay, error) {
 	r.StartedAt, r.UpdatedAt, r.LeaseUntil = fromMicros(started), fromMicros(updated), fromMicros(lease)
 	return r, err
 }
+
+// ForgetReplays implements pipeline.ReplayStore: one delete.
+func (s *Store) ForgetReplays(ctx context.Context, before time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM replays WHERE updated_us < $1 AND lease_us < $1`, toMicros(before))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replays", err))
+	}
+	return int(tag.RowsAffected()), nil
+}

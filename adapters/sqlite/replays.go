@@ -121,3 +121,16 @@ func roundReplay(r pipeline.Replay) pipeline.Replay {
 	r.StartedAt, r.UpdatedAt, r.LeaseUntil = fromMicros(toMicros(r.StartedAt)), fromMicros(toMicros(r.UpdatedAt)), fromMicros(toMicros(r.LeaseUntil))
 	return r
 }
+
+// ForgetReplays implements pipeline.ReplayStore: one delete.
+func (l *Limits) ForgetReplays(ctx context.Context, before time.Time) (int, error) {
+	res, err := l.db.ExecContext(ctx, `DELETE FROM replays WHERE updated_us < ?1 AND lease_us < ?1`, toMicros(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite limits: forget replays: %w: %w", pipeline.ErrUnavailable, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite limits: forget replays: %w", err)
+	}
+	return int(n), nil
+}

@@ -32,8 +32,10 @@ func (a *app) operations(ctx context.Context) handlers.Operations {
 		Replays:     a.replayStore(),
 		Process:     a.process,
 		ReplayLease: a.cfg.Archive.ReplayLease,
-		Metrics:     a.metrics,
-		Logger:      a.log.With().Str("component", "operator").Logger(),
+		// A replay is kept as long as the archive it reads.
+		ReplayRetention: a.cfg.Archive.Retention,
+		Metrics:         a.metrics,
+		Logger:          a.log.With().Str("component", "operator").Logger(),
 	})
 	if err != nil {
 		a.log.Warn().Err(err).Msg("operator routes not served")

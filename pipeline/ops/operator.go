@@ -35,8 +35,12 @@ type OperatorConfig struct {
 	// ReplayLease is how long a replay stays with this process without word from it
 	// (default DefaultReplayLease).
 	ReplayLease time.Duration
-	Metrics     *telemetry.Metrics
-	Logger      zerolog.Logger
+	// ReplayRetention is how long a replay's record is kept after it was last written and
+	// leased (ContinueReplays deletes older ones every hour); 0 keeps them. Set it to the
+	// archive's retention: a replay of jobs the archive no longer holds has nothing to say.
+	ReplayRetention time.Duration
+	Metrics         *telemetry.Metrics
+	Logger          zerolog.Logger
 }
 
 // Operator serves operators: it lists dead letters and sends them back to their queues, and

@@ -72,20 +72,44 @@ func (o *Operator) finishReplay(rec *pipeline.Replay) bool {
 
 // ContinueReplays takes over, every interval until ctx ends, the unfinished replays whose
 // lease ran out (their process died), and continues each after its cursor from this
-// process. Jobs the dead process re-published after its last saved progress are re-published
+// process; with OperatorConfig.ReplayRetention it also deletes, at start and every hour, the
+// replays not written nor leased for that long. Jobs the dead process re-published after its last saved progress are re-published
 // again (at most ReplaySaveInterval of them) under the same job ids and replay name: a worker
 // drops a delivery of a job that already ended under that name, and takes one that arrives
 // while the job runs as any redelivery. Call it once per Operator.
 func (o *Operator) ContinueReplays(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(cmp.Or(interval, o.cfg.ReplayLease/3))
 	defer t.Stop()
+	forget := time.NewTicker(replayForgetEvery)
+	defer forget.Stop()
+	o.forgetReplays(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			o.continueInterrupted(ctx)
+		case <-forget.C:
+			o.forgetReplays(ctx)
 		}
+	}
+}
+
+// replayForgetEvery is how often ContinueReplays deletes old replay records.
+const replayForgetEvery = time.Hour
+
+// forgetReplays deletes the replays older than OperatorConfig.ReplayRetention, if set.
+func (o *Operator) forgetReplays(ctx context.Context) {
+	if o.cfg.ReplayRetention <= 0 || ctx.Err() != nil {
+		return
+	}
+	n, err := o.replayStore.ForgetReplays(ctx, time.Now().Add(-o.cfg.ReplayRetention))
+	if err != nil {
+		o.cfg.Logger.Warn().Err(err).Msg("could not delete old replay records; trying again in an hour")
+		return
+	}
+	if n > 0 {
+		o.cfg.Logger.Info().Int("replays", n).Dur("retention", o.cfg.ReplayRetention).Msg("old replay records deleted")
 	}
 }
 

@@ -85,3 +85,16 @@ func (m *memReplays) Replays(_ context.Context, tenant string, limit int) ([]pip
 	})
 	return out[:min(len(out), max(limit, 1), pipeline.ReplaysMaxList)], nil
 }
+
+func (m *memReplays) ForgetReplays(_ context.Context, before time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for name, r := range m.runs {
+		if r.UpdatedAt.Before(before) && r.LeaseUntil.Before(before) {
+			delete(m.runs, name)
+			n++
+		}
+	}
+	return n, nil
+}

@@ -209,3 +209,38 @@ func TestReplayHandedBackIsContinuedAfterItsCursor(t *testing.T) {
 		t.Fatalf("a published %d, b %d: the takeover proved nothing", len(byA), len(byB))
 	}
 }
+
+// TestOldReplayRecordsAreForgotten checks that an operator with a replay retention deletes,
+// as it starts continuing replays, the records older than it, and keeps the others.
+func TestOldReplayRecordsAreForgotten(t *testing.T) {
+	l, err := sqlite.OpenLimits(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "replays.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	now := time.Now().UTC()
+	old, fresh := now.Add(-10*24*time.Hour), now.Add(-time.Hour)
+	for name, at := range map[string]time.Time{"old": old, "fresh": fresh} {
+		if _, started, err := l.StartReplay(t.Context(), pipeline.Replay{Name: name, Filters: "{}", Done: true,
+			StartedAt: at, UpdatedAt: at, Process: "gone", LeaseUntil: at}); err != nil || !started {
+			t.Fatalf("start %s: %v %v", name, started, err)
+		}
+	}
+	op, err := ops.NewOperator(ops.OperatorConfig{Store: stub{}, Box: stub{}, Publisher: &recordingPublisher{},
+		Topics: pipeline.Topics{High: "h", Normal: "n", Low: "l"}, Replays: l, Process: "a", ReplayLease: time.Second,
+		ReplayRetention: 7 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = op.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go op.ContinueReplays(ctx, time.Hour)
+	waitFor(t, 5*time.Second, "the old replay's record to go", func() bool {
+		_, err := l.GetReplay(t.Context(), "old")
+		return errors.Is(err, pipeline.ErrNotFound)
+	})
+	if _, err := l.GetReplay(t.Context(), "fresh"); err != nil {
+		t.Fatalf("the replay within the retention: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ func RunReplays(t *testing.T, open func(t *testing.T) (a, b pipeline.ReplayStore
 		{"AnExpiredLeaseIsTakenOver", testReplayTakeover},
 		{"OnlyOneClaimWins", testReplayClaimOnce},
 		{"OnlyOneStartWins", testReplayStartOnce},
+		{"OldReplaysAreForgotten", testReplayForget},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -311,5 +312,56 @@ func testReplayStartOnce(t *testing.T, a, b pipeline.ReplayStore, name string) {
 	}
 	if got := mustGetReplay(t, b, name); got.Process != winners[0] {
 		t.Fatalf("held by %s, but %s won the start", got.Process, winners[0])
+	}
+}
+
+// testReplayForget starts three replays two days back: one finished, one unfinished whose
+// lease ran out a day and a half ago, one unfinished whose lease runs still; and one now.
+// Forgetting those older than a day deletes the first two only, from reads and from the list;
+// forgetting again deletes nothing.
+func testReplayForget(t *testing.T, a, b pipeline.ReplayStore, name string) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	old := now.Add(-48 * time.Hour)
+	mk := func(suffix string, updated, lease time.Time, done bool) pipeline.Replay {
+		r := sampleReplay(name + "-" + suffix)
+		r.StartedAt, r.UpdatedAt, r.LeaseUntil, r.Done = updated, updated, lease, done
+		if _, started, err := a.StartReplay(t.Context(), r); err != nil || !started {
+			t.Fatalf("start %s: started %v, %v", r.Name, started, err)
+		}
+		return r
+	}
+	finished := mk("finished", old, old, true)
+	abandoned := mk("abandoned", old, now.Add(-36*time.Hour), false)
+	leased := mk("leased", old, now.Add(time.Hour), false)
+	recent := mk("recent", now, now.Add(time.Hour), false)
+	n, err := b.ForgetReplays(t.Context(), now.Add(-24*time.Hour))
+	if err != nil {
+		t.Fatalf("forget: %v", err)
+	}
+	// Other subtests run beside this one on the same store, all with replays of now.
+	if n != 2 {
+		t.Errorf("forgot %d replays, want 2 (the finished and the abandoned one)", n)
+	}
+	for _, r := range []pipeline.Replay{finished, abandoned} {
+		if _, err := a.GetReplay(t.Context(), r.Name); !errors.Is(err, pipeline.ErrNotFound) {
+			t.Errorf("%s after it was forgotten: %v, want ErrNotFound", r.Name, err)
+		}
+	}
+	for _, r := range []pipeline.Replay{leased, recent} {
+		if _, err := a.GetReplay(t.Context(), r.Name); err != nil {
+			t.Errorf("%s was forgotten or lost: %v", r.Name, err)
+		}
+	}
+	list, err := a.Replays(t.Context(), finished.Tenant, pipeline.ReplaysMaxList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list {
+		if r.Name == finished.Name || r.Name == abandoned.Name {
+			t.Errorf("the list still holds %s", r.Name)
+		}
+	}
+	if n, err := b.ForgetReplays(t.Context(), now.Add(-24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("forget again: %d, %v; want 0", n, err)
 	}
 }
