@@ -203,11 +203,18 @@ func TestSchedulerNacksAHeldAckWhoseArchiveWriteFailed(t *testing.T) {
 // each message run in its own goroutine as a Watermill router does: without held acks a
 // message keeps its handler until its archive batch is written, with them only until its
 // outcome is recorded.
+//
+// background=true is the archive written in the background (archive.write: background), for
+// the cost of the wait against none.
 func BenchmarkHeldAcks(b *testing.B) {
-	for _, held := range []int{0, 500} {
-		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
+	for _, tc := range []struct {
+		held       int
+		background bool
+	}{{0, false}, {500, false}, {0, true}} {
+		held := tc.held
+		b.Run(fmt.Sprintf("held=%d/background=%v", held, tc.background), func(b *testing.B) {
 			bundle := pipelinetest.SetupWith(b, nil, func(c *worker.Config) {
-				a, err := ops.NewArchive(ops.ArchiveConfig{Store: c.Results})
+				a, err := ops.NewArchive(ops.ArchiveConfig{Store: c.Results, Background: tc.background})
 				if err != nil {
 					b.Fatal(err)
 				}
