@@ -43,6 +43,10 @@ type ArchiveEntry struct {
 	Metadata   map[string]string `json:"metadata,omitempty"`
 }
 
+// archiveLineOverhead is about what an archive line holds besides its body: the time, ids,
+// task, priority, tenant and metadata.
+const archiveLineOverhead = 320
+
 // archiveHead is the part of an ArchiveEntry that starts its line, marshalled as is.
 type archiveHead struct {
 	AcceptedAt time.Time         `json:"accepted_at"`
@@ -122,6 +126,8 @@ type Archive struct {
 	cfg   ArchiveConfig
 	mu    sync.Mutex
 	cur   *archiveBatch
+	// lastLen is how many entries the last batch taken held, to size the next.
+	lastLen int
 	shut  bool
 	ready chan struct{} // a new batch was started
 	full  chan struct{} // the current batch reached MaxBatch
@@ -137,11 +143,20 @@ type Archive struct {
 	id string
 }
 
-// archiveBatch is the entries one write takes; done is closed once err is set.
+// archiveBatch is the entries one write takes; done is closed once err is set. write is the
+// place every entry of the batch gets from Add (one handle per batch, not per entry).
 type archiveBatch struct {
 	entries []ArchiveEntry
 	done    chan struct{}
 	err     error
+	write   *ArchiveWrite
+}
+
+// newArchiveBatch returns an empty batch with room for size entries.
+func newArchiveBatch(size int) *archiveBatch {
+	b := &archiveBatch{entries: make([]ArchiveEntry, 0, size), done: make(chan struct{})}
+	b.write = &ArchiveWrite{batch: b}
+	return b
 }
 
 // ArchiveWrite is one entry's place in a batch. A nil *ArchiveWrite is written already.
@@ -202,7 +217,8 @@ func (a *Archive) Add(e ArchiveEntry) *ArchiveWrite {
 	}
 	first := a.cur == nil
 	if first {
-		a.cur = &archiveBatch{done: make(chan struct{})}
+		// Room for as many entries as the last batch took: under steady load, no growing.
+		a.cur = newArchiveBatch(min(max(a.lastLen, 8), a.cfg.MaxBatch))
 	}
 	b := a.cur
 	b.entries = append(b.entries, e)
@@ -217,7 +233,7 @@ func (a *Archive) Add(e ArchiveEntry) *ArchiveWrite {
 	if a.cfg.Background {
 		return nil
 	}
-	return &ArchiveWrite{batch: b}
+	return b.write
 }
 
 // signal wakes the loop through c without blocking.
@@ -273,6 +289,9 @@ func (a *Archive) take() *archiveBatch {
 	defer a.mu.Unlock()
 	b := a.cur
 	a.cur = nil
+	if b != nil {
+		a.lastLen = len(b.entries)
+	}
 	select { // a full signal of this batch is spent by its write
 	case <-a.full:
 	default:
@@ -299,7 +318,7 @@ func (a *Archive) flushBatch(ctx context.Context, b *archiveBatch) {
 	}
 	a.mu.Lock()
 	if a.cur == nil {
-		a.cur = &archiveBatch{done: make(chan struct{})}
+		a.cur = newArchiveBatch(len(b.entries))
 		signal(a.ready)
 	}
 	a.cur.entries = append(b.entries, a.cur.entries...)
@@ -313,7 +332,13 @@ func (a *Archive) write(ctx context.Context, entries []ArchiveEntry) error {
 		key := e.AcceptedAt.UTC().Format(archivePartitionHour)
 		b := parts[key]
 		if b == nil {
-			b = &bytes.Buffer{}
+			// Room for the entries' bodies and their other fields (most batches hold one
+			// partition), so that the buffer rarely grows.
+			size := 0
+			for _, e := range entries {
+				size += len(e.Body) + archiveLineOverhead
+			}
+			b = bytes.NewBuffer(make([]byte, 0, size))
 			parts[key] = b
 		}
 		if err := appendArchiveLine(b, e); err != nil {

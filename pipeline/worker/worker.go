@@ -193,7 +193,11 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	var archived []archiveWait
 	for i := range jobs {
 		o := w.processJob(ctx, d, &jobs[i])
-		archived = append(archived, o.archived...)
+		if archived == nil {
+			archived = o.archived // one job's, as it is
+		} else {
+			archived = append(archived, o.archived...)
+		}
 		if o.Retry && (!out.Retry || o.Delay < out.Delay) {
 			out = o
 		}
@@ -212,7 +216,7 @@ func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
 	if hold := ackHoldFromContext(ctx); hold != nil {
 		// The Scheduler acknowledges the message once the writes returned; the handler, and
 		// with it a place for the next message, is free now.
-		hold.settle = func(ctx context.Context) Outcome { return w.awaitArchive(ctx, archived) }
+		hold.leave(w, archived)
 		return out
 	}
 	return w.awaitArchive(ctx, archived)
