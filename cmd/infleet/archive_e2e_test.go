@@ -21,16 +21,13 @@ func TestArchiveKeepsEveryJobOfAKilledWorker(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 20ms}]
 routes: {default: fast}
 workers: {concurrency: 32, max_attempts: 5}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 600
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -45,7 +42,7 @@ log: {level: warn}
 		t.Fatal(err)
 	}
 	_ = c.cmd.Wait()
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	c2.api.eventually(60*time.Second, func() bool {
 		return countStatus(c2.api.statuses(), messages.StatusCompleted) == n
 	})

@@ -137,16 +137,13 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 40ms}]
 routes: {default: fast}
 workers: {concurrency: 16, max_attempts: 5}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 400
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -164,7 +161,7 @@ log: {level: warn}
 	}
 	_ = c.cmd.Wait()
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	var after map[string]messages.JobRecord
 	c2.api.eventually(60*time.Second, func() bool {
 		after = c2.api.statuses()
@@ -175,6 +172,16 @@ log: {level: warn}
 		if !ok || rec.Status != messages.StatusCompleted {
 			t.Fatalf("job %s: %+v", id, rec)
 		}
+	}
+	checkResultFiles(t, f.dataDir, ids)
+}
+
+// checkResultFiles fails t unless dataDir/results holds, for each of ids, one file with that
+// job's non-empty result, and no other .json file. Other files (the temporary file of a write
+// cut off by SIGKILL) do not count.
+func checkResultFiles(t *testing.T, dataDir string, ids []string) {
+	t.Helper()
+	for _, id := range ids {
 		data, err := os.ReadFile(filepath.Join(dataDir, "results", id+".json"))
 		if err != nil {
 			t.Fatalf("result of %s: %v", id, err)
@@ -195,8 +202,8 @@ log: {level: warn}
 			results++
 		}
 	}
-	if results != n {
-		t.Fatalf("%d result files for %d jobs", results, n)
+	if results != len(ids) {
+		t.Fatalf("%d result files for %d jobs", results, len(ids))
 	}
 }
 
@@ -208,16 +215,13 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 1s}]
 routes: {default: fast}
 workers: {concurrency: 4, shutdown_timeout: 20s}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 12
 	for i := range n {
 		c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"drain job %d"}}`, i))
@@ -241,7 +245,7 @@ log: {level: warn}
 		t.Fatal("serve did not exit within the shutdown bound")
 	}
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	mid := c2.api.statuses()
 	for id, rec := range running {
 		if rec.Status == messages.StatusProcessing && mid[id].Status != messages.StatusCompleted {
@@ -267,16 +271,13 @@ func TestSIGTERMHandsBackUnfinishedJobs(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	slow := writeConfig(t, `
+	f := newE2E(t, `
 models: [{name: m, provider: sim, latency: 1m}]
 routes: {default: m}
 workers: {concurrency: 8, shutdown_timeout: 200ms}
 log: {level: info}
 `)
-	c := startChild(t, bin, dataDir, addr, slow)
+	c := f.serve()
 	var ids []string
 	for i := range 8 {
 		ids = append(ids, c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"job %d"}}`, i)))
@@ -303,12 +304,13 @@ log: {level: info}
 	if summaries != 1 {
 		t.Errorf("%d summary lines of the hand-back, want 1 saying 8 jobs; logs:\n%s", summaries, c.logs.String())
 	}
-	fast := writeConfig(t, `
+	// The restart reads a config with fast jobs, on the same data dir and address.
+	f.cfgPath = writeConfig(t, `
 models: [{name: m, provider: sim, latency: 1ms}]
 routes: {default: m}
 log: {level: warn}
 `)
-	c2 := startChild(t, bin, dataDir, addr, fast)
+	c2 := f.serve()
 	for _, id := range ids {
 		rec := c2.api.waitStatus(id, messages.StatusCompleted)
 		if rec.Attempts != 1 {

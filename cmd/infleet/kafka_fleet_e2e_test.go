@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,21 +87,19 @@ func fleetKafka(t *testing.T) string {
 // worker's partitions after the session timeout and re-runs what it left unacked.
 func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
 	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
 	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
 log: {level: warn}
 `, dsn)
 	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	// The processes take the brokers from the environment, as a fleet's deployment would.
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	// The processes take the brokers from the environment, as a fleet's deployment would; they
+	// share the data dir, where each writes its result files.
+	f := newE2E(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: sim, latency: 300ms}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
-`)
-	dataDir := t.TempDir() // shared: the result files of every process
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	workers := []*child{startRole(t, bin, "worker", dataDir, cfgPath, env), startRole(t, bin, "worker", dataDir, cfgPath, env)}
+`, "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+	ingress := f.start("ingress")
+	workers := []*child{f.start("worker"), f.start("worker")}
 
 	const n = 300
 	ids := make([]string, 0, n)
@@ -152,30 +148,7 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 		t.Fatal("no job was re-run: the killed worker had nothing in flight, so the test proved nothing")
 	}
 	t.Logf("%d jobs were in flight on the killed worker and ran again", rerun)
-	for _, id := range ids {
-		data, err := os.ReadFile(filepath.Join(dataDir, "results", id+".json"))
-		if err != nil {
-			t.Fatalf("result of %s: %v", id, err)
-		}
-		var res messages.Result
-		if err := json.Unmarshal(data, &res); err != nil || res.JobID != id || res.Output.Text == "" {
-			t.Fatalf("result of %s: %s", id, data)
-		}
-	}
-	entries, err := os.ReadDir(filepath.Join(dataDir, "results"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	results := 0
-	for _, e := range entries {
-		// A write cut off by SIGKILL may leave a temporary file; only .json files are results.
-		if strings.HasSuffix(e.Name(), ".json") {
-			results++
-		}
-	}
-	if results != n {
-		t.Fatalf("%d result files for %d jobs", results, n)
-	}
+	checkResultFiles(t, f.dataDir, ids)
 	code, _, data := ingress.api.do(http.MethodGet, "/v1/jobs/"+ids[0]+"/result", "", nil)
 	if code != http.StatusOK || !strings.Contains(string(data), ids[0]) {
 		t.Fatalf("result through the ingress: %d %s", code, data)
