@@ -51,28 +51,6 @@ type child struct {
 	logs *strings.Builder
 }
 
-func startChild(t *testing.T, bin, dataDir, addr, cfgPath string) *child {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
-	logs := &strings.Builder{}
-	cmd.Stderr = &lockedWriter{w: logs}
-	cmd.Env = append(os.Environ(), "INFLEET_LOG_FORMAT=json")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{t: t, cmd: cmd, api: &apiHarness{base: "http://" + addr, t: t}, logs: logs}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c.api.eventually(20*time.Second, func() bool {
-		resp, err := http.Get(c.api.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return c
-}
-
 type lockedWriter struct {
 	mu sync.Mutex
 	w  *strings.Builder

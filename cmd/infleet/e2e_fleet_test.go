@@ -16,8 +16,8 @@ type e2e struct {
 	// dataDir is shared by every process started through the e2e; "" gives each process a
 	// fresh data dir of its own.
 	dataDir string
-	// addr is where serve listens, the same for each restart, so that a test can kill the
-	// process and start it again where its clients expect it.
+	// addr is a free address kept for the process a test kills and starts again where its
+	// clients expect it: serve listens there, and startAt(role, addr) for another role.
 	addr string
 	env  []string
 }

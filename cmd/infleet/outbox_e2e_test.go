@@ -80,10 +80,7 @@ func TestOutboxEventsSurviveSIGKILL(t *testing.T) {
 	hooks := newHeldHooks()
 	srv := httptest.NewServer(hooks)
 	t.Cleanup(srv.Close)
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
+	f := newE2E(t, fmt.Sprintf(`
 models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}
 workers: {concurrency: 16}
@@ -92,7 +89,7 @@ notify:
   outbox: {lease: 2s, poll: 100ms}
 log: {level: warn}
 `, srv.URL))
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 60
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -119,7 +116,7 @@ log: {level: warn}
 	hooks.mu.Unlock()
 	close(hooks.held)
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	c2.api.eventually(60*time.Second, func() bool {
 		hooks.mu.Lock()
 		defer hooks.mu.Unlock()
