@@ -18,7 +18,6 @@ import (
 // worker), the rest is downgraded, and every job's call is in the usage.
 func TestBudgetHoldsForAFleetOfThreeWorkers(t *testing.T) {
 	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
 	const n, capUSD = 60, 0.02
 	sim := startFmsim(t, "--latency", "50ms")
 	// The PostgreSQL database is shared with other tests, whose models are named m too: usage
@@ -29,19 +28,17 @@ func TestBudgetHoldsForAFleetOfThreeWorkers(t *testing.T) {
 log: {level: warn}
 `, dsn)
 	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	f := newE2E(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models:
   - {name: %[1]s, provider: openai, base_url: %[2]q, model_id: m, timeout: 10s, price: {input: 100, output: 100}}
   - {name: %[3]s, provider: openai, base_url: %[2]q, model_id: cheap, timeout: 10s}
 routes: {default: %[1]s}
 budgets: [{model: %[1]s, daily_usd: %[4]v, downgrade_to: %[3]s}]
 workers: {concurrency: 8, max_attempts: 5, shutdown_timeout: 1s}
-`, mName, sim+"/v1", cheapName, capUSD))
-	dataDir := t.TempDir()
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+`, mName, sim+"/v1", cheapName, capUSD), "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+	ingress := f.start("ingress")
 	for range 3 {
-		startRole(t, bin, "worker", dataDir, cfgPath, env)
+		f.start("worker")
 	}
 	ids := make([]string, 0, n)
 	for i := range n {

@@ -56,7 +56,7 @@ func (f *e2e) init() string {
 }
 
 // start starts `infleet ROLE` (ingress or worker) on a free address with env added after the
-// e2e's own, and waits until its /readyz answers, as startRole does.
+// e2e's own, and waits until its /readyz answers, as startRoleAt does.
 func (f *e2e) start(role string, env ...string) *child {
 	f.t.Helper()
 	return f.startAt(role, freeAddr(f.t), env...)

@@ -17,14 +17,9 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
-// startRole starts `infleet ROLE` (ingress or worker) with env added to the environment and
-// waits until its /readyz answers.
-func startRole(t *testing.T, bin, role, dataDir, cfgPath string, env ...string) *child {
-	t.Helper()
-	return startRoleAt(t, bin, role, freeAddr(t), dataDir, cfgPath, env...)
-}
-
-// startRoleAt is startRole listening on addr, for a process restarted where clients expect it.
+// startRoleAt starts `infleet ROLE` (serve, ingress or worker) listening on addr, with env
+// added to the environment, waits until its /readyz answers, and kills it at cleanup, logging
+// what it wrote when the test failed.
 func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(bin, role, "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
