@@ -17,6 +17,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/messages"
 )
 
@@ -27,11 +28,14 @@ type awsPeers struct {
 	s3               *awss3.Client
 }
 
+// needAWSPeers skips t unless both emulators are up (fauxqs, found through awstest, and
+// dynalite at INFLEET_TEST_DYNAMODB_ENDPOINT) and returns their addresses with SQS and S3
+// clients on fauxqs.
 func needAWSPeers(t *testing.T) awsPeers {
 	t.Helper()
-	p := awsPeers{endpoint: os.Getenv("INFLEET_TEST_AWS_ENDPOINT"), dynamo: os.Getenv("INFLEET_TEST_DYNAMODB_ENDPOINT")}
-	if p.endpoint == "" || p.dynamo == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT or INFLEET_TEST_DYNAMODB_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
+	p := awsPeers{endpoint: awstest.Endpoint(t), dynamo: os.Getenv("INFLEET_TEST_DYNAMODB_ENDPOINT")}
+	if p.dynamo == "" {
+		t.Skip("INFLEET_TEST_DYNAMODB_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
 	}
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	p.sqs = awssqs.New(awssqs.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(p.endpoint)})
