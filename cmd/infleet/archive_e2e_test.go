@@ -17,10 +17,7 @@ import (
 // (archive.write: background) the jobs acknowledged in the last second before the kill are
 // missing.
 func TestArchiveKeepsEveryJobOfAKilledWorker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 20ms}]
 routes: {default: fast}

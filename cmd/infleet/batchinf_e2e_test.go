@@ -25,11 +25,8 @@ import (
 // exactly once: from its output record, or, for a record fmsim fails, by one on-demand call.
 // A second batch whose job fmsim fails goes on demand as a whole.
 func TestBatchInferenceSurvivesWorkerKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
+	runsTheBinary(t)
 	bucket := fmt.Sprintf("e2e-batches-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	if _, err := p.s3.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)

@@ -50,10 +50,7 @@ func TestCancelAnywhereOnKafka(t *testing.T) {
 // TestCancelAnywhereOnKafkaWithSQLite is TestCancelAnywhereOnKafka with the three processes
 // sharing one SQLite file as their job store, as a fleet on one machine may.
 func TestCancelAnywhereOnKafkaWithSQLite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	brokers := fleetKafka(t)
 	model := startFmsim(t, "--latency", "1m")
 	dataDir := t.TempDir() // shared: the SQLite file and the result files of every process
@@ -72,11 +69,8 @@ func TestCancelAnywhereOnKafkaWithSQLite(t *testing.T) {
 // TestCancelAnywhereOnSQS is TestCancelAnywhereOnKafka on SQS, DynamoDB and S3 (fauxqs and
 // dynalite).
 func TestCancelAnywhereOnSQS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
+	runsTheBinary(t)
 	model := startFmsim(t, "--latency", "1m")
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "cancel-" + sfx + "-" + n }

@@ -111,10 +111,7 @@ func writeConfig(t *testing.T, body string) string {
 // TestCrashRecovery SIGKILLs a serve process with jobs queued and running, restarts it on the
 // same data dir, and checks that every accepted job completes with exactly one result.
 func TestCrashRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 40ms}]
 routes: {default: fast}
@@ -189,10 +186,7 @@ func checkResultFiles(t *testing.T, dataDir string, ids []string) {
 // within the shutdown bound, queued ones stay queued without spending an attempt, and a
 // restart completes them all.
 func TestSIGTERMDrains(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 1s}]
 routes: {default: fast}
@@ -245,10 +239,7 @@ log: {level: warn}
 // TestSIGTERMHandsBackUnfinishedJobs gives running jobs less time than they need: they are
 // cancelled and handed back without spending an attempt, and complete after a restart.
 func TestSIGTERMHandsBackUnfinishedJobs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: m, provider: sim, latency: 1m}]
 routes: {default: m}

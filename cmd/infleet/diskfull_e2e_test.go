@@ -21,10 +21,7 @@ import (
 // the filler is removed the held jobs and new ones complete without a restart, leaving no
 // temporary file behind.
 func TestServeOnAFullDisk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	mnt := disktest.Mount(t, "16m")
 	const maxAttempts = 2
 	f := newE2E(t, fmt.Sprintf(`

@@ -16,10 +16,7 @@ import (
 
 // TestDeadLettersRedriveAfterRecovery runs the dead-letter round trip on the embedded default.
 func TestDeadLettersRedriveAfterRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	checkDeadLettersRoundTrip(t, "", nil)
 }
 

@@ -6,6 +6,17 @@ import (
 	"testing"
 )
 
+// runsTheBinary marks t as a test that builds and runs the infleet binary: it skips t under
+// -short and otherwise marks it parallel. Tests call it first, or right after the checks that
+// skip them for a missing peer.
+func runsTheBinary(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+}
+
 // e2e is what the infleet processes of one end-to-end test have in common: the built binary,
 // the config file they read, the data dir they share, the environment entries each gets and
 // the address a restarted `infleet serve` keeps.
@@ -24,8 +35,8 @@ type e2e struct {
 
 // newE2E builds the binary (once per test run), writes cfgYAML to a config file and makes a
 // data dir that every process started through the result shares; env is added to each
-// process's environment. It neither skips under -short nor marks t parallel: tests do that
-// themselves, before they start any peer.
+// process's environment. It neither skips under -short nor marks t parallel: tests call
+// runsTheBinary for that, before they start any peer.
 func newE2E(t *testing.T, cfgYAML string, env ...string) *e2e {
 	t.Helper()
 	return &e2e{t: t, bin: binary(t), cfgPath: writeConfig(t, cfgYAML), dataDir: t.TempDir(), addr: freeAddr(t), env: env}

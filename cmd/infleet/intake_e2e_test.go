@@ -128,10 +128,7 @@ func checkEveryAcceptedJobRunsOnce(t *testing.T, api *apiHarness, l *intakeLedge
 // closing the connection's write side and half by a reset, then retries every key as a client
 // would: every job that exists runs to COMPLETED and each key names one job.
 func TestAbandonedPostsAllRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}
@@ -235,10 +232,7 @@ func intakeUnderKills(t *testing.T, start func() *child, clients, kills int) {
 // TestIntakeSurvivesKillsOnEmbedded SIGKILLs `infleet serve` on the embedded default at random
 // points while 48 clients submit and retry on their keys.
 func TestIntakeSurvivesKillsOnEmbedded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}
@@ -304,10 +298,7 @@ func ownPostgresDatabase(t *testing.T, dsn string) string {
 // worker keeps running, on SQS and DynamoDB (fauxqs and dynalite).
 func TestIntakeSurvivesKillsOnSQSAndDynamoDB(t *testing.T) {
 	p := needAWSPeers(t)
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "intake-" + sfx + "-" + n }
 	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`

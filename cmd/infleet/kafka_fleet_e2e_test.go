@@ -53,14 +53,11 @@ func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...
 // cluster whose groups notice a dead member within seconds, and returns the DSN and the brokers.
 func kafkaFleetPeers(t *testing.T) (dsn, brokers string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	dsn = os.Getenv("INFLEET_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
 	}
-	t.Parallel()
+	runsTheBinary(t)
 	return dsn, fleetKafka(t)
 }
 

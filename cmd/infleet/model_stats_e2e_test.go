@@ -18,10 +18,7 @@ import (
 // model, yet its GET /v1/models (and the console's Models page) counts every call both workers
 // made, each worker's apart, and shows the model's circuit open once fmsim fails every call.
 func TestModelFiguresOfTheFleetOnTheIngress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	brokers := fleetKafka(t)
 	sim := startFmsim(t, "--latency", "20ms")
 	dataDir := t.TempDir()

@@ -26,10 +26,7 @@ import (
 // must arrive: at least once, under one stable id (header and JSON agree), none lost.
 func TestOutboxEventsSurviveSIGKILLOnDynamoDB(t *testing.T) {
 	p := needAWSPeers(t)
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	hooks := newHeldHooks()
 	receipt := &killOnReceipt{hooks: hooks, done: make(chan string, 1)}
 	srv := httptest.NewServer(receipt)

@@ -73,10 +73,7 @@ func (h *heldHooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // on the same data dir and checks that every job's event arrives: at least once, under one
 // stable id (header and JSON agree), none lost.
 func TestOutboxEventsSurviveSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	hooks := newHeldHooks()
 	srv := httptest.NewServer(hooks)
 	t.Cleanup(srv.Close)

@@ -40,11 +40,8 @@ archive: {replay_lease: 3s}
 // (fauxqs and dynalite), each process with its own data dir: the replay lives in the DynamoDB
 // job table and the archive in S3.
 func TestReplayProgressAnywhereOnAWS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
+	runsTheBinary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "rpa-" + sfx + "-" + n }
 	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`transport:
@@ -152,10 +149,7 @@ func checkReplayAnywhere(t *testing.T, startIngress func() *child, startWorker f
 // again on the same data dir shows its progress at once and finishes it, each archived job
 // re-published once.
 func TestReplaySurvivesARestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	f := newE2E(t, `
 models: [{name: m, provider: sim, latency: 5ms}]
 routes: {default: m}

@@ -19,10 +19,7 @@ import (
 // mid-way gets the rest and nothing twice. An ingress without the key still ends with the
 // whole answer, from the stored result.
 func TestStreamRelaysAcrossProcessesOnKafka(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	brokers := fleetKafka(t)
 	sim := startFmsim(t, "--drop-stream-after", "4", "--chunk-interval", "40ms")
 	dataDir := t.TempDir() // shared: the SQLite file and the result files of every process
@@ -41,11 +38,8 @@ log: {level: warn}
 // TestStreamRelaysAcrossProcessesOnSQS is TestStreamRelaysAcrossProcessesOnKafka on the AWS
 // fleet: SQS, DynamoDB and S3 (fauxqs and dynalite), each process with its own data dir.
 func TestStreamRelaysAcrossProcessesOnSQS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
+	runsTheBinary(t)
 	sim := startFmsim(t, "--drop-stream-after", "4", "--chunk-interval", "40ms")
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "stream-" + sfx + "-" + n }
