@@ -61,6 +61,18 @@ func kafkaFleetPeers(t *testing.T) (dsn, brokers string) {
 	return dsn, fleetKafka(t)
 }
 
+// kafkaPostgresFleet opens a fleet test on kfake and PostgreSQL (see kafkaFleetPeers): it
+// creates the topics with `infleet init` and returns the config's store and log lines (base),
+// to which the test adds its transport settings, models and workers, and the environment entry
+// that gives each process the brokers, as a fleet's deployment would.
+func kafkaPostgresFleet(t *testing.T) (base, brokersEnv string) {
+	t.Helper()
+	dsn, brokers := kafkaFleetPeers(t)
+	base = fmt.Sprintf("store: {kind: postgres, postgres: {dsn: %q}}\nlog: {level: warn}\n", dsn)
+	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
+	return base, "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
+}
+
 // fleetKafka starts a one-broker kfake cluster, closed at cleanup, whose consumer groups accept
 // the short session timeouts fleet tests give their workers, and returns its address.
 func fleetKafka(t *testing.T) string {
@@ -78,18 +90,13 @@ func fleetKafka(t *testing.T) string {
 // checks that every job completes with exactly one result: the survivor takes over the dead
 // worker's partitions after the session timeout and re-runs what it left unacked.
 func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
-	dsn, brokers := kafkaFleetPeers(t)
-	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
-log: {level: warn}
-`, dsn)
-	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	// The processes take the brokers from the environment, as a fleet's deployment would; they
-	// share the data dir, where each writes its result files.
+	base, brokersEnv := kafkaPostgresFleet(t)
+	// The processes share the data dir, where each writes its result files.
 	f := newE2E(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: sim, latency: 300ms}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
-`, "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+`, brokersEnv)
 	ingress := f.start("ingress")
 	workers := []*child{f.start("worker"), f.start("worker")}
 

@@ -21,18 +21,14 @@ import (
 // continues it to the end, so that matched equals published and every archived job ran again
 // under the replay's name.
 func TestReplayProgressAnywhere(t *testing.T) {
-	dsn, brokers := kafkaFleetPeers(t)
-	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
-log: {level: warn}
-`, dsn)
-	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
+	base, brokersEnv := kafkaPostgresFleet(t)
 	// The data dir is shared: the result files and the archive of every process.
 	f := newE2E(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: sim, latency: 5ms}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 3, shutdown_timeout: 1s}
 archive: {replay_lease: 3s}
-`, "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+`, brokersEnv)
 	checkReplayAnywhere(t, func() *child { return f.start("ingress") }, func() { f.start("worker") })
 }
 
