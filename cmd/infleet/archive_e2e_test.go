@@ -17,20 +17,14 @@ import (
 // (archive.write: background) the jobs acknowledged in the last second before the kill are
 // missing.
 func TestArchiveKeepsEveryJobOfAKilledWorker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 20ms}]
 routes: {default: fast}
 workers: {concurrency: 32, max_attempts: 5}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 600
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -45,7 +39,7 @@ log: {level: warn}
 		t.Fatal(err)
 	}
 	_ = c.cmd.Wait()
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	c2.api.eventually(60*time.Second, func() bool {
 		return countStatus(c2.api.statuses(), messages.StatusCompleted) == n
 	})

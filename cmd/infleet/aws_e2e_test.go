@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/messages"
 )
 
@@ -28,11 +28,14 @@ type awsPeers struct {
 	s3               *awss3.Client
 }
 
+// needAWSPeers skips t unless both emulators are up (fauxqs, found through awstest, and
+// dynalite at INFLEET_TEST_DYNAMODB_ENDPOINT) and returns their addresses with SQS and S3
+// clients on fauxqs.
 func needAWSPeers(t *testing.T) awsPeers {
 	t.Helper()
-	p := awsPeers{endpoint: os.Getenv("INFLEET_TEST_AWS_ENDPOINT"), dynamo: os.Getenv("INFLEET_TEST_DYNAMODB_ENDPOINT")}
-	if p.endpoint == "" || p.dynamo == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT or INFLEET_TEST_DYNAMODB_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
+	p := awsPeers{endpoint: awstest.Endpoint(t), dynamo: os.Getenv("INFLEET_TEST_DYNAMODB_ENDPOINT")}
+	if p.dynamo == "" {
+		t.Skip("INFLEET_TEST_DYNAMODB_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
 	}
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	p.sqs = awssqs.New(awssqs.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(p.endpoint)})
@@ -47,11 +50,10 @@ func TestAWSFleet(t *testing.T) {
 	p := needAWSPeers(t)
 	t.Parallel()
 	ctx := context.Background()
-	bin := binary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "e2e-" + sfx + "-" + n }
 	bucket, inbox := "e2e-results-"+sfx, "e2e-inbox-"+sfx
-	cfgPath := writeConfig(t, fmt.Sprintf(`
+	f := newE2E(t, fmt.Sprintf(`
 transport:
   kind: sqs
   sqs:
@@ -65,25 +67,22 @@ models: [{name: fast, provider: sim, latency: 150ms}]
 triggers:
   s3: [{bucket: %s, prefix: "docs/", suffix: ".txt", task: summarize, priority: low}]
 log: {level: info}
-`, q("high"), q("normal"), q("low"), q("dead"), "e2e-jobs-"+sfx, p.dynamo, bucket, inbox))
-	env := "INFLEET_AWS_ENDPOINT=" + p.endpoint
+`, q("high"), q("normal"), q("low"), q("dead"), "e2e-jobs-"+sfx, p.dynamo, bucket, inbox), "INFLEET_AWS_ENDPOINT="+p.endpoint)
+	f.dataDir = "" // each process its own
 
 	// init creates everything, and again changes nothing.
 	for range 2 {
-		cmd := exec.Command(bin, "init", "--config", cfgPath, "--data-dir", t.TempDir())
-		cmd.Env = append(os.Environ(), env)
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), q("dead")) || !strings.Contains(string(out), bucket) {
-			t.Fatalf("init: %v\n%s", err, out)
+		if out := f.init(); !strings.Contains(out, q("dead")) || !strings.Contains(out, bucket) {
+			t.Fatalf("init: nothing about %s and %s in\n%s", q("dead"), bucket, out)
 		}
 	}
 	if _, err := p.s3.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(inbox)}); err != nil {
 		t.Fatal(err)
 	}
 
-	ingress := startRole(t, bin, "ingress", t.TempDir(), cfgPath, env)
-	workerA := startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
-	workerB := startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
+	ingress := f.start("ingress")
+	workerA := f.start("worker")
+	workerB := f.start("worker")
 	api := ingress.api
 
 	var ids []string
@@ -191,7 +190,7 @@ log: {level: info}
 			t.Fatalf("job %s with no worker running: %+v", id, rec)
 		}
 	}
-	startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
+	f.start("worker")
 	for _, id := range later {
 		api.waitStatus(id, messages.StatusCompleted)
 	}

@@ -25,19 +25,15 @@ import (
 // exactly once: from its output record, or, for a record fmsim fails, by one on-demand call.
 // A second batch whose job fmsim fails goes on demand as a whole.
 func TestBatchInferenceSurvivesWorkerKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
-	bin := binary(t)
+	runsTheBinary(t)
 	bucket := fmt.Sprintf("e2e-batches-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	if _, err := p.s3.CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
 	sim := startFmsim(t, "--s3-endpoint", p.endpoint, "--batch-delay", "4s",
 		"--batch-fail-records-matching", "poison", "--batch-fail-jobs-matching", "doomed")
-	cfgPath := writeConfig(t, fmt.Sprintf(`
+	f := newE2E(t, fmt.Sprintf(`
 models:
   - {name: haiku, provider: bedrock, model_id: anthropic.claude-3-haiku, api: invoke_model, endpoint: %q, price: {input: 1000, output: 1000}}
 routes: {default: haiku}
@@ -51,10 +47,8 @@ batch_inference:
   poll_interval: 200ms
 workers: {concurrency: 4, retry_backoff: {initial: 50ms, max: 200ms}}
 log: {level: info}
-`, sim, bucket))
-	env := []string{"INFLEET_AWS_ENDPOINT=" + p.endpoint, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1"}
-	dataDir, addr := t.TempDir(), freeAddr(t)
-	a := startRoleAt(t, bin, "serve", addr, dataDir, cfgPath, env...)
+`, sim, bucket), "INFLEET_AWS_ENDPOINT="+p.endpoint, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1")
+	a := f.serve()
 
 	var ids []string
 	for i := range 6 {
@@ -85,7 +79,7 @@ log: {level: info}
 		t.Fatal(err)
 	}
 	_ = a.cmd.Wait()
-	b := startRoleAt(t, bin, "serve", addr, dataDir, cfgPath, env...)
+	b := f.serve()
 
 	var jobsCost float64 // of every job, answered by a batch record or on demand
 	for i, id := range ids {

@@ -17,31 +17,24 @@ import (
 // the ingress, stops at the cap (exceeded by less than a call or two's cost in all, not per
 // worker), the rest is downgraded, and every job's call is in the usage.
 func TestBudgetHoldsForAFleetOfThreeWorkers(t *testing.T) {
-	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
+	base, brokersEnv := kafkaPostgresFleet(t)
 	const n, capUSD = 60, 0.02
 	sim := startFmsim(t, "--latency", "50ms")
 	// The PostgreSQL database is shared with other tests, whose models are named m too: usage
 	// and budget counters are per model name, so this test's names are its own.
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	mName, cheapName := "m-"+sfx, "cheap-"+sfx
-	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
-log: {level: warn}
-`, dsn)
-	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	f := newE2E(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models:
   - {name: %[1]s, provider: openai, base_url: %[2]q, model_id: m, timeout: 10s, price: {input: 100, output: 100}}
   - {name: %[3]s, provider: openai, base_url: %[2]q, model_id: cheap, timeout: 10s}
 routes: {default: %[1]s}
 budgets: [{model: %[1]s, daily_usd: %[4]v, downgrade_to: %[3]s}]
 workers: {concurrency: 8, max_attempts: 5, shutdown_timeout: 1s}
-`, mName, sim+"/v1", cheapName, capUSD))
-	dataDir := t.TempDir()
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+`, mName, sim+"/v1", cheapName, capUSD), brokersEnv)
+	ingress := f.start("ingress")
 	for range 3 {
-		startRole(t, bin, "worker", dataDir, cfgPath, env)
+		f.start("worker")
 	}
 	ids := make([]string, 0, n)
 	for i := range n {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,17 +34,15 @@ log: {level: info}
 // (kfake) and PostgreSQL, and cancels through the ingress jobs that run on the workers.
 func TestCancelAnywhereOnKafka(t *testing.T) {
 	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
 	model := startFmsim(t, "--latency", "1m")
 	base := fmt.Sprintf("store: {kind: postgres, postgres: {dsn: %q}}\n", dsn)
 	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\nlog: {level: warn}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+"transport: {kind: kafka, kafka: {session_timeout: 2s}}\n"+cancelModelYAML(model))
-	dataDir := t.TempDir() // shared: the result files of every process
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	workers := []*child{startRole(t, bin, "worker", dataDir, cfgPath, env), startRole(t, bin, "worker", dataDir, cfgPath, env)}
+	// The data dir is shared: the result files of every process.
+	f := newE2E(t, base+"transport: {kind: kafka, kafka: {session_timeout: 2s}}\n"+cancelModelYAML(model), "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+	ingress := f.start("ingress")
+	workers := []*child{f.start("worker"), f.start("worker")}
 	checkCancelAnywhere(t, ingress, workers, model, func(id string) bool {
-		_, err := os.Stat(filepath.Join(dataDir, "results", id+".json"))
+		_, err := os.Stat(filepath.Join(f.dataDir, "results", id+".json"))
 		return !errors.Is(err, os.ErrNotExist)
 	})
 }
@@ -53,20 +50,16 @@ func TestCancelAnywhereOnKafka(t *testing.T) {
 // TestCancelAnywhereOnKafkaWithSQLite is TestCancelAnywhereOnKafka with the three processes
 // sharing one SQLite file as their job store, as a fleet on one machine may.
 func TestCancelAnywhereOnKafkaWithSQLite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	brokers := fleetKafka(t)
-	bin := binary(t)
 	model := startFmsim(t, "--latency", "1m")
 	dataDir := t.TempDir() // shared: the SQLite file and the result files of every process
 	base := fmt.Sprintf("store: {kind: sqlite, sqlite: {path: %q}}\n", filepath.Join(dataDir, "jobs.db"))
 	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\nlog: {level: warn}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+"transport: {kind: kafka, kafka: {session_timeout: 2s}}\n"+cancelModelYAML(model))
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	workers := []*child{startRole(t, bin, "worker", dataDir, cfgPath, env), startRole(t, bin, "worker", dataDir, cfgPath, env)}
+	f := newE2E(t, base+"transport: {kind: kafka, kafka: {session_timeout: 2s}}\n"+cancelModelYAML(model), "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+	f.dataDir = dataDir
+	ingress := f.start("ingress")
+	workers := []*child{f.start("worker"), f.start("worker")}
 	checkCancelAnywhere(t, ingress, workers, model, func(id string) bool {
 		_, err := os.Stat(filepath.Join(dataDir, "results", id+".json"))
 		return !errors.Is(err, os.ErrNotExist)
@@ -76,17 +69,13 @@ func TestCancelAnywhereOnKafkaWithSQLite(t *testing.T) {
 // TestCancelAnywhereOnSQS is TestCancelAnywhereOnKafka on SQS, DynamoDB and S3 (fauxqs and
 // dynalite).
 func TestCancelAnywhereOnSQS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
-	bin := binary(t)
+	runsTheBinary(t)
 	model := startFmsim(t, "--latency", "1m")
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "cancel-" + sfx + "-" + n }
 	bucket := "cancel-results-" + sfx
-	cfgPath := writeConfig(t, fmt.Sprintf(`
+	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`
 transport:
   kind: sqs
   sqs:
@@ -96,14 +85,8 @@ transport:
 store: {kind: dynamodb, dynamodb: {table: %s, endpoint: %q}}
 results: {kind: s3, s3: {bucket: %s, prefix: "results/"}}
 `, q("high"), q("normal"), q("low"), q("dead"), "cancel-jobs-"+sfx, p.dynamo, bucket)+cancelModelYAML(model))
-	env := "INFLEET_AWS_ENDPOINT=" + p.endpoint
-	cmd := exec.Command(bin, "init", "--config", cfgPath, "--data-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), env)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	ingress := startRole(t, bin, "ingress", t.TempDir(), cfgPath, env)
-	workers := []*child{startRole(t, bin, "worker", t.TempDir(), cfgPath, env), startRole(t, bin, "worker", t.TempDir(), cfgPath, env)}
+	ingress := f.start("ingress")
+	workers := []*child{f.start("worker"), f.start("worker")}
 	checkCancelAnywhere(t, ingress, workers, model, func(id string) bool {
 		_, err := p.s3.HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("results/" + id + ".json")})
 		var nf *s3types.NotFound

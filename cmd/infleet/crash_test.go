@@ -51,28 +51,6 @@ type child struct {
 	logs *strings.Builder
 }
 
-func startChild(t *testing.T, bin, dataDir, addr, cfgPath string) *child {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
-	logs := &strings.Builder{}
-	cmd.Stderr = &lockedWriter{w: logs}
-	cmd.Env = append(os.Environ(), "INFLEET_LOG_FORMAT=json")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{t: t, cmd: cmd, api: &apiHarness{base: "http://" + addr, t: t}, logs: logs}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c.api.eventually(20*time.Second, func() bool {
-		resp, err := http.Get(c.api.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return c
-}
-
 type lockedWriter struct {
 	mu sync.Mutex
 	w  *strings.Builder
@@ -133,20 +111,14 @@ func writeConfig(t *testing.T, body string) string {
 // TestCrashRecovery SIGKILLs a serve process with jobs queued and running, restarts it on the
 // same data dir, and checks that every accepted job completes with exactly one result.
 func TestCrashRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 40ms}]
 routes: {default: fast}
 workers: {concurrency: 16, max_attempts: 5}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 400
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -164,7 +136,7 @@ log: {level: warn}
 	}
 	_ = c.cmd.Wait()
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	var after map[string]messages.JobRecord
 	c2.api.eventually(60*time.Second, func() bool {
 		after = c2.api.statuses()
@@ -175,6 +147,16 @@ log: {level: warn}
 		if !ok || rec.Status != messages.StatusCompleted {
 			t.Fatalf("job %s: %+v", id, rec)
 		}
+	}
+	checkResultFiles(t, f.dataDir, ids)
+}
+
+// checkResultFiles fails t unless dataDir/results holds, for each of ids, one file with that
+// job's non-empty result, and no other .json file. Other files (the temporary file of a write
+// cut off by SIGKILL) do not count.
+func checkResultFiles(t *testing.T, dataDir string, ids []string) {
+	t.Helper()
+	for _, id := range ids {
 		data, err := os.ReadFile(filepath.Join(dataDir, "results", id+".json"))
 		if err != nil {
 			t.Fatalf("result of %s: %v", id, err)
@@ -195,8 +177,8 @@ log: {level: warn}
 			results++
 		}
 	}
-	if results != n {
-		t.Fatalf("%d result files for %d jobs", results, n)
+	if results != len(ids) {
+		t.Fatalf("%d result files for %d jobs", results, len(ids))
 	}
 }
 
@@ -204,20 +186,14 @@ log: {level: warn}
 // within the shutdown bound, queued ones stay queued without spending an attempt, and a
 // restart completes them all.
 func TestSIGTERMDrains(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 1s}]
 routes: {default: fast}
 workers: {concurrency: 4, shutdown_timeout: 20s}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 12
 	for i := range n {
 		c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"drain job %d"}}`, i))
@@ -241,7 +217,7 @@ log: {level: warn}
 		t.Fatal("serve did not exit within the shutdown bound")
 	}
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	mid := c2.api.statuses()
 	for id, rec := range running {
 		if rec.Status == messages.StatusProcessing && mid[id].Status != messages.StatusCompleted {
@@ -263,20 +239,14 @@ log: {level: warn}
 // TestSIGTERMHandsBackUnfinishedJobs gives running jobs less time than they need: they are
 // cancelled and handed back without spending an attempt, and complete after a restart.
 func TestSIGTERMHandsBackUnfinishedJobs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	slow := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: m, provider: sim, latency: 1m}]
 routes: {default: m}
 workers: {concurrency: 8, shutdown_timeout: 200ms}
 log: {level: info}
 `)
-	c := startChild(t, bin, dataDir, addr, slow)
+	c := f.serve()
 	var ids []string
 	for i := range 8 {
 		ids = append(ids, c.api.submit(fmt.Sprintf(`{"task":"summarize","input":{"text":"job %d"}}`, i)))
@@ -303,12 +273,13 @@ log: {level: info}
 	if summaries != 1 {
 		t.Errorf("%d summary lines of the hand-back, want 1 saying 8 jobs; logs:\n%s", summaries, c.logs.String())
 	}
-	fast := writeConfig(t, `
+	// The restart reads a config with fast jobs, on the same data dir and address.
+	f.cfgPath = writeConfig(t, `
 models: [{name: m, provider: sim, latency: 1ms}]
 routes: {default: m}
 log: {level: warn}
 `)
-	c2 := startChild(t, bin, dataDir, addr, fast)
+	c2 := f.serve()
 	for _, id := range ids {
 		rec := c2.api.waitStatus(id, messages.StatusCompleted)
 		if rec.Attempts != 1 {

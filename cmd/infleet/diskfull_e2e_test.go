@@ -21,22 +21,17 @@ import (
 // the filler is removed the held jobs and new ones complete without a restart, leaving no
 // temporary file behind.
 func TestServeOnAFullDisk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
+	runsTheBinary(t)
 	mnt := disktest.Mount(t, "16m")
-	dataDir := filepath.Join(mnt, "data")
-	addr := freeAddr(t)
 	const maxAttempts = 2
-	cfg := writeConfig(t, fmt.Sprintf(`
+	f := newE2E(t, fmt.Sprintf(`
 models: [{name: fast, provider: sim, latency: 500ms}]
 routes: {default: fast}
 workers: {concurrency: 4, max_attempts: %d, retry_backoff: {initial: 50ms, max: 400ms}}
 log: {level: info}
 `, maxAttempts))
-	c := startChild(t, bin, dataDir, addr, cfg)
+	f.dataDir = filepath.Join(mnt, "data") // on the small tmpfs the test fills
+	c := f.serve()
 	// The log is read once the process has stopped writing it.
 	stop := func() string {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
@@ -144,11 +139,11 @@ log: {level: info}
 		return code == http.StatusOK
 	})
 	for id := range jobs {
-		if _, err := os.Stat(filepath.Join(dataDir, "results", id+".json")); err != nil && jobs[id].Status == messages.StatusCompleted {
+		if _, err := os.Stat(filepath.Join(f.dataDir, "results", id+".json")); err != nil && jobs[id].Status == messages.StatusCompleted {
 			t.Errorf("result of %s: %v", id, err)
 		}
 	}
-	err := filepath.WalkDir(filepath.Join(dataDir, "results"), func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(f.dataDir, "results"), func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

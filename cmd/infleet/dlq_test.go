@@ -16,10 +16,7 @@ import (
 
 // TestDeadLettersRedriveAfterRecovery runs the dead-letter round trip on the embedded default.
 func TestDeadLettersRedriveAfterRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	checkDeadLettersRoundTrip(t, "", nil)
 }
 
@@ -30,16 +27,13 @@ func TestDeadLettersRedriveAfterRecovery(t *testing.T) {
 // redrive duplicates nothing. stopped, when set, checks the first process's logs.
 func checkDeadLettersRoundTrip(t *testing.T, fleet string, stopped func(logs string)) {
 	t.Helper()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	down := writeConfig(t, fleet+`
+	f := newE2E(t, fleet+`
 models: [{name: m, provider: sim, latency: 1ms, fail_rate: 1}]
 routes: {default: m}
 workers: {concurrency: 8, max_attempts: 2, retry_backoff: {initial: 100ms, max: 200ms}}
 log: {level: warn}
 `)
-	c := startChild(t, bin, dataDir, addr, down)
+	c := f.serve()
 	const n = 5
 	var ids []string
 	for i := range n {
@@ -75,12 +69,12 @@ log: {level: warn}
 	if stopped != nil {
 		stopped(c.logs.String())
 	}
-	up := writeConfig(t, fleet+`
+	f.cfgPath = writeConfig(t, fleet+`
 models: [{name: m, provider: sim, latency: 1ms}]
 routes: {default: m}
 log: {level: warn}
 `)
-	c2 := startChild(t, bin, dataDir, addr, up)
+	c2 := f.serve()
 	// cli runs `infleet dlq SUB ARGS...` against c2 and wants want in its output.
 	cli := func(want string, args ...string) string {
 		t.Helper()

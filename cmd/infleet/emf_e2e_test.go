@@ -18,10 +18,7 @@ import (
 // once it stops, holds only CloudWatch Embedded Metric Format documents, counting the jobs of
 // the task and the calls and tokens of the model; the logs stay on stderr.
 func TestServeWritesEMFToStdout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	bin := binary(t)
 	cfgPath := writeConfig(t, `models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}

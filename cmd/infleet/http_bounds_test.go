@@ -193,7 +193,7 @@ func TestSlowBodiesDoNotExhaustMemory(t *testing.T) {
 	addr := freeAddr(t)
 	// The read timeout is lifted above the test's length so that no slow body is answered 408
 	// and closed while the last ones are still being accepted on a loaded machine.
-	c := startChild(t, binary(t), filepath.Join(dir, "data"), addr,
+	c := startRoleAt(t, binary(t), "serve", addr, filepath.Join(dir, "data"),
 		writeConfig(t, "log: {level: warn}\nhttp: {read_timeout: 10m}\n"))
 	pid := c.cmd.Process.Pid
 	_, portText, _ := net.SplitHostPort(addr)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,33 +128,28 @@ func checkEveryAcceptedJobRunsOnce(t *testing.T, api *apiHarness, l *intakeLedge
 // closing the connection's write side and half by a reset, then retries every key as a client
 // would: every job that exists runs to COMPLETED and each key names one job.
 func TestAbandonedPostsAllRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}
 workers: {concurrency: 32}
 log: {level: warn}
 `)
-	srv := startChild(t, bin, t.TempDir(), addr, cfg)
+	srv := f.serve()
 	const n = 400
 	var wg sync.WaitGroup
 	// All at once, so that intake is still writing when the clients are gone.
 	for i := range n {
 		wg.Go(func() {
 			body := fmt.Sprintf(`{"task":"summarize","input":{"text":"abandoned %d"}}`, i)
-			conn, err := net.Dial("tcp", addr)
+			conn, err := net.Dial("tcp", f.addr)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			var req bytes.Buffer
 			fmt.Fprintf(&req, "POST /v1/jobs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nIdempotency-Key: gone-%d\r\nContent-Length: %d\r\n\r\n%s",
-				addr, i, len(body), body)
+				f.addr, i, len(body), body)
 			if _, err := conn.Write(req.Bytes()); err != nil {
 				t.Error(err)
 			}
@@ -238,39 +232,31 @@ func intakeUnderKills(t *testing.T, start func() *child, clients, kills int) {
 // TestIntakeSurvivesKillsOnEmbedded SIGKILLs `infleet serve` on the embedded default at random
 // points while 48 clients submit and retry on their keys.
 func TestIntakeSurvivesKillsOnEmbedded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	addr, dataDir := freeAddr(t), t.TempDir()
-	cfg := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}
 workers: {concurrency: 32, shutdown_timeout: 1s}
 log: {level: warn}
 `)
-	intakeUnderKills(t, func() *child { return startRoleAt(t, bin, "serve", addr, dataDir, cfg) }, 48, 15)
+	intakeUnderKills(t, f.serve, 48, 15)
 }
 
 // TestIntakeSurvivesKillsOnKafkaAndPostgres SIGKILLs `infleet ingress` at random points while a
 // worker keeps running, on Kafka (kfake) and PostgreSQL.
 func TestIntakeSurvivesKillsOnKafkaAndPostgres(t *testing.T) {
 	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
 	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
 log: {level: warn}
 transport: {kind: kafka, kafka: {brokers: [%q], session_timeout: 2s}}
 `, ownPostgresDatabase(t, dsn), brokers)
 	kafkaInit(t, base)
-	cfg := writeConfig(t, base+`models: [{name: m, provider: sim, latency: 5ms}]
+	f := newE2E(t, base+`models: [{name: m, provider: sim, latency: 5ms}]
 routes: {default: m}
 workers: {concurrency: 32, shutdown_timeout: 1s}
 `)
-	dataDir := t.TempDir()
-	startRole(t, bin, "worker", dataDir, cfg)
-	addr := freeAddr(t)
-	intakeUnderKills(t, func() *child { return startRoleAt(t, bin, "ingress", addr, dataDir, cfg) }, 24, 8)
+	f.start("worker")
+	intakeUnderKills(t, func() *child { return f.startAt("ingress", f.addr) }, 24, 8)
 }
 
 // ownPostgresDatabase creates a database of the test's own on the server of dsn, so that listing
@@ -312,14 +298,10 @@ func ownPostgresDatabase(t *testing.T, dsn string) string {
 // worker keeps running, on SQS and DynamoDB (fauxqs and dynalite).
 func TestIntakeSurvivesKillsOnSQSAndDynamoDB(t *testing.T) {
 	p := needAWSPeers(t)
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
+	runsTheBinary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "intake-" + sfx + "-" + n }
-	cfg := writeConfig(t, fmt.Sprintf(`
+	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`
 transport:
   kind: sqs
   sqs: {queues: {high: %s, normal: %s, low: %s}, dead_letter_queue: %s, visibility_timeout: 10s}
@@ -328,14 +310,7 @@ workers: {concurrency: 32, shutdown_timeout: 1s}
 models: [{name: fast, provider: sim, latency: 5ms}]
 log: {level: warn}
 `, q("high"), q("normal"), q("low"), q("dead"), "intake-jobs-"+sfx, p.dynamo))
-	env := "INFLEET_AWS_ENDPOINT=" + p.endpoint
-	initCmd := exec.Command(bin, "init", "--config", cfg, "--data-dir", t.TempDir())
-	initCmd.Env = append(os.Environ(), env)
-	if out, err := initCmd.CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	dataDir := t.TempDir()
-	startRole(t, bin, "worker", dataDir, cfg, env)
-	addr := freeAddr(t)
-	intakeUnderKills(t, func() *child { return startRoleAt(t, bin, "ingress", addr, dataDir, cfg, env) }, 16, 6)
+	f.dataDir = t.TempDir() // shared by the worker and every ingress, as on the other fleets
+	f.start("worker")
+	intakeUnderKills(t, func() *child { return f.startAt("ingress", f.addr) }, 16, 6)
 }

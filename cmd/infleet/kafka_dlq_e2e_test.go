@@ -33,10 +33,7 @@ func kafkaInit(t *testing.T, body string) {
 // through the retry topics, dead letters to the dead-letter topic, and a second redrive (another
 // process reading the removals) finds nothing.
 func TestDeadLettersOnKafka(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	transport := kafkaCluster(t)
 	kafkaInit(t, transport+"log: {level: warn}\n")
 	checkDeadLettersRoundTrip(t, transport, func(logs string) {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,14 +17,9 @@ import (
 	"github.com/infleet/infleet/messages"
 )
 
-// startRole starts `infleet ROLE` (ingress or worker) with env added to the environment and
-// waits until its /readyz answers.
-func startRole(t *testing.T, bin, role, dataDir, cfgPath string, env ...string) *child {
-	t.Helper()
-	return startRoleAt(t, bin, role, freeAddr(t), dataDir, cfgPath, env...)
-}
-
-// startRoleAt is startRole listening on addr, for a process restarted where clients expect it.
+// startRoleAt starts `infleet ROLE` (serve, ingress or worker) listening on addr, with env
+// added to the environment, waits until its /readyz answers, and kills it at cleanup, logging
+// what it wrote when the test failed.
 func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(bin, role, "--config", cfgPath, "--data-dir", dataDir, "--addr", addr)
@@ -60,15 +53,24 @@ func startRoleAt(t *testing.T, bin, role, addr, dataDir, cfgPath string, env ...
 // cluster whose groups notice a dead member within seconds, and returns the DSN and the brokers.
 func kafkaFleetPeers(t *testing.T) (dsn, brokers string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	dsn = os.Getenv("INFLEET_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("INFLEET_TEST_POSTGRES_DSN is unset (make test starts a PostgreSQL and sets it)")
 	}
-	t.Parallel()
+	runsTheBinary(t)
 	return dsn, fleetKafka(t)
+}
+
+// kafkaPostgresFleet opens a fleet test on kfake and PostgreSQL (see kafkaFleetPeers): it
+// creates the topics with `infleet init` and returns the config's store and log lines (base),
+// to which the test adds its transport settings, models and workers, and the environment entry
+// that gives each process the brokers, as a fleet's deployment would.
+func kafkaPostgresFleet(t *testing.T) (base, brokersEnv string) {
+	t.Helper()
+	dsn, brokers := kafkaFleetPeers(t)
+	base = fmt.Sprintf("store: {kind: postgres, postgres: {dsn: %q}}\nlog: {level: warn}\n", dsn)
+	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
+	return base, "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
 }
 
 // fleetKafka starts a one-broker kfake cluster, closed at cleanup, whose consumer groups accept
@@ -88,22 +90,15 @@ func fleetKafka(t *testing.T) string {
 // checks that every job completes with exactly one result: the survivor takes over the dead
 // worker's partitions after the session timeout and re-runs what it left unacked.
 func TestKafkaFleetSurvivesWorkerKill(t *testing.T) {
-	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
-	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
-log: {level: warn}
-`, dsn)
-	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	// The processes take the brokers from the environment, as a fleet's deployment would.
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	base, brokersEnv := kafkaPostgresFleet(t)
+	// The processes share the data dir, where each writes its result files.
+	f := newE2E(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: sim, latency: 300ms}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
-`)
-	dataDir := t.TempDir() // shared: the result files of every process
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
-	workers := []*child{startRole(t, bin, "worker", dataDir, cfgPath, env), startRole(t, bin, "worker", dataDir, cfgPath, env)}
+`, brokersEnv)
+	ingress := f.start("ingress")
+	workers := []*child{f.start("worker"), f.start("worker")}
 
 	const n = 300
 	ids := make([]string, 0, n)
@@ -152,30 +147,7 @@ workers: {concurrency: 4, max_attempts: 5, shutdown_timeout: 1s}
 		t.Fatal("no job was re-run: the killed worker had nothing in flight, so the test proved nothing")
 	}
 	t.Logf("%d jobs were in flight on the killed worker and ran again", rerun)
-	for _, id := range ids {
-		data, err := os.ReadFile(filepath.Join(dataDir, "results", id+".json"))
-		if err != nil {
-			t.Fatalf("result of %s: %v", id, err)
-		}
-		var res messages.Result
-		if err := json.Unmarshal(data, &res); err != nil || res.JobID != id || res.Output.Text == "" {
-			t.Fatalf("result of %s: %s", id, data)
-		}
-	}
-	entries, err := os.ReadDir(filepath.Join(dataDir, "results"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	results := 0
-	for _, e := range entries {
-		// A write cut off by SIGKILL may leave a temporary file; only .json files are results.
-		if strings.HasSuffix(e.Name(), ".json") {
-			results++
-		}
-	}
-	if results != n {
-		t.Fatalf("%d result files for %d jobs", results, n)
-	}
+	checkResultFiles(t, f.dataDir, ids)
 	code, _, data := ingress.api.do(http.MethodGet, "/v1/jobs/"+ids[0]+"/result", "", nil)
 	if code != http.StatusOK || !strings.Contains(string(data), ids[0]) {
 		t.Fatalf("result through the ingress: %d %s", code, data)

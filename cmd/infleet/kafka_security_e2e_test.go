@@ -90,10 +90,7 @@ func TestServeOnSecuredKafka(t *testing.T) {
 // TestDeadLettersOnSecuredKafka runs the dead-letter round trip (retries through the retry
 // topics, dead letters, a redrive from the CLI) on a cluster that requires mTLS and SCRAM.
 func TestDeadLettersOnSecuredKafka(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	c := securedKafka(t)
 	fleet := "transport: {kind: kafka, kafka: " + securedKafkaConfig(c, "s3cret", "") + "}\n"
 	kafkaInit(t, fleet+"log: {level: warn}\n")

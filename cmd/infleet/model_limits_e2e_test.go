@@ -16,24 +16,17 @@ import (
 // than its rate (a token bucket: at most one second's share beyond rpm/60 per second, so at
 // most 1.7 % over any minute), while every job completes.
 func TestModelLimitsHoldForAFleetOfThreeWorkers(t *testing.T) {
-	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
+	base, brokersEnv := kafkaPostgresFleet(t)
 	const maxConc, rpm, n = 4, 900, 150
 	sim := startFmsim(t, "--latency", "150ms")
-	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
-log: {level: warn}
-`, dsn)
-	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	f := newE2E(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: openai, base_url: %q, model_id: m, timeout: 10s, max_concurrency: %d, rpm: %d}]
 routes: {default: m}
 workers: {concurrency: 8, max_attempts: 5, shutdown_timeout: 1s}
-`, sim+"/v1", maxConc, rpm))
-	dataDir := t.TempDir()
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+`, sim+"/v1", maxConc, rpm), brokersEnv)
+	ingress := f.start("ingress")
 	for range 3 {
-		startRole(t, bin, "worker", dataDir, cfgPath, env)
+		f.start("worker")
 	}
 	resetFmsimStats(t, sim)
 	ids := make([]string, 0, n)

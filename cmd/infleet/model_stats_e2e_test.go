@@ -18,26 +18,22 @@ import (
 // model, yet its GET /v1/models (and the console's Models page) counts every call both workers
 // made, each worker's apart, and shows the model's circuit open once fmsim fails every call.
 func TestModelFiguresOfTheFleetOnTheIngress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	brokers := fleetKafka(t)
-	bin := binary(t)
 	sim := startFmsim(t, "--latency", "20ms")
 	dataDir := t.TempDir()
 	base := fmt.Sprintf("store: {kind: sqlite, sqlite: {path: %q}}\nlog: {level: warn}\n", filepath.Join(dataDir, "fleet.db"))
 	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	f := newE2E(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: openai, base_url: %q, model_id: m, timeout: 5s, rpm: 6000}]
 routes: {default: m}
 resilience: {breaker: {failures: 3, open_for: 1m}}
 workers: {concurrency: 4, max_attempts: 2, shutdown_timeout: 1s}
-`, sim+"/v1"))
-	ingress := startRole(t, bin, "ingress", dataDir, cfgPath, env)
+`, sim+"/v1"), "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+	f.dataDir = dataDir // shared: the SQLite file of every process
+	ingress := f.start("ingress")
 	for range 2 {
-		startRole(t, bin, "worker", dataDir, cfgPath, env)
+		f.start("worker")
 	}
 	resetFmsimStats(t, sim)
 

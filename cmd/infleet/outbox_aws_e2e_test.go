@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,18 +26,14 @@ import (
 // must arrive: at least once, under one stable id (header and JSON agree), none lost.
 func TestOutboxEventsSurviveSIGKILLOnDynamoDB(t *testing.T) {
 	p := needAWSPeers(t)
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	hooks := newHeldHooks()
 	receipt := &killOnReceipt{hooks: hooks, done: make(chan string, 1)}
 	srv := httptest.NewServer(receipt)
 	t.Cleanup(srv.Close)
-	bin := binary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "e2e-outbox-" + sfx + "-" + n }
-	cfgPath := writeConfig(t, fmt.Sprintf(`
+	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`
 transport:
   kind: sqs
   sqs:
@@ -54,14 +49,8 @@ notify:
   outbox: {lease: 2s, poll: 100ms}
 log: {level: warn}
 `, q("high"), q("normal"), q("low"), q("dead"), "e2e-outbox-jobs-"+sfx, p.dynamo, srv.URL))
-	env := "INFLEET_AWS_ENDPOINT=" + p.endpoint
-	cmd := exec.Command(bin, "init", "--config", cfgPath, "--data-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), env)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
 
-	ingress := startRole(t, bin, "ingress", t.TempDir(), cfgPath, env)
+	ingress := f.start("ingress")
 	api := ingress.api
 	const n, kills = 40, 4
 	ids := make([]string, 0, n)
@@ -75,7 +64,7 @@ log: {level: warn}
 	}
 	for k := range kills {
 		before := heldSeen()
-		w := startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
+		w := f.start("worker")
 		// A job's status is written and its event is being sent: kill the worker between the two.
 		w.api.eventually(30*time.Second, func() bool { return heldSeen() > before })
 		if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -105,11 +94,11 @@ log: {level: warn}
 		_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 		_ = victim.cmd.Wait()
 	})
-	victim = startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
+	victim = f.start("worker")
 	close(victimReady)
 	dupEvent := receipt.killed(t, 30*time.Second)
 
-	startRole(t, bin, "worker", t.TempDir(), cfgPath, env)
+	f.start("worker")
 	api.eventually(90*time.Second, func() bool {
 		return countStatus(api.statuses(), messages.StatusCompleted) == n
 	})

@@ -73,17 +73,11 @@ func (h *heldHooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // on the same data dir and checks that every job's event arrives: at least once, under one
 // stable id (header and JSON agree), none lost.
 func TestOutboxEventsSurviveSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	hooks := newHeldHooks()
 	srv := httptest.NewServer(hooks)
 	t.Cleanup(srv.Close)
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
+	f := newE2E(t, fmt.Sprintf(`
 models: [{name: fast, provider: sim, latency: 5ms}]
 routes: {default: fast}
 workers: {concurrency: 16}
@@ -92,7 +86,7 @@ notify:
   outbox: {lease: 2s, poll: 100ms}
 log: {level: warn}
 `, srv.URL))
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 60
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -119,7 +113,7 @@ log: {level: warn}
 	hooks.mu.Unlock()
 	close(hooks.held)
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	c2.api.eventually(60*time.Second, func() bool {
 		hooks.mu.Lock()
 		defer hooks.mu.Unlock()

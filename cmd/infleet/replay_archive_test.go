@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/infleet/infleet/adapters/eventbridge/ebtest"
 	"github.com/infleet/infleet/adapters/sqs"
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/messages"
 )
 
@@ -105,10 +105,7 @@ func TestReplayArchiveUsageErrors(t *testing.T) {
 // first seen in a replay records it too.
 func TestReplayedEventBridgeEnvelopeCarriesReplayName(t *testing.T) {
 	t.Parallel()
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run the tests with .ci/peers/with-aws.sh (or make test) to start fauxqs")
-	}
+	endpoint := awstest.Endpoint(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	client := awssqs.New(awssqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,37 +21,26 @@ import (
 // continues it to the end, so that matched equals published and every archived job ran again
 // under the replay's name.
 func TestReplayProgressAnywhere(t *testing.T) {
-	dsn, brokers := kafkaFleetPeers(t)
-	bin := binary(t)
-	base := fmt.Sprintf(`store: {kind: postgres, postgres: {dsn: %q}}
-log: {level: warn}
-`, dsn)
-	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", brokers))
-	env := "INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers
-	cfgPath := writeConfig(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	base, brokersEnv := kafkaPostgresFleet(t)
+	// The data dir is shared: the result files and the archive of every process.
+	f := newE2E(t, base+`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: sim, latency: 5ms}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 3, shutdown_timeout: 1s}
 archive: {replay_lease: 3s}
-`)
-	dataDir := t.TempDir() // shared: the result files and the archive of every process
-	checkReplayAnywhere(t, func() *child { return startRole(t, bin, "ingress", dataDir, cfgPath, env) },
-		func() { startRole(t, bin, "worker", dataDir, cfgPath, env) })
+`, brokersEnv)
+	checkReplayAnywhere(t, func() *child { return f.start("ingress") }, func() { f.start("worker") })
 }
 
 // TestReplayProgressAnywhereOnAWS is TestReplayProgressAnywhere on SQS, DynamoDB and S3
 // (fauxqs and dynalite), each process with its own data dir: the replay lives in the DynamoDB
 // job table and the archive in S3.
 func TestReplayProgressAnywhereOnAWS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
-	bin := binary(t)
+	runsTheBinary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "rpa-" + sfx + "-" + n }
-	cfgPath := writeConfig(t, fmt.Sprintf(`transport:
+	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`transport:
   kind: sqs
   sqs:
     queues: {high: %s, normal: %s, low: %s}
@@ -66,14 +54,7 @@ workers: {concurrency: 4, max_attempts: 3, shutdown_timeout: 1s}
 archive: {replay_lease: 3s}
 log: {level: warn}
 `, q("high"), q("normal"), q("low"), q("dead"), q("jobs"), p.dynamo, q("results")))
-	aws := "INFLEET_AWS_ENDPOINT=" + p.endpoint
-	cmd := exec.Command(bin, "init", "--config", cfgPath, "--data-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), aws)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	checkReplayAnywhere(t, func() *child { return startRole(t, bin, "ingress", t.TempDir(), cfgPath, aws) },
-		func() { startRole(t, bin, "worker", t.TempDir(), cfgPath, aws) })
+	checkReplayAnywhere(t, func() *child { return f.start("ingress") }, func() { f.start("worker") })
 }
 
 // checkReplayAnywhere starts two ingress processes and a worker, runs jobs, and checks that a
@@ -164,21 +145,15 @@ func checkReplayAnywhere(t *testing.T, startIngress func() *child, startWorker f
 // again on the same data dir shows its progress at once and finishes it, each archived job
 // re-published once.
 func TestReplaySurvivesARestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := binary(t)
-	dataDir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, `
+	runsTheBinary(t)
+	f := newE2E(t, `
 models: [{name: m, provider: sim, latency: 5ms}]
 routes: {default: m}
 workers: {concurrency: 4, shutdown_timeout: 2s}
 archive: {replay_lease: 3s}
 log: {level: info}
 `)
-	c := startChild(t, bin, dataDir, addr, cfg)
+	c := f.serve()
 	const n = 16
 	ids := make([]string, 0, n)
 	for i := range n {
@@ -215,7 +190,7 @@ log: {level: info}
 		t.Fatalf("no hand-back logged at shutdown:\n%s", c.logs.String())
 	}
 
-	c2 := startChild(t, bin, dataDir, addr, cfg)
+	c2 := f.serve()
 	before := status(c2.api)
 	if before.Published < 4 || before.Done {
 		t.Fatalf("after the restart = %+v; want the progress made before it", before)

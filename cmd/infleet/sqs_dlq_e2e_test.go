@@ -13,11 +13,8 @@ import (
 // with the model up they are redriven through the CLI and complete, and a second redrive finds
 // nothing.
 func TestDeadLettersOnSQS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
+	runsTheBinary(t)
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	fleet := fmt.Sprintf(`
 transport:

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,44 +19,31 @@ import (
 // mid-way gets the rest and nothing twice. An ingress without the key still ends with the
 // whole answer, from the stored result.
 func TestStreamRelaysAcrossProcessesOnKafka(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
+	runsTheBinary(t)
 	brokers := fleetKafka(t)
-	bin := binary(t)
 	sim := startFmsim(t, "--drop-stream-after", "4", "--chunk-interval", "40ms")
 	dataDir := t.TempDir() // shared: the SQLite file and the result files of every process
 	base := fmt.Sprintf("store: {kind: sqlite, sqlite: {path: %q}}\n", filepath.Join(dataDir, "jobs.db"))
 	kafkaInit(t, base+fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\nlog: {level: warn}\n", brokers))
-	cfgPath := writeConfig(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
+	f := newE2E(t, base+fmt.Sprintf(`transport: {kind: kafka, kafka: {session_timeout: 2s}}
 models: [{name: m, provider: openai, base_url: %q, model_id: m}]
 routes: {default: m}
 workers: {concurrency: 4, max_attempts: 2, shutdown_timeout: 1s}
 log: {level: warn}
-`, sim+"/v1"))
-	env := []string{"INFLEET_TRANSPORT_KAFKA_BROKERS=" + brokers, "INFLEET_STREAMING_RELAY_KEY=relay-key-of-the-test-fleet"}
-	checkStreamRelay(t, sim, func(withKey bool) *child {
-		if withKey {
-			return startRole(t, bin, "ingress", dataDir, cfgPath, env...)
-		}
-		return startRole(t, bin, "ingress", dataDir, cfgPath, env[0])
-	}, func() { startRole(t, bin, "worker", dataDir, cfgPath, env...) })
+`, sim+"/v1"), "INFLEET_TRANSPORT_KAFKA_BROKERS="+brokers)
+	f.dataDir = dataDir
+	checkStreamRelay(t, sim, f)
 }
 
 // TestStreamRelaysAcrossProcessesOnSQS is TestStreamRelaysAcrossProcessesOnKafka on the AWS
 // fleet: SQS, DynamoDB and S3 (fauxqs and dynalite), each process with its own data dir.
 func TestStreamRelaysAcrossProcessesOnSQS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	p := needAWSPeers(t)
-	t.Parallel()
-	bin := binary(t)
+	runsTheBinary(t)
 	sim := startFmsim(t, "--drop-stream-after", "4", "--chunk-interval", "40ms")
 	sfx := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	q := func(n string) string { return "stream-" + sfx + "-" + n }
-	cfgPath := writeConfig(t, fmt.Sprintf(`transport:
+	f := newAWSE2E(t, p.endpoint, fmt.Sprintf(`transport:
   kind: sqs
   sqs:
     queues: {high: %s, normal: %s, low: %s}
@@ -70,32 +56,21 @@ routes: {default: m}
 workers: {concurrency: 4, max_attempts: 2, shutdown_timeout: 1s}
 log: {level: warn}
 `, q("high"), q("normal"), q("low"), q("dead"), "stream-jobs-"+sfx, p.dynamo, "stream-results-"+sfx, sim+"/v1"))
-	aws := "INFLEET_AWS_ENDPOINT=" + p.endpoint
-	cmd := exec.Command(bin, "init", "--config", cfgPath, "--data-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), aws)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	env := []string{aws, "INFLEET_STREAMING_RELAY_KEY=relay-key-of-the-test-fleet"}
-	checkStreamRelay(t, sim, func(withKey bool) *child {
-		if withKey {
-			return startRole(t, bin, "ingress", t.TempDir(), cfgPath, env...)
-		}
-		return startRole(t, bin, "ingress", t.TempDir(), cfgPath, aws)
-	}, func() { startRole(t, bin, "worker", t.TempDir(), cfgPath, env...) })
+	checkStreamRelay(t, sim, f)
 }
 
-// checkStreamRelay starts an ingress with the fleet's relay key, a worker and an ingress
-// without the key (startIngress(false)), and checks that a streaming job's deltas come through
+// checkStreamRelay starts, through f, an ingress with the fleet's relay key, a worker with it
+// and an ingress without it, and checks that a streaming job's deltas come through
 // the first ingress as the worker gets them from sim (which drops every stream after 4 chunks),
 // joined equal to the stored result and to sim's unstreamed answer; that the keyless ingress
 // ends with the whole answer; and that a client reconnecting with Last-Event-ID mid-way gets the
 // rest and nothing twice.
-func checkStreamRelay(t *testing.T, sim string, startIngress func(withKey bool) *child, startWorker func()) {
+func checkStreamRelay(t *testing.T, sim string, f *e2e) {
 	t.Helper()
-	ingress := startIngress(true)
-	startWorker()
-	keyless := startIngress(false)
+	const relayKey = "INFLEET_STREAMING_RELAY_KEY=relay-key-of-the-test-fleet"
+	ingress := f.start("ingress", relayKey)
+	f.start("worker", relayKey)
+	keyless := f.start("ingress")
 
 	id := ingress.api.submit(fmt.Sprintf(`{"task":"t","input":{"text":%q},"stream":true}`, streamText))
 	type followed struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/internal/otlptest"
 	"github.com/infleet/infleet/messages"
 )
@@ -57,10 +58,7 @@ func TestTracesCoverRequestQueueAndWorker(t *testing.T) {
 			return fmt.Sprintf("transport: {kind: kafka, kafka: {brokers: [%q]}}\n", cluster.ListenAddrs()[0])
 		},
 		"sqs": func(t *testing.T, dir string) string {
-			endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-			if endpoint == "" {
-				t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
-			}
+			endpoint := awstest.Endpoint(t)
 			sfx := fmt.Sprintf("trace-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 			return fmt.Sprintf("transport: {kind: sqs, sqs: {endpoint: %q, queues: {high: %s-h, normal: %s-n, low: %s-l}, dead_letter_queue: %s-d}}\n",
 				endpoint, sfx, sfx, sfx, sfx)

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/infleet/infleet/config"
+	"github.com/infleet/infleet/internal/awstest"
 	"github.com/infleet/infleet/messages"
 )
 
@@ -23,10 +24,7 @@ import (
 // applies at start, a valid change applies, an invalid one is rejected and the last good
 // routing stays.
 func TestRoutingReloadsFromAnS3Object(t *testing.T) {
-	endpoint := os.Getenv("INFLEET_TEST_AWS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("INFLEET_TEST_AWS_ENDPOINT is unset: run under .ci/peers/with-aws.sh (make test does)")
-	}
+	endpoint := awstest.Endpoint(t)
 	t.Parallel()
 	ctx := context.Background()
 	client := awss3.New(awss3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
