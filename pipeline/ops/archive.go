@@ -123,18 +123,18 @@ type ArchiveConfig struct {
 // whose Wait returns once the entry's batch is written, so that a worker acknowledges a message
 // only once its entry is in the archive. Safe for concurrent use.
 type Archive struct {
-	cfg   ArchiveConfig
-	mu    sync.Mutex
-	cur   *archiveBatch
+	cfg ArchiveConfig
+	mu  sync.Mutex
+	cur *archiveBatch
 	// lastLen is how many entries the last batch taken held, to size the next.
 	lastLen int
-	shut  bool
-	ready chan struct{} // a new batch was started
-	full  chan struct{} // the current batch reached MaxBatch
-	stop  chan struct{}
-	done  chan struct{}
-	seq   atomic.Uint64
-	close sync.Once
+	shut    bool
+	ready   chan struct{} // a new batch was started
+	full    chan struct{} // the current batch reached MaxBatch
+	stop    chan struct{}
+	done    chan struct{}
+	seq     atomic.Uint64
+	close   sync.Once
 	// writers bounds the batches written at once; inflight tracks them.
 	writers  chan struct{}
 	inflight sync.WaitGroup
