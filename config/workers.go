@@ -35,7 +35,7 @@ type Workers struct {
 	// PROCESSING record being written) before a worker is free, or waiting, their result
 	// stored, for their outcome to be recorded and the message acknowledged. A worker is
 	// never kept from the next job by those writes. At archive.write before_ack a message
-	// whose outcome is recorded waits for its archive write among archive.batch_max more
+	// whose outcome is recorded waits for its archive write among archive.held_acks more
 	// (Config.HeldAcks), not among these. Default: Concurrency.
 	Prefetch int `yaml:"prefetch,omitempty"`
 	// MaxAttempts before a job fails and is dead-lettered. Default 5.

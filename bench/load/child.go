@@ -123,7 +123,7 @@ func (h *harness) startChild(ctx context.Context, name, role, dataDir string, cf
 	cmd := exec.Command(h.bin, role, "--data-dir", dataDir, "--addr", addr, "--config", cfgPath)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.Env = childEnv(os.Environ())
+	cmd.Env = append(childEnv(os.Environ()), h.opts.childEnv...)
 	if h.opts.profileDir != "" {
 		prof := filepath.Join(h.opts.profileDir, name+"-"+role+".pprof")
 		cmd.Env = append(cmd.Env, "INFLEET_CPUPROFILE="+prof)

@@ -126,6 +126,9 @@ type options struct {
 	keep          bool
 	timeout       time.Duration
 	childLogLevel string
+	// childEnv are KEY=VALUE entries added to every child's environment (-child-env), after
+	// the harness's own INFLEET_ variables are left out.
+	childEnv []string
 }
 
 func main() {
@@ -232,6 +235,13 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories, configs and child logs")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	fs.StringVar(&o.childLogLevel, "child-log-level", "warn", "log.level of the children (their logs go to files in the temporary directory)")
+	fs.Func("child-env", "`KEY=VALUE` added to every infleet child's environment, e.g. INFLEET_ARCHIVE_BATCH_WINDOW=20ms for a setting the scenarios leave at its default (repeatable; the harness's own INFLEET_ variables never reach the children)", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		o.childEnv = append(o.childEnv, kv)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, exitOK
