@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/infleet/infleet/messages"
 )
@@ -120,6 +121,20 @@ func inputFromDoc(v any) (messages.Input, error) {
 	return in, nil
 }
 
+// wholeNumber reads n as an int when it is a whole number that fits one, however it is
+// written: 12, 12.0 and 1.2E1 alike (JSON Schema counts each as an integer).
+func wholeNumber(n json.Number) (int, bool) {
+	if i, err := n.Int64(); err == nil {
+		return int(i), int64(int(i)) == i
+	}
+	r, ok := new(big.Rat).SetString(string(n))
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
+		return 0, false
+	}
+	i := r.Num().Int64()
+	return int(i), int64(int(i)) == i
+}
+
 func paramsFromDoc(v any) (*messages.Params, error) {
 	if v == nil {
 		return nil, nil
@@ -136,11 +151,11 @@ func paramsFromDoc(v any) (*messages.Params, error) {
 		switch k {
 		case "max_tokens":
 			n, ok := v.(json.Number)
-			i, err := n.Int64()
-			if !ok || err != nil || int64(int(i)) != i {
+			i, whole := wholeNumber(n)
+			if !ok || !whole {
 				return nil, errors.New("params.max_tokens: must be a whole number")
 			}
-			p.MaxTokens = int(i)
+			p.MaxTokens = i
 		case "temperature", "top_p":
 			n, ok := v.(json.Number)
 			f, err := n.Float64()
