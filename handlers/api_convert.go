@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
+	"strings"
 
 	"github.com/infleet/infleet/messages"
 )
@@ -122,10 +124,15 @@ func inputFromDoc(v any) (messages.Input, error) {
 }
 
 // wholeNumber reads n as an int when it is a whole number that fits one, however it is
-// written: 12, 12.0 and 1.2E1 alike (JSON Schema counts each as an integer).
+// written: 12, 12.0 and 1.2E1 alike (JSON Schema counts each as an integer). A number
+// written in more than maxWholeNumberText characters is not read (an exponent such as
+// 1e999999999 would cost the exact arithmetic gigabytes).
 func wholeNumber(n json.Number) (int, bool) {
 	if i, err := n.Int64(); err == nil {
 		return int(i), int64(int(i)) == i
+	}
+	if len(n) > maxWholeNumberText || strings.ContainsAny(string(n), "eE") && exponentTooLarge(string(n)) {
+		return 0, false
 	}
 	r, ok := new(big.Rat).SetString(string(n))
 	if !ok || !r.IsInt() || !r.Num().IsInt64() {
@@ -133,6 +140,17 @@ func wholeNumber(n json.Number) (int, bool) {
 	}
 	i := r.Num().Int64()
 	return int(i), int64(int(i)) == i
+}
+
+// maxWholeNumberText bounds the text of a number wholeNumber reads exactly.
+const maxWholeNumberText = 64
+
+// exponentTooLarge reports whether the exponent of a number in E notation is beyond what an
+// int can hold a whole number of (|exponent| > 30).
+func exponentTooLarge(n string) bool {
+	i := strings.IndexAny(n, "eE")
+	e, err := strconv.Atoi(n[i+1:])
+	return err != nil || e > 30 || e < -30
 }
 
 func paramsFromDoc(v any) (*messages.Params, error) {
