@@ -311,6 +311,20 @@ func (s *Store) ForgetReplays(ctx context.Context, before time.Time) (int, error
 	}
 	b := toMicros(before)
 	n := 0
+	found := make(map[string]bool, len(items))
+	for _, item := range items {
+		found[str(item, attrRplName)] = true
+	}
+	for name, entry := range listed {
+		// A list entry whose item is gone (a process died between the two writes below)
+		// is removed once its start is old.
+		us, _, _ := strings.Cut(entry, "|")
+		if started, err := strconv.ParseInt(us, 10, 64); err == nil && !found[name] && started < b {
+			if err := s.unlist(ctx, name, entry); err != nil {
+				return n, err
+			}
+		}
+	}
 	for _, item := range items {
 		r, err := decodeReplay(item)
 		if err != nil || !r.UpdatedAt.Before(before) || !r.LeaseUntil.Before(before) {
@@ -330,17 +344,25 @@ func (s *Store) ForgetReplays(ctx context.Context, before time.Time) (int, error
 			return n, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replay "+r.Name, err))
 		}
 		n++
-		_, err = s.client.UpdateItem(ctx, &ddb.UpdateItemInput{
-			TableName:                 aws.String(s.table),
-			Key:                       key(replaysRecentPK),
-			UpdateExpression:          aws.String("REMOVE #r"),
-			ConditionExpression:       aws.String("#r = :v"),
-			ExpressionAttributeNames:  map[string]string{"#r": attrReplayPrefix + r.Name},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":v": strAttr(listed[r.Name])},
-		})
-		if err != nil && !isConditionFailed(err) {
-			return n, fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replay "+r.Name, err))
+		if err := s.unlist(ctx, r.Name, listed[r.Name]); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
+}
+
+// unlist removes name from the list of recent replays if the list still holds entry for it.
+func (s *Store) unlist(ctx context.Context, name, entry string) error {
+	_, err := s.client.UpdateItem(ctx, &ddb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(replaysRecentPK),
+		UpdateExpression:          aws.String("REMOVE #r"),
+		ConditionExpression:       aws.String("#r = :v"),
+		ExpressionAttributeNames:  map[string]string{"#r": attrReplayPrefix + name},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": strAttr(entry)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("%w: %w", pipeline.ErrUnavailable, s.wrap("forget replay "+name, err))
+	}
+	return nil
 }
