@@ -81,6 +81,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 			ShutdownTimeout: 30 * time.Second,
 			JobTimeout:      10 * time.Minute,
 			CancelPoll:      250 * time.Millisecond,
+			ClaimAfter:      250 * time.Millisecond,
 		},
 		Models: []Model{{Name: "fast", Provider: "sim", Latency: 20 * time.Millisecond}},
 		Routes: map[string]string{"default": "fast"},

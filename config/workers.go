@@ -18,6 +18,7 @@ const (
 	DefaultShutdownTimeout     = 30 * time.Second
 	DefaultJobTimeout          = 10 * time.Minute
 	DefaultCancelPoll          = 250 * time.Millisecond
+	DefaultClaimAfter          = 250 * time.Millisecond
 )
 
 // InFlight is how many messages a process runs at once, from their hand-out until their
@@ -56,6 +57,23 @@ type Workers struct {
 	// it runs, which of them were cancelled, so that DELETE /v1/jobs/{id} on any process stops
 	// the job where it runs. Nothing is read while no job runs. Default 250ms.
 	CancelPoll time.Duration `yaml:"cancel_poll,omitempty"`
+	// ClaimAfter is how long a job runs on its message's first delivery before its claim
+	// (PROCESSING and the attempt) is recorded; a job done sooner is recorded once, COMPLETED
+	// with its attempt counted. Only transports that count deliveries (embedded, SQS) tell a
+	// first delivery; Kafka's jobs are claimed before they run. Default 250ms.
+	ClaimAfter time.Duration `yaml:"claim_after,omitempty"`
+	// ClaimBeforeRun records every job's claim before it runs, as before ClaimAfter existed:
+	// PROCESSING shows from the first moment, at one more store write per job. Default false.
+	ClaimBeforeRun bool `yaml:"claim_before_run,omitempty"`
+}
+
+// ClaimDelay is how long a job on its first delivery runs before its claim is recorded, as
+// worker.Config.ClaimAfter takes it: zero when every claim is recorded before the job runs.
+func (w Workers) ClaimDelay() time.Duration {
+	if w.ClaimBeforeRun {
+		return 0
+	}
+	return w.ClaimAfter
 }
 
 // PriorityWeights are relative shares of the workers per priority.
@@ -94,6 +112,7 @@ func (w *Workers) applyDefaults() {
 	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, DefaultShutdownTimeout)
 	w.JobTimeout = cmp.Or(w.JobTimeout, DefaultJobTimeout)
 	w.CancelPoll = cmp.Or(w.CancelPoll, DefaultCancelPoll)
+	w.ClaimAfter = cmp.Or(w.ClaimAfter, DefaultClaimAfter)
 }
 
 // checkWorkers checks that the retry backoff starts no higher than its cap.

@@ -332,6 +332,11 @@ const (
 	// MetaNackDelay, set by a handler on a message before it nacks it, asks the transport to
 	// redeliver no sooner than this Go duration. Transports that cannot delay ignore it.
 	MetaNackDelay = "infleet_nack_delay"
+	// MetaDeliveryCount is set on a delivered message by a transport that counts deliveries
+	// (JetStream's NumDelivered, SQS's ApproximateReceiveCount): "1" on the message's first
+	// delivery. Transports that cannot count (Kafka) drop a producer's value, so "1" is never
+	// taken on a producer's word.
+	MetaDeliveryCount = "delivery_count"
 )
 
 // ResultPath returns the API path of a job's result.

@@ -27,6 +27,14 @@ type JobStore interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// LatestReader is a JobStore that reads a job where its writes are made, cheaper than Get
+// for a record that writes keep changing (SQLite: on the writer's connection, whose pages are
+// current). ReadLatest returns what Get would, or ErrNotFound. Workers read a job this way
+// before running it when its claim is deferred.
+type LatestReader interface {
+	ReadLatest(ctx context.Context, id string) (messages.JobRecord, error)
+}
+
 // Transition is a conditional change of a job's status and the fields that go with it.
 type Transition struct {
 	// From lists the statuses the job may be in; empty means any non-terminal status.

@@ -5,6 +5,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/infleet/infleet/messages"
 )
 
 // Header and metadata names shared with the rest of infleet.
@@ -58,5 +60,8 @@ func fromRecord(r kafkago.Message) *message.Message {
 	}
 	msg.Metadata[MetaPartition] = strconv.Itoa(r.Partition)
 	msg.Metadata[MetaOffset] = strconv.FormatInt(r.Offset, 10)
+	// Kafka does not count deliveries: a producer's count is not taken (see
+	// messages.MetaDeliveryCount).
+	delete(msg.Metadata, messages.MetaDeliveryCount)
 	return msg
 }

@@ -7,11 +7,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/infleet/infleet/messages"
 )
 
 // MetaDeliveryCount is the metadata key under which the Subscriber puts how many times
 // JetStream has delivered the message (1 on the first delivery).
-const MetaDeliveryCount = "delivery_count"
+const MetaDeliveryCount = messages.MetaDeliveryCount
 
 // natsHeaderPrefix marks headers that belong to NATS and JetStream (Nats-Msg-Id,
 // Nats-Expected-Stream...). Metadata keys with it are not sent, and such headers are not
@@ -54,6 +56,8 @@ func fromJetStream(m jetstream.Msg, meta *jetstream.MsgMetadata) *message.Messag
 	}
 	if meta != nil {
 		msg.Metadata.Set(MetaDeliveryCount, strconv.FormatUint(meta.NumDelivered, 10))
+	} else {
+		delete(msg.Metadata, MetaDeliveryCount)
 	}
 	return msg
 }

@@ -53,6 +53,18 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 	return rec, err
 }
 
+// ReadLatest returns job id's record as the store's writer reads it, or ErrNotFound; see
+// pipeline.LatestReader. The read joins the writer's next batch: it sees every write handed
+// to the store before it, from the writer's page cache, where a read connection would first
+// reread from the write-ahead log the pages the writer's commits changed.
+func (s *Store) ReadLatest(ctx context.Context, id string) (messages.JobRecord, error) {
+	r := &request{ctx: ctx, op: opRead, id: id}
+	if err := s.submit(r); err != nil {
+		return messages.JobRecord{}, err
+	}
+	return r.out, nil
+}
+
 // Transition applies t to job id atomically with pipeline.Transition.Apply; see
 // pipeline.JobStore. On ErrConflict the returned record is the job's current state.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"reflect"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -529,5 +530,31 @@ func TestHalfWrittenRequestIsUndone(t *testing.T) {
 		if rec.Status != want || events != wantEvents {
 			t.Errorf("%s is %s with %d outbox rows, want %s with %d", id, rec.Status, events, want, wantEvents)
 		}
+	}
+}
+
+func TestReadLatestReadsWhatGetReads(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ctx := context.Background()
+	if _, err := s.ReadLatest(ctx, "nope"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("missing job: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Create(ctx, job("r1", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, "r1", pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1, Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadLatest(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Get(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || got.Status != messages.StatusProcessing || got.Attempts != 1 {
+		t.Fatalf("ReadLatest %+v\nGet        %+v", got, want)
 	}
 }

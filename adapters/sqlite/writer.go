@@ -73,6 +73,7 @@ const (
 	opExpire
 	opFunc
 	opOutbox
+	opRead
 )
 
 // request is one write handed to the writer. The writer sets the answer fields, then closes
@@ -373,6 +374,11 @@ func (s *Store) apply(ctx context.Context, r *request) {
 		r.err = r.fn(ctx, s.wconn)
 	case opOutbox:
 		r.err = r.outbox(ctx, s.wconn)
+	case opRead:
+		r.out, r.err = scanRecord(s.w.selectByID.QueryRowContext(ctx, r.id))
+		if errors.Is(r.err, sql.ErrNoRows) {
+			r.err = fmt.Errorf("job %s: %w", r.id, pipeline.ErrNotFound)
+		}
 	}
 }
 

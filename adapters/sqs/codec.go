@@ -58,7 +58,7 @@ var wellKnown = []string{
 }
 
 // receiveOnly are keys the Subscriber sets on delivery; they are not published again.
-var receiveOnly = []string{messages.MetaNackDelay, MetaReceiveCount, MetaMessageID}
+var receiveOnly = []string{messages.MetaNackDelay, MetaReceiveCount, MetaMessageID, messages.MetaDeliveryCount}
 
 // encoded is a message as SendMessageBatch takes it.
 type encoded struct {
@@ -186,8 +186,10 @@ func decode(m types.Message) (*message.Message, error) {
 	msg := message.NewMessage(uuid, payload)
 	msg.Metadata = md
 	msg.Metadata.Set(MetaMessageID, aws.ToString(m.MessageId))
+	delete(msg.Metadata, messages.MetaDeliveryCount)
 	if rc, ok := m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; ok {
 		msg.Metadata.Set(MetaReceiveCount, rc)
+		msg.Metadata.Set(messages.MetaDeliveryCount, rc)
 	}
 	return msg, nil
 }

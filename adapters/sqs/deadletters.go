@@ -63,6 +63,7 @@ func (s *Subscriber) ScanDeadLetters(ctx context.Context, topic string, fn func(
 		}
 		md := map[string]string(msg.Metadata)
 		delete(md, MetaReceiveCount)
+		delete(md, messages.MetaDeliveryCount)
 		delete(md, MetaMessageID)
 		if md[messages.MetaDeadReason] == "" && md[pipeline.MetaDeadCode] == "" {
 			md[messages.MetaDeadReason] = fmt.Sprintf("%s: received %d times without success; the queue's redrive policy moved it here",

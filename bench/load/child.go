@@ -126,7 +126,8 @@ func (h *harness) startChild(ctx context.Context, name, role, dataDir string, cf
 	cmd.Env = append(childEnv(os.Environ()), h.opts.childEnv...)
 	if h.opts.profileDir != "" {
 		prof := filepath.Join(h.opts.profileDir, name+"-"+role+".pprof")
-		cmd.Env = append(cmd.Env, "INFLEET_CPUPROFILE="+prof)
+		cmd.Env = append(cmd.Env, "INFLEET_CPUPROFILE="+prof,
+			"INFLEET_MEMPROFILE="+strings.TrimSuffix(prof, ".pprof")+".allocs.pprof")
 		h.profiles[name] = append(h.profiles[name], prof)
 	}
 	setParentDeath(cmd)

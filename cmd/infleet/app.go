@@ -352,6 +352,7 @@ func (a *app) worker() (*worker.Worker, error) {
 		Concurrency: a.cfg.Workers.Concurrency,
 		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
 		JobTimeout:  a.cfg.Workers.JobTimeout,
+		ClaimAfter:  a.cfg.Workers.ClaimDelay(),
 		Metrics:     a.metrics,
 		Tracer:      a.tracer(),
 		Logger:      a.log.With().Str("component", "worker").Logger(),

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 )
 
@@ -21,4 +22,23 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("start cpu profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeAllocProfile writes the process's allocation profile (every allocation since start, as
+// `go tool pprof -sample_index=alloc_space` reads it) to path; an empty path does nothing. It
+// backs INFLEET_MEMPROFILE, written when the process stops.
+func writeAllocProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create allocation profile %s: %w", path, err)
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("write allocation profile: %w", err)
+	}
+	return f.Close()
 }

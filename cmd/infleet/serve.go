@@ -133,6 +133,11 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 	} else {
 		defer stopProfile()
 	}
+	defer func() {
+		if err := writeAllocProfile(os.Getenv("INFLEET_MEMPROFILE")); err != nil {
+			log.Warn().Err(err).Msg("allocation profile not written")
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, src, log, r); err != nil {

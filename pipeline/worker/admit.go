@@ -16,7 +16,10 @@ import (
 // delivery must be dropped: the job already ended (a duplicate) or was cancelled. The claim
 // counts an attempt, unless one is owed back to the job (an attempt cut short by an
 // infrastructure failure that could not be handed back): this delivery then takes its place.
-func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, bool, error) {
+//
+// On a first delivery the claim may be deferred (Config.ClaimAfter): then the record is read,
+// not written, and claim is the write to make later; it is nil when the claim is recorded.
+func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (_ messages.JobRecord, run bool, claim *deferredClaim, _ error) {
 	delta := 1
 	if w.ledger.owes(job.JobID) {
 		delta = 0
@@ -30,17 +33,26 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 		// Where the API relays this attempt's deltas from, recorded with the claim itself.
 		start.Call = &pipeline.ModelCall{StreamFrom: w.cfg.StreamFrom}
 	}
+	if w.mayDefer(job, d) {
+		rec, later, ok, err := w.deferClaim(ctx, job, start)
+		if err != nil {
+			return messages.JobRecord{}, false, nil, err
+		}
+		if ok {
+			return rec, true, later, nil
+		}
+	}
 	rec, err := w.cfg.Store.Transition(ctx, job.JobID, start)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		// A producer dropped the message straight on the queue: create its record.
 		created, cerr := w.createRecord(ctx, job, d)
 		if cerr != nil {
-			return messages.JobRecord{}, false, cerr
+			return messages.JobRecord{}, false, nil, cerr
 		}
 		if created.JobID != job.JobID {
 			w.cfg.Logger.Info().Ctx(ctx).Str("job_id", job.JobID).Str("existing_job_id", created.JobID).
 				Msg("message repeats an idempotency key already used; dropped")
-			return messages.JobRecord{}, false, nil
+			return messages.JobRecord{}, false, nil, nil
 		}
 		rec, err = w.cfg.Store.Transition(ctx, job.JobID, start)
 	}
@@ -54,20 +66,20 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (mess
 				ReplayName:    job.ReplayName,
 			})
 			if errors.Is(err, pipeline.ErrConflict) {
-				return rec, false, nil
+				return rec, false, nil, nil
 			}
 			if err == nil {
 				w.ledger.paid(job.JobID)
 			}
-			return rec, err == nil, err
+			return rec, err == nil, nil, err
 		}
-		return rec, false, nil
+		return rec, false, nil, nil
 	}
 	if err != nil {
-		return messages.JobRecord{}, false, err
+		return messages.JobRecord{}, false, nil, err
 	}
 	w.ledger.paid(job.JobID)
-	return rec, true, nil
+	return rec, true, nil, nil
 }
 
 func (w *Worker) createRecord(ctx context.Context, job *messages.Job, d Delivery) (messages.JobRecord, error) {

@@ -168,7 +168,7 @@ func (w *Worker) FinishBatched(ctx context.Context, id string, answer *pipeline.
 	a := &attempt{job: &job, rec: rec, batched: answer, onDemand: answer == nil}
 	res, report, err := w.runAttempt(attemptCtx, a)
 	if err == nil {
-		out := w.complete(ctx, d, rec, res, report)
+		out := w.complete(ctx, d, rec, res, report, nil)
 		return !out.Retry, nil
 	}
 	if errors.Is(context.Cause(jobCtx), pipeline.ErrCancelledByUser) {

@@ -21,7 +21,10 @@ import (
 
 // complete settles an attempt whose result is stored: it records the job COMPLETED (the record
 // stage) and announces it (notify).
-func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport) Outcome {
+//
+// A job whose claim was deferred and never written (claim) is recorded COMPLETED from QUEUED
+// with its attempt counted, in this one write.
+func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecord, res runResult, report *messages.GuardrailReport, claim *deferredClaim) Outcome {
 	start := time.Now()
 	usage := res.resp.Usage
 	batch := res.resp.Batch
@@ -32,7 +35,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		batch = &bi
 	}
 	_, span := pipeline.StartSpan(ctx, "record", trace.SpanKindInternal)
-	done, err := w.cfg.Store.Transition(ctx, rec.JobID, pipeline.Transition{
+	tr := pipeline.Transition{
 		From:      []messages.Status{messages.StatusProcessing},
 		To:        messages.StatusCompleted,
 		Model:     res.model,
@@ -41,7 +44,28 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob, Batch: batch},
 		EventID:   w.eventID(rec),
-	})
+	}
+	unclaimed := !claim.settle()
+	var (
+		done messages.JobRecord
+		err  error
+	)
+	switch {
+	case !unclaimed && claim != nil && errors.Is(claim.err, pipeline.ErrConflict):
+		// The deferred claim found the job cancelled or ended by another delivery.
+		done, err = claim.rec, claim.err
+	case !unclaimed && claim != nil && claim.err != nil:
+		// The deferred claim's write failed: this write counts the attempt. (Had it landed
+		// all the same, the attempt counts twice: the one case of a deferred claim that may.)
+		unclaimed = true
+	}
+	if unclaimed {
+		tr.From = []messages.Status{messages.StatusQueued, messages.StatusProcessing}
+		tr.AttemptsDelta = 1
+	}
+	if err == nil {
+		done, err = w.cfg.Store.Transition(ctx, rec.JobID, tr)
+	}
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
 		// Cancelled while running, or finished by a concurrent delivery. A cancelled job keeps
@@ -56,6 +80,10 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		return Outcome{}
 	}
 	pipeline.EndSpan(span, err)
+	if err != nil && unclaimed {
+		// The result is stored but nothing recorded the attempt: it runs again, uncounted.
+		return w.infraRetry(rec.JobID, classify(pipeline.Infrastructure("record completion", err)).jobErr, "record completion")
+	}
 	if err != nil {
 		// The result is stored but the job is not COMPLETED: it runs again, uncounted.
 		return w.handBackInfra(ctx, rec, classify(pipeline.Infrastructure("record completion", err)).jobErr, "record completion")

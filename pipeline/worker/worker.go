@@ -73,6 +73,16 @@ type Config struct {
 	Backoff pipeline.Backoff
 	// JobTimeout bounds one attempt (default 10m).
 	JobTimeout time.Duration
+	// ClaimAfter defers the claim of a job on its message's first delivery (the transport says
+	// so with messages.MetaDeliveryCount "1"): instead of recording PROCESSING and the attempt
+	// before the job runs, the worker reads the record, runs the job, and records the claim
+	// only if the job is still running ClaimAfter after it took its place. A job done sooner is
+	// recorded once, COMPLETED with its attempt counted, by one write instead of two. Any other
+	// outcome records the claim first and then settles as a claimed job does. Zero claims every
+	// job before it runs. Redeliveries, streamed, replayed and batch inference jobs are always
+	// claimed before they run. A process that dies while a deferred job runs leaves its
+	// attempt uncounted: the redelivery (not a first delivery) is claimed before it runs.
+	ClaimAfter time.Duration
 	Metrics    *telemetry.Metrics
 	// Tracer makes a span for each delivery (a consumer span, the child of the span that
 	// published the message when its traceparent says which), its queue wait and every stage;
@@ -260,7 +270,8 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 
 	start := time.Now()
 	_, admitSpan := pipeline.StartSpan(ctx, "admit", trace.SpanKindInternal)
-	rec, run, err := w.admit(ctx, job, d)
+	rec, run, claim, err := w.admit(ctx, job, d)
+	defer claim.settle()
 	pipeline.EndSpan(admitSpan, err)
 	w.cfg.Metrics.StageDone("admit", start)
 	if perm, ok := errors.AsType[*pipeline.PermanentError](err); ok {
@@ -307,9 +318,9 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 	unregister := w.cfg.Hub.Running(rec.JobID, cancelJob)
 	defer unregister()
 
-	res, report, err := w.runInPlace(jobCtx, job, rec)
+	res, report, err := w.runInPlace(jobCtx, job, rec, claim)
 	if err == nil {
-		return w.complete(ctx, d, rec, res, report)
+		return w.complete(ctx, d, rec, res, report, claim)
 	}
 	if errors.Is(err, errInBatch) {
 		return Outcome{}
@@ -317,12 +328,23 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 
 	switch cause := context.Cause(jobCtx); {
 	case ctx.Err() != nil || errors.Is(cause, errShutdown):
+		if !claim.settle() {
+			// Nothing recorded the attempt: the delivery goes back as it came.
+			w.handedBack.Add(1)
+			log.Debug().Msg("handed back to the queue unclaimed: shutting down")
+			return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
+		}
 		return w.handBack(rec, "shutting down")
 	case errors.Is(cause, pipeline.ErrCancelledByUser):
+		claim.settle()
 		// The cancel may have cut off a result write that still landed.
 		w.dropCancelledResult(ctx, rec.JobID)
 		log.Info().Msg("job cancelled while running")
 		return Outcome{}
+	}
+	rec, out, ok := w.claimNow(ctx, rec, claim)
+	if !ok {
+		return out
 	}
 	return w.settle(ctx, d, rec, report, err)
 }
@@ -331,7 +353,9 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 // and gives the place up as soon as they end, before the outcome is recorded. The attempt's
 // time (workers.job_timeout) counts from when it has its place. An error from jobCtx ending
 // while it waits is that context's error.
-func (w *Worker) runInPlace(jobCtx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
+//
+// A deferred claim's timer starts once the job has its place.
+func (w *Worker) runInPlace(jobCtx context.Context, job *messages.Job, rec messages.JobRecord, claim *deferredClaim) (runResult, *messages.GuardrailReport, error) {
 	if w.places != nil && !w.batchable(job) {
 		// A job bound for batch inference waits for its batch without a place.
 		start := time.Now()
@@ -344,6 +368,7 @@ func (w *Worker) runInPlace(jobCtx context.Context, job *messages.Job, rec messa
 		defer w.places.Release(1)
 		w.cfg.Metrics.StageDone("wait", start)
 	}
+	claim.arm()
 	attemptCtx, cancelAttempt := context.WithTimeout(jobCtx, w.cfg.JobTimeout)
 	defer cancelAttempt()
 	res, report, err := w.run(attemptCtx, job, rec)
