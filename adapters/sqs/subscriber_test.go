@@ -43,10 +43,11 @@ func TestMetadataRoundTrip(t *testing.T) {
 		t.Fatalf("got %s %q, want %s %q", got.UUID, got.Payload, msg.UUID, msg.Payload)
 	}
 	md := maps.Clone(map[string]string(got.Metadata))
-	if md[sqs.MetaReceiveCount] != "1" || md[sqs.MetaMessageID] == "" {
-		t.Errorf("receive metadata %q %q", md[sqs.MetaReceiveCount], md[sqs.MetaMessageID])
+	if md[sqs.MetaReceiveCount] != "1" || md[messages.MetaDeliveryCount] != "1" || md[sqs.MetaMessageID] == "" {
+		t.Errorf("receive metadata %q %q %q", md[sqs.MetaReceiveCount], md[messages.MetaDeliveryCount], md[sqs.MetaMessageID])
 	}
 	delete(md, sqs.MetaReceiveCount)
+	delete(md, messages.MetaDeliveryCount)
 	delete(md, sqs.MetaMessageID)
 	if !maps.Equal(md, want) {
 		t.Fatalf("metadata\n got %v\nwant %v", md, want)
