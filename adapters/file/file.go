@@ -81,6 +81,8 @@ type Store struct {
 	onSync func(what string)
 	// appends are the files Append keeps open between calls.
 	appends appendHandles
+	// dirs are the directories Put keeps open.
+	dirs dirHandles
 }
 
 var (
@@ -143,6 +145,7 @@ func (s *Store) synced(what string) {
 // Close is idempotent.
 func (s *Store) Close() error {
 	s.closeAppendHandles()
+	s.closeDirHandles()
 	if err := s.top.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		_ = s.root.Close()
 		return fmt.Errorf("file store: close %s: %w", s.dir, err)
@@ -170,11 +173,6 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("file store: put %s: %w", key, err)
 	}
 	parent := path.Dir(name)
-	if parent != "." {
-		if err := s.root.MkdirAll(parent, dirPerm); err != nil {
-			return fmt.Errorf("file store: put %s: create directory: %w", key, full(err))
-		}
-	}
 	linked, err := s.putLinked(parent, path.Base(name), data)
 	if err != nil {
 		return fmt.Errorf("file store: put %s (check %s is writable and has space): %w", key, s.dir, full(err))
@@ -184,7 +182,14 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("file store: put %s (check %s is writable and has space): %w", key, s.dir, full(err))
 		}
-		if err := s.root.Rename(tmp, name); err != nil {
+		err = s.root.Rename(tmp, name)
+		if removedDir(err) && parent != "." {
+			// The directory was removed since it was created: create it again.
+			if err = s.root.MkdirAll(parent, dirPerm); err == nil {
+				err = s.root.Rename(tmp, name)
+			}
+		}
+		if err != nil {
 			_ = s.root.Remove(tmp)
 			return fmt.Errorf("file store: put %s: rename into place: %w", key, full(err))
 		}
@@ -200,17 +205,31 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 // putLinked writes a new object through the linked fast path and reports whether it did; false
 // with no error means Put must take the temporary-file path (the key exists, or the fast path
 // is unavailable).
+//
+// It creates parent when missing: the rename path needs it too.
 func (s *Store) putLinked(parent, base string, data []byte) (bool, error) {
 	dir := s.top
 	if parent != "." {
-		d, err := s.root.Open(parent)
+		d, kept, err := s.openDir(parent)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("create directory: %w", err)
 		}
-		defer d.Close()
+		if !kept {
+			defer d.Close()
+		}
 		dir = d
+		if err = putLinked(dir, base, data, s.sync); kept && err != nil && (removedDir(err) || unlinked(d)) {
+			// The directory was removed since it was opened: create and open it again.
+			s.retireDir(parent, d)
+			return s.putLinked(parent, base, data)
+		}
+		return s.linked(err)
 	}
-	err := putLinked(dir, base, data, s.sync)
+	return s.linked(putLinked(dir, base, data, s.sync))
+}
+
+// linked turns what putLinked returned into putLinked's answer.
+func (s *Store) linked(err error) (bool, error) {
 	if errors.Is(err, errNotLinked) || errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}

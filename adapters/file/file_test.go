@@ -408,3 +408,22 @@ func BenchmarkPut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutNew writes objects under new names, as result writes do (a result per job).
+func BenchmarkPutNew(b *testing.B) {
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 332)
+	s, err := file.New(file.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := s.Put(ctx, "results/"+strconv.Itoa(i)+".json", data); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

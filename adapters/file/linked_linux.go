@@ -15,6 +15,12 @@ import (
 // that names such a file, so later Puts go straight to the temporary-file path.
 var linkedUnsupported atomic.Bool
 
+// emptyPathRefused is set once the kernel has refused to link a descriptor by AT_EMPTY_PATH
+// (an unprivileged process before Linux 6.10), so later links go through /proc.
+var emptyPathRefused atomic.Bool
+
+var errEmptyPathRefused = errors.New("AT_EMPTY_PATH link refused")
+
 // putLinked writes data to an unnamed file in dir (O_TMPFILE) and links it under name, so the
 // object appears whole, in one directory operation: no temporary name, no rename. It returns
 // errNotLinked when the kernel or file system cannot do it, and an error matching
@@ -49,11 +55,19 @@ func putLinked(dir *os.File, name string, data []byte, sync bool) error {
 			return &os.PathError{Op: "sync", Path: dir.Name(), Err: err}
 		}
 	}
-	// Linking an open file by its descriptor needs either /proc (AT_SYMLINK_FOLLOW on
-	// /proc/self/fd/N, any user) or AT_EMPTY_PATH (privileged before Linux 6.10).
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+	// Linking an open file by its descriptor needs either AT_EMPTY_PATH (any user since Linux
+	// 6.10, privileged before) or /proc (AT_SYMLINK_FOLLOW on /proc/self/fd/N, any user). The
+	// first is one step, the second a walk through /proc: the first is tried until refused.
+	err = errEmptyPathRefused
+	if !emptyPathRefused.Load() {
 		err = unix.Linkat(fd, "", dirfd, name, unix.AT_EMPTY_PATH)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EINVAL) {
+			emptyPathRefused.Store(true)
+			err = errEmptyPathRefused
+		}
+	}
+	if err == errEmptyPathRefused {
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			linkedUnsupported.Store(true)
 			return errNotLinked

@@ -61,3 +61,56 @@ func umask(t *testing.T) os.FileMode {
 	}
 	return 0o777 &^ info.Mode().Perm()
 }
+
+// TestPutLinksThroughProcWhenEmptyPathIsRefused checks the link kernels before 6.10 leave an
+// unprivileged process: through /proc/self/fd.
+func TestPutLinksThroughProcWhenEmptyPathIsRefused(t *testing.T) {
+	emptyPathRefused.Store(true)
+	defer emptyPathRefused.Store(false)
+	dir := t.TempDir()
+	s, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	linked, err := s.putLinked(".", "p.json", []byte("via proc"))
+	if err != nil || !linked || linkedUnsupported.Load() {
+		t.Fatalf("linked %v, err %v, unsupported %v; want linked through /proc", linked, err, linkedUnsupported.Load())
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "p.json"))
+	if err != nil || string(got) != "via proc" {
+		t.Fatalf("holds %q (%v)", got, err)
+	}
+}
+
+// TestPutAfterItsDirectoryWasRemoved checks that a directory Put keeps open and that is then
+// removed (by an operator, or a test's cleanup) is created again, on the linked path and on
+// the rename path.
+func TestPutAfterItsDirectoryWasRemoved(t *testing.T) {
+	for _, renamed := range []bool{false, true} {
+		dir := t.TempDir()
+		s, err := New(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := s.Put(ctx, "results/a.json", []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "results")); err != nil {
+			t.Fatal(err)
+		}
+		if renamed {
+			linkedUnsupported.Store(true)
+		}
+		err = s.Put(ctx, "results/b.json", []byte("b"))
+		linkedUnsupported.Store(false)
+		if err != nil {
+			t.Fatalf("renamed %v: put after the directory was removed: %v", renamed, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "results", "b.json")); err != nil || string(got) != "b" {
+			t.Fatalf("renamed %v: holds %q (%v)", renamed, got, err)
+		}
+		_ = s.Close()
+	}
+}

@@ -151,6 +151,9 @@ func (s *Store) submit(r *request) error {
 // reopening afterwards: the transaction was rolled back, and writes succeed again once there
 // is space.
 func full(err error) error {
+	if err == nil {
+		return nil
+	}
 	var se *sqlitedriver.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
 		return fmt.Errorf("%w: %w", err, pipeline.ErrStorageFull)
