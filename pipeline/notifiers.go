@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -77,7 +78,7 @@ func NotificationOf(rec messages.JobRecord) Notification {
 
 // callbackURL reads callback_url from a job body without decoding the rest.
 func callbackURL(spec []byte) string {
-	if len(spec) == 0 {
+	if len(spec) == 0 || !mayHoldKey(spec, "callback_url") {
 		return ""
 	}
 	var v struct {
@@ -85,4 +86,35 @@ func callbackURL(spec []byte) string {
 	}
 	_ = json.Unmarshal(spec, &v)
 	return v.CallbackURL
+}
+
+// mayHoldKey reports whether the JSON document doc may hold the object key key (lower-case
+// ASCII): false only when doc is ASCII without escapes and no spelling of key in any case
+// (encoding/json matches keys without regard to case, the Kelvin sign and the long s among
+// them, hence ASCII only) appears in it, decided without decoding.
+func mayHoldKey(doc []byte, key string) bool {
+	first := key[0]
+	for i, c := range doc {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return true
+		}
+		if c|0x20 == first && i+len(key) <= len(doc) && asciiFold(doc[i:i+len(key)], key) {
+			return true
+		}
+	}
+	return false
+}
+
+// asciiFold reports whether b is s (lower-case ASCII) in any case.
+func asciiFold(b []byte, s string) bool {
+	for i := range len(s) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -49,6 +50,9 @@ func (e envelopeDecoder) decode(d Delivery) ([]messages.Job, error) {
 }
 
 func (e envelopeDecoder) decodeAt(d Delivery, depth int) ([]messages.Job, error) {
+	if !mayBeEnvelope(d.Payload) {
+		return DecodeJob(d)
+	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(d.Payload, &top) != nil || depth >= maxEnvelopeDepth {
 		return DecodeJob(d)
@@ -68,6 +72,25 @@ func (e envelopeDecoder) decodeAt(d Delivery, depth int) ([]messages.Job, error)
 		return e.eventBridge(d, top)
 	}
 	return DecodeJob(d)
+}
+
+// envelopeKeys are the top-level keys that tell the envelopes decodeAt unwraps: SNS's
+// TopicArn, S3's Records, EventBridge's detail-type.
+var envelopeKeys = [][]byte{[]byte(`"TopicArn"`), []byte(`"Records"`), []byte(`"detail-type"`)}
+
+// mayBeEnvelope reports whether payload may be an envelope rather than a job: false only when
+// it has no escape and none of envelopeKeys (map keys match exactly), so that a job message is
+// decoded once fewer.
+func mayBeEnvelope(payload []byte) bool {
+	if bytes.IndexByte(payload, '\\') >= 0 {
+		return true
+	}
+	for _, k := range envelopeKeys {
+		if bytes.Contains(payload, k) {
+			return true
+		}
+	}
+	return false
 }
 
 func isSNS(top map[string]json.RawMessage) bool {
