@@ -254,17 +254,21 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 			out.archived = []archiveWait{{jobID: job.JobID, write: archived}}
 		}
 	}()
-	log := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Ctx(ctx).Logger()
+	// The job's logger is made only when something is logged: most jobs log nothing here.
+	log := func() *zerolog.Logger {
+		l := w.cfg.Logger.With().Str("job_id", job.JobID).Str("task", job.Task).Ctx(ctx).Logger()
+		return &l
+	}
 	if w.hardStop.Err() != nil {
 		w.handedBack.Add(1)
-		log.Debug().Msg("handed back to the queue unstarted: shutting down")
+		log().Debug().Msg("handed back to the queue unstarted: shutting down")
 		return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
 	}
 
 	if held, err := w.heldByBatch(ctx, job); err != nil {
 		return w.infraRetry(job.JobID, classify(pipeline.Infrastructure("batch lookup", err)).jobErr, "batch lookup")
 	} else if held {
-		log.Debug().Msg("delivery of a job a batch holds; dropped")
+		log().Debug().Msg("delivery of a job a batch holds; dropped")
 		return Outcome{}
 	}
 
@@ -331,7 +335,7 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 		if !claim.settle() {
 			// Nothing recorded the attempt: the delivery goes back as it came.
 			w.handedBack.Add(1)
-			log.Debug().Msg("handed back to the queue unclaimed: shutting down")
+			log().Debug().Msg("handed back to the queue unclaimed: shutting down")
 			return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
 		}
 		return w.handBack(rec, "shutting down")
@@ -339,7 +343,7 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 		claim.settle()
 		// The cancel may have cut off a result write that still landed.
 		w.dropCancelledResult(ctx, rec.JobID)
-		log.Info().Msg("job cancelled while running")
+		log().Info().Msg("job cancelled while running")
 		return Outcome{}
 	}
 	rec, out, ok := w.claimNow(ctx, rec, claim)
