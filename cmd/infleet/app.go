@@ -33,12 +33,14 @@ import (
 // app holds the concrete parts one process runs, built from the config. close releases them
 // in the reverse order of their creation.
 type app struct {
-	cfg     config.Config
-	src     configSource
-	aws     *awsClients
-	log     zerolog.Logger
-	reg     *prometheus.Registry
-	metrics *telemetry.Metrics
+	// claimEagerUntil is worker.Config.ClaimEagerUntil (see claimEagerUntil in unclean.go).
+	claimEagerUntil time.Time
+	cfg             config.Config
+	src             configSource
+	aws             *awsClients
+	log             zerolog.Logger
+	reg             *prometheus.Registry
+	metrics         *telemetry.Metrics
 	// tracing exports spans over OTLP; nil when tracing is off (wire_telemetry.go).
 	tracing *sdktrace.TracerProvider
 	hub     *pipeline.Hub
@@ -334,28 +336,29 @@ func (a *app) worker() (*worker.Worker, error) {
 		return nil, err
 	}
 	wc := worker.Config{
-		InputGuard:  guardIn,
-		OutputGuard: guardOut,
-		Store:       a.store,
-		Results:     a.results,
-		Archive:     a.archive(),
-		Inputs:      a.inputs,
-		Decoder:     a.decoder(),
-		Router:      r,
-		DeadLetters: a.publisher,
-		Topics:      a.topics,
-		Notifier:    a.notifier,
-		Outbox:      a.outboxWaker(),
-		Hub:         a.hub,
-		StreamFrom:  a.streamFrom(),
-		MaxAttempts: a.cfg.Workers.MaxAttempts,
-		Concurrency: a.cfg.Workers.Concurrency,
-		Backoff:     pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
-		JobTimeout:  a.cfg.Workers.JobTimeout,
-		ClaimAfter:  a.cfg.Workers.ClaimDelay(),
-		Metrics:     a.metrics,
-		Tracer:      a.tracer(),
-		Logger:      a.log.With().Str("component", "worker").Logger(),
+		InputGuard:      guardIn,
+		OutputGuard:     guardOut,
+		Store:           a.store,
+		Results:         a.results,
+		Archive:         a.archive(),
+		Inputs:          a.inputs,
+		Decoder:         a.decoder(),
+		Router:          r,
+		DeadLetters:     a.publisher,
+		Topics:          a.topics,
+		Notifier:        a.notifier,
+		Outbox:          a.outboxWaker(),
+		Hub:             a.hub,
+		StreamFrom:      a.streamFrom(),
+		MaxAttempts:     a.cfg.Workers.MaxAttempts,
+		Concurrency:     a.cfg.Workers.Concurrency,
+		Backoff:         pipeline.Backoff{Initial: a.cfg.Workers.RetryBackoff.Initial, Max: a.cfg.Workers.RetryBackoff.Max},
+		JobTimeout:      a.cfg.Workers.JobTimeout,
+		ClaimAfter:      a.cfg.Workers.ClaimDelay(),
+		ClaimEagerUntil: a.claimEagerUntil,
+		Metrics:         a.metrics,
+		Tracer:          a.tracer(),
+		Logger:          a.log.With().Str("component", "worker").Logger(),
 	}
 	wc.BatchInference = workerBatchInference(a.batches)
 	return worker.New(wc)

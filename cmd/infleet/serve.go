@@ -288,11 +288,16 @@ type workers struct {
 	sched  *worker.Scheduler
 	router *message.Router
 	done   chan error
+	// stoppedCleanly records a clean stop once the jobs are drained (see claimEagerUntil).
+	stoppedCleanly func()
 }
 
 func startWorkers(ctx context.Context, a *app) (*workers, error) {
+	eagerUntil, stoppedCleanly := claimEagerUntil(a.cfg, a.log)
+	a.claimEagerUntil = eagerUntil
 	jobWorker, err := a.worker()
 	if err != nil {
+		stoppedCleanly()
 		return nil, err
 	}
 	sched, err := a.scheduler()
@@ -306,7 +311,7 @@ func startWorkers(ctx context.Context, a *app) (*workers, error) {
 	}
 	router.AddMiddleware(handlers.Recoverer)
 	router.AddConsumerHandler("jobs", worker.SchedulerTopic, sched, handlers.JobHandler(jobWorker))
-	w := &workers{worker: jobWorker, sched: sched, router: router, done: make(chan error, 1)}
+	w := &workers{worker: jobWorker, sched: sched, router: router, done: make(chan error, 1), stoppedCleanly: stoppedCleanly}
 	go func() { w.done <- router.Run(ctx) }()
 	// A cancel recorded by any process stops the job here; ctx ends with the process.
 	go jobWorker.WatchCancels(ctx, a.cfg.Workers.CancelPoll)
@@ -349,6 +354,7 @@ func (w *workers) stop(log zerolog.Logger, drain time.Duration) {
 		log.Info().Int64("jobs_handed_back", n).Dur("shutdown_timeout", drain).
 			Msg("jobs still running at shutdown were handed back to the queue without spending an attempt")
 	}
+	w.stoppedCleanly()
 }
 
 // observeHTTP records request metrics.

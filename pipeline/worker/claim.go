@@ -40,10 +40,11 @@ type deferredClaim struct {
 
 // mayDefer reports whether job's claim may wait: a first delivery, on a transport that counts
 // them, of a job that is neither streamed (its claim says where the stream is relayed from),
-// replayed, bound for batch inference, nor owed an attempt.
+// replayed, bound for batch inference, nor owed an attempt, past Config.ClaimEagerUntil.
 func (w *Worker) mayDefer(job *messages.Job, d Delivery) bool {
 	return w.cfg.ClaimAfter > 0 && d.Metadata[messages.MetaDeliveryCount] == "1" && !job.Stream &&
-		job.ReplayName == "" && !w.batchable(job) && !w.ledger.owes(job.JobID)
+		job.ReplayName == "" && !w.batchable(job) && !w.ledger.owes(job.JobID) &&
+		(w.cfg.ClaimEagerUntil.IsZero() || time.Now().After(w.cfg.ClaimEagerUntil))
 }
 
 // deferClaim reads job's record and returns it as the claim start would leave it, with the

@@ -235,3 +235,23 @@ func TestDeferredClaimOfAJobDroppedOnTheQueue(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 }
+
+func TestClaimBeforeRunUntilClaimEagerUntil(t *testing.T) {
+	t.Parallel()
+	var store *writeLog
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) {
+		c.ClaimAfter = time.Minute
+		c.ClaimEagerUntil = time.Now().Add(time.Hour)
+		store = &writeLog{Store: c.Store.(*sqlite.Store)}
+		c.Store = store
+	})
+	if _, _, err := b.Service.Submit(context.Background(), pipelinetest.TextJob("u1"), intake.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.Worker.Process(context.Background(), delivered(t, "u1", "1")); out.Retry {
+		t.Fatalf("%+v, want ack", out)
+	}
+	if trs := store.transitions(); len(trs) != 2 || trs[0].To != messages.StatusProcessing {
+		t.Fatalf("writes %+v, want the claim then COMPLETED", trs)
+	}
+}

@@ -83,6 +83,10 @@ type Config struct {
 	// claimed before they run. A process that dies while a deferred job runs leaves its
 	// attempt uncounted: the redelivery (not a first delivery) is claimed before it runs.
 	ClaimAfter time.Duration
+	// ClaimEagerUntil, when later than now, claims every job before it runs, whatever
+	// ClaimAfter says: set after an unclean stop, when the transport's delivery counts may
+	// have lost their last moments (see the embedded transport's wiring).
+	ClaimEagerUntil time.Time
 	Metrics    *telemetry.Metrics
 	// Tracer makes a span for each delivery (a consumer span, the child of the span that
 	// published the message when its traceparent says which), its queue wait and every stage;
