@@ -87,7 +87,7 @@ type Config struct {
 	// ClaimAfter says: set after an unclean stop, when the transport's delivery counts may
 	// have lost their last moments (see the embedded transport's wiring).
 	ClaimEagerUntil time.Time
-	Metrics    *telemetry.Metrics
+	Metrics         *telemetry.Metrics
 	// Tracer makes a span for each delivery (a consumer span, the child of the span that
 	// published the message when its traceparent says which), its queue wait and every stage;
 	// nil makes none, and the message's traceparent is still sent on to model providers.
