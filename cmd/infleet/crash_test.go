@@ -149,6 +149,10 @@ log: {level: warn}
 		}
 	}
 	checkResultFiles(t, f.dataDir, ids)
+	// The restart knew the worker before it died, and claimed every job before running it.
+	if logs := c2.logString(); !strings.Contains(logs, "did not stop cleanly") {
+		t.Errorf("the restarted serve did not notice the unclean stop:\n%s", logs)
+	}
 }
 
 // checkResultFiles fails t unless dataDir/results holds, for each of ids, one file with that

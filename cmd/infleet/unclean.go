@@ -38,7 +38,7 @@ func claimEagerUntil(cfg config.Config, log zerolog.Logger) (time.Time, func()) 
 	var until time.Time
 	if _, err := os.Stat(path); err == nil {
 		until = time.Now().Add(eagerAfterUncleanStop)
-		log.Info().Dur("for", eagerAfterUncleanStop).
+		log.Warn().Dur("for", eagerAfterUncleanStop).
 			Msg("the last worker on this data dir did not stop cleanly: every job is claimed before it runs for a while")
 	}
 	if err := os.WriteFile(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
