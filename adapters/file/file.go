@@ -208,24 +208,24 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 //
 // It creates parent when missing: the rename path needs it too.
 func (s *Store) putLinked(parent, base string, data []byte) (bool, error) {
-	dir := s.top
-	if parent != "." {
+	if parent == "." {
+		return s.linked(putLinked(s.top, base, data, s.sync))
+	}
+	for try := 0; ; try++ {
 		d, kept, err := s.openDir(parent)
 		if err != nil {
 			return false, fmt.Errorf("create directory: %w", err)
 		}
+		err = putLinked(d, base, data, s.sync)
 		if !kept {
-			defer d.Close()
-		}
-		dir = d
-		if err = putLinked(dir, base, data, s.sync); kept && err != nil && (removedDir(err) || unlinked(d)) {
-			// The directory was removed since it was opened: create and open it again.
+			_ = d.Close()
+		} else if err != nil && try == 0 && (removedDir(err) || unlinked(d)) {
+			// The directory was removed since it was opened: create and open it again, once.
 			s.retireDir(parent, d)
-			return s.putLinked(parent, base, data)
+			continue
 		}
 		return s.linked(err)
 	}
-	return s.linked(putLinked(dir, base, data, s.sync))
 }
 
 // linked turns what putLinked returned into putLinked's answer.

@@ -56,7 +56,9 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 // ReadLatest returns job id's record as the store's writer reads it, or ErrNotFound; see
 // pipeline.LatestReader. The read joins the writer's next batch: it sees every write handed
 // to the store before it, from the writer's page cache, where a read connection would first
-// reread from the write-ahead log the pages the writer's commits changed.
+// reread from the write-ahead log the pages the writer's commits changed. It also sees the
+// writes of its own batch, which a failed commit may still undo: a caller must treat what it
+// reads as a hint that a conditional write confirms (as a deferred claim's COMPLETED write does).
 func (s *Store) ReadLatest(ctx context.Context, id string) (messages.JobRecord, error) {
 	r := &request{ctx: ctx, op: opRead, id: id}
 	if err := s.submit(r); err != nil {
