@@ -63,6 +63,14 @@ func delivered(t *testing.T, id string, n string) worker.Delivery {
 	return d
 }
 
+// processInBackground hands d to b's worker on a goroutine of its own and returns where its
+// outcome will come.
+func processInBackground(b *pipelinetest.Bundle, d worker.Delivery) <-chan worker.Outcome {
+	done := make(chan worker.Outcome, 1)
+	go func() { done <- b.Worker.Process(context.Background(), d) }()
+	return done
+}
+
 func TestDeferredClaimCompletesInOneWrite(t *testing.T) {
 	t.Parallel()
 	b, store := deferredSetup(t, nil, time.Minute, "d1")
@@ -107,8 +115,7 @@ func TestDeferredClaimRecordedWhileTheJobRuns(t *testing.T) {
 	t.Parallel()
 	model := &pipelinetest.FlakyModel{Block: make(chan struct{})}
 	b, store := deferredSetup(t, model, 20*time.Millisecond, "d2")
-	done := make(chan worker.Outcome, 1)
-	go func() { done <- b.Worker.Process(context.Background(), delivered(t, "d2", "1")) }()
+	done := processInBackground(b, delivered(t, "d2", "1"))
 	pipelinetest.WaitFor(t, func() bool {
 		rec := b.Record(t, "d2")
 		return rec.Status == messages.StatusProcessing && rec.Attempts == 1
@@ -147,8 +154,7 @@ func TestDeferredClaimShutdownWritesNothing(t *testing.T) {
 	t.Parallel()
 	model := &pipelinetest.FlakyModel{Block: make(chan struct{})}
 	b, store := deferredSetup(t, model, time.Minute, "d4")
-	done := make(chan worker.Outcome, 1)
-	go func() { done <- b.Worker.Process(context.Background(), delivered(t, "d4", "1")) }()
+	done := processInBackground(b, delivered(t, "d4", "1"))
 	pipelinetest.WaitFor(t, func() bool { return model.Calls.Load() == 1 })
 	b.Worker.CancelInFlight()
 	if out := <-done; !out.Retry || !out.HandedBack {
@@ -166,8 +172,7 @@ func TestDeferredClaimCancelledWhileRunning(t *testing.T) {
 	t.Parallel()
 	model := &pipelinetest.FlakyModel{Block: make(chan struct{})}
 	b, _ := deferredSetup(t, model, time.Minute, "d5")
-	done := make(chan worker.Outcome, 1)
-	go func() { done <- b.Worker.Process(context.Background(), delivered(t, "d5", "1")) }()
+	done := processInBackground(b, delivered(t, "d5", "1"))
 	pipelinetest.WaitFor(t, func() bool { return model.Calls.Load() == 1 })
 	if _, err := b.Service.Cancel(context.Background(), "d5", ""); err != nil {
 		t.Fatal(err)
