@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
@@ -125,7 +126,15 @@ func TestServicePreferWaitAndCancel(t *testing.T) {
 	go func() {
 		for msg := range msgs {
 			msg.Ack()
-			s.finish(t, msg.Metadata.Get(messages.MetaJobID), messages.StatusFailed)
+			id := msg.Metadata.Get(messages.MetaJobID)
+			// The intake publishes before it writes the record, as a real worker may see too:
+			// wait for the record rather than fail on a job not yet written.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if _, err := s.store.Get(context.Background(), id); err == nil {
+					break
+				}
+			}
+			s.finish(t, id, messages.StatusFailed)
 		}
 	}()
 	resp := s.do(t, http.MethodPost, "/v1/jobs", validJob, "Prefer: wait=10")
