@@ -155,7 +155,12 @@ func (s *Subscriber) receiveAll(ctx context.Context, url, until string) ([]types
 	return out, nil
 }
 
-// releaseAll makes msgs visible again, ten per call.
+// releaseTries bounds the calls releaseAll makes for one batch of ten.
+const releaseTries = 3
+
+// releaseAll makes msgs visible again, ten per call. A call that fails, or entries that
+// fail, are sent again (up to releaseTries calls a batch): a message left hidden would be
+// missing from the next scan, a redrive among them, for scanVisibility.
 func (s *Subscriber) releaseAll(url string, msgs []types.Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
@@ -165,11 +170,26 @@ func (s *Subscriber) releaseAll(url string, msgs []types.Message) {
 		for i, m := range msgs[:n] {
 			batch[i] = batchEntry{id: strconv.Itoa(i), receipt: aws.ToString(m.ReceiptHandle)}
 		}
-		failed, err := s.changeVisibility(ctx, url, batch)
-		if err != nil || len(failed) > 0 {
-			s.log.Warn().Err(err).Int("failed", len(failed)).Msg("releasing scanned dead letters failed; they become visible again within 30 s")
-		}
 		msgs = msgs[n:]
+		var err error
+		for try := 1; len(batch) > 0; try++ {
+			var failed []types.BatchResultErrorEntry
+			failed, err = s.changeVisibility(ctx, url, batch)
+			if err == nil {
+				batch = slices.DeleteFunc(batch, func(e batchEntry) bool {
+					return !slices.ContainsFunc(failed, func(f types.BatchResultErrorEntry) bool {
+						return aws.ToString(f.Id) == e.id && !f.SenderFault
+					})
+				})
+			}
+			if len(batch) == 0 || try == releaseTries || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		}
+		if len(batch) > 0 {
+			s.log.Warn().Err(err).Int("failed", len(batch)).Msg("releasing scanned dead letters failed; they become visible again within 30 s")
+		}
 	}
 }
 
