@@ -50,3 +50,9 @@ type InputFetcher interface {
 type BlobAppender interface {
 	Append(ctx context.Context, key string, data []byte) error
 }
+
+// BlobStatter is an optional ability of a BlobStore: whether an object is under key, cheaper
+// than opening it. Workers ask it before running a job whose record they did not read.
+type BlobStatter interface {
+	Exists(ctx context.Context, key string) (bool, error)
+}

@@ -35,6 +35,16 @@ type LatestReader interface {
 	ReadLatest(ctx context.Context, id string) (messages.JobRecord, error)
 }
 
+// CancelLog is an optional ability of a JobStore: the jobs cancelled, in the order their
+// cancellations were written. CancelledSince returns the ids cancelled after position after
+// (0: everything kept), at most a page of them, and the position to ask from next (after
+// itself when there is nothing new). An entry is kept as long as the job's record. Workers
+// that hold the log run a job's first delivery without reading its record first when the
+// job is not in it (worker.Config.ClaimAfter).
+type CancelLog interface {
+	CancelledSince(ctx context.Context, after int64) (ids []string, next int64, err error)
+}
+
 // Transition is a conditional change of a job's status and the fields that go with it.
 type Transition struct {
 	// From lists the statuses the job may be in; empty means any non-terminal status.

@@ -378,6 +378,37 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// Exists reports whether a regular file is under key (pipeline.BlobStatter). A directory or
+// special file there is not an object: false.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	name, err := checkKey(key)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("file store: stat %s: %w", key, err)
+	}
+	if path.Dir(name) == "." {
+		// At the top level (where results go), through the handle the store keeps: one
+		// system call, without the walk of the root.
+		regular, err := statAt(s.top, name)
+		if !errors.Is(err, errNotLinked) {
+			if err != nil {
+				return false, fmt.Errorf("file store: stat %s: %w", key, err)
+			}
+			return regular, nil
+		}
+	}
+	info, err := s.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("file store: stat %s: %w", key, err)
+	}
+	return info.Mode().IsRegular(), nil
+}
+
 // Check reports whether the directory exists and is writable, by creating and removing a
 // small file in it. It is the store's readiness probe (pipeline.Checker).
 func (s *Store) Check(ctx context.Context) error {

@@ -427,3 +427,39 @@ func BenchmarkPutNew(b *testing.B) {
 		i++
 	}
 }
+
+func TestExists(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	ctx := context.Background()
+	for _, key := range []string{"x.json", "dir/y.json"} {
+		if err := s.Put(ctx, key, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(s.Dir(), "sub.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"x.json": true, "dir/y.json": true,
+		"nope.json": false, "dir/nope.json": false, "nodir/x.json": false, "dir": false, "sub.json": false,
+	} {
+		got, err := s.Exists(ctx, key)
+		if err != nil || got != want {
+			t.Errorf("Exists(%q) = %v, %v; want %v, nil", key, got, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "nodir")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Exists created a directory: %v", err)
+	}
+	for _, key := range []string{"", "..", "../escaped", "/etc/passwd"} {
+		if _, err := s.Exists(ctx, key); !errors.Is(err, file.ErrBadKey) {
+			t.Errorf("Exists(%q) err = %v, want ErrBadKey", key, err)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Exists(cancelled, "x.json"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Exists with a cancelled context err = %v, want context.Canceled", err)
+	}
+}

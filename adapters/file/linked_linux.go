@@ -78,3 +78,16 @@ func putLinked(dir *os.File, name string, data []byte, sync bool) error {
 	}
 	return nil
 }
+
+// statAt reports whether name in dir is a regular file; nothing there is false, no error.
+func statAt(dir *os.File, name string) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &os.PathError{Op: "stat", Path: dir.Name() + "/" + name, Err: err}
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFREG, nil
+}

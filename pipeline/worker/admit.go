@@ -34,7 +34,7 @@ func (w *Worker) admit(ctx context.Context, job *messages.Job, d Delivery) (_ me
 		start.Call = &pipeline.ModelCall{StreamFrom: w.cfg.StreamFrom}
 	}
 	if w.mayDefer(job, d) {
-		rec, later, ok, err := w.deferClaim(ctx, job, start)
+		rec, later, ok, err := w.deferClaim(ctx, job, d, start)
 		if err != nil {
 			return messages.JobRecord{}, false, nil, err
 		}

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -29,6 +30,11 @@ type deferredClaim struct {
 	w     *Worker
 	id    string
 	start pipeline.Transition
+	// unread is set when the job runs without its record read (unread.go): job and d are
+	// its message, to create the record if a write finds none.
+	unread bool
+	job    *messages.Job
+	d      Delivery
 
 	mu    sync.Mutex
 	state claimState
@@ -47,11 +53,17 @@ func (w *Worker) mayDefer(job *messages.Job, d Delivery) bool {
 		(w.cfg.ClaimEagerUntil.IsZero() || time.Now().After(w.cfg.ClaimEagerUntil))
 }
 
-// deferClaim reads job's record and returns it as the claim start would leave it, with the
-// claim to write later, when the job waits in QUEUED with attempts left. ok is false when
-// the job must be claimed now (missing, in another status, out of attempts); an error is the
-// store's.
-func (w *Worker) deferClaim(ctx context.Context, job *messages.Job, start pipeline.Transition) (messages.JobRecord, *deferredClaim, bool, error) {
+// deferClaim reads job's record, or takes it from the message when the job may run unread
+// (runsUnread), and returns it as the claim start would leave it, with the claim to write
+// later, when the job waits in QUEUED with attempts left. ok is false when the job must be
+// claimed now (missing, in another status, out of attempts); an error is the store's.
+func (w *Worker) deferClaim(ctx context.Context, job *messages.Job, d Delivery, start pipeline.Transition) (messages.JobRecord, *deferredClaim, bool, error) {
+	at := start
+	at.At = time.Now()
+	if w.runsUnread(ctx, job) {
+		c := &deferredClaim{w: w, id: job.JobID, start: start, done: make(chan struct{}), unread: true, job: job, d: d}
+		return at.Apply(unreadRecord(job, d)), c, true, nil
+	}
 	read := w.cfg.Store.Get
 	if lr, ok := w.cfg.Store.(pipeline.LatestReader); ok {
 		read = lr.ReadLatest
@@ -66,9 +78,28 @@ func (w *Worker) deferClaim(ctx context.Context, job *messages.Job, start pipeli
 	if rec.Status != messages.StatusQueued || rec.Attempts >= w.cfg.MaxAttempts {
 		return messages.JobRecord{}, nil, false, nil
 	}
-	at := start
-	at.At = time.Now()
 	return at.Apply(rec), &deferredClaim{w: w, id: job.JobID, start: start, done: make(chan struct{})}, true, nil
+}
+
+// write makes transition tr of the claim's job. For a job that ran unread and has no record
+// (its message was dropped on the queue by a producer), it creates the record first; when
+// the message repeats an idempotency key another job holds, the write is refused as a
+// conflict with no record.
+func (c *deferredClaim) write(ctx context.Context, tr pipeline.Transition) (messages.JobRecord, error) {
+	rec, err := c.w.cfg.Store.Transition(ctx, c.id, tr)
+	if !c.unread || !errors.Is(err, pipeline.ErrNotFound) {
+		return rec, err
+	}
+	created, err := c.w.createRecord(ctx, c.job, c.d)
+	if err != nil {
+		return messages.JobRecord{}, err
+	}
+	if created.JobID != c.id {
+		c.w.cfg.Logger.Info().Ctx(ctx).Str("job_id", c.id).Str("existing_job_id", created.JobID).
+			Msg("message repeats an idempotency key already used; dropped")
+		return messages.JobRecord{}, fmt.Errorf("job %s: idempotency key held by job %s: %w", c.id, created.JobID, pipeline.ErrConflict)
+	}
+	return c.w.cfg.Store.Transition(ctx, c.id, tr)
 }
 
 // arm starts the claim's timer: it writes the claim Config.ClaimAfter from now unless the job
@@ -95,7 +126,7 @@ func (c *deferredClaim) fire() {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), finalWriteTimeout)
 	defer cancel()
-	c.rec, c.err = c.w.cfg.Store.Transition(ctx, c.id, c.start)
+	c.rec, c.err = c.write(ctx, c.start)
 	if c.err == nil {
 		c.w.ledger.paid(c.id)
 	}
@@ -140,7 +171,7 @@ func (w *Worker) claimNow(ctx context.Context, rec messages.JobRecord, c *deferr
 		claimed, err = c.rec, c.err
 	} else {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
-		claimed, err = w.cfg.Store.Transition(wctx, rec.JobID, c.start)
+		claimed, err = c.write(wctx, c.start)
 		cancel()
 		if err == nil {
 			w.ledger.paid(rec.JobID)

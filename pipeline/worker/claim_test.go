@@ -22,6 +22,27 @@ type writeLog struct {
 	before func(tr pipeline.Transition)
 	mu     sync.Mutex
 	log    []pipeline.Transition
+	reads  int
+}
+
+func (s *writeLog) ReadLatest(ctx context.Context, id string) (messages.JobRecord, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.ReadLatest(ctx, id)
+}
+
+func (s *writeLog) Get(ctx context.Context, id string) (messages.JobRecord, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Get(ctx, id)
+}
+
+func (s *writeLog) readCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
 }
 
 func (s *writeLog) Transition(ctx context.Context, id string, tr pipeline.Transition) (messages.JobRecord, error) {
@@ -258,5 +279,87 @@ func TestClaimBeforeRunUntilClaimEagerUntil(t *testing.T) {
 	}
 	if trs := store.transitions(); len(trs) != 2 || trs[0].To != messages.StatusProcessing {
 		t.Fatalf("writes %+v, want the claim then COMPLETED", trs)
+	}
+}
+
+func TestFirstDeliveryRunsWithoutReadingItsRecord(t *testing.T) {
+	t.Parallel()
+	b, store := deferredSetup(t, nil, time.Minute, "r1")
+	if out := b.Worker.Process(context.Background(), delivered(t, "r1", "1")); out.Retry {
+		t.Fatalf("%+v, want ack", out)
+	}
+	if n := store.readCount(); n != 0 {
+		t.Fatalf("the record was read %d times, want none", n)
+	}
+	if trs := store.transitions(); len(trs) != 1 || trs[0].To != messages.StatusCompleted || trs[0].AttemptsDelta != 1 {
+		t.Fatalf("writes %+v, want one: COMPLETED counting the attempt", trs)
+	}
+	if rec := b.Record(t, "r1"); rec.Status != messages.StatusCompleted || rec.Attempts != 1 {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
+func TestUnreadRunSkipsAJobCancelledWhileQueued(t *testing.T) {
+	t.Parallel()
+	b, store := deferredSetup(t, nil, time.Minute, "r2")
+	// The worker has read the cancel log before the cancel: its next read must see it.
+	if out := b.Worker.Process(context.Background(), delivered(t, "r1", "1")); out.Retry {
+		t.Fatalf("%+v, want ack", out)
+	}
+	if _, err := b.Service.Cancel(context.Background(), "r2", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(25 * time.Millisecond) // older than the worker's copy of the log may be
+	if out := b.Worker.Process(context.Background(), delivered(t, "r2", "1")); out.Retry {
+		t.Fatalf("%+v, want ack", out)
+	}
+	if n := b.Model.Calls.Load(); n != 1 {
+		t.Fatalf("model called %d times, want once (r1 only)", n)
+	}
+	if rec := b.Record(t, "r2"); rec.Status != messages.StatusCancelled || rec.Attempts != 0 {
+		t.Fatalf("record %+v, want CANCELLED", rec)
+	}
+	if n := store.readCount(); n != 1 {
+		t.Fatalf("records read %d times, want once (r2's)", n)
+	}
+}
+
+func TestUnreadRunOfAFailedJobKeepsItFailedWithoutAResult(t *testing.T) {
+	t.Parallel()
+	b, store := deferredSetup(t, nil, time.Minute, "r3")
+	jerr := &messages.JobError{Code: messages.ErrCodeAttemptsExceeded, Message: "gave up"}
+	if _, err := b.Store.Transition(context.Background(), "r3", pipeline.Transition{To: messages.StatusFailed, Error: jerr}); err != nil {
+		t.Fatal(err)
+	}
+	// The dead job's message again as a first delivery (a producer that published it twice).
+	if out := b.Worker.Process(context.Background(), delivered(t, "r3", "1")); out.Retry {
+		t.Fatalf("%+v, want ack", out)
+	}
+	if rec := b.Record(t, "r3"); rec.Status != messages.StatusFailed || rec.Attempts != 0 || rec.ResultURL != "" {
+		t.Fatalf("record %+v, want FAILED as it was", rec)
+	}
+	if _, err := b.Results.Get(context.Background(), "r3.json"); err == nil {
+		t.Fatal("a failed job got a result")
+	}
+	if n := store.readCount(); n != 0 {
+		t.Fatalf("records read %d times, want none", n)
+	}
+}
+
+func TestUnreadClaimOfAJobDroppedOnTheQueueCreatesItsRecord(t *testing.T) {
+	t.Parallel()
+	model := &pipelinetest.FlakyModel{Block: make(chan struct{})}
+	b := pipelinetest.SetupWith(t, model, func(c *worker.Config) { c.ClaimAfter = 10 * time.Millisecond })
+	done := processInBackground(b, delivered(t, "r4", "1"))
+	pipelinetest.WaitFor(t, func() bool {
+		rec, err := b.Store.Get(context.Background(), "r4")
+		return err == nil && rec.Status == messages.StatusProcessing && rec.Attempts == 1
+	})
+	close(model.Block)
+	if out := <-done; out.Retry {
+		t.Fatalf("%+v, want ack", out)
+	}
+	if rec := b.Record(t, "r4"); rec.Status != messages.StatusCompleted || rec.Attempts != 1 {
+		t.Fatalf("record %+v, want COMPLETED with 1 attempt", rec)
 	}
 }

@@ -64,18 +64,24 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		tr.AttemptsDelta = 1
 	}
 	if err == nil {
-		done, err = w.cfg.Store.Transition(ctx, rec.JobID, tr)
+		if unclaimed && claim != nil {
+			done, err = claim.write(ctx, tr)
+		} else {
+			done, err = w.cfg.Store.Transition(ctx, rec.JobID, tr)
+		}
 	}
 	w.cfg.Metrics.StageDone("record", start)
 	if errors.Is(err, pipeline.ErrConflict) {
 		// Cancelled while running, or finished by a concurrent delivery. A cancelled job keeps
 		// no result: the one just stored goes. A concurrent delivery's result is the same
-		// object and stays.
+		// object and stays. A job run unread that had ended otherwise than COMPLETED (or whose
+		// message repeats another job's idempotency key) had no result: it goes too.
 		span.SetAttributes(attribute.String("infleet.outcome", "conflict"))
 		span.End()
-		if done.Status == messages.StatusCancelled {
+		if done.Status == messages.StatusCancelled || (claim != nil && claim.unread && done.Status != messages.StatusCompleted) {
 			w.dropCancelledResult(ctx, rec.JobID)
-			w.cfg.Logger.Info().Ctx(ctx).Str("job_id", rec.JobID).Msg("job cancelled while its result was stored; result removed")
+			w.cfg.Logger.Info().Ctx(ctx).Str("job_id", rec.JobID).Str("status", string(done.Status)).
+				Msg("job cancelled or ended elsewhere while its result was stored; result removed")
 		}
 		return Outcome{}
 	}

@@ -107,6 +107,11 @@ type Worker struct {
 
 	ledger ledger // infrastructure failures and owed attempts, by job
 
+	// cancels is the store's cancel log, for jobs that run unread (unread.go); nil when the
+	// store keeps none, the result store cannot tell whether a result exists, or claims are
+	// not deferred.
+	cancels *cancelWatch
+
 	// places bounds the jobs between claim and stored result (Config.Concurrency); nil
 	// means no bound. Its waiters are served first come, first served.
 	places *semaphore.Weighted
@@ -141,6 +146,11 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Decoder = DecodeJob
 	}
 	w := &Worker{cfg: cfg}
+	if cl, ok := cfg.Store.(pipeline.CancelLog); ok && cfg.ClaimAfter > 0 {
+		if _, ok := cfg.Results.(pipeline.BlobStatter); ok {
+			w.cancels = &cancelWatch{log: cl}
+		}
+	}
 	if cfg.Concurrency > 0 {
 		w.places = semaphore.NewWeighted(int64(cfg.Concurrency))
 	}
