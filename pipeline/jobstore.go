@@ -75,6 +75,12 @@ type Transition struct {
 	// atomic write, so the event exists exactly when the transition does. Stores that are not
 	// an Outbox ignore it, and Apply plays no part in it.
 	EventID string
+	// Unreturned, when set, tells the store that the caller needs no record back from a
+	// write that succeeds: it applies the transition to its own copy. A store may then skip
+	// reading the row it wrote and return a zero JobRecord with a nil error; a refused write
+	// still returns the current record with ErrConflict. Stores may ignore it, and do when
+	// EventID is set (the event is made from the record written).
+	Unreturned bool
 }
 
 // Allows reports whether t may leave status s.

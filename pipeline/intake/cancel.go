@@ -32,7 +32,9 @@ func (s *Service) Cancel(ctx context.Context, id, tenant string) (messages.JobRe
 	s.cfg.Hub.Notify(id)
 	s.cfg.Metrics.JobFinished(rec)
 	if s.cfg.Outbox != nil {
-		s.cfg.Outbox.Wake()
+		if eventID != "" {
+			s.cfg.Outbox.Wake()
+		}
 	} else if s.cfg.Notifier != nil {
 		n := pipeline.NotificationOf(rec)
 		if err := pipeline.Announce(ctx, s.cfg.Notifier, n); err != nil {

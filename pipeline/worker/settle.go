@@ -44,6 +44,8 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		ResultURL: messages.ResultPath(rec.JobID),
 		Call:      &pipeline.ModelCall{Degraded: res.resp.Degraded, Fallbacks: res.resp.Fallbacks, Prompt: res.resp.Prompt, BatchJob: res.resp.BatchJob, Batch: batch},
 		EventID:   w.eventID(rec),
+		// Nothing below needs the store's copy of the record written: rec has it.
+		Unreturned: true,
 	}
 	unclaimed := !claim.settle()
 	var (
@@ -93,6 +95,13 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 	if err != nil {
 		// The result is stored but the job is not COMPLETED: it runs again, uncounted.
 		return w.handBackInfra(ctx, rec, classify(pipeline.Infrastructure("record completion", err)).jobErr, "record completion")
+	}
+	if done.JobID == "" {
+		// Written, unreturned: done is rec as the write made it. rec counts this attempt
+		// already (claimed, or as its deferred claim would leave it).
+		local := tr
+		local.AttemptsDelta = 0
+		done = local.Apply(rec)
 	}
 	w.cfg.Logger.Debug().Ctx(ctx).Str("job_id", rec.JobID).Str("model", res.model).Int("attempts", done.Attempts).Msg("job completed")
 	w.notify(ctx, done)
@@ -280,11 +289,15 @@ func (w *Worker) eventID(rec messages.JobRecord) string {
 
 // notify is the last stage: it announces a terminal record to watchers, metrics and the
 // notifier. A notifier that fails is logged; the job stays as recorded. With an outbox the
-// event is already kept by the store: notify only wakes its dispatcher.
+// event is already kept by the store: notify only wakes its dispatcher, and only when the
+// event was kept (eventID): a wake for nothing costs the store a claim query.
 func (w *Worker) notify(ctx context.Context, rec messages.JobRecord) {
 	w.cfg.Hub.Notify(rec.JobID)
 	w.cfg.Metrics.JobFinished(rec)
 	if w.cfg.Outbox != nil {
+		if !w.cfg.Outbox.Wants(rec) {
+			return
+		}
 		// The event is kept by the store, its durable path to the sinks: the notify span
 		// marks the hand-over; the dispatcher's delivery is not part of the job's trace.
 		_, span := pipeline.StartSpan(ctx, "notify", trace.SpanKindProducer)

@@ -373,3 +373,39 @@ func TestWorkerThrottledRequeueSpendsNoAttempt(t *testing.T) {
 		t.Fatalf("record %+v, want COMPLETED after 1 attempt", rec)
 	}
 }
+
+// countingWaker is an OutboxWaker that wants the events of jobs with a callback_url and counts
+// its wakes.
+type countingWaker struct{ wakes atomic.Int32 }
+
+func (c *countingWaker) Wants(rec messages.JobRecord) bool {
+	return pipeline.NotificationOf(rec).CallbackURL != ""
+}
+
+func (c *countingWaker) Wake() { c.wakes.Add(1) }
+
+// TestWorkerWakesOutboxOnlyForKeptEvents: a job whose event no sink takes keeps no event, so
+// its completion must not wake the dispatcher (each wake is a claim query on the store).
+func TestWorkerWakesOutboxOnlyForKeptEvents(t *testing.T) {
+	t.Parallel()
+	waker := &countingWaker{}
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) { c.Outbox = waker })
+	quiet := pipelinetest.TextJob("quiet")
+	if out := b.Worker.Process(context.Background(), pipelinetest.JobDelivery(t, quiet)); out.Retry {
+		t.Fatalf("outcome %+v", out)
+	}
+	if n := waker.wakes.Load(); n != 0 {
+		t.Fatalf("%d wakes for a job whose event no sink takes, want 0", n)
+	}
+	called := pipelinetest.TextJob("called")
+	called.CallbackURL = "https://example.com/hook"
+	if out := b.Worker.Process(context.Background(), pipelinetest.JobDelivery(t, called)); out.Retry {
+		t.Fatalf("outcome %+v", out)
+	}
+	if n := waker.wakes.Load(); n != 1 {
+		t.Fatalf("%d wakes for a job with a callback, want 1", n)
+	}
+	if rec := b.Record(t, "called"); rec.Status != messages.StatusCompleted {
+		t.Fatalf("record %+v", rec)
+	}
+}
