@@ -59,6 +59,10 @@ WHERE job_id = $1 AND CASE WHEN cardinality($3::text[]) = 0 THEN status <> ALL($
 RETURNING ` + columns
 )
 
+// transitionQuietSQL is transitionSQL returning nothing, for a Transition.Unreturned: the row,
+// with its spec, does not travel back.
+var transitionQuietSQL = strings.TrimSuffix(transitionSQL, "\nRETURNING "+columns)
+
 // Create stores rec unless a job with its JobID, or with its non-empty IdempotencyKey under
 // the same Tenant, exists; see pipeline.JobStore. Times are stored at millisecond precision
 // and returned in UTC; a zero CreatedAt means now and a zero UpdatedAt means CreatedAt.
@@ -122,20 +126,27 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 // batch, one round trip and one commit. A write's answer comes after its batch has committed,
 // so a Get that follows sees it. One write's failure, conflict or missing job does not fail the
 // others of its batch. A caller whose ctx ends before the answer gets the ctx's error, and the
-// transition may still be applied.
+// transition may still be applied. An Unreturned transition without an EventID is sent
+// without RETURNING and answers a zero record when it applied.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
 	args, err := transitionArgs(id, t)
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
 	op := opTransition
-	if t.EventID != "" {
+	switch {
+	case t.EventID != "":
 		op, args = opTransitionEvent, append(args, t.EventID)
+	case t.Unreturned:
+		op = opTransitionQuiet
 	}
 	for {
 		r := &request{ctx: ctx, op: op, id: id, args: args}
 		if err := s.submit(r); err != nil {
 			return messages.JobRecord{}, err
+		}
+		if r.found && op == opTransitionQuiet {
+			return messages.JobRecord{}, nil
 		}
 		if r.found {
 			return r.row.record()

@@ -4,7 +4,8 @@
 // Every write is atomic in the database, so any number of processes may share one: Create is
 // an INSERT ... ON CONFLICT DO NOTHING on the job id and the (tenant, idempotency key) pair,
 // then, when it inserted nothing, a read of the job that holds them; Transition is one
-// conditional UPDATE ... WHERE job_id = $1 AND status = ANY(From) RETURNING the row, which says
+// conditional UPDATE ... WHERE job_id = $1 AND status = ANY(From) RETURNING the row (nothing
+// for a Transition.Unreturned: a worker's completion), which says
 // pipeline.Transition.Apply in SQL (the conformance suite checks the two agree field by field),
 // so a state change is one statement that neither reads the row first nor sends the columns it
 // leaves alone. Racing transitions serialize on the row and at most one leaves a given

@@ -31,6 +31,9 @@ const (
 	// opTransitionEvent is a transition that keeps its event in the outbox
 	// (transitionEventSQL).
 	opTransitionEvent
+	// opTransitionQuiet is a Transition.Unreturned: transitionQuietSQL, whose answer is
+	// only whether it matched.
+	opTransitionQuiet
 )
 
 // request is one write handed to the writers: the statement of a Create (insertSQL) or of a
@@ -44,8 +47,8 @@ type request struct {
 	args []any
 
 	inserted bool   // opCreate: the row was inserted
-	found    bool   // opTransition: the update matched and row holds the result
-	row      jobRow // opTransition: the updated row, decoded by the caller
+	found    bool   // opTransition*: the update matched and row holds the result (not for opTransitionQuiet)
+	row      jobRow // opTransition, opTransitionEvent: the updated row, decoded by the caller
 	err      error
 	done     chan struct{}
 }
@@ -205,6 +208,8 @@ func (s *Store) sendBatch(pending []*request) (failed int, err error) {
 			b.Queue(insertSQL, r.args...)
 		case opTransitionEvent:
 			b.Queue(transitionEventSQL, r.args...)
+		case opTransitionQuiet:
+			b.Queue(transitionQuietSQL, r.args...)
 		default:
 			b.Queue(transitionSQL, r.args...)
 		}
@@ -212,11 +217,16 @@ func (s *Store) sendBatch(pending []*request) (failed int, err error) {
 	br := s.pool.SendBatch(context.Background(), b)
 	failed = -1
 	for i, r := range pending {
-		if r.op == opCreate {
+		switch r.op {
+		case opCreate:
 			var tag pgconn.CommandTag
 			tag, err = br.Exec()
 			r.inserted = tag.RowsAffected() == 1
-		} else {
+		case opTransitionQuiet:
+			var tag pgconn.CommandTag
+			tag, err = br.Exec()
+			r.found = err == nil && tag.RowsAffected() == 1
+		default:
 			err = br.QueryRow().Scan(r.row.dest()...)
 			r.found = err == nil
 			if errors.Is(err, pgx.ErrNoRows) {

@@ -15,31 +15,39 @@ import (
 // newJob makes, QUEUED → PROCESSING and PROCESSING → COMPLETED, from many goroutines at once
 // (32 per CPU, as a worker pool runs many jobs per core). It reports jobs/s. newJob gets a
 // fresh job id and the creation time; nil uses a QUEUED record with a tenant and a small spec.
+// It runs twice, as sub-benchmarks: completion=returned, the COMPLETED write returning the
+// record, and completion=unreturned, the write as workers make it (Transition.Unreturned).
 func BenchLifecycle(b *testing.B, s pipeline.JobStore, newJob func(id string, created time.Time) messages.JobRecord) {
 	if newJob == nil {
 		newJob = queued
 	}
 	var seq atomic.Int64
 	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			id := fmt.Sprintf("job-%09d", seq.Add(1))
-			if err := lifecycle(ctx, s, newJob(id, time.Now()), usage); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+	for _, unreturned := range []bool{false, true} {
+		name := map[bool]string{false: "completion=returned", true: "completion=unreturned"}[unreturned]
+		b.Run(name, func(b *testing.B) {
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					id := fmt.Sprintf("job-%09d", seq.Add(1))
+					if err := lifecycle(ctx, s, newJob(id, time.Now()), usage, unreturned); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+		})
+	}
 }
 
-// lifecycle creates rec and moves it through PROCESSING to COMPLETED with usage.
-func lifecycle(ctx context.Context, s pipeline.JobStore, rec messages.JobRecord, usage *messages.Usage) error {
+// lifecycle creates rec and moves it through PROCESSING to COMPLETED with usage, the last
+// write Unreturned when unreturned is set.
+func lifecycle(ctx context.Context, s pipeline.JobStore, rec messages.JobRecord, usage *messages.Usage, unreturned bool) error {
 	id := rec.JobID
 	if _, _, err := s.Create(ctx, rec); err != nil {
 		return err
@@ -51,7 +59,7 @@ func lifecycle(ctx context.Context, s pipeline.JobStore, rec messages.JobRecord,
 	}
 	_, err := s.Transition(ctx, id, pipeline.Transition{
 		From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
-		Usage: usage, ResultURL: messages.ResultPath(id),
+		Usage: usage, ResultURL: messages.ResultPath(id), Unreturned: unreturned,
 	})
 	return err
 }
