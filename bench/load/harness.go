@@ -70,6 +70,14 @@ func newHarness(opts options, stderr io.Writer) (*harness, error) {
 		h.progress("note: %s has no `ingress`/`worker` commands; backlog scenarios fall back to `serve`", bin)
 	}
 	h.progress("working directory %s", tmp)
+	if opts.dropCaches {
+		syncDisks()
+		if what, err := dropCaches(tmp); err != nil {
+			h.progress("note: cached blocks not dropped (%v); files deleted in the minutes before the run may slow its creates", err)
+		} else {
+			h.progress("dropped %s, so that files deleted before the run do not slow its creates", what)
+		}
+	}
 	if h.machine.busy > 0.15 {
 		h.progress("warning: the CPUs were %.0f%% busy with other work before the run; every figure will be lower than on an idle machine", h.machine.busy*100)
 	}
@@ -122,11 +130,12 @@ func (h *harness) settle() {
 
 // cleanScenario moves a finished scenario's data directories out of the way (into the
 // harness's trash, removed when the harness exits) unless -keep was given. They are not
-// removed now: on ext4 without a journal (these VMs' disks), for 30 s after a file is deleted
-// the kernel skips its inode when allocating new ones and checks every such inode on every
-// create (fs/ext4/ialloc.c, recently_deleted), so deleting the 20,000 result files of one run
-// would make the next run's result writes several times dearer, a cost of the harness and
-// not of the system measured.
+// removed now: on ext4 without a journal (these VMs' disks), for 60 s after a file is deleted
+// (360 s while its inode table block is dirty) the kernel skips its inode when allocating new
+// ones and checks every such inode on every create (fs/ext4/ialloc.c, recently_deleted), so
+// deleting the 20,000 result files of one run would make the next run's result writes
+// several times dearer, a cost of the harness and not of the system measured. Deletions made
+// before the harness started (an earlier run's trash) are what -drop-caches is for.
 func (h *harness) cleanScenario(name string) {
 	if h.opts.keep {
 		return

@@ -2,7 +2,10 @@
 
 package main
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+)
 
 // setParentDeath does nothing where the OS has no parent-death signal: killAll and the
 // scenarios' own stops end the children.
@@ -10,3 +13,8 @@ func setParentDeath(*exec.Cmd) {}
 
 // syncDisks does nothing here.
 func syncDisks() {}
+
+// dropCaches is Linux only.
+func dropCaches(string) (string, error) {
+	return "", errors.New("dropping a device's cached blocks is Linux only")
+}
