@@ -145,10 +145,10 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 		if err := s.submit(r); err != nil {
 			return messages.JobRecord{}, err
 		}
-		if r.found && op == opTransitionQuiet {
-			return messages.JobRecord{}, nil
-		}
 		if r.found {
+			if op == opTransitionQuiet {
+				return messages.JobRecord{}, nil
+			}
 			return r.row.record()
 		}
 		cur, err := s.Get(ctx, id)

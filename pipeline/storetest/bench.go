@@ -23,9 +23,12 @@ func BenchLifecycle(b *testing.B, s pipeline.JobStore, newJob func(id string, cr
 	}
 	var seq atomic.Int64
 	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
-	for _, unreturned := range []bool{false, true} {
-		name := map[bool]string{false: "completion=returned", true: "completion=unreturned"}[unreturned]
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name       string
+		unreturned bool
+	}{{"completion=returned", false}, {"completion=unreturned", true}} {
+		unreturned := c.unreturned
+		b.Run(c.name, func(b *testing.B) {
 			b.SetParallelism(32)
 			b.ReportAllocs()
 			b.ResetTimer()
