@@ -81,6 +81,12 @@ type Transition struct {
 	// still returns the current record with ErrConflict. Stores may ignore it, and do when
 	// EventID is set (the event is made from the record written).
 	Unreturned bool
+	// Grouped, when set, tells the store that no job waits for this write: the caller only
+	// acknowledges a message once it lands (a worker's completion, written after the job gave
+	// up its place). A store that commits writes in groups may hold it a few milliseconds, so
+	// that it commits with others instead of paying a commit of its own; it still returns only
+	// once the write is durable, or with the error that stopped it. Stores may ignore it.
+	Grouped bool
 }
 
 // Allows reports whether t may leave status s.

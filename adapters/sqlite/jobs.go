@@ -74,7 +74,7 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
-	r := &request{ctx: ctx, op: opTransition, id: id, tr: t, args: args}
+	r := &request{ctx: ctx, op: opTransition, id: id, tr: t, args: args, grouped: t.Grouped}
 	err = s.submit(r)
 	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 		return messages.JobRecord{}, err

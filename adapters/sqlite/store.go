@@ -76,6 +76,11 @@ const (
 	settleRounds = 4
 	// maxJoin caps how many creates may join a running batch beyond maxBatch.
 	maxJoin = 256
+	// gatherWait is how long the writer holds a batch of grouped writes only
+	// (pipeline.Transition.Grouped) for more requests before it commits; gatherMin is how
+	// many requests end that wait at once. See gather.
+	gatherWait = 3 * time.Millisecond
+	gatherMin  = maxBatch / 4
 	// queueDepth is how many write requests of each kind (creates, other writes) may wait for
 	// the writer before callers block.
 	queueDepth = 1024
@@ -140,10 +145,11 @@ type Store struct {
 	cdb   *sql.DB     // the checkpointer's database, holding one connection: cconn
 	cconn *sql.Conn   // owned by the checkpointer goroutine after Open
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
+	// commits counts the write batches committed since Open.
+	commits atomic.Int64
 
-	batchLimit  int
-	settleMax   int           // how many times the writer may yield before a batch (see settle)
-	settleBelow int           // the writer yields only while fewer requests than this wait
+	tuning
+	gatherTimer *time.Timer   // the writer's, for gather; stopped between uses
 	creates     chan *request // Create's requests, taken before reqs
 	reqs        chan *request // every other write request
 	closing     chan struct{} // closed by Close: stop taking requests
@@ -163,14 +169,25 @@ var (
 // Open opens the store at cfg.Path, creating the file and bringing its schema up to date, and
 // starts its writer. The context bounds only the opening.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	return open(ctx, cfg, maxBatch)
+	return openWith(ctx, cfg, defaultTuning())
 }
 
-func open(ctx context.Context, cfg Config, batchLimit int) (*Store, error) {
-	return openWith(ctx, cfg, batchLimit, settleRounds, batchLimit/4)
+// tuning is how the writer forms its batches.
+type tuning struct {
+	batchLimit  int           // the most requests one transaction holds (1: no group commit)
+	settleMax   int           // how many times the writer may yield before a batch (see settle)
+	settleBelow int           // the writer yields only while fewer requests than this wait
+	gatherWait  time.Duration // how long a batch of grouped writes only waits for more (see gather); 0: never
+	gatherMin   int           // the batch size that ends gather's wait
 }
 
-func openWith(ctx context.Context, cfg Config, batchLimit, settle, settleBelow int) (*Store, error) {
+// defaultTuning is the writer of Open.
+func defaultTuning() tuning {
+	return tuning{batchLimit: maxBatch, settleMax: settleRounds, settleBelow: maxBatch / 4,
+		gatherWait: gatherWait, gatherMin: gatherMin}
+}
+
+func openWith(ctx context.Context, cfg Config, t tuning) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -183,9 +200,8 @@ func openWith(ctx context.Context, cfg Config, batchLimit, settle, settleBelow i
 	s := &Store{
 		log:         cfg.Logger.With().Str("component", "sqlite_store").Logger(),
 		path:        cfg.Path,
-		batchLimit:  batchLimit,
-		settleMax:   settle,
-		settleBelow: settleBelow,
+		tuning:      t,
+		gatherTimer: stoppedTimer(),
 		creates:     make(chan *request, queueDepth),
 		reqs:        make(chan *request, queueDepth),
 		closing:     make(chan struct{}),

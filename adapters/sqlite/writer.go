@@ -99,8 +99,11 @@ type request struct {
 	// fn is an opFunc's write, run on the write connection inside the request's savepoint;
 	// any error it returns undoes what it wrote. It may run twice (see runBatch), so it sets
 	// its results afresh each time. name says what it writes, for errors.
-	fn      func(ctx context.Context, conn *sql.Conn) error
-	name    string
+	fn   func(ctx context.Context, conn *sql.Conn) error
+	name string
+	// grouped is set for a write no job waits for (pipeline.Transition.Grouped): the writer
+	// may hold it for more (see gather).
+	grouped bool
 	created bool
 	err     error
 	done    chan struct{}
@@ -225,7 +228,57 @@ func (s *Store) fill(batch []*request) []*request {
 	s.settle()
 	batch = take(batch, s.creates, max(s.batchLimit/2, 1))
 	batch = take(batch, s.reqs, s.batchLimit)
-	return take(batch, s.creates, s.batchLimit)
+	batch = take(batch, s.creates, s.batchLimit)
+	return s.gather(batch)
+}
+
+// gather holds a small batch of grouped writes only (pipeline.Transition.Grouped: a
+// worker's completions, which no job waits for) for more requests, up to gatherWait, so that
+// they share one commit. A steady stream of completions otherwise commits in trickles of a
+// few writes (3.5 on average in a 0 ms burn-down), each commit paying the WAL frames of every
+// page it touched. The wait ends as soon as the batch holds gatherMin requests, a request
+// that is not grouped arrives (an accept's create, a claim), or the store closes; the
+// requests then waiting join.
+func (s *Store) gather(batch []*request) []*request {
+	if s.gatherWait <= 0 || len(batch) >= s.gatherMin {
+		return batch
+	}
+	for _, r := range batch {
+		if !r.grouped {
+			return batch
+		}
+	}
+	s.gatherTimer.Reset(s.gatherWait)
+	defer s.gatherTimer.Stop() // a stopped timer's channel holds no stale tick (Go 1.23)
+	for len(batch) < s.gatherMin {
+		var r *request
+		select {
+		case r = <-s.creates:
+		case r = <-s.reqs:
+		case <-s.gatherTimer.C:
+			return s.fillUp(batch)
+		case <-s.closing:
+			return s.fillUp(batch)
+		}
+		batch = append(batch, r)
+		if !r.grouped {
+			break
+		}
+	}
+	return s.fillUp(batch)
+}
+
+// fillUp adds to batch the requests waiting, creates first, up to the batch limit.
+func (s *Store) fillUp(batch []*request) []*request {
+	batch = take(batch, s.creates, s.batchLimit)
+	return take(batch, s.reqs, s.batchLimit)
+}
+
+// stoppedTimer returns a timer that is stopped and will not fire until Reset.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 // take adds to batch the requests waiting in queue until batch holds limit.
@@ -341,6 +394,7 @@ func (s *Store) runTransaction(batch []*request, isolate bool) ([]*request, bool
 	}
 	if aborted == nil {
 		s.dirty.Store(true)
+		s.commits.Add(1)
 	} else {
 		_, _ = s.w.rollback.ExecContext(ctx)
 		s.log.Error().Err(aborted).Int("batch_size", len(batch)).Msg("write batch rolled back")

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,12 +18,16 @@ import (
 // slowCompletions is a job store whose transitions to COMPLETED wait for release.
 type slowCompletions struct {
 	pipeline.JobStore
-	release chan struct{}
-	waiting chan string
+	release   chan struct{}
+	waiting   chan string
+	ungrouped atomic.Int32 // completions not marked Grouped
 }
 
 func (s *slowCompletions) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
 	if t.To == messages.StatusCompleted {
+		if !t.Grouped {
+			s.ungrouped.Add(1)
+		}
 		s.waiting <- id
 		<-s.release
 	}
@@ -46,7 +51,8 @@ func placesWorker(t *testing.T, b *pipelinetest.Bundle, store pipeline.JobStore,
 
 // TestPlaceFreedWhenResultStored: with one place, a job whose completion is still being
 // recorded does not keep the next job from the model, and its delivery is settled only once
-// the completion is recorded.
+// the completion is recorded. The completion, which no job waits for any more, is marked
+// Grouped: a store may hold it to commit it with others.
 func TestPlaceFreedWhenResultStored(t *testing.T) {
 	t.Parallel()
 	b := pipelinetest.Setup(t, nil)
@@ -97,6 +103,9 @@ func TestPlaceFreedWhenResultStored(t *testing.T) {
 		if rec := b.Record(t, id); rec.Status != messages.StatusCompleted || rec.Attempts != 1 {
 			t.Fatalf("%s: %+v", id, rec)
 		}
+	}
+	if n := store.ungrouped.Load(); n != 0 {
+		t.Fatalf("%d completions written without Transition.Grouped", n)
 	}
 }
 

@@ -46,6 +46,8 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		EventID:   w.eventID(rec),
 		// Nothing below needs the store's copy of the record written: rec has it.
 		Unreturned: true,
+		// The job has given up its place: only its message's ack waits for this write.
+		Grouped: true,
 	}
 	unclaimed := !claim.settle()
 	var (
