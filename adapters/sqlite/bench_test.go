@@ -42,6 +42,13 @@ func BenchmarkCreateTransitionParallel(b *testing.B) {
 	benchJobLifecycle(b, sqlite.Open)
 }
 
+// BenchmarkCreateTransitionParallelNoGather is the store with a writer that commits grouped
+// completions as soon as it takes them, to show what holding them (gather) buys: compare its
+// completion=grouped with BenchmarkCreateTransitionParallel's.
+func BenchmarkCreateTransitionParallelNoGather(b *testing.B) {
+	benchJobLifecycle(b, sqlite.OpenWithoutGather)
+}
+
 // BenchmarkCreateTransitionParallelNoGroupCommit is the same work on the same kind of file
 // with every write in its own transaction, to show what group commit buys.
 func BenchmarkCreateTransitionParallelNoGroupCommit(b *testing.B) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,8 +16,11 @@ import (
 // newJob makes, QUEUED → PROCESSING and PROCESSING → COMPLETED, from many goroutines at once
 // (32 per CPU, as a worker pool runs many jobs per core). It reports jobs/s. newJob gets a
 // fresh job id and the creation time; nil uses a QUEUED record with a tenant and a small spec.
-// It runs twice, as sub-benchmarks: completion=returned, the COMPLETED write returning the
-// record, and completion=unreturned, the write as workers make it (Transition.Unreturned).
+// It runs three times, as sub-benchmarks: completion=returned, the COMPLETED write returning
+// the record; completion=unreturned (Transition.Unreturned); and completion=grouped, the write
+// as workers make it (Unreturned and Grouped), handed off as a worker does once the job has
+// given up its place: each goroutine goes on with its next job while up to 4 of its
+// completions are being written.
 func BenchLifecycle(b *testing.B, s pipeline.JobStore, newJob func(id string, created time.Time) messages.JobRecord) {
 	if newJob == nil {
 		newJob = queued
@@ -25,9 +29,8 @@ func BenchLifecycle(b *testing.B, s pipeline.JobStore, newJob func(id string, cr
 	usage := &messages.Usage{InputTokens: 120, OutputTokens: 48}
 	for _, c := range []struct {
 		name       string
-		unreturned bool
-	}{{"completion=returned", false}, {"completion=unreturned", true}} {
-		unreturned := c.unreturned
+		completion completionKind
+	}{{"completion=returned", returned}, {"completion=unreturned", unreturned}, {"completion=grouped", grouped}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetParallelism(32)
 			b.ReportAllocs()
@@ -35,12 +38,30 @@ func BenchLifecycle(b *testing.B, s pipeline.JobStore, newJob func(id string, cr
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
+				var pending sync.WaitGroup
+				defer pending.Wait()
+				places := make(chan struct{}, 4) // completions of this goroutine being written
 				for pb.Next() {
 					id := fmt.Sprintf("job-%09d", seq.Add(1))
-					if err := lifecycle(ctx, s, newJob(id, time.Now()), usage, unreturned); err != nil {
+					complete, err := claimed(ctx, s, newJob(id, time.Now()), usage, c.completion)
+					if err != nil {
 						b.Error(err)
 						return
 					}
+					if c.completion != grouped {
+						if err := complete(); err != nil {
+							b.Error(err)
+							return
+						}
+						continue
+					}
+					places <- struct{}{}
+					pending.Go(func() {
+						defer func() { <-places }()
+						if err := complete(); err != nil {
+							b.Error(err)
+						}
+					})
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
@@ -48,23 +69,34 @@ func BenchLifecycle(b *testing.B, s pipeline.JobStore, newJob func(id string, cr
 	}
 }
 
-// lifecycle creates rec and moves it through PROCESSING to COMPLETED with usage, the last
-// write Unreturned when unreturned is set.
-func lifecycle(ctx context.Context, s pipeline.JobStore, rec messages.JobRecord, usage *messages.Usage, unreturned bool) error {
+// completionKind is how BenchLifecycle writes a job's COMPLETED.
+type completionKind int
+
+const (
+	returned   completionKind = iota // the write returns the record
+	unreturned                       // Transition.Unreturned
+	grouped                          // Transition.Unreturned and Grouped, as a worker writes it
+)
+
+// claimed creates rec and moves it to PROCESSING, and returns the write that moves it on to
+// COMPLETED with usage.
+func claimed(ctx context.Context, s pipeline.JobStore, rec messages.JobRecord, usage *messages.Usage, kind completionKind) (func() error, error) {
 	id := rec.JobID
 	if _, _, err := s.Create(ctx, rec); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := s.Transition(ctx, id, pipeline.Transition{
 		From: []messages.Status{messages.StatusQueued}, To: messages.StatusProcessing, AttemptsDelta: 1, Model: "fast",
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := s.Transition(ctx, id, pipeline.Transition{
-		From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
-		Usage: usage, ResultURL: messages.ResultPath(id), Unreturned: unreturned,
-	})
-	return err
+	return func() error {
+		_, err := s.Transition(ctx, id, pipeline.Transition{
+			From: []messages.Status{messages.StatusProcessing}, To: messages.StatusCompleted,
+			Usage: usage, ResultURL: messages.ResultPath(id), Unreturned: kind != returned, Grouped: kind == grouped,
+		})
+		return err
+	}, nil
 }
 
 // BenchCancelledAmong is the read a worker process makes every workers.cancel_poll while it
