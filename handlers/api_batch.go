@@ -78,7 +78,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		var err error
-		if jobs[i], err = jobFromDoc(item); err != nil {
+		if jobs[i], err = messages.JobFromDoc(item); err != nil {
 			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error(), nil)
 			continue
 		}

@@ -62,7 +62,7 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// checkJobFromDoc fails t when body is a valid job whose jobFromDoc differs from json.Unmarshal.
+// checkJobFromDoc fails t when body is a valid job whose messages.JobFromDoc differs from json.Unmarshal.
 func checkJobFromDoc(t *testing.T, body string) {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(body))
@@ -71,9 +71,9 @@ func checkJobFromDoc(t *testing.T, body string) {
 	if dec.Decode(&doc) != nil || len(schemas.ValidateJob(doc)) > 0 {
 		return
 	}
-	got, err := jobFromDoc(doc)
+	got, err := messages.JobFromDoc(doc)
 	if err != nil {
-		t.Fatalf("jobFromDoc of a valid job %s: %v", body, err)
+		t.Fatalf("JobFromDoc of a valid job %s: %v", body, err)
 	}
 	var want messages.Job
 	if err := json.Unmarshal([]byte(body), &want); err != nil {
@@ -86,7 +86,7 @@ func checkJobFromDoc(t *testing.T, body string) {
 	}
 	got.Metadata, want.Metadata = nil, nil
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("jobFromDoc(%s) = %+v, json.Unmarshal = %+v", body, got, want)
+		t.Fatalf("JobFromDoc(%s) = %+v, json.Unmarshal = %+v", body, got, want)
 	}
 }
 

@@ -58,7 +58,7 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 			"the job is not valid; fix every problem listed in errors", problems...))
 		return
 	}
-	job, err := jobFromDoc(doc)
+	job, err := messages.JobFromDoc(doc)
 	if err != nil {
 		// The schema admitted something the wire type cannot hold.
 		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error()))

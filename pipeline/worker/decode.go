@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/infleet/infleet/messages"
@@ -48,11 +49,16 @@ func ParseJob(body []byte) (messages.Job, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return messages.Job{}, fmt.Errorf("body is not JSON: %w", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return messages.Job{}, fmt.Errorf("body is not one JSON value: unexpected data after byte %d", dec.InputOffset())
+	}
 	if problems := schemas.ValidateJob(doc); len(problems) > 0 {
 		return messages.Job{}, ProblemsError(problems)
 	}
-	var job messages.Job
-	if err := json.Unmarshal(body, &job); err != nil {
+	// The job from the document the schema checked, as intake builds it: the body is parsed
+	// once.
+	job, err := messages.JobFromDoc(doc)
+	if err != nil {
 		return messages.Job{}, fmt.Errorf("body does not match the job schema: %w", err)
 	}
 	return job, nil

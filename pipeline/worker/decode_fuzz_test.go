@@ -6,8 +6,9 @@ import (
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
-// FuzzDecodeJob checks that the decode stage never panics and that every job it accepts has an
-// id, a task and exactly one kind of input.
+// FuzzDecodeJob checks that the decode stage never panics, that every job it accepts has an
+// id, a task and exactly one kind of input, and that the job is the one json.Unmarshal makes of
+// the body.
 func FuzzDecodeJob(f *testing.F) {
 	for _, s := range []string{
 		`{"task":"summarize","input":{"text":"hello"}}`,
@@ -18,6 +19,7 @@ func FuzzDecodeJob(f *testing.F) {
 		f.Add([]byte(s), "id-1")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, id string) {
+		checkParseJob(t, body)
 		jobs, err := worker.DecodeJob(worker.Delivery{MessageID: id, Payload: body, Metadata: map[string]string{}})
 		if err != nil {
 			return

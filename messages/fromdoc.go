@@ -1,4 +1,4 @@
-package handlers
+package messages
 
 import (
 	"encoding/json"
@@ -7,16 +7,17 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-
-	"github.com/infleet/infleet/messages"
 )
 
-// jobFromDoc builds the Job of a job document that schemas.ValidateJob accepted, without parsing
-// the body a second time (POST /v1/jobs is a hot path). It gives the same Job as json.Unmarshal
-// of the body (metadata up to JSON formatting): TestJobFromDocMatchesUnmarshal and FuzzPostJob
-// hold it to that. An error means the document is not schema-valid after all.
-func jobFromDoc(doc any) (messages.Job, error) {
-	var job messages.Job
+// JobFromDoc builds the Job of a job document that schemas.ValidateJob accepted (decoded from
+// JSON with json.Decoder.UseNumber), without parsing the body a second time: POST /v1/jobs and
+// the worker's decode are hot paths. It gives the same Job as json.Unmarshal of the body
+// (metadata up to JSON formatting; and a whole number written as 12.0 or 1.2E1 is read as
+// max_tokens 12, which JSON Schema counts as an integer and json.Unmarshal refuses):
+// handlers' TestJobFromDocMatchesUnmarshal and FuzzPostJob hold it to that. An error means the
+// document is not schema-valid after all.
+func JobFromDoc(doc any) (Job, error) {
+	var job Job
 	obj, ok := doc.(map[string]any)
 	if !ok {
 		return job, errors.New("the job must be a JSON object")
@@ -33,7 +34,7 @@ func jobFromDoc(doc any) (messages.Job, error) {
 		case "priority":
 			var p string
 			p, err = str(k, v)
-			job.Priority = messages.Priority(p)
+			job.Priority = Priority(p)
 		case "callback_url":
 			job.CallbackURL, err = str(k, v)
 		case "idempotency_key":
@@ -60,7 +61,7 @@ func jobFromDoc(doc any) (messages.Job, error) {
 			err = fmt.Errorf("%s: unknown field", k)
 		}
 		if err != nil {
-			return messages.Job{}, err
+			return Job{}, err
 		}
 	}
 	return job, nil
@@ -76,8 +77,8 @@ func str(field string, v any) (string, error) {
 	return "", fmt.Errorf("%s: must be a string", field)
 }
 
-func inputFromDoc(v any) (messages.Input, error) {
-	var in messages.Input
+func inputFromDoc(v any) (Input, error) {
+	var in Input
 	if v == nil {
 		return in, nil
 	}
@@ -100,16 +101,16 @@ func inputFromDoc(v any) (messages.Input, error) {
 			if !ok {
 				return in, errors.New("input.messages: must be an array")
 			}
-			in.Messages = make([]messages.ChatMessage, len(list))
+			in.Messages = make([]ChatMessage, len(list))
 			for i, item := range list {
 				m, ok := item.(map[string]any)
 				if !ok {
 					return in, errors.New("input.messages: items must be objects")
 				}
-				if in.Messages[i].Role, err = str("input.messages.role", m["role"]); err != nil {
+				if in.Messages[i].Role, err = str("input.role", m["role"]); err != nil {
 					return in, err
 				}
-				if in.Messages[i].Content, err = str("input.messages.content", m["content"]); err != nil {
+				if in.Messages[i].Content, err = str("input.content", m["content"]); err != nil {
 					return in, err
 				}
 			}
@@ -153,7 +154,7 @@ func exponentTooLarge(n string) bool {
 	return err != nil || e > 30 || e < -30
 }
 
-func paramsFromDoc(v any) (*messages.Params, error) {
+func paramsFromDoc(v any) (*Params, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -161,7 +162,7 @@ func paramsFromDoc(v any) (*messages.Params, error) {
 	if !ok {
 		return nil, errors.New("params: must be an object")
 	}
-	p := &messages.Params{}
+	p := &Params{}
 	for k, v := range obj {
 		if v == nil {
 			continue
