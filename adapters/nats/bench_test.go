@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"sync/atomic"
@@ -88,8 +89,29 @@ func BenchmarkRawConsumeAck(b *testing.B) {
 }
 
 // BenchmarkPublish stores small messages one Publish call each, and 100 per call (sent
-// asynchronously, acknowledgements awaited together).
+// asynchronously, acknowledgements awaited together), from one goroutine; parallel is one
+// message per call from 32 goroutines per CPU, as an ingress's requests publish.
 func BenchmarkPublish(b *testing.B) {
+	b.Run("parallel", func(b *testing.B) {
+		bundle := setup(b)
+		pub := newPublisher(b, bundle.nc)
+		topic := "bench.publish"
+		if err := infnats.EnsureStreams(context.Background(), bundle.nc, topic); err != nil {
+			b.Fatal(err)
+		}
+		body := bytes.Repeat([]byte("0123456789abcdef"), 6)
+		b.SetParallelism(32)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := pub.Publish(topic, message.NewMessage(newID(), body)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	for _, per := range []int{1, 100} {
 		b.Run("per_call="+strconv.Itoa(per), func(b *testing.B) {
 			bundle := setup(b)
