@@ -194,6 +194,12 @@ func TestParseOptions(t *testing.T) {
 	if _, rc := parseOptions([]string{"-burndown-retention", "-1s"}, &errOut); rc != exitUsage {
 		t.Fatalf("negative -burndown-retention: rc = %d", rc)
 	}
+	if o.peerRounds != 1 {
+		t.Fatalf("-peer-rounds defaults to %d, want 1", o.peerRounds)
+	}
+	if _, rc := parseOptions([]string{"-peer-rounds", "0"}, &errOut); rc != exitUsage {
+		t.Fatalf("-peer-rounds 0: rc = %d", rc)
+	}
 	if o, rc := parseOptions([]string{"-burndown-fsync=false"}, &errOut); rc != -1 || o.burndownFsync {
 		t.Fatalf("-burndown-fsync=false: rc = %d, burndownFsync %v", rc, o.burndownFsync)
 	}
@@ -335,5 +341,20 @@ func TestPeersModule(t *testing.T) {
 		if strings.Contains(string(rootMod), dep) {
 			t.Errorf("the root go.mod requires %s: the peers' dependencies belong in %s/go.mod", dep, peersDir)
 		}
+	}
+}
+
+// TestFirstRoundOnly: with several peer rounds, the first round's ratio rows keep their
+// figures but not their targets, which the medians carry.
+func TestFirstRoundOnly(t *testing.T) {
+	rows := firstRoundOnly([]row{
+		{Measure: "0 ms model: River: jobs/s", Result: "9 jobs/s", Verdict: verdictMeasured},
+		{Measure: "0 ms model: infleet / River", Result: "0.85×", Target: ">= 1.0×", Verdict: judge(false)},
+	})
+	if rows[0].Verdict != verdictMeasured || rows[0].Measure != "0 ms model: River: jobs/s" {
+		t.Errorf("a row without a target changed: %+v", rows[0])
+	}
+	if r := rows[1]; r.Target != "" || r.Verdict != "" || r.Result != "0.85×" || !strings.HasSuffix(r.Measure, "(first round)") {
+		t.Errorf("first-round ratio row = %+v", r)
 	}
 }

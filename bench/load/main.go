@@ -65,7 +65,11 @@ Scenarios (-scenario, comma-separated; default all):
                >= 96% of the workers/0.1 s limit). A peer whose server is absent
                (INFLEET_TEST_POSTGRES_DSN, INFLEET_TEST_REDIS_ADDR unset) is skipped. infleet
                on Kafka (kfake) + the same PostgreSQL burns the 0 ms backlog too, beside
-               River. -peers=false skips the peers and that run.
+               River. -peers=false skips the peers and that run. -peer-rounds N (1) runs
+               the 0 ms burn-down, River at 1 ms and asynq N times, alternating whether
+               infleet or the peers go first in a round; the targets are then judged on the
+               median of the per-round ratios (peers' figures move by a third from run to run
+               on a shared machine).
                The 0 ms run is compared with runs under store.retention = -burndown-retention
                (1s), in which the reaper deletes finished jobs and their result files while the
                workers burn the backlog down: -burndown-rounds (3) rounds of one run each way,
@@ -108,6 +112,10 @@ type options struct {
 	// burndownRounds is how many runs with and without deletions, and at durability process
 	// and fsync, are compared.
 	burndownRounds int
+	// peerRounds is how many rounds of the 0 ms burn-down are run beside the peers that have a
+	// target (River at 1 ms, asynq); more than one makes the target ratios medians of
+	// per-round ratios.
+	peerRounds int
 	// burndownFsync repeats the 0 ms burn-down at durability fsync.
 	burndownFsync bool
 	// burndownArchive repeats the 0 ms burn-down with the archive written in the background.
@@ -226,6 +234,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, and at durability process and fsync, alternating which goes first")
 	fs.BoolVar(&o.burndownFsync, "burndown-fsync", true, "repeat the 0 ms burn-down at durability fsync and compare it with process (the default)")
 	fs.BoolVar(&o.burndownArchive, "burndown-archive", true, "repeat the 0 ms burn-down with archive.write background and compare it with before_ack (the default)")
+	fs.IntVar(&o.peerRounds, "peer-rounds", 1, "rounds of the 0 ms burn-down beside River at 1 ms and asynq, alternating which goes first; with more than one the targets are judged on the median per-round ratio")
 	fs.BoolVar(&o.peers, "peers", true, "measure River + PostgreSQL and asynq + Redis (bench/peers), and infleet on PostgreSQL, beside the burn-down")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.batchingJobs, "batching-jobs", 0, "jobs in each run of the batching scenario, unbatched and batched (default 2000; 400 with -quick)")
@@ -295,7 +304,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	}
 	for name, v := range map[string]int{"clients": o.clients, "concurrency": o.concurrency, "rounds": o.rounds,
 		"throughput-jobs": o.throughputJobs, "concurrency-jobs": o.concurrencyJobs,
-		"burndown-jobs": o.burndownJobs, "burndown-rounds": o.burndownRounds, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs, "batching-jobs": o.batchingJobs} {
+		"burndown-jobs": o.burndownJobs, "burndown-rounds": o.burndownRounds, "peer-rounds": o.peerRounds, "fleet-jobs": o.fleetJobs, "memory-jobs": o.memoryJobs, "batching-jobs": o.batchingJobs} {
 		if v < 1 {
 			problems = append(problems, fmt.Sprintf("-%s must be at least 1", name))
 		}

@@ -253,11 +253,8 @@ func peerRows(outs []peerOutcome, latency time.Duration, n, w int, infleetRate f
 				Result: fmt.Sprintf("%s jobs/s (%s from the workers' start)", thousands(rate), thousands(o.res.JobsPerSec))})
 			r := row{Scenario: "burndown", Measure: fmt.Sprintf("%s: infleet / %s", model, o.spec.name), Setup: ratioSetup,
 				Result: fmt.Sprintf("%.2f× (%s / %s jobs/s)", infleetRate/rate, thousands(infleetRate), thousands(rate))}
-			switch o.spec.key {
-			case "river-1ms":
-				r.Target, r.Verdict = fmt.Sprintf(">= %.1f×", targetRiverRatio), judge(infleetRate/rate >= targetRiverRatio)
-			case "asynq":
-				r.Target, r.Verdict = fmt.Sprintf(">= %.1f×", targetAsynqRatio), judge(infleetRate/rate >= targetAsynqRatio)
+			if target, ok := targetPeers[o.spec.key]; ok {
+				r.Target, r.Verdict = fmt.Sprintf(">= %.1f×", target), judge(infleetRate/rate >= target)
 			}
 			ratios = append(ratios, r)
 			continue
