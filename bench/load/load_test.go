@@ -194,8 +194,8 @@ func TestParseOptions(t *testing.T) {
 	if _, rc := parseOptions([]string{"-burndown-retention", "-1s"}, &errOut); rc != exitUsage {
 		t.Fatalf("negative -burndown-retention: rc = %d", rc)
 	}
-	if o.peerRounds != 1 {
-		t.Fatalf("-peer-rounds defaults to %d, want 1", o.peerRounds)
+	if o.peerRounds != 3 {
+		t.Fatalf("-peer-rounds defaults to %d, want 3", o.peerRounds)
 	}
 	if _, rc := parseOptions([]string{"-peer-rounds", "0"}, &errOut); rc != exitUsage {
 		t.Fatalf("-peer-rounds 0: rc = %d", rc)

@@ -65,7 +65,7 @@ Scenarios (-scenario, comma-separated; default all):
                >= 96% of the workers/0.1 s limit). A peer whose server is absent
                (INFLEET_TEST_POSTGRES_DSN, INFLEET_TEST_REDIS_ADDR unset) is skipped. infleet
                on Kafka (kfake) + the same PostgreSQL burns the 0 ms backlog too, beside
-               River. -peers=false skips the peers and that run. -peer-rounds N (1) runs
+               River. -peers=false skips the peers and that run. -peer-rounds N (3) runs
                the 0 ms burn-down, River at 1 ms and asynq N times, alternating whether
                infleet or the peers go first in a round; the targets are then judged on the
                median of the per-round ratios (peers' figures move by a third from run to run
@@ -234,7 +234,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.IntVar(&o.burndownRounds, "burndown-rounds", 3, "rounds of 0 ms burn-downs with and without -burndown-retention, and at durability process and fsync, alternating which goes first")
 	fs.BoolVar(&o.burndownFsync, "burndown-fsync", true, "repeat the 0 ms burn-down at durability fsync and compare it with process (the default)")
 	fs.BoolVar(&o.burndownArchive, "burndown-archive", true, "repeat the 0 ms burn-down with archive.write background and compare it with before_ack (the default)")
-	fs.IntVar(&o.peerRounds, "peer-rounds", 1, "rounds of the 0 ms burn-down beside River at 1 ms and asynq, alternating which goes first; with more than one the targets are judged on the median per-round ratio")
+	fs.IntVar(&o.peerRounds, "peer-rounds", 3, "rounds of the 0 ms burn-down beside River at 1 ms and asynq, alternating which goes first; with more than one the targets are judged on the median per-round ratio")
 	fs.BoolVar(&o.peers, "peers", true, "measure River + PostgreSQL and asynq + Redis (bench/peers), and infleet on PostgreSQL, beside the burn-down")
 	fs.IntVar(&o.fleetJobs, "fleet-jobs", 0, "jobs in each fleet run (default 5000; 500 with -quick)")
 	fs.IntVar(&o.batchingJobs, "batching-jobs", 0, "jobs in each run of the batching scenario, unbatched and batched (default 2000; 400 with -quick)")
