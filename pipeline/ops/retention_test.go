@@ -97,13 +97,15 @@ func (b *reaperBundle) job(t *testing.T, id string, status messages.Status, at t
 	if status == messages.StatusQueued {
 		return
 	}
-	if _, err := b.store.Transition(ctx, id, pipeline.Transition{To: status, At: at}); err != nil {
-		t.Fatal(err)
-	}
 	if status == messages.StatusCompleted {
+		// The result first, as a worker stores it: a reaper running meanwhile must not find
+		// the job COMPLETED, delete it, and leave a result written after it.
 		if err := b.results.Put(ctx, pipeline.ResultKey(id), []byte(`{"job_id":"`+id+`"}`)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := b.store.Transition(ctx, id, pipeline.Transition{To: status, At: at}); err != nil {
+		t.Fatal(err)
 	}
 }
 
