@@ -541,15 +541,7 @@ func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]r
 	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
 	cfg := h.cfg(0, w)
 	cfg.retention = h.opts.burndownRetention
-	burn := func(name string, cfg childConfig) (backlog, error) {
-		h.cleanScenario("burndown")
-		h.settle()
-		b, err := h.burnBacklog(ctx, name, n, cfg)
-		if err != nil {
-			return b, fmt.Errorf("0 ms model (%s): %w", name, err)
-		}
-		return b, nil
-	}
+	burn := func(name string, cfg childConfig) (backlog, error) { return h.burnFresh(ctx, name, cfg) }
 	var deleted []float64
 	var lastAll time.Duration
 	plains, kept, ratios, err := h.alternate(plain, "without deletions", "with", func() (float64, error) {
@@ -588,6 +580,18 @@ func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]r
 	}, nil
 }
 
+// burnFresh burns down a backlog of -burndown-jobs under cfg on a fresh data directory: the
+// earlier burn-downs' directories are moved aside and the machine settles first.
+func (h *harness) burnFresh(ctx context.Context, name string, cfg childConfig) (backlog, error) {
+	h.cleanScenario("burndown")
+	h.settle()
+	b, err := h.burnBacklog(ctx, name, h.opts.burndownJobs, cfg)
+	if err != nil {
+		return b, fmt.Errorf("0 ms model (%s): %w", name, err)
+	}
+	return b, nil
+}
+
 // targetPeers are the peers the 0 ms burn-down has a target against.
 var targetPeers = map[string]float64{"river-1ms": targetRiverRatio, "asynq": targetAsynqRatio}
 
@@ -611,11 +615,9 @@ func (h *harness) peerRounds(ctx context.Context, plain float64, first []peerOut
 	infleet := []float64{plain}
 	for r := 1; r < rounds; r++ {
 		runInfleet := func() error {
-			h.cleanScenario("burndown")
-			h.settle()
-			b, err := h.burnBacklog(ctx, "burndown-0ms", n, h.cfg(0, w))
+			b, err := h.burnFresh(ctx, "burndown-0ms", h.cfg(0, w))
 			if err != nil {
-				return fmt.Errorf("0 ms model, round %d: %w", r+1, err)
+				return fmt.Errorf("round %d: %w", r+1, err)
 			}
 			infleet = append(infleet, b.fin.steadyRate(n))
 			h.progress("  round %d: infleet %.0f jobs/s", r+1, infleet[len(infleet)-1])
@@ -715,13 +717,8 @@ func (h *harness) burndownWithFsync(ctx context.Context, plain float64, peers []
 	cfg := h.cfg(0, w)
 	cfg.durability = "fsync"
 	burn := func(name string, cfg childConfig) (float64, error) {
-		h.cleanScenario("burndown")
-		h.settle()
-		b, err := h.burnBacklog(ctx, name, n, cfg)
-		if err != nil {
-			return 0, fmt.Errorf("0 ms model (%s): %w", name, err)
-		}
-		return b.fin.steadyRate(n), nil
+		b, err := h.burnFresh(ctx, name, cfg)
+		return b.fin.steadyRate(n), err
 	}
 	plains, synced, ratios, err := h.alternate(plain, "durability process", "fsync",
 		func() (float64, error) { return burn("burndown-0ms", h.cfg(0, w)) },
@@ -766,13 +763,8 @@ func (h *harness) burndownWithArchive(ctx context.Context, plain float64) ([]row
 	cfg := h.cfg(0, w)
 	cfg.archiveWrite = "background"
 	burn := func(name string, cfg childConfig) (float64, error) {
-		h.cleanScenario("burndown")
-		h.settle()
-		b, err := h.burnBacklog(ctx, name, n, cfg)
-		if err != nil {
-			return 0, fmt.Errorf("0 ms model (%s): %w", name, err)
-		}
-		return b.fin.steadyRate(n), nil
+		b, err := h.burnFresh(ctx, name, cfg)
+		return b.fin.steadyRate(n), err
 	}
 	acked, background, ratios, err := h.alternate(plain, "archive before_ack", "background",
 		func() (float64, error) { return burn("burndown-0ms", h.cfg(0, w)) },
