@@ -181,6 +181,27 @@ type endpoint struct {
 	spec   ModelSpec
 	limits callLimiter
 	health *health
+	// ok holds the series a successful attempt records on, made on the first (okSeries).
+	ok atomic.Pointer[okSeries]
+}
+
+// okSeries are the children of the fleet's vectors that every successful attempt of one
+// model records on, kept so that a call does not hash their labels again.
+type okSeries struct {
+	attempts, cost prometheus.Counter
+	pace           prometheus.Gauge
+}
+
+// okSeries returns ep's series of a successful attempt, made on first use (racing callers
+// make the same children).
+func (ep *endpoint) okSeries(m *fleetMetrics) *okSeries {
+	if s := ep.ok.Load(); s != nil {
+		return s
+	}
+	name := ep.spec.Name
+	s := &okSeries{attempts: m.attempts.WithLabelValues(name, "ok"), cost: m.cost.WithLabelValues(name), pace: m.pace.WithLabelValues(name)}
+	ep.ok.Store(s)
+	return s
 }
 
 // health is the part of an endpoint that survives reloads.
@@ -570,24 +591,39 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 		f.metrics.attempts.WithLabelValues(name, "limited").Inc()
 		return pipeline.ModelResponse{}, err
 	}
-	actx, cancel := context.WithTimeout(ctx, cmpPos(ep.spec.Timeout, DefaultModelTimeout))
+	timeout := cmpPos(ep.spec.Timeout, DefaultModelTimeout)
 	start := time.Now()
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); !ok || dl.After(start.Add(timeout)) {
+		// The model's own timeout only where it ends the attempt sooner than the caller's
+		// deadline would (the call's deadline, workers.job_timeout): one context and timer
+		// fewer per call otherwise.
+		actx, cancel = context.WithDeadline(ctx, start.Add(timeout))
+	}
 	resp, err := ep.spec.Client.Invoke(actx, req)
 	took := time.Since(start)
-	timedOut := actx.Err() != nil && ctx.Err() == nil
+	timedOut := actx != ctx && actx.Err() != nil && ctx.Err() == nil
 	cancel()
 	release(resp.Usage)
 	if err != nil && timedOut {
-		err = &pipeline.ModelError{Kind: pipeline.ModelTimeout, Err: fmt.Errorf("no answer within %s (raise the model's timeout): %w", cmpPos(ep.spec.Timeout, DefaultModelTimeout), err)}
+		err = &pipeline.ModelError{Kind: pipeline.ModelTimeout, Err: fmt.Errorf("no answer within %s (raise the model's timeout): %w", timeout, err)}
 	}
 	// Throttling is back-pressure from a live endpoint, left to the retry budget and limits;
 	// the breaker counts only failures that say the endpoint is unwell.
 	healthy := err == nil || !kindOf(err).Retryable() || kindOf(err) == pipeline.ModelThrottled ||
 		(ctx.Err() != nil && !timedOut)
 	ep.health.breaker.Done(healthy)
+	var series *okSeries
+	if err == nil {
+		series = ep.okSeries(f.metrics)
+	}
 	if err == nil || kindOf(err) == pipeline.ModelThrottled {
 		ep.health.pace.done(err != nil)
-		f.metrics.pace.WithLabelValues(name).Set(ep.health.pace.paced())
+		if series != nil {
+			series.pace.Set(ep.health.pace.paced())
+		} else {
+			f.metrics.pace.WithLabelValues(name).Set(ep.health.pace.paced())
+		}
 	}
 	if err != nil {
 		kind := kindOf(err)
@@ -598,8 +634,8 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	cost := ep.spec.Price.Cost(resp.Usage.InputTokens, resp.Usage.OutputTokens)
 	resp.Usage.CostUSD = cost
 	ep.health.stats.record(took, true, false, resp.Usage.InputTokens, resp.Usage.OutputTokens, cost)
-	f.metrics.attempts.WithLabelValues(name, "ok").Inc()
-	f.metrics.cost.WithLabelValues(name).Add(cost)
+	series.attempts.Inc()
+	series.cost.Add(cost)
 	nano := pipeline.USDToNano(cost)
 	f.ledger.charge(ctx, name, req.Tenant, nano)
 	if f.usage != nil {

@@ -40,6 +40,12 @@ type Metrics struct {
 	// batch holds batch inference's collectors (batchinf.go).
 	batch *batchMetrics
 
+	// The children of the vectors recorded on for every job, by label values.
+	acceptedBy *children[[2]string, prometheus.Counter]
+	finishedBy *children[[2]string, finishedSeries]
+	stageBy    *children[string, prometheus.Observer]
+	modelBy    *children[string, modelSeries]
+
 	// emf, when set, receives finished jobs and model calls too (telemetry.emf).
 	emf *EMF
 }
@@ -113,14 +119,36 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.expiredJobs, m.expiredBlobs, m.stage, m.endToEnd, m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth,
 		m.HTTPRequests, m.HTTPDurations)
 	m.batch = newBatchMetrics(reg)
+	m.acceptedBy = newChildren(func(k [2]string) prometheus.Counter { return m.accepted.WithLabelValues(k[0], k[1]) })
+	m.finishedBy = newChildren(func(k [2]string) finishedSeries {
+		return finishedSeries{m.finished.WithLabelValues(k[0], k[1]), m.endToEnd.WithLabelValues(k[1], k[0])}
+	})
+	m.stageBy = newChildren(func(stage string) prometheus.Observer { return m.stage.WithLabelValues(stage) })
+	m.modelBy = newChildren(func(model string) modelSeries {
+		return modelSeries{ok: m.modelLatency.WithLabelValues(model, "ok"),
+			input: m.modelTokens.WithLabelValues(model, "input"), output: m.modelTokens.WithLabelValues(model, "output")}
+	})
 	return m
+}
+
+// finishedSeries are the series a finished job of one status and task counts in.
+type finishedSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// modelSeries are the series of one model's calls that succeeded (failed calls, rare, go
+// through the vector).
+type modelSeries struct {
+	ok            prometheus.Observer
+	input, output prometheus.Counter
 }
 
 // JobAccepted counts a job accepted and queued (infleet_jobs_accepted_total); intake and a
 // worker that writes the record of a job dropped straight on the queue call it once per job.
 func (m *Metrics) JobAccepted(task string, p messages.Priority) {
 	if m != nil {
-		m.accepted.WithLabelValues(task, string(p)).Inc()
+		m.acceptedBy.get([2]string{task, string(p)}).Inc()
 	}
 }
 
@@ -130,12 +158,13 @@ func (m *Metrics) JobFinished(rec messages.JobRecord) {
 	if m == nil {
 		return
 	}
-	m.finished.WithLabelValues(string(rec.Status), rec.Task).Inc()
+	series := m.finishedBy.get([2]string{string(rec.Status), rec.Task})
+	series.count.Inc()
 	if m.emf != nil {
 		m.emf.JobFinished(rec)
 	}
 	if !rec.CreatedAt.IsZero() {
-		m.endToEnd.WithLabelValues(rec.Task, string(rec.Status)).Observe(time.Since(rec.CreatedAt).Seconds())
+		series.duration.Observe(time.Since(rec.CreatedAt).Seconds())
 	}
 }
 
@@ -190,7 +219,7 @@ func (m *Metrics) Expired(jobs, results int) {
 // infleet_stage_duration_seconds.
 func (m *Metrics) StageDone(stage string, start time.Time) {
 	if m != nil {
-		m.stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+		m.stageBy.get(stage).Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -200,18 +229,17 @@ func (m *Metrics) ModelCalled(model string, d time.Duration, u messages.Usage, e
 	if m == nil {
 		return
 	}
-	outcome := "ok"
-	if err != nil {
-		outcome = "error"
-	}
-	m.modelLatency.WithLabelValues(model, outcome).Observe(d.Seconds())
 	if m.emf != nil {
 		m.emf.ModelCalled(model, d, u, err)
 	}
-	if err == nil {
-		m.modelTokens.WithLabelValues(model, "input").Add(float64(u.InputTokens))
-		m.modelTokens.WithLabelValues(model, "output").Add(float64(u.OutputTokens))
+	if err != nil {
+		m.modelLatency.WithLabelValues(model, "error").Observe(d.Seconds())
+		return
 	}
+	series := m.modelBy.get(model)
+	series.ok.Observe(d.Seconds())
+	series.input.Add(float64(u.InputTokens))
+	series.output.Add(float64(u.OutputTokens))
 }
 
 // AddInFlight moves the gauge of jobs being processed by this process by n

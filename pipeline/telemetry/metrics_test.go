@@ -63,3 +63,70 @@ func TestMetricsRegistersEveryCollectorUnderInfleet(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingsLandInTheirSeries records jobs and calls twice each over two label sets and
+// reads every per-job series back with its labels: the children the metrics keep must be
+// the ones the vectors expose, with their labels in the vectors' order.
+func TestRecordingsLandInTheirSeries(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := telemetry.NewMetrics(reg)
+	for range 2 {
+		m.JobAccepted("summarize", messages.PriorityHigh)
+		m.JobAccepted("classify", messages.PriorityLow)
+		m.JobFinished(messages.JobRecord{Status: messages.StatusCompleted, Task: "summarize", CreatedAt: time.Now()})
+		m.JobFinished(messages.JobRecord{Status: messages.StatusFailed, Task: "classify", CreatedAt: time.Now()})
+		m.StageDone("invoke", time.Now())
+		m.StageDone("store", time.Now())
+		m.ModelCalled("fast", time.Millisecond, messages.Usage{InputTokens: 1, OutputTokens: 2}, nil)
+		m.ModelCalled("slow", time.Millisecond, messages.Usage{InputTokens: 5}, nil)
+	}
+	m.ModelCalled("fast", time.Millisecond, messages.Usage{}, errors.New("throttled"))
+	counts := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		switch f.GetName() {
+		case "infleet_jobs_accepted_total", "infleet_jobs_finished_total", "infleet_model_tokens_total",
+			"infleet_job_duration_seconds", "infleet_stage_duration_seconds", "infleet_model_call_duration_seconds":
+			for _, mt := range f.GetMetric() {
+				key := f.GetName()
+				for _, l := range mt.GetLabel() {
+					key += " " + l.GetName() + "=" + l.GetValue()
+				}
+				if h := mt.GetHistogram(); h != nil {
+					counts[key] = float64(h.GetSampleCount())
+				} else {
+					counts[key] = mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	wantCounts := map[string]float64{
+		"infleet_jobs_accepted_total priority=high task=summarize":     2,
+		"infleet_jobs_accepted_total priority=low task=classify":       2,
+		"infleet_jobs_finished_total status=COMPLETED task=summarize":  2,
+		"infleet_jobs_finished_total status=FAILED task=classify":      2,
+		"infleet_model_tokens_total direction=input model=fast":        2,
+		"infleet_model_tokens_total direction=output model=fast":       4,
+		"infleet_model_tokens_total direction=input model=slow":        10,
+		"infleet_model_tokens_total direction=output model=slow":       0,
+		"infleet_job_duration_seconds status=COMPLETED task=summarize": 2,
+		"infleet_job_duration_seconds status=FAILED task=classify":     2,
+		"infleet_stage_duration_seconds stage=invoke":                  2,
+		"infleet_stage_duration_seconds stage=store":                   2,
+		"infleet_model_call_duration_seconds model=fast outcome=ok":    2,
+		"infleet_model_call_duration_seconds model=slow outcome=ok":    2,
+		"infleet_model_call_duration_seconds model=fast outcome=error": 1,
+	}
+	if len(counts) != len(wantCounts) {
+		t.Errorf("series %v, want %v", counts, wantCounts)
+	}
+	for k, n := range wantCounts {
+		if counts[k] != n {
+			t.Errorf("%s is %v, want %v", k, counts[k], n)
+		}
+	}
+}
