@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infleet/infleet/internal/promtest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/guard"
@@ -232,32 +233,12 @@ func TestMetricsCountInterventions(t *testing.T) {
 		Actions: map[string]string{guard.EntityURL: guard.ActionNone}}, Words: &guard.WordsConfig{Words: []string{"zorp"}}})
 	check(t, g, pipeline.GuardInput, "a@b.example c@d.example https://e.example")
 	check(t, g, pipeline.GuardOutput, "zorp")
-	got := map[string]float64{}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range m.GetLabel() {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetCounter().GetValue()
-		}
-	}
+	got := promtest.Series(t, reg)
 	want := map[string]float64{
 		"infleet_guardrail_interventions_total action=ANONYMIZED policy=sensitive_information stage=input": 1,
 		"infleet_guardrail_interventions_total action=BLOCKED policy=word stage=output":                    1,
 	}
-	if len(got) != len(want) {
-		t.Errorf("counters = %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
-		}
-	}
+	promtest.Want(t, got, want)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

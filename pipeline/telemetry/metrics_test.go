@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infleet/infleet/internal/promtest"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/telemetry"
@@ -83,24 +84,11 @@ func TestRecordingsLandInTheirSeries(t *testing.T) {
 	}
 	m.ModelCalled("fast", time.Millisecond, messages.Usage{}, errors.New("throttled"))
 	counts := map[string]float64{}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		switch f.GetName() {
-		case "infleet_jobs_accepted_total", "infleet_jobs_finished_total", "infleet_model_tokens_total",
-			"infleet_job_duration_seconds", "infleet_stage_duration_seconds", "infleet_model_call_duration_seconds":
-			for _, mt := range f.GetMetric() {
-				key := f.GetName()
-				for _, l := range mt.GetLabel() {
-					key += " " + l.GetName() + "=" + l.GetValue()
-				}
-				if h := mt.GetHistogram(); h != nil {
-					counts[key] = float64(h.GetSampleCount())
-				} else {
-					counts[key] = mt.GetCounter().GetValue()
-				}
+	for key, v := range promtest.Series(t, reg) {
+		for _, name := range []string{"infleet_jobs_accepted_total ", "infleet_jobs_finished_total ", "infleet_model_tokens_total ",
+			"infleet_job_duration_seconds ", "infleet_stage_duration_seconds ", "infleet_model_call_duration_seconds "} {
+			if strings.HasPrefix(key, name) {
+				counts[key] = v
 			}
 		}
 	}
@@ -121,12 +109,5 @@ func TestRecordingsLandInTheirSeries(t *testing.T) {
 		"infleet_model_call_duration_seconds model=slow outcome=ok":    2,
 		"infleet_model_call_duration_seconds model=fast outcome=error": 1,
 	}
-	if len(counts) != len(wantCounts) {
-		t.Errorf("series %v, want %v", counts, wantCounts)
-	}
-	for k, n := range wantCounts {
-		if counts[k] != n {
-			t.Errorf("%s is %v, want %v", k, counts[k], n)
-		}
-	}
+	promtest.Want(t, counts, wantCounts)
 }
