@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	infnats "github.com/infleet/infleet/adapters/nats"
 	"github.com/infleet/infleet/messages"
 )
@@ -113,7 +114,7 @@ func TestSubscriberNackDelayIsHonoured(t *testing.T) {
 
 	second := receive(t, ch, 10*time.Second)
 	defer second.Ack()
-	if waited := time.Since(nacked); waited < delay {
+	if waited := time.Since(nacked); waited < delay-deliverytest.NackDelaySlack(delay) {
 		t.Fatalf("redelivered after %s, before the %s nack delay", waited, delay)
 	}
 	if second.UUID != first.UUID || second.Metadata.Get(infnats.MetaDeliveryCount) != "2" {
