@@ -49,6 +49,14 @@ func BenchmarkCreateTransitionParallelNoGather(b *testing.B) {
 	benchJobLifecycle(b, sqlite.OpenWithoutGather)
 }
 
+// BenchmarkCreateTransitionParallelSingleRows is the store with a writer that gives every
+// completion a statement of its own, to show what writing runs of them in one statement buys:
+// compare its completion=grouped and completion=unreturned with
+// BenchmarkCreateTransitionParallel's.
+func BenchmarkCreateTransitionParallelSingleRows(b *testing.B) {
+	benchJobLifecycle(b, sqlite.OpenWithSingleRows)
+}
+
 // BenchmarkCreateTransitionParallelNoGroupCommit is the same work on the same kind of file
 // with every write in its own transaction, to show what group commit buys.
 func BenchmarkCreateTransitionParallelNoGroupCommit(b *testing.B) {

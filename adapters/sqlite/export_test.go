@@ -38,6 +38,14 @@ func OpenWithoutGather(ctx context.Context, cfg Config) (*Store, error) {
 	return openWith(ctx, cfg, t)
 }
 
+// OpenWithSingleRows opens a store whose writer gives every transition a statement of its
+// own, for side-by-side benchmarks.
+func OpenWithSingleRows(ctx context.Context, cfg Config) (*Store, error) {
+	t := defaultTuning()
+	t.singleRows = true
+	return openWith(ctx, cfg, t)
+}
+
 // OpenGathering opens a store whose writer holds a batch of grouped writes up to wait for
 // min requests, for tests.
 func OpenGathering(ctx context.Context, cfg Config, wait time.Duration, min int) (*Store, error) {
@@ -45,6 +53,9 @@ func OpenGathering(ctx context.Context, cfg Config, wait time.Duration, min int)
 	t.gatherWait, t.gatherMin = wait, min
 	return openWith(ctx, cfg, t)
 }
+
+// QuietRows returns how many transitions s wrote by multi-row statements.
+func QuietRows(s *Store) int64 { return s.quietRows.Load() }
 
 // Commits returns how many write batches s has committed since it was opened.
 func Commits(s *Store) int64 { return s.commits.Load() }

@@ -147,6 +147,8 @@ type Store struct {
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
 	// commits counts the write batches committed since Open.
 	commits atomic.Int64
+	// quietRows counts the transitions written by multi-row statements (quietrun.go).
+	quietRows atomic.Int64
 
 	tuning
 	gatherTimer *time.Timer   // the writer's, for gather; stopped between uses
@@ -179,6 +181,7 @@ type tuning struct {
 	settleBelow int           // the writer yields only while fewer requests than this wait
 	gatherWait  time.Duration // how long a batch of grouped writes only waits for more (see gather); 0: never
 	gatherMin   int           // the batch size that ends gather's wait
+	singleRows  bool          // every transition gets a statement of its own (no quiet runs)
 }
 
 // defaultTuning is the writer of Open.

@@ -25,6 +25,9 @@ type writeStmts struct {
 	delete                         *sql.Stmt
 	selectByID, selectByKey        *sql.Stmt
 	expire, insertEvent            *sql.Stmt
+	// quiet are the multi-row completions (quietrun.go) by their number of rows, prepared on
+	// first use.
+	quiet map[int]*sql.Stmt
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
@@ -63,6 +66,9 @@ func (w *writeStmts) close() error {
 		if *p != nil {
 			errs = append(errs, (*p).Close())
 		}
+	}
+	for _, st := range w.quiet {
+		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -373,7 +379,10 @@ func (s *Store) runTransaction(batch []*request, isolate bool) ([]*request, bool
 			aborted = s.runRequest(ctx, r)
 		default:
 			var lost bool
-			if r.multi() {
+			if n := s.quietRun(batch, i); n > 1 {
+				lost = s.applyQuietRun(ctx, batch[i:i+n]) != nil
+				i += n - 1
+			} else if r.multi() {
 				lost = s.runRequest(ctx, r) != nil
 			} else {
 				s.apply(ctx, r)
