@@ -594,7 +594,9 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	timeout := cmpPos(ep.spec.Timeout, DefaultModelTimeout)
 	start := time.Now()
 	actx, cancel := ctx, context.CancelFunc(func() {})
-	if dl, ok := ctx.Deadline(); !ok || dl.After(start.Add(timeout)) {
+	dl, bounded := ctx.Deadline()
+	own := !bounded || dl.After(start.Add(timeout))
+	if own {
 		// The model's own timeout only where it ends the attempt sooner than the caller's
 		// deadline would (the call's deadline, workers.job_timeout): one context and timer
 		// fewer per call otherwise.
@@ -602,7 +604,7 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	}
 	resp, err := ep.spec.Client.Invoke(actx, req)
 	took := time.Since(start)
-	timedOut := actx != ctx && actx.Err() != nil && ctx.Err() == nil
+	timedOut := own && actx.Err() != nil && ctx.Err() == nil
 	cancel()
 	release(resp.Usage)
 	if err != nil && timedOut {
