@@ -109,6 +109,7 @@ func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *a
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = telemetry.NewMetrics(a.reg)
+	a.metrics.LimitTaskLabels(cfg.Metrics.MaxTaskLabels, cfg.NamedTasks())
 	a.openEMF()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir %s (set --data-dir or data_dir to a writable directory): %w", cfg.DataDir, err)

@@ -116,3 +116,37 @@ func grepLines(data []byte, s string) string {
 	}
 	return strings.Join(out, "")
 }
+
+// TestMetricsBoundTaskLabels runs jobs of four tasks on serve with metrics.max_task_labels 2:
+// the first two keep their names in the per-task series and the others count under
+// task="_other", so clients cannot grow /metrics by sending new task names.
+func TestMetricsBoundTaskLabels(t *testing.T) {
+	t.Parallel()
+	h := startServe(t, e2eConfig+"metrics: {max_task_labels: 2}\n")
+	for _, task := range []string{"alpha", "beta", "gamma", "delta"} {
+		code, _, data := h.do(http.MethodPost, "/v1/jobs", `{"task":"`+task+`","input":{"text":"label me"}}`,
+			map[string]string{"Prefer": "wait=10"})
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", task, code, data)
+		}
+	}
+	code, _, metrics := h.do(http.MethodGet, "/metrics", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, metrics)
+	}
+	for _, want := range []string{
+		`infleet_jobs_accepted_total{priority="normal",task="alpha"} 1`,
+		`infleet_jobs_accepted_total{priority="normal",task="beta"} 1`,
+		`infleet_jobs_accepted_total{priority="normal",task="_other"} 2`,
+		`infleet_jobs_finished_total{status="COMPLETED",task="_other"} 2`,
+	} {
+		if !bytes.Contains(metrics, []byte(want+"\n")) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(metrics, "infleet_jobs_"))
+		}
+	}
+	for _, task := range []string{"gamma", "delta"} {
+		if bytes.Contains(metrics, []byte(`task="`+task+`"`)) {
+			t.Errorf("/metrics names task %s past the limit:\n%s", task, grepLines(metrics, task))
+		}
+	}
+}

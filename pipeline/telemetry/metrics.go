@@ -46,6 +46,9 @@ type Metrics struct {
 	stageBy    *children[string, prometheus.Observer]
 	modelBy    *children[string, modelSeries]
 
+	// tasks bounds the task label (tasks.go).
+	tasks *taskLabels
+
 	// emf, when set, receives finished jobs and model calls too (telemetry.emf).
 	emf *EMF
 }
@@ -119,6 +122,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.expiredJobs, m.expiredBlobs, m.stage, m.endToEnd, m.modelLatency, m.modelTokens, m.inFlight, m.queueDepth,
 		m.HTTPRequests, m.HTTPDurations)
 	m.batch = newBatchMetrics(reg)
+	m.tasks = newTaskLabels(DefaultMaxTaskLabels, nil)
 	m.acceptedBy = newChildren(func(k [2]string) prometheus.Counter { return m.accepted.WithLabelValues(k[0], k[1]) })
 	m.finishedBy = newChildren(func(k [2]string) finishedSeries {
 		return finishedSeries{m.finished.WithLabelValues(k[0], k[1]), m.endToEnd.WithLabelValues(k[1], k[0])}
@@ -146,9 +150,10 @@ type modelSeries struct {
 
 // JobAccepted counts a job accepted and queued (infleet_jobs_accepted_total); intake and a
 // worker that writes the record of a job dropped straight on the queue call it once per job.
+// The task label is bounded (LimitTaskLabels), as are JobFinished's and JobRetried's.
 func (m *Metrics) JobAccepted(task string, p messages.Priority) {
 	if m != nil {
-		m.acceptedBy.get([2]string{task, string(p)}).Inc()
+		m.acceptedBy.get([2]string{m.tasks.label(task), string(p)}).Inc()
 	}
 }
 
@@ -158,6 +163,7 @@ func (m *Metrics) JobFinished(rec messages.JobRecord) {
 	if m == nil {
 		return
 	}
+	rec.Task = m.tasks.label(rec.Task)
 	series := m.finishedBy.get([2]string{string(rec.Status), rec.Task})
 	series.count.Inc()
 	if m.emf != nil {
@@ -171,7 +177,7 @@ func (m *Metrics) JobFinished(rec messages.JobRecord) {
 // JobRetried counts a failed attempt queued again (infleet_job_retries_total).
 func (m *Metrics) JobRetried(task string) {
 	if m != nil {
-		m.retries.WithLabelValues(task).Inc()
+		m.retries.WithLabelValues(m.tasks.label(task)).Inc()
 	}
 }
 
