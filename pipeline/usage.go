@@ -5,14 +5,36 @@ import (
 	"context"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
 // UsageDayLayout is how a UsageRow names its UTC day.
 const UsageDayLayout = "2006-01-02"
 
-// UsageDay returns the UTC day holding t, as UsageRow.Day names it.
-func UsageDay(t time.Time) string { return t.UTC().Format(UsageDayLayout) }
+// UsageDay returns the UTC day holding t, as UsageRow.Day names it. The last day formatted is
+// kept: a worker asks for today's for every model call.
+func UsageDay(t time.Time) string {
+	unix := t.Unix()
+	day := unix / 86400
+	if unix < 0 && unix%86400 != 0 {
+		day-- // the day before the epoch's, not the one after
+	}
+	if last := lastUsageDay.Load(); last != nil && last.day == day {
+		return last.name
+	}
+	name := t.UTC().Format(UsageDayLayout)
+	lastUsageDay.Store(&usageDay{day: day, name: name})
+	return name
+}
+
+// usageDay is a UTC day, by its number since the epoch and its name.
+type usageDay struct {
+	day  int64
+	name string
+}
+
+var lastUsageDay atomic.Pointer[usageDay]
 
 // UsageRow is the model usage of one tenant, model and task on one UTC day: counters that
 // only ever grow by addition. Tenant is "" when auth is off; Task "" for calls made for no

@@ -535,13 +535,6 @@ var terminalStatuses = func() string {
 // transitionArgs returns tr on job id as the arguments of transitionSQL, encoded by the caller
 // to keep the writer's work short. A zero tr.At is now.
 func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
-	from := ""
-	if len(tr.From) > 0 {
-		from = ","
-		for _, st := range tr.From {
-			from += string(st) + ","
-		}
-	}
 	part := messages.JobRecord{JobID: id, Usage: tr.Usage, Guardrail: tr.Guardrail, Error: tr.Error}
 	if tr.Call != nil {
 		tr.Call.ApplyTo(&part)
@@ -554,9 +547,76 @@ func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return []any{string(tr.To), tr.ResetAttempts, tr.AttemptsDelta, tr.Model, cols.Usage, cols.Guardrail, cols.Error,
-		tr.ResultURL, tr.ReplayName, tr.Call != nil, cols.ModelCall, at.UnixMilli(), id, from, terminalStatuses}, nil
+	return []any{statusArg(tr.To), tr.ResetAttempts, tr.AttemptsDelta, tr.Model, cols.Usage, cols.Guardrail, cols.Error,
+		tr.ResultURL, tr.ReplayName, tr.Call != nil, cols.ModelCall, at.UnixMilli(), id, fromArg(tr.From), terminalStatusesArg}, nil
 }
+
+// statusArgs are the statuses as transitionSQL's arguments, boxed once (messages.Status order).
+var statusArgs = [...]any{string(messages.StatusQueued), string(messages.StatusProcessing), string(messages.StatusCompleted),
+	string(messages.StatusFailed), string(messages.StatusCancelled)}
+
+// statusIndex is st's place in statusArgs, or -1.
+func statusIndex(st messages.Status) int {
+	switch st {
+	case messages.StatusQueued:
+		return 0
+	case messages.StatusProcessing:
+		return 1
+	case messages.StatusCompleted:
+		return 2
+	case messages.StatusFailed:
+		return 3
+	case messages.StatusCancelled:
+		return 4
+	}
+	return -1
+}
+
+// statusArg is st as an argument of transitionSQL.
+func statusArg(st messages.Status) any {
+	if i := statusIndex(st); i >= 0 {
+		return statusArgs[i]
+	}
+	return string(st)
+}
+
+// fromArgs are transitionSQL's ?14 for each set of statuses, by the bits of their statusIndex:
+// ",A,B," in statusArgs order (transitionSQL looks each status up in it), "" for none.
+var fromArgs = func() (args [1 << len(statusArgs)]any) {
+	for set := range args {
+		from := ""
+		for i, st := range statusArgs {
+			if set&(1<<i) != 0 {
+				from += st.(string) + ","
+			}
+		}
+		if from != "" {
+			from = "," + from
+		}
+		args[set] = from
+	}
+	return args
+}()
+
+// fromArg is from as transitionSQL's ?14.
+func fromArg(from []messages.Status) any {
+	set := 0
+	for _, st := range from {
+		i := statusIndex(st)
+		if i < 0 { // not a status: it matches no job, as the list it goes in
+			s := ","
+			for _, st := range from {
+				s += string(st) + ","
+			}
+			return s
+		}
+		set |= 1 << i
+	}
+	return fromArgs[set]
+}
+
+// terminalStatusesArg is terminalStatuses as an argument, boxed once.
+var terminalStatusesArg any = terminalStatuses
 
 // transition applies a transition to job id with one conditional write (transitionSQL,
 // arguments from transitionArgs). Only when it changed no row is the job read, to tell a job

@@ -466,6 +466,12 @@ func (st *fleetState) chain(name string) []*endpoint {
 	return out
 }
 
+// deadlineBy reports whether ctx ends by t at the latest.
+func deadlineBy(ctx context.Context, t time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !dl.After(t)
+}
+
 // fallsBack reports whether another model may answer where this one failed: every model
 // failure except a request no model would take.
 func fallsBack(err error) bool {
@@ -481,8 +487,13 @@ func fallsBack(err error) bool {
 func (f *Fleet) call(ctx context.Context, st *fleetState, ep *endpoint, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
 	p := st.policy
 	name := ep.spec.Name
-	ctx, cancel := context.WithTimeout(ctx, cmpPos(p.Deadline, DefaultCallDeadline))
-	defer cancel()
+	if end := time.Now().Add(cmpPos(p.Deadline, DefaultCallDeadline)); !deadlineBy(ctx, end) {
+		// The policy's deadline only where it ends the call sooner than the caller's does
+		// (a job's timeout is usually the sooner one): a timer fewer per call otherwise.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
 	maxAttempts := cmpPos(p.MaxAttempts, DefaultMaxAttempts)
 	ep.health.budget.Deposit()
 	var lastErr error
@@ -594,8 +605,7 @@ func (f *Fleet) tryOnce(ctx context.Context, ep *endpoint, req pipeline.ModelReq
 	timeout := cmpPos(ep.spec.Timeout, DefaultModelTimeout)
 	start := time.Now()
 	actx, cancel := ctx, context.CancelFunc(func() {})
-	dl, bounded := ctx.Deadline()
-	own := !bounded || dl.After(start.Add(timeout))
+	own := !deadlineBy(ctx, start.Add(timeout))
 	if own {
 		// The model's own timeout only where it ends the attempt sooner than the caller's
 		// deadline would (the call's deadline, workers.job_timeout): one context and timer

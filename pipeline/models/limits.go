@@ -48,6 +48,9 @@ func newLimiter(l Limits) *limiter {
 // acquire waits for a concurrency slot and the request's share of the rate limits, within
 // ctx. release must be called once after the call with the call's actual usage.
 func (l *limiter) acquire(ctx context.Context, estimate int) (release func(actual messages.Usage), err error) {
+	if l.sem == nil && l.rpm == nil && l.tpm == nil {
+		return releaseNothing, nil // no limit: nothing to hold, nor two closures to make per call
+	}
 	if l.sem != nil {
 		if err := l.sem.acquire(ctx); err != nil {
 			return nil, limitErr("max_concurrency", err)
@@ -81,6 +84,9 @@ func (l *limiter) acquire(ctx context.Context, estimate int) (release func(actua
 		}
 	}, nil
 }
+
+// releaseNothing is the release of a limiter without limits.
+func releaseNothing(messages.Usage) {}
 
 // limitErr reports that a call could not get under a limit (of the process or of the fleet)
 // before its deadline: the model is saturated, which is treated like throttling: the job

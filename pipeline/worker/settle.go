@@ -19,6 +19,13 @@ import (
 // dead-lettered), and announced. An attempt cut short by infleet's own dependencies is handed
 // back in infrastructure.go.
 
+// The statuses a completion may leave: the job's own claim's, or also QUEUED when this write
+// counts the attempt. Shared by every Transition: a store only reads them.
+var (
+	fromProcessing         = []messages.Status{messages.StatusProcessing}
+	fromQueuedOrProcessing = []messages.Status{messages.StatusQueued, messages.StatusProcessing}
+)
+
 // complete settles an attempt whose result is stored: it records the job COMPLETED (the record
 // stage) and announces it (notify).
 //
@@ -36,7 +43,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 	}
 	_, span := pipeline.StartSpan(ctx, "record", trace.SpanKindInternal)
 	tr := pipeline.Transition{
-		From:      []messages.Status{messages.StatusProcessing},
+		From:      fromProcessing,
 		To:        messages.StatusCompleted,
 		Model:     res.model,
 		Usage:     &usage,
@@ -64,7 +71,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 		unclaimed = true
 	}
 	if unclaimed {
-		tr.From = []messages.Status{messages.StatusQueued, messages.StatusProcessing}
+		tr.From = fromQueuedOrProcessing
 		tr.AttemptsDelta = 1
 	}
 	if err == nil {
