@@ -232,9 +232,22 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if err := natsadapter.ResetConsumers(ctx, nc, natsadapter.DefaultGroup, a.topics.High, a.topics.Normal, a.topics.Low); err != nil {
 		return err
 	}
+	// Publishes go on a connection of their own: the server reads each connection in one
+	// goroutine, so on the consumers' connection an accept's publish waited behind the
+	// workers' acks and fetches, and for the client's lock and flusher they share (in `serve`,
+	// 8 alternated pairs: 1.13× the jobs/s from POST to COMPLETED, 0.82× the accept p99).
+	pubConn, err := srv.Connect()
+	if err != nil {
+		return fmt.Errorf("connect to the embedded queue: %w", err)
+	}
+	a.onClose(func() error {
+		err := pubConn.FlushTimeout(shutdownBound)
+		pubConn.Close()
+		return err
+	})
 	// Gated on the server's Err: on a full disk a publish fails at once, saying so, rather than
 	// waiting out its timeout and pushing JetStream into a failed write.
-	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: nc, Gate: srv.Err, Logger: log})
+	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: pubConn, Gate: srv.Err, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -252,7 +265,7 @@ func (a *app) openEmbedded(ctx context.Context) error {
 		a.depth = d
 	}
 	a.ready = append(a.ready, intake.NamedChecker{Name: "queue", Checker: checkFunc(func(ctx context.Context) error {
-		if !nc.IsConnected() {
+		if !nc.IsConnected() || !pubConn.IsConnected() {
 			return errors.New("not connected to the embedded queue")
 		}
 		return srv.Check(ctx)
