@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
@@ -213,17 +214,10 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	}
 	a.onClose(func() error { srv.Shutdown(); return nil })
 	a.queue = srv
-	nc, err := srv.Connect()
+	nc, err := a.connectEmbedded(srv)
 	if err != nil {
-		return fmt.Errorf("connect to the embedded queue: %w", err)
-	}
-	a.onClose(func() error {
-		// Acks and naks are fire-and-forget: flush them before the connection goes, or the
-		// messages they settle wait out the ack wait before redelivery.
-		err := nc.FlushTimeout(shutdownBound)
-		nc.Close()
 		return err
-	})
+	}
 	if err := natsadapter.EnsureStreams(ctx, nc, a.topics.High, a.topics.Normal, a.topics.Low, a.topics.Dead); err != nil {
 		return fmt.Errorf("create the embedded queue's streams: %w", err)
 	}
@@ -236,15 +230,10 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	// goroutine, so on the consumers' connection an accept's publish waited behind the
 	// workers' acks and fetches, and for the client's lock and flusher they share (in `serve`,
 	// 8 alternated pairs: 1.13× the jobs/s from POST to COMPLETED, 0.82× the accept p99).
-	pubConn, err := srv.Connect()
+	pubConn, err := a.connectEmbedded(srv)
 	if err != nil {
-		return fmt.Errorf("connect to the embedded queue: %w", err)
-	}
-	a.onClose(func() error {
-		err := pubConn.FlushTimeout(shutdownBound)
-		pubConn.Close()
 		return err
-	})
+	}
 	// Gated on the server's Err: on a full disk a publish fails at once, saying so, rather than
 	// waiting out its timeout and pushing JetStream into a failed write.
 	pub, err := natsadapter.NewPublisher(natsadapter.PublisherConfig{Conn: pubConn, Gate: srv.Err, Logger: log})
@@ -271,6 +260,22 @@ func (a *app) openEmbedded(ctx context.Context) error {
 		return srv.Check(ctx)
 	})})
 	return nil
+}
+
+// connectEmbedded opens a connection to the embedded queue, flushed and closed when a closes:
+// acks, naks and publishes are fire-and-forget until flushed, and a message whose ack never
+// left waits out the ack wait before redelivery.
+func (a *app) connectEmbedded(srv *natsadapter.Server) (*natsgo.Conn, error) {
+	nc, err := srv.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("connect to the embedded queue: %w", err)
+	}
+	a.onClose(func() error {
+		err := nc.FlushTimeout(shutdownBound)
+		nc.Close()
+		return err
+	})
+	return nc, nil
 }
 
 func (a *app) openStore(ctx context.Context) error {
