@@ -226,10 +226,10 @@ func (a *app) openEmbedded(ctx context.Context) error {
 	if err := natsadapter.ResetConsumers(ctx, nc, natsadapter.DefaultGroup, a.topics.High, a.topics.Normal, a.topics.Low); err != nil {
 		return err
 	}
-	// Publishes go on a connection of their own: the server reads each connection in one
-	// goroutine, so on the consumers' connection an accept's publish waited behind the
-	// workers' acks and fetches, and for the client's lock and flusher they share (in `serve`,
-	// 8 alternated pairs: 0.82× the accept p99 at 2,300/s).
+	// Publishes go on a connection of their own, as they do in a fleet where the ingress is
+	// another process: the server reads each connection in one goroutine, and the client
+	// serialises it behind one lock and flusher, so on the consumers' connection an accept's
+	// publish queued behind whatever acks and fetches the workers had sent before it.
 	pubConn, err := a.connectEmbedded(srv)
 	if err != nil {
 		return err
