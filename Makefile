@@ -34,6 +34,7 @@ FUZZ_TARGETS := \
 	./messages:FuzzBatchPrompt \
 	./config:FuzzLoad \
 	./schemas:FuzzValidateJob \
+	./schemas:FuzzDecodeValidJob \
 	./handlers:FuzzPostJob \
 	./handlers:FuzzParseAPIKey \
 	./handlers:FuzzBearer \

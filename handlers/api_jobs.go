@@ -46,22 +46,9 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.releaseBody(buf)
-	body := buf.Bytes()
-	doc, ok := decodeDoc(w, r, body)
-	if !ok {
-		return
-	}
 	key := r.Header.Get(HeaderIdempotencyKey)
-	problems := checkJob(nil, "", doc, key)
-	if len(problems) > 0 {
-		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
-			"the job is not valid; fix every problem listed in errors", problems...))
-		return
-	}
-	job, err := messages.JobFromDoc(doc)
-	if err != nil {
-		// The schema admitted something the wire type cannot hold.
-		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error()))
+	job, ok := decodeJob(w, r, buf.Bytes(), key)
+	if !ok {
 		return
 	}
 	if key != "" {
@@ -100,6 +87,33 @@ func (a *api) postJob(w http.ResponseWriter, r *http.Request) {
 		Status:    rec.Status,
 		StatusURL: messages.JobPath(rec.JobID),
 	}))
+}
+
+// decodeJob decodes and checks the body of POST /v1/jobs. A body that is a valid job with no
+// problem checkJob would list is decoded by schemas.DecodeValidJob alone; any other goes the
+// generic way, which names every problem. When ok is false the problem has been written.
+func decodeJob(w http.ResponseWriter, r *http.Request, body []byte, key string) (messages.Job, bool) {
+	if job, ok := schemas.DecodeValidJob(body); ok && job.JobID == "" && job.ReplayName == "" &&
+		(key == "" || len(key) <= maxIdempotencyKeyLen && (job.IdempotencyKey == "" || job.IdempotencyKey == key)) {
+		return job, true
+	}
+	doc, ok := decodeDoc(w, r, body)
+	if !ok {
+		return messages.Job{}, false
+	}
+	problems := checkJob(nil, "", doc, key)
+	if len(problems) > 0 {
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
+			"the job is not valid; fix every problem listed in errors", problems...))
+		return messages.Job{}, false
+	}
+	job, err := messages.JobFromDoc(doc)
+	if err != nil {
+		// The schema admitted something the wire type cannot hold.
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error()))
+		return messages.Job{}, false
+	}
+	return job, true
 }
 
 // checkJob lists every problem of one job document: its schema errors, a client-chosen job_id

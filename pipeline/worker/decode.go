@@ -43,6 +43,9 @@ func DecodeJob(d Delivery) ([]messages.Job, error) {
 
 // ParseJob decodes and validates one job body against schemas/job.schema.json.
 func ParseJob(body []byte) (messages.Job, error) {
+	if job, ok := schemas.DecodeValidJob(body); ok {
+		return job, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
