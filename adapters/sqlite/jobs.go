@@ -36,11 +36,15 @@ func (s *Store) Create(ctx context.Context, rec messages.JobRecord) (messages.Jo
 	if err != nil {
 		return messages.JobRecord{}, false, err
 	}
-	r := &request{ctx: ctx, op: opCreate, id: rec.JobID, rec: rec, args: args}
-	if err := s.submit(r); err != nil {
+	r := getRequest()
+	r.ctx, r.op, r.id, r.rec, r.args = ctx, opCreate, rec.JobID, rec, args
+	err = s.submit(r)
+	out, created := r.out, r.created
+	putRequest(r)
+	if err != nil {
 		return messages.JobRecord{}, false, err
 	}
-	return r.out, r.created, nil
+	return out, created, nil
 }
 
 // Get returns the job with that id, or an error wrapping pipeline.ErrNotFound. It reads from
@@ -60,11 +64,15 @@ func (s *Store) Get(ctx context.Context, id string) (messages.JobRecord, error) 
 // writes of its own batch, which a failed commit may still undo: a caller must treat what it
 // reads as a hint that a conditional write confirms (as a deferred claim's COMPLETED write does).
 func (s *Store) ReadLatest(ctx context.Context, id string) (messages.JobRecord, error) {
-	r := &request{ctx: ctx, op: opRead, id: id}
-	if err := s.submit(r); err != nil {
+	r := getRequest()
+	r.ctx, r.op, r.id = ctx, opRead, id
+	err := s.submit(r)
+	out := r.out
+	putRequest(r)
+	if err != nil {
 		return messages.JobRecord{}, err
 	}
-	return r.out, nil
+	return out, nil
 }
 
 // Transition applies t to job id atomically with pipeline.Transition.Apply; see
@@ -74,12 +82,15 @@ func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition
 	if err != nil {
 		return messages.JobRecord{}, err
 	}
-	r := &request{ctx: ctx, op: opTransition, id: id, tr: t, args: args, grouped: t.Grouped}
+	r := getRequest()
+	r.ctx, r.op, r.id, r.tr, r.args, r.grouped = ctx, opTransition, id, t, args, t.Grouped
 	err = s.submit(r)
+	out := r.out
+	putRequest(r)
 	if err != nil && !errors.Is(err, pipeline.ErrConflict) {
 		return messages.JobRecord{}, err
 	}
-	return r.out, err
+	return out, err
 }
 
 // Delete removes job id; deleting a missing job is not an error. Its idempotency key becomes

@@ -558,3 +558,51 @@ func TestReadLatestReadsWhatGetReads(t *testing.T) {
 		t.Fatalf("ReadLatest %+v\nGet        %+v", got, want)
 	}
 }
+
+// TestAnswersReachTheirOwnCaller runs creates and transitions from many goroutines, a third
+// of them with a deadline so short that the caller gives up while the writer still holds the
+// write: every answer a caller does get is its own job's. (The writer recycles the requests
+// it has answered; one whose caller gave up is still the writer's and must not be reused.)
+func TestAnswersReachTheirOwnCaller(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	var wg sync.WaitGroup
+	var gaveUp atomic.Int64
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 60 {
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if (g+i)%3 == 0 {
+					ctx, cancel = context.WithTimeout(ctx, time.Duration(i%5)*20*time.Microsecond)
+				}
+				id := fmt.Sprintf("answer-%d-%d", g, i)
+				now := time.Now()
+				out, _, err := s.Create(ctx, messages.JobRecord{JobID: id, Status: messages.StatusQueued,
+					Task: "t", CreatedAt: now, UpdatedAt: now})
+				switch {
+				case err != nil && ctx.Err() == nil:
+					t.Errorf("create %s: %v", id, err)
+				case err != nil:
+					gaveUp.Add(1)
+				case out.JobID != id:
+					t.Errorf("create %s answered with job %q", id, out.JobID)
+				}
+				out, err = s.Transition(ctx, id, pipeline.Transition{To: messages.StatusProcessing, AttemptsDelta: 1})
+				switch {
+				case err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrNotFound):
+					t.Errorf("transition %s: %v", id, err)
+				case err != nil:
+					gaveUp.Add(1)
+				case out.JobID != id || out.Status != messages.StatusProcessing:
+					t.Errorf("transition %s answered with job %q in %s", id, out.JobID, out.Status)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if gaveUp.Load() == 0 {
+		t.Fatal("no caller gave up waiting: the test did not exercise abandoned requests")
+	}
+	t.Logf("%d writes given up by their callers", gaveUp.Load())
+}

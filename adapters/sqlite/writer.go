@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	sqlitedriver "modernc.org/sqlite"
@@ -85,8 +86,9 @@ const (
 	opRead
 )
 
-// request is one write handed to the writer. The writer sets the answer fields, then closes
-// done; the caller reads them only after done is closed.
+// request is one write handed to the writer. The writer sets the answer fields, then sends
+// on done (buffered, so that it never waits for a caller that gave up); the caller reads them
+// only after receiving from done (answered).
 type request struct {
 	ctx  context.Context
 	op   opKind
@@ -113,6 +115,28 @@ type request struct {
 	created bool
 	err     error
 	done    chan struct{}
+	// answered is set by submit once done has delivered the writer's answer: the writer is
+	// then through with the request, and putRequest may recycle it.
+	answered bool
+}
+
+// requests recycles the requests of a job's writes (Create, Transition, ReadLatest), with
+// their done channels, once the writer has answered them: each is over a kilobyte (two job
+// records and a transition), and every job makes two or three.
+var requests = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// getRequest returns a zero request with a done channel.
+func getRequest() *request { return requests.Get().(*request) }
+
+// putRequest recycles r if the writer has answered it. A request whose caller stopped
+// waiting may still be in the writer's hands: it is left to the garbage collector.
+func putRequest(r *request) {
+	if !r.answered {
+		return
+	}
+	done := r.done
+	*r = request{done: done}
+	requests.Put(r)
 }
 
 // what names r in errors.
@@ -131,7 +155,9 @@ func (r *request) what() string {
 // submit hands r to the writer and waits for its answer, for ctx, or for Close. A call cut off
 // by ctx after the writer took it may still be applied.
 func (s *Store) submit(r *request) error {
-	r.done = make(chan struct{})
+	if r.done == nil {
+		r.done = make(chan struct{}, 1)
+	}
 	queue := s.reqs
 	if r.op == opCreate {
 		queue = s.creates
@@ -145,12 +171,14 @@ func (s *Store) submit(r *request) error {
 	}
 	select {
 	case <-r.done:
+		r.answered = true
 		return full(r.err)
 	case <-r.ctx.Done():
 		return fmt.Errorf("sqlite store: gave up waiting for %s, which may still be applied: %w", r.what(), context.Cause(r.ctx))
 	case <-s.done:
 		select {
 		case <-r.done:
+			r.answered = true
 			return full(r.err)
 		default:
 			return ErrClosed
@@ -338,7 +366,7 @@ func (s *Store) join(batch []*request) []*request {
 func (s *Store) runBatch(batch []*request) []*request {
 	defer func() {
 		for _, r := range batch {
-			close(r.done)
+			r.done <- struct{}{}
 		}
 	}()
 	batch, ok := s.runTransaction(batch, false)

@@ -22,6 +22,9 @@ type bundle struct {
 	fleet *models.Fleet
 	// inFlight counts calls in flight per model, through counting clients.
 	peak map[string]*atomic.Int64
+	// sent counts the calls made to each model's client, whether or not fmsim saw them (a
+	// call cut off before its request reached the server, on a loaded machine, is counted).
+	sent map[string]*atomic.Int64
 }
 
 // fastPolicy retries quickly so that tests stay short.
@@ -43,7 +46,7 @@ func setup(t testing.TB, faults map[string]fmsim.Faults, policy models.Policy, s
 	sim := fmsim.New(fmsim.Config{Models: faults, Seed: 7})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { sim.Close(); srv.Close() })
-	b := &bundle{sim: sim, url: srv.URL + "/v1", peak: map[string]*atomic.Int64{}}
+	b := &bundle{sim: sim, url: srv.URL + "/v1", peak: map[string]*atomic.Int64{}, sent: map[string]*atomic.Int64{}}
 	for i := range specs {
 		if specs[i].ModelID == "" {
 			specs[i].ModelID = specs[i].Name
@@ -67,9 +70,10 @@ func (b *bundle) client(t testing.TB, id string) pipeline.ModelClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, peak := &atomic.Int64{}, &atomic.Int64{}
-	b.peak[id] = peak
+	n, peak, sent := &atomic.Int64{}, &atomic.Int64{}, &atomic.Int64{}
+	b.peak[id], b.sent[id] = peak, sent
 	return clientFunc(func(ctx context.Context, req pipeline.ModelRequest) (pipeline.ModelResponse, error) {
+		sent.Add(1)
 		cur := n.Add(1)
 		defer n.Add(-1)
 		for {
