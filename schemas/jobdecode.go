@@ -320,16 +320,10 @@ func (d *jobDecoder) params(job *messages.Job) bool {
 			ok = ok && p.MaxTokens >= 1 && p.MaxTokens <= 200000
 		case "temperature":
 			bit = 2
-			var f float64
-			f, ok = d.decimal()
-			p.Temperature = &f
-			ok = ok && f >= 0 && f <= 2
+			p.Temperature, ok = d.fraction(2)
 		case "top_p":
 			bit = 4
-			var f float64
-			f, ok = d.decimal()
-			p.TopP = &f
-			ok = ok && f >= 0 && f <= 1
+			p.TopP, ok = d.fraction(1)
 		case "stop":
 			bit = 8
 			stops := make([]string, 0, 4)
@@ -349,6 +343,12 @@ func (d *jobDecoder) params(job *messages.Job) bool {
 	})
 	job.Params = p
 	return ok
+}
+
+// fraction reads a decimal (see decimal) from 0 to upTo, as Params holds it.
+func (d *jobDecoder) fraction(upTo float64) (*float64, bool) {
+	f, ok := d.decimal()
+	return &f, ok && f >= 0 && f <= upTo
 }
 
 // number reads a JSON number token and returns its text.
@@ -488,19 +488,10 @@ func (d *jobDecoder) value(out []byte, depth int) (_ []byte, canonical, ok bool)
 					out = append(out, '"', ':')
 				}
 			}
-			var elemCanonical bool
-			out, elemCanonical, ok = d.value(out, depth+1)
-			if !ok {
-				return out, false, false
+			var more bool
+			if out, canonical, more, ok = d.member(out, depth, canonical, '}'); !ok || !more {
+				return out, canonical, ok
 			}
-			canonical = canonical && elemCanonical
-			if d.next('}') {
-				return append(out, '}'), canonical, true
-			}
-			if !d.next(',') {
-				return out, false, false
-			}
-			out = append(out, ',')
 		}
 	case c == '[':
 		d.i++
@@ -510,19 +501,10 @@ func (d *jobDecoder) value(out []byte, depth int) (_ []byte, canonical, ok bool)
 			return append(out, ']'), true, true
 		}
 		for {
-			var elemCanonical bool
-			out, elemCanonical, ok = d.value(out, depth+1)
-			if !ok {
-				return out, false, false
+			var more bool
+			if out, canonical, more, ok = d.member(out, depth, canonical, ']'); !ok || !more {
+				return out, canonical, ok
 			}
-			canonical = canonical && elemCanonical
-			if d.next(']') {
-				return append(out, ']'), canonical, true
-			}
-			if !d.next(',') {
-				return out, false, false
-			}
-			out = append(out, ',')
 		}
 	case c == '"':
 		raw, escaped, ok := d.rawString()
@@ -554,6 +536,24 @@ func (d *jobDecoder) value(out []byte, depth int) (_ []byte, canonical, ok bool)
 		}
 		return append(out, n...), true, true
 	}
+}
+
+// member reads the value of an object member or an array element in a container at depth,
+// then the comma after it (more is set) or the container's closing byte. canonical says
+// whether the container is still in json.Marshal's form, and is returned updated.
+func (d *jobDecoder) member(out []byte, depth int, canonical bool, closing byte) (_ []byte, _, more, ok bool) {
+	out, elemCanonical, ok := d.value(out, depth+1)
+	if !ok {
+		return out, false, false, false
+	}
+	canonical = canonical && elemCanonical
+	if d.next(closing) {
+		return append(out, closing), canonical, false, true
+	}
+	if !d.next(',') {
+		return out, false, false, false
+	}
+	return append(out, ','), canonical, true, true
 }
 
 // plainString reports whether json.Marshal writes the string whose unescaped bytes are raw
