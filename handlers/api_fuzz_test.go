@@ -25,6 +25,8 @@ func FuzzPostJob(f *testing.F) {
 		`{"task":"t","input":{"s3_uri":"s3://bucket/key"},"metadata":{"a":[1,{"b":null}]}}`,
 		`{"task":"\u0000","input":{"text":"\ud800"}}`,
 		`{"jobs":[{},[],null,1,"x"]}`,
+		`{"task":"t","input":{"text":"x"},"replay_name":""}`,
+		`{"task":"t","input":{"text":"x"},"idempotency_key":"j"}`,
 		`[]`, `null`, `"x"`, `{`, `{"task":}`, "\xff\xfe",
 	} {
 		f.Add(seed, "")
@@ -37,6 +39,7 @@ func FuzzPostJob(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body, key string) {
 		checkJobFromDoc(t, body)
+		checkDecodeJob(t, body, key)
 		for _, path := range []string{"/v1/jobs", "/v1/jobs:batch"} {
 			r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
@@ -60,6 +63,21 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkDecodeJob fails t when POST /v1/jobs's decode, which takes schemas.DecodeValidJob's
+// job when it can, answers body and an Idempotency-Key header otherwise than its generic
+// path alone does: the same job, or a refusal with the same status.
+func checkDecodeJob(t *testing.T, body, key string) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/v1/jobs", nil)
+	fastW, slowW := httptest.NewRecorder(), httptest.NewRecorder()
+	fast, fastOK := decodeJob(fastW, r, []byte(body), key)
+	slow, slowOK := decodeJobGeneric(slowW, r, []byte(body), key)
+	if fastOK != slowOK || fastW.Code != slowW.Code || !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("POST /v1/jobs %q with key %q: decoded %v (%d) %+v, the generic path %v (%d) %+v",
+			body, key, fastOK, fastW.Code, fast, slowOK, slowW.Code, slow)
+	}
 }
 
 // checkJobFromDoc fails t when body is a valid job whose messages.JobFromDoc differs from json.Unmarshal.

@@ -97,6 +97,12 @@ func decodeJob(w http.ResponseWriter, r *http.Request, body []byte, key string) 
 		(key == "" || len(key) <= maxIdempotencyKeyLen && (job.IdempotencyKey == "" || job.IdempotencyKey == key)) {
 		return job, true
 	}
+	return decodeJobGeneric(w, r, body, key)
+}
+
+// decodeJobGeneric is decodeJob's way for every body: decoded into a generic document, checked
+// by checkJob, and turned into the job by messages.JobFromDoc.
+func decodeJobGeneric(w http.ResponseWriter, r *http.Request, body []byte, key string) (messages.Job, bool) {
 	doc, ok := decodeDoc(w, r, body)
 	if !ok {
 		return messages.Job{}, false

@@ -15,7 +15,7 @@ import (
 // messages.JobFromDoc gives for the body decoded with json.Decoder.UseNumber (metadata
 // included, byte for byte). ok is false for every invalid body and for valid ones written in a
 // form left to the full decoder (an escaped object key, a repeated key, a number in exponent
-// form, a non-ASCII callback URL, deep nesting); the caller then decodes the generic way, which
+// form, a non-ASCII callback URL, deep nesting, an empty replay_name); the caller then decodes the generic way, which
 // also names every problem. FuzzDecodeValidJob holds it to that contract. Safe for concurrent use.
 func DecodeValidJob(body []byte) (job messages.Job, ok bool) {
 	d := jobDecoder{b: body}
@@ -215,8 +215,10 @@ func (d *jobDecoder) job(job *messages.Job) bool {
 			job.IdempotencyKey, ok = d.str()
 			return ok && job.IdempotencyKey != "" && utf8.RuneCountInString(job.IdempotencyKey) <= 256 && once(seenKey)
 		case "replay_name":
+			// An empty one is left to the generic path: a caller that refuses the field
+			// (POST /v1/jobs) looks for its presence, which "" would hide.
 			job.ReplayName, ok = d.str()
-			return ok && utf8.RuneCountInString(job.ReplayName) <= 256 && once(seenReplay)
+			return ok && job.ReplayName != "" && utf8.RuneCountInString(job.ReplayName) <= 256 && once(seenReplay)
 		case "context":
 			job.Context, ok = d.str()
 			return ok && utf8.RuneCountInString(job.Context) <= 200000 && once(seenContext)

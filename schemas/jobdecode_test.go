@@ -147,6 +147,7 @@ func TestDecodeValidJobLeavesRareFormsToTheFullDecoder(t *testing.T) {
 		"repeated field": `{"task":"a","task":"t","input":{"text":"x"}}`,
 		"exponent":       `{"task":"t","input":{"text":"x"},"params":{"max_tokens":1e3}}`,
 		"whole as float": `{"task":"t","input":{"text":"x"},"params":{"max_tokens":12.0}}`,
+		"empty replay":   `{"task":"t","input":{"text":"x"},"replay_name":""}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, ok := decodeGeneric([]byte(body)); !ok {
