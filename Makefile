@@ -35,6 +35,7 @@ FUZZ_TARGETS := \
 	./config:FuzzLoad \
 	./schemas:FuzzValidateJob \
 	./schemas:FuzzDecodeValidJob \
+	./schemas:FuzzDecodeValidBatch \
 	./handlers:FuzzPostJob \
 	./handlers:FuzzParseAPIKey \
 	./handlers:FuzzBearer \

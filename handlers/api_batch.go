@@ -14,11 +14,12 @@ import (
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
 	"github.com/infleet/infleet/pipeline/intake"
+	"github.com/infleet/infleet/schemas"
 )
 
 // Limits of POST /v1/jobs:batch (schemas/batch.schema.json says the same).
 const (
-	maxBatchJobs = 100
+	maxBatchJobs = schemas.MaxBatchJobs
 	// batchParallelism bounds how many items of one batch are submitted at once.
 	batchParallelism = 8
 )
@@ -47,53 +48,8 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.releaseBody(buf)
-	doc, ok := decodeDoc(w, r, buf.Bytes())
+	results, jobs, ok := decodeBatch(w, r, buf.Bytes(), r.Header.Get(HeaderIdempotencyKey))
 	if !ok {
-		return
-	}
-	items, problems := checkBatchEnvelope(doc)
-	if len(problems) > 0 {
-		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
-			`the batch is not valid; send {"jobs": [...]} with 1 to `+strconv.Itoa(maxBatchJobs)+" jobs", problems...))
-		return
-	}
-
-	headerKey := r.Header.Get(HeaderIdempotencyKey)
-	results := make([]batchItem, len(items))
-	jobs := make([]messages.Job, len(items))
-	valid := 0
-	for i, item := range items {
-		results[i].Index = i
-		key := ""
-		if headerKey != "" {
-			key = headerKey + "/" + strconv.Itoa(i)
-		}
-		obj, _ := item.(map[string]any)
-		if _, own := obj["idempotency_key"]; own {
-			key = ""
-		}
-		prefix := "jobs[" + strconv.Itoa(i) + "]"
-		if p := checkJob(nil, prefix, item, key); len(p) > 0 {
-			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid", p)
-			continue
-		}
-		var err error
-		if jobs[i], err = messages.JobFromDoc(item); err != nil {
-			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error(), nil)
-			continue
-		}
-		if key != "" {
-			jobs[i].IdempotencyKey = key
-		}
-		valid++
-	}
-	if valid == 0 {
-		var all []FieldProblem
-		for _, res := range results {
-			all = append(all, res.Error.Errors...)
-		}
-		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
-			"no job of the batch is valid; fix every problem listed in errors", all...))
 		return
 	}
 
@@ -160,6 +116,93 @@ launch:
 		return
 	}
 	writeJSON(w, http.StatusAccepted, marshalJSON(batchResults{Results: results}))
+}
+
+// decodeBatch decodes and checks the body of POST /v1/jobs:batch into one result and one job
+// per item, the job of an item with a problem left zero and its result holding the problem. A
+// body that schemas.DecodeValidBatch takes whole, with no item that checkJob would refuse, is
+// decoded by it alone; any other goes the generic way. An Idempotency-Key header gives item i
+// the key "KEY/i" unless the item has its own. When ok is false the problem has been written.
+func decodeBatch(w http.ResponseWriter, r *http.Request, body []byte, headerKey string) ([]batchItem, []messages.Job, bool) {
+	if jobs, ok := schemas.DecodeValidBatch(body); ok && batchTakesAll(jobs, headerKey) {
+		results := make([]batchItem, len(jobs))
+		for i := range jobs {
+			results[i].Index = i
+			if headerKey != "" && jobs[i].IdempotencyKey == "" {
+				jobs[i].IdempotencyKey = headerKey + "/" + strconv.Itoa(i)
+			}
+		}
+		return results, jobs, true
+	}
+	return decodeBatchGeneric(w, r, body, headerKey)
+}
+
+// batchTakesAll reports whether checkJob would find no problem in any of jobs, decoded from a
+// schema-valid batch: none sets job_id or replay_name, and the key the header gives an item
+// without its own is short enough.
+func batchTakesAll(jobs []messages.Job, headerKey string) bool {
+	for i, job := range jobs {
+		if job.JobID != "" || job.ReplayName != "" {
+			return false
+		}
+		if headerKey != "" && job.IdempotencyKey == "" && len(headerKey)+1+len(strconv.Itoa(i)) > maxIdempotencyKeyLen {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeBatchGeneric is decodeBatch's way for every body: decoded into a generic document,
+// each item checked by checkJob and turned into its job by messages.JobFromDoc.
+func decodeBatchGeneric(w http.ResponseWriter, r *http.Request, body []byte, headerKey string) ([]batchItem, []messages.Job, bool) {
+	doc, ok := decodeDoc(w, r, body)
+	if !ok {
+		return nil, nil, false
+	}
+	items, problems := checkBatchEnvelope(doc)
+	if len(problems) > 0 {
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
+			`the batch is not valid; send {"jobs": [...]} with 1 to `+strconv.Itoa(maxBatchJobs)+" jobs", problems...))
+		return nil, nil, false
+	}
+	results := make([]batchItem, len(items))
+	jobs := make([]messages.Job, len(items))
+	valid := 0
+	for i, item := range items {
+		results[i].Index = i
+		key := ""
+		if headerKey != "" {
+			key = headerKey + "/" + strconv.Itoa(i)
+		}
+		obj, _ := item.(map[string]any)
+		if _, own := obj["idempotency_key"]; own {
+			key = ""
+		}
+		prefix := "jobs[" + strconv.Itoa(i) + "]"
+		if p := checkJob(nil, prefix, item, key); len(p) > 0 {
+			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid", p)
+			continue
+		}
+		var err error
+		if jobs[i], err = messages.JobFromDoc(item); err != nil {
+			results[i].Error = itemProblem(http.StatusBadRequest, SlugInvalidBody, "the job is not valid: "+err.Error(), nil)
+			continue
+		}
+		if key != "" {
+			jobs[i].IdempotencyKey = key
+		}
+		valid++
+	}
+	if valid == 0 {
+		var all []FieldProblem
+		for _, res := range results {
+			all = append(all, res.Error.Errors...)
+		}
+		writeProblem(w, r, newProblem(http.StatusBadRequest, SlugInvalidBody,
+			"no job of the batch is valid; fix every problem listed in errors", all...))
+		return nil, nil, false
+	}
+	return results, jobs, true
 }
 
 // batchAbandoned ends a batch whose client went away before the answer: no answer (499, for the

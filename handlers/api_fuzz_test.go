@@ -26,12 +26,16 @@ func FuzzPostJob(f *testing.F) {
 		`{"task":"\u0000","input":{"text":"\ud800"}}`,
 		`{"jobs":[{},[],null,1,"x"]}`,
 		`{"task":"t","input":{"text":"x"},"replay_name":""}`,
+		`{"jobs":[{"task":"t","input":{"text":"x"},"idempotency_key":"own"},{"task":"u","input":{"text":"y"}}]}`,
+		`{"jobs":[{"task":"t","input":{"text":"x"},"replay_name":""}]}`,
 		`{"task":"t","input":{"text":"x"},"idempotency_key":"j"}`,
 		`[]`, `null`, `"x"`, `{`, `{"task":}`, "\xff\xfe",
 	} {
 		f.Add(seed, "")
 		f.Add(seed, "k")
 	}
+	// A header key that leaves room for "/0" to "/9" but not for "/10".
+	f.Add(`{"jobs":[`+strings.TrimSuffix(strings.Repeat(validJob+",", 11), ",")+`]}`, strings.Repeat("k", maxIdempotencyKeyLen-2))
 	jobs := newMemJobs()
 	h, err := NewAPI(APIConfig{Jobs: jobs, MaxBodyBytes: 1 << 16})
 	if err != nil {
@@ -40,6 +44,7 @@ func FuzzPostJob(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body, key string) {
 		checkJobFromDoc(t, body)
 		checkDecodeJob(t, body, key)
+		checkDecodeBatch(t, body, key)
 		for _, path := range []string{"/v1/jobs", "/v1/jobs:batch"} {
 			r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 			r.Header.Set("Content-Type", "application/json")
@@ -77,6 +82,20 @@ func checkDecodeJob(t *testing.T, body, key string) {
 	if fastOK != slowOK || fastW.Code != slowW.Code || !reflect.DeepEqual(fast, slow) {
 		t.Fatalf("POST /v1/jobs %q with key %q: decoded %v (%d) %+v, the generic path %v (%d) %+v",
 			body, key, fastOK, fastW.Code, fast, slowOK, slowW.Code, slow)
+	}
+}
+
+// checkDecodeBatch is checkDecodeJob for POST /v1/jobs:batch: the same results and jobs as
+// the generic path alone, or a refusal with the same status.
+func checkDecodeBatch(t *testing.T, body, key string) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/v1/jobs:batch", nil)
+	fastW, slowW := httptest.NewRecorder(), httptest.NewRecorder()
+	fastRes, fast, fastOK := decodeBatch(fastW, r, []byte(body), key)
+	slowRes, slow, slowOK := decodeBatchGeneric(slowW, r, []byte(body), key)
+	if fastOK != slowOK || fastW.Code != slowW.Code || !reflect.DeepEqual(fast, slow) || !reflect.DeepEqual(fastRes, slowRes) {
+		t.Fatalf("POST /v1/jobs:batch %q with key %q: decoded %v (%d) %+v %+v, the generic path %v (%d) %+v %+v",
+			body, key, fastOK, fastW.Code, fastRes, fast, slowOK, slowW.Code, slowRes, slow)
 	}
 }
 

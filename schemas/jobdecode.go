@@ -29,6 +29,38 @@ func DecodeValidJob(body []byte) (job messages.Job, ok bool) {
 	return job, true
 }
 
+// DecodeValidBatch is DecodeValidJob for the body of POST /v1/jobs:batch: ok is true only when
+// the body is a single JSON value that batch.schema.json accepts ({"jobs": [...]} with 1 to
+// MaxBatchJobs jobs) and DecodeValidJob would take every job in it; jobs are then, in order,
+// what messages.JobFromDoc gives for each item of the body decoded with UseNumber.
+// FuzzDecodeValidBatch holds it to that. Safe for concurrent use.
+func DecodeValidBatch(body []byte) (jobs []messages.Job, ok bool) {
+	d := jobDecoder{b: body}
+	seen := false
+	ok = d.members(func(k []byte) bool {
+		if string(k) != "jobs" || seen {
+			return false
+		}
+		seen = true
+		return d.elements(func() bool {
+			var job messages.Job
+			if len(jobs) == MaxBatchJobs || !d.job(&job) {
+				return false
+			}
+			jobs = append(jobs, job)
+			return true
+		})
+	})
+	d.ws()
+	if !ok || len(jobs) == 0 || d.i != len(d.b) {
+		return nil, false
+	}
+	return jobs, true
+}
+
+// MaxBatchJobs is the most jobs a batch holds (maxItems in batch.schema.json).
+const MaxBatchJobs = 100
+
 // jobDecoder reads a job document from b; i is the next byte to read.
 type jobDecoder struct {
 	b []byte

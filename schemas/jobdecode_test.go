@@ -212,3 +212,98 @@ func BenchmarkDecodeGenericJob(b *testing.B) {
 		}
 	}
 }
+
+// decodeGenericBatch is the full decode DecodeValidBatch stands in for: the body decoded with
+// UseNumber, checked against the compiled batch schema, each item turned into a Job by
+// messages.JobFromDoc.
+func decodeGenericBatch(body []byte) ([]messages.Job, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if dec.Decode(&doc) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	if loaded().batch.Validate(doc) != nil {
+		return nil, false
+	}
+	items := doc.(map[string]any)["jobs"].([]any)
+	jobs := make([]messages.Job, len(items))
+	for i, item := range items {
+		var err error
+		if jobs[i], err = messages.JobFromDoc(item); err != nil {
+			return nil, false
+		}
+	}
+	return jobs, true
+}
+
+// checkDecodeValidBatch fails t when DecodeValidBatch accepts body and the full decode does
+// not, or gives other jobs. It returns DecodeValidBatch's ok.
+func checkDecodeValidBatch(t *testing.T, body []byte) bool {
+	t.Helper()
+	fast, ok := DecodeValidBatch(body)
+	if !ok {
+		return false
+	}
+	full, fullOK := decodeGenericBatch(body)
+	if !fullOK {
+		t.Fatalf("DecodeValidBatch accepted a body the schema refuses: %s", body)
+	}
+	if !reflect.DeepEqual(fast, full) {
+		t.Fatalf("DecodeValidBatch of %s\n gave %#v\nwant %#v", body, fast, full)
+	}
+	return true
+}
+
+func TestDecodeValidBatch(t *testing.T) {
+	t.Parallel()
+	job := `{"task":"t","input":{"text":"x"},"metadata":{"b":1,"a":2}}`
+	many := func(n int) string { return `{"jobs":[` + strings.TrimSuffix(strings.Repeat(job+",", n), ",") + `]}` }
+	for name, body := range map[string]string{
+		"one":         many(1),
+		"a hundred":   many(MaxBatchJobs),
+		"white space": " { \"jobs\" : [ " + benchJob + " , " + job + " ] } ",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if !checkDecodeValidBatch(t, []byte(body)) {
+				t.Fatalf("DecodeValidBatch left a common batch to the full decoder: %.200s", body)
+			}
+		})
+	}
+	for name, body := range map[string]string{
+		"empty":         `{"jobs":[]}`,
+		"too many":      many(MaxBatchJobs + 1),
+		"other key":     `{"jobs":[` + job + `],"more":1}`,
+		"no jobs":       `{}`,
+		"not an array":  `{"jobs":{}}`,
+		"invalid item":  `{"jobs":[` + job + `,{"task":"t"}]}`,
+		"item not job":  `{"jobs":[1]}`,
+		"two values":    many(1) + ` {}`,
+		"repeated jobs": `{"jobs":[` + job + `],"jobs":[` + job + `]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if checkDecodeValidBatch(t, []byte(body)) {
+				t.Fatalf("DecodeValidBatch accepted %.200s", body)
+			}
+		})
+	}
+}
+
+// FuzzDecodeValidBatch holds DecodeValidBatch to its contract: whatever it accepts, the full
+// decode accepts too and turns into the same jobs.
+func FuzzDecodeValidBatch(f *testing.F) {
+	for _, s := range []string{
+		`{"jobs":[` + benchJob + `]}`,
+		`{"jobs":[{"task":"t","input":{"text":"x"}},{"task":"u","input":{"s3_uri":"s3://abc/k"},"metadata":{"z":[1],"a":null}}]}`,
+		`{"jobs":[{"task":"t","input":{"text":"x"},"replay_name":""}]}`,
+		`{"jobs":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecodeValidBatch(t, data)
+	})
+}
