@@ -36,16 +36,23 @@ func decodeGeneric(body []byte) (messages.Job, bool) {
 // or gives another Job. It returns DecodeValidJob's ok.
 func checkDecodeValidJob(t *testing.T, body []byte) bool {
 	t.Helper()
-	fast, ok := DecodeValidJob(body)
+	return checkDecoder(t, "DecodeValidJob", body, DecodeValidJob, decodeGeneric)
+}
+
+// checkDecoder fails t when decoder (named name) accepts body and full does not, or full
+// gives another value. It returns decoder's ok.
+func checkDecoder[T any](t *testing.T, name string, body []byte, decoder, full func([]byte) (T, bool)) bool {
+	t.Helper()
+	got, ok := decoder(body)
 	if !ok {
 		return false
 	}
-	full, fullOK := decodeGeneric(body)
+	want, fullOK := full(body)
 	if !fullOK {
-		t.Fatalf("DecodeValidJob accepted a body the schema refuses: %s", body)
+		t.Fatalf("%s accepted a body the schema refuses: %s", name, body)
 	}
-	if !reflect.DeepEqual(fast, full) {
-		t.Fatalf("DecodeValidJob of %s\n gave %#v\nwant %#v (metadata %s vs %s)", body, fast, full, fast.Metadata, full.Metadata)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s of %s\n gave %#v\nwant %#v", name, body, got, want)
 	}
 	return true
 }
@@ -244,18 +251,7 @@ func decodeGenericBatch(body []byte) ([]messages.Job, bool) {
 // not, or gives other jobs. It returns DecodeValidBatch's ok.
 func checkDecodeValidBatch(t *testing.T, body []byte) bool {
 	t.Helper()
-	fast, ok := DecodeValidBatch(body)
-	if !ok {
-		return false
-	}
-	full, fullOK := decodeGenericBatch(body)
-	if !fullOK {
-		t.Fatalf("DecodeValidBatch accepted a body the schema refuses: %s", body)
-	}
-	if !reflect.DeepEqual(fast, full) {
-		t.Fatalf("DecodeValidBatch of %s\n gave %#v\nwant %#v", body, fast, full)
-	}
-	return true
+	return checkDecoder(t, "DecodeValidBatch", body, DecodeValidBatch, decodeGenericBatch)
 }
 
 func TestDecodeValidBatch(t *testing.T) {
