@@ -194,18 +194,23 @@ func number(v any) (float64, bool) {
 	case float64:
 		return n, !math.IsNaN(n) && !math.IsInf(n, 0)
 	case json.Number:
-		s := string(n)
-		if len(s) == 0 || len(s) > 12 {
-			return 0, false
-		}
-		whole, frac, hasDot := strings.Cut(s, ".")
-		if !digits(whole) || (hasDot && !digits(frac)) {
-			return 0, false
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		return f, err == nil
+		return plainDecimal(string(n))
 	}
 	return 0, false
+}
+
+// plainDecimal reads s when it is digits with an optional fraction, in at most 12 characters:
+// a form whose float64 is exact enough for the schema's range checks.
+func plainDecimal(s string) (float64, bool) {
+	if len(s) == 0 || len(s) > 12 {
+		return 0, false
+	}
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if !digits(whole) || (hasDot && !digits(frac)) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
 }
 
 func digits(s string) bool {

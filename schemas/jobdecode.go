@@ -438,19 +438,13 @@ func (d *jobDecoder) wholeNumber() (int, bool) {
 	return i, err == nil
 }
 
-// decimal reads a number written as digits with an optional fraction, in at most 12
-// characters, the form whose float64 the schema's range checks agree with (see number).
+// decimal reads a number written as plainDecimal accepts it.
 func (d *jobDecoder) decimal() (float64, bool) {
 	n, ok := d.number()
-	if !ok || len(n) > 12 {
+	if !ok {
 		return 0, false
 	}
-	whole, frac, hasDot := bytes.Cut(n, []byte("."))
-	if !digits(string(whole)) || (hasDot && !digits(string(frac))) {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	return f, err == nil
+	return plainDecimal(string(n))
 }
 
 // metadata reads the metadata object and keeps it as json.Marshal writes the decoded object:
