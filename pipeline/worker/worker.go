@@ -187,6 +187,7 @@ func (w *Worker) Wait(ctx context.Context) bool {
 // (SchedulerConfig.HeldAcks): it then returns as soon as the outcomes are recorded, and the
 // Scheduler acks the message once the writes returned, or nacks it when one failed.
 func (w *Worker) Process(ctx context.Context, d Delivery) Outcome {
+	growStack()
 	w.inFlight.Add(1)
 	defer w.inFlight.Done()
 	w.cfg.Metrics.AddInFlight(1)
