@@ -29,6 +29,8 @@ type writeStmts struct {
 	// quiet are the multi-row completions (quietrun.go) by their number of rows, prepared on
 	// first use.
 	quiet map[int]*sql.Stmt
+	// answerLater is answer's list of the requests it answers after the creates.
+	answerLater []*request
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
@@ -364,11 +366,7 @@ func (s *Store) join(batch []*request) []*request {
 // A create that arrives while the batch runs joins it (see join), so an accept waits for at
 // most the rest of one batch. runBatch returns the batch with those joiners.
 func (s *Store) runBatch(batch []*request) []*request {
-	defer func() {
-		for _, r := range batch {
-			r.done <- struct{}{}
-		}
-	}()
+	defer func() { s.answer(batch) }() // the batch as it ends, with the creates that joined it
 	batch, ok := s.runTransaction(batch, false)
 	if ok {
 		return batch
@@ -378,6 +376,28 @@ func (s *Store) runBatch(batch []*request) []*request {
 	}
 	batch, _ = s.runTransaction(batch, true)
 	return batch
+}
+
+// answer wakes the callers of batch, those of creates first. Each wakes into the run queue of
+// the writer's processor in the order answered, behind what is queued there already: a
+// batch's answers ready tens of a worker pool's goroutines at once, and an accept (a create,
+// whose HTTP request waits) answered after them waits for all of them to run first. A request
+// answered is its caller's again (and may be recycled at once), so each is read before any is
+// answered.
+func (s *Store) answer(batch []*request) {
+	later := s.w.answerLater[:0]
+	for _, r := range batch {
+		if r.op == opCreate {
+			r.done <- struct{}{}
+		} else {
+			later = append(later, r)
+		}
+	}
+	for i, r := range later {
+		r.done <- struct{}{}
+		later[i] = nil
+	}
+	s.w.answerLater = later[:0]
 }
 
 // runTransaction runs batch in one transaction, each request in a savepoint of its own when

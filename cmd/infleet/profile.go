@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // startCPUProfile writes a CPU profile to path until the returned stop is called; an empty path
@@ -41,4 +42,22 @@ func writeAllocProfile(path string) error {
 		return fmt.Errorf("write allocation profile: %w", err)
 	}
 	return f.Close()
+}
+
+// startTrace writes an execution trace (`go tool trace`) to path until the returned stop is
+// called; an empty path does nothing. It backs INFLEET_TRACE, for finding where a request
+// waits (go tool trace -pprof=sched shows the time goroutines spent ready but not running).
+func startTrace(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create execution trace %s: %w", path, err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start execution trace: %w", err)
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }

@@ -133,6 +133,11 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 	} else {
 		defer stopProfile()
 	}
+	if stopTrace, err := startTrace(os.Getenv("INFLEET_TRACE")); err != nil {
+		log.Warn().Err(err).Msg("execution trace not started")
+	} else {
+		defer stopTrace()
+	}
 	defer func() {
 		if err := writeAllocProfile(os.Getenv("INFLEET_MEMPROFILE")); err != nil {
 			log.Warn().Err(err).Msg("allocation profile not written")
