@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -11,18 +12,7 @@ import (
 // startCPUProfile writes a CPU profile to path until the returned stop is called; an empty path
 // does nothing. It backs INFLEET_CPUPROFILE, used by the load harness to say where time goes.
 func startCPUProfile(path string) (stop func(), err error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create cpu profile %s: %w", path, err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start cpu profile: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return startRecording(path, "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 // writeAllocProfile writes the process's allocation profile (every allocation since start, as
@@ -48,16 +38,22 @@ func writeAllocProfile(path string) error {
 // called; an empty path does nothing. It backs INFLEET_TRACE, for finding where a request
 // waits (go tool trace -pprof=sched shows the time goroutines spent ready but not running).
 func startTrace(path string) (stop func(), err error) {
+	return startRecording(path, "execution trace", trace.Start, trace.Stop)
+}
+
+// startRecording creates path and starts what (start) writing to it; the returned stop stops
+// it (stop) and closes the file. An empty path does nothing.
+func startRecording(path, what string, start func(io.Writer) error, stop func()) (func(), error) {
 	if path == "" {
 		return func() {}, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("create execution trace %s: %w", path, err)
+		return nil, fmt.Errorf("create %s %s: %w", what, path, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("start execution trace: %w", err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
-	return func() { trace.Stop(); f.Close() }, nil
+	return func() { stop(); f.Close() }, nil
 }
