@@ -3,14 +3,14 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
+	"testing"
 
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/schemas"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"testing"
 )
 
 // FuzzPostJob checks that no body, however broken, makes POST /v1/jobs or POST /v1/jobs:batch
