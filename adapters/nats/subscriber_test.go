@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/infleet/infleet/adapters/internal/delivery/deliverytest"
 	infnats "github.com/infleet/infleet/adapters/nats"
@@ -350,6 +351,18 @@ func TestEnsureStreamsIsIdempotentAndRejectsCollisions(t *testing.T) {
 	}
 	if got := infnats.StreamName("infleet.high"); got != "INFLEET_HIGH" {
 		t.Errorf("StreamName = %s, want INFLEET_HIGH", got)
+	}
+	js, err := jetstream.New(b.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "INFLEET_HIGH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The window outlasts a publish retried after its first one timed out, and no more.
+	if got := st.CachedInfo().Config.Duplicates; got != infnats.DefaultDuplicateWindow || got < 2*infnats.DefaultPublishTimeout {
+		t.Errorf("the stream's duplicate window is %s, want %s (at least two publish timeouts)", got, infnats.DefaultDuplicateWindow)
 	}
 	// "infleet_high" maps to the same stream name as "infleet.high".
 	if err := infnats.EnsureStreams(ctx, b.nc, "infleet_high"); err == nil {
