@@ -40,8 +40,10 @@ type deferredClaim struct {
 	state claimState
 	timer *time.Timer
 	done  chan struct{} // closed once a write the timer started returned
-	rec   messages.JobRecord
-	err   error
+	// rec and err are what that write returned. rec is a pointer, set only by the write, so
+	// that the claims of jobs done sooner (nearly all) do not carry a record each.
+	rec *messages.JobRecord
+	err error
 }
 
 // mayDefer reports whether job's claim may wait: a first delivery, on a transport that counts
@@ -126,7 +128,8 @@ func (c *deferredClaim) fire() {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), finalWriteTimeout)
 	defer cancel()
-	c.rec, c.err = c.write(ctx, c.start)
+	rec, err := c.write(ctx, c.start)
+	c.rec, c.err = &rec, err
 	if c.err == nil {
 		c.w.ledger.paid(c.id)
 	}
@@ -168,7 +171,7 @@ func (w *Worker) claimNow(ctx context.Context, rec messages.JobRecord, c *deferr
 	}
 	var err error
 	if c.settle() {
-		claimed, err = c.rec, c.err
+		claimed, err = *c.rec, c.err
 	} else {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 		claimed, err = c.write(wctx, c.start)

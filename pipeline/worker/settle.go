@@ -64,7 +64,7 @@ func (w *Worker) complete(ctx context.Context, d Delivery, rec messages.JobRecor
 	switch {
 	case !unclaimed && claim != nil && errors.Is(claim.err, pipeline.ErrConflict):
 		// The deferred claim found the job cancelled or ended by another delivery.
-		done, err = claim.rec, claim.err
+		done, err = *claim.rec, claim.err
 	case !unclaimed && claim != nil && claim.err != nil:
 		// The deferred claim's write failed: this write counts the attempt. (Had it landed
 		// all the same, the attempt counts twice: the one case of a deferred claim that may.)
