@@ -9,6 +9,7 @@ import (
 // object; implementations are safe for concurrent use.
 type BlobStore interface {
 	// Put stores data under key, replacing what was there; readers never see a partial object.
+	// It does not keep data after it returns: the caller may reuse it.
 	Put(ctx context.Context, key string, data []byte) error
 	// Get opens the object under key, or returns ErrNotFound.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
@@ -48,6 +49,8 @@ type InputFetcher interface {
 // Appends to one key do not interleave; a reader may see the last append partly written (an
 // object read while it grows ends with it). Implementations are safe for concurrent use.
 type BlobAppender interface {
+	// Append adds data at the end of the object under key. It does not keep data after it
+	// returns, as Put.
 	Append(ctx context.Context, key string, data []byte) error
 }
 

@@ -351,9 +351,25 @@ func (a *Archive) flushBatch(ctx context.Context, b *archiveBatch) {
 	a.mu.Unlock()
 }
 
+// archiveBuffers are the buffers write builds its objects in, kept from one batch to the
+// next (a batch of a few hundred jobs needs ~200 KB): stores do not keep what they are given
+// (pipeline.BlobStore). Buffers larger than maxPooledArchiveBuffer are left to the GC.
+var archiveBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledArchiveBuffer is the largest buffer archiveBuffers keeps.
+const maxPooledArchiveBuffer = 4 << 20
+
 // write puts entries in the store, one object per hour partition.
 func (a *Archive) write(ctx context.Context, entries []ArchiveEntry) error {
 	parts := map[string]*bytes.Buffer{}
+	defer func() {
+		for _, b := range parts {
+			if b.Cap() <= maxPooledArchiveBuffer {
+				b.Reset()
+				archiveBuffers.Put(b)
+			}
+		}
+	}()
 	for _, e := range entries {
 		key := e.AcceptedAt.UTC().Format(archivePartitionHour)
 		b := parts[key]
@@ -364,7 +380,8 @@ func (a *Archive) write(ctx context.Context, entries []ArchiveEntry) error {
 			for _, e := range entries {
 				size += len(e.Body) + archiveLineOverhead
 			}
-			b = bytes.NewBuffer(make([]byte, 0, size))
+			b = archiveBuffers.Get().(*bytes.Buffer)
+			b.Grow(size)
 			parts[key] = b
 		}
 		if err := appendArchiveLine(b, e); err != nil {
