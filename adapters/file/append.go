@@ -86,7 +86,7 @@ func (s *Store) Append(ctx context.Context, key string, data []byte) error {
 			continue
 		}
 		if created && s.sync {
-			if err := s.syncDir(path.Dir(name)); err != nil {
+			if err := s.syncDirGrouped(path.Dir(name)); err != nil {
 				return fmt.Errorf("file store: append %s: sync directory: %w", key, full(err))
 			}
 		}

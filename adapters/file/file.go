@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,6 +84,9 @@ type Store struct {
 	appends appendHandles
 	// dirs are the directories Put keeps open.
 	dirs dirHandles
+	// syncs are the directory syncs being shared (groupsync.go), by directory.
+	syncsMu sync.Mutex
+	syncs   map[string]*groupSync
 }
 
 var (
@@ -195,7 +199,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 		}
 	}
 	if s.sync {
-		if err := s.syncDir(parent); err != nil {
+		if err := s.syncDirGrouped(parent); err != nil {
 			return fmt.Errorf("file store: put %s: sync directory: %w", key, full(err))
 		}
 	}
