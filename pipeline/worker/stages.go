@@ -44,41 +44,31 @@ type attempt struct {
 	onDemand bool
 }
 
-// stageNames are the steps of an attempt from the input guard to the stored result, in order
-// (runStage runs each). Each takes what the ones before it left in the attempt; the first
-// error ends the attempt. Each runs in a span named after it.
-var stageNames = [...]string{"guard_in", "route", "invoke", "guard_out", "store"}
-
-// runStage runs stage i of stageNames on a. The stages are called directly, not through a
-// table of functions, so that a job's attempt stays on its goroutine's stack: a call through
-// a function value would make it escape to the heap (about 650 bytes a job).
-func (w *Worker) runStage(i int, ctx context.Context, a *attempt) error {
-	switch i {
-	case 0:
-		return w.guardIn(ctx, a)
-	case 1:
-		return w.route(ctx, a)
-	case 2:
-		return w.invoke(ctx, a)
-	case 3:
-		return w.guardOut(ctx, a)
-	default:
-		return w.storeResult(ctx, a)
-	}
+// stages are the steps of an attempt from the input guard to the stored result, in order.
+// Each takes what the ones before it left in the attempt; the first error ends the attempt.
+// Each runs in a span named after it.
+var stages = [...]struct {
+	name string
+	run  func(*Worker, context.Context, *attempt) error
+}{
+	{"guard_in", (*Worker).guardIn},
+	{"route", (*Worker).route},
+	{"invoke", (*Worker).invoke},
+	{"guard_out", (*Worker).guardOut},
+	{"store", (*Worker).storeResult},
 }
 
 // run executes the stages from guard-in to store. On error the returned report holds what the
 // guards did so far.
 func (w *Worker) run(ctx context.Context, job *messages.Job, rec messages.JobRecord) (runResult, *messages.GuardrailReport, error) {
-	a := attempt{job: job, rec: rec}
-	return w.runAttempt(ctx, &a)
+	return w.runAttempt(ctx, &attempt{job: job, rec: rec})
 }
 
 // runAttempt runs a's stages from guard-in to store.
 func (w *Worker) runAttempt(ctx context.Context, a *attempt) (runResult, *messages.GuardrailReport, error) {
-	for i, name := range stageNames {
-		stageCtx, span := pipeline.StartSpan(ctx, name, trace.SpanKindInternal)
-		err := w.runStage(i, stageCtx, a)
+	for _, stage := range stages {
+		stageCtx, span := pipeline.StartSpan(ctx, stage.name, trace.SpanKindInternal)
+		err := stage.run(w, stageCtx, a)
 		pipeline.EndSpan(span, err)
 		if err != nil {
 			return runResult{}, a.report, err
