@@ -3,13 +3,23 @@ package worker_test
 import (
 	"context"
 	"io"
+	"maps"
 	"runtime/debug"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 
+	"github.com/infleet/infleet/adapters/sim"
+	"github.com/infleet/infleet/handlers"
 	"github.com/infleet/infleet/internal/pipelinetest"
+	"github.com/infleet/infleet/messages"
+	"github.com/infleet/infleet/pipeline/models"
 	"github.com/infleet/infleet/pipeline/worker"
 )
 
@@ -44,5 +54,85 @@ func TestJobRunFitsTheStackReserve(t *testing.T) {
 		if <-moved {
 			t.Errorf("job %d: the goroutine's stack grew while the job ran; raise stackReserve", i)
 		}
+	}
+}
+
+// TestJobRunThroughTheRouterFitsTheStackReserve is TestJobRunFitsTheStackReserve with the job
+// run as a deployment runs it, which goes deeper: delivered by Watermill's router through the
+// job handler and its middleware, through the model fleet, on its message's first delivery
+// with its claim deferred.
+func TestJobRunThroughTheRouterFitsTheStackReserve(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector deepens every frame; the reserve is sized for builds without it")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	fleet, err := models.NewFleet(models.FleetConfig{Models: []models.ModelSpec{
+		{Name: "fast", ModelID: "fast", Client: sim.New(sim.Config{})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close(context.Background()) })
+	routing, err := models.CompileRouting(models.RoutingSpec{Routes: map[string]string{"default": "fast"}}, fleet.Has)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) {
+		c.Logger = zerolog.New(io.Discard).Level(zerolog.InfoLevel)
+		c.Router = models.NewPicker(fleet, routing)
+		c.ClaimAfter = time.Minute
+	})
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const jobs = 4 // the first also runs what runs once in a process; it is not checked
+	var (
+		mu    sync.Mutex
+		ran   int
+		grown []int
+	)
+	done := make(chan struct{})
+	router.AddMiddleware(handlers.Recoverer, func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			worker.GrowStack()
+			var marker byte
+			before := uintptr(unsafe.Pointer(&marker))
+			out, err := h(msg)
+			moved := uintptr(unsafe.Pointer(&marker)) != before
+			mu.Lock()
+			defer mu.Unlock()
+			if moved && ran > 0 {
+				grown = append(grown, ran)
+			}
+			if ran++; ran == jobs {
+				close(done)
+			}
+			return out, err
+		}
+	})
+	topic := pipelinetest.Topics.Normal
+	router.AddConsumerHandler("jobs", topic, b.PubSub, handlers.JobHandler(b.Worker))
+	go func() { _ = router.Run(context.Background()) }()
+	t.Cleanup(func() { _ = router.Close() })
+	<-router.Running()
+	for i := range jobs {
+		// One at a time, so that each runs on a goroutine of its own with a fresh stack.
+		d := pipelinetest.JobDelivery(t, pipelinetest.TextJob("routed-"+strconv.Itoa(i)))
+		msg := message.NewMessage(d.MessageID, d.Payload)
+		maps.Copy(msg.Metadata, d.Metadata)
+		msg.Metadata.Set(messages.MetaDeliveryCount, "1")
+		if err := b.PubSub.Publish(topic, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the jobs did not all run")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(grown) > 0 {
+		t.Errorf("jobs %v: the goroutine's stack grew while the job ran; raise stackReserve", grown)
 	}
 }
