@@ -17,8 +17,9 @@ import (
 // and shorter than NATS's default of 2 minutes because the server keeps every id of the window
 // in memory (about 140 bytes each): at 10,000 accepted jobs a second that is 170 MB for 2
 // minutes and 42 MB for 30 s, all of it scanned by each garbage collection. A duplicate that
-// comes later still finds its job by id in the store and does not run twice. Streams made
-// before keep the window they were made with.
+// comes later carries the same job id: a worker finds the job done and does not run it again,
+// or, while it still runs, may call the model a second time; the job keeps one record and one
+// result. Streams made before keep the window they were made with.
 const DefaultDuplicateWindow = 3 * DefaultPublishTimeout
 
 // StreamName returns the name of the stream that holds topic: the topic in upper case with
