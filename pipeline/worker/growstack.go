@@ -9,8 +9,9 @@ package worker
 // stackReserve is the frame growStack takes: with the few hundred bytes already in use at
 // Process, the runtime doubles the stack until both fit, to 16 KiB. Not more: a 16 KiB frame
 // makes a 32 KiB stack, a size the runtime does not keep in its per-processor stack caches,
-// and that stack cost about what the growths it saved did. TestJobRunFitsTheStackReserve
-// fails when a job's run outgrows it.
+// and that stack cost about what the growths it saved did. TestJobRunFitsTheStackReserve and,
+// for a job run as a deployment runs it (router, middleware, model fleet, deferred claim),
+// TestJobRunThroughTheRouterFitsTheStackReserve fail when a job's run outgrows it.
 const stackReserve = 12 << 10
 
 // stackProbe is read by growStack so that its frame cannot be optimized away.
