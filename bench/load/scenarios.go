@@ -496,22 +496,26 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 			if err != nil {
 				return rows, err
 			}
-			if h.opts.burndownRetention > 0 {
-				more, err := h.burndownWithRetention(ctx, rate)
-				rows = append(rows, more...)
-				if err != nil {
-					return rows, err
-				}
-			}
+			// The comparisons below each run their own baseline beside their variant in every
+			// round. The one with retention goes last: its reaper deletes result files, and on
+			// ext4 without a journal that makes the creates of the minutes after it dearer (see
+			// cleanScenario), a cost that would fall on whichever comparison came next.
 			if h.opts.burndownFsync {
-				more, err := h.burndownWithFsync(ctx, rate, peers)
+				more, err := h.burndownWithFsync(ctx, peers)
 				rows = append(rows, more...)
 				if err != nil {
 					return rows, err
 				}
 			}
 			if h.opts.burndownArchive {
-				more, err := h.burndownWithArchive(ctx, rate)
+				more, err := h.burndownWithArchive(ctx)
+				rows = append(rows, more...)
+				if err != nil {
+					return rows, err
+				}
+			}
+			if h.opts.burndownRetention > 0 {
+				more, err := h.burndownWithRetention(ctx)
 				rows = append(rows, more...)
 				if err != nil {
 					return rows, err
@@ -533,18 +537,17 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 
 // burndownWithRetention compares the 0 ms burn-down with and without a short store.retention,
 // so that the reaper deletes jobs and their result files while the workers run the backlog.
-// plain is the jobs/s of the burn-down just run without deletions; it and the retention run
-// after it make the first round. Each further round runs both again, in alternating order, so
-// that drift in the machine's load does not favour one side; the ratio reported is the median
-// of the rounds' ratios.
-func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]row, error) {
+// Each round runs both, back to back, in alternating order (see alternate); the ratio reported
+// is the median of the rounds' ratios. It runs after the other comparisons: its deletions make
+// the creates of the next minutes dearer on these disks.
+func (h *harness) burndownWithRetention(ctx context.Context) ([]row, error) {
 	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
 	cfg := h.cfg(0, w)
 	cfg.retention = h.opts.burndownRetention
 	burn := func(name string, cfg childConfig) (backlog, error) { return h.burnFresh(ctx, name, cfg) }
 	var deleted []float64
 	var lastAll time.Duration
-	plains, kept, ratios, err := h.alternate(plain, "without deletions", "with", func() (float64, error) {
+	plains, kept, ratios, err := h.alternate("without deletions", "with", func() (float64, error) {
 		b, err := burn("burndown-0ms", h.cfg(0, w))
 		return b.fin.steadyRate(n), err
 	}, func() (float64, error) {
@@ -564,7 +567,7 @@ func (h *harness) burndownWithRetention(ctx context.Context, plain float64) ([]r
 	}
 	ratio := median(ratios)
 	h.progress("burndown 0 ms with retention %s: ratio %.3f (median of %d rounds)", cfg.retention, ratio, rounds)
-	setup := fmt.Sprintf("as the 0 ms run above, with store.retention %s and retention_interval %s: the worker's reaper deletes finished jobs (batches of %d, %s apart, on the SQLite writer) and their result files while it burns the backlog down; without = the default retention (720h: the reaper runs and finds nothing to delete); %d rounds of one run each, alternating which goes first (the first round's run without is the one above)",
+	setup := fmt.Sprintf("as the 0 ms run above, with store.retention %s and retention_interval %s: the worker's reaper deletes finished jobs (batches of %d, %s apart, on the SQLite writer) and their result files while it burns the backlog down; without = the default retention (720h: the reaper runs and finds nothing to delete); %d rounds of one run each, alternating which goes first",
 		cfg.retention, cfg.retentionInterval(), ops.DefaultReaperBatch, ops.DefaultReaperPause, rounds)
 	measure := fmt.Sprintf("0 ms model, store.retention %s: ", cfg.retention)
 	return []row{
@@ -676,30 +679,26 @@ func firstRoundOnly(rows []row) []row {
 	return rows
 }
 
-// alternate runs -burndown-rounds rounds of a plain run and a variant run, alternating which goes
-// first so that drift in the machine's load does not favour one side, and returns the jobs/s of
-// each side and the per-round ratios variant / plain. plain is the jobs/s of the plain run just
-// done: it and the variant run after it make the first round. The names label the progress lines.
-func (h *harness) alternate(plain float64, plainName, variantName string, runPlain, runVariant func() (float64, error)) (plains, variants, ratios []float64, err error) {
+// alternate runs -burndown-rounds rounds of a plain run and a variant run, back to back,
+// alternating which goes first so that drift in the machine's load does not favour one side,
+// and returns the jobs/s of each side and the per-round ratios variant / plain. Every round
+// runs both sides: a plain figure from earlier in the run (before the peers, or before another
+// comparison) would not be side by side with its variant. The names label the progress lines.
+func (h *harness) alternate(plainName, variantName string, runPlain, runVariant func() (float64, error)) (plains, variants, ratios []float64, err error) {
 	for r := range h.opts.burndownRounds {
-		sides := []string{"plain", "variant"}
+		runs := []func() (float64, error){runPlain, runVariant}
 		if r%2 == 1 {
-			sides[0], sides[1] = sides[1], sides[0]
+			runs[0], runs[1] = runs[1], runs[0]
 		}
-		var p, v float64
-		for _, side := range sides {
-			switch {
-			case r == 0 && side == "plain":
-				p = plain // the burn-down just run
-			case side == "plain":
-				if p, err = runPlain(); err != nil {
-					return nil, nil, nil, err
-				}
-			default:
-				if v, err = runVariant(); err != nil {
-					return nil, nil, nil, err
-				}
+		var got [2]float64
+		for i, run := range runs {
+			if got[i], err = run(); err != nil {
+				return nil, nil, nil, err
 			}
+		}
+		p, v := got[0], got[1]
+		if r%2 == 1 {
+			p, v = v, p
 		}
 		plains, variants, ratios = append(plains, p), append(variants, v), append(ratios, v/p)
 		h.progress("  round %d: %s %.0f jobs/s, %s %.0f jobs/s, %s / %s %.3f", r+1, plainName, p, variantName, v, variantName, plainName, v/p)
@@ -708,11 +707,11 @@ func (h *harness) alternate(plain float64, plainName, variantName string, runPla
 }
 
 // burndownWithFsync compares the 0 ms burn-down at durability process (the default) and fsync,
-// where the embedded queue fsyncs every write and SQLite commits with synchronous=FULL. plain is
-// the jobs/s of the burn-down just run at process; rounds alternate as in burndownWithRetention.
+// where the embedded queue fsyncs every write and SQLite commits with synchronous=FULL; rounds
+// run both back to back, alternating which goes first (see alternate).
 // When River at FetchCooldown 1 ms ran (on PostgreSQL with fsync on), infleet at fsync is also
 // reported beside it: durable against durable.
-func (h *harness) burndownWithFsync(ctx context.Context, plain float64, peers []peerOutcome) ([]row, error) {
+func (h *harness) burndownWithFsync(ctx context.Context, peers []peerOutcome) ([]row, error) {
 	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
 	cfg := h.cfg(0, w)
 	cfg.durability = "fsync"
@@ -720,7 +719,7 @@ func (h *harness) burndownWithFsync(ctx context.Context, plain float64, peers []
 		b, err := h.burnFresh(ctx, name, cfg)
 		return b.fin.steadyRate(n), err
 	}
-	plains, synced, ratios, err := h.alternate(plain, "durability process", "fsync",
+	plains, synced, ratios, err := h.alternate("durability process", "fsync",
 		func() (float64, error) { return burn("burndown-0ms", h.cfg(0, w)) },
 		func() (float64, error) {
 			k, err := burn("burndown-0ms-fsync", cfg)
@@ -735,7 +734,7 @@ func (h *harness) burndownWithFsync(ctx context.Context, plain float64, peers []
 	ratio := median(ratios)
 	h.progress("burndown 0 ms at durability fsync: %.0f jobs/s, process %.0f jobs/s, ratio %.3f (median of %d rounds)",
 		median(synced), median(plains), ratio, rounds)
-	setup := fmt.Sprintf("as the 0 ms run above, at durability fsync (JetStream sync_always: every write fsynced; SQLite synchronous=FULL) and at process (the default: writes handed to the OS; SQLite WAL synchronous=NORMAL), both for the ingress that enqueues and the worker that burns down; %d rounds of one run each, alternating which goes first (the first round's run at process is the one above)", rounds)
+	setup := fmt.Sprintf("as the 0 ms run above, at durability fsync (JetStream sync_always: every write fsynced; SQLite synchronous=FULL) and at process (the default: writes handed to the OS; SQLite WAL synchronous=NORMAL), both for the ingress that enqueues and the worker that burns down; %d rounds of one run each, alternating which goes first", rounds)
 	measure := "0 ms model, durability "
 	rows := []row{
 		{Scenario: "burndown", Measure: measure + "fsync: jobs/s (median of rounds)",
@@ -756,9 +755,9 @@ func (h *harness) burndownWithFsync(ctx context.Context, plain float64, peers []
 }
 
 // burndownWithArchive compares the 0 ms burn-down with the archive written before each ack
-// (archive.write: before_ack, the default) and in the background, once a second. plain is the
-// jobs/s of the burn-down just run at before_ack; rounds alternate as in burndownWithRetention.
-func (h *harness) burndownWithArchive(ctx context.Context, plain float64) ([]row, error) {
+// (archive.write: before_ack, the default) and in the background, once a second; rounds run both
+// back to back, alternating which goes first (see alternate).
+func (h *harness) burndownWithArchive(ctx context.Context) ([]row, error) {
 	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.burndownRounds
 	cfg := h.cfg(0, w)
 	cfg.archiveWrite = "background"
@@ -766,7 +765,7 @@ func (h *harness) burndownWithArchive(ctx context.Context, plain float64) ([]row
 		b, err := h.burnFresh(ctx, name, cfg)
 		return b.fin.steadyRate(n), err
 	}
-	acked, background, ratios, err := h.alternate(plain, "archive before_ack", "background",
+	acked, background, ratios, err := h.alternate("archive before_ack", "background",
 		func() (float64, error) { return burn("burndown-0ms", h.cfg(0, w)) },
 		func() (float64, error) {
 			k, err := burn("burndown-0ms-archive-background", cfg)
@@ -786,7 +785,7 @@ func (h *harness) burndownWithArchive(ctx context.Context, plain float64) ([]row
 	ratio := median(inverse)
 	h.progress("burndown 0 ms, archive before_ack %.0f jobs/s, background %.0f jobs/s, ratio %.3f (median of %d rounds)",
 		median(acked), median(background), ratio, rounds)
-	setup := fmt.Sprintf("as the 0 ms run above, with archive.write before_ack (the default: a message is acked once the archive batch holding it is written; batch_window %s, batch_max %d) and background (written once a second, not waited for); %d rounds of one run each, alternating which goes first (the first round's run at before_ack is the one above)",
+	setup := fmt.Sprintf("as the 0 ms run above, with archive.write before_ack (the default: a message is acked once the archive batch holding it is written; batch_window %s, batch_max %d) and background (written once a second, not waited for); %d rounds of one run each, alternating which goes first",
 		config.DefaultArchiveBatchWindow, config.DefaultArchiveBatchMax, rounds)
 	measure := "0 ms model, archive "
 	return []row{
