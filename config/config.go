@@ -61,6 +61,8 @@ type Config struct {
 	Archive    Archive    `yaml:"archive,omitempty"`
 	Metrics    Metrics    `yaml:"metrics,omitempty"`
 	Log        Log        `yaml:"log,omitempty"`
+	// Runtime tunes the Go runtime (the garbage collector's heap floor).
+	Runtime Runtime `yaml:"runtime,omitempty"`
 	// Telemetry exports traces over OTLP and writes CloudWatch Embedded Metric Format lines.
 	Telemetry Telemetry `yaml:"telemetry,omitempty"`
 	// BatchInference sends jobs to Bedrock batch inference. Default off.
@@ -110,6 +112,7 @@ func (c *Config) ApplyDefaults() {
 	c.HTTP.applyDefaults(c.Store.Kind)
 	c.Archive.applyDefaults()
 	c.Log.applyDefaults()
+	c.Runtime.applyDefaults()
 }
 
 // AWSEndpoint returns the endpoint an AWS client of section should use: the section's own

@@ -89,6 +89,7 @@ func TestLoadWithNoFileGivesTheEmbeddedDefault(t *testing.T) {
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 75 * time.Second},
 		Archive: Archive{Retention: 168 * time.Hour, Write: ArchiveWriteBeforeAck, BatchWindow: 2 * time.Millisecond, BatchMax: 500, ReplayLease: 15 * time.Second},
 		Log:     Log{Level: "info", Format: "auto"},
+		Runtime: Runtime{HeapFloorBytes: new(int64(64 << 20))},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(\"\", nil) =\n%+v\nwant\n%+v", c, want)

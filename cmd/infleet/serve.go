@@ -18,6 +18,7 @@ import (
 
 	"github.com/infleet/infleet/config"
 	"github.com/infleet/infleet/handlers"
+	"github.com/infleet/infleet/internal/heapfloor"
 	"github.com/infleet/infleet/pipeline/telemetry"
 	"github.com/infleet/infleet/pipeline/worker"
 )
@@ -128,6 +129,7 @@ func runProcess(name string, r roles, args []string, stderr io.Writer, about str
 			log.Warn().Str("addr", cfg.Addr).Msg("auth is not configured: the API is open to anyone who can reach it")
 		}
 	}
+	defer heapfloor.Start(cfg.Runtime.HeapFloor())()
 	if stopProfile, err := startCPUProfile(os.Getenv("INFLEET_CPUPROFILE")); err != nil {
 		log.Warn().Err(err).Msg("cpu profile not started")
 	} else {
