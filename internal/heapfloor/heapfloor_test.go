@@ -85,10 +85,12 @@ func TestOffAndOnce(t *testing.T) {
 	}
 	stop()
 	debug.SetGCPercent(-1)
-	if stop := Start(256 << 20); stop != nil {
-		stop()
+	stop = Start(256 << 20)
+	defer stop()
+	for range 3 {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond) // time for a tuner's finalizer to run
 	}
-	runtime.GC()
 	if p := gcPercent(); p != -1 {
 		t.Fatalf("GOGC %d: Start with GC off turned it on", p)
 	}
