@@ -52,8 +52,7 @@ var (
 	current *tuner
 )
 
-// tuner is one Start's state. Its fields are used by the finalizer goroutine only, after
-// Start; stopped is read under mu.
+// tuner is one Start's state, read and written under mu.
 type tuner struct {
 	floor   uint64
 	base    int
@@ -63,10 +62,11 @@ type tuner struct {
 }
 
 // sentinel is an object the collector finds unreachable in every cycle; its finalizer runs
-// once per cycle, on the runtime's finalizer goroutine, and arms the next one.
+// once per cycle, on the runtime's finalizer goroutine, and arms the next one. It holds a
+// pointer, so it is never a tiny allocation (those share a block with other objects and are
+// not collected alone).
 type sentinel struct {
 	t *tuner
-	_ [16]byte // not a tiny allocation: those share blocks and are not collected alone
 }
 
 func (t *tuner) arm() {
