@@ -134,7 +134,9 @@ type options struct {
 	keep         bool
 	// dropCaches drops the kernel's cached blocks of the data directory's device when the
 	// harness starts (see dropCaches).
-	dropCaches    bool
+	dropCaches bool
+	// spread places the run's data directories in a block group of their own (see workDir).
+	spread        bool
 	timeout       time.Duration
 	childLogLevel string
 	// childEnv are KEY=VALUE entries added to every child's environment (-child-env), after
@@ -246,6 +248,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.StringVar(&o.profileDir, "profile", "", "`dir`ectory for CPU profiles of the children (INFLEET_CPUPROFILE); default none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories, configs and child logs")
 	fs.BoolVar(&o.dropCaches, "drop-caches", true, "at the start, write back dirty pages and drop the clean cached blocks of the data directory's device (inode tables, bitmaps; the whole page cache when the device cannot be opened), so that files deleted in the minutes before the run do not slow its creates (ext4 without a journal); needs root, else it says so and goes on")
+	fs.BoolVar(&o.spread, "spread", true, "mark the working directory's parent as the top of a directory hierarchy (chattr +T), so that ext4 places the run's data directories in a block group of their own, away from the files builds and tests create and delete in the temporary directory; on ext4 without a journal each create walks past every inode its block group freed in the last minutes")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	fs.StringVar(&o.childLogLevel, "child-log-level", "warn", "log.level of the children (their logs go to files in the temporary directory)")
 	fs.Func("child-env", "`KEY=VALUE` added to every infleet child's environment, e.g. INFLEET_ARCHIVE_BATCH_WINDOW=20ms for a setting the scenarios leave at its default (repeatable; the harness's own INFLEET_ variables never reach the children)", func(kv string) error {

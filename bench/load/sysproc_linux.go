@@ -18,6 +18,26 @@ func setParentDeath(cmd *exec.Cmd) {
 // syncDisks asks the kernel to write back every dirty page.
 func syncDisks() { syscall.Sync() }
 
+// fsTopDirFlag is FS_TOPDIR_FL of linux/fs.h, which golang.org/x/sys/unix does not define.
+const fsTopDirFlag = 0x00020000
+
+// markTopDir sets FS_TOPDIR_FL on directory dir (see workDir), or returns why it could not.
+func markTopDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err == nil {
+		err = unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags|fsTopDirFlag))
+	}
+	if err != nil {
+		return fmt.Errorf("mark %s as a top directory: %w", dir, err)
+	}
+	return nil
+}
+
 // dropCaches asks the kernel to forget the clean cached blocks of the block device that holds
 // dir: its inode tables and bitmaps, the device's own page cache (the files' data stays
 // cached). Where the device cannot be opened (a container), it drops the whole clean page

@@ -14,6 +14,9 @@ func setParentDeath(*exec.Cmd) {}
 // syncDisks does nothing here.
 func syncDisks() {}
 
+// markTopDir is Linux only.
+func markTopDir(string) error { return errors.New("top directories are Linux only") }
+
 // dropCaches is Linux only.
 func dropCaches(string) (string, error) {
 	return "", errors.New("dropping a device's cached blocks is Linux only")
