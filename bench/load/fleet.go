@@ -109,10 +109,9 @@ func (h *harness) fleetRun(ctx context.Context, k fleetKind, n, concurrency, wor
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	if !h.opts.keep {
-		// Runs after the children are stopped (deferred below): their result files go too.
-		defer os.RemoveAll(filepath.Dir(dir))
-	}
+	// Runs after the children are stopped (deferred below): their result files go too, into
+	// the trash, so that deleting them does not slow the runs after this one (cleanScenario).
+	defer h.discard(filepath.Dir(dir))
 	if err := os.WriteFile(cfgPath, []byte(cfg.yaml()), 0o644); err != nil {
 		return 0, err
 	}

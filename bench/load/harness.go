@@ -26,11 +26,11 @@ type harness struct {
 	// peersBin is the peer programs' binary once built; peersErr why it could not be.
 	peersBin string
 	peersErr error
-	// trashed counts the data directories cleanScenario moved into the trash.
+	// trashed counts the data directories discard moved into the trash (under mu).
 	trashed int
 
 	out   io.Writer
-	mu    sync.Mutex // serialises progress lines
+	mu    sync.Mutex // serialises progress lines; guards trashed
 	start time.Time
 }
 
@@ -176,20 +176,32 @@ func (h *harness) cleanScenario(name string) {
 	if h.opts.keep {
 		return
 	}
+	for _, dir := range []string{filepath.Join(h.tmp, name), filepath.Join(h.tmp, name+"-0ms"), filepath.Join(h.tmp, name+"-100ms"),
+		filepath.Join(h.tmp, name+"-0ms-retention"), filepath.Join(h.tmp, name+"-0ms-fsync")} {
+		h.discard(dir)
+	}
+}
+
+// discard moves dir, when it exists, into the harness's trash, removed when the harness exits
+// (see cleanScenario for why not now); with -keep it stays where it is.
+func (h *harness) discard(dir string) {
+	if h.opts.keep {
+		return
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return
+	}
 	trash := filepath.Join(h.tmp, ".trash")
 	if err := os.MkdirAll(trash, 0o755); err != nil {
 		h.progress("could not create %s: %v", trash, err)
 		return
 	}
-	for _, dir := range []string{filepath.Join(h.tmp, name), filepath.Join(h.tmp, name+"-0ms"), filepath.Join(h.tmp, name+"-100ms"),
-		filepath.Join(h.tmp, name+"-0ms-retention"), filepath.Join(h.tmp, name+"-0ms-fsync")} {
-		if _, err := os.Stat(dir); err != nil {
-			continue
-		}
-		h.trashed++
-		if err := os.Rename(dir, filepath.Join(trash, fmt.Sprintf("%d-%s", h.trashed, filepath.Base(dir)))); err != nil {
-			h.progress("could not move %s out of the way: %v", dir, err)
-		}
+	h.mu.Lock()
+	h.trashed++
+	n := h.trashed
+	h.mu.Unlock()
+	if err := os.Rename(dir, filepath.Join(trash, fmt.Sprintf("%d-%s", n, filepath.Base(dir)))); err != nil {
+		h.progress("could not move %s out of the way: %v", dir, err)
 	}
 }
 

@@ -55,3 +55,28 @@ func topFlags(t *testing.T, dir string) (uint32, error) {
 	defer f.Close()
 	return unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
 }
+
+// A finished run's data directory goes into the trash, not away: deleting its files would
+// slow the creates of the runs after it. A missing one is ignored; with -keep it stays.
+func TestDiscardMovesIntoTheTrash(t *testing.T) {
+	tmp := t.TempDir()
+	h := &harness{tmp: tmp, out: io.Discard}
+	for _, name := range []string{"a", "b"} {
+		if err := os.MkdirAll(filepath.Join(tmp, name, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.discard(filepath.Join(tmp, "a"))
+	h.discard(filepath.Join(tmp, "missing"))
+	h.opts.keep = true
+	h.discard(filepath.Join(tmp, "b"))
+	if _, err := os.Stat(filepath.Join(tmp, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a is still in place: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, ".trash", "1-a", "data")); err != nil {
+		t.Errorf("a is not in the trash: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "b", "data")); err != nil {
+		t.Errorf("b, discarded with -keep, moved: %v", err)
+	}
+}
