@@ -124,12 +124,7 @@ func (h *harness) startChild(ctx context.Context, name, role, dataDir string, cf
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Env = append(childEnv(os.Environ()), h.opts.childEnv...)
-	if h.opts.profileDir != "" {
-		prof := filepath.Join(h.opts.profileDir, name+"-"+role+".pprof")
-		cmd.Env = append(cmd.Env, "INFLEET_CPUPROFILE="+prof,
-			"INFLEET_MEMPROFILE="+strings.TrimSuffix(prof, ".pprof")+".allocs.pprof")
-		h.profiles[name] = append(h.profiles[name], prof)
-	}
+	cmd.Env = append(cmd.Env, h.recordings(name, role)...)
 	setParentDeath(cmd)
 	p := &proc{role: role, cmd: cmd, base: "http://" + addr, logPath: logPath,
 		exited: make(chan struct{}), stopping: make(chan struct{})}
@@ -330,4 +325,22 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// recordings returns the environment entries that make the child of scenario run name in role
+// record itself: a CPU and an allocation profile with -profile (INFLEET_CPUPROFILE,
+// INFLEET_MEMPROFILE; the CPU profile is remembered for the scenario's report), an execution
+// trace with -trace (INFLEET_TRACE), each named after the run and the role.
+func (h *harness) recordings(name, role string) []string {
+	var env []string
+	if h.opts.profileDir != "" {
+		prof := filepath.Join(h.opts.profileDir, name+"-"+role+".pprof")
+		env = append(env, "INFLEET_CPUPROFILE="+prof,
+			"INFLEET_MEMPROFILE="+strings.TrimSuffix(prof, ".pprof")+".allocs.pprof")
+		h.profiles[name] = append(h.profiles[name], prof)
+	}
+	if h.opts.traceDir != "" {
+		env = append(env, "INFLEET_TRACE="+filepath.Join(h.opts.traceDir, name+"-"+role+".trace"))
+	}
+	return env
 }

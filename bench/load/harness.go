@@ -42,13 +42,11 @@ func newHarness(opts options, stderr io.Writer) (*harness, error) {
 	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
 		return nil, fmt.Errorf("no infleet binary at %s (run `make build`, or pass -bin PATH)", bin)
 	}
-	if opts.profileDir != "" {
-		if opts.profileDir, err = filepath.Abs(opts.profileDir); err == nil {
-			err = os.MkdirAll(opts.profileDir, 0o755)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("profile directory: %w", err)
-		}
+	if opts.profileDir, err = outputDir(opts.profileDir); err != nil {
+		return nil, fmt.Errorf("profile directory: %w", err)
+	}
+	if opts.traceDir, err = outputDir(opts.traceDir); err != nil {
+		return nil, fmt.Errorf("trace directory: %w", err)
 	}
 	tmp, spread, err := workDir(opts.spread)
 	if err != nil {
@@ -85,6 +83,19 @@ func newHarness(opts options, stderr io.Writer) (*harness, error) {
 		h.progress("warning: the CPUs were %.0f%% busy with other work before the run; every figure will be lower than on an idle machine", h.machine.busy*100)
 	}
 	return h, nil
+}
+
+// outputDir makes directory dir (for the children's recordings) and returns its absolute path;
+// "" stays "".
+func outputDir(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		err = os.MkdirAll(abs, 0o755)
+	}
+	return abs, err
 }
 
 // close removes the temporary directory unless -keep was given.

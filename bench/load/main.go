@@ -91,6 +91,8 @@ Scenarios (-scenario, comma-separated; default all):
 A missed target prints MISSED; the exit status is 1 only when a scenario could not run.
 With -profile DIR each child writes a CPU profile there (INFLEET_CPUPROFILE) and, for a
 scenario that missed a target, 'go tool pprof -top' (flat and -cum) is printed on stderr.
+With -trace DIR each child writes an execution trace there (INFLEET_TRACE), named after the
+run and the child's role (burndown-0ms-worker.trace).
 If bin/infleet has no ingress/worker commands, the backlog scenarios and the ingress target
 fall back to 'serve' and say so in their setup.
 
@@ -131,7 +133,9 @@ type options struct {
 	latencyTime  time.Duration
 	latencyRate  float64
 	profileDir   string
-	keep         bool
+	// traceDir is where each child writes an execution trace (-trace); "" for none.
+	traceDir string
+	keep     bool
 	// dropCaches drops the kernel's cached blocks of the data directory's device when the
 	// harness starts (see dropCaches).
 	dropCaches bool
@@ -246,6 +250,7 @@ func parseOptions(args []string, stderr io.Writer) (options, int) {
 	fs.DurationVar(&o.latencyTime, "latency-time", 0, "length of the open-loop latency phase (default 10s; 2s with -quick)")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "requests/s of the open-loop latency phase (default half the measured infleet serve rate)")
 	fs.StringVar(&o.profileDir, "profile", "", "`dir`ectory for CPU profiles of the children (INFLEET_CPUPROFILE); default none")
+	fs.StringVar(&o.traceDir, "trace", "", "`dir`ectory for execution traces of the children (INFLEET_TRACE; `go tool trace FILE`), one per run and role; default none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories, configs and child logs")
 	fs.BoolVar(&o.dropCaches, "drop-caches", true, "at the start, write back dirty pages and drop the clean cached blocks of the data directory's device (inode tables, bitmaps; the whole page cache when the device cannot be opened), so that files deleted in the minutes before the run do not slow its creates (ext4 without a journal); needs root, else it says so and goes on")
 	fs.BoolVar(&o.spread, "spread", true, "mark the working directory's parent as the top of a directory hierarchy (chattr +T), so that ext4 places the run's data directories in a block group of their own, away from the files builds and tests create and delete in the temporary directory; on ext4 without a journal each create walks past every inode its block group freed in the last minutes")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -78,5 +79,24 @@ func TestDiscardMovesIntoTheTrash(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "b", "data")); err != nil {
 		t.Errorf("b, discarded with -keep, moved: %v", err)
+	}
+}
+
+// Each child records what the flags ask, in files named after its run and role: profiles
+// (remembered for the report) with -profile, an execution trace with -trace, nothing without.
+func TestRecordingsNameRunAndRole(t *testing.T) {
+	h := &harness{profiles: map[string][]string{}}
+	if env := h.recordings("burndown-0ms", "worker"); len(env) != 0 {
+		t.Errorf("without -profile and -trace: %q, want nothing", env)
+	}
+	h.opts.profileDir, h.opts.traceDir = "/p", "/t"
+	got := h.recordings("burndown-0ms", "worker")
+	want := []string{"INFLEET_CPUPROFILE=/p/burndown-0ms-worker.pprof", "INFLEET_MEMPROFILE=/p/burndown-0ms-worker.allocs.pprof",
+		"INFLEET_TRACE=/t/burndown-0ms-worker.trace"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("recordings = %q, want %q", got, want)
+	}
+	if p := h.profiles["burndown-0ms"]; len(p) != 1 || p[0] != "/p/burndown-0ms-worker.pprof" {
+		t.Errorf("profiles remembered: %q", p)
 	}
 }
