@@ -68,7 +68,7 @@ func newHarness(opts options, stderr io.Writer) (*harness, error) {
 		h.progress("note: %s has no `ingress`/`worker` commands; backlog scenarios fall back to `serve`", bin)
 	}
 	h.progress("working directory %s", tmp)
-	if spread != nil && opts.spread {
+	if spread != nil {
 		h.progress("note: data directories not spread over the disk (%v); files deleted in the minutes before the run may slow its creates", spread)
 	}
 	if opts.dropCaches {
@@ -98,7 +98,8 @@ func outputDir(dir string) (string, error) {
 	return abs, err
 }
 
-// close removes the temporary directory unless -keep was given.
+// close removes the working directory with the temporary directory around it (workDir)
+// unless -keep was given.
 func (h *harness) close() {
 	h.http.CloseIdleConnections()
 	if h.opts.keep {
