@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strconv"
@@ -250,9 +251,24 @@ type counts struct {
 
 func (c counts) finished() float64 { return c.completed + c.failed + c.cancelled }
 
+// scrapedNames are the metrics parseCounts reads. The scrape asks for them alone (Prometheus'
+// name[] filter): infleet then gathers only its own metrics, not the Go runtime's and the
+// process's, whose gathering (reading /proc) cost ~1.5 ms of the child's CPU each time — at
+// 20 scrapes a second, and 200 near the end, a cost the peers, counting their completions in
+// their own process, do not pay.
+var scrapedNames = []string{"infleet_jobs_in_flight", "infleet_jobs_accepted_total", "infleet_jobs_expired_total",
+	"infleet_results_expired_total", "infleet_jobs_finished_total"}
+
+// scrapeQuery is the query string naming scrapedNames.
+var scrapeQuery = func() string {
+	v := url.Values{}
+	v["name[]"] = scrapedNames
+	return "?" + v.Encode()
+}()
+
 // scrape reads the job counters from base/metrics.
 func (h *harness) scrape(ctx context.Context, base string) (counts, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics"+scrapeQuery, nil)
 	if err != nil {
 		return counts{}, err
 	}

@@ -30,6 +30,14 @@ infleet_jobs_expired_total 1200
 infleet_results_expired_total 1199
 go_goroutines 42
 `
+	// The scrape asks for these metrics alone: each the parser reads must be among them.
+	for line := range strings.Lines(text) {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), "{")
+		name, _, _ = strings.Cut(name, " ")
+		if strings.HasPrefix(name, "infleet_") && !slices.Contains(scrapedNames, name) {
+			t.Errorf("the scrape does not ask for %s (scrapedNames)", name)
+		}
+	}
 	c, err := parseCounts(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)

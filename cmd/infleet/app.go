@@ -40,8 +40,11 @@ type app struct {
 	src             configSource
 	aws             *awsClients
 	log             zerolog.Logger
-	reg             *prometheus.Registry
-	metrics         *telemetry.Metrics
+	reg             *prometheus.Registry // infleet's own metrics, all named infleet_
+	// runtimeReg holds the Go runtime's and the process's collectors, gathered beside reg by
+	// GET /metrics unless a scrape asks only for infleet_ metrics (metricsHandler).
+	runtimeReg *prometheus.Registry
+	metrics    *telemetry.Metrics
 	// tracing exports spans over OTLP; nil when tracing is off (wire_telemetry.go).
 	tracing *sdktrace.TracerProvider
 	hub     *pipeline.Hub
@@ -97,7 +100,7 @@ func newApp(ctx context.Context, cfg config.Config, src configSource, log zerolo
 // newAppWith is newApp making its AWS clients with aws, which the caller may share.
 func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *awsClients, log zerolog.Logger) (_ *app, err error) {
 	log = log.Hook(telemetry.TraceHook{})
-	a := &app{cfg: cfg, src: src, aws: aws, log: log, reg: prometheus.NewRegistry(), hub: pipeline.NewHub(),
+	a := &app{cfg: cfg, src: src, aws: aws, log: log, reg: prometheus.NewRegistry(), runtimeReg: prometheus.NewRegistry(), hub: pipeline.NewHub(),
 		process: models.ProcessName()}
 	defer func() {
 		if err != nil {
@@ -108,7 +111,7 @@ func newAppWith(ctx context.Context, cfg config.Config, src configSource, aws *a
 	if err := a.openTracing(ctx); err != nil {
 		return nil, err
 	}
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.runtimeReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = telemetry.NewMetrics(a.reg)
 	a.metrics.LimitTaskLabels(cfg.Metrics.MaxTaskLabels, cfg.NamedTasks())
 	a.openEMF()

@@ -96,7 +96,7 @@ func TestMetricsAuthNeedsItsVariables(t *testing.T) {
 		{config.MetricsAuth{BearerTokenEnv: "MISSING"}, "metrics.auth.bearer_token_env names MISSING, which is not set"},
 		{config.MetricsAuth{Username: "prom", PasswordEnv: "PW"}, "metrics.auth.password_env names PW, which is not set"},
 	} {
-		h, err := metricsHandler(config.Metrics{Auth: tc.auth}, reg, getenv, zerolog.Nop())
+		h, err := metricsHandler(config.Metrics{Auth: tc.auth}, reg, prometheus.NewRegistry(), getenv, zerolog.Nop())
 		switch {
 		case tc.err == "" && (err != nil || h == nil):
 			t.Errorf("%+v: %v", tc.auth, err)
@@ -148,5 +148,31 @@ func TestMetricsBoundTaskLabels(t *testing.T) {
 		if bytes.Contains(metrics, []byte(`task="`+task+`"`)) {
 			t.Errorf("/metrics names task %s past the limit:\n%s", task, grepLines(metrics, task))
 		}
+	}
+}
+
+// A scrape that names only infleet_ metrics gets them without the Go runtime's and the
+// process's, which a full scrape still has.
+func TestMetricsScrapeOfInfleetNamesSkipsRuntimeCollectors(t *testing.T) {
+	t.Parallel()
+	h := startServe(t, e2eConfig)
+	code, _, full := h.do(http.MethodGet, "/metrics", "", nil)
+	if code != http.StatusOK || !bytes.Contains(full, []byte("\nprocess_cpu_seconds_total ")) ||
+		!bytes.Contains(full, []byte("\ngo_goroutines ")) || !bytes.Contains(full, []byte("\ninfleet_jobs_in_flight ")) {
+		t.Fatalf("full scrape: %d\n%s", code, full)
+	}
+	code, _, some := h.do(http.MethodGet, "/metrics?name[]=infleet_jobs_in_flight&name[]=infleet_queue_depth", "", nil)
+	if code != http.StatusOK || !bytes.Contains(some, []byte("\ninfleet_jobs_in_flight ")) ||
+		!bytes.Contains(some, []byte("\ninfleet_queue_depth{")) {
+		t.Fatalf("filtered scrape: %d\n%s", code, some)
+	}
+	for _, other := range []string{"process_", "go_", "infleet_http_"} {
+		if bytes.Contains(some, []byte("\n"+other)) {
+			t.Errorf("filtered scrape has %s metrics:\n%s", other, some)
+		}
+	}
+	code, _, mixed := h.do(http.MethodGet, "/metrics?name[]=infleet_jobs_in_flight&name[]=process_cpu_seconds_total", "", nil)
+	if code != http.StatusOK || !bytes.Contains(mixed, []byte("\nprocess_cpu_seconds_total ")) {
+		t.Errorf("scrape naming a process metric: %d\n%s", code, mixed)
 	}
 }

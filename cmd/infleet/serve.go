@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg config.Config, src configSource, log zerolog
 	if err != nil {
 		return err
 	}
-	metrics, err := metricsHandler(cfg.Metrics, a.reg, src.getenv,
+	metrics, err := metricsHandler(cfg.Metrics, a.reg, a.runtimeReg, src.getenv,
 		log.With().Str("component", "http").Logger())
 	if err != nil {
 		return err
