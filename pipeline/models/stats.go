@@ -37,7 +37,7 @@ type stats struct {
 	last  lastMinute
 	n     int
 	next  int
-	day   string
+	day   int // the UTC day spend counts for, as yyyymmdd
 	spend float64
 	now   func() time.Time
 	// minutes are this process's figures by minute (Unix seconds) until the store has them
@@ -58,13 +58,14 @@ func (s *stats) record(d time.Duration, ok, throttled bool, in, out int, cost fl
 	s.minute(now).add(d, ok, throttled, in, out)
 	s.next = (s.next + 1) % statsWindow
 	s.n = min(s.n+1, statsWindow)
-	s.addSpend(cost)
+	s.addSpend(now, cost)
 }
 
-// addSpend adds cost to today's spend. Called with mu held.
-func (s *stats) addSpend(cost float64) {
-	day := s.now().UTC().Format(time.DateOnly)
-	if day != s.day {
+// addSpend adds cost to the spend of now's UTC day, starting it afresh on a new day. Called
+// with mu held.
+func (s *stats) addSpend(now time.Time, cost float64) {
+	y, m, d := now.UTC().Date()
+	if day := y*10000 + int(m)*100 + d; day != s.day {
 		s.day, s.spend = day, 0
 	}
 	s.spend += cost
@@ -73,7 +74,7 @@ func (s *stats) addSpend(cost float64) {
 func (s *stats) snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.addSpend(0)
+	s.addSpend(s.now(), 0)
 	out := Snapshot{Calls: s.n, SpendToday: s.spend}
 	out.CallsLastMinute, out.TokensLastMinute = s.last.sum(s.now())
 	if s.n == 0 {

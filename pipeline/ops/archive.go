@@ -370,8 +370,13 @@ func (a *Archive) write(ctx context.Context, entries []ArchiveEntry) error {
 			}
 		}
 	}()
+	// A batch's entries mostly fall in one hour: its key is formatted once per hour met.
+	var hour time.Time
+	key := ""
 	for _, e := range entries {
-		key := e.AcceptedAt.UTC().Format(archivePartitionHour)
+		if h := e.AcceptedAt.UTC().Truncate(time.Hour); key == "" || !h.Equal(hour) {
+			hour, key = h, h.Format(archivePartitionHour)
+		}
 		b := parts[key]
 		if b == nil {
 			// Room for the entries' bodies and their other fields (most batches hold one
