@@ -14,12 +14,12 @@ import (
 )
 
 // metricsHandler serves infleet's own metrics (reg) and the Go runtime's and the process's
-// (runtime) at GET /metrics, behind the credential of cfg.Auth when it is set; a scrape whose
+// (runtimeMetrics) at GET /metrics, behind the credential of cfg.Auth when it is set; a scrape whose
 // name[] filter asks only for infleet_ metrics gathers reg alone (handlers.ScopedMetrics).
 // getenv reads the environment variables cfg.Auth names; one that is unset or empty is an
 // error saying which to export.
-func metricsHandler(cfg config.Metrics, reg, runtime prometheus.Gatherer, getenv func(string) string, log zerolog.Logger) (http.Handler, error) {
-	h := handlers.ScopedMetrics(promhttp.HandlerFor(prometheus.Gatherers{reg, runtime}, promhttp.HandlerOpts{}),
+func metricsHandler(cfg config.Metrics, reg, runtimeMetrics prometheus.Gatherer, getenv func(string) string, log zerolog.Logger) (http.Handler, error) {
+	h := handlers.ScopedMetrics(promhttp.HandlerFor(prometheus.Gatherers{reg, runtimeMetrics}, promhttp.HandlerOpts{}),
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), "infleet_")
 	if !cfg.Auth.Enabled() {
 		return h, nil
