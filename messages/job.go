@@ -98,6 +98,12 @@ type Job struct {
 	// API and publishes the text on the job's event stream (GET /v1/jobs/{id}/events, "delta"
 	// events). The stored result is the whole answer either way.
 	Stream bool `json:"stream,omitempty"`
+	// Body is the JSON text the job was decoded from — a queue message's payload, or the part
+	// of an envelope that held the job — when its decoder keeps it (a worker's does); it is
+	// never encoded. An archive keeps it as the job's request instead of encoding the job
+	// again. It may lack what the decoder took from the message's metadata (job_id, priority,
+	// replay_name); a replay sets those from the archive entry.
+	Body json.RawMessage `json:"-"`
 }
 
 // Usage counts the tokens a model call consumed.

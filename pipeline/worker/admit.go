@@ -103,6 +103,9 @@ func (w *Worker) archive(d Delivery, job *messages.Job, rec messages.JobRecord) 
 	}
 	body := rec.Spec
 	if len(body) == 0 {
+		body = job.Body // the message's own job, as the decoder read it
+	}
+	if len(body) == 0 {
 		body, _ = json.Marshal(job)
 	}
 	md := make(map[string]string, len(d.Metadata))

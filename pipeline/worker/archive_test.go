@@ -2,7 +2,10 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,5 +111,71 @@ func waitFlush(t *testing.T, a *ops.Archive, done <-chan worker.Outcome, check f
 			t.Fatal("Process did not return")
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+}
+
+// A first delivery is archived with its message's own body, the bytes the decoder read, not
+// the job encoded again; what the decoder took from the metadata (job_id, priority) is in
+// the entry, and a replay of the entry decodes to the same job.
+func TestWorkerArchivesTheMessageBodyAsSent(t *testing.T) {
+	t.Parallel()
+	var a *ops.Archive
+	b := pipelinetest.SetupWith(t, nil, func(c *worker.Config) {
+		var err error
+		a, err = ops.NewArchive(ops.ArchiveConfig{Store: c.Results, Window: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.Close() })
+		c.Archive = a
+		c.ClaimAfter = time.Minute // a first delivery runs unread, its record taken from the message
+	})
+	payload := []byte(`{"input":{"text":"The quick brown fox."},  "task":"summarize"}`)
+	d := worker.Delivery{MessageID: "m-raw", Payload: payload,
+		Metadata: map[string]string{messages.MetaJobID: "raw1", messages.MetaPriority: string(messages.PriorityHigh),
+			messages.MetaDeliveryCount: "1"}}
+	want, err := worker.DecodeJob(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan worker.Outcome)
+	go func() { done <- b.Worker.Process(context.Background(), d) }()
+	waitFlush(t, a, done, func(out worker.Outcome) {
+		if out.Retry {
+			t.Fatalf("outcome %+v, want ack", out)
+		}
+	})
+	var entries []ops.ArchiveEntry
+	now := time.Now()
+	if err := ops.ScanArchive(context.Background(), b.Results, now.Add(-time.Hour), now.Add(time.Hour), func(e ops.ArchiveEntry) bool {
+		entries = append(entries, e)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("archive holds %d entries, want 1", len(entries))
+	}
+	e := entries[0]
+	if string(e.Body) != string(payload) || e.JobID != "raw1" || e.Priority != messages.PriorityHigh ||
+		e.Metadata[messages.MetaPriority] != string(messages.PriorityHigh) {
+		t.Fatalf("archived %s job %s priority %s metadata %v, want the payload as sent, raw1, high", e.Body, e.JobID, e.Priority, e.Metadata)
+	}
+	// What a replay publishes for the entry (pipeline/ops's publishReplay) decodes to the job.
+	var job messages.Job
+	if err := json.Unmarshal(e.Body, &job); err != nil {
+		t.Fatal(err)
+	}
+	job.JobID, job.ReplayName = e.JobID, "r1"
+	body, _ := json.Marshal(job)
+	md := map[string]string{messages.MetaReplayName: "r1"}
+	maps.Copy(md, e.Metadata)
+	got, err := worker.DecodeJob(worker.Delivery{MessageID: "r1/raw1", Payload: body, Metadata: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got[0].Body, got[0].ReplayName, want[0].Body = nil, "", nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("replayed job %+v, want %+v", got[0], want[0])
 	}
 }

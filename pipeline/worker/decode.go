@@ -14,13 +14,15 @@ import (
 
 // DecodeJob is the decode stage for job messages: it checks the body against the job schema
 // and fills job_id and priority from the transport metadata when the body lacks them (the
-// message id as a last resort, so every redelivery maps to the same job). An error lists every
-// problem; such a message can never become a job.
+// message id as a last resort, so every redelivery maps to the same job). The job keeps the
+// body it came from (messages.Job.Body). An error lists every problem; such a message can
+// never become a job.
 func DecodeJob(d Delivery) ([]messages.Job, error) {
 	job, err := ParseJob(d.Payload)
 	if err != nil {
 		return nil, err
 	}
+	job.Body = d.Payload
 	if job.JobID == "" {
 		job.JobID = d.Metadata[messages.MetaJobID]
 	}
