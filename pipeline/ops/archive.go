@@ -64,14 +64,14 @@ func appendArchiveLine(b *bytes.Buffer, e ArchiveEntry) error {
 	line = append(line, `{"accepted_at":"`...)
 	line = e.AcceptedAt.AppendFormat(line, time.RFC3339Nano)
 	line = append(line, `","job_id":`...)
-	line = appendJSONString(line, e.JobID)
+	line = messages.AppendJSONString(line, e.JobID)
 	line = append(line, `,"task":`...)
-	line = appendJSONString(line, e.Task)
+	line = messages.AppendJSONString(line, e.Task)
 	line = append(line, `,"priority":`...)
-	line = appendJSONString(line, string(e.Priority))
+	line = messages.AppendJSONString(line, string(e.Priority))
 	if e.Tenant != "" {
 		line = append(line, `,"tenant":`...)
-		line = appendJSONString(line, e.Tenant)
+		line = messages.AppendJSONString(line, e.Tenant)
 	}
 	line = append(line, `,"body":`...)
 	b.Write(line)
@@ -93,30 +93,15 @@ func appendArchiveLine(b *bytes.Buffer, e ArchiveEntry) error {
 			if i > 0 {
 				line = append(line, ',')
 			}
-			line = appendJSONString(line, k)
+			line = messages.AppendJSONString(line, k)
 			line = append(line, ':')
-			line = appendJSONString(line, e.Metadata[k])
+			line = messages.AppendJSONString(line, e.Metadata[k])
 		}
 		line = append(line, '}')
 	}
 	line = append(line, "}\n"...)
 	b.Write(line)
 	return nil
-}
-
-// appendJSONString appends s as json.Marshal writes it: quoted, and escaped where it holds a
-// quote, a backslash, a control character, <, > or &, or anything beyond ASCII (then
-// json.Marshal itself writes it: rare in ids, tasks and metadata).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // ArchiveConfig wires an Archive. Store is required.

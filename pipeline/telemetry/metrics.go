@@ -6,6 +6,7 @@ package telemetry
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,7 @@ type Metrics struct {
 	acceptedBy *children[[2]string, prometheus.Counter]
 	finishedBy *children[[2]string, finishedSeries]
 	stageBy    *children[string, prometheus.Observer]
+	stages     [len(stageNames)]atomic.Pointer[prometheus.Observer] // stageBy's series of stageNames, once looked up
 	modelBy    *children[string, modelSeries]
 
 	// tasks bounds the task label (tasks.go).
@@ -224,9 +226,36 @@ func (m *Metrics) Expired(jobs, results int) {
 // a place, guard_in, invoke, guard_out, store, record, notify) in
 // infleet_stage_duration_seconds.
 func (m *Metrics) StageDone(stage string, start time.Time) {
-	if m != nil {
-		m.stageBy.get(stage).Observe(time.Since(start).Seconds())
+	if m == nil {
+		return
 	}
+	d := time.Since(start).Seconds()
+	i := knownStage(stage)
+	if i < 0 {
+		m.stageBy.get(stage).Observe(d)
+		return
+	}
+	// The stages every job passes are looked up once, not under the shared lock each time.
+	o := m.stages[i].Load()
+	if o == nil {
+		obs := m.stageBy.get(stage)
+		o = &obs
+		m.stages[i].Store(o)
+	}
+	(*o).Observe(d)
+}
+
+// stageNames are the pipeline's stages; knownStage numbers them.
+var stageNames = [...]string{"decode", "admit", "wait", "guard_in", "invoke", "guard_out", "store", "record", "notify", "archive"}
+
+// knownStage returns stage's place in stageNames, or -1.
+func knownStage(stage string) int {
+	for i, n := range stageNames {
+		if n == stage {
+			return i
+		}
+	}
+	return -1
 }
 
 // ModelCalled observes a model call that took d, by model and outcome, and on success counts

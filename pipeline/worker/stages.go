@@ -3,8 +3,8 @@ package worker
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -189,12 +189,21 @@ func (w *Worker) guardOut(ctx context.Context, a *attempt) error {
 	return nil
 }
 
+// resultBuffers hold the buffers results are encoded into; one larger than maxPooledResult
+// is left to the collector, so that a rare large result does not stay in the pool.
+var resultBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledResult is the largest result buffer kept for reuse.
+const maxPooledResult = 64 << 10
+
 // storeResult writes the job's result to the result store, replacing any earlier one. A
 // write the store refuses is an infrastructure failure; one cut off by the attempt's end is
 // the attempt's.
 func (w *Worker) storeResult(ctx context.Context, a *attempt) error {
 	start := time.Now()
-	body, err := json.Marshal(messages.Result{
+	buf := resultBuffers.Get().(*[]byte)
+	defer resultBuffers.Put(buf)
+	body, err := messages.AppendResultJSON((*buf)[:0], messages.Result{
 		JobID:     a.rec.JobID,
 		Output:    messages.Output{Text: a.resp.Text},
 		Model:     a.answeredBy,
@@ -207,6 +216,10 @@ func (w *Worker) storeResult(ctx context.Context, a *attempt) error {
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
+	if cap(body) <= maxPooledResult {
+		*buf = body
+	}
+	// The store keeps nothing it is given (pipeline.BlobStore), so the buffer is reused.
 	if err := w.cfg.Results.Put(ctx, pipeline.ResultKey(a.rec.JobID), body); err != nil {
 		if ctx.Err() != nil {
 			// The attempt ran out of time or was cancelled while writing: that is the
