@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -102,6 +103,18 @@ func TestAppendResultJSONRefusesWhatMarshalRefuses(t *testing.T) {
 		}
 		if string(got) != "kept" {
 			t.Fatalf("AppendResultJSON left %q after refusing; want the buffer as given", got)
+		}
+	}
+}
+
+// TestAppendResultJSONKnowsEveryField fails when Result, Output or Usage gains a field:
+// AppendResultJSON writes its fields by hand, so a new one must be added there (and to the
+// random results above) or it would be missing from every stored result.
+func TestAppendResultJSONKnowsEveryField(t *testing.T) {
+	t.Parallel()
+	for typ, n := range map[reflect.Type]int{reflect.TypeFor[Result](): 8, reflect.TypeFor[Output](): 1, reflect.TypeFor[Usage](): 3} {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields; AppendResultJSON writes %d: teach it the new ones", typ, typ.NumField(), n)
 		}
 	}
 }
