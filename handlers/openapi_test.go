@@ -133,10 +133,23 @@ func TestServedOpenAPIPassesRedoclyAndPrism(t *testing.T) {
 	})
 
 	t.Run("prism mock", func(t *testing.T) {
-		port := freePort(t)
-		base := "http://127.0.0.1:" + port
-		// Prism loads the document from the running API, exactly as served.
-		prism := npmtest.Start(t, npmtest.Bin(tools, "prism"), "mock", "-h", "127.0.0.1", "-p", port, b.server.URL+"/openapi.json")
+		// Prism loads the document from the running API, exactly as served. The port was free
+		// a moment ago; another test process may take it before Prism binds it, and Prism
+		// then exits instead of saying it listens: a new port is tried, not the other
+		// process's server tested.
+		var base string
+		var prism *npmtest.Process
+		for attempt := 1; ; attempt++ {
+			port := freePort(t)
+			base = "http://127.0.0.1:" + port
+			prism = npmtest.Start(t, npmtest.Bin(tools, "prism"), "mock", "-h", "127.0.0.1", "-p", port, b.server.URL+"/openapi.json")
+			if prism.WaitOutput(t, "listening on "+base, time.Minute) {
+				break
+			}
+			if attempt == 3 {
+				t.Fatalf("prism did not start on three free ports:\n%s", prism.Output())
+			}
+		}
 		prism.WaitHTTP(t, base+"/healthz", time.Minute)
 		post := func(body string) *http.Response {
 			t.Helper()

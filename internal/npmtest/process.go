@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,27 @@ func Start(t testing.TB, path string, args ...string) *Process {
 		}
 	})
 	return p
+}
+
+// WaitOutput waits until the program has printed want, and reports true then; it reports
+// false when the program exits first, and fails t when timeout passes. A server that says
+// where it listens is waited for this way, so that a port taken by another process in the
+// meantime (the program then exits) is noticed instead of that process being tested.
+func (p *Process) WaitOutput(t testing.TB, want string, timeout time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(p.Output(), want) {
+			return true
+		}
+		if p.Exited() {
+			return strings.Contains(p.Output(), want)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not print %q within %s:\n%s", p.cmd.Path, want, timeout, p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // WaitHTTP polls url with GET until it answers (any status) or timeout passes, failing t with the
