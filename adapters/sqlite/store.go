@@ -145,6 +145,11 @@ type Store struct {
 	cdb   *sql.DB     // the checkpointer's database, holding one connection: cconn
 	cconn *sql.Conn   // owned by the checkpointer goroutine after Open
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
+	// walDirty is set after each commit and cleared by the checkpointer when it starts the
+	// WAL's writeback (checkpointLoop).
+	walDirty atomic.Bool
+	// syncFull is Synchronous FULL: every commit syncs the WAL, so no writeback is started.
+	syncFull bool
 	// commits counts the write batches committed since Open.
 	commits atomic.Int64
 	// quietRows counts the transitions written by multi-row statements (quietrun.go).
@@ -211,6 +216,7 @@ func openWith(ctx context.Context, cfg Config, t tuning) (*Store, error) {
 		done:        make(chan struct{}),
 
 		checkpointDone: make(chan struct{}),
+		syncFull:       cfg.Synchronous == SynchronousFull,
 	}
 	if err := s.openDatabases(ctx, cfg); err != nil {
 		s.closeDatabases()
