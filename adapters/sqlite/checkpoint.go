@@ -36,13 +36,15 @@ func (s *Store) checkpointLoop(conn *sql.Conn) {
 	defer wal.close()
 	tick := time.NewTicker(writebackInterval)
 	defer tick.Stop()
+	var written int64 // the commits whose writeback was started
 	for ticks := 1; ; ticks++ {
 		select {
 		case <-s.closing:
 			return
 		case <-tick.C:
 		}
-		if s.walDirty.Swap(false) && !s.syncFull {
+		if c := s.commits.Load(); c != written && !s.syncFull {
+			written = c
 			wal.start()
 		}
 		if ticks%int(checkpointInterval/writebackInterval) != 0 || !s.dirty.Swap(false) {

@@ -145,9 +145,6 @@ type Store struct {
 	cdb   *sql.DB     // the checkpointer's database, holding one connection: cconn
 	cconn *sql.Conn   // owned by the checkpointer goroutine after Open
 	dirty atomic.Bool // set after each commit, cleared by the checkpointer
-	// walDirty is set after each commit and cleared by the checkpointer when it starts the
-	// WAL's writeback (checkpointLoop).
-	walDirty atomic.Bool
 	// syncFull is Synchronous FULL: every commit syncs the WAL, so no writeback is started.
 	syncFull bool
 	// commits counts the write batches committed since Open.

@@ -451,7 +451,6 @@ func (s *Store) runTransaction(batch []*request, isolate bool) ([]*request, bool
 	}
 	if aborted == nil {
 		s.dirty.Store(true)
-		s.walDirty.Store(true)
 		s.commits.Add(1)
 	} else {
 		_, _ = s.w.rollback.ExecContext(ctx)
