@@ -8,6 +8,7 @@ import (
 	"github.com/infleet/infleet/adapters/sqlite"
 	"github.com/infleet/infleet/messages"
 	"github.com/infleet/infleet/pipeline"
+	"github.com/infleet/infleet/pipeline/storecodec"
 )
 
 // TestListWalksAnIndexInOrder checks that each kind of job list reads its page from an index
@@ -21,6 +22,7 @@ func TestListWalksAnIndexInOrder(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	defer db.Close()
+	cursor := storecodec.EncodeListCursor(1_700_000_000_000, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
 	for _, tc := range []struct {
 		name  string
 		q     pipeline.ListQuery
@@ -29,13 +31,17 @@ func TestListWalksAnIndexInOrder(t *testing.T) {
 		{"all", pipeline.ListQuery{}, "jobs_created"},
 		{"status", pipeline.ListQuery{Status: messages.StatusCompleted}, "jobs_status_created"},
 		{"tenant", pipeline.ListQuery{Tenant: "acme"}, "jobs_tenant_created"},
+		{"all, next page", pipeline.ListQuery{Cursor: cursor}, "jobs_created"},
+		{"status, next page", pipeline.ListQuery{Status: messages.StatusQueued, Cursor: cursor}, "jobs_status_created"},
+		{"tenant, next page", pipeline.ListQuery{Tenant: "acme", Cursor: cursor}, "jobs_tenant_created"},
 	} {
 		query, args, err := sqlite.ListQuery(tc.q)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		plan := queryPlan(t, db, query, args...)
-		if !strings.Contains(plan, "USING INDEX "+tc.index) || strings.Contains(plan, "TEMP B-TREE") {
+		if !strings.Contains(plan, "USING INDEX "+tc.index) || strings.Contains(plan, "TEMP B-TREE") ||
+			(tc.q.Cursor != "" && !strings.Contains(plan, "<")) {
 			t.Errorf("%s list does not walk %s in order; plan:\n%s", tc.name, tc.index, plan)
 		}
 	}

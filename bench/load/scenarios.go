@@ -258,8 +258,10 @@ type abRounds struct {
 
 // acceptRounds warms up base (an infleet child, called label in progress lines) and the bare
 // handler, then runs -rounds rounds of -round-time per side, alternating which goes first, with
-// -clients closed-loop clients.
-func (h *harness) acceptRounds(ctx context.Context, label, base string, bare *bareServer) (abRounds, error) {
+// -clients closed-loop clients. pid is the infleet child's process: each round prints the CPU
+// time it used per accepted POST (with `serve`, its workers' too), which moves less than the
+// rates with what else the machine runs.
+func (h *harness) acceptRounds(ctx context.Context, label, base string, pid int, bare *bareServer) (abRounds, error) {
 	var ab abRounds
 	c := h.opts.clients
 	type side struct {
@@ -279,16 +281,25 @@ func (h *harness) acceptRounds(ctx context.Context, label, base string, bare *ba
 		if r%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 		}
+		perAccept := time.Duration(-1)
 		for _, s := range order {
+			cpu0 := procCPU(pid)
 			got, err := h.closedLoop(ctx, s.base, c, h.opts.roundTime)
 			if err != nil {
 				return ab, fmt.Errorf("%s, round %d: %w", s.name, r+1, err)
+			}
+			if cpu1 := procCPU(pid); s == sides[0] && cpu0 >= 0 && cpu1 >= 0 && got > 0 {
+				perAccept = (cpu1 - cpu0) / time.Duration(got)
 			}
 			s.rates = append(s.rates, float64(got)/h.opts.roundTime.Seconds())
 		}
 		ab.infleet, ab.bare = sides[0].rates, sides[1].rates
 		ab.ratios = append(ab.ratios, ab.infleet[r]/ab.bare[r])
-		h.progress("  round %d: %s %.0f/s, bare %.0f/s, ratio %.3f", r+1, label, ab.infleet[r], ab.bare[r], ab.ratios[r])
+		cpuNote := ""
+		if perAccept >= 0 {
+			cpuNote = fmt.Sprintf("; %s used %s CPU per accept", label, perAccept.Round(time.Microsecond/10))
+		}
+		h.progress("  round %d: %s %.0f/s, bare %.0f/s, ratio %.3f%s", r+1, label, ab.infleet[r], ab.bare[r], ab.ratios[r], cpuNote)
 	}
 	return ab, nil
 }
@@ -334,7 +345,7 @@ func (h *harness) ingress(ctx context.Context) ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
-		ab, err := h.acceptRounds(ctx, "infleet ingress", p.base, bare)
+		ab, err := h.acceptRounds(ctx, "infleet ingress", p.base, p.pid(), bare)
 		h.stopChild(p)
 		if err != nil {
 			return nil, err
@@ -349,7 +360,7 @@ func (h *harness) ingress(ctx context.Context) ([]row, error) {
 		return rows, err
 	}
 	defer h.stopChild(p)
-	ab, err := h.acceptRounds(ctx, "infleet serve", p.base, bare)
+	ab, err := h.acceptRounds(ctx, "infleet serve", p.base, p.pid(), bare)
 	if err != nil {
 		return rows, err
 	}
