@@ -1,6 +1,10 @@
 package postgres
 
-import "context"
+import (
+	"context"
+
+	"github.com/infleet/infleet/pipeline"
+)
 
 // DropSchema drops schema and everything in it, for tests.
 func DropSchema(ctx context.Context, s *Store, schema string) error {
@@ -20,6 +24,45 @@ const ExpireSQL = expireSQL
 // Explain returns the plan of sql with args, one line per row.
 func Explain(ctx context.Context, s *Store, sql string, args ...any) ([]string, error) {
 	rows, err := s.pool.Query(ctx, "EXPLAIN "+sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
+		plan = append(plan, line)
+	}
+	return plan, rows.Err()
+}
+
+// ListQuery is the statement List runs for q, with its arguments, for query-plan tests.
+func ListQuery(q pipeline.ListQuery) (string, []any, error) {
+	query, args, _, err := listQuery(q)
+	return query, args, err
+}
+
+// ExplainWithout returns the plan of sql with args on one connection where the planner may
+// neither scan tables sequentially nor sort, so that the plan shows whether an index serves
+// the query in its order however few rows the table holds.
+func ExplainWithout(ctx context.Context, s *Store, sql string, args ...any) ([]string, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN "+sql, args...)
 	if err != nil {
 		return nil, err
 	}
