@@ -243,7 +243,7 @@ func (s *Store) List(ctx context.Context, q pipeline.ListQuery) ([]messages.JobR
 
 // listQuery returns List's statement for q, its arguments and the page size. Each list walks
 // one index backwards (migration 0012); a tenant filter repeats the condition of the partial
-// jobs_tenant_created index, which the planner takes only then.
+// jobs_tenant_created_asc index, which the planner takes only then.
 func listQuery(q pipeline.ListQuery) (query string, args []any, limit int, err error) {
 	limit = q.Limit
 	if limit <= 0 {
@@ -263,7 +263,7 @@ func listQuery(q pipeline.ListQuery) (query string, args []any, limit int, err e
 		where = append(where, "task = "+arg(q.Task))
 	}
 	if q.Tenant != "" {
-		// Repeats the condition of the partial jobs_tenant_created index (migration 0012): a
+		// Repeats the condition of the partial jobs_tenant_created_asc index (migration 0012): a
 		// generic plan of a cached statement cannot prove it from the parameter.
 		where = append(where, "tenant = "+arg(q.Tenant)+" AND tenant <> ''")
 	}

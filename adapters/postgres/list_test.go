@@ -23,12 +23,12 @@ func TestListWalksAnIndexInOrder(t *testing.T) {
 		q     pipeline.ListQuery
 		index string
 	}{
-		{"all", pipeline.ListQuery{}, "jobs_created"},
-		{"status", pipeline.ListQuery{Status: messages.StatusCompleted}, "jobs_status_created"},
-		{"tenant", pipeline.ListQuery{Tenant: "acme"}, "jobs_tenant_created"},
-		{"all, next page", pipeline.ListQuery{Cursor: cursor}, "jobs_created"},
-		{"status, next page", pipeline.ListQuery{Status: messages.StatusQueued, Cursor: cursor}, "jobs_status_created"},
-		{"tenant, next page", pipeline.ListQuery{Tenant: "acme", Cursor: cursor}, "jobs_tenant_created"},
+		{"all", pipeline.ListQuery{}, "jobs_created_asc"},
+		{"status", pipeline.ListQuery{Status: messages.StatusCompleted}, "jobs_status_created_asc"},
+		{"tenant", pipeline.ListQuery{Tenant: "acme"}, "jobs_tenant_created_asc"},
+		{"all, next page", pipeline.ListQuery{Cursor: cursor}, "jobs_created_asc"},
+		{"status, next page", pipeline.ListQuery{Status: messages.StatusQueued, Cursor: cursor}, "jobs_status_created_asc"},
+		{"tenant, next page", pipeline.ListQuery{Tenant: "acme", Cursor: cursor}, "jobs_tenant_created_asc"},
 	} {
 		query, args, err := postgres.ListQuery(tc.q)
 		if err != nil {

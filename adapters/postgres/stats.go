@@ -12,8 +12,8 @@ import (
 )
 
 // Statements of JobStats, each over an index range of the window: accepted jobs walk
-// jobs_created, finished jobs the partial jobs_finished index (whose status list they repeat,
-// so the planner may use it), live jobs jobs_status_created. The percentiles are nearest-rank
+// jobs_created_asc, finished jobs the partial jobs_finished index (whose status list they repeat,
+// so the planner may use it), live jobs jobs_status_created_asc. The percentiles are nearest-rank
 // (percentile_disc), as pipeline.Percentile computes them.
 const (
 	statsAcceptedSQL = `SELECT floor(extract(epoch FROM created_at - $1) / 60)::int, count(*)

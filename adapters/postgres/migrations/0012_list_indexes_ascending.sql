@@ -2,11 +2,13 @@
 -- new job's created_at is the latest, so its entries go at the end of each index (within its
 -- status or tenant), where a B-tree appends to its rightmost page and splits it full, instead of
 -- at the start of a descending one, split in halves; on an open API (no tenants) a create writes
--- one index fewer. List still reads newest first, scanning them backwards. Rebuilding them
--- blocks writes to jobs while it runs: on a large table, upgrade in a quiet hour.
+-- one index fewer. List still reads newest first, scanning them backwards. Migrate builds them
+-- inside a transaction, which blocks writes to jobs while it builds; on a large table create
+-- them first without blocking, with the same CREATE INDEX statements and CONCURRENTLY (then
+-- DROP INDEX CONCURRENTLY the three old ones), and this migration then finds them there.
+CREATE INDEX IF NOT EXISTS jobs_created_asc ON jobs (created_at, job_id);
+CREATE INDEX IF NOT EXISTS jobs_status_created_asc ON jobs (status, created_at, job_id);
+CREATE INDEX IF NOT EXISTS jobs_tenant_created_asc ON jobs (tenant, created_at, job_id) WHERE tenant <> '';
 DROP INDEX IF EXISTS jobs_created;
-CREATE INDEX jobs_created ON jobs (created_at, job_id);
 DROP INDEX IF EXISTS jobs_status_created;
-CREATE INDEX jobs_status_created ON jobs (status, created_at, job_id);
 DROP INDEX IF EXISTS jobs_tenant_created;
-CREATE INDEX jobs_tenant_created ON jobs (tenant, created_at, job_id) WHERE tenant <> '';
