@@ -50,7 +50,8 @@ Scenarios (-scenario, comma-separated; default all):
                alternating A/B rounds of -round-time each, median ratio reported: first
                'infleet ingress' alone (no workers; target >= 0.5), then 'infleet serve'
                (0 ms model, workers running in the same process; ratio reported beside it),
-               each on a data dir of its own. Then p50/p99 accept latency of that 'serve' at
+               each on a data dir of its own; each round also prints the CPU time the infleet
+               process used per accepted POST. Then p50/p99 accept latency of that 'serve' at
                half its measured rate with an open-loop schedule, measured from each
                request's scheduled time (target p99 <= 10 ms); -latency-rate sets another
                rate.
