@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/infleet/infleet/pipeline"
 )
 
@@ -27,6 +29,11 @@ func Explain(ctx context.Context, s *Store, sql string, args ...any) ([]string, 
 	if err != nil {
 		return nil, err
 	}
+	return planLines(rows)
+}
+
+// planLines reads the rows of an EXPLAIN, one line each.
+func planLines(rows pgx.Rows) ([]string, error) {
 	defer rows.Close()
 	var plan []string
 	for rows.Next() {
@@ -66,16 +73,7 @@ func ExplainWithout(ctx context.Context, s *Store, sql string, args ...any) ([]s
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return nil, err
-		}
-		plan = append(plan, line)
-	}
-	return plan, rows.Err()
+	return planLines(rows)
 }
 
 // Exec runs sql on s's schema, for tests that shape the data in bulk.
