@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -33,6 +34,8 @@ const (
 // cancelWatch is the worker's copy of its store's cancel log. Safe for concurrent use.
 type cancelWatch struct {
 	log pipeline.CancelLog
+	// refreshEvery is how old the log may be for a job to run unread; 0 means cancelRefresh.
+	refreshEvery time.Duration
 
 	mu       sync.Mutex
 	ids      map[string]struct{}
@@ -46,7 +49,7 @@ type cancelWatch struct {
 func (c *cancelWatch) allows(ctx context.Context, id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := time.Now(); now.Sub(c.checked) >= cancelRefresh {
+	if now := time.Now(); now.Sub(c.checked) >= cmp.Or(c.refreshEvery, cancelRefresh) {
 		if !c.refresh(ctx, now) {
 			return false
 		}

@@ -294,15 +294,7 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 	pipeline.EndSpan(admitSpan, err)
 	w.cfg.Metrics.StageDone("admit", start)
 	if perm, ok := errors.AsType[*pipeline.PermanentError](err); ok {
-		// The store will never take this job's record (a message dropped on a queue that is
-		// too large for it): no retry can help, so its message goes to the dead-letter place.
-		jerr := messages.JobError{Code: perm.Code, Message: perm.Error()}
-		key := messageKeyPrefix + d.MessageID
-		if derr := w.deadLetter(ctx, d, jerr, 0, job.JobID, job.Task); derr != nil {
-			return w.infraRetry(key, classify(pipeline.Infrastructure("dead-letter", derr)).jobErr, "dead-letter")
-		}
-		w.ledger.forget(key)
-		return Outcome{}
+		return w.unrecordable(ctx, d, job, perm)
 	}
 	if err != nil {
 		// Nothing was recorded, so nothing was spent.
@@ -322,12 +314,7 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 	}
 	w.cfg.Hub.Notify(rec.JobID)
 	if rec.Attempts > w.cfg.MaxAttempts {
-		// The job spent its attempts but the outcome of the last one was never recorded: its
-		// worker died, or the job store refused the write. It ends here, without another
-		// model call, and fail records it with workers.max_attempts attempts, not more.
-		jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
-			Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) and was delivered again without the last one's outcome recorded (its worker stopped, or the job store could not be written)", w.cfg.MaxAttempts)}
-		return w.fail(ctx, d, rec, jerr, nil, true)
+		return w.attemptsSpent(ctx, d, &rec)
 	}
 
 	jobCtx, cancelJob := context.WithCancelCause(ctx)
@@ -344,8 +331,45 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 	if errors.Is(err, errInBatch) {
 		return Outcome{}
 	}
+	return w.runFailed(ctx, context.Cause(jobCtx), d, &rec, claim, report, err, log)
+}
 
-	switch cause := context.Cause(jobCtx); {
+// The outcomes of runJob's rare branches are methods of their own, so that their locals are
+// not in the frame of runJob, which is on the stack of every job's run: the run then fits the
+// stack reserve (growstack.go) with room to spare.
+
+// unrecordable ends a job whose record the store will never take (a message dropped on a queue
+// that is too large for it): no retry can help, so its message goes to the dead-letter place.
+//
+//go:noinline
+func (w *Worker) unrecordable(ctx context.Context, d Delivery, job *messages.Job, perm *pipeline.PermanentError) Outcome {
+	jerr := messages.JobError{Code: perm.Code, Message: perm.Error()}
+	key := messageKeyPrefix + d.MessageID
+	if derr := w.deadLetter(ctx, d, jerr, 0, job.JobID, job.Task); derr != nil {
+		return w.infraRetry(key, classify(pipeline.Infrastructure("dead-letter", derr)).jobErr, "dead-letter")
+	}
+	w.ledger.forget(key)
+	return Outcome{}
+}
+
+// attemptsSpent ends a job that spent its attempts but whose last outcome was never recorded:
+// its worker died, or the job store refused the write. It ends without another model call,
+// and fail records it with workers.max_attempts attempts, not more.
+//
+//go:noinline
+func (w *Worker) attemptsSpent(ctx context.Context, d Delivery, rec *messages.JobRecord) Outcome {
+	jerr := messages.JobError{Code: messages.ErrCodeAttemptsExceeded,
+		Message: fmt.Sprintf("the job used its %d attempts (workers.max_attempts) and was delivered again without the last one's outcome recorded (its worker stopped, or the job store could not be written)", w.cfg.MaxAttempts)}
+	return w.fail(ctx, d, *rec, jerr, nil, true)
+}
+
+// runFailed is the outcome of a run that ended in err, the job's context having ended with
+// cause (nil when it had not): shutting down, cancelled, or a failure to settle.
+//
+//go:noinline
+func (w *Worker) runFailed(ctx context.Context, cause error, d Delivery, rec *messages.JobRecord, claim *deferredClaim,
+	report *messages.GuardrailReport, err error, log func() *zerolog.Logger) Outcome {
+	switch {
 	case ctx.Err() != nil || errors.Is(cause, errShutdown):
 		if !claim.settle() {
 			// Nothing recorded the attempt: the delivery goes back as it came.
@@ -353,7 +377,7 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 			log().Debug().Msg("handed back to the queue unclaimed: shutting down")
 			return Outcome{Retry: true, Reason: "shutting down", HandedBack: true}
 		}
-		return w.handBack(rec, "shutting down")
+		return w.handBack(*rec, "shutting down")
 	case errors.Is(cause, pipeline.ErrCancelledByUser):
 		claim.settle()
 		// The cancel may have cut off a result write that still landed.
@@ -361,11 +385,11 @@ func (w *Worker) runJob(ctx context.Context, d Delivery, job *messages.Job) (out
 		log().Info().Msg("job cancelled while running")
 		return Outcome{}
 	}
-	rec, out, ok := w.claimNow(ctx, rec, claim)
+	claimed, out, ok := w.claimNow(ctx, *rec, claim)
 	if !ok {
 		return out
 	}
-	return w.settle(ctx, d, rec, report, err)
+	return w.settle(ctx, d, claimed, report, err)
 }
 
 // runInPlace runs the model stages of a claimed job once a place is free (Config.Concurrency)
