@@ -78,11 +78,13 @@ func (s *Store) ReadLatest(ctx context.Context, id string) (messages.JobRecord, 
 // Transition applies t to job id atomically with pipeline.Transition.Apply; see
 // pipeline.JobStore. On ErrConflict the returned record is the job's current state.
 func (s *Store) Transition(ctx context.Context, id string, t pipeline.Transition) (messages.JobRecord, error) {
-	args, err := transitionArgs(id, t)
+	r := getRequest()
+	args, err := appendTransitionArgs(r.args, id, t)
 	if err != nil {
+		r.answered = true // never handed to the writer: recycle it
+		putRequest(r)
 		return messages.JobRecord{}, err
 	}
-	r := getRequest()
 	r.ctx, r.op, r.id, r.tr, r.args, r.grouped = ctx, opTransition, id, t, args, t.Grouped
 	err = s.submit(r)
 	out := r.out

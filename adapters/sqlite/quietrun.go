@@ -109,15 +109,24 @@ func (s *Store) applyQuietRun(ctx context.Context, run []*request) error {
 	if err != nil {
 		return err
 	}
-	args := make([]any, 0, len(run)*transitionArgCount)
+	args := s.w.quietArgs[:0]
 	for _, r := range run {
 		args = append(args, r.args...)
 	}
+	defer func() {
+		clear(args) // the arguments are the requests': hold none of them past the run
+		s.w.quietArgs = args[:0]
+	}()
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite store: update %d jobs: %w", len(run), err)
 	}
-	applied := make(map[string]bool, len(run))
+	applied := s.w.quietApplied
+	if applied == nil {
+		applied = make(map[string]bool, quietChunks[0])
+		s.w.quietApplied = applied
+	}
+	defer clear(applied)
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {

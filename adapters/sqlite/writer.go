@@ -31,6 +31,10 @@ type writeStmts struct {
 	quiet map[int]*sql.Stmt
 	// answerLater is answer's list of the requests it answers after the creates.
 	answerLater []*request
+	// quietArgs and quietApplied are applyQuietRun's arguments and the jobs its statement
+	// changed, kept from one run to the next (the writer runs one statement at a time).
+	quietArgs    []any
+	quietApplied map[string]bool
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
@@ -136,8 +140,9 @@ func putRequest(r *request) {
 	if !r.answered {
 		return
 	}
-	done := r.done
-	*r = request{done: done}
+	done, args := r.done, r.args
+	clear(args)
+	*r = request{done: done, args: args[:0]}
 	requests.Put(r)
 }
 
@@ -544,7 +549,7 @@ func (s *Store) create(ctx context.Context, rec messages.JobRecord, args []any) 
 }
 
 // transitionSQL is pipeline.Transition.Apply as one conditional write that returns the record
-// it wrote, with the arguments of transitionArgs: ?1 the new status, ?2 and ?3 the attempts'
+// it wrote, with the arguments of appendTransitionArgs: ?1 the new status, ?2 and ?3 the attempts'
 // reset and delta, ?4 the model, ?5 to ?7 the JSON usage, guardrail and error (NULL: keep),
 // ?8 and ?9 the result URL and replay name, ?10 and ?11 whether to set the model call and
 // its JSON, ?12 the update time, ?13 the job, ?14 the statuses it may leave as ",A,B," (empty:
@@ -580,9 +585,9 @@ var terminalStatuses = func() string {
 	return s
 }()
 
-// transitionArgs returns tr on job id as the arguments of transitionSQL, encoded by the caller
-// to keep the writer's work short. A zero tr.At is now.
-func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
+// appendTransitionArgs appends tr on job id to dst (a recycled request's) as the arguments of
+// transitionSQL, encoded by the caller to keep the writer's work short. A zero tr.At is now.
+func appendTransitionArgs(dst []any, id string, tr pipeline.Transition) ([]any, error) {
 	part := messages.JobRecord{JobID: id, Usage: tr.Usage, Guardrail: tr.Guardrail, Error: tr.Error}
 	if tr.Call != nil {
 		tr.Call.ApplyTo(&part)
@@ -595,8 +600,8 @@ func transitionArgs(id string, tr pipeline.Transition) ([]any, error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return []any{statusArg(tr.To), tr.ResetAttempts, tr.AttemptsDelta, tr.Model, cols.Usage, cols.Guardrail, cols.Error,
-		tr.ResultURL, tr.ReplayName, tr.Call != nil, cols.ModelCall, at.UnixMilli(), id, fromArg(tr.From), terminalStatusesArg}, nil
+	return append(dst, statusArg(tr.To), tr.ResetAttempts, tr.AttemptsDelta, tr.Model, cols.Usage, cols.Guardrail, cols.Error,
+		tr.ResultURL, tr.ReplayName, tr.Call != nil, cols.ModelCall, at.UnixMilli(), id, fromArg(tr.From), terminalStatusesArg), nil
 }
 
 // statusArgs are the statuses as transitionSQL's arguments, boxed once (messages.Status order).
@@ -667,7 +672,7 @@ func fromArg(from []messages.Status) any {
 var terminalStatusesArg any = terminalStatuses
 
 // transition applies a transition to job id with one conditional write (transitionSQL,
-// arguments from transitionArgs). Only when it changed no row is the job read, to tell a job
+// arguments from appendTransitionArgs). Only when it changed no row is the job read, to tell a job
 // in another status (ErrConflict, with its record) from a missing one.
 func (s *Store) transition(ctx context.Context, id string, tr pipeline.Transition, args []any) (messages.JobRecord, error) {
 	if tr.Unreturned && tr.EventID == "" {
