@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -364,5 +366,54 @@ func TestFirstRoundOnly(t *testing.T) {
 	}
 	if r := rows[1]; r.Target != "" || r.Verdict != "" || r.Result != "0.85×" || !strings.HasSuffix(r.Measure, "(first round)") {
 		t.Errorf("first-round ratio row = %+v", r)
+	}
+}
+
+// TestPeerCPU: a peer's CPU per job is its process's and its server's over the jobs of the
+// steady window, and a server that could not be read leaves it unknown; the row reports the
+// medians of the rounds beside infleet's worker.
+func TestPeerCPU(t *testing.T) {
+	t.Parallel()
+	server := 1.5
+	r := peerResult{Jobs: 20100, FirstCount: 100, Seconds: 2, FirstSeconds: 1, CPUSeconds: 0.5, ServerCPUSeconds: &server}
+	c, ok := r.cpuPerJob()
+	if !ok || c.self != 25*time.Microsecond || c.server != 75*time.Microsecond || c.total() != 100*time.Microsecond {
+		t.Errorf("cpuPerJob = %+v, %v; want 25 + 75 µs", c, ok)
+	}
+	if want := 2.0 / float64(runtime.NumCPU()); math.Abs(c.share-want) > 1e-9 {
+		t.Errorf("share = %v, want %v (2 CPU-seconds over 1 s)", c.share, want)
+	}
+	unknown := -1.0
+	for _, bad := range []peerResult{
+		{Jobs: 100, Seconds: 2, FirstSeconds: 1, CPUSeconds: 0.5},                             // no server figure (an older peer program)
+		{Jobs: 100, Seconds: 2, FirstSeconds: 1, CPUSeconds: 0.5, ServerCPUSeconds: &unknown}, // a server elsewhere
+		{Jobs: 100, FirstCount: 100, Seconds: 2, FirstSeconds: 1, ServerCPUSeconds: &server},  // no job in the window
+		{Jobs: 100, Seconds: 1, FirstSeconds: 1, ServerCPUSeconds: &server},                   // no window
+	} {
+		if c, ok := bad.cpuPerJob(); ok {
+			t.Errorf("cpuPerJob(%+v) = %+v, want unknown", bad, c)
+		}
+	}
+
+	river := peerSpec{key: "river-1ms", name: "River 1 ms"}
+	var cpus cpuRounds
+	if _, ok := cpus.row([]peerSpec{river}); ok {
+		t.Error("a row with no round at all")
+	}
+	cpus.addInfleet(90 * time.Microsecond)
+	cpus.addInfleet(0) // unknown: left out
+	cpus.addInfleet(110 * time.Microsecond)
+	cpus.addInfleet(100 * time.Microsecond)
+	if _, ok := cpus.row([]peerSpec{river}); ok {
+		t.Error("a row with no peer to compare with")
+	}
+	cpus.addPeer(river.key, r)
+	cpus.addPeer(river.key, peerResult{Jobs: 100, Seconds: 2, FirstSeconds: 1, CPUSeconds: 0.5, ServerCPUSeconds: &unknown})
+	row, ok := cpus.row([]peerSpec{river, {key: "asynq", name: "asynq"}})
+	if !ok {
+		t.Fatal("no row")
+	}
+	if want := "infleet's worker 100 µs; River 1 ms 100 µs (its process 25 µs, its server 75 µs;"; !strings.HasPrefix(row.Result, want) || strings.Contains(row.Result, "asynq") {
+		t.Errorf("row = %q, want it to start %q and leave asynq out", row.Result, want)
 	}
 }

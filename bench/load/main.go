@@ -70,7 +70,9 @@ Scenarios (-scenario, comma-separated; default all):
                the 0 ms burn-down, River at 1 ms and asynq N times, alternating whether
                infleet or the peers go first in a round; the targets are then judged on the
                median of the per-round ratios (peers' figures move by a third from run to run
-               on a shared machine).
+               on a shared machine). Beside them, the CPU per job of infleet's worker and of
+               each peer with its server (PostgreSQL's or Redis's processes on this machine),
+               median of the rounds.
                The 0 ms run is compared with runs under store.retention = -burndown-retention
                (1s), in which the reaper deletes finished jobs and their result files while the
                workers burn the backlog down: -burndown-rounds (3) rounds of one run each way,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +52,33 @@ type peerResult struct {
 	EnqueueSeconds    float64           `json:"enqueue_seconds"`
 	StoredResultBytes int               `json:"stored_result_bytes"`
 	Settings          map[string]string `json:"settings"`
+	// CPUSeconds is what the peer's process used from the first completion seen to the last,
+	// ServerCPUSeconds what its server's processes used meanwhile (nil or -1: unknown).
+	CPUSeconds       float64  `json:"cpu_seconds"`
+	ServerCPUSeconds *float64 `json:"server_cpu_seconds"`
+}
+
+// peerCPU is what a peer's run cost in CPU per job, from the first completion seen to the
+// last: its own process's and its server's, and the share of all CPUs both used.
+type peerCPU struct {
+	self, server time.Duration
+	share        float64
+}
+
+// total is the peer's and its server's CPU per job.
+func (c peerCPU) total() time.Duration { return c.self + c.server }
+
+// cpuPerJob is r's CPU per job; ok is false when the server's processes could not be read
+// (a server on another machine) or the window is empty.
+func (r peerResult) cpuPerJob() (peerCPU, bool) {
+	jobs, window := r.Jobs-r.FirstCount, r.Seconds-r.FirstSeconds
+	if r.ServerCPUSeconds == nil || *r.ServerCPUSeconds < 0 || jobs <= 0 || window <= 0 {
+		return peerCPU{}, false
+	}
+	server := *r.ServerCPUSeconds
+	per := func(s float64) time.Duration { return time.Duration(s / float64(jobs) * float64(time.Second)) }
+	return peerCPU{self: per(r.CPUSeconds), server: per(server),
+		share: (r.CPUSeconds + server) / window / float64(runtime.NumCPU())}, true
 }
 
 // peerOutcome is what one peer run gave: a result, a reason it was skipped, or an error.
@@ -189,6 +217,10 @@ func (h *harness) runPeer(ctx context.Context, s peerSpec, latency time.Duration
 	}
 	h.progress("  %s: %.0f jobs/s steady, %.0f from the workers' start (%.2fs); enqueued in %.2fs",
 		s.name, res.SteadyJobsPerSec, res.JobsPerSec, res.Seconds, res.EnqueueSeconds)
+	if c, ok := res.cpuPerJob(); ok {
+		h.progress("  %s used %s CPU per job (its process %s, its server %s), %.0f%% of the CPUs",
+			s.name, c.total().Round(time.Microsecond/10), c.self.Round(time.Microsecond/10), c.server.Round(time.Microsecond/10), c.share*100)
+	}
 	return res, nil
 }
 
@@ -342,4 +374,64 @@ func (h *harness) burndownPostgres(ctx context.Context, outs []peerOutcome) ([]r
 			Result: fmt.Sprintf("%.2f× (%s / %s jobs/s)", rate/r, thousands(rate), thousands(r)), Setup: setup})
 	}
 	return rows, nil
+}
+
+// cpuRounds collects, round by round, the CPU per job of infleet's worker and of the peers
+// that have a target, each from the first completion seen to the last.
+type cpuRounds struct {
+	infleet []time.Duration
+	peers   map[string][]peerCPU
+}
+
+// addInfleet adds a round of infleet's; a zero d (unknown) is left out.
+func (c *cpuRounds) addInfleet(d time.Duration) {
+	if d > 0 {
+		c.infleet = append(c.infleet, d)
+	}
+}
+
+// addPeer adds a round of the peer key's, when its server could be read.
+func (c *cpuRounds) addPeer(key string, r peerResult) {
+	if pc, ok := r.cpuPerJob(); ok {
+		if c.peers == nil {
+			c.peers = map[string][]peerCPU{}
+		}
+		c.peers[key] = append(c.peers[key], pc)
+	}
+}
+
+// row reports the medians of the rounds, for infleet and each of specs that has any; ok is
+// false when there is nothing to compare.
+func (c *cpuRounds) row(specs []peerSpec) (row, bool) {
+	if len(c.infleet) == 0 {
+		return row{}, false
+	}
+	us := func(d float64) string { return fmt.Sprintf("%.0f µs", d/float64(time.Microsecond)) }
+	durations := func(ds []time.Duration) []float64 {
+		out := make([]float64, len(ds))
+		for i, d := range ds {
+			out[i] = float64(d)
+		}
+		return out
+	}
+	parts := []string{"infleet's worker " + us(median(durations(c.infleet)))}
+	for _, s := range specs {
+		got := c.peers[s.key]
+		if len(got) == 0 {
+			continue
+		}
+		var total, self, server, share []float64
+		for _, pc := range got {
+			total, self, server = append(total, float64(pc.total())), append(self, float64(pc.self)), append(server, float64(pc.server))
+			share = append(share, pc.share)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (its process %s, its server %s; %.0f%% of the CPUs)",
+			s.name, us(median(total)), us(median(self)), us(median(server)), median(share)*100))
+	}
+	if len(parts) == 1 {
+		return row{}, false
+	}
+	return row{Scenario: "burndown", Measure: "0 ms model: CPU per job, infleet's worker and each peer with its server (median of rounds)",
+		Result: strings.Join(parts, "; "), Verdict: verdictMeasured,
+		Setup: "CPU time (user and system, /proc/PID/stat) from the first completion seen to the last, over the jobs completed meanwhile: infleet's worker process (its embedded NATS server and SQLite included); a peer's own process (workers and client) and its server's processes on this machine (PostgreSQL's postmaster and every process it forked, or redis-server), read by the peer program at its first and last poll; each round as the jobs/s rows above"}, true
 }

@@ -492,15 +492,28 @@ func (h *harness) burndown(ctx context.Context) ([]row, error) {
 				row{Scenario: "burndown", Measure: "0 ms model: jobs/s (infleet)", Result: thousands(rate) + " jobs/s", Setup: setup},
 				row{Scenario: "burndown", Measure: "0 ms model: jobs/s from the worker's start (infleet)", Result: thousands(whole) + " jobs/s", Setup: setup},
 			)
+			var cpus cpuRounds
+			perJob, _ := b.fin.cpuPerJob()
+			cpus.addInfleet(perJob)
+			var specs []peerSpec
+			for _, o := range peers {
+				if _, ok := targetPeers[o.spec.key]; ok && o.ok() {
+					specs = append(specs, o.spec)
+					cpus.addPeer(o.spec.key, o.res)
+				}
+			}
 			first := peerRows(peers, latency, n, w, rate)
 			if h.opts.peerRounds > 1 {
-				more, err := h.peerRounds(ctx, rate, peers)
+				more, err := h.peerRounds(ctx, rate, peers, &cpus)
 				if err != nil {
 					return rows, err
 				}
 				first = append(firstRoundOnly(first), more...)
 			}
 			rows = append(rows, first...)
+			if r, ok := cpus.row(specs); ok {
+				rows = append(rows, r)
+			}
 			peerErrs = append(peerErrs, peersFailed(peers))
 			more, err := h.burndownPostgres(ctx, peers)
 			rows = append(rows, more...)
@@ -613,7 +626,9 @@ var targetPeers = map[string]float64{"river-1ms": targetRiverRatio, "asynq": tar
 // target that ran in the first round (first), alternating whether infleet or the peers go
 // first, and returns, for each such peer, infleet / peer as the median of the per-round
 // ratios, judged against the target. plain is infleet's jobs/s in the first round.
-func (h *harness) peerRounds(ctx context.Context, plain float64, first []peerOutcome) ([]row, error) {
+//
+// The CPU per job of every round's infleet and peers is added to cpus.
+func (h *harness) peerRounds(ctx context.Context, plain float64, first []peerOutcome, cpus *cpuRounds) ([]row, error) {
 	n, w, rounds := h.opts.burndownJobs, h.opts.concurrency, h.opts.peerRounds
 	var specs []peerSpec
 	rates := map[string][]float64{}
@@ -634,6 +649,8 @@ func (h *harness) peerRounds(ctx context.Context, plain float64, first []peerOut
 				return fmt.Errorf("round %d: %w", r+1, err)
 			}
 			infleet = append(infleet, b.fin.steadyRate(n))
+			perJob, _ := b.fin.cpuPerJob()
+			cpus.addInfleet(perJob)
 			h.progress("  round %d: infleet %.0f jobs/s", r+1, infleet[len(infleet)-1])
 			return nil
 		}
@@ -645,6 +662,7 @@ func (h *harness) peerRounds(ctx context.Context, plain float64, first []peerOut
 					return fmt.Errorf("%s, round %d: %w", s.name, r+1, err)
 				}
 				rates[s.key] = append(rates[s.key], res.SteadyJobsPerSec)
+				cpus.addPeer(s.key, res)
 				h.progress("  round %d: %s %.0f jobs/s", r+1, s.name, res.SteadyJobsPerSec)
 			}
 			return nil

@@ -89,11 +89,18 @@ func runAsynq(ctx context.Context, o asynqOptions, stderr io.Writer) (result, er
 	if err != nil {
 		return res, fmt.Errorf("ask Redis at %s for INFO (is it up? .ci/peers/with-redis.sh starts one): %w", o.addr, err)
 	}
+	redisPID := 0
 	for _, line := range strings.Split(info, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && (k == "redis_version" || k == "aof_enabled") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "redis_version" || k == "aof_enabled") {
 			res.Settings["redis_"+strings.TrimPrefix(k, "redis_")] = v
 		}
+		if ok && k == "process_id" {
+			redisPID, _ = strconv.Atoi(v)
+		}
 	}
+	// Redis is one process (its threads are counted with it), on this machine when /proc has it.
+	meter := &cpuMeter{server: func() []int { return localProcess(redisPID, "redis-server") }}
 	if save, err := rdb.ConfigGet(ctx, "save").Result(); err == nil {
 		res.Settings["redis_save"] = fmt.Sprintf("%q", save["save"]) // "" = no RDB snapshots
 	}
@@ -180,7 +187,7 @@ func runAsynq(ctx context.Context, o asynqOptions, stderr io.Writer) (result, er
 			return 0, fmt.Errorf("%d tasks failed (retry or archived); the server's log on stderr says why", bad)
 		}
 		return int(done.Val()), nil
-	}, stderr)
+	}, meter, stderr)
 	if err != nil {
 		return res, err
 	}

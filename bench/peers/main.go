@@ -101,6 +101,12 @@ type result struct {
 	FirstSeconds     float64 `json:"first_completion_seconds"`
 	FirstCount       int     `json:"first_count"`
 	EnqueueSeconds   float64 `json:"enqueue_seconds"`
+	// CPUSeconds is the CPU time this process (the peer's workers and its client) used from
+	// the first poll that saw a completion to the last; ServerCPUSeconds is what the server's
+	// processes (PostgreSQL's postmaster and its children, or Redis) used meanwhile, -1 when
+	// they could not be read (a server on another machine).
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	// StoredResultBytes is the size of one stored result, read back after the run.
 	StoredResultBytes int `json:"stored_result_bytes"`
 	// Settings are the peer's configuration and its server's durability, as text.
@@ -242,6 +248,8 @@ type finish struct {
 	first      time.Time // first poll that saw a completion
 	firstCount int
 	last       time.Time // first poll that saw every job completed
+	// cpuFirst and cpuLast are the CPU used so far at first and at last.
+	cpuFirst, cpuLast cpuSample
 }
 
 func (f finish) fill(r *result, n int) {
@@ -252,11 +260,18 @@ func (f finish) fill(r *result, n int) {
 	if d := f.last.Sub(f.first).Seconds(); d > 0 {
 		r.SteadyJobsPerSec = float64(n-f.firstCount) / d
 	}
+	r.CPUSeconds = (f.cpuLast.self - f.cpuFirst.self).Seconds()
+	r.ServerCPUSeconds = -1
+	if used := serverSince(f.cpuFirst, f.cpuLast); used >= 0 {
+		r.ServerCPUSeconds = used.Seconds()
+	}
 }
 
 // watch polls count every 50 ms (every 5 ms once 95% of n are done, to place the end precisely)
 // until it reaches n, and prints the progress every 2 s. start is when the workers started.
-func watch(ctx context.Context, start time.Time, n int, count func(context.Context) (int, error), stderr io.Writer) (finish, error) {
+// meter (nil: this process only) is read at the first poll that sees a completion and at the
+// last, after each poll's time is taken.
+func watch(ctx context.Context, start time.Time, n int, count func(context.Context) (int, error), meter *cpuMeter, stderr io.Writer) (finish, error) {
 	f := finish{start: start}
 	var done atomic.Int64
 	stopProgress := every(2*time.Second, func() { progress(stderr, "completed %d/%d", done.Load(), n) })
@@ -270,9 +285,11 @@ func watch(ctx context.Context, start time.Time, n int, count func(context.Conte
 		done.Store(int64(c))
 		if f.first.IsZero() && c > 0 {
 			f.first, f.firstCount = now, c
+			f.cpuFirst = meter.sample()
 		}
 		if c >= n {
 			f.last = now
+			f.cpuLast = meter.sample()
 			if f.firstCount >= n {
 				return f, errors.New("every job completed before the first poll after the start; raise -jobs")
 			}

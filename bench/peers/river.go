@@ -130,6 +130,14 @@ func runRiver(ctx context.Context, o riverOptions, stderr io.Writer) (result, er
 	}
 	defer pool.Close()
 	driver := riverpgxv5.New(pool)
+	// PostgreSQL's processes are its postmaster and what it forked: the parent of a backend,
+	// and that parent's children, read again at each sample for the backends opened since.
+	var backend int
+	if err := pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return res, fmt.Errorf("ask PostgreSQL for its backend's pid: %w", err)
+	}
+	postmaster := parentOf(backend)
+	meter := &cpuMeter{server: func() []int { return processTree(postmaster, "postgres") }}
 
 	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: logger})
 	if err != nil {
@@ -217,7 +225,7 @@ func runRiver(ctx context.Context, o riverOptions, stderr io.Writer) (result, er
 			return 0, fmt.Errorf("%d jobs failed or were cancelled (last error: %q)", f, msg)
 		}
 		return int(completed.Load()), nil
-	}, stderr)
+	}, meter, stderr)
 	if err != nil {
 		return res, err
 	}
